@@ -1,0 +1,1 @@
+"""The pure-Python core of Gristmill. Nothing here imports Qt."""

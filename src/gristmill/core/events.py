@@ -1,0 +1,131 @@
+"""Typed, immutable events the engine publishes, and the bus that carries them.
+
+The CLI printer, the JSON-lines run log, history and the app's bridge are all
+subscribers. ``EventBus.publish`` calls subscribers synchronously on the
+engine's thread, so a subscriber must be quick (the app's bridge only puts the
+event on a queue).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from .reasons import Reason
+from .workflow import Resources
+
+
+class TaskState(enum.Enum):
+    WAITING = "waiting"
+    READY = "ready"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UP_TO_DATE = "up-to-date"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskState.DONE, TaskState.FAILED, TaskState.SKIPPED, TaskState.UP_TO_DATE)
+
+
+class RunStatus(enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"     # the process died mid-run; found on next open
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    time: float          # time.time() when it happened
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    workflow: str                     # workflow name
+    workflow_path: str
+    targets: tuple[str, ...]
+    tasks: tuple[str, ...]            # every task in the plan, in topological order
+    dry_run: bool = False
+    log_path: str = ""                # the JSON-lines run log
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStateChanged(Event):
+    task: str
+    state: TaskState
+    reasons: tuple[Reason, ...] = ()
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted(Event):
+    task: str
+    attempt: int                      # 1 for the first attempt
+    slot: int                         # a lane for timelines: lowest free slot index
+    resources: Resources = field(default_factory=Resources)
+    gpus: tuple[int, ...] = ()        # device indices in CUDA_VISIBLE_DEVICES
+    log_path: str = ""                # this attempt's output
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLine(Event):
+    task: str
+    attempt: int
+    text: str                         # one line, without its newline
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished(Event):
+    task: str
+    attempt: int
+    outcome: Outcome
+    exit_code: int | None             # None when killed by a signal before exiting
+    duration: float                   # seconds
+    peak_mem: int | None = None       # bytes (max RSS of the process tree), when known
+    will_retry: bool = False
+    removed_outputs: tuple[str, ...] = ()   # partial outputs removed after a failure
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    status: RunStatus
+    duration: float
+    counts: Mapping[str, int] = field(default_factory=dict)   # TaskState.value -> count
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to any number of subscribers, in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers = self._subscribers + (fn,)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not fn)
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for fn in self._subscribers:
+            fn(event)

@@ -1,0 +1,117 @@
+"""The task graph: edges from files (an output read as an input) and from ``after``."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable
+
+from .errors import WorkflowError
+from .workflow import Workflow
+
+
+class TaskGraph:
+    """Dependencies between the tasks of one workflow. Raises WorkflowError on a cycle."""
+
+    def __init__(self, workflow: Workflow):
+        self.workflow = workflow
+        producer: dict[str, str] = {}
+        for task in workflow.tasks.values():
+            for out in task.outputs:
+                producer[out] = task.name
+        self.producer = producer
+        deps: dict[str, tuple[str, ...]] = {}
+        dependants: dict[str, list[str]] = {name: [] for name in workflow.tasks}
+        for task in workflow.tasks.values():
+            seen: dict[str, None] = {}
+            for path in task.inputs:
+                p = producer.get(path)
+                if p is not None and p != task.name:
+                    seen[p] = None
+            for name in task.after:
+                if name in workflow.tasks and name != task.name:
+                    seen[name] = None
+            deps[task.name] = tuple(seen)
+            for d in seen:
+                dependants[d].append(task.name)
+        self._deps = deps
+        self._dependants = {k: tuple(v) for k, v in dependants.items()}
+        self._order = self._toposort()
+
+    def deps(self, name: str) -> tuple[str, ...]:
+        return self._deps[name]
+
+    def dependants(self, name: str) -> tuple[str, ...]:
+        return self._dependants[name]
+
+    def edges(self) -> Iterable[tuple[str, str]]:
+        """(dependency, dependant) pairs."""
+        for name, ds in self._deps.items():
+            for d in ds:
+                yield d, name
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """Every task, dependencies first; ties keep declaration order."""
+        return self._order
+
+    def closure(self, targets: Iterable[str]) -> set[str]:
+        """The targets and everything they depend on, transitively."""
+        out: set[str] = set()
+        stack = list(targets)
+        while stack:
+            n = stack.pop()
+            if n in out:
+                continue
+            out.add(n)
+            stack.extend(self._deps[n])
+        return out
+
+    def downstream(self, names: Iterable[str]) -> set[str]:
+        """Everything that depends on any of ``names``, transitively (not the names)."""
+        out: set[str] = set()
+        stack = [d for n in names for d in self._dependants[n]]
+        while stack:
+            n = stack.pop()
+            if n in out:
+                continue
+            out.add(n)
+            stack.extend(self._dependants[n])
+        return out
+
+    def levels(self) -> dict[str, int]:
+        """Longest distance from a root, for layered drawing."""
+        level: dict[str, int] = {}
+        for n in self._order:
+            level[n] = 1 + max((level[d] for d in self._deps[n]), default=-1)
+        return level
+
+    def _toposort(self) -> tuple[str, ...]:
+        indeg = {n: len(ds) for n, ds in self._deps.items()}
+        queue = deque(n for n in self._deps if indeg[n] == 0)
+        order: list[str] = []
+        while queue:
+            n = queue.popleft()
+            order.append(n)
+            for m in self._dependants[n]:
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    queue.append(m)
+        if len(order) != len(self._deps):
+            self._raise_cycle({n for n, k in indeg.items() if k > 0})
+        return tuple(order)
+
+    def _raise_cycle(self, remaining: set[str]) -> None:
+        # Walk dependencies inside the remaining set until a node repeats.
+        start = min(remaining, key=list(self.workflow.tasks).index)
+        path: list[str] = []
+        index: dict[str, int] = {}
+        n = start
+        while n not in index:
+            index[n] = len(path)
+            path.append(n)
+            n = next(d for d in self._deps[n] if d in remaining)
+        cycle = path[index[n]:] + [n]
+        cycle.reverse()   # show it in run order: a -> b means b needs a
+        task = self.workflow.tasks[cycle[0]]
+        raise WorkflowError("dependency cycle: " + " -> ".join(cycle), task.location
+                            or None, path=str(self.workflow.path))

@@ -1,0 +1,30 @@
+"""Why a task will run, or will not: every decision carries its reasons."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ReasonKind(enum.Enum):
+    MISSING_OUTPUT = "missing-output"
+    INPUT_NEWER = "input-newer"
+    DEPENDENCY_RUNS = "dependency-runs"
+    DEFINITION_CHANGED = "definition-changed"
+    LAST_RUN_FAILED = "last-run-failed"
+    PHONY = "phony"
+    FORCED = "forced"
+    NO_OUTPUTS = "no-outputs"
+    UP_TO_DATE = "up-to-date"
+    UPSTREAM_FAILED = "upstream-failed"
+    CANCELLED = "cancelled"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    kind: ReasonKind
+    message: str          # plain words, with the paths and times involved
+
+    def __str__(self) -> str:
+        return self.message

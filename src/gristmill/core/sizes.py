@@ -1,0 +1,90 @@
+"""Parse human sizes ("300MB", "4GiB") and durations ("30m", "1h30m", "90s")."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "kib": 1024,
+    "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
+    "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+_DUR_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DUR_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an int (bytes) or a string such as ``"300MB"`` or ``"4GiB"``.
+
+    Raises ValueError with a message fit for a user.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as \"300MB\", got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative: {value}")
+        return value
+    if isinstance(value, float):
+        if value < 0 or value != value or value == float("inf"):
+            raise ValueError(f"bad size: {value!r}")
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size such as \"300MB\", got {value!r}")
+    m = _SIZE_RE.match(value)
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"bad size {value!r}: use a number with B, KB, MB, GB, TB (or KiB, MiB, GiB, TiB)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number (seconds) or a string such as ``"30m"``, ``"1h30m"``, ``"90s"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as \"30m\", got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0 or value != value or value == float("inf"):
+            raise ValueError(f"bad duration: {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as \"30m\", got {value!r}")
+    text = value.strip().replace(" ", "")
+    if not text:
+        raise ValueError("empty duration")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DUR_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DUR_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"bad duration {value!r}: use e.g. \"90s\", \"30m\", \"1h30m\", \"2d\"")
+    return total
+
+
+def format_size(n: int | float | None) -> str:
+    if n is None:
+        return ""
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"

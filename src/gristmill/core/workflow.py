@@ -1,0 +1,137 @@
+"""The definition of a workflow: frozen dataclasses, no run state.
+
+A loader (``loader.load_workflow``; the Makefile reader under ``makefile``)
+turns a file into a ``Workflow``. Everything here is concrete: fan-out is
+expanded, placeholders are substituted, input globs are resolved against the
+files on disk and the outputs of every task. Paths in ``inputs`` and
+``outputs`` are POSIX paths relative to ``Workflow.root`` (``..`` allowed);
+``cwd`` is absolute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from .errors import Location, UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What one task needs while it runs. ``mem`` is in bytes."""
+
+    cpu: float = 1.0
+    mem: int = 0
+    gpu: int = 0
+    pools: tuple[tuple[str, int], ...] = ()
+
+    def pool(self, name: str) -> int:
+        for n, amount in self.pools:
+            if n == name:
+                return amount
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityOverride:
+    """``[capacity]`` from the workflow file; ``None`` means "detect"."""
+
+    cpu: float | None = None
+    mem: int | None = None
+    gpu: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowWarning:
+    """Something the loader could not honour exactly; shown, never silent."""
+
+    message: str
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: warning: {self.message}" if self.location else f"warning: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    name: str                                  # "thumb" or "thumb[images/a.png]"
+    commands: tuple[str, ...] = ()             # shell commands, run in order
+    inputs: tuple[str, ...] = ()               # concrete paths relative to the root
+    outputs: tuple[str, ...] = ()              # concrete paths relative to the root
+    after: tuple[str, ...] = ()                # order-only: concrete task names
+    phony: bool = False
+    resources: Resources = field(default_factory=Resources)
+    retries: int = 0
+    timeout: float | None = None               # seconds
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str = "."                             # absolute directory
+    group: str = ""                            # the declared name ("thumb"); == name if no fan-out
+    item: str | None = None                    # the fan-out item, if any
+    location: Location | None = None           # where the task is declared
+    ignore_errors: tuple[bool, ...] = ()       # per command: a failure is ignored (make's "-")
+    silent: bool = False
+    description: str = ""
+
+    @property
+    def definition_hash(self) -> str:
+        """Changes whenever what the task does changes (command, files, env, cwd)."""
+        blob = json.dumps([self.commands, self.inputs, self.outputs, self.env,
+                           self.cwd, self.ignore_errors], separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    path: Path                                  # the workflow file (toml, json or Makefile)
+    root: Path                                  # the folder paths are relative to
+    tasks: Mapping[str, Task]                   # in declaration order
+    default: tuple[str, ...] = ()               # task names (concrete)
+    pools: Mapping[str, int] = field(default_factory=dict)
+    capacity: CapacityOverride = field(default_factory=CapacityOverride)
+    vars: Mapping[str, object] = field(default_factory=dict)
+    kind: str = "toml"                          # "toml", "json" or "make"
+    warnings: tuple[WorkflowWarning, ...] = ()
+    files: tuple[Path, ...] = ()                # every file read (includes), for reload/watch
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
+        object.__setattr__(self, "pools", MappingProxyType(dict(self.pools)))
+        object.__setattr__(self, "vars", MappingProxyType(dict(self.vars)))
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Declared name -> concrete instance names, in order."""
+        out: dict[str, list[str]] = {}
+        for t in self.tasks.values():
+            out.setdefault(t.group or t.name, []).append(t.name)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def resolve_targets(self, targets: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        """Target words (task names, declared fan-out names, or output paths) -> task names.
+
+        No targets means the workflow's default. Unknown targets raise UsageError.
+        """
+        if not targets:
+            return self.default
+        groups = self.groups()
+        by_output = {o: t.name for t in self.tasks.values() for o in t.outputs}
+        result: list[str] = []
+        seen: set[str] = set()
+        for word in targets:
+            if word in self.tasks:
+                names: tuple[str, ...] = (word,)
+            elif word in groups:
+                names = groups[word]
+            elif word in by_output:
+                names = (by_output[word],)
+            else:
+                raise UsageError(f"no task or output named {word!r} in {self.path}")
+            for n in names:
+                if n not in seen:
+                    seen.add(n)
+                    result.append(n)
+        return tuple(result)
