@@ -78,6 +78,8 @@ class TaskStarted(Event):
     resources: Resources = field(default_factory=Resources)
     gpus: tuple[int, ...] = ()        # device indices in CUDA_VISIBLE_DEVICES
     log_path: str = ""                # this attempt's output
+    command: str = ""                 # the commands, one per line
+    definition_hash: str = ""         # Task.definition_hash, remembered by history on success
 
 
 @dataclass(frozen=True, slots=True)

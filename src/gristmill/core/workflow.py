@@ -73,14 +73,15 @@ class Task:
     item: str | None = None                    # the fan-out item, if any
     location: Location | None = None           # where the task is declared
     ignore_errors: tuple[bool, ...] = ()       # per command: a failure is ignored (make's "-")
-    silent: bool = False
+    silent: bool = False                       # make's "@": the command is not echoed to the log
+    shell: tuple[str, ...] = ("/bin/sh", "-c")  # each command runs as [*shell, command]
     description: str = ""
 
     @property
     def definition_hash(self) -> str:
         """Changes whenever what the task does changes (command, files, env, cwd)."""
         blob = json.dumps([self.commands, self.inputs, self.outputs, self.env,
-                           self.cwd, self.ignore_errors], separators=(",", ":"))
+                           self.cwd, self.ignore_errors, self.shell], separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
