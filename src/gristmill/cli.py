@@ -1,0 +1,280 @@
+"""The ``gristmill`` command: headless subcommands, or the app with none.
+
+Exit status: 0 success, 1 a task failed (or the run was cancelled), 2 a usage
+or workflow error. Errors are one line, ``path:line:col: message``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .core.engine import Engine, RunOptions
+from .core.errors import GristmillError, UsageError
+from .core.events import EventBus
+from .core.graph import TaskGraph
+from .core.loader import load_workflow
+from .core.sizes import format_duration, format_size
+from .core.workflow import Workflow
+
+SUBCOMMANDS = ("run", "plan", "graph", "history")
+_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # exit 2 with one line, as argparse does, never a traceback
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-C", "--directory", metavar="DIR", default=None,
+                   help="open the workflow in DIR (default: the current folder)")
+    p.add_argument("-f", "--file", metavar="FILE", default=None,
+                   help="the workflow file (gristmill.toml, gristmill.json or a Makefile)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gristmill", description="Run multi-step workflows incrementally and in "
+                "parallel. With no subcommand, opens the desktop app.")
+    p.add_argument("--version", action="version", version=f"gristmill {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run targets (default: the workflow's default)")
+    _common(r)
+    r.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="tasks, fan-out names or output files; NAME=VALUE sets a variable")
+    r.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help="at most N tasks at once (default: pack by declared resources)")
+    r.add_argument("-k", "--keep-going", action="store_true",
+                   help="after a failure, go on with everything that does not depend on it")
+    r.add_argument("--force", action="store_true", help="run the named targets even if up to date")
+    r.add_argument("-B", "--force-all", action="store_true",
+                   help="run every task the targets need, up to date or not")
+    r.add_argument("-n", "--dry-run", action="store_true", help="say what would run; run nothing")
+    r.add_argument("-v", "--verbose", action="store_true", help="print each command as it starts")
+    r.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+
+    pl = sub.add_parser("plan", help="what would run, in order, and why")
+    _common(pl)
+    pl.add_argument("targets", nargs="*", metavar="TARGET")
+    pl.add_argument("-a", "--all", action="store_true", help="list up-to-date tasks too")
+    pl.add_argument("--force", action="store_true")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+
+    g = sub.add_parser("graph", help="export the task graph")
+    _common(g)
+    g.add_argument("targets", nargs="*", metavar="TARGET")
+    g.add_argument("--format", choices=("dot", "json"), default="dot")
+
+    h = sub.add_parser("history", help="recent runs")
+    _common(h)
+    h.add_argument("-n", "--limit", type=int, default=20)
+    h.add_argument("--all", action="store_true", help="runs of every workflow")
+    return p
+
+
+def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    targets, variables = [], {}
+    for w in words:
+        if _ASSIGN.match(w):
+            k, v = w.split("=", 1)
+            variables[k] = v
+        else:
+            targets.append(w)
+    return targets, variables
+
+
+def _load(args, variables: dict[str, str] | None = None) -> Workflow:
+    base = Path(args.directory) if args.directory else Path.cwd()
+    if args.directory and not base.is_dir():
+        raise UsageError(f"{args.directory}: no such folder")
+    target = base / args.file if args.file else base
+    if args.file and not target.exists():
+        raise UsageError(f"{target}: no such file")
+    wf = load_workflow(target, variables or None)
+    for w in wf.warnings:
+        print(f"gristmill: {w}", file=sys.stderr)
+    return wf
+
+
+def _history():
+    from .core.history import History
+    return History()
+
+
+def cmd_run(args) -> int:
+    from .console import ConsoleReporter
+    targets, variables = _split(args.targets)
+    wf = _load(args, variables)
+    history = _history()
+    history.mark_interrupted(str(wf.path))
+    forced = tuple(wf.resolve_targets(targets)) if args.force else ()
+    options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, force=forced,
+                         force_all=args.force_all, dry_run=args.dry_run)
+    bus = EventBus()
+    engine = Engine(wf, bus=bus, history=history, options=options)
+    if args.dry_run:
+        return _print_plan(engine, targets, show_all=False)
+    reporter = ConsoleReporter(durations=history.durations(str(wf.path)),
+                               verbose=args.verbose, quiet=args.quiet)
+    bus.subscribe(reporter)
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted:          # a second Ctrl-C: leave now
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("\ngristmill: cancelling the run (Ctrl-C again to quit at once)...", file=sys.stderr)
+        engine.cancel()
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    old_term = signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        result = engine.run(targets)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGTERM, old_term)
+        history.close()
+    return 130 if interrupted else result.exit_code
+
+
+def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: bool = False) -> int:
+    names, decisions, _ = engine.decide(targets)
+    stale = [n for n, d in decisions.items() if d.stale]
+    if as_json:
+        print(json.dumps({"targets": list(names), "tasks": [
+            {"name": n, "stale": d.stale, "reasons": [
+                {"kind": r.kind.value, "message": r.message} for r in d.reasons]}
+            for n, d in decisions.items() if d.stale or show_all]}, indent=2))
+        return 0
+    step = 0
+    for n, d in decisions.items():
+        if d.stale:
+            step += 1
+            print(f"{step:>4}. {n}")
+            for r in d.reasons:
+                print(f"        because {r.message}")
+        elif show_all:
+            print(f"   ·  {n} is up to date: {d.reasons[0].message if d.reasons else ''}")
+    up = len(decisions) - len(stale)
+    if stale:
+        print(f"{len(stale)} to run, {up} up to date.")
+    else:
+        print(f"Nothing to run: {up} task{'s' if up != 1 else ''} up to date.")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    targets, variables = _split(args.targets)
+    wf = _load(args, variables)
+    history = _history()
+    forced = tuple(wf.resolve_targets(targets)) if args.force else ()
+    engine = Engine(wf, history=history, options=RunOptions(force=forced))
+    try:
+        return _print_plan(engine, targets, args.all, args.json)
+    finally:
+        history.close()
+
+
+def _dot_quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cmd_graph(args) -> int:
+    targets, variables = _split(args.targets)
+    wf = _load(args, variables)
+    graph = TaskGraph(wf)
+    names = graph.closure(wf.resolve_targets(targets)) if targets else set(wf.tasks)
+    order = [n for n in graph.order if n in names]
+    if args.format == "json":
+        print(json.dumps({
+            "workflow": wf.name, "path": str(wf.path),
+            "tasks": [{"name": n, "group": t.group or n, "item": t.item,
+                       "commands": list(t.commands), "inputs": list(t.inputs),
+                       "outputs": list(t.outputs), "after": list(t.after), "phony": t.phony,
+                       "resources": {"cpu": t.resources.cpu, "mem": t.resources.mem,
+                                     "gpu": t.resources.gpu, "pools": dict(t.resources.pools)},
+                       "deps": list(graph.deps(n))}
+                      for n in order for t in (wf.tasks[n],)],
+            "edges": [[a, b] for a, b in graph.edges() if a in names and b in names],
+        }, indent=2))
+        return 0
+    out = [f"digraph {_dot_quote(wf.name)} {{", "  rankdir=LR;",
+           '  node [shape=box, style="rounded,filled", fillcolor="#eef2f7", fontname="sans"];']
+    for n in order:
+        t = wf.tasks[n]
+        extra = ', fillcolor="#fff4d6"' if t.phony else ""
+        out.append(f"  {_dot_quote(n)} [label={_dot_quote(n)}{extra}];")
+    for a, b in graph.edges():
+        if a in names and b in names:
+            style = "" if b not in wf.tasks or a not in wf.tasks[b].after else " [style=dashed]"
+            out.append(f"  {_dot_quote(a)} -> {_dot_quote(b)}{style};")
+    out.append("}")
+    print("\n".join(out))
+    return 0
+
+
+def cmd_history(args) -> int:
+    history = _history()
+    try:
+        wf_path = None
+        if not args.all:
+            try:
+                wf_path = str(_load(args).path)
+            except GristmillError:
+                wf_path = None
+            history.mark_interrupted(wf_path)
+        runs = history.runs(wf_path, limit=args.limit)
+        if not runs:
+            print("No runs recorded yet." if wf_path is None else f"No runs of {wf_path} yet.")
+            return 0
+        print(f"{'run':<24} {'started':<19} {'duration':>9}  {'status':<11} {'tasks':<28} targets")
+        for r in runs:
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
+            dur = format_duration(r.ended - r.started) if r.ended else ""
+            counts = ", ".join(f"{v} {k}" for k, v in (r.counts or {}).items() if v)
+            targets = " ".join(r.targets) if r.targets else "(default)"
+            print(f"{r.id:<24} {started:<19} {dur:>9}  {r.status:<11} {counts:<28} {targets}")
+        return 0
+    finally:
+        history.close()
+
+
+def open_app(path: str | None) -> int:
+    from .app.main import run_app
+    return run_app(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+        if len(argv) > 1:
+            print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history ...",
+                  file=sys.stderr)
+            return 2
+        return open_app(argv[0] if argv else None)
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    handler = {"run": cmd_run, "plan": cmd_plan, "graph": cmd_graph, "history": cmd_history}
+    try:
+        return handler[args.command](args)
+    except GristmillError as exc:
+        print(f"gristmill: {exc}" if isinstance(exc, UsageError) else str(exc), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

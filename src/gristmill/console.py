@@ -1,0 +1,170 @@
+"""The terminal subscriber: one live progress line, then a summary.
+
+On a terminal a single line is redrawn in place (done/total, what runs, ETA);
+elsewhere (CI logs, pipes) each finished task gets a line. Output of a task is
+printed when it ends, whole, so parallel tasks never interleave; a failure
+shows its last lines and where the full log is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from typing import Mapping, TextIO
+
+from .core.events import (Event, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
+                          TaskStarted, TaskState, TaskStateChanged, Outcome)
+from .core.sizes import format_duration
+from .core.scheduler import DEFAULT_DURATION
+
+TAIL = 20          # lines of a failed task's output shown
+KEEP = 200         # lines of a task's output kept for printing when it ends
+
+
+class ConsoleReporter:
+    def __init__(self, stream: TextIO | None = None, durations: Mapping[str, float] | None = None,
+                 verbose: bool = False, live: bool | None = None, quiet: bool = False):
+        self.out = stream or sys.stdout
+        self.live = self.out.isatty() if live is None else live
+        self.verbose = verbose
+        self.quiet = quiet
+        self.durations = dict(durations or {})
+        self.total = 0
+        self.done = 0
+        self.to_run: set[str] = set()
+        self.running: dict[str, float] = {}
+        self.output: dict[str, deque[str]] = {}
+        self.log_paths: dict[str, str] = {}
+        self.failures: list[str] = []
+        self.started = time.time()
+        self._last_draw = 0.0
+        self._line_shown = False
+        self.dry_run = False
+
+    # -- the subscriber -----------------------------------------------------
+    def __call__(self, ev: Event) -> None:
+        if isinstance(ev, OutputLine):
+            buf = self.output.get(ev.task)
+            if buf is None:
+                buf = self.output[ev.task] = deque(maxlen=KEEP)
+            buf.append(ev.text)
+        elif isinstance(ev, TaskStateChanged):
+            self._state(ev)
+        elif isinstance(ev, TaskStarted):
+            self.running[ev.task] = ev.time
+            self.log_paths[ev.task] = ev.log_path
+            if self.verbose:
+                self._print(f"$ {ev.command}" if "\n" not in ev.command else
+                            "$ " + ev.command.replace("\n", "\n$ "))
+            self._draw()
+        elif isinstance(ev, TaskFinished):
+            self._finished(ev)
+        elif isinstance(ev, RunStarted):
+            self.started = ev.time
+            self.dry_run = ev.dry_run
+        elif isinstance(ev, RunFinished):
+            self._summary(ev)
+
+    def _state(self, ev: TaskStateChanged) -> None:
+        if ev.state is TaskState.WAITING and ev.attempt == 0:
+            self.to_run.add(ev.task)
+            self.total = len(self.to_run)
+        elif ev.state is TaskState.UP_TO_DATE and ev.task in self.to_run:
+            # Rechecked after its dependencies ran: nothing to do after all.
+            self.done += 1
+            self._draw()
+        elif ev.state is TaskState.SKIPPED:
+            self.done += 1
+            if self.verbose or not self.live:
+                why = ev.reasons[0].message if ev.reasons else ""
+                self._print(f"- {ev.task} skipped: {why}")
+
+    def _finished(self, ev: TaskFinished) -> None:
+        self.running.pop(ev.task, None)
+        lines = self.output.pop(ev.task, deque())
+        if ev.outcome is Outcome.SUCCEEDED:
+            self.done += 1
+            if not self.quiet and (lines or not self.live):
+                self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
+                for line in lines:
+                    self._print("  " + line)
+        else:
+            what = ev.message or ev.outcome.value
+            if ev.will_retry:
+                self._print(f"↻ {ev.task} attempt {ev.attempt} failed ({what}); retrying")
+            else:
+                self.done += 1
+                self.failures.append(ev.task)
+                self._print(f"✗ {ev.task} failed: {what} (attempt {ev.attempt}, "
+                            f"{format_duration(ev.duration)})")
+                for line in list(lines)[-TAIL:]:
+                    self._print("  | " + line)
+                if ev.task in self.log_paths:
+                    self._print(f"  full log: {self.log_paths[ev.task]}")
+            if ev.removed_outputs:
+                self._print("  removed partial outputs: " + ", ".join(ev.removed_outputs))
+        self._draw()
+
+    def _summary(self, ev: RunFinished) -> None:
+        self._clear()
+        c = ev.counts
+        parts = [f"{c[k]} {k.replace('-', ' ')}" for k in
+                 ("done", "up-to-date", "failed", "skipped", "waiting", "ready") if c.get(k)]
+        word = {RunStatus.SUCCEEDED: "finished", RunStatus.FAILED: "FAILED",
+                RunStatus.CANCELLED: "CANCELLED"}.get(ev.status, ev.status.value)
+        if self.dry_run:
+            return
+        if not self.total:
+            self.out.write("gristmill: nothing to do, everything is up to date.\n")
+        else:
+            self.out.write(f"gristmill: run {word} in {format_duration(ev.duration)}: "
+                           f"{', '.join(parts)}\n")
+        self.out.flush()
+
+    # -- drawing ------------------------------------------------------------
+    def eta(self) -> float | None:
+        left = [n for n in self.to_run if n not in self.running] if self.total else []
+        if not self.total:
+            return None
+        remaining_work = sum(self.durations.get(n, DEFAULT_DURATION) for n in left) * \
+            (self.total - self.done) / max(1, len(left) or 1)
+        now = time.time()
+        running_left = sum(max(0.0, self.durations.get(n, DEFAULT_DURATION) - (now - t))
+                           for n, t in self.running.items())
+        width = max(1, len(self.running))
+        return (remaining_work + running_left) / width
+
+    def _draw(self) -> None:
+        if not self.live or self.quiet:
+            return
+        now = time.time()
+        if now - self._last_draw < 0.05 and self.done < self.total:
+            return
+        self._last_draw = now
+        names = list(self.running)
+        shown = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
+        eta = self.eta()
+        line = f"[{self.done}/{self.total}] "
+        if shown:
+            line += f"running {shown}"
+        if eta is not None and self.done < self.total:
+            line += f" · ETA {format_duration(eta)}"
+        width = shutil.get_terminal_size((100, 20)).columns
+        self.out.write("\r" + line[: width - 1].ljust(min(width - 1, len(line) + 10)))
+        self.out.flush()
+        self._line_shown = True
+
+    def _clear(self) -> None:
+        if self._line_shown:
+            width = shutil.get_terminal_size((100, 20)).columns
+            self.out.write("\r" + " " * (width - 1) + "\r")
+            self._line_shown = False
+
+    def _print(self, text: str) -> None:
+        self._clear()
+        self.out.write(text + "\n")
+        if not self.live:
+            self.out.flush()

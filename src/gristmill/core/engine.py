@@ -1,0 +1,458 @@
+"""The engine: one loop that fills free capacity, waits for a finish, records it.
+
+It owns the plan, the executor and the run's books, and only *publishes
+events*; the CLI, the app, history and the run log are subscribers. ``run``
+blocks: call it on a worker thread from a GUI. ``cancel`` is thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import hashlib
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from . import paths
+from .capacity import Capacity, FreeCapacity, check_fits, detect_capacity
+from .events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
+                     TaskFinished, TaskStarted, TaskState, TaskStateChanged)
+from .executor import Executor, Job, JobExited, JobOutput, LocalExecutor
+from .graph import TaskGraph
+from .plan import Plan
+from .reasons import Reason, ReasonKind
+from .scheduler import critical_path, schedule
+from .staleness import Decision, StalenessScan
+from .workflow import Task, Workflow
+
+RETRY_BASE = 0.5       # seconds before the first retry; doubles each time
+RETRY_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int | None = None              # -j N: at most N tasks at once
+    keep_going: bool = False             # -k: independent branches go on after a failure
+    force: tuple[str, ...] = ()          # task names to run even if up to date
+    force_all: bool = False              # every task in the plan runs
+    dry_run: bool = False                # decide and publish the plan; run nothing
+    capacity: Capacity | None = None     # use this instead of detecting the machine
+    log_dir: Path | None = None          # per-attempt logs; default: paths.logs_dir()/runs
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: RunStatus
+    counts: Mapping[str, int]
+    failed: tuple[str, ...] = ()
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status is RunStatus.SUCCEEDED else 1
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def log_file_name(task: str, attempt: int) -> str:
+    safe = _UNSAFE.sub("_", task)[:80]
+    if safe != task:
+        safe += "-" + hashlib.sha1(task.encode()).hexdigest()[:8]
+    return f"{safe}.{attempt}.log"
+
+
+@dataclass(slots=True)
+class _Active:
+    task: Task
+    attempt: int
+    started: float
+    deadline: float | None
+    gpus: tuple[int, ...]
+    slot: int
+    before: dict[str, tuple[int, int, bool] | None]   # output -> (mtime_ns, size, is_dir)
+    timed_out: bool = False
+
+
+class Engine:
+    def __init__(self, workflow: Workflow, bus: EventBus | None = None,
+                 history: object | None = None, options: RunOptions = RunOptions(),
+                 executor_factory: Callable[[], Executor] = LocalExecutor,
+                 graph: TaskGraph | None = None):
+        self.workflow = workflow
+        self.bus = bus or EventBus()
+        self.history = history
+        self.options = options
+        self.graph = graph or TaskGraph(workflow)
+        self._executor_factory = executor_factory
+        self._executor: Executor | None = None
+        self._lock = threading.Lock()
+        self._cancel = False
+        self._cancel_tasks: set[str] = set()
+        self.run_id: str | None = None
+
+    # -- thread-safe controls ----------------------------------------------
+    def cancel(self) -> None:
+        """Stop the run: kill every running task's process tree, start nothing more."""
+        with self._lock:
+            self._cancel = True
+            ex = self._executor
+        if ex is not None:
+            ex.wakeup()
+
+    def cancel_task(self, name: str) -> None:
+        """Kill one running task (it fails as cancelled; the run goes on as after a failure)."""
+        with self._lock:
+            self._cancel_tasks.add(name)
+            ex = self._executor
+        if ex is not None:
+            ex.wakeup()
+
+    # -- deciding ----------------------------------------------------------
+    def capacity(self) -> Capacity:
+        if self.options.capacity is not None:
+            cap = self.options.capacity
+            if self.options.jobs and not cap.jobs:
+                cap = Capacity(cap.cpu, cap.mem, cap.gpu, cap.pools, self.options.jobs)
+            return cap
+        return detect_capacity(self.workflow.capacity, self.workflow.pools, self.options.jobs)
+
+    def decide(self, targets: list[str] | tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Decision], StalenessScan]:
+        names = self.workflow.resolve_targets(targets)
+        forced = self.workflow.resolve_targets(self.options.force) if self.options.force else ()
+        records = None
+        if self.history is not None:
+            records = self.history.task_records(str(self.workflow.path))  # type: ignore[attr-defined]
+        scan = StalenessScan(self.workflow, self.graph, records=records)
+        decisions = scan.scan(names, force=forced, force_all=self.options.force_all)
+        return names, decisions, scan
+
+    # -- running -----------------------------------------------------------
+    def run(self, targets: list[str] | tuple[str, ...] = ()) -> RunResult:
+        names, decisions, scan = self.decide(targets)
+        capacity = self.capacity()
+        check_fits((self.workflow.tasks[n] for n in decisions), capacity, str(self.workflow.path))
+        run_id = new_run_id()
+        self.run_id = run_id
+        log_dir = (self.options.log_dir or paths.logs_dir() / "runs") / run_id
+        publish = self.bus.publish
+        t0 = time.time()
+        order = tuple(decisions)
+        publish(RunStarted(run_id, t0, self.workflow.name, str(self.workflow.path), tuple(names),
+                           order, self.options.dry_run, str(log_dir.with_suffix(".jsonl"))))
+        states: dict[str, TaskState] = {}
+        for n, d in decisions.items():
+            st = TaskState.WAITING if d.stale else TaskState.UP_TO_DATE
+            states[n] = st
+            publish(TaskStateChanged(run_id, t0, n, st, d.reasons))
+        if self.options.dry_run:
+            counts = _count(states)
+            publish(RunFinished(run_id, time.time(), RunStatus.SUCCEEDED, time.time() - t0, counts))
+            return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
+        loop = _RunLoop(self, run_id, log_dir, decisions, scan, capacity, states)
+        return loop.run(t0)
+
+
+def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for st in states.values():
+        counts[st.value] = counts.get(st.value, 0) + 1
+    return counts
+
+
+class _RunLoop:
+    """The state of one run, private to the engine thread."""
+
+    def __init__(self, engine: Engine, run_id: str, log_dir: Path,
+                 decisions: dict[str, Decision], scan: StalenessScan,
+                 capacity: Capacity, states: dict[str, TaskState]):
+        self.e = engine
+        self.wf = engine.workflow
+        self.run_id = run_id
+        self.log_dir = log_dir
+        self.decisions = decisions
+        self.scan = scan
+        self.states = states
+        self.free = FreeCapacity(capacity)
+        stale = [n for n, d in decisions.items() if d.stale]
+        self.plan = Plan(engine.graph, stale)
+        durations: Mapping[str, float] = {}
+        if engine.history is not None:
+            durations = engine.history.durations(str(self.wf.path))  # type: ignore[attr-defined]
+        self.priority = critical_path(engine.graph, stale, durations)
+        self.ready: list[Task] = []
+        self.retry_at: list[tuple[float, str]] = []
+        self.active: dict[int, _Active] = {}
+        self.by_name: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}
+        self.failed: list[str] = []
+        self.next_job = 0
+        self.stopping = False        # a failure without --keep-going: start nothing more
+        self.base_env = dict(os.environ)
+        self.base_env["GRISTMILL_RUN_ID"] = run_id
+
+    def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
+        self.states[name] = state
+        self.e.bus.publish(TaskStateChanged(self.run_id, time.time(), name, state,
+                                            tuple(reasons), attempt))
+
+    def run(self, t0: float) -> RunResult:
+        e = self.e
+        ex = e._executor_factory()
+        with e._lock:
+            e._executor = ex
+            cancelled = e._cancel
+        if self.plan.more():
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._take_ready()
+            while not cancelled:
+                if not self.stopping:
+                    self._start_ready(ex)
+                if not self.active and (self.stopping or not self.retry_at):
+                    break
+                events = ex.wait(self._timeout())
+                self._handle(ex, events)
+                self._check_timeouts(ex)
+                self._due_retries()
+                with e._lock:
+                    cancelled = e._cancel
+                    kill = e._cancel_tasks
+                    e._cancel_tasks = set()
+                for name in kill:
+                    if name in self.by_name:
+                        ex.kill(self.by_name[name])
+                self._take_ready()
+            if cancelled:
+                self._cancel_all(ex)
+        finally:
+            with e._lock:
+                e._executor = None
+            ex.close()
+        # Whatever never got to run is skipped, with the reason.
+        reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
+                  Reason(ReasonKind.UPSTREAM_FAILED, "the run stopped after a failure"))
+        for name in self.plan.abandon():
+            if self.states[name] in (TaskState.WAITING, TaskState.READY):
+                self.set_state(name, TaskState.SKIPPED, (reason,))
+        counts = _count(self.states)
+        if cancelled:
+            status = RunStatus.CANCELLED
+        elif self.failed:
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.SUCCEEDED
+        now = time.time()
+        e.bus.publish(RunFinished(self.run_id, now, status, now - t0, counts))
+        return RunResult(self.run_id, status, counts, tuple(self.failed), self.decisions)
+
+    # -- the pieces of the loop ---------------------------------------------
+    def _take_ready(self) -> None:
+        names = self.plan.take_ready()
+        while names:
+            for name in names:
+                d = self.decisions[name]
+                task = self.wf.tasks[name]
+                if d.only_dependency:
+                    # Its dependencies ran: are its inputs really newer now? (restat)
+                    again = self.scan.recheck(task)
+                    if not again.stale:
+                        self.decisions[name] = again
+                        self.set_state(name, TaskState.UP_TO_DATE, again.reasons)
+                        self.plan.finished(name, True)
+                        continue
+                self.ready.append(task)
+                self.set_state(name, TaskState.READY, d.reasons)
+            names = self.plan.take_ready()
+
+    def _start_ready(self, ex: Executor) -> None:
+        if not self.ready:
+            return
+        chosen = schedule(self.ready, self.free, self.priority)
+        if not chosen:
+            return
+        started = {t.name for t in chosen}
+        self.ready = [t for t in self.ready if t.name not in started]
+        for task in chosen:
+            self._start(ex, task)
+
+    def _start(self, ex: Executor, task: Task) -> None:
+        attempt = self.attempts.get(task.name, 0) + 1
+        self.attempts[task.name] = attempt
+        gpus, slot = self.free.take(task.resources)
+        root = self.wf.root
+        before: dict[str, tuple[int, int, bool] | None] = {}
+        for out in task.outputs:
+            p = os.path.join(root, out)
+            try:
+                st = os.lstat(p)
+                before[out] = (st.st_mtime_ns, st.st_size, os.path.isdir(p))
+            except OSError:
+                before[out] = None
+                parent = os.path.dirname(p)
+                if parent:
+                    os.makedirs(parent, exist_ok=True)
+        env = self.base_env.copy()
+        env.update(task.env)
+        env["GRISTMILL_TASK"] = task.name
+        env["GRISTMILL_ATTEMPT"] = str(attempt)
+        if task.resources.gpu or self.free.total.gpu:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+        job_id = self.next_job
+        self.next_job += 1
+        log_path = self.log_dir / log_file_name(task.name, attempt)
+        now = time.time()
+        deadline = time.monotonic() + task.timeout if task.timeout else None
+        self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before)
+        self.by_name[task.name] = job_id
+        self.set_state(task.name, TaskState.RUNNING, (), attempt)
+        self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
+                                       task.resources, gpus, str(log_path),
+                                       "\n".join(task.commands), task.definition_hash))
+        ex.start(Job(job_id, task, attempt, env, log_path))
+
+    def _timeout(self) -> float | None:
+        now = time.monotonic()
+        times = [a.deadline for a in self.active.values() if a.deadline is not None]
+        times += [t for t, _ in self.retry_at]
+        if not times:
+            return None
+        return max(0.0, min(times) - now)
+
+    def _handle(self, ex: Executor, events) -> None:
+        publish = self.e.bus.publish
+        for ev in events:
+            a = self.active.get(ev.job_id)
+            if a is None:
+                continue
+            if isinstance(ev, JobOutput):
+                now = time.time()
+                for line in ev.lines:
+                    publish(OutputLine(self.run_id, now, a.task.name, a.attempt, line))
+            elif isinstance(ev, JobExited):
+                self._finished(a, ev)
+                del self.active[ev.job_id]
+                self.by_name.pop(a.task.name, None)
+
+    def _finished(self, a: _Active, ev: JobExited) -> None:
+        task = a.task
+        now = time.time()
+        duration = now - a.started
+        self.free.give(task.resources, a.gpus, a.slot)
+        timed_out = a.timed_out
+        if ev.exit_code == 0 and not ev.killed:
+            outcome, message = Outcome.SUCCEEDED, ""
+        elif timed_out:
+            outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
+        elif ev.killed:
+            outcome, message = Outcome.CANCELLED, "cancelled"
+        else:
+            outcome = Outcome.FAILED
+            message = (f"killed by signal {ev.signal}" if ev.exit_code is None and ev.signal
+                       else f"exit status {ev.exit_code}")
+            if ev.message:
+                message += f": {ev.message}"
+        removed: tuple[str, ...] = ()
+        if outcome is not Outcome.SUCCEEDED:
+            removed = self._remove_partial(a)
+        retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
+                 and a.attempt <= task.retries and not self._cancelled())
+        self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
+                                        ev.exit_code, duration, ev.peak_mem, retry, removed,
+                                        message))
+        if outcome is Outcome.SUCCEEDED:
+            self.set_state(task.name, TaskState.DONE, (), a.attempt)
+            self.plan.finished(task.name, True)
+            return
+        if retry:
+            delay = min(RETRY_MAX, RETRY_BASE * 2 ** (a.attempt - 1))
+            self.retry_at.append((time.monotonic() + delay, task.name))
+            self.set_state(task.name, TaskState.WAITING,
+                           (Reason(ReasonKind.RETRY, f"attempt {a.attempt} failed ({message}); "
+                                   f"retrying in {delay:g} s"),), a.attempt)
+            return
+        self.failed.append(task.name)
+        self.set_state(task.name, TaskState.FAILED,
+                       (Reason(ReasonKind.CANCELLED if outcome is Outcome.CANCELLED
+                               else ReasonKind.LAST_RUN_FAILED, message),), a.attempt)
+        skipped = self.plan.finished(task.name, False)
+        skip_reason = Reason(ReasonKind.UPSTREAM_FAILED, f"it depends on {task.name}, which failed")
+        skipped_set = set(skipped)
+        self.ready = [t for t in self.ready if t.name not in skipped_set]
+        for name in skipped:
+            self.set_state(name, TaskState.SKIPPED, (skip_reason,))
+        if not self.e.options.keep_going:
+            self.stopping = True
+
+    def _cancelled(self) -> bool:
+        with self.e._lock:
+            return self.e._cancel
+
+    def _remove_partial(self, a: _Active) -> tuple[str, ...]:
+        """Remove outputs the failed attempt created or changed; leave the rest alone."""
+        removed = []
+        for out, before in a.before.items():
+            p = os.path.join(self.wf.root, out)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            is_dir = os.path.isdir(p) and not os.path.islink(p)
+            if before is None:
+                changed = True
+            elif is_dir:
+                changed = False      # never delete a folder that was there before
+            else:
+                changed = (st.st_mtime_ns, st.st_size) != before[:2]
+            if not changed:
+                continue
+            try:
+                if is_dir:
+                    shutil.rmtree(p)
+                else:
+                    os.unlink(p)
+                removed.append(out)
+            except OSError:
+                pass
+        if removed:
+            self.scan.stamps.forget(removed)
+        return tuple(removed)
+
+    def _check_timeouts(self, ex: Executor) -> None:
+        now = time.monotonic()
+        for job_id, a in self.active.items():
+            if a.deadline is not None and now >= a.deadline:
+                a.deadline = None
+                a.timed_out = True
+                ex.kill(job_id)
+
+    def _due_retries(self) -> None:
+        if not self.retry_at:
+            return
+        now = time.monotonic()
+        due = [n for t, n in self.retry_at if t <= now]
+        self.retry_at = [(t, n) for t, n in self.retry_at if t > now]
+        for name in due:
+            task = self.wf.tasks[name]
+            self.ready.append(task)
+            self.set_state(name, TaskState.READY,
+                           (Reason(ReasonKind.RETRY, f"retry {self.attempts[name]} of {task.retries}"),),
+                           self.attempts[name])
+
+    def _cancel_all(self, ex: Executor) -> None:
+        ex.kill_all()
+        deadline = time.monotonic() + 5.0
+        while self.active and time.monotonic() < deadline:
+            self._handle(ex, ex.wait(0.2))
+        self.ready = []
+        self.retry_at = []

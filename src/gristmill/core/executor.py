@@ -1,0 +1,295 @@
+"""Running commands: a small interface and the local process executor.
+
+One loop (the engine's) calls ``start`` for each job and ``wait`` for what
+happened since. The local executor multiplexes every running job's output pipe
+and exit (Linux pidfd) in one selector, so no thread is spent per task.
+Each command runs in its own session (process group), so a kill reaches its
+whole process tree.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol
+
+from .workflow import Task
+
+KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    task: Task
+    attempt: int
+    env: Mapping[str, str]          # the whole environment of the process
+    log_path: Path | None = None    # where its output goes (stdout and stderr together)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutput:
+    job_id: int
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobExited:
+    job_id: int
+    exit_code: int | None           # the failing command's, or 0; None if killed by a signal
+    signal: int | None = None
+    peak_mem: int | None = None     # bytes: the largest max-RSS of its commands
+    killed: bool = False            # ended by kill()
+    message: str = ""
+
+
+ExecEvent = JobOutput | JobExited
+
+
+class Executor(Protocol):
+    def start(self, job: Job) -> None: ...
+    def wait(self, timeout: float | None) -> list[ExecEvent]: ...
+    def kill(self, job_id: int) -> None: ...
+    def kill_all(self) -> None: ...
+    def wakeup(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def running(self) -> int: ...
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    index: int                       # which command is running
+    proc: subprocess.Popen | None = None
+    pidfd: int = -1
+    out_fd: int = -1
+    log: object = None               # binary file
+    partial: bytes = b""
+    peak: int = 0
+    killed: bool = False
+    kill_at: float | None = None     # when to send SIGKILL
+    pgid: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+class LocalExecutor:
+    """Runs jobs as local processes; at most as many as the engine starts."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._jobs: dict[int, _Running] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", 0))
+        self._events: list[ExecEvent] = []
+
+    @property
+    def running(self) -> int:
+        return len(self._jobs)
+
+    # -- starting ---------------------------------------------------------
+    def start(self, job: Job) -> None:
+        r = _Running(job=job, index=0)
+        if job.log_path is not None:
+            r.log = open(job.log_path, "wb", buffering=0)
+        self._jobs[job.id] = r
+        if not job.task.commands:
+            self._finish(r, 0)
+            return
+        self._spawn(r)
+
+    def _spawn(self, r: _Running) -> None:
+        task = r.job.task
+        cmd = task.commands[r.index]
+        try:
+            proc = subprocess.Popen(
+                [*task.shell, cmd], cwd=task.cwd, env=dict(r.job.env),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+        except OSError as exc:
+            self._line(r, f"gristmill: cannot start {task.shell[0]}: {exc.strerror or exc}")
+            self._finish(r, 127, message=str(exc))
+            return
+        r.proc = proc
+        r.pgid = proc.pid
+        r.out_fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        os.set_blocking(r.out_fd, False)
+        self._sel.register(r.out_fd, selectors.EVENT_READ, ("out", r.job.id))
+        r.pidfd = os.pidfd_open(proc.pid)
+        self._sel.register(r.pidfd, selectors.EVENT_READ, ("exit", r.job.id))
+
+    # -- waiting ----------------------------------------------------------
+    def wait(self, timeout: float | None) -> list[ExecEvent]:
+        """Block until something happens (or ``timeout`` seconds); return what happened."""
+        if not self._events:
+            now = time.monotonic()
+            kill_due = [r.kill_at for r in self._jobs.values() if r.kill_at is not None]
+            if kill_due:
+                until = max(0.0, min(kill_due) - now)
+                timeout = until if timeout is None else min(timeout, until)
+            for key, _ in self._sel.select(timeout):
+                kind, job_id = key.data
+                if kind == "wake":
+                    try:
+                        while os.read(self._wake_r, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                r = self._jobs.get(job_id)
+                if r is None:
+                    continue
+                if kind == "out":
+                    self._read(r)
+                else:
+                    self._reap(r)
+            self._escalate_kills()
+        events, self._events = self._events, []
+        return events
+
+    def _read(self, r: _Running) -> None:
+        try:
+            data = os.read(r.out_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_out(r)
+            return
+        self._data(r, data)
+
+    def _data(self, r: _Running, data: bytes) -> None:
+        if r.log is not None:
+            r.log.write(data)
+        buf = r.partial + data
+        *complete, r.partial = buf.split(b"\n")
+        if complete:
+            self._events.append(JobOutput(r.job.id, tuple(
+                c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
+
+    def _line(self, r: _Running, text: str) -> None:
+        if r.log is not None:
+            r.log.write(text.encode() + b"\n")
+        self._events.append(JobOutput(r.job.id, (text,)))
+
+    def _close_out(self, r: _Running) -> None:
+        if r.out_fd >= 0:
+            try:
+                self._sel.unregister(r.out_fd)
+            except (KeyError, ValueError):
+                pass
+            if r.proc is not None and r.proc.stdout is not None:
+                r.proc.stdout.close()
+            r.out_fd = -1
+
+    def _reap(self, r: _Running) -> None:
+        proc = r.proc
+        assert proc is not None
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status, usage = proc.pid, 0, None
+        if pid == 0:
+            return
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if usage is not None:
+            r.peak = max(r.peak, usage.ru_maxrss * 1024)
+        self._sel.unregister(r.pidfd)
+        os.close(r.pidfd)
+        r.pidfd = -1
+        # Everything the process wrote is in the pipe already: drain it, then let go,
+        # so a background grandchild holding the pipe cannot hold the task open.
+        while r.out_fd >= 0:
+            try:
+                data = os.read(r.out_fd, 65536)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            self._data(r, data)
+        self._close_out(r)
+        code = proc.returncode
+        task = r.job.task
+        if r.killed:
+            self._finish(r, None if code < 0 else code, sig=-code if code < 0 else None)
+            return
+        ignored = r.index < len(task.ignore_errors) and task.ignore_errors[r.index]
+        if code != 0 and ignored:
+            self._line(r, f"gristmill: exit status {code} ignored")
+        if (code == 0 or ignored) and r.index + 1 < len(task.commands):
+            r.index += 1
+            r.proc = None
+            self._spawn(r)
+            return
+        ok = code == 0 or ignored
+        self._finish(r, 0 if ok else (None if code < 0 else code),
+                     sig=-code if code < 0 else None)
+
+    def _finish(self, r: _Running, code: int | None, sig: int | None = None,
+                message: str = "") -> None:
+        if r.partial:
+            self._events.append(JobOutput(r.job.id, (r.partial.decode("utf-8", "replace"),)))
+            r.partial = b""
+        if r.log is not None:
+            r.log.close()
+            r.log = None
+        self._jobs.pop(r.job.id, None)
+        self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message))
+
+    # -- killing ----------------------------------------------------------
+    def kill(self, job_id: int) -> None:
+        r = self._jobs.get(job_id)
+        if r is None or r.killed:
+            return
+        r.killed = True
+        r.kill_at = time.monotonic() + KILL_GRACE
+        self._signal(r, signal.SIGTERM)
+
+    def kill_all(self) -> None:
+        for job_id in list(self._jobs):
+            self.kill(job_id)
+
+    def _signal(self, r: _Running, sig: int) -> None:
+        if r.pgid:
+            try:
+                os.killpg(r.pgid, sig)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                pass
+
+    def _escalate_kills(self) -> None:
+        now = time.monotonic()
+        for r in list(self._jobs.values()):
+            if r.kill_at is not None and now >= r.kill_at:
+                r.kill_at = None
+                self._signal(r, signal.SIGKILL)
+
+    def wakeup(self) -> None:
+        """Make a blocked ``wait`` return (thread-safe)."""
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+        except OSError as exc:   # closed
+            if exc.errno != errno.EBADF:
+                raise
+
+    def close(self) -> None:
+        for r in list(self._jobs.values()):
+            self._signal(r, signal.SIGKILL)
+        self._sel.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

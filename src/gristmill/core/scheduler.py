@@ -1,0 +1,59 @@
+"""Which ready tasks to start now: a pure function of (ready, free capacity, priorities).
+
+Highest priority first (the longest remaining path, weighted by durations from
+history), then declaration order; a task that does not fit is passed over so
+smaller ones can fill the gap (backfilling). No I/O; tested alone.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from .capacity import FreeCapacity
+from .graph import TaskGraph
+from .workflow import Task
+
+DEFAULT_DURATION = 1.0   # seconds, for a task history knows nothing about
+
+
+def critical_path(graph: TaskGraph, names: Iterable[str],
+                  durations: Mapping[str, float] | None = None) -> dict[str, float]:
+    """For each task, its duration plus the longest chain of dependants after it."""
+    members = set(names)
+    durations = durations or {}
+    prio: dict[str, float] = {}
+    for name in reversed(graph.order):
+        if name not in members:
+            continue
+        tail = max((prio[d] for d in graph.dependants(name) if d in prio), default=0.0)
+        prio[name] = durations.get(name, DEFAULT_DURATION) + tail
+    return prio
+
+
+def schedule(ready: Sequence[Task], free: FreeCapacity,
+             priority: Mapping[str, float]) -> list[Task]:
+    """Tasks to start now, in start order; reserves nothing (the caller takes them)."""
+    if not ready:
+        return []
+    order = sorted(range(len(ready)), key=lambda i: (-priority.get(ready[i].name, 0.0), i))
+    cpu, mem, jobs = free.cpu, free.mem, free.jobs
+    gpus = len(free.gpus)
+    pools = dict(free.pools)
+    chosen: list[Task] = []
+    for i in order:
+        if jobs < 1:
+            break
+        t = ready[i]
+        r = t.resources
+        if r.cpu > cpu + 1e-9 or r.mem > mem or r.gpu > gpus:
+            continue
+        if any(amount > pools.get(name, 0) for name, amount in r.pools):
+            continue
+        cpu -= r.cpu
+        mem -= r.mem
+        gpus -= r.gpu
+        jobs -= 1
+        for name, amount in r.pools:
+            pools[name] -= amount
+        chosen.append(t)
+    return chosen
