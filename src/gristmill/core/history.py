@@ -1,0 +1,709 @@
+"""Run history in SQLite: a bus subscriber that writes from a background thread.
+
+``History.on_event`` runs on the engine's hot loop, so it only puts the event
+on a queue; one writer thread applies many events per transaction. Queries
+open one connection per calling thread (the database is in WAL mode, so the
+GUI reads while the writer writes, and a CLI run and the app can share it).
+
+What is kept:
+
+- ``runs``: one row per run, written ``running`` at ``RunStarted`` with this
+  process's pid and host, finished at ``RunFinished``. ``mark_interrupted``
+  finds the rows whose process died.
+- ``attempts``: one row per task attempt, with the reasons that put the task
+  in the plan, its command, slot, outcome, exit code, duration and peak memory.
+- ``last_success``: per (workflow path, task) the definition hash, time and
+  duration of the last success. The staleness scan reads it for "the command
+  changed since it last succeeded"; the scheduler reads the durations.
+
+Output lines are not stored (the executor writes them to per-attempt log
+files). Dry runs are not recorded: nothing ran.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+from . import paths
+from .events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
+                     TaskStarted, TaskStateChanged)
+from .reasons import Reason, ReasonKind
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (   # one statement each; schema SCHEMA_VERSION
+    """\
+CREATE TABLE IF NOT EXISTS runs (
+    id            TEXT PRIMARY KEY,
+    workflow_path TEXT NOT NULL,                 -- absolute path of the workflow file
+    workflow_name TEXT NOT NULL DEFAULT '',
+    targets       TEXT NOT NULL DEFAULT '[]',    -- JSON list of target words
+    task_count    INTEGER NOT NULL DEFAULT 0,    -- tasks in the plan
+    started       REAL NOT NULL,                 -- unix time
+    ended         REAL,                          -- NULL while running
+    status        TEXT NOT NULL,                 -- events.RunStatus value
+    counts        TEXT NOT NULL DEFAULT '{}',    -- JSON: TaskState value -> count
+    pid           INTEGER,
+    hostname      TEXT NOT NULL DEFAULT '',
+    process_start TEXT,                          -- tells a reused pid from ours
+    log_path      TEXT NOT NULL DEFAULT ''       -- the JSON-lines run log
+)
+""",
+    """\
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow_path, started)
+""",
+    """\
+CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started)
+""",
+    """\
+CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running'
+""",
+    """\
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id          TEXT NOT NULL,
+    task            TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,            -- 1 for the first attempt
+    started         REAL,
+    ended           REAL,
+    duration        REAL,                        -- seconds, as the executor measured it
+    outcome         TEXT,                        -- events.Outcome value, NULL: never reported
+    exit_code       INTEGER,
+    peak_mem        INTEGER,                     -- bytes
+    slot            INTEGER,
+    command         TEXT NOT NULL DEFAULT '',
+    definition_hash TEXT NOT NULL DEFAULT '',
+    reasons         TEXT NOT NULL DEFAULT '[]',  -- JSON list of {kind, message}
+    log_path        TEXT NOT NULL DEFAULT '',
+    message         TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, task, attempt)
+)
+""",
+    """\
+CREATE TABLE IF NOT EXISTS last_success (
+    workflow_path   TEXT NOT NULL,
+    task            TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,               -- '' when the engine did not say
+    time            REAL NOT NULL,               -- when it finished
+    duration        REAL NOT NULL,
+    run_id          TEXT NOT NULL,
+    PRIMARY KEY (workflow_path, task)
+) WITHOUT ROWID
+""",
+)
+
+_BATCH = 5000            # events per transaction, at most
+_LOCKED_RETRIES = 5      # whole-batch retries while another process holds the write lock
+_BUSY_TIMEOUT_MS = 5000
+_CHUNK = 500             # ids per IN (...) list
+
+
+class HistoryError(RuntimeError):
+    """The history database cannot be used (e.g. written by a newer Gristmill)."""
+
+
+# ---------------------------------------------------------------------------
+# Records returned by queries
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: str
+    workflow_path: str
+    workflow_name: str
+    targets: tuple[str, ...]
+    started: float                     # unix time
+    ended: float | None                # None while running
+    status: RunStatus
+    counts: Mapping[str, int]          # TaskState value -> count, from RunFinished
+    task_count: int                    # tasks in the plan
+    pid: int | None
+    hostname: str
+    log_path: str
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else max(0.0, self.ended - self.started)
+
+    @property
+    def counts_text(self) -> str:
+        """"12 done, 1 failed" in TaskState order; "" before the run finished."""
+        return ", ".join(f"{n} {state}" for state, n in self.counts.items() if n)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    run_id: str
+    task: str
+    attempt: int
+    started: float | None
+    ended: float | None
+    duration: float | None
+    outcome: Outcome | None            # None: still running, or the run was interrupted
+    exit_code: int | None
+    peak_mem: int | None
+    slot: int | None
+    command: str
+    definition_hash: str
+    reasons: tuple[Reason, ...]        # why the task was in the plan (or retried)
+    log_path: str
+    message: str
+
+    @property
+    def reasons_text(self) -> str:
+        return "; ".join(r.message for r in self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """The last success of one task of one workflow."""
+
+    task: str
+    definition_hash: str               # '' when unknown
+    time: float                        # unix time it finished
+    duration: float                    # seconds
+    run_id: str
+
+
+# ---------------------------------------------------------------------------
+# Processes: is the one that wrote a 'running' row still alive?
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+_BOOT_ID = (_read_text("/proc/sys/kernel/random/boot_id") or "").strip()
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in ticks since boot) from /proc on Linux, else None."""
+    text = _read_text(f"/proc/{pid}/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _process_start(pid: int) -> str | None:
+    """A token that differs between two processes that had the same pid; None if unknown."""
+    stat = _proc_stat(pid)
+    return f"{_BOOT_ID}:{stat[1]}" if stat and _BOOT_ID else None
+
+
+def _pid_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        import ctypes
+        kernel32 = ctypes.windll.kernel32          # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)   # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.get_last_error() == 5    # access denied: it exists
+        try:
+            code = ctypes.c_ulong()
+            kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+            return code.value == 259                # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _process_alive(pid: int, start: str | None) -> bool:
+    if not _pid_exists(pid):
+        return False
+    stat = _proc_stat(pid)
+    if stat is not None and stat[0] in ("Z", "X"):
+        return False                                # exited, not yet reaped
+    if start:
+        now = _process_start(pid)
+        if now is not None and now != start:
+            return False                            # the pid was reused
+    return True
+
+
+_HOSTNAME = socket.gethostname()
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+
+
+def _norm_path(path: str | os.PathLike[str] | None) -> str:
+    """Workflow paths are stored absolute, so a Path and a str of it match."""
+    if path is None:
+        return ""
+    text = os.fspath(path)
+    return os.path.abspath(text) if text else ""
+
+
+def _reasons_json(reasons: Iterable[Reason]) -> str:
+    return json.dumps([{"kind": r.kind.value, "message": r.message} for r in reasons],
+                      ensure_ascii=False)
+
+
+def _reasons_from_json(text: str | None) -> tuple[Reason, ...]:
+    out: list[Reason] = []
+    for item in json.loads(text or "[]"):
+        try:
+            out.append(Reason(ReasonKind(item["kind"]), item["message"]))
+        except (ValueError, KeyError, TypeError):
+            log.debug("history: unreadable reason %r", item)
+    return tuple(out)
+
+
+def _chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+_RUN_COLUMNS = ("id, workflow_path, workflow_name, targets, started, ended, status, counts, "
+                "task_count, pid, hostname, log_path")
+
+
+def _run_record(row: tuple) -> RunRecord:
+    (id_, wf_path, wf_name, targets, started, ended, status, counts,
+     task_count, pid, hostname, log_path) = row
+    return RunRecord(
+        id=id_, workflow_path=wf_path, workflow_name=wf_name,
+        targets=tuple(json.loads(targets or "[]")), started=started, ended=ended,
+        status=RunStatus(status), counts=MappingProxyType(json.loads(counts or "{}")),
+        task_count=task_count, pid=pid, hostname=hostname, log_path=log_path)
+
+
+_ATTEMPT_COLUMNS = ("run_id, task, attempt, started, ended, duration, outcome, exit_code, "
+                    "peak_mem, slot, command, definition_hash, reasons, log_path, message")
+
+
+def _attempt_record(row: tuple) -> AttemptRecord:
+    (run_id, task, attempt, started, ended, duration, outcome, exit_code,
+     peak_mem, slot, command, definition_hash, reasons, log_path, message) = row
+    return AttemptRecord(
+        run_id=run_id, task=task, attempt=attempt, started=started, ended=ended,
+        duration=duration, outcome=Outcome(outcome) if outcome is not None else None,
+        exit_code=exit_code, peak_mem=peak_mem, slot=slot, command=command,
+        definition_hash=definition_hash, reasons=_reasons_from_json(reasons),
+        log_path=log_path, message=message)
+
+
+# Which events history looks at; anything else (output lines) costs one set lookup.
+_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
+_STOP = object()
+
+
+# ---------------------------------------------------------------------------
+
+
+class History:
+    """Run history in SQLite. Subscribe ``on_event`` to the engine's bus.
+
+    Writes happen on a background thread; ``flush()`` waits for them.
+    Queries may be called from any thread.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else paths.history_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._create_schema()
+
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._active: set[str] = set()     # runs started here whose end is not yet written
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+
+        # Writer-thread state: the latest plan reasons per run and task.
+        self._reasons: dict[str, dict[str, tuple[Reason, ...]]] = {}
+        self._dry_runs: set[str] = set()
+
+        self._thread = threading.Thread(target=self._write_loop, name="gristmill-history",
+                                        daemon=True)
+        self._thread.start()
+        ref = weakref.ref(self)
+
+        def close_at_exit() -> None:
+            history = ref()
+            if history is not None:
+                history.close()
+        self._close_at_exit = close_at_exit
+        atexit.register(close_at_exit)
+
+    # -- connections --------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _create_schema(self) -> None:
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise HistoryError(
+                        f"{self.path}: history written by a newer Gristmill "
+                        f"(schema {version}; this version reads {SCHEMA_VERSION})")
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's query connection."""
+        if self._closed:
+            raise HistoryError("history is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    # -- the subscriber (engine thread) ---------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Queue an event for writing. Never blocks; output lines are ignored."""
+        kind = type(event)
+        if kind not in _RECORDED or self._closed:
+            return
+        if kind is TaskStateChanged and not event.reasons:     # type: ignore[attr-defined]
+            return
+        if kind is RunStarted:
+            with self._lock:
+                self._active.add(event.run_id)
+        self._queue.put(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every event queued so far is committed. False on timeout."""
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, stop the writer thread and close connections."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._close_at_exit)
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread ----------------------------------------------------
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < _BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                events = [item for item in batch if isinstance(item, Event)]
+                if events:
+                    self._write_batch(conn, events)
+                for item in batch:
+                    if isinstance(item, threading.Event):
+                        item.set()
+                if any(item is _STOP for item in batch):
+                    return
+        finally:
+            conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+        finished: list[str] = []
+        for attempt in range(_LOCKED_RETRIES):
+            finished.clear()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for event in events:
+                    try:
+                        self._apply(conn, event, finished)
+                    except sqlite3.OperationalError:
+                        raise
+                    except Exception:
+                        log.exception("history: could not record %r", event)
+                conn.execute("COMMIT")
+                break
+            except sqlite3.OperationalError:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if attempt + 1 == _LOCKED_RETRIES:
+                    log.exception("history: dropped %d events", len(events))
+                else:
+                    time.sleep(0.05 * (attempt + 1))
+        with self._lock:
+            self._active.difference_update(finished)
+
+    def _apply(self, conn: sqlite3.Connection, event: Event, finished: list[str]) -> None:
+        run_id = event.run_id
+        if run_id in self._dry_runs:
+            if isinstance(event, RunFinished):
+                self._dry_runs.discard(run_id)
+                finished.append(run_id)
+            return
+        if isinstance(event, TaskStateChanged):
+            if not event.state.finished:
+                self._reasons.setdefault(run_id, {})[event.task] = event.reasons
+        elif isinstance(event, TaskStarted):
+            reasons = self._reasons.get(run_id, {}).get(event.task, ())
+            conn.execute(
+                "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
+                "definition_hash, reasons, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
+                "slot = excluded.slot, command = excluded.command, "
+                "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
+                "log_path = excluded.log_path",
+                (run_id, event.task, event.attempt, event.time, event.slot, event.command,
+                 event.definition_hash, _reasons_json(reasons), event.log_path))
+        elif isinstance(event, TaskFinished):
+            conn.execute(
+                "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
+                "exit_code, peak_mem, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, task, attempt) DO UPDATE SET ended = excluded.ended, "
+                "duration = excluded.duration, outcome = excluded.outcome, "
+                "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
+                "message = excluded.message",
+                (run_id, event.task, event.attempt, event.time - event.duration, event.time,
+                 event.duration, event.outcome.value, event.exit_code, event.peak_mem,
+                 event.message))
+            if event.outcome is Outcome.SUCCEEDED:
+                conn.execute(
+                    "INSERT INTO last_success (workflow_path, task, definition_hash, time, "
+                    "duration, run_id) SELECT r.workflow_path, a.task, a.definition_hash, ?, ?, "
+                    "r.id FROM runs r JOIN attempts a ON a.run_id = r.id "
+                    "WHERE r.id = ? AND a.task = ? AND a.attempt = ? "
+                    "ON CONFLICT (workflow_path, task) DO UPDATE SET "
+                    "definition_hash = excluded.definition_hash, time = excluded.time, "
+                    "duration = excluded.duration, run_id = excluded.run_id",
+                    (event.time, event.duration, run_id, event.task, event.attempt))
+        elif isinstance(event, RunStarted):
+            if event.dry_run:
+                self._dry_runs.add(run_id)
+                return
+            self._reasons[run_id] = {}
+            conn.execute(
+                "INSERT OR REPLACE INTO runs (id, workflow_path, workflow_name, targets, "
+                "task_count, started, status, pid, hostname, process_start, log_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, _norm_path(event.workflow_path), event.workflow,
+                 json.dumps(list(event.targets), ensure_ascii=False), len(event.tasks),
+                 event.time, RunStatus.RUNNING.value, os.getpid(), _HOSTNAME,
+                 _process_start(os.getpid()), event.log_path))
+        elif isinstance(event, RunFinished):
+            self._reasons.pop(run_id, None)
+            conn.execute(
+                "UPDATE runs SET status = ?, ended = ?, counts = ? WHERE id = ?",
+                (event.status.value, event.time, json.dumps(dict(event.counts)), run_id))
+            finished.append(run_id)
+
+    # -- queries (any thread) ------------------------------------------------
+
+    def runs(self, workflow_path: str | os.PathLike[str] | None = None,
+             limit: int | None = 50) -> list[RunRecord]:
+        """Runs, newest first; of one workflow when ``workflow_path`` is given."""
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        args: list[object] = []
+        if workflow_path is not None:
+            sql += " WHERE workflow_path = ?"
+            args.append(_norm_path(workflow_path))
+        sql += " ORDER BY started DESC, id DESC LIMIT ?"
+        args.append(-1 if limit is None else limit)
+        return [_run_record(row) for row in self._conn().execute(sql, args)]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        row = self._conn().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
+                                   (run_id,)).fetchone()
+        return _run_record(row) if row else None
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Every attempt of one run, in the order they started."""
+        rows = self._conn().execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? "
+            "ORDER BY started, task, attempt", (run_id,))
+        return [_attempt_record(row) for row in rows]
+
+    def task_records(self, workflow_path: str | os.PathLike[str]) -> dict[str, TaskRecord]:
+        """Task name -> its last success, for every task of a workflow, in one query."""
+        rows = self._conn().execute(
+            "SELECT task, definition_hash, time, duration, run_id FROM last_success "
+            "WHERE workflow_path = ?", (_norm_path(workflow_path),))
+        return {row[0]: TaskRecord(*row) for row in rows}
+
+    def last_success(self, workflow_path: str | os.PathLike[str], task: str) -> TaskRecord | None:
+        row = self._conn().execute(
+            "SELECT task, definition_hash, time, duration, run_id FROM last_success "
+            "WHERE workflow_path = ? AND task = ?", (_norm_path(workflow_path), task)).fetchone()
+        return TaskRecord(*row) if row else None
+
+    def durations(self, workflow_path: str | os.PathLike[str]) -> dict[str, float]:
+        """Task name -> seconds its last success took."""
+        rows = self._conn().execute(
+            "SELECT task, duration FROM last_success WHERE workflow_path = ?",
+            (_norm_path(workflow_path),))
+        return dict(rows.fetchall())
+
+    # -- maintenance (any thread) ---------------------------------------------
+
+    def mark_interrupted(self, workflow_path: str | os.PathLike[str] | None = None) -> list[str]:
+        """Mark 'running' runs whose process is gone as 'interrupted'; return their ids.
+
+        A run belongs to a process on this host (runs from other hosts are left
+        alone). It is gone when that pid no longer lives (or now belongs to
+        another process), or when it is this very process but the run is not
+        active in this History. The end time is the last moment the run was
+        seen doing something; attempts it left open get that end time too.
+        """
+        conn = self._conn()
+        sql = "SELECT id, pid, hostname, process_start FROM runs WHERE status = 'running'"
+        args: tuple[object, ...] = ()
+        if workflow_path is not None:
+            sql += " AND workflow_path = ?"
+            args = (_norm_path(workflow_path),)
+        rows = conn.execute(sql, args).fetchall()
+        with self._lock:
+            active = set(self._active)
+        me = os.getpid()
+        gone = [run_id for run_id, pid, host, start in rows
+                if host == _HOSTNAME and run_id not in active
+                and (pid == me or pid is None or not _process_alive(pid, start))]
+        marked: list[str] = []
+        if not gone:
+            return marked
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for run_id in gone:
+                (last_seen,) = conn.execute(
+                    "SELECT MAX(r.started, COALESCE(MAX(a.ended), 0), COALESCE(MAX(a.started), 0))"
+                    " FROM runs r LEFT JOIN attempts a ON a.run_id = r.id WHERE r.id = ?",
+                    (run_id,)).fetchone()
+                cur = conn.execute(
+                    "UPDATE runs SET status = ?, ended = ? WHERE id = ? AND status = 'running'",
+                    (RunStatus.INTERRUPTED.value, last_seen, run_id))
+                if cur.rowcount:
+                    conn.execute("UPDATE attempts SET ended = ? WHERE run_id = ? AND ended IS NULL",
+                                 (last_seen, run_id))
+                    marked.append(run_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return marked
+
+    def prune(self, keep_days: float | None = None, keep_runs: int | None = None) -> list[str]:
+        """Delete runs older than ``keep_days`` or beyond the newest ``keep_runs``.
+
+        Their attempts go too, and so do their log files that live under
+        ``paths.logs_dir()`` (with folders left empty). Runs still 'running'
+        are kept; so is every task's last success. Returns the deleted ids.
+        """
+        if keep_days is None and keep_runs is None:
+            return []
+        conn = self._conn()
+        cutoff = time.time() - keep_days * 86400.0 if keep_days is not None else None
+        with self._lock:
+            active = set(self._active)
+        doomed: list[str] = []
+        rows = conn.execute("SELECT id, started, status FROM runs ORDER BY started DESC, id DESC")
+        for index, (run_id, started, status) in enumerate(rows):
+            if status == RunStatus.RUNNING.value or run_id in active:
+                continue
+            if ((keep_runs is not None and index >= keep_runs)
+                    or (cutoff is not None and started < cutoff)):
+                doomed.append(run_id)
+        if not doomed:
+            return []
+        files: list[str] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for ids in _chunks(doomed):
+                marks = ", ".join("?" * len(ids))
+                files += [p for (p,) in conn.execute(
+                    f"SELECT log_path FROM runs WHERE id IN ({marks}) AND log_path != '' "
+                    f"UNION SELECT log_path FROM attempts WHERE run_id IN ({marks}) "
+                    "AND log_path != ''", ids + ids)]
+                conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        _remove_logs(files, paths.logs_dir())
+        return doomed
+
+
+def _remove_logs(files: Iterable[str], root: Path) -> None:
+    """Delete the files that live under ``root``, then folders they leave empty."""
+    root = Path(os.path.realpath(root))
+    folders: set[Path] = set()
+    for name in files:
+        path = Path(os.path.realpath(name))
+        if path == root or not path.is_relative_to(root):
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("history: could not delete %s: %s", path, exc)
+            continue
+        folders.add(path.parent)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        while folder != root and folder.is_relative_to(root):
+            try:
+                folder.rmdir()
+            except OSError:
+                break                               # not empty, or gone
+            folder = folder.parent
