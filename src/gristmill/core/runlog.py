@@ -1,0 +1,241 @@
+"""The structured run log: one JSON object per line, per event, per run.
+
+``RunLog.on_event`` only puts the event on a queue; one background thread
+turns events into lines and writes them, so a slow disk never stalls the
+engine. Each line is::
+
+    {"ts": "2024-05-01T12:00:00.123456+00:00", "run": "<run id>", "task": "thumb",
+     "attempt": 1, "event": "task_finished", "outcome": "succeeded", ...}
+
+``task`` and ``attempt`` are present on every line (``null`` for run events);
+the other fields are the event's own, with enums as their values and reasons
+as ``{"kind", "message"}``. A run's file is opened at its first event and
+closed at ``RunFinished``.
+
+The file is ``RunStarted.log_path`` when the engine sets it (so the path
+history records is the one written), else ``run_log_path(run_id, directory)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import enum
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Mapping
+
+from . import paths
+from .events import Event, RunFinished, RunStarted
+from .reasons import Reason
+
+log = logging.getLogger(__name__)
+
+_BATCH = 5000
+_STOP = object()
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_SKIP_FIELDS = frozenset({"run_id", "time", "task", "attempt"})
+
+
+def runs_dir() -> Path:
+    """The default folder of run logs: ``<logs_dir>/runs``."""
+    return paths.logs_dir() / "runs"
+
+
+def run_log_path(run_id: str, directory: Path | None = None) -> Path:
+    """Where the log of ``run_id`` goes; the engine puts it in ``RunStarted.log_path``."""
+    name = _UNSAFE.sub("_", run_id) or "_"
+    return (Path(directory) if directory is not None else runs_dir()) / f"{name}.jsonl"
+
+
+def _event_name(kind: type) -> str:
+    """RunStarted -> "run_started"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind.__name__).lower()
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Reason):
+        return {"kind": value.kind.value, "message": value.message}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+_FIELDS: dict[type, tuple[str, str, tuple[str, ...]]] = {}
+
+
+def event_record(event: Event) -> dict[str, object]:
+    """The JSON object of one event, as a run log line holds it."""
+    kind = type(event)
+    spec = _FIELDS.get(kind)
+    if spec is None:
+        names = tuple(f.name for f in dataclasses.fields(event) if f.name not in _SKIP_FIELDS)
+        spec = _FIELDS[kind] = (_event_name(kind), kind.__name__, names)
+    record: dict[str, object] = {
+        "ts": datetime.fromtimestamp(event.time, timezone.utc).isoformat(timespec="microseconds"),
+        "run": event.run_id,
+        "task": getattr(event, "task", None),
+        "attempt": getattr(event, "attempt", None),
+        "event": spec[0],
+    }
+    for name in spec[2]:
+        record[name] = _jsonable(getattr(event, name))
+    return record
+
+
+class RunLog:
+    """Writes a JSON-lines log per run. Subscribe ``on_event`` to the engine's bus."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else runs_dir()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        # Writer-thread state.
+        self._files: dict[str, IO[str]] = {}
+        self._paths: dict[str, Path] = {}
+        self._broken: set[str] = set()           # runs whose file could not be opened
+        self._open_runs: frozenset[str] = frozenset()
+
+        self._thread = threading.Thread(target=self._write_loop, name="gristmill-runlog",
+                                        daemon=True)
+        self._thread.start()
+        ref = weakref.ref(self)
+
+        def close_at_exit() -> None:
+            runlog = ref()
+            if runlog is not None:
+                runlog.close()
+        self._close_at_exit = close_at_exit
+        atexit.register(close_at_exit)
+
+    def run_log_path(self, run_id: str) -> Path:
+        """Where this log writes ``run_id`` when ``RunStarted.log_path`` is empty."""
+        return run_log_path(run_id, self.directory)
+
+    @property
+    def open_runs(self) -> frozenset[str]:
+        """Runs whose file is open now (started, not yet finished)."""
+        return self._open_runs
+
+    # -- the subscriber (engine thread) ---------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Queue an event for writing. Never blocks."""
+        if not self._closed:
+            self._queue.put(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every event queued so far is written to its file. False on timeout."""
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, close every file and stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._close_at_exit)
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread ----------------------------------------------------
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < _BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                touched: dict[str, IO[str]] = {}
+                for item in batch:
+                    if isinstance(item, Event):
+                        self._write(item, touched)
+                for f in touched.values():
+                    self._flush_file(f)
+                for item in batch:
+                    if isinstance(item, threading.Event):
+                        item.set()
+                if any(item is _STOP for item in batch):
+                    return
+        finally:
+            for run_id in list(self._files):
+                self._close_file(run_id)
+
+    def _write(self, event: Event, touched: dict[str, IO[str]]) -> None:
+        run_id = event.run_id
+        if isinstance(event, RunStarted) and event.log_path:
+            self._paths[run_id] = Path(event.log_path)
+        f = self._files.get(run_id)
+        if f is None and run_id not in self._broken:
+            f = self._open(run_id)
+        if f is not None:
+            try:
+                line = json.dumps(event_record(event), ensure_ascii=False)
+                f.write(line + "\n")
+                touched[run_id] = f
+            except (OSError, ValueError, TypeError):
+                log.exception("run log: could not write %r", event)
+        if isinstance(event, RunFinished):
+            touched.pop(run_id, None)
+            self._close_file(run_id)
+            self._paths.pop(run_id, None)
+            self._broken.discard(run_id)
+
+    def _open(self, run_id: str) -> IO[str] | None:
+        path = self._paths.get(run_id) or self.run_log_path(run_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            log.error("run log: cannot open %s: %s", path, exc)
+            self._broken.add(run_id)
+            return None
+        self._files[run_id] = f
+        self._open_runs = frozenset(self._files)
+        return f
+
+    def _close_file(self, run_id: str) -> None:
+        f = self._files.pop(run_id, None)
+        if f is None:
+            return
+        self._open_runs = frozenset(self._files)
+        try:
+            f.close()
+        except OSError as exc:
+            log.error("run log: closing the log of run %s: %s", run_id, exc)
+
+    @staticmethod
+    def _flush_file(f: IO[str]) -> None:
+        try:
+            f.flush()
+        except OSError as exc:
+            log.error("run log: %s", exc)
