@@ -334,6 +334,7 @@ def test_prune_deletes_old_runs_their_attempts_and_their_logs(history: History, 
     for f in files["old1"][:1] + files["old2"]:
         assert not f.exists()
     assert not (logs / "tasks" / "old2").exists()            # its emptied folder went too
+    assert (logs / "runs").is_dir()                           # folders right under logs stay
     assert outside.read_text() == "keep me"                   # not under the logs dir
     assert all(f.exists() for f in files["mid"] + files["new"])
     assert "a" in history.task_records(workflow)             # last successes stay

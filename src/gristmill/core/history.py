@@ -214,7 +214,7 @@ def _pid_exists(pid: int) -> bool:
         return False
     if os.name == "nt":
         import ctypes
-        kernel32 = ctypes.windll.kernel32          # type: ignore[attr-defined]
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)   # type: ignore[attr-defined]
         handle = kernel32.OpenProcess(0x1000, False, pid)   # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return ctypes.get_last_error() == 5    # access denied: it exists
@@ -463,29 +463,36 @@ class History:
             conn.close()
 
     def _write_batch(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+        """Apply events in one transaction. Waiting happens at BEGIN only (another
+        process may hold the write lock), so each event is applied exactly once."""
         finished: list[str] = []
-        for attempt in range(_LOCKED_RETRIES):
-            finished.clear()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for event in events:
-                    try:
-                        self._apply(conn, event, finished)
-                    except sqlite3.OperationalError:
-                        raise
-                    except Exception:
-                        log.exception("history: could not record %r", event)
-                conn.execute("COMMIT")
-                break
-            except sqlite3.OperationalError:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if attempt + 1 == _LOCKED_RETRIES:
-                    log.exception("history: dropped %d events", len(events))
-                else:
-                    time.sleep(0.05 * (attempt + 1))
+        try:
+            self._begin(conn)
+            for event in events:
+                try:
+                    self._apply(conn, event, finished)
+                except sqlite3.OperationalError:
+                    raise
+                except Exception:
+                    log.exception("history: could not record %r", event)
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.exception("history: dropped %d events", len(events))
         with self._lock:
             self._active.difference_update(finished)
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> None:
+        for attempt in range(_LOCKED_RETRIES):
+            try:
+                conn.execute("BEGIN IMMEDIATE")     # waits up to the busy timeout
+                return
+            except sqlite3.OperationalError:
+                if attempt + 1 == _LOCKED_RETRIES:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _apply(self, conn: sqlite3.Connection, event: Event, finished: list[str]) -> None:
         run_id = event.run_id
@@ -685,7 +692,10 @@ class History:
 
 
 def _remove_logs(files: Iterable[str], root: Path) -> None:
-    """Delete the files that live under ``root``, then folders they leave empty."""
+    """Delete the files that live under ``root``, then folders they leave empty.
+
+    Folders right under ``root`` (such as ``runs``) stay: writers expect them.
+    """
     root = Path(os.path.realpath(root))
     folders: set[Path] = set()
     for name in files:
@@ -701,7 +711,7 @@ def _remove_logs(files: Iterable[str], root: Path) -> None:
             continue
         folders.add(path.parent)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        while folder != root and folder.is_relative_to(root):
+        while folder != root and folder.parent != root and folder.is_relative_to(root):
             try:
                 folder.rmdir()
             except OSError:
