@@ -26,6 +26,7 @@ from .executor import Executor, Job, JobExited, JobOutput, LocalExecutor
 from .graph import TaskGraph
 from .plan import Plan
 from .reasons import Reason, ReasonKind
+from .runlog import RunLog, run_log_path
 from .scheduler import critical_path, schedule
 from .staleness import Decision, StalenessScan
 from .workflow import Task, Workflow
@@ -42,7 +43,8 @@ class RunOptions:
     force_all: bool = False              # every task in the plan runs
     dry_run: bool = False                # decide and publish the plan; run nothing
     capacity: Capacity | None = None     # use this instead of detecting the machine
-    log_dir: Path | None = None          # per-attempt logs; default: paths.logs_dir()/runs
+    log_dir: Path | None = None          # run logs; default: paths.logs_dir()/runs
+    structured_log: bool = True          # write the JSON-lines run log
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,33 @@ class Engine:
         check_fits((self.workflow.tasks[n] for n in decisions), capacity, str(self.workflow.path))
         run_id = new_run_id()
         self.run_id = run_id
-        log_dir = (self.options.log_dir or paths.logs_dir() / "runs") / run_id
+        runs_dir = self.options.log_dir or paths.logs_dir() / "runs"
+        log_dir = runs_dir / run_id
+        unsubscribe = []
+        runlog = None
+        if not self.options.dry_run:
+            if self.history is not None:
+                unsubscribe.append(self.bus.subscribe(self.history.on_event))  # type: ignore[attr-defined]
+            if self.options.structured_log:
+                runlog = RunLog(runs_dir)
+                unsubscribe.append(self.bus.subscribe(runlog.on_event))
+        try:
+            return self._run(run_id, names, decisions, scan, capacity, log_dir,
+                             run_log_path(run_id, runs_dir))
+        finally:
+            for u in unsubscribe:
+                u()
+            if runlog is not None:
+                runlog.close()
+            if self.history is not None and not self.options.dry_run:
+                self.history.flush()  # type: ignore[attr-defined]
+
+    def _run(self, run_id, names, decisions, scan, capacity, log_dir, jsonl) -> RunResult:
         publish = self.bus.publish
         t0 = time.time()
         order = tuple(decisions)
         publish(RunStarted(run_id, t0, self.workflow.name, str(self.workflow.path), tuple(names),
-                           order, self.options.dry_run, str(log_dir.with_suffix(".jsonl"))))
+                           order, self.options.dry_run, str(jsonl)))
         states: dict[str, TaskState] = {}
         for n, d in decisions.items():
             st = TaskState.WAITING if d.stale else TaskState.UP_TO_DATE

@@ -220,6 +220,8 @@ class LocalExecutor:
         code = proc.returncode
         task = r.job.task
         if r.killed:
+            # The leader is gone; whatever else is left of its tree goes too, now.
+            self._signal(r, signal.SIGKILL)
             self._finish(r, None if code < 0 else code, sig=-code if code < 0 else None)
             return
         ignored = r.index < len(task.ignore_errors) and task.ignore_errors[r.index]

@@ -1,0 +1,366 @@
+"""The engine with real processes in temp dirs, observed through its events."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gristmill.core.capacity import Capacity
+from gristmill.core.engine import Engine, RunOptions
+from gristmill.core.errors import WorkflowError
+from gristmill.core.events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted,
+                                   RunStatus, TaskFinished, TaskStarted, TaskState,
+                                   TaskStateChanged)
+from gristmill.core.reasons import ReasonKind
+
+from wf import task, workflow
+
+GB = 1000**3
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, ev):
+        self.events.append(ev)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def states(self, name):
+        return [e.state for e in self.of(TaskStateChanged) if e.task == name]
+
+    def final(self):
+        out = {}
+        for e in self.of(TaskStateChanged):
+            out[e.task] = e.state
+        return out
+
+
+def run(wf, targets=(), **opts):
+    rec = Recorder()
+    bus = EventBus()
+    bus.subscribe(rec)
+    cap = opts.pop("capacity", Capacity(cpu=4, mem=8 * GB, gpu=0))
+    result = Engine(wf, bus=bus, options=RunOptions(capacity=cap, **opts)).run(list(targets))
+    return result, rec
+
+
+def test_runs_in_dependency_order_and_second_run_does_nothing(tmp_path):
+    (tmp_path / "src.txt").write_text("abc\n")
+    wf = workflow(tmp_path,
+                  task("upper", "tr a-z A-Z < src.txt > out/up.txt", inputs=["src.txt"],
+                       outputs=["out/up.txt"]),
+                  task("count", "wc -c < out/up.txt > n.txt", inputs=["out/up.txt"],
+                       outputs=["n.txt"]))
+    result, rec = run(wf)
+    assert result.status is RunStatus.SUCCEEDED
+    assert (tmp_path / "out/up.txt").read_text() == "ABC\n"
+    assert (tmp_path / "n.txt").read_text().strip() == "4"
+    started = [e.task for e in rec.of(TaskStarted)]
+    assert started == ["upper", "count"]
+    result, rec = run(wf)
+    assert rec.of(TaskStarted) == []
+    assert rec.final() == {"upper": TaskState.UP_TO_DATE, "count": TaskState.UP_TO_DATE}
+
+
+def test_events_of_a_task_come_in_order(tmp_path):
+    wf = workflow(tmp_path, task("hello", "echo one; echo two >&2; printf three",
+                                 outputs=["x"], phony=True))
+    result, rec = run(wf)
+    kinds = [type(e).__name__ for e in rec.events]
+    assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
+    assert rec.states("hello") == [TaskState.WAITING, TaskState.READY, TaskState.RUNNING,
+                                   TaskState.DONE]
+    lines = [e.text for e in rec.of(OutputLine)]
+    assert lines == ["one", "two", "three"]
+    fin = rec.of(TaskFinished)[0]
+    assert fin.outcome is Outcome.SUCCEEDED and fin.exit_code == 0 and fin.duration >= 0
+    assert fin.peak_mem and fin.peak_mem > 100_000
+    log = Path(rec.of(TaskStarted)[0].log_path)
+    assert log.read_text() == "one\ntwo\nthree"
+    assert kinds.index("OutputLine") < kinds.index("TaskFinished")
+
+
+def test_touching_an_input_reruns_exactly_its_downstream(tmp_path):
+    for n in "ab":
+        (tmp_path / f"{n}.in").write_text(n)
+    wf = workflow(tmp_path,
+                  task("a", "cp a.in a.out", inputs=["a.in"], outputs=["a.out"]),
+                  task("b", "cp b.in b.out", inputs=["b.in"], outputs=["b.out"]),
+                  task("both", "cat a.out b.out > both", inputs=["a.out", "b.out"],
+                       outputs=["both"]))
+    run(wf)
+    later = time.time() + 5
+    os.utime(tmp_path / "a.in", (later, later))
+    result, rec = run(wf)
+    assert [e.task for e in rec.of(TaskStarted)] == ["a", "both"]
+    assert rec.final()["b"] is TaskState.UP_TO_DATE
+    first = [e for e in rec.of(TaskStateChanged) if e.task == "a"][0]
+    assert first.reasons[0].kind is ReasonKind.INPUT_NEWER
+    assert "input a.in" in first.reasons[0].message and "newer than output a.out" in \
+        first.reasons[0].message
+
+
+def test_unchanged_output_does_not_rerun_dependants(tmp_path):
+    # Like make and ninja's restat: a dependency that ran without touching its output.
+    (tmp_path / "in").write_text("x")
+    wf = workflow(tmp_path,
+                  task("gen", "cmp -s in mid || cp in mid", inputs=["in"], outputs=["mid"]),
+                  task("use", "cp mid out", inputs=["mid"], outputs=["out"]))
+    run(wf)
+    later = time.time() + 5
+    os.utime(tmp_path / "in", (later, later))
+    result, rec = run(wf)
+    # gen runs (its input is newer) but leaves mid alone, so use stays up to date.
+    assert [e.task for e in rec.of(TaskStarted)] == ["gen"]
+    # gen's output is now older than its input, but that is gen's affair: use is up to date.
+    assert rec.final()["use"] is TaskState.UP_TO_DATE
+
+
+def test_failure_removes_partial_outputs_and_skips_dependants(tmp_path):
+    (tmp_path / "keep.txt").write_text("old")
+    wf = workflow(tmp_path,
+                  task("bad", "echo half > half.txt; echo new > keep.txt; exit 4",
+                       outputs=["half.txt", "keep.txt"]),
+                  task("after", "cp half.txt x", inputs=["half.txt"], outputs=["x"]),
+                  task("other", "echo ok > other.txt", outputs=["other.txt"]))
+    result, rec = run(wf, keep_going=True)
+    assert result.status is RunStatus.FAILED and result.exit_code == 1
+    assert not (tmp_path / "half.txt").exists()
+    assert not (tmp_path / "keep.txt").exists()     # modified by the failed attempt
+    assert (tmp_path / "other.txt").exists()        # an independent branch went on
+    final = rec.final()
+    assert final["bad"] is TaskState.FAILED
+    assert final["after"] is TaskState.SKIPPED
+    skip = [e for e in rec.of(TaskStateChanged) if e.task == "after"][-1]
+    assert skip.reasons[0].kind is ReasonKind.UPSTREAM_FAILED and "bad" in skip.reasons[0].message
+    fin = rec.of(TaskFinished)
+    bad = [f for f in fin if f.task == "bad"][0]
+    assert bad.exit_code == 4 and set(bad.removed_outputs) == {"half.txt", "keep.txt"}
+
+
+def test_unchanged_existing_output_survives_a_failure(tmp_path):
+    (tmp_path / "data.txt").write_text("precious")
+    wf = workflow(tmp_path, task("bad", "exit 1", outputs=["data.txt"], phony=False,
+                                 inputs=[]))
+    os.utime(tmp_path / "data.txt", (1, 1))
+    run(wf, force_all=True)
+    assert (tmp_path / "data.txt").read_text() == "precious"
+
+
+def test_without_keep_going_nothing_new_starts_after_a_failure(tmp_path):
+    wf = workflow(tmp_path,
+                  task("bad", "exit 1", phony=True),
+                  task("late", "touch late", outputs=["late"], after=["bad2"]),
+                  task("bad2", "sleep 0.3", phony=True))
+    result, rec = run(wf, jobs=1)
+    assert result.status is RunStatus.FAILED
+    assert not (tmp_path / "late").exists()
+    assert rec.final()["late"] is TaskState.SKIPPED
+
+
+def test_retries_with_backoff_until_success(tmp_path):
+    # Fails twice, then succeeds: the attempt number comes from the environment.
+    wf = workflow(tmp_path, task("flaky", '[ "$GRISTMILL_ATTEMPT" -ge 3 ] && touch ok',
+                                 outputs=["ok"], retries=2))
+    result, rec = run(wf)
+    assert result.status is RunStatus.SUCCEEDED
+    fins = rec.of(TaskFinished)
+    assert [f.attempt for f in fins] == [1, 2, 3]
+    assert [f.will_retry for f in fins] == [True, True, False]
+    starts = [e.time for e in rec.of(TaskStarted)]
+    assert starts[2] - starts[1] >= starts[1] - starts[0] >= 0.45   # backoff doubles
+
+
+def test_timeout_kills_the_task(tmp_path):
+    wf = workflow(tmp_path, task("slow", "sleep 30", phony=True, timeout=0.5))
+    t0 = time.monotonic()
+    result, rec = run(wf)
+    assert time.monotonic() - t0 < 5
+    fin = rec.of(TaskFinished)[0]
+    assert fin.outcome is Outcome.TIMED_OUT and "timed out" in fin.message
+    assert result.status is RunStatus.FAILED
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
+    script = "sh -c 'sleep 300 & echo $! > {n}.child; trap \"\" TERM; sleep 300' & echo $! > {n}.pid; wait"
+    wf = workflow(tmp_path, *[task(f"t{i}", script.format(n=f"t{i}"), phony=True)
+                              for i in range(2)],
+                  task("later", "touch later", outputs=["later"], after=["t0", "t1"]))
+    rec = Recorder()
+    bus = EventBus()
+    bus.subscribe(rec)
+    engine = Engine(wf, bus=bus, options=RunOptions(capacity=Capacity(4, 8 * GB)))
+    result = {}
+    th = threading.Thread(target=lambda: result.setdefault("r", engine.run([])))
+    th.start()
+    deadline = time.time() + 10
+    while not all((tmp_path / f"t{i}.child").exists() for i in range(2)):
+        assert time.time() < deadline
+        time.sleep(0.02)
+    pids = [int((tmp_path / f"t{i}.{k}").read_text()) for i in range(2) for k in ("pid", "child")]
+    assert all(_alive(p) for p in pids)
+    t0 = time.monotonic()
+    engine.cancel()
+    th.join(10)
+    assert not th.is_alive()
+    assert time.monotonic() - t0 < 2.0
+    assert not any(_alive(p) for p in pids)
+    assert result["r"].status is RunStatus.CANCELLED
+    assert rec.final()["later"] is TaskState.SKIPPED
+    assert rec.of(RunFinished)[0].status is RunStatus.CANCELLED
+
+
+def _intervals(tmp_path: Path, names):
+    out = {}
+    for n in names:
+        start, end = (tmp_path / f"{n}.t").read_text().split()
+        out[n] = (float(start), float(end))
+    return out
+
+
+STAMP = "python3 -c 'import time;print(time.time())' > {n}.t; sleep 0.3; " \
+        "python3 -c 'import time;print(time.time())' >> {n}.t"
+
+
+def test_memory_heavy_tasks_never_overlap(tmp_path):
+    cap = Capacity(cpu=8, mem=10 * GB)
+    names = ["big1", "big2", "small1", "small2"]
+    wf = workflow(tmp_path,
+                  *[task(n, STAMP.format(n=n), phony=True,
+                         mem=(6 if n.startswith("big") else 1) * GB) for n in names])
+    result, rec = run(wf, capacity=cap)
+    assert result.status is RunStatus.SUCCEEDED
+    iv = _intervals(tmp_path, names)
+    a, b = iv["big1"], iv["big2"]
+    assert a[1] <= b[0] or b[1] <= a[0], f"60% tasks overlapped: {a} {b}"
+    # Replaying the events, memory in use never exceeds the machine's.
+    in_use, peak = 0, 0
+    for e in rec.events:
+        if isinstance(e, TaskStarted):
+            in_use += e.resources.mem
+            peak = max(peak, in_use)
+        elif isinstance(e, TaskFinished):
+            in_use -= wf.tasks[e.task].resources.mem
+    assert peak <= cap.mem
+    assert peak >= 7 * GB      # a big and a small task did share the machine
+
+
+def test_gpu_tasks_never_share_a_device(tmp_path):
+    cap = Capacity(cpu=8, mem=8 * GB, gpu=2)
+    names = [f"g{i}" for i in range(5)]
+    cmd = "echo $CUDA_VISIBLE_DEVICES > {n}.dev; " + STAMP
+    wf = workflow(tmp_path, *[task(n, cmd.format(n=n), phony=True, gpu=1) for n in names],
+                  task("cpu", "echo \"[$CUDA_VISIBLE_DEVICES]\" > cpu.dev", phony=True))
+    result, rec = run(wf, capacity=cap)
+    assert result.status is RunStatus.SUCCEEDED
+    iv = _intervals(tmp_path, names)
+    dev = {n: (tmp_path / f"{n}.dev").read_text().strip() for n in names}
+    assert set(dev.values()) <= {"0", "1"}
+    for x in names:
+        for y in names:
+            if x < y and dev[x] == dev[y]:
+                (a, b), (c, d) = iv[x], iv[y]
+                assert b <= c or d <= a, f"{x} and {y} shared GPU {dev[x]}"
+    started = {e.task: e.gpus for e in rec.of(TaskStarted)}
+    assert all(len(started[n]) == 1 for n in names)
+    assert (tmp_path / "cpu.dev").read_text().strip() == "[]"   # a CPU task sees no GPU
+
+
+def test_pools_limit_concurrency(tmp_path):
+    names = [f"n{i}" for i in range(4)]
+    wf = workflow(tmp_path, *[task(n, STAMP.format(n=n), phony=True, pools=[("net", 1)])
+                              for n in names], pools={"net": 1})
+    result, _ = run(wf, capacity=Capacity(cpu=8, mem=8 * GB, pools={"net": 1}))
+    iv = sorted(_intervals(tmp_path, names).values())
+    assert all(iv[i][1] <= iv[i + 1][0] for i in range(len(iv) - 1))
+
+
+def test_critical_path_starts_first(tmp_path):
+    # With one slot, the head of the long chain goes before the lone short task
+    # even though the short one is declared first.
+    wf = workflow(tmp_path,
+                  task("lone", "true", phony=True),
+                  task("c1", "touch c1", outputs=["c1"]),
+                  task("c2", "touch c2", inputs=["c1"], outputs=["c2"]),
+                  task("c3", "touch c3", inputs=["c2"], outputs=["c3"]))
+    result, rec = run(wf, jobs=1)
+    assert [e.task for e in rec.of(TaskStarted)][0] == "c1"
+
+
+def test_task_larger_than_the_machine_is_a_workflow_error(tmp_path):
+    wf = workflow(tmp_path, task("huge", "true", phony=True, mem=64 * GB))
+    with pytest.raises(WorkflowError) as exc:
+        run(wf, capacity=Capacity(cpu=2, mem=8 * GB))
+    assert str(exc.value).startswith("gristmill.toml:1:1: task 'huge' asks for mem = 64.0 GB")
+
+
+def test_dry_run_runs_nothing(tmp_path):
+    wf = workflow(tmp_path, task("t", "touch t", outputs=["t"]))
+    result, rec = run(wf, dry_run=True)
+    assert not (tmp_path / "t").exists()
+    assert rec.of(TaskStarted) == []
+    assert rec.of(RunStarted)[0].dry_run
+    assert rec.final() == {"t": TaskState.WAITING}
+
+
+def test_multiple_commands_stop_at_the_first_failure(tmp_path):
+    wf = workflow(tmp_path, task("t", ["echo a > a", "false", "echo c > c"], phony=True))
+    result, rec = run(wf)
+    assert (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    assert rec.of(TaskFinished)[0].exit_code == 1
+
+
+def test_ignored_errors_go_on(tmp_path):
+    from dataclasses import replace
+    t = replace(task("t", ["false", "echo c > c"], phony=True), ignore_errors=(True, False))
+    wf = workflow(tmp_path, t)
+    result, rec = run(wf)
+    assert result.status is RunStatus.SUCCEEDED and (tmp_path / "c").exists()
+
+
+def test_env_and_cwd(tmp_path):
+    (tmp_path / "sub").mkdir()
+    from dataclasses import replace
+    t = replace(task("t", "echo $GREETING > here.txt; pwd >> here.txt", phony=True,
+                     env=[("GREETING", "hi there")]), cwd=str(tmp_path / "sub"))
+    wf = workflow(tmp_path, t)
+    run(wf)
+    text = (tmp_path / "sub/here.txt").read_text().split("\n")
+    assert text[0] == "hi there" and text[1].endswith("/sub")
+
+
+def test_history_notices_a_changed_command(tmp_path):
+    from dataclasses import replace
+    from gristmill.core.history import History
+    history = History()
+    wf = workflow(tmp_path, task("t", "echo 1 > t", outputs=["t"]))
+    Engine(wf, history=history, options=RunOptions(capacity=Capacity(2, GB))).run([])
+    wf2 = workflow(tmp_path, replace(wf.tasks["t"], commands=("echo 2 > t",)))
+    rec = Recorder()
+    bus = EventBus()
+    bus.subscribe(rec)
+    Engine(wf2, bus=bus, history=history, options=RunOptions(capacity=Capacity(2, GB))).run([])
+    first = [e for e in rec.of(TaskStateChanged) if e.task == "t"][0]
+    assert first.reasons[0].kind is ReasonKind.DEFINITION_CHANGED
+    assert (tmp_path / "t").read_text() == "2\n"
+    history.close()

@@ -1,0 +1,93 @@
+"""The plan's books and the scheduler, stepped by hand: no processes, no files."""
+
+from pathlib import Path
+
+from gristmill.core.capacity import Capacity, FreeCapacity
+from gristmill.core.graph import TaskGraph
+from gristmill.core.plan import Plan
+from gristmill.core.scheduler import critical_path, schedule
+
+from wf import task, workflow
+
+GB = 1000**3
+
+
+def diamond(root=Path("/w")):
+    return workflow(root,
+                    task("a", "x", outputs=["a"]),
+                    task("b", "x", inputs=["a"], outputs=["b"]),
+                    task("c", "x", inputs=["a"], outputs=["c"]),
+                    task("d", "x", inputs=["b", "c"], outputs=["d"]))
+
+
+def test_plan_releases_tasks_as_dependencies_finish():
+    g = TaskGraph(diamond())
+    plan = Plan(g, ["a", "b", "c", "d"])
+    assert plan.take_ready() == ["a"]
+    assert plan.take_ready() == []
+    plan.finished("a", True)
+    assert sorted(plan.take_ready()) == ["b", "c"]
+    plan.finished("b", True)
+    assert plan.take_ready() == []
+    plan.finished("c", True)
+    assert plan.take_ready() == ["d"]
+    plan.finished("d", True)
+    assert not plan.more()
+
+
+def test_plan_ignores_dependencies_outside_it():
+    g = TaskGraph(diamond())
+    plan = Plan(g, ["b", "d"])          # a and c are up to date
+    assert plan.take_ready() == ["b"]
+
+
+def test_failure_skips_everything_downstream_only():
+    g = TaskGraph(diamond())
+    plan = Plan(g, ["a", "b", "c", "d"])
+    plan.take_ready()
+    plan.finished("a", True)
+    plan.take_ready()
+    assert plan.finished("b", False) == ["d"]
+    plan.finished("c", True)
+    assert plan.take_ready() == []
+    assert not plan.more()
+
+
+def test_critical_path_weights_history_durations():
+    g = TaskGraph(diamond())
+    prio = critical_path(g, ["a", "b", "c", "d"], {"b": 10.0, "c": 1.0, "d": 1.0, "a": 1.0})
+    assert prio == {"d": 1.0, "b": 11.0, "c": 2.0, "a": 12.0}
+
+
+def test_scheduler_packs_by_memory_and_backfills():
+    wf = workflow(Path("/w"),
+                  task("big1", "x", mem=6 * GB, phony=True),
+                  task("big2", "x", mem=6 * GB, phony=True),
+                  task("small", "x", mem=1 * GB, phony=True))
+    free = FreeCapacity(Capacity(cpu=8, mem=10 * GB))
+    tasks = list(wf.tasks.values())
+    chosen = schedule(tasks, free, {"big1": 3, "big2": 2, "small": 1})
+    assert [t.name for t in chosen] == ["big1", "small"]
+
+
+def test_scheduler_respects_jobs_gpus_and_pools():
+    wf = workflow(Path("/w"), *[task(f"g{i}", "x", gpu=1, phony=True) for i in range(3)],
+                  *[task(f"p{i}", "x", pools=[("net", 1)], phony=True) for i in range(3)])
+    free = FreeCapacity(Capacity(cpu=16, mem=GB, gpu=2, pools={"net": 1}))
+    chosen = [t.name for t in schedule(list(wf.tasks.values()), free, {})]
+    assert chosen == ["g0", "g1", "p0"]
+    free = FreeCapacity(Capacity(cpu=16, mem=GB, gpu=2, pools={"net": 1}, jobs=2))
+    assert len(schedule(list(wf.tasks.values()), free, {})) == 2
+
+
+def test_free_capacity_hands_out_distinct_gpus_and_lowest_slots():
+    free = FreeCapacity(Capacity(cpu=4, mem=GB, gpu=3))
+    t = task("t", "x", gpu=2).resources
+    u = task("u", "x", gpu=1).resources
+    g1, s1 = free.take(t)
+    g2, s2 = free.take(u)
+    assert g1 == (0, 1) and g2 == (2,) and (s1, s2) == (0, 1)
+    assert not free.fits(u)
+    free.give(t, g1, s1)
+    g3, s3 = free.take(u)
+    assert g3 == (0,) and s3 == 0

@@ -1,0 +1,33 @@
+"""Build workflows in code for core tests (no loader involved)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gristmill.core.errors import Location
+from gristmill.core.workflow import Resources, Task, Workflow
+
+
+def task(name: str, cmd: str | list[str] = "", inputs=(), outputs=(), after=(), phony=False,
+         cpu: float = 1, mem: int = 0, gpu: int = 0, pools=(), retries=0, timeout=None,
+         env=(), root: Path | None = None, **kw) -> Task:
+    cmds = tuple([cmd] if isinstance(cmd, str) and cmd else cmd or ())
+    return Task(name=name, commands=cmds, inputs=tuple(inputs), outputs=tuple(outputs),
+                after=tuple(after), phony=phony,
+                resources=Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple(pools)),
+                retries=retries, timeout=timeout, env=tuple(env),
+                cwd=str(root) if root else ".", group=kw.pop("group", name),
+                location=Location("gristmill.toml", 1, 1), **kw)
+
+
+def workflow(root: Path, *tasks: Task, default=None, pools=None) -> Workflow:
+    fixed = tuple(t if t.cwd != "." else _with_cwd(t, root) for t in tasks)
+    return Workflow(name=root.name, path=root / "gristmill.toml", root=root,
+                    tasks={t.name: t for t in fixed},
+                    default=tuple(default) if default else tuple(t.name for t in fixed),
+                    pools=pools or {})
+
+
+def _with_cwd(t: Task, root: Path) -> Task:
+    from dataclasses import replace
+    return replace(t, cwd=str(root))
