@@ -476,7 +476,7 @@ class History:
                 except Exception:
                     log.exception("history: could not record %r", event)
             conn.execute("COMMIT")
-        except sqlite3.OperationalError:
+        except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             log.exception("history: dropped %d events", len(events))
