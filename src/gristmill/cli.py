@@ -240,10 +240,10 @@ def cmd_history(args) -> int:
         print(f"{'run':<24} {'started':<19} {'duration':>9}  {'status':<11} {'tasks':<28} targets")
         for r in runs:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
-            dur = format_duration(r.ended - r.started) if r.ended else ""
+            dur = format_duration(r.duration) if r.duration is not None else ""
             counts = ", ".join(f"{v} {k}" for k, v in (r.counts or {}).items() if v)
             targets = " ".join(r.targets) if r.targets else "(default)"
-            print(f"{r.id:<24} {started:<19} {dur:>9}  {r.status:<11} {counts:<28} {targets}")
+            print(f"{r.id:<24} {started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
         return 0
     finally:
         history.close()
