@@ -5,7 +5,7 @@ from pathlib import Path
 from gristmill.core.capacity import Capacity, FreeCapacity
 from gristmill.core.graph import TaskGraph
 from gristmill.core.plan import Plan
-from gristmill.core.scheduler import critical_path, schedule
+from gristmill.core.scheduler import by_priority, critical_path, schedule
 
 from wf import task, workflow
 
@@ -66,18 +66,20 @@ def test_scheduler_packs_by_memory_and_backfills():
                   task("small", "x", mem=1 * GB, phony=True))
     free = FreeCapacity(Capacity(cpu=8, mem=10 * GB))
     tasks = list(wf.tasks.values())
-    chosen = schedule(tasks, free, {"big1": 3, "big2": 2, "small": 1})
-    assert [t.name for t in chosen] == ["big1", "small"]
+    queue = by_priority(tasks, {"big1": 3, "big2": 2, "small": 1})
+    chosen = [queue[i].name for i in schedule(queue, free)]
+    assert chosen == ["big1", "small"]
 
 
 def test_scheduler_respects_jobs_gpus_and_pools():
     wf = workflow(Path("/w"), *[task(f"g{i}", "x", gpu=1, phony=True) for i in range(3)],
                   *[task(f"p{i}", "x", pools=[("net", 1)], phony=True) for i in range(3)])
     free = FreeCapacity(Capacity(cpu=16, mem=GB, gpu=2, pools={"net": 1}))
-    chosen = [t.name for t in schedule(list(wf.tasks.values()), free, {})]
+    queue = list(wf.tasks.values())
+    chosen = [queue[i].name for i in schedule(queue, free)]
     assert chosen == ["g0", "g1", "p0"]
     free = FreeCapacity(Capacity(cpu=16, mem=GB, gpu=2, pools={"net": 1}, jobs=2))
-    assert len(schedule(list(wf.tasks.values()), free, {})) == 2
+    assert len(schedule(queue, free)) == 2
 
 
 def test_free_capacity_hands_out_distinct_gpus_and_lowest_slots():

@@ -7,6 +7,7 @@ blocks: call it on a worker thread from a GUI. ``cancel`` is thread-safe.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import hashlib
@@ -213,7 +214,7 @@ class _RunLoop:
         if engine.history is not None:
             durations = engine.history.durations(str(self.wf.path))  # type: ignore[attr-defined]
         self.priority = critical_path(engine.graph, stale, durations)
-        self.ready: list[Task] = []
+        self.ready: list[Task] = []      # in priority order (highest first)
         self.retry_at: list[tuple[float, str]] = []
         self.active: dict[int, _Active] = {}
         self.by_name: dict[str, int] = {}
@@ -294,19 +295,24 @@ class _RunLoop:
                         self.set_state(name, TaskState.UP_TO_DATE, again.reasons)
                         self.plan.finished(name, True)
                         continue
-                self.ready.append(task)
+                self._enqueue(task)
                 self.set_state(name, TaskState.READY, d.reasons)
             names = self.plan.take_ready()
+
+    def _enqueue(self, task: Task) -> None:
+        prio = self.priority
+        bisect.insort(self.ready, task, key=lambda t: -prio.get(t.name, 0.0))
 
     def _start_ready(self, ex: Executor) -> None:
         if not self.ready:
             return
-        chosen = schedule(self.ready, self.free, self.priority)
+        chosen = schedule(self.ready, self.free)
         if not chosen:
             return
-        started = {t.name for t in chosen}
-        self.ready = [t for t in self.ready if t.name not in started]
-        for task in chosen:
+        tasks = [self.ready[i] for i in chosen]
+        for i in reversed(chosen):
+            del self.ready[i]
+        for task in tasks:
             self._start(ex, task)
 
     def _start(self, ex: Executor, task: Task) -> None:
@@ -467,7 +473,7 @@ class _RunLoop:
         self.retry_at = [(t, n) for t, n in self.retry_at if t > now]
         for name in due:
             task = self.wf.tasks[name]
-            self.ready.append(task)
+            self._enqueue(task)
             self.set_state(name, TaskState.READY,
                            (Reason(ReasonKind.RETRY, f"retry {self.attempts[name]} of {task.retries}"),),
                            self.attempts[name])

@@ -98,8 +98,6 @@ class LocalExecutor:
     # -- starting ---------------------------------------------------------
     def start(self, job: Job) -> None:
         r = _Running(job=job, index=0)
-        if job.log_path is not None:
-            r.log = open(job.log_path, "wb", buffering=0)
         self._jobs[job.id] = r
         if not job.task.commands:
             self._finish(r, 0)
@@ -167,9 +165,16 @@ class LocalExecutor:
             return
         self._data(r, data)
 
+    def _log(self, r: _Running, data: bytes) -> None:
+        # The log file is made at the first output: a silent task costs no file.
+        if r.log is None:
+            if r.job.log_path is None:
+                return
+            r.log = open(r.job.log_path, "ab", buffering=0)
+        r.log.write(data)
+
     def _data(self, r: _Running, data: bytes) -> None:
-        if r.log is not None:
-            r.log.write(data)
+        self._log(r, data)
         buf = r.partial + data
         *complete, r.partial = buf.split(b"\n")
         if complete:
@@ -177,8 +182,7 @@ class LocalExecutor:
                 c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
 
     def _line(self, r: _Running, text: str) -> None:
-        if r.log is not None:
-            r.log.write(text.encode() + b"\n")
+        self._log(r, text.encode() + b"\n")
         self._events.append(JobOutput(r.job.id, (text,)))
 
     def _close_out(self, r: _Running) -> None:

@@ -1,6 +1,6 @@
-"""Which ready tasks to start now: a pure function of (ready, free capacity, priorities).
+"""Which ready tasks to start now: a pure function of (ready queue, free capacity).
 
-Highest priority first (the longest remaining path, weighted by durations from
+The queue is kept in priority order: highest first (the longest remaining path, weighted by durations from
 history), then declaration order; a task that does not fit is passed over so
 smaller ones can fill the gap (backfilling). No I/O; tested alone.
 """
@@ -30,24 +30,31 @@ def critical_path(graph: TaskGraph, names: Iterable[str],
     return prio
 
 
-def schedule(ready: Sequence[Task], free: FreeCapacity,
-             priority: Mapping[str, float]) -> list[Task]:
-    """Tasks to start now, in start order; reserves nothing (the caller takes them)."""
-    if not ready:
-        return []
-    order = sorted(range(len(ready)), key=lambda i: (-priority.get(ready[i].name, 0.0), i))
+def by_priority(tasks: Iterable[Task], priority: Mapping[str, float]) -> list[Task]:
+    """Highest priority first; ties keep the given order."""
+    return sorted(tasks, key=lambda t: -priority.get(t.name, 0.0))
+
+
+def schedule(ready: Sequence[Task], free: FreeCapacity) -> list[int]:
+    """Indices into ``ready`` (already in priority order) of the tasks to start now.
+
+    Walks the queue once; a task that does not fit is passed over so smaller ones
+    behind it can fill the gap. Reserves nothing: the caller takes the capacity.
+    """
     cpu, mem, jobs = free.cpu, free.mem, free.jobs
     gpus = len(free.gpus)
     pools = dict(free.pools)
-    chosen: list[Task] = []
-    for i in order:
+    chosen: list[int] = []
+    misfits: set = set()       # resource shapes already found not to fit this time
+    for i, t in enumerate(ready):
         if jobs < 1:
             break
-        t = ready[i]
         r = t.resources
-        if r.cpu > cpu + 1e-9 or r.mem > mem or r.gpu > gpus:
+        if r in misfits:
             continue
-        if any(amount > pools.get(name, 0) for name, amount in r.pools):
+        if (r.cpu > cpu + 1e-9 or r.mem > mem or r.gpu > gpus
+                or any(amount > pools.get(name, 0) for name, amount in r.pools)):
+            misfits.add(r)
             continue
         cpu -= r.cpu
         mem -= r.mem
@@ -55,5 +62,5 @@ def schedule(ready: Sequence[Task], free: FreeCapacity,
         jobs -= 1
         for name, amount in r.pools:
             pools[name] -= amount
-        chosen.append(t)
+        chosen.append(i)
     return chosen
