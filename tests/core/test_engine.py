@@ -364,3 +364,20 @@ def test_history_notices_a_changed_command(tmp_path):
     assert first.reasons[0].kind is ReasonKind.DEFINITION_CHANGED
     assert (tmp_path / "t").read_text() == "2\n"
     history.close()
+
+
+def test_a_task_over_its_declared_memory_is_killed(tmp_path):
+    hog = ("python3 -c 'import time; b = bytearray(400_000_000); b[::4096] = b\"x\" * "
+           "len(b[::4096]); time.sleep(30)' > hog.out")
+    wf = workflow(tmp_path, task("hog", hog, outputs=["hog.out"], mem=100 * 1000**2),
+                  task("fine", "python3 -c 'print(1)' > fine.out", outputs=["fine.out"],
+                       mem=100 * 1000**2))
+    t0 = time.monotonic()
+    result, rec = run(wf, keep_going=True)
+    assert time.monotonic() - t0 < 10
+    fin = {f.task: f for f in rec.of(TaskFinished)}
+    assert fin["hog"].outcome is Outcome.FAILED
+    assert "declared mem (100.0 MB)" in fin["hog"].message
+    assert fin["hog"].peak_mem > 100 * 1000**2
+    assert not (tmp_path / "hog.out").exists()      # its partial output went too
+    assert fin["fine"].outcome is Outcome.SUCCEEDED

@@ -29,6 +29,7 @@ from .plan import Plan
 from .reasons import Reason, ReasonKind
 from .runlog import RunLog, run_log_path
 from .scheduler import critical_path, schedule
+from .sizes import format_size
 from .staleness import Decision, StalenessScan
 from .workflow import Task, Workflow
 
@@ -348,7 +349,7 @@ class _RunLoop:
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, str(log_path),
                                        "\n".join(task.commands), task.definition_hash))
-        ex.start(Job(job_id, task, attempt, env, log_path))
+        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -381,6 +382,9 @@ class _RunLoop:
         timed_out = a.timed_out
         if ev.exit_code == 0 and not ev.killed:
             outcome, message = Outcome.SUCCEEDED, ""
+        elif ev.over_memory:
+            outcome = Outcome.FAILED
+            message = f"killed for using more than its declared mem ({format_size(task.resources.mem)})"
         elif timed_out:
             outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
         elif ev.killed:

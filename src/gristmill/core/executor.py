@@ -22,6 +22,29 @@ from typing import Mapping, Protocol
 from .workflow import Task
 
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
+SAMPLE_EVERY = 0.25  # seconds between memory samples of running process trees
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def tree_memory(pgids: set[int]) -> dict[int, int]:
+    """Resident memory (bytes) of every process group in ``pgids``, from /proc."""
+    totals = dict.fromkeys(pgids, 0)
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return totals
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pgrp = int(fields[2])
+        if pgrp in totals:
+            totals[pgrp] += int(fields[21]) * _PAGE
+    return totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +54,7 @@ class Job:
     attempt: int
     env: Mapping[str, str]          # the whole environment of the process
     log_path: Path | None = None    # where its output goes (stdout and stderr together)
+    mem_limit: int | None = None    # bytes: the process tree is killed above this
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +71,7 @@ class JobExited:
     peak_mem: int | None = None     # bytes: the largest max-RSS of its commands
     killed: bool = False            # ended by kill()
     message: str = ""
+    over_memory: bool = False       # killed for using more than its mem_limit
 
 
 ExecEvent = JobOutput | JobExited
@@ -76,7 +101,7 @@ class _Running:
     killed: bool = False
     kill_at: float | None = None     # when to send SIGKILL
     pgid: int = 0
-    lines: list[str] = field(default_factory=list)
+    over_memory: bool = False
 
 
 class LocalExecutor:
@@ -90,6 +115,7 @@ class LocalExecutor:
         os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", 0))
         self._events: list[ExecEvent] = []
+        self._next_sample = 0.0
 
     @property
     def running(self) -> int:
@@ -129,9 +155,11 @@ class LocalExecutor:
         """Block until something happens (or ``timeout`` seconds); return what happened."""
         if not self._events:
             now = time.monotonic()
-            kill_due = [r.kill_at for r in self._jobs.values() if r.kill_at is not None]
-            if kill_due:
-                until = max(0.0, min(kill_due) - now)
+            due = [r.kill_at for r in self._jobs.values() if r.kill_at is not None]
+            if self._jobs:
+                due.append(self._next_sample)
+            if due:
+                until = max(0.0, min(due) - now)
                 timeout = until if timeout is None else min(timeout, until)
             for key, _ in self._sel.select(timeout):
                 kind, job_id = key.data
@@ -150,8 +178,26 @@ class LocalExecutor:
                 else:
                     self._reap(r)
             self._escalate_kills()
+            if self._jobs and time.monotonic() >= self._next_sample:
+                self._sample_memory()
         events, self._events = self._events, []
         return events
+
+    def _sample_memory(self) -> None:
+        """Track each tree's peak memory; kill a tree that outgrows its limit."""
+        self._next_sample = time.monotonic() + SAMPLE_EVERY
+        live = {r.pgid: r for r in self._jobs.values() if r.pgid and not r.killed}
+        if not live:
+            return
+        for pgid, rss in tree_memory(set(live)).items():
+            r = live[pgid]
+            r.peak = max(r.peak, rss)
+            limit = r.job.mem_limit
+            if limit and rss > limit:
+                r.over_memory = True
+                self._line(r, f"gristmill: killed: the task used {rss / 1e6:.0f} MB, "
+                              f"over its declared mem of {limit / 1e6:.0f} MB")
+                self.kill(r.job.id)
 
     def _read(self, r: _Running) -> None:
         try:
@@ -249,7 +295,8 @@ class LocalExecutor:
             r.log.close()
             r.log = None
         self._jobs.pop(r.job.id, None)
-        self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message))
+        self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
+                                      r.over_memory))
 
     # -- killing ----------------------------------------------------------
     def kill(self, job_id: int) -> None:
