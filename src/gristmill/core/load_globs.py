@@ -1,0 +1,209 @@
+"""Files for the loader: glob patterns, what exists on disk, and path normalising.
+
+Paths here are POSIX paths relative to the workflow root (``..`` allowed).
+A glob is compiled once to a regular expression (``*`` and ``?`` stay inside
+one folder, ``**`` crosses folders, hidden names match only a pattern that
+starts with ``.``, as ``glob.glob`` does) and matched against the sorted
+declared outputs from its literal prefix on, so a pattern costs the outputs
+it could match, not all of them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob as _glob
+import os
+import posixpath
+import re
+from typing import Iterable
+
+_MAGIC = re.compile(r"[*?[]")
+
+
+def has_magic(path: str) -> bool:
+    return _MAGIC.search(path) is not None
+
+
+# -- paths --------------------------------------------------------------------------
+
+def join_root(folder: str, path: str, root: str) -> str:
+    """``path`` as written in a file whose folder is ``folder`` (root-relative, ``""`` for
+    the root) -> a normalised root-relative POSIX path. ``root`` is absolute."""
+    if path.startswith("/"):
+        path = os.path.relpath(path, root).replace(os.sep, "/")
+    elif folder:
+        path = folder + "/" + path
+    if ("/." in path or "//" in path or path.startswith(".") or path.endswith("/")):
+        path = posixpath.normpath(path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+    return path
+
+
+def relative_to(path: str, folder: str) -> str:
+    """A root-relative path as seen from root-relative ``folder`` (``""`` is the root)."""
+    if not folder:
+        return path
+    if path.startswith(folder) and path[len(folder):len(folder) + 1] == "/":
+        return path[len(folder) + 1:]
+    if path == folder:
+        return "."
+    return posixpath.relpath(path, folder)
+
+
+# -- globs --------------------------------------------------------------------------
+
+class BadGlob(ValueError):
+    pass
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A compiled regex matching the paths ``pattern`` matches; BadGlob if it cannot be."""
+    segs = pattern.split("/")
+    out: list[str] = []
+    last = len(segs) - 1
+    for k, seg in enumerate(segs):
+        if seg == "**":
+            if k == last:
+                out.append(r"(?:(?!\.)[^/]+(?:/(?!\.)[^/]+)*)?")
+            else:
+                out.append(r"(?:(?!\.)[^/]+/)*")
+            continue
+        out.append(_segment(seg))
+        if k != last:
+            out.append("/")
+    try:
+        return re.compile("".join(out), re.DOTALL)
+    except re.error as exc:
+        raise BadGlob(f"bad glob pattern {pattern!r}: {exc}") from None
+
+
+def _segment(seg: str) -> str:
+    if not has_magic(seg):
+        return re.escape(seg)
+    res = [] if seg.startswith(".") else [r"(?!\.)"]
+    i, n = 0, len(seg)
+    while i < n:
+        c = seg[i]
+        i += 1
+        if c == "*":
+            res.append("[^/]*")
+        elif c == "?":
+            res.append("[^/]")
+        elif c == "[":
+            j = i
+            if j < n and seg[j] == "!":
+                j += 1
+            if j < n and seg[j] == "]":
+                j += 1
+            while j < n and seg[j] != "]":
+                j += 1
+            if j >= n:
+                res.append(r"\[")
+                continue
+            stuff = seg[i:j]
+            i = j + 1
+            stuff = stuff.replace("\\", r"\\").replace("[", r"\[")
+            stuff = re.sub(r"([&~|])", r"\\\1", stuff)
+            if stuff.startswith("!"):
+                stuff = "^/" + stuff[1:]
+            elif stuff.startswith("^"):
+                stuff = "\\" + stuff
+            res.append(f"[{stuff}]")
+        else:
+            res.append(re.escape(c))
+    return "".join(res)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The text every match of ``pattern`` starts with."""
+    m = _MAGIC.search(pattern)
+    return pattern if m is None else pattern[:m.start()]
+
+
+class OutputIndex:
+    """The declared outputs, sorted, for glob matching by prefix."""
+
+    def __init__(self, outputs: Iterable[str]):
+        self._sorted = sorted(outputs)
+
+    def match(self, regex: re.Pattern[str], prefix: str) -> list[str]:
+        items = self._sorted
+        i = bisect.bisect_left(items, prefix)
+        out = []
+        full = regex.fullmatch
+        n = len(items)
+        while i < n:
+            p = items[i]
+            if not p.startswith(prefix):
+                break
+            if full(p):
+                out.append(p)
+            i += 1
+        return out
+
+
+# -- the disk -----------------------------------------------------------------------
+
+class Disk:
+    """What exists under ``root``; listings and answers are cached for one load."""
+
+    _LIST_AFTER = 8   # list a folder once it has been asked about this many times
+
+    def __init__(self, root: str):
+        self.root = root
+        self._exists: dict[str, bool] = {}
+        self._asked: dict[str, int] = {}
+        self._listing: dict[str, frozenset[str] | None] = {}
+
+    def known(self, paths: Iterable[str]) -> None:
+        """Record paths known to exist (from a glob)."""
+        for p in paths:
+            self._exists[p] = True
+
+    def exists(self, path: str) -> bool:
+        r = self._exists.get(path)
+        if r is not None:
+            return r
+        folder, _, base = path.rpartition("/")
+        names = self._listing.get(folder)
+        if names is None and folder not in self._listing:
+            asked = self._asked.get(folder, 0) + 1
+            self._asked[folder] = asked
+            if asked >= self._LIST_AFTER:
+                names = self._list(folder)
+        if names is not None and base in names:
+            r = True
+        else:
+            try:
+                r = os.path.exists(os.path.join(self.root, path))
+            except (OSError, ValueError):
+                r = False
+        self._exists[path] = r
+        return r
+
+    def _list(self, folder: str) -> frozenset[str] | None:
+        try:
+            names = frozenset(os.listdir(os.path.join(self.root, folder) if folder else self.root))
+        except (OSError, ValueError):
+            names = None
+        self._listing[folder] = names
+        return names
+
+    def glob(self, pattern: str) -> list[str]:
+        """Root-relative paths on disk matching a root-relative pattern."""
+        if "\0" in pattern:
+            return []
+        try:
+            found = _glob.glob(pattern, root_dir=self.root, recursive=True)
+        except (OSError, ValueError, RecursionError):
+            return []
+        out = []
+        for p in found:
+            if os.sep != "/":
+                p = p.replace(os.sep, "/")
+            if p.endswith("/") or "/." in p or p.startswith("./"):
+                p = posixpath.normpath(p)
+            out.append(p)
+        self.known(out)
+        return out

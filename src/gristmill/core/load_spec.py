@@ -1,0 +1,463 @@
+"""The schema of gristmill.toml / gristmill.json: check one file's data, key by key.
+
+``read_sections`` checks the top level, ``[workflow]``, ``[vars]``, ``[pools]``
+and ``[capacity]`` of one file; ``parse_task`` checks one ``[tasks.NAME]`` and
+returns a ``TaskSpec``: still declared (not fanned out), with its placeholders
+parsed and the variables already substituted. Every problem is a
+``WorkflowError`` pointing at the offending key or value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import placeholders
+from .errors import Location, WorkflowError
+from .load_source import Source, short_number
+from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
+from .sizes import format_size, parse_duration, parse_size
+from .workflow import CapacityOverride, Resources
+
+TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
+WORKFLOW_KEYS = ("name", "default", "include")
+CAPACITY_KEYS = ("cpu", "mem", "gpu")
+TASK_KEYS = ("cmd", "inputs", "outputs", "after", "foreach", "phony", "resources",
+             "retries", "timeout", "env", "cwd", "description")
+RESOURCE_KEYS = ("cpu", "mem", "gpu", "pools")
+JSON_VAR_KEYS = ("json", "path")
+
+_TASK_NAME = re.compile(r"[^\s\[\]{}]+")
+Path_ = tuple   # a key path: ("tasks", "build", "inputs", 0)
+_EXPECT_STRINGS = "a string or an array of strings"
+
+
+@dataclass
+class FileDoc:
+    """One workflow file as read."""
+
+    source: Source
+    data: dict[str, Any]
+    abspath: str
+    folder_abs: str        # the file's folder
+    folder: str            # the same, relative to the workflow root ("" for the root)
+    main: bool
+
+
+@dataclass
+class JsonVar:
+    """``{ json = "file.json", path = "a.b.0" }`` in [vars]."""
+
+    file: str
+    file_key: Path_
+    path: str
+    path_key: Path_
+
+
+@dataclass
+class Sections:
+    name: str | None = None
+    default: list[tuple[str, Path_]] | None = None
+    include: list[tuple[str, Path_]] = field(default_factory=list)
+    vars: list[tuple[str, Any, Path_]] = field(default_factory=list)
+    pools: list[tuple[str, int, Path_]] = field(default_factory=list)
+    capacity: CapacityOverride | None = None
+    tasks: list[tuple[str, dict[str, Any], Path_]] = field(default_factory=list)
+
+
+@dataclass
+class TaskSpec:
+    """One declared task, checked, before fan-out."""
+
+    name: str
+    doc: FileDoc
+    key: Path_
+    location: Location
+    commands: list[tuple[Template, Path_]] = field(default_factory=list)
+    inputs: list[tuple[Template, Path_]] = field(default_factory=list)
+    outputs: list[tuple[Template, Path_]] = field(default_factory=list)
+    after: list[tuple[str, Path_]] = field(default_factory=list)
+    foreach: str | list[tuple[str, Path_]] | None = None    # a glob, or items
+    foreach_key: Path_ = ()
+    phony: bool = False
+    resources: Resources = field(default_factory=Resources)
+    retries: int = 0
+    timeout: float | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str = ""
+    description: str = ""
+
+    @property
+    def source(self) -> Source:
+        return self.doc.source
+
+
+# -- generic checks ---------------------------------------------------------------------
+
+def dotted(path: Path_) -> str:
+    parts: list[str] = []
+    for k in path:
+        if isinstance(k, int):
+            if parts:
+                parts[-1] += f"[{k}]"
+            else:
+                parts.append(f"[{k}]")
+        else:
+            parts.append(str(k))
+    return ".".join(parts)
+
+
+def type_error(src: Source, value: Any, path: Path_, expected: str) -> WorkflowError:
+    return src.error(f"{dotted(path)}: expected {expected}, got {src.describe(value)}",
+                     path, value=True)
+
+
+def check_table(src: Source, value: Any, path: Path_) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise type_error(src, value, path, "an object" if src.kind == "json" else "a table")
+    return value
+
+
+def check_keys(src: Source, table: dict[str, Any], path: Path_, allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            where = f" in {dotted(path)}" if path else ""
+            raise src.error(f"unknown key {key!r}{where}{did_you_mean(key, allowed)}",
+                            path + (key,))
+
+
+def check_str(src: Source, value: Any, path: Path_) -> str:
+    if not isinstance(value, str):
+        raise type_error(src, value, path, "a string")
+    return value
+
+
+def check_strings(src: Source, value: Any, path: Path_) -> list[tuple[str, Path_]]:
+    """A string or an array of strings -> [(string, its key path)]."""
+    if isinstance(value, str):
+        return [(value, path)]
+    if not isinstance(value, list):
+        raise type_error(src, value, path, _EXPECT_STRINGS)
+    out = []
+    for i, v in enumerate(value):
+        if not isinstance(v, str):
+            raise type_error(src, v, path + (i,), "a string")
+        out.append((v, path + (i,)))
+    return out
+
+
+def check_bool(src: Source, value: Any, path: Path_) -> bool:
+    if not isinstance(value, bool):
+        raise type_error(src, value, path, "a boolean (true or false)")
+    return value
+
+
+def check_int(src: Source, value: Any, path: Path_, minimum: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise type_error(src, value, path, what)
+    if value < minimum:
+        raise src.error(f"{dotted(path)}: expected {what}, got {short_number(value)}", path,
+                        value=True)
+    return value
+
+
+def check_number(src: Source, value: Any, path: Path_, minimum: float, what: str,
+                 strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise type_error(src, value, path, what)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number < minimum or (strict and number <= minimum):
+        raise src.error(f"{dotted(path)}: expected {what}, got {short_number(value)}", path,
+                        value=True)
+    return number
+
+
+def check_size(src: Source, value: Any, path: Path_) -> int:
+    try:
+        size = parse_size(value)
+    except (ValueError, OverflowError) as exc:
+        raise src.error(f"{dotted(path)}: {_safe(exc)}", path, value=True) from None
+    if size >= 2**63:
+        raise src.error(f"{dotted(path)}: size too large", path, value=True)
+    return size
+
+
+def check_duration(src: Source, value: Any, path: Path_) -> float:
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, OverflowError) as exc:
+        raise src.error(f"{dotted(path)}: {_safe(exc)}", path, value=True) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise src.error(f"{dotted(path)}: a timeout must be longer than 0 seconds", path,
+                        value=True)
+    return seconds
+
+
+def _safe(exc: Exception) -> str:
+    try:
+        return str(exc)
+    except ValueError:
+        return "bad value"
+
+
+def no_nul(src: Source, text: str, path: Path_) -> str:
+    if "\0" in text:
+        raise src.error(f"{dotted(path)}: a NUL character is not allowed here", path,
+                        value=True)
+    return text
+
+
+def var_text(value: Any) -> str:
+    """How a [vars] value reads when substituted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+
+
+# -- the sections of one file -----------------------------------------------------------
+
+def read_sections(doc: FileDoc) -> Sections:
+    """Check everything but the tasks' contents; included files keep only what applies."""
+    src, data = doc.source, doc.data
+    sec = Sections()
+    for key in data:
+        if key not in TOP_KEYS and not (src.kind == "json" and key == "$schema"):
+            raise src.error(f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}", (key,))
+
+    if "workflow" in data:
+        wf = check_table(src, data["workflow"], ("workflow",))
+        check_keys(src, wf, ("workflow",), WORKFLOW_KEYS)
+        if "name" in wf:
+            sec.name = check_str(src, wf["name"], ("workflow", "name"))
+        if "default" in wf:
+            sec.default = check_strings(src, wf["default"], ("workflow", "default"))
+        if "include" in wf:
+            sec.include = check_strings(src, wf["include"], ("workflow", "include"))
+
+    if "vars" in data:
+        table = check_table(src, data["vars"], ("vars",))
+        for name, value in table.items():
+            path = ("vars", name)
+            if isinstance(value, dict):
+                check_keys(src, value, path, JSON_VAR_KEYS)
+                if "json" not in value:
+                    raise src.error(f"{dotted(path)}: a value read from JSON needs "
+                                    "json = \"file.json\"", path)
+                file = no_nul(src, check_str(src, value["json"], path + ("json",)), path + ("json",))
+                where = check_str(src, value.get("path", ""), path + ("path",))
+                sec.vars.append((name, JsonVar(file, path + ("json",), where, path + ("path",)), path))
+            else:
+                sec.vars.append((name, check_var_value(src, value, path), path))
+
+    if "pools" in data:
+        table = check_table(src, data["pools"], ("pools",))
+        for name, value in table.items():
+            size = check_int(src, value, ("pools", name), 1, "a positive integer")
+            sec.pools.append((name, size, ("pools", name)))
+
+    if "capacity" in data:
+        table = check_table(src, data["capacity"], ("capacity",))
+        check_keys(src, table, ("capacity",), CAPACITY_KEYS)
+        cpu = mem = gpu = None
+        if "cpu" in table:
+            cpu = check_number(src, table["cpu"], ("capacity", "cpu"), 0, "a positive number",
+                               strict=True)
+        if "mem" in table:
+            mem = check_size(src, table["mem"], ("capacity", "mem"))
+        if "gpu" in table:
+            gpu = check_int(src, table["gpu"], ("capacity", "gpu"), 0, "a non-negative integer")
+        sec.capacity = CapacityOverride(cpu, mem, gpu)
+
+    if "tasks" in data:
+        table = check_table(src, data["tasks"], ("tasks",))
+        for name, value in table.items():
+            path = ("tasks", name)
+            if not _TASK_NAME.fullmatch(name):
+                raise src.error(f"bad task name {name!r}: a name cannot be empty or hold "
+                                "spaces, brackets or braces", path)
+            sec.tasks.append((name, check_table(src, value, path), path))
+    return sec
+
+
+def check_var_value(src: Source, value: Any, path: Path_) -> str | int | float | bool:
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if abs(value) >= 2**63:
+            raise src.error(f"{dotted(path)}: integer too large", path, value=True)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise src.error(f"{dotted(path)}: expected a finite number, got {short_number(value)}",
+                            path, value=True)
+        return value
+    raise type_error(src, value, path, "a string, number or boolean, or "
+                     "{ json = \"file.json\", path = \"a.b\" }")
+
+
+# -- one task ---------------------------------------------------------------------------
+
+class TaskParser:
+    """Checks ``[tasks.NAME]`` tables against the merged variables, pools and capacity."""
+
+    def __init__(self, variables: dict[str, str], pools: dict[str, int],
+                 capacity: CapacityOverride | None):
+        self.variables = variables
+        self.raw_vars = {f"vars.{k}": v for k, v in variables.items()}
+        self.quoted_vars = {f"vars.{k}": placeholders.quote(v) for k, v in variables.items()}
+        self.pools = pools
+        self.capacity = capacity
+
+    def parse(self, doc: FileDoc, name: str, table: dict[str, Any], key: Path_) -> TaskSpec:
+        src = doc.source
+        check_keys(src, table, key, TASK_KEYS)
+        spec = TaskSpec(name=name, doc=doc, key=key, location=src.loc(key))
+        fanout = "foreach" in table
+
+        if fanout:
+            self._foreach(spec, table["foreach"], key + ("foreach",))
+        if "cmd" in table:
+            for text, path in check_strings(src, table["cmd"], key + ("cmd",)):
+                no_nul(src, text, path)
+                spec.commands.append((self._template(spec, text, path, "cmd", fanout), path))
+        for what in ("inputs", "outputs"):
+            if what in table:
+                for text, path in check_strings(src, table[what], key + (what,)):
+                    no_nul(src, text, path)
+                    if not text:
+                        raise src.error(f"{dotted(path)}: a path cannot be empty", path, value=True)
+                    getattr(spec, what).append((self._template(spec, text, path, what, fanout), path))
+        if "after" in table:
+            spec.after = check_strings(src, table["after"], key + ("after",))
+        if "phony" in table:
+            spec.phony = check_bool(src, table["phony"], key + ("phony",))
+        if "retries" in table:
+            spec.retries = check_int(src, table["retries"], key + ("retries",), 0,
+                                     "a non-negative integer")
+        if "timeout" in table:
+            spec.timeout = check_duration(src, table["timeout"], key + ("timeout",))
+        if "description" in table:
+            spec.description = check_str(src, table["description"], key + ("description",))
+        if "env" in table:
+            spec.env = self._env(src, table["env"], key + ("env",))
+        cwd = ""
+        if "cwd" in table:
+            cwd = no_nul(src, check_str(src, table["cwd"], key + ("cwd",)), key + ("cwd",))
+        spec.cwd = os.path.normpath(os.path.join(doc.folder_abs, cwd))
+        if "resources" in table:
+            spec.resources = self._resources(spec, table["resources"], key + ("resources",))
+        self._check_capacity(spec)
+        return spec
+
+    def _template(self, spec: TaskSpec, text: str, path: Path_, what: str, fanout: bool) -> Template:
+        src = spec.source
+        try:
+            t = placeholders.parse(text, self.variables)
+        except PlaceholderError as exc:
+            raise WorkflowError(exc.message, src.loc_in_string(path, text, exc.offset)) from None
+        for f in t.fields:
+            bad = None
+            if what == "foreach":
+                if not f.name.startswith("vars."):
+                    bad = f"'{f.text}' cannot be used in foreach, only {{vars.NAME}}"
+            elif f.name in ITEM_NAMES and not fanout:
+                bad = f"'{f.text}' needs foreach: task {spec.name!r} has no fan-out"
+            elif f.name in FILE_NAMES and what != "cmd":
+                bad = f"'{f.text}' cannot be used in {what}, only in cmd"
+            if bad:
+                raise WorkflowError(bad, src.loc_in_string(path, text, f.offset))
+        known = self.quoted_vars if what == "cmd" else self.raw_vars
+        if not fanout:
+            task = placeholders.quote(spec.name) if what == "cmd" else spec.name
+            known = {**known, "task": task}
+        return t.substitute(known)
+
+    def _foreach(self, spec: TaskSpec, value: Any, path: Path_) -> None:
+        src = spec.source
+        spec.foreach_key = path
+        if isinstance(value, str):
+            no_nul(src, value, path)
+            if not value:
+                raise src.error(f"{dotted(path)}: a glob cannot be empty", path, value=True)
+            spec.foreach = self._template(spec, value, path, "foreach", True).render({})
+            return
+        if not isinstance(value, list):
+            raise type_error(src, value, path, "a glob string or an array of strings")
+        items: list[tuple[str, Path_]] = []
+        seen: dict[str, Path_] = {}
+        for text, p in check_strings(src, value, path):
+            no_nul(src, text, p)
+            item = self._template(spec, text, p, "foreach", True).render({})
+            if not item:
+                raise src.error(f"{dotted(p)}: a foreach item cannot be empty", p, value=True)
+            if item in seen:
+                first = src.loc(seen[item], value=True)
+                raise src.error(f"{dotted(p)}: item {item!r} is already listed "
+                                f"(at line {first.line}, column {first.col})", p, value=True)
+            seen[item] = p
+            items.append((item, p))
+        spec.foreach = items
+
+    def _env(self, src: Source, value: Any, path: Path_) -> tuple[tuple[str, str], ...]:
+        table = check_table(src, value, path)
+        out = []
+        for name, v in table.items():
+            p = path + (name,)
+            if not name or "=" in name or "\0" in name:
+                raise src.error(f"bad environment variable name {name!r}", p)
+            if not isinstance(v, (str, int, float, bool)):
+                raise type_error(src, v, p, "a string")
+            text = var_text(check_var_value(src, v, p))
+            out.append((name, no_nul(src, text, p)))
+        return tuple(out)
+
+    def _resources(self, spec: TaskSpec, value: Any, path: Path_) -> Resources:
+        src = spec.source
+        table = check_table(src, value, path)
+        check_keys(src, table, path, RESOURCE_KEYS)
+        cpu, mem, gpu = 1.0, 0, 0
+        if "cpu" in table:
+            cpu = check_number(src, table["cpu"], path + ("cpu",), 0, "a non-negative number")
+        if "mem" in table:
+            mem = check_size(src, table["mem"], path + ("mem",))
+        if "gpu" in table:
+            gpu = check_int(src, table["gpu"], path + ("gpu",), 0, "a non-negative integer")
+        pools: list[tuple[str, int]] = []
+        if "pools" in table:
+            ptable = check_table(src, table["pools"], path + ("pools",))
+            for name, n in ptable.items():
+                p = path + ("pools", name)
+                if name not in self.pools:
+                    declared = "; [pools] declares " + ", ".join(map(repr, self.pools)) if self.pools \
+                        else "; declare it in [pools]"
+                    hint = did_you_mean(name, self.pools)
+                    raise src.error(f"unknown pool {name!r}{hint or declared}", p)
+                amount = check_int(src, n, p, 1, "a positive integer")
+                if amount > self.pools[name]:
+                    raise src.error(f"task {spec.name!r} asks for {amount} of pool {name!r}, "
+                                    f"which has {self.pools[name]}", p, value=True)
+                pools.append((name, amount))
+        return Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple(pools))
+
+    def _check_capacity(self, spec: TaskSpec) -> None:
+        cap = self.capacity
+        if cap is None:
+            return
+        r = spec.resources
+        path = spec.key + ("resources",)
+        if cap.cpu is not None and r.cpu > cap.cpu:
+            raise spec.source.error(f"task {spec.name!r} asks for cpu = {r.cpu:g} but [capacity] "
+                                    f"has cpu = {cap.cpu:g}", path + ("cpu",), value=True)
+        if cap.mem is not None and r.mem > cap.mem:
+            raise spec.source.error(f"task {spec.name!r} asks for mem = {format_size(r.mem)} but "
+                                    f"[capacity] has mem = {format_size(cap.mem)}",
+                                    path + ("mem",), value=True)
+        if cap.gpu is not None and r.gpu > cap.gpu:
+            raise spec.source.error(f"task {spec.name!r} asks for gpu = {r.gpu} but [capacity] "
+                                    f"has gpu = {cap.gpu}", path + ("gpu",), value=True)

@@ -1,0 +1,291 @@
+"""gristmill.toml / gristmill.json -> ``Workflow`` (Makefiles go to ``makefile.load_makefile``).
+
+``load_workflow`` reads the main file and its includes (each once; a cycle is
+an error), merges ``[vars]`` (the including file wins; command-line
+``variables`` win over all), ``[pools]`` and the main file's ``[capacity]``,
+checks every ``[tasks.NAME]`` (``load_spec``), expands fan-out, placeholders
+and globs (``load_expand``), and builds the ``TaskGraph`` once to reject
+dependency cycles. Every problem is a ``WorkflowError`` at ``path:line:col``;
+paths in messages are the files' paths as given (the main file's, joined with
+each include), while ``Workflow.path``, ``root`` and ``files`` are absolute.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import Location, WorkflowError
+from .graph import TaskGraph
+from .jsonpos import parse_json
+from .load_expand import Expander
+from .load_globs import Disk
+from .load_source import Source, describe
+from .load_spec import FileDoc, JsonVar, Path_, Sections, TaskParser, TaskSpec, check_var_value, \
+    read_sections, var_text
+from .makefile import load_makefile
+from .placeholders import did_you_mean
+from .tomlpos import parse_toml
+from .workflow import CapacityOverride, Workflow, WorkflowWarning
+
+MAKEFILE_NAMES = ("GNUmakefile", "makefile", "Makefile")
+WORKFLOW_FILES = ("gristmill.toml", "gristmill.json") + MAKEFILE_NAMES
+
+__all__ = ["find_workflow_file", "load_workflow", "WORKFLOW_FILES"]
+
+
+def find_workflow_file(folder: str | Path) -> Path | None:
+    """The workflow file of ``folder``: gristmill.toml, gristmill.json, then a Makefile."""
+    folder = Path(folder)
+    for name in WORKFLOW_FILES:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> Workflow:
+    """Load the workflow in ``path`` (a folder or a file); ``variables`` override ``[vars]``.
+
+    Raises WorkflowError (``path:line:col: message``) for every problem in the files.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            found = find_workflow_file(p)
+            if found is None:
+                raise WorkflowError("no workflow file here: expected gristmill.toml, "
+                                    "gristmill.json or a Makefile", path=str(p))
+            p = found
+        elif not p.exists():
+            raise WorkflowError("no such file or folder", path=str(p))
+    except (OSError, ValueError) as exc:
+        raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
+    if p.suffix.lower() not in (".toml", ".json"):
+        return load_makefile(p, variables)
+    try:
+        return _Loader(p, variables).load()
+    except WorkflowError:
+        raise
+    except RecursionError:
+        raise WorkflowError("the workflow is nested too deeply to load", path=str(p)) from None
+    except Exception as exc:   # a bug of ours must still reach the user as path:line:col
+        raise WorkflowError(f"internal error while loading ({type(exc).__name__}: {exc}); "
+                            "please report it", path=str(p)) from exc
+
+
+class _Loader:
+    def __init__(self, path: Path, variables: dict[str, str] | None):
+        self.display = str(path)
+        self.abspath = os.path.abspath(path)
+        self.root = os.path.dirname(self.abspath)
+        self.overrides = dict(variables or {})
+        self.kind = "json" if path.suffix.lower() == ".json" else "toml"
+        self.files: dict[str, None] = {}
+        self.sections: list[tuple[FileDoc, Sections]] = []
+        self.loaded: set[str] = set()
+        self.warnings: list[WorkflowWarning] = []
+        self._json: dict[str, tuple[Any, Source]] = {}
+
+    # -- reading files --------------------------------------------------------------------
+
+    def _read(self, abspath: str, display: str, at: tuple[Source, Path_] | None) -> str:
+        try:
+            with open(abspath, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            if at is not None:
+                raise at[0].error(f"cannot read {display}: {exc.strerror}", at[1], value=True) from None
+            raise WorkflowError(f"cannot read: {exc.strerror}", path=display) from None
+        self.files[abspath] = None
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            start = data.rfind(b"\n", 0, exc.start) + 1
+            line = data.count(b"\n", 0, exc.start) + 1
+            col = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+            raise WorkflowError("not valid UTF-8 text", path=display, line=line, col=col) from None
+
+    def _doc(self, abspath: str, display: str, main: bool,
+             at: tuple[Source, Path_] | None = None) -> FileDoc:
+        text = self._read(abspath, display, at)
+        if abspath.lower().endswith(".json"):
+            data, src = parse_json(display, text)
+            if not isinstance(data, dict):
+                raise src.error(f"expected an object at the top level, got {describe(data, 'json')}")
+        else:
+            data, src = parse_toml(display, text)
+        folder_abs = os.path.dirname(abspath)
+        folder = os.path.relpath(folder_abs, self.root).replace(os.sep, "/")
+        return FileDoc(src, data, abspath, folder_abs, "" if folder == "." else folder, main)
+
+    def _walk(self, doc: FileDoc, stack: list[tuple[str, str]]) -> None:
+        """Read ``doc``'s sections, then its includes depth-first (each file once)."""
+        sec = read_sections(doc)
+        self.sections.append((doc, sec))
+        src = doc.source
+        for inc, key in sec.include:
+            abspath = os.path.normpath(os.path.join(doc.folder_abs, inc))
+            display = os.path.normpath(os.path.join(os.path.dirname(src.path), inc))
+            try:
+                if os.path.isdir(abspath):
+                    for name in ("gristmill.toml", "gristmill.json"):
+                        if os.path.isfile(os.path.join(abspath, name)):
+                            abspath = os.path.join(abspath, name)
+                            display = os.path.join(display, name)
+                            break
+                is_file = os.path.isfile(abspath)
+                real = os.path.realpath(abspath)
+            except (OSError, ValueError):
+                is_file, real = False, abspath
+            if not is_file:
+                raise src.error(f"included file {inc!r} not found", key, value=True)
+            if not abspath.lower().endswith((".toml", ".json")):
+                raise src.error(f"cannot include {inc!r}: only .toml and .json files can be "
+                                "included", key, value=True)
+            reals = [r for r, _ in stack]
+            if real in reals:
+                if real == reals[-1]:
+                    raise src.error(f"{src.path} includes itself", key, value=True)
+                cycle = [d for _, d in stack[reals.index(real):]] + [display]
+                raise src.error("include cycle: " + " -> ".join(cycle), key, value=True)
+            if real in self.loaded:
+                continue
+            self.loaded.add(real)
+            child = self._doc(abspath, display, main=False, at=(src, key))
+            self._walk(child, stack + [(real, display)])
+
+    # -- merging ------------------------------------------------------------------------
+
+    def load(self) -> Workflow:
+        main = self._doc(self.abspath, self.display, main=True)
+        real = os.path.realpath(self.abspath)
+        self.loaded.add(real)
+        self._walk(main, [(real, self.display)])
+        main_sec = self.sections[0][1]
+        for doc, sec in self.sections[1:]:
+            self._ignored(doc, sec)
+
+        values = self._vars()
+        pools = self._pools()
+        capacity = main_sec.capacity
+        parser = TaskParser({k: var_text(v) for k, v in values.items()}, pools, capacity)
+        specs: list[TaskSpec] = []
+        declared: dict[str, TaskSpec] = {}
+        for doc, sec in self.sections:
+            for name, table, key in sec.tasks:
+                first = declared.get(name)
+                if first is not None:
+                    raise doc.source.error(f"task {name!r} is already declared at {first.location}",
+                                           key)
+                spec = parser.parse(doc, name, table, key)
+                declared[name] = spec
+                specs.append(spec)
+
+        expander = Expander(specs, self.root, Disk(self.root))
+        tasks = expander.run()
+        self.warnings.extend(expander.warnings)
+        if main_sec.default is not None:
+            default = self._default(main, main_sec, expander.groups())
+        else:
+            default = tuple(t.name for t in tasks if not t.phony)
+        workflow = Workflow(
+            name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
+            path=Path(self.abspath), root=Path(self.root),
+            tasks={t.name: t for t in tasks}, default=default, pools=pools,
+            capacity=capacity or CapacityOverride(), vars=values, kind=self.kind,
+            warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files))
+        TaskGraph(workflow)        # raises WorkflowError naming a dependency cycle
+        return workflow
+
+    def _ignored(self, doc: FileDoc, sec: Sections) -> None:
+        """An included file's name, default and [capacity] do not apply: say so."""
+        src = doc.source
+        wf = doc.data.get("workflow")
+        for key in ("name", "default"):
+            if isinstance(wf, dict) and key in wf:
+                self.warnings.append(WorkflowWarning(
+                    f"'{key}' in [workflow] of an included file is ignored", src.loc(("workflow", key))))
+        if "capacity" in doc.data:
+            self.warnings.append(WorkflowWarning(
+                "[capacity] of an included file is ignored; the main file's applies",
+                src.loc(("capacity",))))
+
+    def _vars(self) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for doc, sec in self.sections:
+            for name, value, key in sec.vars:
+                if name in values:
+                    continue        # the including file (read first) wins
+                if name in self.overrides:
+                    values[name] = self.overrides[name]
+                elif isinstance(value, JsonVar):
+                    values[name] = self._json_var(doc, value)
+                else:
+                    values[name] = value
+        for name, value in self.overrides.items():
+            values.setdefault(name, value)
+        return values
+
+    def _json_var(self, doc: FileDoc, ref: JsonVar) -> object:
+        src = doc.source
+        abspath = os.path.normpath(os.path.join(doc.folder_abs, ref.file))
+        display = os.path.normpath(os.path.join(os.path.dirname(src.path), ref.file))
+        try:
+            is_file = os.path.isfile(abspath)
+        except (OSError, ValueError):
+            is_file = False
+        if not is_file:
+            raise src.error(f"JSON file {ref.file!r} not found", ref.file_key, value=True)
+        cached = self._json.get(abspath)
+        if cached is None:
+            text = self._read(abspath, display, (src, ref.file_key))
+            cached = self._json[abspath] = parse_json(display, text)
+        value, _ = cached
+        walked: list[str] = []
+        for part in ref.path.split(".") if ref.path else ():
+            here = ".".join(walked) or "the top level"
+            if isinstance(value, dict):
+                if part not in value:
+                    raise src.error(f"{ref.file} has no key {part!r} in {here}"
+                                    f"{did_you_mean(part, value)}", ref.path_key, value=True)
+                value = value[part]
+            elif isinstance(value, list):
+                if not part.isdigit() or int(part) >= len(value):
+                    raise src.error(f"{ref.file}: {part!r} is not an index of the array at {here} "
+                                    f"(it has {len(value)} items)", ref.path_key, value=True)
+                value = value[int(part)]
+            else:
+                raise src.error(f"{ref.file}: {here} is {describe(value, 'json')}, which has no "
+                                f"key {part!r}", ref.path_key, value=True)
+            walked.append(part)
+        if value is None or isinstance(value, (dict, list)):
+            raise src.error(f"{ref.file}: {ref.path or 'the document'} is {describe(value, 'json')}; "
+                            "expected a string, number or boolean", ref.path_key, value=True)
+        return check_var_value(src, value, ref.path_key)
+
+    def _pools(self) -> dict[str, int]:
+        pools: dict[str, tuple[int, Location]] = {}
+        for doc, sec in self.sections:
+            for name, size, key in sec.pools:
+                first = pools.get(name)
+                if first is None:
+                    pools[name] = (size, doc.source.loc(key))
+                elif first[0] != size:
+                    raise doc.source.error(f"pool {name!r} is already declared with size "
+                                           f"{first[0]} at {first[1]}", key, value=True)
+        return {name: size for name, (size, _) in pools.items()}
+
+    def _default(self, doc: FileDoc, sec: Sections, groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        names = {n for g in groups.values() for n in g}
+        out: dict[str, None] = {}
+        for word, key in sec.default or ():
+            if word in groups:
+                out.update(dict.fromkeys(groups[word]))
+            elif word in names:
+                out[word] = None
+            else:
+                raise doc.source.error(f"default: unknown task {word!r}{did_you_mean(word, groups)}",
+                                       key, value=True)
+        return tuple(out)
