@@ -48,7 +48,7 @@ class _Plan:
     """Per declared task: what its templates need, computed once."""
 
     __slots__ = ("raw_names", "cmd_names", "const_commands", "cwd_rel", "const_inputs",
-                 "after", "glob", "instances")
+                 "after", "glob", "instances", "input_modes")
 
     def __init__(self, spec: TaskSpec, root: str):
         self.raw_names = frozenset().union(*(t.names for t, _ in spec.inputs),
@@ -62,6 +62,11 @@ class _Plan:
         self.after: tuple[str, ...] = ()
         self.glob = isinstance(spec.foreach, str)
         self.instances: list[_Instance] = []
+        # Per input: 0 a literal (resolved once), 1 exactly "{item}" of a glob fan-out (the
+        # item is a file or an output by construction), 2 a template.
+        self.input_modes = tuple(
+            0 if t.is_literal else 1 if (self.glob and t.text == "{item}") else 2
+            for t, _ in spec.inputs)
 
 
 class Expander:
@@ -76,6 +81,7 @@ class Expander:
         self.warnings: list[WorkflowWarning] = []
         self._index: OutputIndex | None = None
         self._globs: dict[str, tuple[str, ...]] = {}
+        self._groups: dict[str, tuple[str, ...]] | None = None
 
     # -- the steps --------------------------------------------------------------------
 
@@ -101,36 +107,43 @@ class Expander:
         return tasks
 
     def groups(self) -> dict[str, tuple[str, ...]]:
-        return {s.name: tuple(i.name for i in self.plans[id(s)].instances) for s in self.specs}
+        """Declared name -> instance names (after ``run``)."""
+        if self._groups is None:
+            self._groups = {s.name: tuple([i.name for i in self.plans[id(s)].instances])
+                            for s in self.specs}
+        return self._groups
 
     def _make(self, spec: TaskSpec, plan: _Plan, name: str, item: str | None,
               item_root: str | None) -> _Instance:
         """An instance with its outputs, each claimed in ``self.owner``."""
         inst = _Instance(name, spec, item, item_root)
         names = plan.raw_names
+        ctx = inst.ctx
         if names:
-            ctx = inst.ctx
             if item is not None:
                 if "item" in names:
                     ctx["item"] = item
-                if "stem" in names:
-                    ctx["stem"] = item_stem(item)
-                if "name" in names:
-                    ctx["name"] = item_name(item)
+                if "stem" in names or "name" in names:
+                    base = item_name(item)
+                    ctx["name"] = base
+                    i = base.rfind(".")
+                    ctx["stem"] = base[:i] if 0 < i < len(base) - 1 else base
                 if "dir" in names:
                     ctx["dir"] = item_dir(item)
             if "task" in names:
                 ctx["task"] = name
         if not spec.outputs:
             return inst
-        folder, root, owner = spec.doc.folder, self.root, self.owner
-        ctx = inst.ctx
+        folder, owner = spec.doc.folder, self.owner
         outs = []
         for t, path in spec.outputs:
-            p = join_root(folder, t.render(ctx), root)
-            if p == ".":
-                raise spec.source.error(f"output {t.render(ctx)!r} of task {name!r} is the "
-                                        "workflow folder itself, not a file", path, value=True)
+            text = t.fill(ctx)
+            p = folder + "/" + text if folder else text
+            if "/." in p or "//" in p or p[:1] in "./" or p[-1:] == "/":
+                p = join_root(folder, text, self.root)
+                if p == ".":
+                    raise spec.source.error(f"output {text!r} of task {name!r} is the workflow "
+                                            "folder itself, not a file", path, value=True)
             prev = owner.get(p)
             if prev is None:
                 owner[p] = inst
@@ -166,9 +179,8 @@ class Expander:
         while True:
             for spec in specs:
                 full, prefix, items = state[id(spec)]
-                for out in candidates:
-                    if out.startswith(prefix) and out not in items and owner[out].spec is not spec \
-                            and full(out):
+                for out in [o for o in candidates if o.startswith(prefix) and full(o)]:
+                    if out not in items and owner[out].spec is not spec:
                         items.add(out)
                         pending.append((spec, out))
             if not pending:
@@ -225,16 +237,23 @@ class Expander:
                     description=spec.description)
 
     def _inputs(self, spec: TaskSpec, plan: _Plan, inst: _Instance) -> tuple[str, ...]:
-        folder, root, owner, exists = spec.doc.folder, self.root, self.owner, self.disk.exists
+        folder, owner, exists = spec.doc.folder, self.owner, self.disk.exists
         out: list[str] = []
-        for k, (t, path) in enumerate(spec.inputs):
-            if t.is_literal:
+        for k, mode in enumerate(plan.input_modes):
+            if mode == 1:
+                out.append(inst.item_root)        # type: ignore[arg-type]
+                continue
+            t, path = spec.inputs[k]
+            if mode == 0:
                 const = plan.const_inputs.get(k)
                 if const is None:
-                    const = plan.const_inputs[k] = self._input(spec, inst, t.render({}), path)
+                    const = plan.const_inputs[k] = self._input(spec, inst, t.text, path)
                 out.extend(const)
                 continue
-            p = join_root(folder, t.render(inst.ctx), root)
+            text = t.fill(inst.ctx)
+            p = folder + "/" + text if folder else text
+            if "/." in p or "//" in p or p[:1] in "./" or p[-1:] == "/":
+                p = join_root(folder, text, self.root)
             if p in owner or exists(p):
                 out.append(p)
             else:
@@ -295,20 +314,24 @@ class Expander:
         if "input" in names:
             if not inputs:
                 self._missing(spec, inst, "input", "inputs")
-            q["input"] = quote_path(relative_to(inputs[0], cwd))
+            q["input"] = quote_path(relative_to(inputs[0], cwd) if cwd else inputs[0])
         if "inputs" in names:
-            q["inputs"] = quote_paths(relative_to(p, cwd) for p in inputs)
+            q["inputs"] = quote_paths([relative_to(p, cwd) for p in inputs] if cwd else inputs)
         if "output" in names:
             if not inst.outputs:
                 self._missing(spec, inst, "output", "outputs")
-            q["output"] = quote_path(relative_to(inst.outputs[0], cwd))
+            q["output"] = quote_path(relative_to(inst.outputs[0], cwd) if cwd else inst.outputs[0])
         if "outputs" in names:
-            q["outputs"] = quote_paths(relative_to(p, cwd) for p in inst.outputs)
+            outs = inst.outputs
+            q["outputs"] = quote_paths([relative_to(p, cwd) for p in outs] if cwd else outs)
         item = inst.item
         if item is not None:
             if "item" in names:
-                q["item"] = (quote_path(relative_to(inst.item_root, cwd)) if inst.item_root is not None
-                             else quote(item))
+                root_item = inst.item_root
+                if root_item is None:
+                    q["item"] = quote(item)
+                else:
+                    q["item"] = quote_path(relative_to(root_item, cwd) if cwd else root_item)
             if "stem" in names:
                 q["stem"] = quote(item_stem(item))
             if "name" in names:
@@ -322,7 +345,7 @@ class Expander:
                     q["dir"] = quote(item_dir(item))
         if "task" in names:
             q["task"] = quote(inst.name)
-        return tuple(t.render(q) for t, _ in spec.commands)
+        return tuple([t.fill(q) for t, _ in spec.commands])
 
     def _missing(self, spec: TaskSpec, inst: _Instance, field: str, what: str) -> None:
         for t, path in spec.commands:

@@ -11,7 +11,6 @@ it could match, not all of them.
 from __future__ import annotations
 
 import bisect
-import glob as _glob
 import os
 import posixpath
 import re
@@ -191,19 +190,85 @@ class Disk:
         return names
 
     def glob(self, pattern: str) -> list[str]:
-        """Root-relative paths on disk matching a root-relative pattern."""
-        if "\0" in pattern:
+        """Root-relative paths on disk matching a root-relative pattern, sorted.
+
+        Like ``glob.glob(pattern, recursive=True)`` (hidden names match only a pattern
+        segment that starts with ``.``), one folder listing per folder.
+        """
+        if "\0" in pattern or not pattern:
             return []
+        segs = pattern.split("/")
+        if segs[0] == "":                      # cannot happen for root-relative paths
+            return []
+        current = [""]                         # matched folders so far ("" is the root)
+        last = len(segs) - 1
         try:
-            found = _glob.glob(pattern, root_dir=self.root, recursive=True)
-        except (OSError, ValueError, RecursionError):
+            for k, seg in enumerate(segs):
+                if seg == "**":
+                    nxt: list[str] = []
+                    for d in current:
+                        if k != last:
+                            nxt.append(d)
+                        nxt.extend(self._walk(d, dirs_only=k != last))
+                    current = nxt
+                elif not has_magic(seg):
+                    nxt = []
+                    for d in current:
+                        p = d + "/" + seg if d else seg
+                        full = os.path.join(self.root, p)
+                        if os.path.isdir(full) if k != last else os.path.lexists(full):
+                            nxt.append(p)
+                    current = nxt
+                else:
+                    match = re.compile(_segment(seg), re.DOTALL).fullmatch
+                    nxt = []
+                    for d in current:
+                        names = [n for n in self._names(d) if match(n)]
+                        prefix = d + "/" if d else ""
+                        if k == last:
+                            nxt.extend(prefix + n for n in names)
+                        else:
+                            base = os.path.join(self.root, d) if d else self.root
+                            nxt.extend(prefix + n for n in names
+                                       if os.path.isdir(os.path.join(base, n)))
+                    current = nxt
+                if not current:
+                    return []
+        except (OSError, ValueError, re.error):
             return []
-        out = []
-        for p in found:
-            if os.sep != "/":
-                p = p.replace(os.sep, "/")
-            if p.endswith("/") or "/." in p or p.startswith("./"):
-                p = posixpath.normpath(p)
-            out.append(p)
+        out = sorted(set(posixpath.normpath(p) if ("/." in p or p.startswith(".")) else p
+                         for p in current if p))
         self.known(out)
+        return out
+
+    def _names(self, folder: str) -> frozenset[str] | tuple[()]:
+        names = self._listing.get(folder)
+        if names is None:
+            names = self._list(folder)
+        return names if names is not None else ()
+
+    def _walk(self, folder: str, dirs_only: bool) -> list[str]:
+        """Everything below ``folder`` (not hidden), or only the folders."""
+        out: list[str] = []
+        stack = [folder]
+        while stack:
+            d = stack.pop()
+            base = os.path.join(self.root, d) if d else self.root
+            prefix = d + "/" if d else ""
+            try:
+                entries = list(os.scandir(base))
+            except (OSError, ValueError):
+                continue
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                try:
+                    is_dir = e.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    out.append(prefix + e.name)
+                    stack.append(prefix + e.name)
+                elif not dirs_only:
+                    out.append(prefix + e.name)
         return out

@@ -14,7 +14,7 @@ one argument that runs nothing.
 from __future__ import annotations
 
 import difflib
-import shlex
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -51,7 +51,7 @@ class Field:
 class Template:
     """A parsed string: literal parts and fields, rendered with ``render(values)``."""
 
-    __slots__ = ("text", "parts", "fields", "names", "_fmt", "_literal")
+    __slots__ = ("text", "parts", "fields", "names", "fill", "_fmt", "_literal")
 
     def __init__(self, text: str, parts: tuple[str | Field, ...]):
         self.text = text
@@ -68,6 +68,8 @@ class Template:
         else:
             self._literal = "".join(parts)     # type: ignore[arg-type]
             self._fmt = None
+        #: The fastest callable that renders: ``fill(values) -> str`` (same as ``render``).
+        self.fill = self._fmt.format_map if self._fmt is not None else self.render
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
@@ -195,16 +197,23 @@ def item_dir(item: str) -> str:
 
 # -- shell quoting ------------------------------------------------------------------
 
+_unsafe = re.compile(r"[^\w@%+=:,./-]", re.ASCII).search
+
+
 def quote(value: str) -> str:
-    """One shell word, whatever the value holds."""
-    return shlex.quote(value)
+    """One shell word, whatever the value holds (as ``shlex.quote``)."""
+    if value and not _unsafe(value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
 def quote_path(path: str) -> str:
     """A path as one shell word; a relative path starting with ``-`` gets ``./``."""
-    if path.startswith("-"):
+    if path[:1] == "-":
         path = "./" + path
-    return shlex.quote(path)
+    if path and not _unsafe(path):
+        return path
+    return "'" + path.replace("'", "'\"'\"'") + "'"
 
 
 def quote_paths(paths: Iterable[str]) -> str:
