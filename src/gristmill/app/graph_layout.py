@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
+from .names import short_name
+
 NODE_W = 168.0
 NODE_H = 34.0
 GAP_X = 70.0
@@ -95,7 +97,7 @@ def build_layout(order: Sequence[str], deps: Callable[[str], Iterable[str]],
     for nid in node_ids:
         ms = tuple(members[nid])
         g = group_name.get(nid, "")
-        label = f"{g}  ×{len(ms)}" if g else nid
+        label = f"{g}  ×{len(ms)}" if g else short_name(nid)
         nodes[nid] = Node(nid, label, ms, layer[nid], g)
     n_layers = (max(layers) + 1) if layers else 0
     return Layout(nodes, pos, edges, node_of,

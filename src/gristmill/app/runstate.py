@@ -259,7 +259,7 @@ class RunState:
         if total <= 0:
             return 1.0 if self.finished_at else 0.0, None
         fraction = min(done / total, 1.0)
-        elapsed = now - self.started_at if self.started_at else 0.0
+        elapsed = now - self.started_at if self.started_at is not None else 0.0
         if done <= 0 or elapsed < 1.0:
             return fraction, None
         rate = done / elapsed            # estimated work-seconds per wall second

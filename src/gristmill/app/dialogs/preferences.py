@@ -1,0 +1,149 @@
+"""Preferences: default parallelism and capacity, history retention, trusted folders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from gristmill.core.sizes import parse_size
+
+from ..settings import Preferences, Settings
+
+
+class PreferencesDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.setObjectName("preferences-dialog")
+        self.setWindowTitle("Preferences")
+        self._init_widgets()
+        self.set_preferences(settings.preferences)
+        self.trusted.addItems(settings.trusted)
+        self._connect_signals()
+        self._validate()
+
+    def _init_widgets(self) -> None:
+        self.jobs = QSpinBox(self)
+        self.jobs.setObjectName("pref-jobs")
+        self.jobs.setRange(0, 1024)
+        self.jobs.setSpecialValueText("Automatic")
+        self.jobs.setToolTip("At most this many tasks at once; Automatic packs tasks by the resources they declare")
+        self.cpu = QDoubleSpinBox(self)
+        self.cpu.setObjectName("pref-cpu")
+        self.cpu.setRange(0, 4096)
+        self.cpu.setDecimals(1)
+        self.cpu.setSpecialValueText("Detect")
+        self.cpu.setToolTip("CPUs Gristmill may use; Detect uses what this machine has")
+        self.mem = QLineEdit(self)
+        self.mem.setObjectName("pref-mem")
+        self.mem.setPlaceholderText("Detect (e.g. 16GB)")
+        self.mem.setToolTip("Memory Gristmill may use, e.g. 16GB; empty detects it")
+        self.gpu = QSpinBox(self)
+        self.gpu.setObjectName("pref-gpu")
+        self.gpu.setRange(-1, 64)
+        self.gpu.setSpecialValueText("Detect")
+        self.gpu.setToolTip("GPUs Gristmill may use; Detect asks nvidia-smi")
+        self.keep_days = QSpinBox(self)
+        self.keep_days.setObjectName("pref-keep-days")
+        self.keep_days.setRange(0, 3650)
+        self.keep_days.setSpecialValueText("Forever")
+        self.keep_days.setSuffix(" days")
+        self.keep_days.setToolTip("Forget runs older than this")
+        self.keep_runs = QSpinBox(self)
+        self.keep_runs.setObjectName("pref-keep-runs")
+        self.keep_runs.setRange(0, 100000)
+        self.keep_runs.setSpecialValueText("All")
+        self.keep_runs.setSuffix(" runs")
+        self.keep_runs.setToolTip("Keep at most this many runs")
+        self.mem_error = QLabel(self)
+        self.mem_error.setStyleSheet("color: #d0493e")
+        self.mem_error.hide()
+        self.trusted = QListWidget(self)
+        self.trusted.setObjectName("pref-trusted")
+        self.trusted.setToolTip("Folders whose commands Gristmill runs without asking")
+        self.untrust = QPushButton("Remove", self)
+        self.untrust.setToolTip("Ask again before running this folder's commands")
+
+        run = QGroupBox("Running", self)
+        form = QFormLayout(run)
+        form.addRow("Parallel tasks:", self.jobs)
+        form.addRow("CPUs:", self.cpu)
+        mem_box = QVBoxLayout()
+        mem_box.addWidget(self.mem)
+        mem_box.addWidget(self.mem_error)
+        form.addRow("Memory:", mem_box)
+        form.addRow("GPUs:", self.gpu)
+        hint = QLabel("A workflow's own [capacity] section takes precedence.", self)
+        hint.setEnabled(False)
+        form.addRow("", hint)
+        history = QGroupBox("History", self)
+        hform = QFormLayout(history)
+        hform.addRow("Keep runs for:", self.keep_days)
+        hform.addRow("Keep at most:", self.keep_runs)
+        trust = QGroupBox("Trusted folders", self)
+        tbox = QVBoxLayout(trust)
+        tbox.addWidget(self.trusted)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.untrust)
+        tbox.addLayout(row)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel, self)
+        layout = QVBoxLayout(self)
+        layout.addWidget(run)
+        layout.addWidget(history)
+        layout.addWidget(trust)
+        layout.addWidget(self.buttons)
+
+    def _connect_signals(self) -> None:
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        self.mem.textChanged.connect(self._validate)
+        self.untrust.clicked.connect(self._remove_trusted)
+        self.trusted.itemSelectionChanged.connect(
+            lambda: self.untrust.setEnabled(bool(self.trusted.selectedItems())))
+        self.untrust.setEnabled(False)
+
+    def set_preferences(self, p: Preferences) -> None:
+        self.jobs.setValue(p.jobs)
+        self.cpu.setValue(p.cpu)
+        self.mem.setText(p.mem)
+        self.gpu.setValue(p.gpu)
+        self.keep_days.setValue(p.keep_days)
+        self.keep_runs.setValue(p.keep_runs)
+
+    def preferences(self) -> Preferences:
+        return replace(self.settings.preferences, jobs=self.jobs.value(), cpu=float(self.cpu.value()),
+                       mem=self.mem.text().strip(), gpu=self.gpu.value(),
+                       keep_days=self.keep_days.value(), keep_runs=self.keep_runs.value())
+
+    def _validate(self) -> bool:
+        text = self.mem.text().strip()
+        message = ""
+        if text:
+            try:
+                parse_size(text)
+            except ValueError as e:
+                message = str(e)
+        self.mem_error.setText(message)
+        self.mem_error.setVisible(bool(message))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not message)
+        return not message
+
+    def _remove_trusted(self) -> None:
+        for item in self.trusted.selectedItems():
+            self.trusted.takeItem(self.trusted.row(item))
+
+    def save(self) -> bool:
+        if not self._validate():
+            return False
+        self.settings.set_preferences(self.preferences())
+        kept = {self.trusted.item(i).text() for i in range(self.trusted.count())}
+        for folder in self.settings.trusted:
+            if folder not in kept:
+                self.settings.untrust(folder)
+        self.accept()
+        return True

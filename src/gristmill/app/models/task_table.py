@@ -1,0 +1,351 @@
+"""The task table: one row per task, adapting the workflow, the scan and the run state."""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from typing import Any, Iterable, Mapping
+
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
+                            QSortFilterProxyModel, Qt)
+
+from gristmill.core.events import TaskState
+from gristmill.core.sizes import format_duration, format_size
+from gristmill.core.staleness import Decision
+from gristmill.core.workflow import Task, Workflow
+
+from .. import theme
+from ..runstate import Changes, RunState
+
+Index = QModelIndex | QPersistentModelIndex
+ROLE_NAME = Qt.ItemDataRole.UserRole + 1      # the task name
+ROLE_STATE = Qt.ItemDataRole.UserRole + 2     # TaskState.value, or ""
+ROLE_SORT = Qt.ItemDataRole.UserRole + 3      # a sort key per column
+
+
+class Column(enum.IntEnum):
+    NAME = 0
+    STATE = 1
+    WHY = 2
+    LAST = 3
+    ESTIMATE = 4
+    RESOURCES = 5
+    OUTPUTS = 6
+
+
+HEADERS = {
+    Column.NAME: ("Task", "The task's name"),
+    Column.STATE: ("State", "Its state in the current run, or whether it is stale"),
+    Column.WHY: ("Why", "Why it will run, or why it will not"),
+    Column.LAST: ("Last", "How long its last run took"),
+    Column.ESTIMATE: ("Estimate", "How long it is expected to take (its last success)"),
+    Column.RESOURCES: ("Resources", "What it declares: cpu, memory, gpu, pools"),
+    Column.OUTPUTS: ("Outputs", "Age of its oldest output"),
+}
+STATE_ORDER = {s: i for i, s in enumerate(theme.BOARD_STATES)}
+
+
+def describe_resources(task: Task) -> str:
+    r = task.resources
+    parts = [f"{r.cpu:g} cpu"]
+    if r.mem:
+        parts.append(format_size(r.mem))
+    if r.gpu:
+        parts.append(f"{r.gpu} gpu")
+    parts += [f"{n}×{a}" for n, a in r.pools]
+    return ", ".join(parts)
+
+
+def describe_age(seconds: float) -> str:
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} d ago"
+
+
+def output_times(workflow: Workflow, names: Iterable[str] | None = None) -> dict[str, float | None]:
+    """Task -> mtime of its oldest output; None when one is missing. Tasks without outputs are left out."""
+    out: dict[str, float | None] = {}
+    for name in names if names is not None else workflow.tasks:
+        task = workflow.tasks.get(name)
+        if task is None or not task.outputs or task.phony:
+            continue
+        oldest: float | None = None
+        for o in task.outputs:
+            try:
+                m = os.stat(os.path.join(workflow.root, o)).st_mtime
+            except OSError:
+                oldest = None
+                break
+            oldest = m if oldest is None else min(oldest, m)
+        out[name] = oldest
+    return out
+
+
+class TaskTableModel(QAbstractTableModel):
+    """Rows are the workflow's tasks in declaration order; the Python side owns the data."""
+
+    def __init__(self, run: RunState, parent=None):
+        super().__init__(parent)
+        self._run = run
+        self._workflow: Workflow | None = None
+        self._names: list[str] = []
+        self._row: dict[str, int] = {}
+        self._decisions: Mapping[str, Decision] = {}
+        self._last: Mapping[str, float] = {}
+        self._estimates: Mapping[str, float] = {}
+        self._outputs: dict[str, float | None] = {}
+
+    # -- feeding --------------------------------------------------------------
+
+    def set_workflow(self, workflow: Workflow | None) -> None:
+        self.beginResetModel()
+        self._workflow = workflow
+        self._names = list(workflow.tasks) if workflow else []
+        self._row = {n: i for i, n in enumerate(self._names)}
+        self._decisions = {}
+        self._outputs = output_times(workflow) if workflow else {}
+        self.endResetModel()
+
+    def set_decisions(self, decisions: Mapping[str, Decision]) -> None:
+        self._decisions = dict(decisions)
+        self._all_changed()
+
+    def set_durations(self, last: Mapping[str, float], estimates: Mapping[str, float]) -> None:
+        self._last, self._estimates = dict(last), dict(estimates)
+        self._all_changed()
+
+    def refresh_outputs(self, names: Iterable[str] | None = None) -> None:
+        if self._workflow is None:
+            return
+        names = list(names) if names is not None else None
+        self._outputs.update(output_times(self._workflow, names))
+        if names is None:
+            self._all_changed()
+        else:
+            self.rows_changed(names)
+
+    def apply_changes(self, changes: Changes) -> None:
+        if changes.started is not None:
+            self._all_changed()
+        elif changes.tasks:
+            self.rows_changed(changes.tasks)
+
+    def rows_changed(self, names: Iterable[str]) -> None:
+        """One dataChanged per contiguous range of changed rows."""
+        rows = sorted(self._row[n] for n in names if n in self._row)
+        if not rows:
+            return
+        last_col = self.columnCount() - 1
+        start = prev = rows[0]
+        for r in rows[1:] + [None]:
+            if r is not None and r == prev + 1:
+                prev = r
+                continue
+            self.dataChanged.emit(self.index(start, 0), self.index(prev, last_col))
+            if r is not None:
+                start = prev = r
+
+    def _all_changed(self) -> None:
+        if self._names:
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self._names) - 1, self.columnCount() - 1))
+
+    # -- questions ------------------------------------------------------------
+
+    @property
+    def workflow(self) -> Workflow | None:
+        return self._workflow
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def row_of(self, name: str) -> int:
+        return self._row.get(name, -1)
+
+    def name_at(self, row: int) -> str:
+        return self._names[row]
+
+    def state(self, name: str) -> TaskState | None:
+        """The run's state when the task is in the run; else stale -> waiting, fresh -> up to date."""
+        s = self._run.state_of(name)
+        if s is not None:
+            return s
+        d = self._decisions.get(name)
+        if d is None:
+            return None
+        return TaskState.WAITING if d.stale else TaskState.UP_TO_DATE
+
+    def reasons_text(self, name: str) -> str:
+        """During a run: why the run decided what it did; otherwise the latest scan."""
+        tr = self._run.tasks.get(name)
+        reasons = tr.reasons if tr is not None and tr.reasons else ()
+        if name in self._decisions and not self._run.running:
+            reasons = ()
+        if not reasons:
+            d = self._decisions.get(name)
+            reasons = d.reasons if d is not None else ()
+        return "; ".join(r.message for r in reasons)
+
+    def last_duration(self, name: str) -> float | None:
+        tr = self._run.tasks.get(name)
+        if tr is not None and tr.duration is not None:
+            return tr.duration
+        return self._last.get(name)
+
+    def estimates(self) -> Mapping[str, float]:
+        return self._estimates
+
+    # -- Qt ---------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._names)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Column):
+            return None
+        title, tip = HEADERS[Column(section)]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tip
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or self._workflow is None:
+            return None
+        row, col = index.row(), index.column()
+        if not 0 <= row < len(self._names):
+            return None
+        name = self._names[row]
+        if role == ROLE_NAME:
+            return name
+        if role == ROLE_STATE:
+            s = self.state(name)
+            return s.value if s else ""
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(name, Column(col))
+        if role == ROLE_SORT:
+            return self._sort_key(name, Column(col))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(name, Column(col))
+        if role == Qt.ItemDataRole.DecorationRole and col == Column.STATE:
+            return theme.state_color(self.state(name))
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (Column.LAST, Column.ESTIMATE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _display(self, name: str, col: Column) -> str:
+        task = self._workflow.tasks[name]
+        if col == Column.NAME:
+            return name
+        if col == Column.STATE:
+            s = self.state(name)
+            if s is None:
+                return ""
+            text = theme.STATE_TITLES[s].lower()
+            tr = self._run.tasks.get(name)
+            if tr is not None and tr.attempt > 1:
+                text += f" (attempt {tr.attempt})"
+            return text
+        if col == Column.WHY:
+            return self.reasons_text(name)
+        if col == Column.LAST:
+            return format_duration(self.last_duration(name))
+        if col == Column.ESTIMATE:
+            return format_duration(self._estimates.get(name))
+        if col == Column.RESOURCES:
+            return describe_resources(task)
+        if col == Column.OUTPUTS:
+            if name not in self._outputs:
+                return "—"
+            m = self._outputs[name]
+            return "missing" if m is None else describe_age(max(time.time() - m, 0))
+        return ""
+
+    def _sort_key(self, name: str, col: Column) -> Any:
+        if col == Column.STATE:
+            s = self.state(name)
+            return STATE_ORDER.get(s, -1) if s else -1
+        if col == Column.LAST:
+            return self.last_duration(name) or 0.0
+        if col == Column.ESTIMATE:
+            return self._estimates.get(name, 0.0)
+        if col == Column.OUTPUTS:
+            m = self._outputs.get(name, -1.0)
+            return 0.0 if m is None else m
+        if col == Column.RESOURCES:
+            r = self._workflow.tasks[name].resources
+            return r.cpu * 1e15 + r.mem
+        if col == Column.NAME:
+            return self._row[name]
+        return self._display(name, col).lower()
+
+    def _tooltip(self, name: str, col: Column) -> str:
+        task = self._workflow.tasks[name]
+        if col == Column.NAME:
+            lines = [name]
+            if task.description:
+                lines.append(task.description)
+            lines += [f"$ {c}" for c in task.commands[:5]]
+            return "\n".join(lines)
+        if col == Column.WHY:
+            return self.reasons_text(name)
+        if col == Column.OUTPUTS and task.outputs:
+            return "\n".join(task.outputs[:20])
+        return self._display(name, col)
+
+
+class TaskFilterProxy(QSortFilterProxyModel):
+    """Sort by each column's key; filter by text (name, state or reason) and by state."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSortRole(ROLE_SORT)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setDynamicSortFilter(True)
+        self._states: frozenset[str] | None = None
+        self._text = ""
+
+    def _refilter(self, change) -> None:
+        if hasattr(self, "endFilterChange"):          # Qt 6.9 and later
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateFilter()
+
+    def set_text(self, text: str) -> None:
+        self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
+
+    def set_states(self, states: Iterable[TaskState] | None) -> None:
+        value = None if states is None else frozenset(s.value for s in states)
+        self._refilter(lambda: setattr(self, "_states", value))
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        model = self.sourceModel()
+        index = model.index(source_row, 0, source_parent)
+        if self._states is not None and model.data(index, ROLE_STATE) not in self._states:
+            return False
+        needle = self._text
+        if not needle:
+            return True
+        for col in (Column.NAME, Column.STATE, Column.WHY):
+            value = model.data(model.index(source_row, col, source_parent))
+            if value and needle in str(value).lower():
+                return True
+        return False

@@ -1,0 +1,366 @@
+"""The graph: the DAG in layers, nodes coloured by state and updated live.
+
+Cheap items in a QGraphicsScene (one item per node, one path for all edges);
+big fan-outs are one group node until expanded (double-click).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Iterable
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPalette, QPen, QWheelEvent
+from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
+                               QHBoxLayout, QLabel, QMenu, QStyle, QStyleOptionGraphicsItem,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from gristmill.core.events import TaskState
+from gristmill.core.graph import TaskGraph
+from gristmill.core.workflow import Workflow
+
+from .. import icons, theme
+from ..graph_layout import NODE_H, NODE_W, Layout, Node, build_layout
+from ..selection import Selection
+
+ORIGIN = "graph"
+COLLAPSE_ABOVE = 12
+# Which state a group node shows: the most pressing one among its members.
+GROUP_PRIORITY = (TaskState.FAILED, TaskState.RUNNING, TaskState.READY, TaskState.WAITING,
+                  TaskState.SKIPPED, TaskState.DONE, TaskState.UP_TO_DATE)
+
+
+def group_state(states: Iterable[TaskState | None]) -> tuple[TaskState | None, Counter]:
+    counts = Counter(s for s in states if s is not None)
+    for s in GROUP_PRIORITY:
+        if counts.get(s):
+            return s, counts
+    return None, counts
+
+
+class NodeItem(QGraphicsItem):
+    """A rounded box with the task's name; a group node looks like a stack of cards."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self.node = node
+        self.state: TaskState | None = None
+        self.summary = ""
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setAcceptHoverEvents(False)
+        self.setToolTip(node.id if not node.is_group else
+                        f"{node.group}: {len(node.members)} instances (double-click to expand)")
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(-2, -2, NODE_W + 10, NODE_H + 10)
+
+    def set_state(self, state: TaskState | None, summary: str = "") -> None:
+        if state is not self.state or summary != self.summary:
+            self.state, self.summary = state, summary
+            self.update()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        fill = theme.state_color(self.state)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        palette = widget.palette() if widget is not None else QPalette()
+        edge = palette.color(QPalette.ColorRole.Highlight) if selected else fill.darker(150)
+        rect = QRectF(0, 0, NODE_W, NODE_H)
+        if lod < 0.2:
+            painter.fillRect(rect, fill if not selected else edge)
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.5)
+        if self.node.is_group:
+            painter.setPen(QPen(fill.darker(150), 1))
+            painter.setBrush(fill.lighter(108))
+            painter.drawRoundedRect(rect.translated(6, 6), 6, 6)
+            painter.drawRoundedRect(rect.translated(3, 3), 6, 6)
+        painter.setPen(QPen(edge, 3 if selected else 1))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(rect, 6, 6)
+        if lod < 0.45:
+            return
+        painter.setPen(theme.text_on(fill))
+        fm = painter.fontMetrics()
+        inner = rect.adjusted(8, 0, -8, 0)
+        if self.node.is_group and self.summary:
+            top = QRectF(inner.left(), 2, inner.width(), NODE_H / 2)
+            bottom = QRectF(inner.left(), NODE_H / 2 - 2, inner.width(), NODE_H / 2)
+            painter.drawText(top, Qt.AlignmentFlag.AlignVCenter,
+                             fm.elidedText(self.node.label, Qt.TextElideMode.ElideMiddle, int(inner.width())))
+            painter.drawText(bottom, Qt.AlignmentFlag.AlignVCenter,
+                             fm.elidedText(self.summary, Qt.TextElideMode.ElideRight, int(inner.width())))
+        else:
+            painter.drawText(inner, Qt.AlignmentFlag.AlignVCenter,
+                             fm.elidedText(self.node.label, Qt.TextElideMode.ElideMiddle, int(inner.width())))
+
+
+def edge_path(layout: Layout, edges: Iterable[tuple[str, str]]) -> QPainterPath:
+    path = QPainterPath()
+    for a, b in edges:
+        ax, ay = layout.pos[a]
+        bx, by = layout.pos[b]
+        start = QPointF(ax + NODE_W, ay + NODE_H / 2)
+        end = QPointF(bx, by + NODE_H / 2)
+        dx = max((end.x() - start.x()) / 2, 30.0)
+        path.moveTo(start)
+        path.cubicTo(QPointF(start.x() + dx, start.y()), QPointF(end.x() - dx, end.y()), end)
+    return path
+
+
+class GraphView(QGraphicsView):
+    """Wheel zooms around the cursor; dragging the background pans."""
+
+    nodeDoubleClicked = Signal(object)     # NodeItem
+
+    def __init__(self, scene: QGraphicsScene, parent: QWidget | None = None):
+        super().__init__(scene, parent)
+        self.setObjectName("graph-view")
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        item = self.itemAt(event.position().toPoint())
+        if isinstance(item, NodeItem):
+            self.nodeDoubleClicked.emit(item)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        factor = 1.0015 ** event.angleDelta().y()
+        self.zoom(factor)
+
+    def zoom(self, factor: float) -> None:
+        scale = self.transform().m11() * factor
+        if 0.02 <= scale <= 4.0:
+            self.scale(factor, factor)
+
+    def fit(self) -> None:
+        rect = self.scene().itemsBoundingRect().adjusted(-20, -20, 20, 20)
+        if rect.isValid():
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            if self.transform().m11() > 1.5:
+                self.resetTransform()
+                self.centerOn(rect.center())
+
+
+class GraphPane(QWidget):
+    activated = Signal(str)
+
+    def __init__(self, selection: Selection, state_of: Callable[[str], TaskState | None],
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self._selection = selection
+        self._state_of = state_of
+        self._syncing = False
+        self._workflow: Workflow | None = None
+        self._graph: TaskGraph | None = None
+        self._expanded: set[str] = set()
+        self.layout_: Layout | None = None
+        self.items: dict[str, NodeItem] = {}
+        self._init_widgets()
+        self._connect_signals()
+
+    def _init_widgets(self) -> None:
+        self.scene = QGraphicsScene(self)
+        self.view = GraphView(self.scene, self)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self._edges = QGraphicsPathItem()
+        self._highlight = QGraphicsPathItem()
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 4, 6, 0)
+        self.info = QLabel(self)
+        self.info.setObjectName("graph-info")
+        bar.addWidget(self.info, 1)
+        self.fit_button = self._tool_button("fit", "Fit to view", "Show the whole graph (Ctrl+0)")
+        self.zoom_in_button = self._tool_button("", "+", "Zoom in (or use the mouse wheel)")
+        self.zoom_out_button = self._tool_button("", "−", "Zoom out (or use the mouse wheel)")
+        self.collapse_button = self._tool_button("", "Collapse groups",
+                                                 "Collapse every expanded fan-out into one node")
+        for b in (self.collapse_button, self.zoom_out_button, self.zoom_in_button, self.fit_button):
+            bar.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addWidget(self.view, 1)
+
+    def _tool_button(self, icon_name: str, text: str, tip: str) -> QToolButton:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAutoRaise(True)
+        if icon_name:
+            b.setIcon(icons.icon(icon_name))
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        return b
+
+    def _connect_signals(self) -> None:
+        self.scene.selectionChanged.connect(self._scene_selection_changed)
+        self._selection.changed.connect(self._shared_selection_changed)
+        self.fit_button.clicked.connect(self.view.fit)
+        self.zoom_in_button.clicked.connect(lambda: self.view.zoom(1.25))
+        self.zoom_out_button.clicked.connect(lambda: self.view.zoom(0.8))
+        self.collapse_button.clicked.connect(self.collapse_all)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.nodeDoubleClicked.connect(self.activate)
+
+    # -- building -------------------------------------------------------------------
+
+    def set_workflow(self, workflow: Workflow | None, graph: TaskGraph | None) -> None:
+        same = (self._workflow is not None and workflow is not None
+                and self._workflow.path == workflow.path)
+        if not same:
+            self._expanded = set()
+        self._workflow, self._graph = workflow, graph
+        self._rebuild(fit=not same)
+
+    def expand(self, group: str) -> None:
+        self._expanded.add(group)
+        self._rebuild(fit=False)
+
+    def collapse(self, group: str) -> None:
+        self._expanded.discard(group)
+        self._rebuild(fit=False)
+
+    def collapse_all(self) -> None:
+        if self._expanded:
+            self._expanded.clear()
+            self._rebuild(fit=True)
+
+    def _rebuild(self, fit: bool) -> None:
+        self._syncing = True
+        try:
+            self.scene.clear()
+            self.items = {}
+            self.layout_ = None
+            self._edges = QGraphicsPathItem()
+            self._highlight = QGraphicsPathItem()
+            wf, graph = self._workflow, self._graph
+            if wf is None or graph is None:
+                self.info.setText("")
+                return
+            layout = build_layout(graph.order, graph.deps, wf.groups(), self._expanded,
+                                  COLLAPSE_ABOVE)
+            self.layout_ = layout
+            mid = self.palette().color(QPalette.ColorRole.WindowText)
+            mid.setAlphaF(0.35)
+            self._edges.setPath(edge_path(layout, layout.edges))
+            self._edges.setPen(QPen(mid, 1.2))
+            self._edges.setZValue(-2)
+            self.scene.addItem(self._edges)
+            hl = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2.2)
+            self._highlight.setPen(hl)
+            self._highlight.setZValue(-1)
+            self.scene.addItem(self._highlight)
+            for nid, node in layout.nodes.items():
+                item = NodeItem(node)
+                x, y = layout.pos[nid]
+                item.setPos(x, y)
+                self.scene.addItem(item)
+                self.items[nid] = item
+            self.scene.setSceneRect(QRectF(-40, -40, layout.width + 80, layout.height + 80))
+            groups = sum(1 for n in layout.nodes.values() if n.is_group)
+            text = f"{len(wf.tasks)} tasks, {len(layout.edges)} edges"
+            if groups:
+                text += f" · {groups} fan-out{'s' if groups != 1 else ''} collapsed (double-click to expand)"
+            self.info.setText(text)
+        finally:
+            self._syncing = False
+        self.update_states(None)
+        self._shared_selection_changed(self._selection.names, "")
+        if fit:
+            self.view.fit()
+
+    # -- live updates -----------------------------------------------------------------
+
+    def update_states(self, names: Iterable[str] | None) -> None:
+        """Recolour the nodes of these tasks (all when None)."""
+        layout = self.layout_
+        if layout is None:
+            return
+        if names is None:
+            node_ids = set(layout.nodes)
+        else:
+            node_ids = {layout.node_of[n] for n in names if n in layout.node_of}
+        for nid in node_ids:
+            item = self.items.get(nid)
+            if item is None:
+                continue
+            node = item.node
+            if node.is_group:
+                state, counts = group_state(self._state_of(m) for m in node.members)
+                summary = ", ".join(f"{counts[s]} {theme.STATE_TITLES[s].lower()}"
+                                    for s in GROUP_PRIORITY if counts.get(s))
+                item.set_state(state, summary)
+            else:
+                item.set_state(self._state_of(node.members[0]))
+
+    # -- selection ----------------------------------------------------------------------
+
+    def _scene_selection_changed(self) -> None:
+        if self._syncing:
+            return
+        names: list[str] = []
+        for item in self.scene.selectedItems():
+            if isinstance(item, NodeItem):
+                names.extend(item.node.members)
+        self._update_highlight()
+        self._selection.set(names, ORIGIN)
+
+    def _shared_selection_changed(self, names: tuple, origin: str) -> None:
+        if origin == ORIGIN or self.layout_ is None:
+            return
+        self._syncing = True
+        try:
+            wanted = {self.layout_.node_of[n] for n in names if n in self.layout_.node_of}
+            for nid, item in self.items.items():
+                item.setSelected(nid in wanted)
+            if names and names[0] in self.layout_.node_of:
+                item = self.items.get(self.layout_.node_of[names[0]])
+                if item is not None:
+                    self.view.ensureVisible(item, 60, 60)
+        finally:
+            self._syncing = False
+        self._update_highlight()
+
+    def _update_highlight(self) -> None:
+        layout = self.layout_
+        if layout is None:
+            return
+        selected = {nid for nid, item in self.items.items() if item.isSelected()}
+        self._highlight.setPath(edge_path(layout, [(a, b) for a, b in layout.edges
+                                                   if a in selected or b in selected]))
+
+    # -- mouse ----------------------------------------------------------------------------
+
+    def node_at(self, view_pos) -> NodeItem | None:
+        item = self.view.itemAt(view_pos)
+        return item if isinstance(item, NodeItem) else None
+
+    def activate(self, item: NodeItem) -> None:
+        if item.node.is_group:
+            self.expand(item.node.group)
+        else:
+            self.activated.emit(item.node.members[0])
+
+    def _context_menu(self, pos) -> None:
+        item = self.node_at(pos)
+        if item is None or self._workflow is None:
+            return
+        menu = QMenu(self)
+        node = item.node
+        if node.is_group:
+            menu.addAction(f"Expand “{node.group}” ({len(node.members)} tasks)",
+                           lambda: self.expand(node.group))
+        else:
+            task = self._workflow.tasks.get(node.members[0])
+            if task is not None and task.group in self._expanded:
+                menu.addAction(f"Collapse “{task.group}”", lambda: self.collapse(task.group))
+            menu.addAction("Explain…", lambda: self.activated.emit(node.members[0]))
+        menu.popup(self.view.viewport().mapToGlobal(pos))

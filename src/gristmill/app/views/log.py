@@ -1,0 +1,282 @@
+"""The log: live output of the selected task or of the whole run; follows the tail; searchable."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QKeySequence, QShortcut, QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                               QTextEdit, QToolButton, QVBoxLayout, QWidget)
+
+from gristmill.core.events import OutputLine
+from gristmill.core.history import AttemptRecord
+
+from ..runstate import RUN_LOG_LIMIT, RunState
+
+MAX_BLOCKS = RUN_LOG_LIMIT
+MAX_HIGHLIGHTS = 500
+WHOLE_RUN, SELECTED_TASK = 0, 1
+
+
+class LogSource(Protocol):
+    def attempts(self, task: str) -> list[int]: ...
+    def task_lines(self, task: str, attempt: int) -> list[str]: ...
+    def run_lines(self) -> list[tuple[str, int, str]]: ...
+
+
+class LiveLogSource:
+    """The run of this session, from the lines kept in memory."""
+
+    def __init__(self, run: RunState):
+        self.run = run
+
+    def attempts(self, task: str) -> list[int]:
+        found = self.run.log.attempts(task)
+        tr = self.run.tasks.get(task)
+        if tr is not None and tr.attempt and tr.attempt not in found:
+            found.append(tr.attempt)
+        return sorted(found)
+
+    def task_lines(self, task: str, attempt: int) -> list[str]:
+        return self.run.log.lines(task, attempt)
+
+    def run_lines(self) -> list[tuple[str, int, str]]:
+        return list(self.run.log.run)
+
+
+def read_log(path: str, limit: int = MAX_BLOCKS) -> list[str]:
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return lines[-limit:]
+
+
+class PastLogSource:
+    """A past run, from its attempts' log files."""
+
+    def __init__(self, attempts: Sequence[AttemptRecord]):
+        self._attempts = {(a.task, a.attempt): a for a in attempts}
+        self._order = sorted(attempts, key=lambda a: (a.started or 0.0, a.task))
+
+    def attempts(self, task: str) -> list[int]:
+        return sorted(a for (t, a) in self._attempts if t == task)
+
+    def task_lines(self, task: str, attempt: int) -> list[str]:
+        a = self._attempts.get((task, attempt))
+        return read_log(a.log_path) if a is not None else []
+
+    def run_lines(self) -> list[tuple[str, int, str]]:
+        out: list[tuple[str, int, str]] = []
+        for a in self._order:
+            out += [(a.task, a.attempt, line) for line in read_log(a.log_path)]
+        return out[-MAX_BLOCKS:]
+
+
+class LogPane(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.source: LogSource | None = None
+        self.task: str | None = None
+        self.attempt = 0
+        self._init_widgets()
+        self._connect_signals()
+
+    def _init_widgets(self) -> None:
+        self.mode = QComboBox(self)
+        self.mode.addItem("Whole run")
+        self.mode.addItem("Selected task")
+        self.mode.setCurrentIndex(SELECTED_TASK)
+        self.mode.setToolTip("Show the output of the whole run, or of the selected task only")
+        self.attempt_box = QComboBox(self)
+        self.attempt_box.setToolTip("Which attempt of the task to show")
+        self.attempt_box.setMinimumContentsLength(10)
+        self.heading = QLabel(self)
+        self.heading.setObjectName("log-heading")
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Find in log")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Enter finds the next match, Shift+Enter the previous one")
+        self.search.setMaximumWidth(260)
+        self.prev_button = QToolButton(self)
+        self.prev_button.setText("↑")
+        self.prev_button.setToolTip("Previous match (Shift+Enter)")
+        self.next_button = QToolButton(self)
+        self.next_button.setText("↓")
+        self.next_button.setToolTip("Next match (Enter)")
+        self.matches = QLabel(self)
+        self.follow = QCheckBox("Follow", self)
+        self.follow.setChecked(True)
+        self.follow.setToolTip("Keep the newest output in view")
+        self.text = QPlainTextEdit(self)
+        self.text.setObjectName("log-text")
+        self.text.setReadOnly(True)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setMaximumBlockCount(MAX_BLOCKS)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text.setPlaceholderText("Select a task to see its output.")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 4, 4, 0)
+        bar.addWidget(self.mode)
+        bar.addWidget(self.attempt_box)
+        bar.addWidget(self.heading, 1)
+        bar.addWidget(self.search)
+        bar.addWidget(self.prev_button)
+        bar.addWidget(self.next_button)
+        bar.addWidget(self.matches)
+        bar.addWidget(self.follow)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addWidget(self.text, 1)
+        self._shift_enter = QShortcut(QKeySequence("Shift+Return"), self.search)
+        self._shift_enter.setContext(Qt.ShortcutContext.WidgetShortcut)
+
+    def _connect_signals(self) -> None:
+        self.mode.currentIndexChanged.connect(lambda _i: self.reload())
+        self.attempt_box.activated.connect(self._attempt_chosen)
+        self.search.textChanged.connect(self._highlight)
+        self.search.returnPressed.connect(lambda: self.find(backward=False))
+        self._shift_enter.activated.connect(lambda: self.find(backward=True))
+        self.next_button.clicked.connect(lambda: self.find(backward=False))
+        self.prev_button.clicked.connect(lambda: self.find(backward=True))
+        self.text.verticalScrollBar().valueChanged.connect(self._scrolled)
+        self.follow.toggled.connect(lambda on: on and self._to_end())
+
+    # -- what to show -----------------------------------------------------------------
+
+    @property
+    def whole_run(self) -> bool:
+        return self.mode.currentIndex() == WHOLE_RUN
+
+    def set_source(self, source: LogSource | None) -> None:
+        self.source = source
+        self.attempt = 0
+        self.reload()
+
+    def show_task(self, task: str | None) -> None:
+        if task != self.task:
+            self.task = task
+            self.attempt = 0
+            if not self.whole_run:
+                self.reload()
+
+    def _attempt_chosen(self, index: int) -> None:
+        self.attempt = self.attempt_box.itemData(index) or 0
+        self.reload()
+
+    def reload(self) -> None:
+        self.attempt_box.setVisible(not self.whole_run)
+        src = self.source
+        if src is None:
+            self._set_text([], "")
+            return
+        if self.whole_run:
+            lines = [f"[{t}] {text}" for t, _a, text in src.run_lines()]
+            self._set_text(lines, "Output of every task, in order")
+            return
+        if self.task is None:
+            self.attempt_box.clear()
+            self._set_text([], "")
+            return
+        attempts = src.attempts(self.task)
+        if self.attempt not in attempts:
+            self.attempt = attempts[-1] if attempts else 0
+        self.attempt_box.clear()
+        for a in attempts:
+            self.attempt_box.addItem(f"Attempt {a}", a)
+        if attempts:
+            self.attempt_box.setCurrentIndex(attempts.index(self.attempt))
+        self.attempt_box.setEnabled(len(attempts) > 1)
+        lines = src.task_lines(self.task, self.attempt) if self.attempt else []
+        heading = self.task + (f" — attempt {self.attempt}" if self.attempt else " — has not run")
+        self._set_text(lines, heading)
+
+    def _set_text(self, lines: list[str], heading: str) -> None:
+        self.heading.setText(heading)
+        self.text.setPlainText("\n".join(lines))
+        self._highlight()
+        if self.follow.isChecked():
+            self._to_end()
+
+    def append(self, lines: Sequence[OutputLine]) -> None:
+        """New live output from one batch: one insertion, whatever the number of lines."""
+        if self.source is None or not lines:
+            return
+        if self.whole_run:
+            chosen = [f"[{ln.task}] {ln.text}" for ln in lines]
+        elif self.task is not None:
+            newest = max((ln.attempt for ln in lines if ln.task == self.task), default=0)
+            if newest > self.attempt:        # a retry started: switch to it
+                self.attempt = newest
+                self.reload()
+                return
+            chosen = [ln.text for ln in lines if ln.task == self.task and ln.attempt == self.attempt]
+        else:
+            chosen = []
+        if not chosen:
+            return
+        follow = self.follow.isChecked()
+        cursor = QTextCursor(self.text.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        text = "\n".join(chosen)
+        cursor.insertText(("\n" if not self.text.document().isEmpty() else "") + text)
+        if follow:
+            self._to_end()
+
+    # -- following and finding ---------------------------------------------------------
+
+    def _to_end(self) -> None:
+        bar = self.text.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _scrolled(self, value: int) -> None:
+        bar = self.text.verticalScrollBar()
+        at_end = value >= bar.maximum() - 2
+        if self.follow.isChecked() != at_end and bar.maximum() > 0:
+            self.follow.blockSignals(True)
+            self.follow.setChecked(at_end)
+            self.follow.blockSignals(False)
+
+    def find(self, backward: bool = False) -> bool:
+        needle = self.search.text()
+        if not needle:
+            return False
+        flags = QTextDocument.FindFlag.FindBackward if backward else QTextDocument.FindFlag(0)
+        found = self.text.find(needle, flags)
+        if not found:
+            cursor = self.text.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End if backward else QTextCursor.MoveOperation.Start)
+            self.text.setTextCursor(cursor)
+            found = self.text.find(needle, flags)
+        if found:
+            self.follow.setChecked(False)
+        return found
+
+    def _highlight(self) -> None:
+        needle = self.search.text()
+        selections = []
+        count = 0
+        if needle:
+            fmt = QTextCharFormat()
+            fmt.setBackground(QColor("#f5d76e"))
+            fmt.setForeground(QColor("#1b1f24"))
+            doc = self.text.document()
+            cursor = doc.find(needle)
+            while not cursor.isNull():
+                count += 1
+                if count <= MAX_HIGHLIGHTS:
+                    sel = QTextEdit.ExtraSelection()
+                    sel.cursor = cursor
+                    sel.format = fmt
+                    selections.append(sel)
+                cursor = doc.find(needle, cursor)
+            self.matches.setText(f"{count} match{'es' if count != 1 else ''}")
+        else:
+            self.matches.setText("")
+        self.text.setExtraSelections(selections)

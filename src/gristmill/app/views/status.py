@@ -1,0 +1,69 @@
+"""Status bar widgets: progress weighted by estimated durations, the ETA, capacity in use."""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from gristmill.core.capacity import Capacity
+from gristmill.core.events import RunStatus, TaskState
+from gristmill.core.sizes import format_duration, format_size
+
+from .. import theme
+from ..runstate import RunState
+
+
+class RunStatusWidgets:
+    """Owned by the window; ``update`` is called after each batch and on a slow timer."""
+
+    def __init__(self, bar: QStatusBar):
+        self.counts = QLabel(bar)
+        self.counts.setObjectName("status-counts")
+        self.progress = QProgressBar(bar)
+        self.progress.setObjectName("status-progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p%")
+        self.progress.setToolTip("Progress of the run, weighted by how long each task is expected to take")
+        self.eta = QLabel(bar)
+        self.eta.setObjectName("status-eta")
+        self.eta.setToolTip("Estimated time left")
+        self.capacity = QLabel(bar)
+        self.capacity.setObjectName("status-capacity")
+        self.capacity.setToolTip("Capacity in use by running tasks, of what this machine offers")
+        for w in (self.counts, self.progress, self.eta, self.capacity):
+            bar.addPermanentWidget(w)
+
+    def update(self, run: RunState, estimates: Mapping[str, float], capacity: Capacity | None,
+               now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        counts = run.state_counts()
+        parts = [f"{counts[s]} {theme.STATE_TITLES[s].lower()}" for s in theme.BOARD_STATES if counts.get(s)]
+        self.counts.setText(" · ".join(parts))
+        if run.status is None:
+            self.progress.setValue(0)
+            self.progress.setVisible(False)
+            self.eta.setText("")
+        else:
+            fraction, left = run.progress(estimates, now)
+            self.progress.setVisible(True)
+            self.progress.setValue(int(fraction * 1000))
+            if run.status is RunStatus.RUNNING:
+                self.eta.setText(f"ETA {format_duration(left)}" if left is not None else "ETA …")
+            else:
+                took = (run.finished_at or now) - (run.started_at or now)
+                self.eta.setText(f"{run.status.value} in {format_duration(took)}")
+        if capacity is None:
+            self.capacity.setText("")
+            return
+        cpu, mem, gpu = run.in_use()
+        text = f"CPU {cpu:g}/{capacity.cpu:g} · Mem {format_size(mem) if mem else '0'}/{format_size(capacity.mem)}"
+        if capacity.gpu:
+            text += f" · GPU {gpu}/{capacity.gpu}"
+        running = counts.get(TaskState.RUNNING, 0)
+        if capacity.jobs:
+            text += f" · Jobs {running}/{capacity.jobs}"
+        self.capacity.setText(text)

@@ -1,0 +1,497 @@
+"""The main window: assembles the views around the workbench and wires them once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
+                               QMenu, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
+
+from gristmill.core.errors import GristmillError
+from gristmill.core.history import History
+from gristmill.core.workflow import Workflow
+
+from . import actions as act
+from . import icons, prompts, resources
+from .dialogs.about import AboutDialog, UserGuideDialog
+from .dialogs.explain import ExplainDialog
+from .dialogs.history import RunHistoryDialog
+from .dialogs.preferences import PreferencesDialog
+from .dialogs.task_editor import TaskEditorDialog
+from .explain import explain
+from .models.history import STATUS_TEXT, bars_from_attempts, format_time
+from .runstate import Changes
+from .selection import Selection
+from .settings import Settings
+from .views.board import BoardView
+from .views.graph import GraphPane
+from .views.log import LiveLogSource, LogPane, PastLogSource
+from .views.status import RunStatusWidgets
+from .views.task_table import TaskTablePane
+from .views.timeline import TimelinePane, clock
+from .views.welcome import WelcomeView
+from .workbench import Workbench, copy_example
+
+APP_NAME = "Gristmill"
+TICK_MS = 250
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, history: History | None = None):
+        super().__init__()
+        self.settings = settings or Settings()
+        self.selection = Selection(self)
+        self.bench = Workbench(self.settings, history, window=self, parent=self)
+        self.live_log = LiveLogSource(self.bench.run)
+        self.past_run_id: str | None = None
+        self.dialogs: dict[str, QDialog] = {}
+        self._close_after_run = False
+        self._error_shown = False
+        self._init_window()
+        self._init_actions()
+        self._init_views()
+        self._init_docks()
+        self._init_menus()
+        self._init_status()
+        self._connect_signals()
+        self._restore_layout()
+        self.show_welcome()
+
+    # -- assembly ----------------------------------------------------------------------
+
+    def _init_window(self) -> None:
+        self.setObjectName("main-window")
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(icons.app_icon())
+        self.resize(1280, 800)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+
+    def _init_actions(self) -> None:
+        handlers = {
+            "open": self.choose_folder, "open_file": self.choose_file, "reload": self.reload,
+            "close": self.close_workflow, "quit": self.close,
+            "add_task": lambda: self.edit_task(None), "edit_task": lambda: self.edit_task(self.selection.current),
+            "preferences": self.show_preferences,
+            "run_default": lambda: self.bench.start_run([]),
+            "run_selected": lambda: self.bench.start_run(list(self.selection.names)),
+            "force_selected": lambda: self.bench.start_run(list(self.selection.names),
+                                                           force=tuple(self.selection.names)),
+            "plan": lambda: self.bench.start_run([], dry_run=True),
+            "cancel": self.bench.cancel, "cancel_task": self.cancel_selected_tasks,
+            "explain": lambda: self.show_explain(self.selection.current),
+            "clean": self.bench.clean,
+            "show_graph": lambda: self.show_tab(self.graph), "show_board": lambda: self.show_tab(self.board),
+            "show_timeline": lambda: self.show_tab(self.timeline),
+            "fit_graph": lambda: self.graph.view.fit(),
+            "history": self.show_history, "guide": self.show_guide, "about": self.show_about,
+        }
+        self.actions = act.create_actions(self, handlers)
+        self.toolbar = act.build_toolbar(self, self.actions)
+
+    def _init_views(self) -> None:
+        self.welcome = WelcomeView(self)
+        self.graph = GraphPane(self.selection, self.bench.tasks.state, self)
+        self.board = BoardView(self.bench.tasks, self.selection, self)
+        self.timeline = TimelinePane(self.selection, self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("views")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.graph, "Graph")
+        self.tabs.addTab(self.board, "Board")
+        self.tabs.addTab(self.timeline, "Timeline")
+        self.banner = QFrame(self)
+        self.banner.setObjectName("error-banner")
+        self.banner.setStyleSheet("#error-banner { background: #f8d7d4; border: 1px solid #d0493e;"
+                                  " border-radius: 4px; } #error-banner QLabel { color: #5c1610; }")
+        self.banner_text = QLabel(self.banner)
+        self.banner_text.setObjectName("error-text")
+        self.banner_text.setWordWrap(True)
+        self.banner_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        banner_reload = QPushButton("Reload", self.banner)
+        banner_reload.setToolTip("Read the workflow file again (it also reloads when you save it)")
+        banner_reload.clicked.connect(self.reload)
+        row = QHBoxLayout(self.banner)
+        row.addWidget(self.banner_text, 1)
+        row.addWidget(banner_reload)
+        self.banner.hide()
+        page = QWidget(self)
+        column = QVBoxLayout(page)
+        column.setContentsMargins(4, 4, 4, 0)
+        column.addWidget(self.banner)
+        column.addWidget(self.tabs, 1)
+        self.workbench_page = page
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(page)
+        self.setCentralWidget(self.stack)
+
+    def _init_docks(self) -> None:
+        self.table = TaskTablePane(self.bench.tasks, self.selection, self)
+        a = self.actions
+        self.table.set_context_actions([a["explain"], a["run_selected"], a["force_selected"],
+                                        None, a["edit_task"], a["cancel_task"]])
+        self.log = LogPane(self)
+        self.log.set_source(self.live_log)
+        self.tasks_dock = self._dock("Tasks", "dock-tasks", self.table, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.log_dock = self._dock("Log", "dock-log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.tasks_dock], [560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.log_dock], [220], Qt.Orientation.Vertical)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.toggleViewAction().setToolTip(f"Show or hide the {title} panel")
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _init_menus(self) -> None:
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.setObjectName("menu-recent")
+        self.recent_menu.setToolTipsVisible(True)
+        self.menus = act.build_menus(self, self.actions, {("&File", "open_file"): self.recent_menu})
+        view = self.menus["&View"]
+        view.addSeparator()
+        for dock, key in ((self.tasks_dock, "Ctrl+Shift+T"), (self.log_dock, "Ctrl+Shift+L")):
+            toggle = dock.toggleViewAction()
+            toggle.setShortcut(key)
+            view.addAction(toggle)
+        toolbar_toggle = self.toolbar.toggleViewAction()
+        toolbar_toggle.setText("Toolbar")
+        toolbar_toggle.setToolTip("Show or hide the toolbar")
+        view.addAction(toolbar_toggle)
+
+    def _init_status(self) -> None:
+        self.status = RunStatusWidgets(self.statusBar())
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(TICK_MS)
+
+    def _connect_signals(self) -> None:
+        b = self.bench
+        b.workflowLoaded.connect(self._workflow_loaded)
+        b.workflowFailed.connect(self._workflow_failed)
+        b.scanned.connect(self._scanned)
+        b.changed.connect(self._run_changed)
+        b.busyChanged.connect(self._busy_changed)
+        b.runEnded.connect(self._run_ended)
+        b.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.selection.changed.connect(self._selection_changed)
+        self.table.activated.connect(self.show_explain)
+        self.board.activated.connect(self.show_explain)
+        self.graph.activated.connect(self.show_explain)
+        self.timeline.backToCurrent.connect(self.show_current_run)
+        self.welcome.openFolderRequested.connect(self.choose_folder)
+        self.welcome.openFileRequested.connect(self.choose_file)
+        self.welcome.openPathRequested.connect(self.open_path)
+        self.welcome.openExampleRequested.connect(self.open_example)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.ticker.timeout.connect(self._tick)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.window_state("geometry")
+        state = self.settings.window_state("state")
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
+        if state:
+            self.restoreState(QByteArray.fromBase64(state.encode()))
+
+    def _save_layout(self) -> None:
+        self.settings.set_window_state(geometry=bytes(self.saveGeometry().toBase64()).decode(),
+                                       state=bytes(self.saveState().toBase64()).decode())
+
+    # -- opening -------------------------------------------------------------------------
+
+    def show_welcome(self) -> None:
+        self.welcome.set_recent([p for p in self.settings.recent if Path(p).exists()])
+        self.welcome.set_examples(resources.examples())
+        self.stack.setCurrentWidget(self.welcome)
+        self._refresh_status()
+        self.tasks_dock.hide()
+        self.log_dock.hide()
+        self.setWindowTitle(APP_NAME)
+        self._update_actions()
+
+    def _show_workbench(self) -> None:
+        if self.stack.currentWidget() is not self.workbench_page:
+            self.stack.setCurrentWidget(self.workbench_page)
+            self.tasks_dock.show()
+            self.log_dock.show()
+
+    def choose_folder(self) -> None:
+        dialog = QFileDialog(self, "Open Folder")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.fileSelected.connect(self.open_path)
+        dialog.open()
+        self.dialogs["open"] = dialog
+
+    def choose_file(self) -> None:
+        dialog = QFileDialog(self, "Open Workflow File")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setNameFilters(["Workflows (gristmill.toml gristmill.json Makefile makefile GNUmakefile *.toml *.json *.mk)",
+                               "All files (*)"])
+        dialog.fileSelected.connect(self.open_path)
+        dialog.open()
+        self.dialogs["open"] = dialog
+
+    def open_path(self, path: str) -> bool:
+        if not path:
+            return False
+        self._error_shown = False
+        return self.bench.open(path)
+
+    def open_example(self, folder: str) -> bool:
+        try:
+            copy = copy_example(Path(folder))
+        except OSError as e:
+            prompts.notify(self, prompts.NOTICE, "Could not copy the example", str(e))
+            return False
+        return self.open_path(str(copy))
+
+    def reload(self) -> None:
+        self._error_shown = False
+        self.bench.reload()
+
+    def close_workflow(self) -> None:
+        if self.bench.busy:
+            return
+        self.bench.close_workflow()
+        self.graph.set_workflow(None, None)
+        self.selection.set([], "window")
+        self.banner.hide()
+        self.show_welcome()
+
+    def _workflow_loaded(self, workflow: Workflow) -> None:
+        self.banner.hide()
+        self._error_shown = False
+        self._show_workbench()
+        self.setWindowTitle(f"{workflow.name} — {APP_NAME}")
+        self.graph.set_workflow(workflow, self.bench.graph)
+        self.selection.keep_only(workflow.tasks)
+        if workflow.warnings:
+            self.statusBar().showMessage("; ".join(str(w) for w in workflow.warnings), 15000)
+        self.show_current_run()
+        self._update_actions()
+
+    def _workflow_failed(self, error: GristmillError) -> None:
+        message = str(error)
+        session = self.bench.session
+        if session.path is None and self.bench.workflow is None:
+            self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
+        else:
+            self._show_workbench()
+            self.banner_text.setText(f"<b>The workflow has an error</b> — the last good state is shown; "
+                                     f"it reloads when the file is fixed.<br><code>{_escape(message)}</code>")
+            self.banner.show()
+            if self.bench.workflow is None:
+                self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
+        if not self._error_shown:
+            self._error_shown = True
+            prompts.notify(self, prompts.WORKFLOW_ERROR, "The workflow could not be loaded", message)
+        self._update_actions()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent
+        for path in recent:
+            action = self.recent_menu.addAction(path, lambda p=path: self.open_path(p))
+            action.setToolTip(f"Open {path}")
+        if not recent:
+            none = self.recent_menu.addAction("No recent workflows")
+            none.setEnabled(False)
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear Recent", self.settings.clear_recent).setEnabled(bool(recent))
+
+    # -- running ---------------------------------------------------------------------------
+
+    def cancel_selected_tasks(self) -> None:
+        for name in self.selection.names:
+            self.bench.cancel_task(name)
+
+    def _busy_changed(self, busy: bool) -> None:
+        if busy:
+            self.show_current_run()
+            self.ticker.start()
+        self._update_actions()
+
+    def _run_changed(self, changes: Changes) -> None:
+        self.graph.update_states(None if changes.started else changes.tasks)
+        if changes.started is not None and self.past_run_id is None:
+            self.log.set_source(self.live_log)
+        if self.past_run_id is None:
+            self.log.append(changes.lines)
+            if changes.bars:
+                self._refresh_timeline()
+        self._refresh_status()
+
+    def _run_ended(self, _ended) -> None:
+        self.ticker.stop()
+        self.graph.update_states(None)
+        self._refresh_timeline()
+        self._refresh_status()
+        self._update_actions()
+        if self._close_after_run:
+            self.close()
+
+    def _scanned(self) -> None:
+        self.graph.update_states(None)
+        self._refresh_status()
+
+    def _tick(self) -> None:
+        self._refresh_status()
+        if self.past_run_id is None and self.bench.run.running:
+            self._refresh_timeline()
+
+    def _refresh_status(self) -> None:
+        capacity = self.bench.capacity() if self.bench.workflow is not None else None
+        self.status.update(self.bench.run, self.bench.estimates(), capacity)
+
+    def _refresh_timeline(self) -> None:
+        if self.past_run_id is not None:
+            return
+        run = self.bench.run
+        if run.status is None:
+            title = "No run yet in this session — press F5 to run the default targets"
+        else:
+            kind = "Plan (dry run)" if run.dry_run else "Current run"
+            title = f"{kind} — started {clock(run.started_at or time.time())} · {run.status.value}"
+        self.timeline.show_run(run.bars, run.started_at, run.finished_at,
+                               time.time() if run.running else None, title)
+
+    def show_current_run(self) -> None:
+        self.past_run_id = None
+        self.log.set_source(self.live_log)
+        self._refresh_timeline()
+
+    def show_past_run(self, run_id: str) -> bool:
+        past = self.bench.past_run(run_id)
+        if past is None:
+            return False
+        self.past_run_id = run_id
+        r = past.record
+        status = STATUS_TEXT.get(r.status, r.status.value)
+        self.timeline.show_run(bars_from_attempts(past.attempts), r.started, r.ended, None,
+                               f"Past run {r.id} — {format_time(r.started)} · {status}", past=True)
+        self.log.set_source(PastLogSource(past.attempts))
+        self.show_tab(self.timeline)
+        return True
+
+    # -- dialogs ------------------------------------------------------------------------------
+
+    def _keep(self, key: str, dialog: QDialog) -> QDialog:
+        old = self.dialogs.get(key)
+        if old is not None and old is not dialog:
+            old.close()
+        self.dialogs[key] = dialog
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def show_explain(self, name: str | None) -> None:
+        wf, graph = self.bench.workflow, self.bench.graph
+        if not name or wf is None or graph is None or name not in wf.tasks:
+            return
+        dialog = self.dialogs.get("explain")
+        if not isinstance(dialog, ExplainDialog):
+            dialog = ExplainDialog(self)
+        dialog.show_task(name, explain(wf, graph, self.bench.decisions, name,
+                                       self.bench.run.tasks.get(name)))
+        self._keep("explain", dialog)
+
+    def edit_task(self, name: str | None) -> None:
+        wf = self.bench.workflow
+        if wf is None or wf.kind != "toml":
+            return
+        path, declared = wf.path, None
+        if name is not None and name in wf.tasks:
+            task = wf.tasks[name]
+            declared = task.group or task.name
+            if task.location is not None and task.location.path.endswith(".toml"):
+                path = Path(task.location.path)
+        try:
+            dialog = TaskEditorDialog(path, declared, self)
+        except (OSError, KeyError, ValueError) as e:
+            prompts.notify(self, prompts.NOTICE, "Cannot edit this task", str(e))
+            return
+        dialog.saved.connect(lambda _n: self.reload())
+        self._keep("edit_task", dialog)
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self.settings, self)
+        dialog.accepted.connect(self._preferences_changed)
+        self._keep("preferences", dialog)
+
+    def _preferences_changed(self) -> None:
+        self.bench.prune_history()
+        self._refresh_status()
+
+    def show_history(self) -> None:
+        dialog = self.dialogs.get("history")
+        if not isinstance(dialog, RunHistoryDialog):
+            dialog = RunHistoryDialog(self)
+            dialog.openRun.connect(self.show_past_run)
+            dialog.refreshRequested.connect(lambda: dialog.set_runs(self.bench.past_runs()))
+        dialog.set_runs(self.bench.past_runs())
+        self._keep("history", dialog)
+
+    def show_guide(self) -> None:
+        self._keep("guide", self.dialogs.get("guide") or UserGuideDialog(self))
+
+    def show_about(self) -> None:
+        self._keep("about", self.dialogs.get("about") or AboutDialog(self))
+
+    def show_tab(self, widget: QWidget) -> None:
+        if self.stack.currentWidget() is self.workbench_page:
+            self.tabs.setCurrentWidget(widget)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _selection_changed(self, names: tuple, _origin: str) -> None:
+        self.log.show_task(names[0] if names else None)
+        explain_dialog = self.dialogs.get("explain")
+        if explain_dialog is not None and explain_dialog.isVisible() and names:
+            self.show_explain(names[0])
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        wf = self.bench.workflow
+        act.update_enabled(self.actions, {
+            act.WORKFLOW: wf is not None,
+            act.IDLE: not self.bench.busy,
+            act.RUNNING: self.bench.busy,
+            act.SELECTION: bool(self.selection.names),
+            act.EDITABLE: wf is not None and wf.kind == "toml",
+        })
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.bench.busy:
+            event.ignore()
+            if self._close_after_run:
+                return
+
+            def answered(yes: object) -> None:
+                if yes and self.bench.busy:
+                    self._close_after_run = True
+                    self.bench.cancel()
+                elif yes:
+                    self.close()
+
+            prompts.ask(self, prompts.CLOSE_DURING_RUN, "Quit during a run?",
+                        "A run is in progress. Cancel it and quit?",
+                        [prompts.Choice("Cancel Run and Quit", True, prompts.ButtonRole.DestructiveRole),
+                         prompts.Choice("Keep Running", False, prompts.ButtonRole.RejectRole,
+                                        default=True, escape=True)],
+                        answered, informative="Running tasks are stopped; nothing is left behind.")
+            return
+        self._save_layout()
+        for dialog in self.dialogs.values():
+            dialog.close()
+        self.ticker.stop()
+        super().closeEvent(event)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

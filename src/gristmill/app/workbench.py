@@ -1,0 +1,343 @@
+"""The workbench: the open workflow, its scan, the run state and the engine bridge.
+
+The window shows it and calls its methods; views never touch the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
+
+from gristmill.core import paths
+from gristmill.core.capacity import Capacity, detect_cpus, detect_gpus, detect_memory
+from gristmill.core.engine import Engine, RunOptions
+from gristmill.core.errors import GristmillError
+from gristmill.core.events import EventBus
+from gristmill.core.graph import TaskGraph
+from gristmill.core.history import AttemptRecord, History, RunRecord
+from gristmill.core.sizes import parse_size
+from gristmill.core.staleness import Decision, StalenessScan
+from gristmill.core.workflow import Workflow
+
+from . import prompts
+from .bridge import EngineBridge, RunEnded
+from .models.task_table import TaskTableModel
+from .runstate import Changes, RunState
+from .session import WorkflowSession
+from .settings import Settings
+
+CLEAN_TASK = "clean"
+
+
+@lru_cache(maxsize=1)
+def _machine() -> tuple[float, int, int]:
+    """The machine's cpu, memory and gpus, detected once (nvidia-smi is slow)."""
+    return float(detect_cpus()), detect_memory(), detect_gpus()
+
+
+@dataclass(frozen=True)
+class PastRun:
+    record: RunRecord
+    attempts: tuple[AttemptRecord, ...]
+
+
+class Workbench(QObject):
+    workflowLoaded = Signal(object)      # Workflow: a new good state
+    workflowFailed = Signal(object)      # GristmillError (the last good state stays)
+    scanned = Signal()                   # decisions and durations refreshed
+    changed = Signal(object)             # Changes from one batch of engine events
+    busyChanged = Signal(bool)
+    runEnded = Signal(object)            # RunEnded
+    message = Signal(str)                # a line for the status bar
+
+    def __init__(self, settings: Settings, history: History | None = None,
+                 window: QWidget | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.history = history
+        self._window = window
+        self.run = RunState()
+        self.tasks = TaskTableModel(self.run, self)
+        self.session = WorkflowSession(self)
+        self.bridge = EngineBridge(self.run, self)
+        self.decisions: dict[str, Decision] = {}
+        self._close_requested = False
+        self.session.loaded.connect(self._loaded)
+        self.session.failed.connect(self.workflowFailed)
+        self.bridge.applied.connect(self._applied)
+        self.bridge.ended.connect(self._ended)
+
+    # -- questions ----------------------------------------------------------------
+
+    @property
+    def workflow(self) -> Workflow | None:
+        return self.session.workflow
+
+    @property
+    def graph(self) -> TaskGraph | None:
+        return self.session.graph
+
+    @property
+    def busy(self) -> bool:
+        return self.bridge.busy
+
+    def estimates(self) -> Mapping[str, float]:
+        return self.tasks.estimates()
+
+    def capacity(self) -> Capacity:
+        """Detected machine < preferences < the workflow's own [capacity]."""
+        prefs = self.settings.preferences
+        cpu, mem, gpu = _machine()
+        if prefs.cpu > 0:
+            cpu = prefs.cpu
+        if prefs.mem:
+            try:
+                mem = parse_size(prefs.mem)
+            except ValueError:
+                pass
+        if prefs.gpu >= 0:
+            gpu = prefs.gpu
+        wf = self.workflow
+        pools: Mapping[str, int] = {}
+        if wf is not None:
+            cpu = wf.capacity.cpu if wf.capacity.cpu is not None else cpu
+            mem = wf.capacity.mem if wf.capacity.mem is not None else mem
+            gpu = wf.capacity.gpu if wf.capacity.gpu is not None else gpu
+            pools = wf.pools
+        return Capacity(cpu=cpu, mem=mem, gpu=gpu, pools=dict(pools), jobs=prefs.jobs or None)
+
+    # -- opening ------------------------------------------------------------------
+
+    def open(self, path: str | os.PathLike[str]) -> bool:
+        if self.busy:
+            self.message.emit("A run is in progress: cancel it before opening another workflow.")
+            return False
+        return self.session.open(path)
+
+    def reload(self) -> bool:
+        return self.session.reload()
+
+    def close_workflow(self) -> None:
+        self.session.close()
+        self.run.reset()
+        self.decisions = {}
+        self.tasks.set_workflow(None)
+
+    def _loaded(self, workflow: Workflow) -> None:
+        if self.run.workflow_path and self.run.workflow_path != str(workflow.path):
+            self.run.reset()
+        self.tasks.set_workflow(workflow)
+        self.settings.add_recent(workflow.path)
+        if self.history is not None:
+            try:
+                self.history.mark_interrupted(workflow.path)
+            except Exception:                 # history is a convenience, never a blocker
+                pass
+        self.rescan()
+        self.workflowLoaded.emit(workflow)
+
+    def rescan(self) -> None:
+        """Decide staleness of every task, and read durations from history."""
+        wf, graph = self.workflow, self.graph
+        if wf is None or graph is None:
+            return
+        records = {}
+        if self.history is not None:
+            try:
+                records = self.history.task_records(wf.path)
+            except Exception:
+                records = {}
+        try:
+            self.decisions = StalenessScan(wf, graph, records=records).scan(list(wf.tasks))
+        except (GristmillError, OSError) as e:
+            self.decisions = {}
+            self.message.emit(str(e))
+        durations = {name: r.duration for name, r in records.items()}
+        self.tasks.set_decisions(self.decisions)
+        self.tasks.set_durations(durations, durations)
+        self.tasks.refresh_outputs()
+        self.scanned.emit()
+
+    # -- running ------------------------------------------------------------------
+
+    def start_run(self, targets: list[str] | tuple[str, ...] = (), *, force: tuple[str, ...] = (),
+                  dry_run: bool = False) -> bool:
+        """Run targets (the default when empty), asking to trust the folder first."""
+        wf = self.workflow
+        if wf is None:
+            self.message.emit("Open a workflow first.")
+            return False
+        if self.busy:
+            self.message.emit("A run is already in progress.")
+            return False
+        if dry_run or self.settings.is_trusted(wf.root):
+            return self._start(list(targets), force, dry_run)
+
+        def answered(trust: object) -> None:
+            if trust and self.workflow is wf:
+                self.settings.trust(wf.root)
+                self._start(list(targets), force, dry_run)
+            elif not trust:
+                self.message.emit("Nothing ran: the folder is not trusted.")
+
+        prompts.ask(
+            self._window, prompts.TRUST, "Trust this folder?",
+            f"Running “{wf.name}” runs the shell commands written in\n{wf.path}",
+            [prompts.Choice("Trust and Run", True, prompts.ButtonRole.AcceptRole, default=True),
+             prompts.Choice("Don’t Run", False, prompts.ButtonRole.RejectRole, escape=True)],
+            answered,
+            informative="Only trust folders whose commands you are willing to run. "
+                        "Gristmill remembers folders you trust.")
+        return True
+
+    def _start(self, targets: list[str], force: tuple[str, ...], dry_run: bool) -> bool:
+        wf, graph = self.workflow, self.graph
+        if wf is None or graph is None or self.busy:
+            return False
+        prefs = self.settings.preferences
+        options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
+                             capacity=self.capacity())
+        bus = EventBus()
+        engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
+        self.session.hold(True)
+        self.bridge.start(engine, bus, targets)
+        self.busyChanged.emit(True)
+        what = "Planning" if dry_run else "Running"
+        self.message.emit(f"{what} {' '.join(targets) or 'the default targets'}…")
+        return True
+
+    def cancel(self) -> None:
+        if self.busy:
+            self.bridge.cancel()
+            self.message.emit("Cancelling…")
+
+    def cancel_task(self, name: str) -> None:
+        if self.busy:
+            self.bridge.cancel_task(name)
+
+    def _applied(self, changes: Changes) -> None:
+        self.tasks.apply_changes(changes)
+        done = [n for n in changes.tasks if (tr := self.run.tasks.get(n)) and tr.finished]
+        if done:
+            self.tasks.refresh_outputs(done)
+        self.changed.emit(changes)
+
+    def _ended(self, ended: RunEnded) -> None:
+        self.session.hold(False)
+        if self.history is not None:
+            self.history.flush(timeout=5)
+        self.rescan()
+        self.busyChanged.emit(False)
+        if ended.error is not None:
+            prompts.notify(self._window, prompts.RUN_ERROR, "The run could not start",
+                           str(ended.error))
+            self.message.emit(f"The run could not start: {ended.error}")
+        elif self.run.status is not None:
+            self.message.emit(f"Run {self.run.status.value}.")
+        self.runEnded.emit(ended)
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        return self.bridge.wait(timeout)
+
+    # -- clean ----------------------------------------------------------------------
+
+    def declared_outputs(self) -> list[Path]:
+        """Existing declared outputs of non-phony tasks, inside the workflow's folder."""
+        wf = self.workflow
+        if wf is None:
+            return []
+        root = wf.root.resolve()
+        found: list[Path] = []
+        for task in wf.tasks.values():
+            if task.phony:
+                continue
+            for out in task.outputs:
+                p = (wf.root / out).resolve()
+                if (p == root or root in p.parents) and (p.exists() or p.is_symlink()):
+                    found.append(p)
+        return list(dict.fromkeys(found))
+
+    def clean(self) -> None:
+        """Run the workflow's own ``clean`` task, or remove declared outputs after asking."""
+        wf = self.workflow
+        if wf is None or self.busy:
+            return
+        task = wf.tasks.get(CLEAN_TASK)
+        if task is not None and task.phony:
+            self.start_run([CLEAN_TASK])
+            return
+        outputs = self.declared_outputs()
+        if not outputs:
+            self.message.emit("Nothing to clean: no declared output exists.")
+            return
+        shown = "\n".join(str(p.relative_to(wf.root.resolve())) for p in outputs[:30])
+        if len(outputs) > 30:
+            shown += f"\n… and {len(outputs) - 30} more"
+
+        def answered(yes: object) -> None:
+            if yes and self.workflow is wf and not self.busy:
+                self._remove(outputs)
+
+        prompts.ask(self._window, prompts.CLEAN, "Remove outputs?",
+                    f"Remove {len(outputs)} declared output{'s' if len(outputs) != 1 else ''} "
+                    f"of “{wf.name}”?",
+                    [prompts.Choice("Remove", True, prompts.ButtonRole.DestructiveRole),
+                     prompts.Choice("Cancel", False, prompts.ButtonRole.RejectRole,
+                                    default=True, escape=True)],
+                    answered, detail=shown)
+
+    def _remove(self, outputs: list[Path]) -> None:
+        removed = 0
+        for p in outputs:
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+                removed += 1
+            except OSError as e:
+                self.message.emit(f"Could not remove {p}: {e.strerror}")
+        self.message.emit(f"Removed {removed} output{'s' if removed != 1 else ''}.")
+        self.rescan()
+
+    # -- history ----------------------------------------------------------------------
+
+    def past_runs(self, limit: int = 200) -> list[RunRecord]:
+        if self.history is None:
+            return []
+        wf = self.workflow
+        return self.history.runs(wf.path if wf is not None else None, limit=limit)
+
+    def past_run(self, run_id: str) -> PastRun | None:
+        if self.history is None:
+            return None
+        record = self.history.run(run_id)
+        if record is None:
+            return None
+        return PastRun(record, tuple(self.history.attempts(run_id)))
+
+    def prune_history(self) -> None:
+        if self.history is None:
+            return
+        prefs = self.settings.preferences
+        try:
+            self.history.prune(keep_days=prefs.keep_days or None, keep_runs=prefs.keep_runs or None)
+        except Exception as e:
+            self.message.emit(f"Could not prune the run history: {e}")
+
+
+def copy_example(source: Path) -> Path:
+    """A writable copy of a bundled example under the data dir (made once, then reused)."""
+    dest = paths.data_dir() / "examples" / source.name
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns("build", "__pycache__", ".gristmill"))
+    return dest
+

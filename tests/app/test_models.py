@@ -1,0 +1,104 @@
+"""Every item model passes pytest-qt's model tester; changes arrive as ranged dataChanged."""
+
+from gristmill.app.models.history import RunHistoryModel, bars_from_attempts
+from gristmill.app.models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskFilterProxy, TaskTableModel
+from gristmill.app.runstate import RunState
+from gristmill.core.events import (Outcome, RunStarted, RunStatus, TaskState, TaskStateChanged)
+from gristmill.core.graph import TaskGraph
+from gristmill.core.history import AttemptRecord, RunRecord
+from gristmill.core.staleness import StalenessScan
+
+from app_helpers import chain_workflow
+
+
+def make_model(tmp_path, **kw):
+    run = RunState()
+    model = TaskTableModel(run)
+    wf = chain_workflow(tmp_path, **kw)
+    model.set_workflow(wf)
+    model.set_decisions(StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks)))
+    return run, model, wf
+
+
+def test_task_table_model_passes_the_model_tester(qtmodeltester, tmp_path):
+    run, model, wf = make_model(tmp_path, fanout=3)
+    qtmodeltester.check(model)
+    proxy = TaskFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.set_text("leaf")
+    qtmodeltester.check(proxy)
+    assert proxy.rowCount() == 3
+    model.set_workflow(None)
+    qtmodeltester.check(model)
+
+
+def test_states_before_a_run_come_from_the_scan(tmp_path):
+    run, model, wf = make_model(tmp_path)
+    (tmp_path / "t0.out").write_text("x")
+    assert model.state("t1") is TaskState.WAITING
+    assert "missing" in model.data(model.index(1, Column.WHY))
+    model.set_decisions(StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks)))
+    model.refresh_outputs()
+    assert model.state("t0") is TaskState.UP_TO_DATE
+    assert model.data(model.index(0, 0), ROLE_STATE) == "up-to-date"
+    assert model.data(model.index(0, Column.OUTPUTS)) == "just now"
+    assert model.data(model.index(1, Column.OUTPUTS)) == "missing"
+    assert model.data(model.index(1, Column.RESOURCES)) == "1 cpu, 1.0 KB"
+
+
+def test_a_batch_becomes_one_data_changed_per_row_range(qtbot, tmp_path):
+    run, model, wf = make_model(tmp_path, n=10)
+    run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), tuple(wf.tasks))])
+    seen = []
+    model.dataChanged.connect(lambda a, b, _roles: seen.append((a.row(), b.row())))
+    changes = run.apply([TaskStateChanged("r", 1.0, n, TaskState.DONE) for n in ("t1", "t2", "t3", "t7", "t8")])
+    model.apply_changes(changes)
+    assert seen == [(1, 3), (7, 8)]
+    assert model.state("t2") is TaskState.DONE
+
+
+def test_state_filter_moves_rows_between_columns(qtmodeltester, tmp_path):
+    run, model, wf = make_model(tmp_path, n=4)
+    done = TaskFilterProxy()
+    done.setSourceModel(model)
+    done.set_states([TaskState.DONE])
+    run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), tuple(wf.tasks))])
+    model.apply_changes(run.apply([TaskStateChanged("r", 1.0, "t0", TaskState.DONE)]))
+    assert [done.index(r, 0).data(ROLE_NAME) for r in range(done.rowCount())] == ["t0"]
+    qtmodeltester.check(done)
+
+
+def test_sorting_by_state_uses_board_order(tmp_path):
+    run, model, wf = make_model(tmp_path, n=3)
+    run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), tuple(wf.tasks))])
+    model.apply_changes(run.apply([TaskStateChanged("r", 1.0, "t0", TaskState.FAILED),
+                                   TaskStateChanged("r", 1.0, "t1", TaskState.RUNNING)]))
+    proxy = TaskFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(Column.STATE)
+    assert [proxy.index(r, 0).data(ROLE_NAME) for r in range(3)] == ["t2", "t1", "t0"]
+
+
+def _run_record(i: int) -> RunRecord:
+    return RunRecord(id=f"run-{i}", workflow_path="/wf/gristmill.toml", workflow_name="wf",
+                     targets=("all",) if i else (), started=1000.0 + i, ended=1010.0 + i,
+                     status=RunStatus.SUCCEEDED if i else RunStatus.FAILED, counts={"done": 3},
+                     task_count=3, pid=1, hostname="h", log_path="")
+
+
+def test_history_model_passes_the_model_tester(qtmodeltester):
+    model = RunHistoryModel()
+    model.set_runs([_run_record(0), _run_record(1)])
+    qtmodeltester.check(model)
+    assert model.index(0, 3).data() == "failed"
+    assert model.index(1, 2).data() == "all"
+    assert model.index(0, 4).data() == "10.0 s"
+
+
+def test_past_attempts_become_bars_in_lanes():
+    def attempt(task, start, end, slot=None):
+        return AttemptRecord("r", task, 1, start, end, end - start, Outcome.SUCCEEDED, 0, None, slot,
+                             "", "", (), "", "")
+    bars = bars_from_attempts([attempt("a", 0, 5), attempt("b", 1, 3), attempt("c", 3.5, 4), attempt("d", 6, 7, 4)])
+    lanes = {b.task: b.slot for b in bars}
+    assert lanes == {"a": 0, "b": 1, "c": 1, "d": 4}
