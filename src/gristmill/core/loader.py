@@ -121,7 +121,8 @@ class _Loader:
         if abspath.lower().endswith(".json"):
             data, src = parse_json(display, text)
             if not isinstance(data, dict):
-                raise src.error(f"expected an object at the top level, got {describe(data, 'json')}")
+                raise src.error(f"expected an object at the top level, got {describe(data, 'json')}",
+                                (), value=True)
         else:
             data, src = parse_toml(display, text)
         folder_abs = os.path.dirname(abspath)

@@ -159,15 +159,15 @@ def _check_name(inner: str, offset: int, known_vars: set[str] | None) -> None:
         raise PlaceholderError(f"unknown variable {var!r} in '{{{inner}}}'{hint}", offset)
     if not inner:
         raise PlaceholderError("empty placeholder '{}' (write '{{' and '}}' for literal braces)", offset)
-    hint = did_you_mean(inner, NAMES)
+    hint = did_you_mean(inner, NAMES, cutoff=0.7)
     if not hint:
         hint = " (write '{{' and '}}' for literal braces)"
     raise PlaceholderError(f"unknown placeholder {_short('{' + inner + '}')}{hint}", offset)
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     """`` (did you mean 'X'?)`` when one of ``choices`` is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
