@@ -1,0 +1,190 @@
+"""Views on their own: the graph stays smooth at 2,000 tasks; the bridge batches; timeline and log."""
+
+import time
+
+from PySide6.QtCore import QPoint, Qt
+
+from gristmill.app.bridge import EngineBridge
+from gristmill.app.graph_layout import build_layout, group_node_id
+from gristmill.app.models.task_table import TaskTableModel
+from gristmill.app.runstate import Bar, RunState
+from gristmill.app.selection import Selection
+from gristmill.app.views.graph import GraphPane
+from gristmill.app.views.log import LiveLogSource, LogPane
+from gristmill.app.views.timeline import TimelinePane
+from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus, TaskStarted,
+                                   TaskState, TaskStateChanged)
+from gristmill.core.graph import TaskGraph
+
+from app_helpers import chain_workflow
+
+
+def test_layout_puts_dependencies_in_earlier_layers(tmp_path):
+    wf = chain_workflow(tmp_path, n=4, fanout=3)
+    g = TaskGraph(wf)
+    layout = build_layout(g.order, g.deps, wf.groups(), collapse_above=12)
+    assert [layout.nodes[f"t{i}"].layer for i in range(4)] == [0, 1, 2, 3]
+    assert all(layout.pos[f"leaf[items/{i}.txt]"][0] > layout.pos["t3"][0] for i in range(3))
+    assert layout.nodes["leaf[items/0.txt]"].label == "leaf[0.txt]"
+
+
+def test_big_fan_outs_collapse_into_one_group_node_until_expanded(tmp_path):
+    wf = chain_workflow(tmp_path, n=3, fanout=2000)
+    g = TaskGraph(wf)
+    started = time.perf_counter()
+    layout = build_layout(g.order, g.deps, wf.groups(), collapse_above=12)
+    assert time.perf_counter() - started < 1.0
+    assert len(layout.nodes) == 4
+    group = layout.nodes[group_node_id("leaf")]
+    assert len(group.members) == 2000 and layout.edges[-1] == ("t2", group_node_id("leaf"))
+    expanded = build_layout(g.order, g.deps, wf.groups(), expanded={"leaf"}, collapse_above=12)
+    assert len(expanded.nodes) == 2003
+
+
+def test_graph_view_of_2000_tasks_builds_and_updates_quickly(qtbot, tmp_path):
+    wf = chain_workflow(tmp_path, n=2000)           # 2,000 distinct tasks: no group to hide behind
+    run = RunState()
+    model = TaskTableModel(run)
+    model.set_workflow(wf)
+    selection = Selection()
+    pane = GraphPane(selection, model.state)
+    qtbot.addWidget(pane)
+    pane.resize(900, 600)
+    pane.show()
+    started = time.perf_counter()
+    pane.set_workflow(wf, TaskGraph(wf))
+    qtbot.wait(10)
+    assert time.perf_counter() - started < 5.0
+    assert len(pane.items) == 2000
+    run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), tuple(wf.tasks))])
+    changes = run.apply([TaskStateChanged("r", 1.0, f"t{i}", TaskState.DONE) for i in range(2000)])
+    started = time.perf_counter()
+    pane.update_states(changes.tasks)
+    pane.view.viewport().repaint()
+    assert time.perf_counter() - started < 2.0
+    assert pane.items["t5"].state is TaskState.DONE
+    # click to select, shared with everyone
+    item = pane.items["t0"]
+    pane.view.resetTransform()
+    pane.view.centerOn(item)
+    pos = pane.view.mapFromScene(item.sceneBoundingRect().center())
+    qtbot.mouseClick(pane.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert selection.names == ("t0",)
+    selection.set(["t7"], "elsewhere")
+    assert pane.items["t7"].isSelected() and not pane.items["t0"].isSelected()
+
+
+def test_group_node_expands_on_double_click_and_shows_member_states(qtbot, tmp_path):
+    wf = chain_workflow(tmp_path, n=1, fanout=50)
+    run = RunState()
+    model = TaskTableModel(run)
+    model.set_workflow(wf)
+    pane = GraphPane(Selection(), model.state)
+    qtbot.addWidget(pane)
+    pane.set_workflow(wf, TaskGraph(wf))
+    assert len(pane.items) == 2
+    run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), tuple(wf.tasks)),
+               TaskStarted("r", 1.0, "leaf[items/3.txt]", 1, 0)])
+    pane.update_states(["leaf[items/3.txt]"])
+    group = pane.items[group_node_id("leaf")]
+    assert group.state is TaskState.RUNNING and "1 running" in group.summary
+    pane.activate(group)
+    assert len(pane.items) == 51
+
+
+def test_bridge_applies_thousands_of_events_in_few_batches(qtbot):
+    state = RunState()
+    bridge = EngineBridge(state, interval_ms=20)
+    batches = []
+    bridge.applied.connect(batches.append)
+    names = tuple(f"task{i}" for i in range(3000))
+    events = [RunStarted("r", 0.0, "wf", "/wf", (), names)]
+    for n in names:
+        events += [TaskStateChanged("r", 1.0, n, TaskState.RUNNING),
+                   OutputLine("r", 1.0, n, 1, "working"),
+                   TaskStateChanged("r", 2.0, n, TaskState.DONE)]
+    events.append(RunFinished("r", 3.0, RunStatus.SUCCEEDED, 3.0))
+    bridge.feed(events)
+    qtbot.waitUntil(lambda: state.status is RunStatus.SUCCEEDED, timeout=5000)
+    assert len(batches) <= 3
+    assert sum(len(b.lines) for b in batches) == 3000
+    assert state.state_counts()[TaskState.DONE] == 3000
+
+
+def test_bridge_runs_an_engine_on_its_own_thread(qtbot):
+    import threading
+    from gristmill.core.events import EventBus
+
+    class FakeEngine:
+        def __init__(self, bus):
+            self.bus = bus
+            self.thread = None
+
+        def run(self, targets):
+            self.thread = threading.current_thread()
+            self.bus.publish(RunStarted("r", 0.0, "wf", "/wf", tuple(targets), ("a",)))
+            self.bus.publish(RunFinished("r", 1.0, RunStatus.SUCCEEDED, 1.0))
+            return "result"
+
+        def cancel(self):
+            pass
+
+        def cancel_task(self, name):
+            pass
+
+    bus = EventBus()
+    engine = FakeEngine(bus)
+    state = RunState()
+    bridge = EngineBridge(state)
+    with qtbot.waitSignal(bridge.ended, timeout=5000) as blocker:
+        bridge.start(engine, bus, ["a"])
+    assert blocker.args[0].result == "result"
+    assert engine.thread is not threading.current_thread()
+    assert state.status is RunStatus.SUCCEEDED and not bridge.busy
+
+
+def test_timeline_hover_shows_task_times_and_exit_code(qtbot):
+    pane = TimelinePane(Selection())
+    qtbot.addWidget(pane)
+    pane.resize(800, 300)
+    pane.show()
+    bars = [Bar("compile", 1, 0, 100.0, 104.0, Outcome.SUCCEEDED, 0),
+            Bar("test", 2, 1, 101.0, 103.0, Outcome.FAILED, 3)]
+    pane.show_run(bars, 100.0, 104.0, None, "Current run")
+    canvas = pane.canvas
+    bar = canvas.bar_at(canvas._bar_rect(bars[1]).center().toPoint())
+    assert bar is bars[1]
+    text = canvas.describe(bar)
+    assert "test" in text and "exit code 3" in text and "attempt 2" in text and "failed" in text
+    assert canvas.lanes() == 2
+    selection = pane._selection
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas._bar_rect(bars[0]).center().toPoint())
+    assert selection.names == ("compile",)
+
+
+def test_log_follows_the_selected_task_and_finds_text(qtbot):
+    run = RunState()
+    log = LogPane()
+    qtbot.addWidget(log)
+    log.set_source(LiveLogSource(run))
+    run.apply([RunStarted("r", 0.0, "wf", "/wf", (), ("a", "b")), TaskStarted("r", 0.0, "a", 1, 0)])
+    log.show_task("a")
+    lines = [OutputLine("r", 0.0, "a", 1, f"line {i}") for i in range(500)]
+    lines.append(OutputLine("r", 0.0, "b", 1, "not mine"))
+    run.apply(lines)
+    log.append(lines)
+    text = log.text.toPlainText()
+    assert "line 499" in text and "not mine" not in text
+    bar = log.text.verticalScrollBar()
+    assert bar.value() == bar.maximum()
+    log.search.setText("line 123")
+    assert log.matches.text() == "1 match"
+    assert log.find()
+    assert not log.follow.isChecked()
+    # a retry switches to the new attempt
+    retry = [OutputLine("r", 0.0, "a", 2, "second try")]
+    run.apply([TaskStarted("r", 1.0, "a", 2, 0)] + retry)
+    log.append(retry)
+    assert log.attempt == 2 and log.text.toPlainText() == "second try"
+    log.mode.setCurrentIndex(0)      # whole run
+    assert "[b] not mine" in log.text.toPlainText()
