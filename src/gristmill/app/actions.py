@@ -147,6 +147,14 @@ def build_toolbar(window: QMainWindow, actions: Mapping[str, QAction]) -> QToolB
     return bar
 
 
+def refresh_icons(actions: Mapping[str, QAction]) -> None:
+    """After a palette change: icons drawn in the text colour follow it."""
+    icons.clear_cache()
+    for spec in ACTIONS:
+        if spec.icon:
+            actions[spec.id].setIcon(icons.icon(spec.icon))
+
+
 def update_enabled(actions: Mapping[str, QAction], conditions: Mapping[str, bool]) -> None:
     for spec in ACTIONS:
         if spec.enabled_when:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
                                QMenu, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
@@ -465,6 +465,12 @@ class MainWindow(QMainWindow):
             act.SELECTION: bool(self.selection.names),
             act.EDITABLE: wf is not None and wf.kind == "toml",
         })
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            act.refresh_icons(self.actions)
+            self.graph.apply_palette()
+        super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.bench.busy:

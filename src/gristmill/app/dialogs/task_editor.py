@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QVBoxLayout, QWidget)
 
@@ -12,6 +12,20 @@ from ..tomledit import TaskForm, read_task, task_names, validate, write_task
 
 FIELDS = ("name", "description", "commands", "foreach", "inputs", "outputs", "after",
           "cpu", "mem", "gpu", "retries", "timeout")
+
+
+PLACEHOLDERS = {
+    "name": "e.g. thumbnails",
+    "commands": "python resize.py {input} {output}",
+    "foreach": "e.g. images/*.png",
+    "inputs": "e.g. {item}",
+    "outputs": "e.g. thumbs/{stem}.png",
+    "cpu": "1",
+    "mem": "e.g. 300MB",
+    "gpu": "0",
+    "retries": "0",
+    "timeout": "e.g. 30m",
+}
 
 
 def _lines(edit: QPlainTextEdit) -> list[str]:
@@ -59,10 +73,12 @@ class TaskEditorDialog(QDialog):
             if key in multi:
                 edit: QLineEdit | QPlainTextEdit = QPlainTextEdit(self)
                 edit.setTabChangesFocus(True)
-                edit.setFixedHeight(edit.fontMetrics().lineSpacing() * multi[key] + 14)
+                edit.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+                edit.setFixedHeight(edit.fontMetrics().lineSpacing() * multi[key] + 12)
             else:
                 edit = QLineEdit(self)
             edit.setObjectName(f"field-{key}")
+            edit.setPlaceholderText(PLACEHOLDERS.get(key, ""))
             edit.setToolTip(tip)
             error = QLabel(self)
             error.setObjectName(f"error-{key}")

@@ -248,15 +248,11 @@ class GraphPane(QWidget):
             layout = build_layout(graph.order, graph.deps, wf.groups(), self._expanded,
                                   COLLAPSE_ABOVE)
             self.layout_ = layout
-            mid = self.palette().color(QPalette.ColorRole.WindowText)
-            mid.setAlphaF(0.35)
             self._edges.setPath(edge_path(layout, layout.edges))
-            self._edges.setPen(QPen(mid, 1.2))
             self._edges.setZValue(-2)
             self.scene.addItem(self._edges)
-            hl = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2.2)
-            self._highlight.setPen(hl)
             self._highlight.setZValue(-1)
+            self.apply_palette()
             self.scene.addItem(self._highlight)
             for nid, node in layout.nodes.items():
                 item = NodeItem(node)
@@ -276,6 +272,14 @@ class GraphPane(QWidget):
         self._shared_selection_changed(self._selection.names, "")
         if fit:
             self.view.fit()
+
+    def apply_palette(self) -> None:
+        """Edge colours follow the palette (light or dark)."""
+        mid = self.palette().color(QPalette.ColorRole.WindowText)
+        mid.setAlphaF(0.4)
+        self._edges.setPen(QPen(mid, 1.2))
+        self._highlight.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), 2.2))
+        self.view.setBackgroundBrush(self.palette().color(QPalette.ColorRole.Base))
 
     # -- live updates -----------------------------------------------------------------
 

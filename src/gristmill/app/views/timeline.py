@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QT
 from gristmill.core.sizes import format_duration
 
 from .. import theme
+from ..names import short_name
 from ..runstate import Bar
 from ..selection import Selection
 
@@ -113,8 +114,10 @@ class TimelineCanvas(QWidget):
             painter.setPen(QPen(faint, 1, Qt.PenStyle.DotLine))
             painter.drawLine(x, AXIS_H, x, self.height())
             painter.setPen(text)
-            painter.drawText(QRect(x - 40, 2, 80, AXIS_H - 4), Qt.AlignmentFlag.AlignCenter,
-                             format_duration(t) if t else "0 s")
+            label_rect = QRect(x - 40, 2, 80, AXIS_H - 4)
+            if label_rect.right() > self.width() - 2:
+                label_rect.moveRight(self.width() - 2)
+            painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, format_duration(t) if t else "0 s")
             t += step
         if not self.bars:
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
@@ -136,7 +139,7 @@ class TimelineCanvas(QWidget):
             painter.drawRoundedRect(r, 3, 3)
             if r.width() > 40:
                 painter.setPen(theme.text_on(color))
-                label = b.task if b.attempt == 1 else f"{b.task} (#{b.attempt})"
+                label = short_name(b.task) + (f" (#{b.attempt})" if b.attempt > 1 else "")
                 painter.drawText(r.adjusted(4, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter,
                                  fm.elidedText(label, Qt.TextElideMode.ElideRight, int(r.width() - 7)))
         if self.now is not None:

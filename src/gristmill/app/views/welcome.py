@@ -14,6 +14,23 @@ from .. import icons
 ROLE_PATH = Qt.ItemDataRole.UserRole + 1
 
 
+def describe_example(folder: Path) -> str:
+    """The first sentence of the leading comment of the example's workflow file."""
+    for name in ("gristmill.toml", "Makefile", "gristmill.json"):
+        try:
+            lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        text = []
+        for line in lines:
+            if not line.startswith("#"):
+                break
+            text.append(line.lstrip("#").strip())
+        blurb = " ".join(t for t in text if t).split(". ")[0].split(":")[0]
+        return blurb[:80]
+    return ""
+
+
 class WelcomeView(QWidget):
     openFolderRequested = Signal()
     openFileRequested = Signal()
@@ -66,18 +83,25 @@ class WelcomeView(QWidget):
         lists.setColumnStretch(0, 3)
         lists.setColumnStretch(1, 2)
 
+        for lst in (self.recent, self.examples):
+            lst.setMaximumHeight(260)
+            lst.setAlternatingRowColors(True)
         card = QFrame(self)
         card.setObjectName("welcome-card")
-        card.setMaximumWidth(760)
+        card.setMaximumWidth(820)
         inner = QVBoxLayout(card)
         inner.setSpacing(14)
         inner.addLayout(head)
         inner.addLayout(buttons)
-        inner.addLayout(lists, 1)
-        outer = QHBoxLayout(self)
+        inner.addLayout(lists)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card, 4)
+        row.addStretch(1)
+        outer = QVBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(card, 4)
-        outer.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(2)
 
     def _connect_signals(self) -> None:
         self.open_folder.clicked.connect(self.openFolderRequested)
@@ -99,7 +123,8 @@ class WelcomeView(QWidget):
     def set_examples(self, folders: Sequence[Path]) -> None:
         self.examples.clear()
         for folder in folders:
-            item = QListWidgetItem(folder.name)
-            item.setToolTip(f"A copy of the bundled example “{folder.name}”")
+            blurb = describe_example(folder)
+            item = QListWidgetItem(f"{folder.name} — {blurb}" if blurb else folder.name)
+            item.setToolTip(f"Opens a copy of the bundled example “{folder.name}” that you can change and run")
             item.setData(ROLE_PATH, str(folder))
             self.examples.addItem(item)
