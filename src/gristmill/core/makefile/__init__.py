@@ -1,12 +1,12 @@
-"""Reading a GNU Makefile as a workflow (work in progress: see issue 5)."""
+"""Reading a GNU Makefile as a workflow.
+
+GNU make itself reads the Makefile: its printed data base and a recording
+pass (make runs every recipe through a shell that only writes the command
+down) give each target's prerequisites and exact commands. See ``reader``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from .reader import load_makefile
 
-from ..errors import WorkflowError
-from ..workflow import Workflow
-
-
-def load_makefile(path: str | Path, variables: dict[str, str] | None = None) -> Workflow:
-    raise WorkflowError("Makefile support is not available yet", path=str(path))
+__all__ = ["load_makefile"]

@@ -1,0 +1,266 @@
+"""``load_makefile``: GNU make reads the Makefile, Gristmill records what it would do.
+
+Pass A runs ``make -p -B -k`` with no goal (exactly what ``make`` builds, with
+``MAKECMDGOALS`` empty) under the recording shell. If the Makefile includes
+makefiles that have rules, make remakes them before every run; Gristmill lets
+make do that for real once, then reads again. Pass B records the targets the
+default goal does not reach (``clean``, ``install``, ...) in one more run. A
+missing prerequisite or a ``$(error ...)`` in a recipe outside the default
+goal does not stop the read: make would only fail when that target is built,
+and so does Gristmill (the warning says so).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import Location, WorkflowError
+from ..workflow import Workflow, WorkflowWarning
+from .assemble import ReadResult, WorkflowAssembler, makefile_list
+from .database import SPECIAL_TARGETS, Database, FileEntry
+from .diagnostics import Diagnostic, parse_stderr
+from .gnumake import GnuMake, base_env, find_gnu_make, find_makefile, run_make, variable_args
+from .recording import Recorder, Recording
+from .source import SourceFile, scan_file
+
+_MAX_RETRIES = 25
+_NOOP = "__gristmill_noop__"
+
+
+def load_makefile(path: str | Path, variables: dict[str, str] | None = None) -> Workflow:
+    """Read a GNU Makefile (or a folder holding one) as a Workflow of kind "make"."""
+    makefile_path = _locate(Path(path))
+    parent = str(makefile_path.parent)
+    display_base = "" if parent in ("", ".") else parent.rstrip("/") + "/"
+    folder = makefile_path.parent.resolve()
+    name = makefile_path.name
+    make = find_gnu_make(display_base + name)
+    user_vars = variable_args(variables)
+    env = base_env()
+    with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
+        reader = _Reader(make, folder, name, makefile_path, display_base, user_vars, env, Path(tmp))
+        return reader.read()
+
+
+def _locate(path: Path) -> Path:
+    if path.is_dir():
+        found = find_makefile(path)
+        if found is None:
+            raise WorkflowError("no GNUmakefile, makefile or Makefile in this folder", path=str(path))
+        return found
+    if not path.is_file():
+        raise WorkflowError("no such Makefile", path=str(path))
+    return path
+
+
+class _Reader:
+    def __init__(self, make: GnuMake, folder: Path, name: str, makefile_path: Path,
+                 display_base: str, user_vars: list[str], env: dict[str, str], tmp: Path):
+        self.make = make
+        self.folder = folder
+        self.name = name
+        self.makefile_path = makefile_path
+        self.display_base = display_base
+        self.user_vars = user_vars
+        self.env = env
+        self.recorder = Recorder(tmp)
+        self.noop = tmp / "noop.mk"
+        self.noop.write_text(f"{_NOOP}: ;\n{self.noop}: ;\n")
+        self.private = {str(self.recorder.post), str(self.noop)}
+        self.warnings: list[WorkflowWarning] = []
+        self.sources: dict[str, SourceFile] = {}
+
+    def display(self, file: str | None) -> str:
+        file = file or self.name
+        return file if file.startswith("/") or not self.display_base else self.display_base + file
+
+    def loc(self, file: str | None, line: int | None) -> Location:
+        return Location(self.display(file), line or 1, 1)
+
+    # -- the passes ---------------------------------------------------------------------
+    def read(self) -> Workflow:
+        a = self._record([], extra=["--debug=m"])
+        remade = self._makefile_remakes(a)
+        if remade:
+            self._remake_makefiles_for_real()
+            a = self._record([], extra=["--debug=m"])
+        mlist = makefile_list(a.db, self.private)
+        self._scan_sources(mlist)
+        self._raise_read_errors(a)
+        from_a = {n for n, e in a.db.files.items() if e.updated} | {r.target for r in a.records}
+        goals = self._other_targets(a.db, from_a, set(mlist))
+        b, failing = self._record_others(goals) if goals else (None, {})
+        if b is not None:
+            for f in makefile_list(b.db, self.private):
+                if f not in mlist:
+                    mlist.append(f)
+            self._scan_sources(mlist)
+        records = a.by_target()
+        if b is not None:
+            for target, recs in b.by_target().items():
+                if target not in from_a:
+                    records.setdefault(target, recs)
+        result = ReadResult(
+            folder=self.folder, makefile=self.name, makefile_path=self.makefile_path,
+            display_base=self.display_base, db_a=a.db, db_b=b.db if b else None,
+            records=records, from_a=from_a, real_shell=a.real_shell,
+            recorder_path=str(self.recorder.script), private_files=self.private,
+            base_env=self.env, user_vars=self.user_vars, sources=self.sources,
+            makefile_list=mlist, failing=failing, remade_makefiles=remade,
+            warnings=self.warnings, cmdgoals_b=goals if b else [])
+        return WorkflowAssembler(result).build()
+
+    def _record(self, goals: list[str], extra: list[str] = ()) -> Recording:
+        rec = self.recorder.record(self.make, self.folder, self.name, self.user_vars, goals,
+                                   self.env, list(extra))
+        if not rec.db.files and rec.run.returncode != 0:
+            self._raise_first(parse_stderr(rec.run.stderr, self.make.command), rec)
+        return rec
+
+    def _makefile_remakes(self, a: Recording) -> list[str]:
+        """Targets make remade as makefiles (before "Updating goal targets")."""
+        cut = a.before_db.find("\nUpdating goal targets....")
+        head = a.before_db if cut < 0 else a.before_db[:cut]
+        n = head.count(self.recorder.marker)
+        seen: dict[str, None] = {}
+        for r in a.records[:n]:
+            seen.setdefault(r.target, None)
+        return list(seen)
+
+    def _remake_makefiles_for_real(self) -> None:
+        run = run_make(self.make, self.folder,
+                       ["-f", self.name, "-f", str(self.noop), "-q", *self.user_vars, "--", _NOOP],
+                       self.env)
+        if run.returncode == 2:
+            diags = parse_stderr(run.stderr, self.make.command)
+            first = next((d for d in diags if d.kind in ("error", "no-rule", "missing-include")), None)
+            text = (first.message if first else run.stderr.strip().splitlines()[-1:] or ["failed"])
+            msg = text if isinstance(text, str) else text[0]
+            raise WorkflowError(f"remaking an included makefile failed: {msg}",
+                                self.loc(first.file if first else None, first.line if first else None))
+
+    def _scan_sources(self, mlist: list[str]) -> None:
+        for f in mlist:
+            if f not in self.sources:
+                p = Path(f) if f.startswith("/") else self.folder / f
+                self.sources[f] = scan_file(p, f)
+
+    def _other_targets(self, db: Database, done: set[str], makefiles: set[str]) -> list[str]:
+        suffixes = set(db.special_prereqs(".SUFFIXES") or [])
+        out = []
+        for n in db.order:
+            e = db.files[n]
+            if not e.is_target or n in done or n in makefiles or n in self.private:
+                continue
+            if n in SPECIAL_TARGETS or "%" in n:
+                continue
+            if n.startswith(".") and (n in suffixes or any(
+                    n.startswith(s) and n[len(s):] in suffixes for s in suffixes)):
+                continue
+            out.append(n)
+        return out
+
+    def _record_others(self, goals: list[str]) -> tuple[Recording, dict[str, str]]:
+        assume_old: list[str] = []
+        failing: dict[str, str] = {}
+        warned: set[tuple] = set()
+        for _ in range(_MAX_RETRIES):
+            extra = [f"--assume-old={x}" for x in assume_old]
+            b = self._record(goals, extra)
+            progress = False
+            for d in parse_stderr(b.run.stderr, self.make.command):
+                if d.kind == "no-rule" and d.target not in assume_old:
+                    assume_old.append(d.target)
+                    progress = True
+                    where = self._place_of(d.needed_by, b.db) if d.needed_by else None
+                    key = ("no-rule", d.target, d.needed_by)
+                    if key not in warned:
+                        warned.add(key)
+                        self.warnings.append(WorkflowWarning(
+                            f"No rule to make target '{d.target}'"
+                            + (f", needed by '{d.needed_by}'" if d.needed_by else "")
+                            + ": make fails when it builds that target, and so will Gristmill", where))
+                elif d.kind == "error" and d.file:
+                    owner = self._recipe_owner(d.file, d.line or 0, b.db)
+                    if owner is None or owner in failing:
+                        raise WorkflowError(d.message, self.loc(d.file, d.line))
+                    failing[owner] = f"{d.file}:{d.line}: *** {d.message}.  Stop."
+                    assume_old.append(owner)
+                    progress = True
+                    self.warnings.append(WorkflowWarning(
+                        f"{d.message} (make stops here when it builds '{owner}'; so will Gristmill)",
+                        self.loc(d.file, d.line)))
+                elif d.kind == "error":
+                    raise WorkflowError(d.message, self.loc(self.name, 1))
+            if not progress:
+                self._keep_warnings(parse_stderr(b.run.stderr, self.make.command))
+                return b, failing
+        raise WorkflowError("GNU make kept failing while Gristmill read the Makefile's targets",
+                            self.loc(self.name, 1))
+
+    # -- errors ------------------------------------------------------------------------
+    def _raise_read_errors(self, a: Recording) -> None:
+        diags = parse_stderr(a.run.stderr, self.make.command)
+        fatal = [d for d in diags if d.kind in ("error", "no-rule")
+                 and not (d.kind == "error" and d.message == "No targets")]
+        if fatal:
+            self._raise_first(diags, a)
+        self._keep_warnings(diags)
+
+    def _raise_first(self, diags: list[Diagnostic], rec: Recording) -> None:
+        for d in diags:
+            if d.kind == "missing-include":
+                raise WorkflowError(d.message, self.loc(d.file, d.line))
+        for d in diags:
+            if d.kind == "error" and d.file:
+                raise WorkflowError(d.message, self.loc(d.file, d.line))
+        for d in diags:
+            if d.kind == "no-rule":
+                where = self._place_of(d.needed_by, rec.db) if d.needed_by else self.loc(self.name, 1)
+                raise WorkflowError(d.message, where)
+        for d in diags:
+            if d.kind == "error":
+                raise WorkflowError(d.message, self.loc(self.name, 1))
+        tail = rec.run.stderr.strip().splitlines()
+        raise WorkflowError("GNU make could not read this Makefile"
+                            + (f": {tail[-1]}" if tail else ""), self.loc(self.name, 1))
+
+    def _keep_warnings(self, diags: list[Diagnostic]) -> None:
+        for d in diags:
+            if d.kind in ("warning", "missing-include"):
+                w = WorkflowWarning(d.message, self.loc(d.file, d.line) if d.file else None)
+                if w not in self.warnings:
+                    self.warnings.append(w)
+
+    def _place_of(self, target: str, db: Database) -> Location:
+        e = db.files.get(target)
+        if e is not None:
+            for rule in e.rules:
+                if rule.recipe_file and rule.recipe_line:
+                    src = self.sources.get(rule.recipe_file)
+                    line = src.rule_for(rule.recipe_line) if src else rule.recipe_line
+                    return self.loc(rule.recipe_file, line)
+        for f, src in self.sources.items():
+            if target in src.literal_targets:
+                return self.loc(f, src.literal_targets[target][0])
+        return self.loc(self.name, 1)
+
+    def _recipe_owner(self, file: str, line: int, db: Database) -> str | None:
+        """The target whose recipe holds ``file:line`` (make died expanding it)."""
+        matches: list[FileEntry] = []
+        for e in db.files.values():
+            if not _wanted(e):
+                continue
+            for rule in e.rules:
+                if rule.recipe_file == file and rule.recipe_line is not None \
+                        and rule.recipe_line <= line < rule.recipe_line + max(rule.recipe_physical, 1):
+                    matches.append(e)
+                    break
+        fresh = [e for e in matches if not e.updated]
+        chosen = fresh or matches
+        return chosen[0].name if chosen else None
+
+
+def _wanted(e: FileEntry) -> bool:
+    return "%" not in e.name and e.name not in SPECIAL_TARGETS

@@ -1,0 +1,204 @@
+"""Let GNU make run the Makefile with a recording shell in place of ``$(SHELL)``.
+
+Make expands every recipe line itself (variables, functions, automatic
+variables, target-specific values, ``.ONESHELL``) and hands each command to
+``$(SHELL) $(.SHELLFLAGS) COMMAND``. During a recording pass that shell is a
+tiny script which writes down the target, its argv and its environment, and
+runs nothing. With ``-B`` make "builds" every goal and its prerequisites, in
+its own order, so each target's commands are exactly the ones make would run.
+
+The script is installed by a makefile read *after* the user's
+(``-f Makefile -f post.mk``), so everything the Makefile does while it is read
+(``$(shell ...)``, ``!=``) uses the real shell, as in a normal run. A
+``$(shell ...)`` expanded later (in a recipe) reaches the script with no
+target set, and the script hands it to the real shell.
+
+Whether make echoed a command (no ``@``, no ``.SILENT``, no ``-s``) shows on
+its stdout: the script prints a marker after each command, and a command was
+echoed when make's output just before the marker ends with it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .database import Database, extract_database, parse_database
+from .gnumake import GnuMake, MakeRun, run_make
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_SCRIPT = """#!/bin/sh
+# Gristmill's recording shell: GNU make runs it instead of $(SHELL) while
+# Gristmill reads a Makefile. It runs no recipe.
+if [ -z "${{GRISTMILL_TARGET-}}" ]; then
+  real=/bin/sh
+  read -r real < {real} 2>/dev/null
+  exec $real "$@"
+fi
+{{ printf 'GMREC\\0%s\\0%s\\0' "$GRISTMILL_TARGET" "$#"; printf '%s\\0' "$@"; env -0; printf '\\0'; }} >> {records}
+printf '\\036{nonce}\\036\\n'
+exit 0
+"""
+
+_POST_MK = """\
+$(file >{real},$(SHELL))
+override SHELL := {script}
+export GRISTMILL_TARGET = $@
+.PRECIOUS: %
+{post}: ;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One command make handed to the shell."""
+
+    target: str
+    argv: tuple[str, ...]          # (shell, *flags, command) as make built it
+    env: dict[str, str] = field(hash=False, compare=False)
+    echoed: bool = True            # make printed it before running it (no "@")
+
+    @property
+    def command(self) -> str:
+        return self.argv[-1]
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.argv[1:-1]
+
+
+@dataclass(slots=True)
+class Recording:
+    run: MakeRun
+    db: Database
+    records: list[Record]
+    real_shell: str
+    before_db: str                 # make's stdout before the data base (echoes, $(info))
+
+    def by_target(self) -> dict[str, list[Record]]:
+        out: dict[str, list[Record]] = {}
+        for r in self.records:
+            out.setdefault(r.target, []).append(r)
+        return out
+
+
+class Recorder:
+    """A recording shell and its post-makefile in a private temp dir."""
+
+    def __init__(self, tmp: Path):
+        self.dir = tmp
+        self.script = tmp / "sh"
+        self.post = tmp / "post.mk"
+        self.real = tmp / "real-shell"
+        self.records = tmp / "records"
+        self.nonce = "gristmill-" + secrets.token_hex(8)
+        q = shlex.quote
+        self.script.write_text(_SCRIPT.format(real=q(str(self.real)), records=q(str(self.records)),
+                                              nonce=self.nonce))
+        self.script.chmod(0o755)
+        self.post.write_text(_POST_MK.format(real=_mk_escape(str(self.real)),
+                                             script=_mk_escape(str(self.script)),
+                                             post=_mk_escape(str(self.post))))
+
+    @property
+    def marker(self) -> str:
+        return f"\x1e{self.nonce}\x1e\n"
+
+    def record(self, make: GnuMake, folder: Path, makefile: str, variables: list[str],
+               goals: list[str], env: dict[str, str], extra: list[str] = ()) -> Recording:
+        if self.records.exists():
+            self.records.unlink()
+        self.real.unlink(missing_ok=True)
+        args = ["-f", makefile, "-f", str(self.post), "-p", "-B", "-k", *extra, *variables, "--", *goals]
+        run = run_make(make, folder, args, env)
+        before, db_text = extract_database(run.stdout)
+        db = parse_database(db_text)
+        records = self._read_records(before)
+        real = self.real.read_text().strip() if self.real.exists() else "/bin/sh"
+        return Recording(run, db, records, real or "/bin/sh", before)
+
+    def _read_records(self, stdout: str) -> list[Record]:
+        if not self.records.exists():
+            return []
+        raw = self.records.read_bytes().split(b"\0")
+        chunks = stdout.split(self.marker)
+        out: list[Record] = []
+        i = 0
+        k = 0
+        while i < len(raw) and raw[i] == b"GMREC":
+            target = _dec(raw[i + 1])
+            argc = int(raw[i + 2])
+            argv = [str(self.script)] + [_dec(a) for a in raw[i + 3:i + 3 + argc]]
+            j = i + 3 + argc
+            env: dict[str, str] = {}
+            while j < len(raw) and raw[j] != b"":
+                key, _, value = _dec(raw[j]).partition("=")
+                env[key] = value
+                j += 1
+            i = j + 1
+            echoed = k < len(chunks) and chunks[k].endswith(argv[-1] + "\n")
+            out.append(Record(target, tuple(argv), env, echoed))
+            k += 1
+        return out
+
+
+def _dec(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _mk_escape(path: str) -> str:
+    """A path safe to write in a makefile (temp dirs have no odd characters, but be sure)."""
+    return path.replace("$", "$$").replace(" ", "\\ ").replace("#", "\\#")
+
+
+def clean_env(recorded: dict[str, str], base: dict[str, str], user_vars: list[str]) -> tuple[tuple[str, str], ...]:
+    """What make put in a recipe's environment beyond ours, minus the recording machinery."""
+    out: dict[str, str] = {}
+    for key, value in recorded.items():
+        if key in ("GRISTMILL_TARGET", "_", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+            continue
+        if base.get(key) != value:
+            out[key] = value
+    for key in base:
+        if key not in recorded and _NAME_RE.fullmatch(key) and key != "LC_MESSAGES":
+            # the Makefile unexported it; an empty value is the closest a plain env can say
+            out.setdefault(key, "")
+    makeflags, mflags = makeflags_for(recorded.get("MAKEFLAGS", ""), user_vars)
+    out["MAKEFLAGS"] = makeflags
+    out["MFLAGS"] = mflags
+    if user_vars:
+        out["MAKEOVERRIDES"] = "${-*-command-variables-*-}"
+    return tuple(sorted(out.items()))
+
+
+def makeflags_for(recorded: str, user_vars: list[str]) -> tuple[str, str]:
+    """MAKEFLAGS/MFLAGS as make passes them in a normal run: the recording's, minus -B and -k.
+
+    The flags part holds the Makefile's own additions (``MAKEFLAGS += -r``);
+    our ``-B -k -p`` are removed; the variables part is the user's.
+    """
+    flags, _, _ = recorded.partition(" -- ")
+    if recorded.startswith("-- "):
+        flags = ""
+    words = flags.split()
+    if words and not words[0].startswith("-"):
+        letters = "".join(c for c in words[0] if c not in "Bkp")
+        words = ([letters] if letters else []) + words[1:]
+    words = [w for w in words if w not in ("-B", "-k", "-p") and not w.startswith("--debug")]
+    flag_text = " ".join(words)
+    letters_first = words and not words[0].startswith("-")
+    mflags = (("-" + flag_text) if letters_first else flag_text).strip()
+    if user_vars:
+        escaped = " ".join(_escape_override(v) for v in reversed(user_vars))
+        makeflags = f"{flag_text} -- {escaped}"
+    else:
+        makeflags = flag_text
+    return makeflags, mflags
+
+
+def _escape_override(assignment: str) -> str:
+    return assignment.replace("\\", "\\\\").replace(" ", "\\ ").replace("\t", "\\\t")
