@@ -1,0 +1,797 @@
+#!/usr/bin/env python3
+"""Gristmill side by side with GNU make, Ninja, Snakemake and doit.
+
+    .venv/bin/python tests/benchmarks/run.py [--quick] [--only spawn,noop,...] [--tools ...]
+
+Writes the same workload for each tool into a work folder, times each tool on
+it as a real process (process start included) several times, alternating the
+tools, and prints one table of medians with the ratio of every peer to
+Gristmill, then where each target of issue 6 stands. The whole result is saved
+as JSON (``--json``, default ``<work>/results.json``).
+
+Peers that are not on PATH are installed from PyPI (snakemake, doit, ninja)
+into a virtual environment under the work folder, or reported as absent
+(``--no-install``). GNU make comes from the system.
+
+Workloads (``--only`` takes these names):
+  spawn   2,000 independent trivial tasks, 2 slots: tasks per second
+  noop    20,000 copy tasks, all up to date: time to decide there is nothing to do
+  change  the same 20,000 with one source touched: time to rebuild just that one
+  scale   load and plan 100,000 tasks (fan-out, fan-in): time and peak memory
+  pack    40 tasks of mixed lengths, a quarter needing 40% of memory: makespan
+          against max(critical path, work / capacity), and memory oversubscription
+  app     the desktop app (offscreen): first paint with 20,000 tasks, and the
+          longest event-loop stall while it runs 2,000 trivial tasks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import workloads as W  # noqa: E402
+
+WORKLOADS = ("spawn", "noop", "change", "scale", "pack", "app")
+PEERS = ("make", "ninja", "snakemake", "doit")
+
+
+# -- sizes ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sizes:
+    spawn: int = 2000
+    copy: int = 20000
+    scale: W.ScaleShape = W.ScaleShape(50, 1000)
+    pack_scale: float = 1.0
+    app_tasks: int = 20000
+    app_run: int = 2000
+    reps: int = 5
+    timeout: float = 120.0       # one invocation of one tool
+    budget: float = 45.0         # seconds of samples per tool and workload before it stops repeating
+
+
+FULL = Sizes()
+QUICK = Sizes(spawn=300, copy=2000, scale=W.ScaleShape(10, 1000), pack_scale=0.5,
+              app_tasks=2000, app_run=300, reps=3, timeout=60.0, budget=15.0)
+
+
+# -- running one process ------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    seconds: float
+    rss: int                      # bytes: peak RSS of the process (and its reaped children)
+    rc: int | None
+    timed_out: bool = False
+
+
+def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None, timeout: float,
+              log: Path | None = None) -> Sample:
+    """Run ``cmd`` with stdout to /dev/null; wall time from spawn to reaping; kill its
+    process group at ``timeout``."""
+    err = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        fired = []
+
+        def kill() -> None:
+            fired.append(True)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if fired:   # the leader is gone; make sure the rest of its group is too
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return Sample(seconds, usage.ru_maxrss * 1024, proc.returncode, bool(fired))
+    finally:
+        if log:
+            err.close()
+
+
+# -- the tools ------------------------------------------------------------------------------
+
+@dataclass
+class Tool:
+    name: str
+    argv: list[str] | None         # None: absent
+    version: str = ""
+    note: str = ""
+
+
+def _version(argv: list[str], flag: str = "--version") -> str:
+    try:
+        out = subprocess.run(argv + [flag], capture_output=True, text=True, timeout=60)
+        text = (out.stdout or out.stderr).strip().splitlines()
+        return text[0].strip() if text else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def find_tools(work: Path, wanted: tuple[str, ...], install: bool) -> dict[str, Tool]:
+    tools: dict[str, Tool] = {}
+    exe = Path(sys.executable).parent / "gristmill"
+    gm = [str(exe)] if exe.exists() else [sys.executable, "-m", "gristmill"]
+    tools["gristmill"] = Tool("gristmill", gm, _version(gm))
+    venv = work / "peers"
+    venv_bin = venv / "bin"
+    pypi = {"snakemake": "snakemake", "doit": "doit", "ninja": "ninja"}
+
+    def locate(name: str) -> str | None:
+        found = shutil.which(name)
+        if found:
+            return found
+        p = venv_bin / name
+        return str(p) if p.exists() else None
+
+    missing = [n for n in wanted if n in pypi and locate(n) is None]
+    if missing and install:
+        print(f"installing {', '.join(missing)} from PyPI into {venv} ...", flush=True)
+        try:
+            if not (venv_bin / "python").exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv_bin / "python"), "-m", "pip", "install", "-q",
+                            *[pypi[n] for n in missing]], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"  could not install: {exc}", file=sys.stderr)
+    for name in PEERS:
+        if name not in wanted:
+            continue
+        path = locate(name)
+        if path is None:
+            tools[name] = Tool(name, None, note="absent" + ("" if install else " (--no-install)"))
+            continue
+        flag = "--version"
+        tools[name] = Tool(name, [path], _version([path], flag))
+    return tools
+
+
+# -- results --------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One tool on one workload."""
+
+    status: str = "ok"                   # ok, absent, timeout, error, wrong, skipped
+    samples: list[float] = field(default_factory=list)     # seconds per run
+    rss: list[int] = field(default_factory=list)
+    value: float | None = None           # the workload's metric (median)
+    extra: dict = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+
+@dataclass
+class Workload:
+    name: str
+    title: str
+    metric: str                          # e.g. "tasks/s", "s", "s makespan"
+    better: str                          # "higher" or "lower"
+    cells: dict[str, Cell] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def _env_gristmill(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["GRISTMILL_HOME"] = str(home)
+    env.pop("QT_QPA_PLATFORM", None)
+    return env
+
+
+class Bench:
+    def __init__(self, args, sizes: Sizes, tools: dict[str, Tool]):
+        self.args = args
+        self.sizes = sizes
+        self.tools = tools
+        self.work: Path = args.work
+        self.logs = self.work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.order = [t for t in ("gristmill", *PEERS) if t in tools]
+
+    # -- helpers ------------------------------------------------------------------------
+    def home(self, workload: str) -> Path:
+        return self.work / "home" / workload
+
+    def env(self, tool: str, workload: str) -> dict[str, str] | None:
+        return _env_gristmill(self.home(workload)) if tool == "gristmill" else None
+
+    def command(self, tool: str, folder: Path, jobs: int, action: str = "build",
+                extra: list[str] | None = None) -> list[str]:
+        argv = list(self.tools[tool].argv or [])
+        d = str(folder)
+        if tool == "gristmill":
+            if action == "plan":
+                return argv + ["plan", "-C", d]
+            return argv + ["run", "-C", d] + (["-j", str(jobs)] if jobs else []) + (extra or [])
+        if tool == "make":
+            return argv + ["-C", d] + (["-n"] if action == "plan" else [f"-j{jobs}"] if jobs else [])
+        if tool == "ninja":
+            return argv + ["-C", d] + (["-n"] if action == "plan" else ["-j", str(jobs)] if jobs else [])
+        if tool == "snakemake":
+            base = argv + ["-s", "Snakefile", "-d", d, "--cores", str(jobs or 1)]
+            return base + (["-n"] if action == "plan" else []) + (extra or [])
+        if tool == "doit":
+            if action == "plan":
+                return argv + ["list", "--all", "-f", str(folder / "dodo.py"), "-d", d]
+            return argv + ["-f", str(folder / "dodo.py"), "-d", d] + (["-n", str(jobs)] if jobs and jobs > 1 else [])
+        raise ValueError(tool)
+
+    def alternate(self, tools: list[str], reps: int, one, cell_of) -> None:
+        """Run ``one(tool)`` ``reps`` times per tool, rotating the order each round; a tool
+        stops repeating once it failed, timed out or spent its time budget."""
+        spent = {t: 0.0 for t in tools}
+        for rep in range(reps):
+            k = rep % len(tools)
+            for tool in tools[k:] + tools[:k]:
+                cell = cell_of(tool)
+                if cell.status != "ok" or (cell.samples and spent[tool] > self.sizes.budget):
+                    continue
+                t0 = time.perf_counter()
+                one(tool, rep)
+                spent[tool] += time.perf_counter() - t0
+
+    def record(self, cell: Cell, s: Sample, tool: str) -> bool:
+        if s.timed_out:
+            cell.status = "timeout"
+            cell.note = f"over {self.sizes.timeout:g} s"
+            return False
+        if s.rc != 0:
+            cell.status = "error"
+            cell.note = f"exit {s.rc} (see {self.logs})"
+            return False
+        cell.samples.append(s.seconds)
+        cell.rss.append(s.rss)
+        return True
+
+    def log(self, workload: str, tool: str) -> Path:
+        return self.logs / f"{workload}-{tool}.log"
+
+    def progress(self, text: str) -> None:
+        print(text, flush=True)
+
+    # -- 1. spawn -----------------------------------------------------------------------
+    def spawn(self) -> Workload:
+        n = self.sizes.spawn
+        wl = Workload("spawn", f"Spawn: {n:,} trivial tasks, 2 slots", "tasks/s", "higher")
+        folders = {}
+        for tool in self.order:
+            wl.cells[tool] = Cell()
+            if self.tools[tool].argv is None:
+                wl.cells[tool].status = "absent"
+                continue
+            folders[tool] = self.work / "spawn" / tool
+            shutil.rmtree(folders[tool], ignore_errors=True)
+            W.write_spawn(folders[tool], tool, n)
+
+        def one(tool: str, rep: int) -> None:
+            out = folders[tool] / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            cell = wl.cells[tool]
+            s = run_timed(self.command(tool, folders[tool], 2), folders[tool],
+                          self.env(tool, "spawn"), self.sizes.timeout, self.log("spawn", tool))
+            if self.record(cell, s, tool):
+                made = len(os.listdir(out))
+                if made != n:
+                    cell.status, cell.note = "wrong", f"made {made} of {n} outputs"
+            self.progress(f"  spawn {tool:<10} {s.seconds:8.3f} s  {cell.status}")
+
+        self.alternate(list(folders), self.sizes.reps, one, lambda t: wl.cells[t])
+        for cell in wl.cells.values():
+            if cell.samples:
+                cell.value = n / cell.median
+        return wl
+
+    # -- 2 and 3. no-op and one change --------------------------------------------------
+    def copy_folders(self) -> tuple[dict[str, Path], dict[str, str]]:
+        """Folders of the copy workload, built once by each tool (untimed)."""
+        if getattr(self, "_copy", None) is not None:
+            return self._copy
+        n = self.sizes.copy
+        folders: dict[str, Path] = {}
+        built: dict[str, str] = {}
+        for tool in self.order:
+            if self.tools[tool].argv is None:
+                continue
+            f = self.work / "copy" / tool
+            shutil.rmtree(f, ignore_errors=True)
+            W.write_copy(f, tool, n)
+            folders[tool] = f
+        # Sources older than anything a build writes.
+        past = time.time() - 3600
+        for f in folders.values():
+            for x in os.scandir(f / "src"):
+                os.utime(x.path, (past, past))
+        for tool, f in folders.items():
+            if tool == "snakemake":
+                # Snakemake decides by timestamps alone here, and builds ~20 jobs/s on this
+                # kind of machine: its outputs are made by the runner instead.
+                for x in W.copy_names(n):
+                    shutil.copyfile(f / "src" / x, f / "out" / x)
+                built[tool] = "not timed (outputs made by the runner)"
+                self.progress(f"  build {n:,} copies with {tool:<10} {built[tool]}")
+                continue
+            s = run_timed(self.command(tool, f, 2), f, self.env(tool, "copy"),
+                          max(self.sizes.timeout, 300.0), self.log("build", tool))
+            self.build_seconds = getattr(self, "build_seconds", {})
+            if s.timed_out or s.rc != 0:
+                # Finish the outputs by hand; fine for tools that decide by timestamps alone.
+                for x in W.copy_names(n):
+                    if not (f / "out" / x).exists():
+                        shutil.copyfile(f / "src" / x, f / "out" / x)
+                built[tool] = "timeout" if s.timed_out else f"error {s.rc}"
+            else:
+                built[tool] = f"{s.seconds:.2f}"
+            self.progress(f"  build {n:,} copies with {tool:<10} {built[tool]}")
+        self._copy = (folders, built)
+        return self._copy
+
+    @staticmethod
+    def _newest_output(folder: Path) -> int:
+        return max((e.stat().st_mtime_ns for e in os.scandir(folder / "out")), default=0)
+
+    def noop(self) -> Workload:
+        n = self.sizes.copy
+        wl = Workload("noop", f"No-op: {n:,} tasks, all up to date", "s", "lower")
+        folders, built = self.copy_folders()
+        wl.info["first_build_s"] = built
+        for tool in self.order:
+            wl.cells[tool] = Cell()
+            if tool not in folders:
+                wl.cells[tool].status = "absent"
+            elif built[tool] == "timeout" and tool in ("ninja", "doit"):
+                wl.cells[tool].status, wl.cells[tool].note = "skipped", "its build timed out"
+        newest = {t: self._newest_output(f) for t, f in folders.items()}
+
+        def one(tool: str, rep: int) -> None:
+            cell = wl.cells[tool]
+            s = run_timed(self.command(tool, folders[tool], 2), folders[tool],
+                          self.env(tool, "copy"), self.sizes.timeout, self.log("noop", tool))
+            if self.record(cell, s, tool) and self._newest_output(folders[tool]) != newest[tool]:
+                cell.status, cell.note = "wrong", "it rebuilt something"
+            self.progress(f"  no-op {tool:<10} {s.seconds:8.3f} s  {cell.status}")
+
+        self.alternate([t for t in folders if wl.cells[t].status == "ok"], self.sizes.reps, one,
+                       lambda t: wl.cells[t])
+        for cell in wl.cells.values():
+            if cell.samples:
+                cell.value = cell.median
+        return wl
+
+    def change(self) -> Workload:
+        n = self.sizes.copy
+        wl = Workload("change", f"One change: {n:,} tasks, one source touched", "s", "lower")
+        folders, built = self.copy_folders()
+        for tool in self.order:
+            wl.cells[tool] = Cell()
+            if tool not in folders:
+                wl.cells[tool].status = "absent"
+            elif built[tool] == "timeout" and tool in ("ninja", "doit"):
+                wl.cells[tool].status, wl.cells[tool].note = "skipped", "its build timed out"
+        names = W.copy_names(n)
+
+        def one(tool: str, rep: int) -> None:
+            cell = wl.cells[tool]
+            f = folders[tool]
+            x = names[(rep * 7919 + 17) % n]
+            src = f / "src" / x
+            with open(src, "a") as fh:       # new content (doit and Snakemake look at it)
+                fh.write(f"changed {rep}\n")
+            s = run_timed(self.command(tool, f, 2), f, self.env(tool, "copy"),
+                          self.sizes.timeout, self.log("change", tool))
+            if self.record(cell, s, tool):
+                if (f / "out" / x).stat().st_mtime_ns < src.stat().st_mtime_ns:
+                    cell.status, cell.note = "wrong", f"out/{x} was not rebuilt"
+            self.progress(f"  change {tool:<10} {s.seconds:8.3f} s  {cell.status}")
+
+        self.alternate([t for t in folders if wl.cells[t].status == "ok"], self.sizes.reps, one,
+                       lambda t: wl.cells[t])
+        for cell in wl.cells.values():
+            if cell.samples:
+                cell.value = cell.median
+        return wl
+
+    # -- 4. scale -----------------------------------------------------------------------
+    def scale(self) -> Workload:
+        shape = self.sizes.scale
+        wl = Workload("scale", f"Scale: load and plan {shape.tasks:,} tasks", "s", "lower")
+        folders: dict[str, Path] = {}
+        for tool in self.order:
+            wl.cells[tool] = Cell()
+            if self.tools[tool].argv is None:
+                wl.cells[tool].status = "absent"
+                continue
+            f = self.work / "scale" / tool
+            W.write_scale(f, tool, shape)
+            for sub in ("a", "b", "c"):
+                shutil.rmtree(f / sub, ignore_errors=True)
+                (f / sub).mkdir()
+            (f / "report.txt").unlink(missing_ok=True)
+            folders[tool] = f
+        wl.cells["doit"].note = "doit has no dry run: `doit list --all` (load only)" \
+            if "doit" in wl.cells else ""
+
+        def one(tool: str, rep: int) -> None:
+            cell = wl.cells[tool]
+            f = folders[tool]
+            shutil.rmtree(f / ".snakemake" / "locks", ignore_errors=True)
+            s = run_timed(self.command(tool, f, 0, "plan"), f, self.env(tool, "scale"),
+                          self.sizes.timeout, self.log("scale", tool))
+            self.record(cell, s, tool)
+            self.progress(f"  scale {tool:<10} {s.seconds:8.3f} s  {s.rss / 1e6:7.0f} MB  {cell.status}")
+
+        self.alternate(list(folders), self.sizes.reps, one, lambda t: wl.cells[t])
+        for cell in wl.cells.values():
+            if cell.samples:
+                cell.value = cell.median
+                cell.extra["peak_rss_mb"] = max(cell.rss) / 1e6
+        # Gristmill in-process: load + plan, then peak Python allocations.
+        if "gristmill" in folders:
+            runs = []
+            for _ in range(min(3, self.sizes.reps)):
+                runs.append(self.inproc(folders["gristmill"]))
+            traced = self.inproc(folders["gristmill"], "--tracemalloc")
+            if all(runs) and traced:
+                med = {k: statistics.median(r[k] for r in runs)
+                       for k in ("import", "load", "graph", "scan", "plan", "load_and_plan")}
+                wl.info["gristmill_in_process"] = {
+                    **{k: round(v, 3) for k, v in med.items()},
+                    "tasks": runs[0]["tasks"],
+                    "peak_rss_mb": round(max(r["peak_rss"] for r in runs) / 1e6, 1),
+                    "tracemalloc_peak_mb": round(traced["tracemalloc_peak"] / 1e6, 1)}
+                self.progress(f"  scale gristmill in-process {wl.info['gristmill_in_process']}")
+        return wl
+
+    def inproc(self, folder: Path, *flags: str) -> dict | None:
+        out = subprocess.run([sys.executable, str(HERE / "bench_inproc.py"), str(folder), *flags],
+                             capture_output=True, text=True, timeout=self.sizes.timeout,
+                             env=_env_gristmill(self.home("scale")))
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            return None
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    # -- 5. packing ---------------------------------------------------------------------
+    def pack(self) -> Workload:
+        shape = W.pack_shape(self.sizes.pack_scale)
+        lb = shape.lower_bound()
+        wl = Workload("pack", f"Packing: {len(shape.tasks)} tasks, 4 slots, 1/4 need 40% memory",
+                      "s makespan", "lower")
+        wl.info["lower_bound"] = {k: round(v, 3) for k, v in lb.items()}
+        wl.info["equivalents"] = {
+            "gristmill": "[capacity] cpu = 4; resources = { cpu = 1, mem = ... } (memory detected)",
+            "make": "make -j4 (no memory notion)",
+            "ninja": f"ninja -j4, big tasks in pool depth {shape.mem // max(t.mem for t in shape.tasks)}",
+            "snakemake": "--cores 4 --resources mem_mb=<machine>, resources: mem_mb per job",
+            "doit": "doit -n 4 (no memory notion)"}
+        folders: dict[str, Path] = {}
+        for tool in self.order:
+            wl.cells[tool] = Cell()
+            if self.tools[tool].argv is None:
+                wl.cells[tool].status = "absent"
+                continue
+            f = self.work / "pack" / tool
+            shutil.rmtree(f, ignore_errors=True)
+            W.write_pack(f, tool, shape)
+            folders[tool] = f
+        spans: dict[str, list[float]] = {t: [] for t in folders}
+        peaks: dict[str, list[int]] = {t: [] for t in folders}
+        event_checks: list[dict] = []
+
+        def one(tool: str, rep: int) -> None:
+            cell = wl.cells[tool]
+            f = folders[tool]
+            shutil.rmtree(f / "out", ignore_errors=True)
+            (f / "out").mkdir()
+            (f / "timeline.txt").unlink(missing_ok=True)
+            shutil.rmtree(f / ".snakemake" / "locks", ignore_errors=True)
+            extra = ["--resources", f"mem_mb={shape.mem // 1000000}"] if tool == "snakemake" else None
+            jobs = 0 if tool == "gristmill" else shape.cpu
+            s = run_timed(self.command(tool, f, jobs, extra=extra), f, self.env(tool, "pack"),
+                          self.sizes.timeout, self.log("pack", tool))
+            if self.record(cell, s, tool):
+                rows = W.read_timeline(f / "timeline.txt")
+                if len(rows) != len(shape.tasks):
+                    cell.status, cell.note = "wrong", f"{len(rows)} of {len(shape.tasks)} tasks ran"
+                else:
+                    spans[tool].append(max(r[2] for r in rows) - min(r[1] for r in rows))
+                    peaks[tool].append(W.peak_concurrent_mem(rows))
+                    if tool == "gristmill":
+                        ev = self.gristmill_run_log(self.home("pack"))
+                        if ev:
+                            event_checks.append(ev)
+            self.progress(f"  pack {tool:<10} {s.seconds:8.3f} s  "
+                          f"{spans[tool][-1] if spans[tool] else float('nan'):6.2f} s span  {cell.status}")
+
+        self.alternate(list(folders), min(self.sizes.reps, 3), one, lambda t: wl.cells[t])
+        for tool, cell in wl.cells.items():
+            if spans.get(tool):
+                cell.value = statistics.median(spans[tool])
+                peak = max(peaks[tool])
+                cell.extra = {"over_bound": round(cell.value / lb["bound"] - 1, 3),
+                              "peak_mem_fraction": round(peak / shape.mem, 2),
+                              "oversubscribed": peak > shape.mem,
+                              "wall_s": round(cell.median, 3)}
+        if event_checks:
+            wl.info["gristmill_events"] = {
+                "makespan_s": [round(e["makespan"], 3) for e in event_checks],
+                "peak_mem_fraction": max(e["peak_mem"] for e in event_checks) / shape.mem,
+                "oversubscribed": any(e["peak_mem"] > shape.mem for e in event_checks)}
+        return wl
+
+    @staticmethod
+    def gristmill_run_log(home: Path) -> dict | None:
+        """Makespan and peak declared memory of the newest run, from its JSON-lines log."""
+        logs = sorted((home / "logs" / "runs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        if not logs:
+            return None
+        rows: list[tuple[float, int, int]] = []     # (time, 0 end / 1 start, mem)
+        mem_of: dict[str, int] = {}
+        from datetime import datetime
+        for line in logs[-1].read_text().splitlines():
+            rec = json.loads(line)
+            t = datetime.fromisoformat(rec["ts"]).timestamp()
+            if rec["event"] == "task_started":
+                mem_of[rec["task"]] = rec["resources"]["mem"]
+                rows.append((t, 1, rec["resources"]["mem"]))
+            elif rec["event"] == "task_finished":
+                rows.append((t, 0, mem_of.get(rec["task"], 0)))
+        if not rows:
+            return None
+        rows.sort()
+        cur = peak = 0
+        for _, kind, m in rows:
+            cur += m if kind else -m
+            peak = max(peak, cur)
+        return {"makespan": rows[-1][0] - rows[0][0], "peak_mem": peak}
+
+    # -- 6. the app -----------------------------------------------------------------------
+    def app(self) -> Workload:
+        wl = Workload("app", f"App: open {self.sizes.app_tasks:,} tasks, run {self.sizes.app_run:,}",
+                      "s first paint", "lower")
+        for tool in self.order:
+            wl.cells[tool] = Cell(status="n/a" if tool != "gristmill" else "ok")
+        cell = wl.cells["gristmill"]
+        folder = self.work / "app"
+        results = []
+        for rep in range(min(self.sizes.reps, 3)):
+            env = _env_gristmill(self.home("app"))
+            env["QT_QPA_PLATFORM"] = "offscreen"
+            try:
+                out = subprocess.run(
+                    [sys.executable, str(HERE / "bench_app.py"), str(folder),
+                     str(self.sizes.app_tasks), str(self.sizes.app_run)],
+                    capture_output=True, text=True, timeout=self.sizes.timeout + 60, env=env)
+            except subprocess.TimeoutExpired:
+                cell.status, cell.note = "timeout", f"over {self.sizes.timeout + 60:g} s"
+                break
+            last = out.stdout.strip().splitlines()[-1:] if out.stdout.strip() else []
+            try:
+                res = json.loads(last[0]) if last else None
+            except json.JSONDecodeError:
+                res = None
+            if res is None:
+                cell.status, cell.note = "error", (out.stderr.strip().splitlines() or ["?"])[-1][:200]
+                break
+            if "unavailable" in res:
+                cell.status, cell.note = "absent", f"app not available: {res['unavailable']}"
+                break
+            results.append(res)
+            self.progress(f"  app first paint {res['first_paint_s']:.3f} s, "
+                          f"longest stall {res['max_stall_ms']:.0f} ms, run {res['run_s']:.2f} s")
+        if results:
+            cell.samples = [r["first_paint_s"] for r in results]
+            cell.value = cell.median
+            cell.extra = {"max_stall_ms": max(r["max_stall_ms"] for r in results),
+                          "stall_ms_per_run": [round(r["max_stall_ms"], 1) for r in results],
+                          "run_s": statistics.median(r["run_s"] for r in results),
+                          "ran": results[-1].get("ran")}
+        return wl
+
+
+# -- the table and the targets -------------------------------------------------------------
+
+def _fmt(v: float | None, metric: str) -> str:
+    if v is None:
+        return "—"
+    if metric == "tasks/s":
+        return f"{v:,.0f}"
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def table(results: list[Workload], tools: list[str]) -> str:
+    head = "| workload | metric | " + " | ".join(tools) + " |"
+    lines = [head, "|" + "---|" * (len(tools) + 2)]
+    for wl in results:
+        gm = wl.cells.get("gristmill")
+        base = gm.value if gm and gm.status == "ok" else None
+        row = [wl.title, f"{wl.metric} ({wl.better} is better)"]
+        for t in tools:
+            c = wl.cells.get(t)
+            if c is None:
+                row.append("")
+                continue
+            if c.status != "ok" or c.value is None:
+                row.append(c.status + (f" ({c.note})" if c.note else ""))
+                continue
+            text = _fmt(c.value, wl.metric)
+            if wl.name == "scale" and "peak_rss_mb" in c.extra:
+                text += f", {c.extra['peak_rss_mb']:.0f} MB"
+            if wl.name == "pack":
+                text += (f", +{c.extra['over_bound'] * 100:.0f}% over bound"
+                         + (", OVERSUBSCRIBED" if c.extra["oversubscribed"] else ""))
+            if wl.name == "app":
+                text += f", longest stall {c.extra['max_stall_ms']:.0f} ms"
+            if t != "gristmill" and base:
+                text += f" ({c.value / base:.2f}×)"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Workload]) -> list[tuple[str, str, str]]:
+    """(target, met / not met / unknown, the numbers)."""
+    out = []
+
+    def v(wl: str, tool: str) -> float | None:
+        w = results.get(wl)
+        c = w.cells.get(tool) if w else None
+        return c.value if c and c.status == "ok" else None
+
+    if "spawn" in results:
+        gm, mk, nj = v("spawn", "gristmill"), v("spawn", "make"), v("spawn", "ninja")
+        peers = [x for x in (mk, nj) if x is not None]
+        ok = gm is not None and peers and all(gm >= p for p in peers)
+        out.append(("Spawn: at least make -j2's and ninja's tasks/s", "met" if ok else "NOT met",
+                    f"gristmill {_fmt(gm, 'tasks/s')}, make {_fmt(mk, 'tasks/s')}, ninja {_fmt(nj, 'tasks/s')} tasks/s"))
+    if "noop" in results:
+        gm, mk, nj = v("noop", "gristmill"), v("noop", "make"), v("noop", "ninja")
+        ok = gm is not None and mk is not None and nj is not None and gm < mk and gm <= 3 * nj
+        out.append(("No-op: faster than make, within 3× of ninja", "met" if ok else "NOT met",
+                    f"gristmill {_fmt(gm, 's')} s, make {_fmt(mk, 's')} s, ninja {_fmt(nj, 's')} s"
+                    + (f" ({gm / nj:.1f}× ninja)" if gm and nj else "")))
+    if "scale" in results:
+        ip = results["scale"].info.get("gristmill_in_process")
+        proc = results["scale"].cells.get("gristmill")
+        if ip:
+            ok = ip["load_and_plan"] < 2.0 and ip["peak_rss_mb"] < 500
+            out.append(("Scale: load + plan under 2 s and 500 MB", "met" if ok else "NOT met",
+                        f"in-process {ip['load_and_plan']:.2f} s (load {ip['load']:.2f}, graph "
+                        f"{ip['graph']:.2f}, scan {ip['scan']:.2f}, plan {ip['plan']:.2f}), peak RSS "
+                        f"{ip['peak_rss_mb']:.0f} MB; as a process (`gristmill plan`) "
+                        f"{_fmt(proc.value if proc else None, 's')} s, "
+                        f"{proc.extra.get('peak_rss_mb', 0) if proc else 0:.0f} MB"))
+    if "pack" in results:
+        c = results["pack"].cells.get("gristmill")
+        lb = results["pack"].info["lower_bound"]["bound"]
+        if c and c.value is not None:
+            ev = results["pack"].info.get("gristmill_events", {})
+            over = ev.get("oversubscribed", c.extra["oversubscribed"])
+            ok = c.extra["over_bound"] <= 0.10 and not over
+            out.append(("Packing: makespan within 10% of the bound, never oversubscribed",
+                        "met" if ok else "NOT met",
+                        f"makespan {c.value:.2f} s vs bound {lb:.2f} s (+{c.extra['over_bound'] * 100:.1f}%), "
+                        f"peak declared memory {c.extra['peak_mem_fraction'] * 100:.0f}% of the machine"))
+        else:
+            out.append(("Packing", "unknown", c.status if c else "not run"))
+    if "app" in results:
+        c = results["app"].cells.get("gristmill")
+        if c and c.value is not None:
+            ok = c.value < 1.5 and c.extra["max_stall_ms"] <= 100
+            out.append(("App: first paint under 1.5 s, no stall over 100 ms",
+                        "met" if ok else "NOT met",
+                        f"first paint {c.value:.2f} s, longest stall {c.extra['max_stall_ms']:.0f} ms"))
+        else:
+            out.append(("App", "unknown", f"{c.status}: {c.note}" if c else "not run"))
+    return out
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "memory_gb": round(W.machine_memory() / 1e9, 1), "os": platform.platform(),
+            "python": platform.python_version(), "load_at_start": os.getloadavg()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats (~2 min)")
+    p.add_argument("--only", default=",".join(WORKLOADS),
+                   help=f"comma-separated workloads: {','.join(WORKLOADS)}")
+    p.add_argument("--tools", default="gristmill," + ",".join(PEERS),
+                   help="comma-separated tools (gristmill is always included)")
+    p.add_argument("--reps", type=int, default=None, help="runs per tool (default 5, --quick 3)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per tool invocation")
+    p.add_argument("--work", type=Path, default=HERE / ".work", help="work folder (default: %(default)s)")
+    p.add_argument("--json", type=Path, default=None, help="save results here (default <work>/results.json)")
+    p.add_argument("--no-install", action="store_true", help="report missing peers as absent")
+    args = p.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.reps or args.timeout:
+        from dataclasses import replace
+        sizes = replace(sizes, reps=args.reps or sizes.reps, timeout=args.timeout or sizes.timeout)
+    only = [w.strip() for w in args.only.split(",") if w.strip()]
+    bad = [w for w in only if w not in WORKLOADS]
+    if bad:
+        p.error(f"unknown workload(s): {', '.join(bad)}")
+    wanted = tuple(dict.fromkeys(["gristmill"] + [t.strip() for t in args.tools.split(",") if t.strip()]))
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    tools = find_tools(args.work, wanted, not args.no_install)
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['usable_cores']} cores, {info['memory_gb']} GB, "
+          f"{info['os']}, Python {info['python']}")
+    for t in tools.values():
+        print(f"  {t.name:<10} {t.version or t.note}  {' '.join(t.argv or [])}")
+    bench = Bench(args, sizes, tools)
+    results: dict[str, Workload] = {}
+    for name in only:
+        print(f"\n== {name}", flush=True)
+        results[name] = getattr(bench, name)()
+    names = [t for t in ("gristmill", *PEERS) if t in tools]
+    text = table(list(results.values()), names)
+    print("\nMedians; a peer's (N×) is its value divided by Gristmill's.\n")
+    print(text)
+    tg = targets(results)
+    print("\nTargets:")
+    for what, status, numbers in tg:
+        print(f"  [{status}] {what}: {numbers}")
+    for wl in results.values():
+        if wl.info:
+            print(f"  {wl.name}: {json.dumps(wl.info)}")
+    out = args.json or args.work / "results.json"
+    doc = {"machine": info, "quick": args.quick, "sizes": asdict(sizes),
+           "seconds": round(time.time() - t_start, 1),
+           "tools": {t.name: {"argv": t.argv, "version": t.version, "note": t.note} for t in tools.values()},
+           "workloads": {k: {"title": w.title, "metric": w.metric, "better": w.better, "info": w.info,
+                             "cells": {t: {**asdict(c), "median_s": c.median} for t, c in w.cells.items()}}
+                         for k, w in results.items()},
+           "targets": [{"target": a, "status": b, "numbers": c} for a, b, c in tg],
+           "table": text}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str))
+    print(f"\nsaved {out} ({time.time() - t_start:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
