@@ -301,3 +301,34 @@ def test_run_history_opens_a_past_run(qtbot, window, example):
     assert "report of 4 stations" in window.log.text.toPlainText()
     window.timeline.back.click()
     assert window.past_run_id is None
+
+
+def _prompt_box(qtbot, name):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+    found = []
+
+    def visible():
+        found[:] = [w for w in QApplication.topLevelWidgets()
+                    if isinstance(w, QMessageBox) and w.objectName() == name and w.isVisible()]
+        return bool(found)
+    qtbot.waitUntil(visible, timeout=3000)
+    return found[0]
+
+
+def test_trust_prompt_enter_trusts_and_runs_esc_declines(qtbot, window, example, auto_answers):
+    from PySide6.QtCore import Qt
+    del auto_answers[prompts.TRUST]                # the real, non-blocking question
+    window.open_path(str(example))
+    window.actions["run_default"].trigger()
+    box = _prompt_box(qtbot, "prompt-trust")
+    assert not window.bench.busy and window.bench.run.status is None     # nothing runs before yes
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not box.isVisible(), timeout=3000)
+    qtbot.wait(50)
+    assert window.bench.run.status is None and not window.settings.is_trusted(example)
+    window.actions["run_default"].trigger()
+    box = _prompt_box(qtbot, "prompt-trust")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    wait_run_over(qtbot, window)
+    assert window.bench.run.status is RunStatus.SUCCEEDED
+    assert window.settings.is_trusted(example)
