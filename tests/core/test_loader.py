@@ -242,6 +242,21 @@ def test_vars_kinds_and_command_line_overrides(tmp_path):
     assert dict(wf.vars) == {"n": 3, "ratio": 0.5, "fast": True, "mode": "debug", "extra": "x y"}
 
 
+def test_vars_in_inputs_and_outputs_are_raw(tmp_path):
+    touch(tmp_path, "my data/in.txt")
+    write(tmp_path, "gristmill.toml", """
+        [vars]
+        d = "my data"
+        [tasks.a]
+        cmd = "cp {vars.d}/in.txt {output}"
+        inputs = ["{vars.d}/in.txt"]
+        outputs = ["{vars.d}/out.txt"]
+    """)
+    t = load_workflow(tmp_path).tasks["a"]
+    assert t.inputs == ("my data/in.txt",) and t.outputs == ("my data/out.txt",)
+    assert t.commands == ("cp 'my data'/in.txt 'my data/out.txt'",)
+
+
 def test_var_from_json(tmp_path):
     write(tmp_path, "conf/c.json", json.dumps({"a": {"b": [10, {"c": "deep"}]}, "top": False}))
     write(tmp_path, "gristmill.toml", """

@@ -27,7 +27,7 @@ from .errors import WorkflowError
 from .load_globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_root, \
     literal_prefix, relative_to
 from .load_spec import Path_, TaskSpec
-from .placeholders import Template, did_you_mean, item_dir, item_name, item_stem, quote, \
+from .placeholders import did_you_mean, item_dir, item_name, item_stem, quote, \
     quote_path, quote_paths
 from .workflow import Task, WorkflowWarning
 
@@ -247,7 +247,7 @@ class Expander:
             if mode == 0:
                 const = plan.const_inputs.get(k)
                 if const is None:
-                    const = plan.const_inputs[k] = self._input(spec, inst, t.text, path)
+                    const = plan.const_inputs[k] = self._input(spec, inst, t.render({}), path)
                 out.extend(const)
                 continue
             text = t.fill(inst.ctx)
