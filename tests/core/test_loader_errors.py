@@ -313,6 +313,12 @@ def test_missing_include(tmp_path):
         tmp_path, 2, 12, "included file 'ml/gristmill.toml' not found")
 
 
+def test_include_of_a_folder_without_a_workflow(tmp_path):
+    (tmp_path / "ml").mkdir()
+    assert error(tmp_path, '[workflow]\ninclude = ["ml"]\n') == at(
+        tmp_path, 2, 12, "included folder 'ml' has no gristmill.toml or gristmill.json")
+
+
 def test_include_of_another_kind_of_file(tmp_path):
     write(tmp_path, "rules.mk", "all:\n")
     assert error(tmp_path, '[workflow]\ninclude = ["rules.mk"]\n') == at(

@@ -217,7 +217,9 @@ def var_text(value: Any) -> str:
     """How a [vars] value reads when substituted."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 # -- the sections of one file -----------------------------------------------------------
@@ -286,7 +288,9 @@ def read_sections(doc: FileDoc) -> Sections:
 
 
 def check_var_value(src: Source, value: Any, path: Path_) -> str | int | float | bool:
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, str):
+        return no_nul(src, value, path)
+    if isinstance(value, bool):
         return value
     if isinstance(value, int):
         if abs(value) >= 2**63:

@@ -137,8 +137,10 @@ class _Loader:
         for inc, key in sec.include:
             abspath = os.path.normpath(os.path.join(doc.folder_abs, inc))
             display = os.path.normpath(os.path.join(os.path.dirname(src.path), inc))
+            is_dir = False
             try:
                 if os.path.isdir(abspath):
+                    is_dir = True
                     for name in ("gristmill.toml", "gristmill.json"):
                         if os.path.isfile(os.path.join(abspath, name)):
                             abspath = os.path.join(abspath, name)
@@ -149,6 +151,9 @@ class _Loader:
             except (OSError, ValueError):
                 is_file, real = False, abspath
             if not is_file:
+                if is_dir:
+                    raise src.error(f"included folder {inc!r} has no gristmill.toml or "
+                                    "gristmill.json", key, value=True)
                 raise src.error(f"included file {inc!r} not found", key, value=True)
             if not abspath.lower().endswith((".toml", ".json")):
                 raise src.error(f"cannot include {inc!r}: only .toml and .json files can be "
