@@ -1,0 +1,172 @@
+"""The ``gristmill`` command as a user runs it: real processes, real files, temp dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "resources" / "examples" / "pipeline"
+
+
+def gristmill(*args, cwd=None, timeout=120, **kw):
+    return subprocess.run([sys.executable, "-m", "gristmill", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    dst = tmp_path / "pipeline"
+    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("build"))
+    return dst
+
+
+def ran(output: str) -> list[str]:
+    return re.findall(r"^✓ (\S+) \(", output, re.M)
+
+
+def test_version():
+    p = gristmill("--version")
+    assert p.returncode == 0 and re.fullmatch(r"gristmill \d+\.\d+\.\d+\n", p.stdout)
+
+
+def test_example_runs_then_does_nothing_then_reruns_only_downstream(pipeline):
+    p = gristmill("run", "-C", pipeline)
+    assert p.returncode == 0, p.stdout + p.stderr
+    report = (pipeline / "build/report.md").read_text()
+    assert "| harbour | 60 |" not in report and "| birds |" in report
+    assert len(ran(p.stdout)) == 9          # 4 clean + 4 summarise + report
+
+    p = gristmill("run", "-C", pipeline)
+    assert p.returncode == 0 and ran(p.stdout) == []
+    assert "nothing to do" in p.stdout
+
+    later = time.time() + 5
+    os.utime(pipeline / "data/raw/birds.csv", (later, later))
+    p = gristmill("plan", "-C", pipeline)
+    assert p.returncode == 0
+    assert re.findall(r"^\s+\d+\. (\S+)$", p.stdout, re.M) == [
+        "clean[data/raw/birds.csv]", "summarise[data/raw/birds.csv]", "report"]
+    assert re.search(r"because input data/raw/birds.csv \(\d\d:\d\d:\d\d\) is newer than "
+                     r"output build/clean/birds.csv", p.stdout)
+    assert "3 to run, 6 up to date." in p.stdout
+
+    p = gristmill("run", "-C", pipeline)
+    assert p.returncode == 0
+    assert sorted(ran(p.stdout)) == sorted(["clean[data/raw/birds.csv]",
+                                            "summarise[data/raw/birds.csv]", "report"])
+
+
+def test_history_lists_runs(pipeline):
+    gristmill("run", "-C", pipeline)
+    p = gristmill("history", "-C", pipeline)
+    assert p.returncode == 0
+    assert "succeeded" in p.stdout and "9 done" in p.stdout
+
+
+def test_graph_exports(pipeline):
+    p = gristmill("graph", "-C", pipeline, "--format", "json")
+    data = json.loads(p.stdout)
+    names = {t["name"] for t in data["tasks"]}
+    assert "report" in names and "clean[data/raw/birds.csv]" in names
+    assert ["summarise[data/raw/birds.csv]", "report"] in data["edges"]
+    p = gristmill("graph", "-C", pipeline)
+    assert p.stdout.startswith('digraph "weather-pipeline" {')
+    assert '"clean[data/raw/birds.csv]" -> "summarise[data/raw/birds.csv]";' in p.stdout
+
+
+def test_bad_workflow_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "gristmill.toml").write_text('[tasks.a]\ncmd = "true"\noutptus = ["x"]\n')
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert re.match(r".*gristmill\.toml:3:1: .*outptus.*did you mean 'outputs'", p.stderr)
+
+
+def test_unknown_target_is_a_usage_error(pipeline):
+    p = gristmill("run", "-C", pipeline, "nope")
+    assert p.returncode == 2 and "no task or output named 'nope'" in p.stderr
+
+
+def test_failing_task_exits_1_and_shows_its_output(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.bad]\ncmd = "echo half > out.txt; echo it broke; exit 3"\noutputs = ["out.txt"]\n')
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 1
+    assert "✗ bad failed: exit status 3" in p.stdout and "| it broke" in p.stdout
+    assert not (tmp_path / "out.txt").exists()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _long_workflow(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        "[tasks.long]\n"
+        "cmd = \"sleep 300 & echo $! > child.pid; echo started > started; wait\"\n"
+        "phony = true\n"
+        "[workflow]\ndefault = [\"long\"]\n")
+
+
+def test_ctrl_c_kills_everything_and_records_cancelled(tmp_path):
+    _long_workflow(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "-C", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not (tmp_path / "started").exists():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    child = int((tmp_path / "child.pid").read_text())
+    assert _alive(child)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - t0 < 2.5
+    assert proc.returncode == 130
+    assert not _alive(child)
+    assert "cancelling" in err and "CANCELLED" in out
+    h = gristmill("history", "-C", tmp_path)
+    assert "cancelled" in h.stdout
+
+
+def test_crashed_run_is_marked_interrupted(tmp_path):
+    _long_workflow(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "-C", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while not (tmp_path / "started").exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)      # let history write the run's start
+    proc.kill()
+    proc.wait()
+    os.kill(int((tmp_path / "child.pid").read_text()), signal.SIGKILL)
+    h = gristmill("history", "-C", tmp_path)
+    assert h.returncode == 0 and "interrupted" in h.stdout
+
+
+def test_shell_metacharacters_in_file_names_run_nothing(tmp_path):
+    (tmp_path / "in").mkdir()
+    nasty = "a b;$(touch pwned).txt"
+    (tmp_path / "in" / nasty).write_text("data")
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.copy]\nforeach = "in/*.txt"\ncmd = "cp {input} {output}"\n'
+        'inputs = ["{item}"]\noutputs = ["out/{name}"]\n')
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "out" / nasty).read_text() == "data"
+    assert not (tmp_path / "pwned").exists()
