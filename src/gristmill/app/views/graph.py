@@ -122,6 +122,12 @@ class GraphView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.auto_fit = True        # keep the whole graph in view until the user zooms
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.auto_fit:
+            self.fit()
 
     def mouseDoubleClickEvent(self, event) -> None:
         item = self.itemAt(event.position().toPoint())
@@ -136,11 +142,13 @@ class GraphView(QGraphicsView):
         self.zoom(factor)
 
     def zoom(self, factor: float) -> None:
+        self.auto_fit = False
         scale = self.transform().m11() * factor
         if 0.02 <= scale <= 4.0:
             self.scale(factor, factor)
 
     def fit(self) -> None:
+        self.auto_fit = True
         rect = self.scene().itemsBoundingRect().adjusted(-20, -20, 20, 20)
         if rect.isValid():
             self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
