@@ -41,8 +41,11 @@ def find_workflow_file(folder: str | Path) -> Path | None:
     folder = Path(folder)
     for name in WORKFLOW_FILES:
         candidate = folder / name
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:               # e.g. a folder we may not look into
+            return None
     return None
 
 
