@@ -192,7 +192,7 @@ def _dot_quote(s: str) -> str:
 def cmd_graph(args) -> int:
     targets, variables = _split(args.targets)
     wf = _load(args, variables)
-    graph = TaskGraph(wf)
+    graph = TaskGraph.of(wf)
     names = graph.closure(wf.resolve_targets(targets)) if targets else set(wf.tasks)
     order = [n for n in graph.order if n in names]
     if args.format == "json":

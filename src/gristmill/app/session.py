@@ -86,7 +86,7 @@ class WorkflowSession(QObject):
             return False
         try:
             workflow = load_workflow(self.path)
-            graph = TaskGraph(workflow)
+            graph = TaskGraph.of(workflow)
         except GristmillError as e:
             self.error = e
             self._watch()

@@ -97,7 +97,7 @@ class Engine:
         self.bus = bus or EventBus()
         self.history = history
         self.options = options
-        self.graph = graph or TaskGraph(workflow)
+        self.graph = graph or TaskGraph.of(workflow)
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
         self._lock = threading.Lock()

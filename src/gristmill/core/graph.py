@@ -12,6 +12,15 @@ from .workflow import Workflow
 class TaskGraph:
     """Dependencies between the tasks of one workflow. Raises WorkflowError on a cycle."""
 
+    @classmethod
+    def of(cls, workflow: Workflow) -> "TaskGraph":
+        """The graph of ``workflow``, built once and kept with it (workflows are frozen)."""
+        graph = workflow.__dict__.get("_task_graph")
+        if graph is None:
+            graph = cls(workflow)
+            object.__setattr__(workflow, "_task_graph", graph)
+        return graph
+
     def __init__(self, workflow: Workflow):
         self.workflow = workflow
         producer: dict[str, str] = {}

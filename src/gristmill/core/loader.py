@@ -213,7 +213,7 @@ class _Loader:
             tasks={t.name: t for t in tasks}, default=default, pools=pools,
             capacity=capacity or CapacityOverride(), vars=values, kind=self.kind,
             warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files))
-        TaskGraph(workflow)        # raises WorkflowError naming a dependency cycle
+        TaskGraph.of(workflow)     # raises WorkflowError naming a dependency cycle
         return workflow
 
     def _ignored(self, doc: FileDoc, sec: Sections) -> None:

@@ -79,7 +79,7 @@ class StalenessScan:
                  history: object | None = None,
                  records: Mapping[str, TaskRecordLike] | None = None):
         self.workflow = workflow
-        self.graph = graph or TaskGraph(workflow)
+        self.graph = graph or TaskGraph.of(workflow)
         if records is None and history is not None:
             records = history.task_records(str(workflow.path))  # type: ignore[attr-defined]
         self.records = records
