@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class ReadResult:
     remade_makefiles: list[str] = field(default_factory=list)
     warnings: list[WorkflowWarning] = field(default_factory=list)
     cmdgoals_b: list[str] = field(default_factory=list)
+    make_command: str = "make"
 
 
 class WorkflowAssembler:
@@ -137,6 +139,7 @@ class WorkflowAssembler:
         groups = self._groups(names)
         member_of = {m: rep for rep, ms in groups.items() for m in ms}
         phony = self._phony_names()
+        phony |= {n for n in names if self._force_like(n, self.entry(n), self.r.records.get(n, []))}
         notparallel = r.db_a.special_prereqs(".NOTPARALLEL") is not None
         if notparallel:
             self.pool_sizes[NOTPARALLEL_POOL] = 1
@@ -163,7 +166,7 @@ class WorkflowAssembler:
                                     self.pool_where.get(name))
         return Workflow(
             name=r.folder.name,
-            path=r.makefile_path,
+            path=r.folder / r.makefile,
             root=r.folder,
             tasks=ordered,
             default=default,
@@ -231,6 +234,8 @@ class WorkflowAssembler:
         double = main is not None and main.double_colon
         if double and any(not rule.prereqs for rule in main.rules):
             is_phony = True      # a "::" rule with no prerequisites always runs
+        if self._force_like(rep, main, recs):
+            is_phony = True      # no recipe, no prerequisites, no file: make "remakes" it every time
         shell_path = self._shell_for(main)
         commands = tuple(self._fix_shell(rec.command, shell_path) for rec in recs)
         flags = recs[0].flags if recs else tuple(shlex.split(r.db_a.value(".SHELLFLAGS") or "-c"))
@@ -250,19 +255,21 @@ class WorkflowAssembler:
             for p in e.prereqs:
                 if p in member_set:
                     continue
-                if p in phony:
-                    # A phony prerequisite has no file: its task runs first, and (as in make)
-                    # its running makes this target run.
-                    if p in member_of:
-                        after[member_of[p]] = None
-                    continue
+                if p in phony and p in member_of:
+                    # A phony prerequisite has no file: "after" orders its task first, and as an
+                    # input that never exists it makes this target run every time, as in make.
+                    after[member_of[p]] = None
                 inputs[self.rel(p)] = None
             for p in e.order_only:
                 if p in member_of and member_of[p] != rep:
                     after[member_of[p]] = None
         outputs = () if is_phony else tuple(self.rel(m) for m in members)
-        env = clean_env(recs[0].env, r.base_env, r.user_vars) if recs else ()
+        env, unset = clean_env(recs[0].env, r.base_env, r.user_vars) if recs else ((), ())
         env = tuple((k, v.replace(r.recorder_path, shell_path)) for k, v in env)
+        if unset:
+            # "unexport": the engine adds to the environment, so env(1) takes these out again
+            shell = (shutil.which("env") or "/usr/bin/env", *(a for n in unset for a in ("-u", n)),
+                     *shell)
         hint = self._hint(rep, main, location)
         resources = hint.resources if hint else Resources()
         if notparallel and commands:
@@ -292,6 +299,11 @@ class WorkflowAssembler:
                if location and _unprefix(location.path, r.display_base) in r.makefile_list else 0,
                location.line) if location else (1, 0, 0)
         return task, key
+
+    def _force_like(self, name: str, e: FileEntry | None, recs: list[Record]) -> bool:
+        if e is None or recs or e.has_recipe or e.prereqs or e.order_only or name in self.r.failing:
+            return False
+        return not (self.r.folder / name).exists()
 
     def _shell_for(self, e: FileEntry | None) -> str:
         if e is not None:
@@ -416,7 +428,9 @@ class WorkflowAssembler:
         if e is None:
             return
         raws = [raw for rule in e.rules for raw in rule.recipe]
-        if any(analyse_line(raw, lambda _n: None).recursive for raw in raws):
+        make_words = {self.r.make_command, os.path.basename(self.r.make_command), "make", "gmake"}
+        if any("$(MAKE)" in raw or "${MAKE}" in raw for raw in raws) or any(
+                (rec.command.split() or [""])[0] in make_words for rec in recs):
             self.warn(f"'{name}' runs a sub-make ($(MAKE)): Gristmill runs it as one step and cannot "
                       "see, schedule or explain the targets inside it", location)
         for raw in raws:
@@ -453,7 +467,13 @@ class WorkflowAssembler:
         for db in (r.db_a, r.db_b):
             if db is None:
                 continue
+            secondary = db.special_prereqs(".SECONDARY")
+            if secondary is not None and not secondary:
+                continue          # ".SECONDARY:" alone: make deletes no intermediate file
+            kept = set(secondary or ()) | set(db.special_prereqs(".PRECIOUS") or ())
             for n, e in db.files.items():
+                if n in kept or e.precious:
+                    continue
                 if e.intermediate and e.has_recipe and n in r.records and not self._skip_name(n):
                     self.warn(f"make deletes the intermediate file '{n}' after a build; "
                               "Gristmill keeps it", self._location(n, e))

@@ -108,7 +108,7 @@ class _Reader:
             recorder_path=str(self.recorder.script), private_files=self.private,
             base_env=self.env, user_vars=self.user_vars, sources=self.sources,
             makefile_list=mlist, failing=failing, remade_makefiles=remade,
-            warnings=self.warnings, cmdgoals_b=goals if b else [])
+            warnings=self.warnings, cmdgoals_b=goals if b else [], make_command=self.make.command)
         return WorkflowAssembler(result).build()
 
     def _record(self, goals: list[str], extra: list[str] = ()) -> Recording:

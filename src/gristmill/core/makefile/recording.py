@@ -155,24 +155,26 @@ def _mk_escape(path: str) -> str:
     return path.replace("$", "$$").replace(" ", "\\ ").replace("#", "\\#")
 
 
-def clean_env(recorded: dict[str, str], base: dict[str, str], user_vars: list[str]) -> tuple[tuple[str, str], ...]:
-    """What make put in a recipe's environment beyond ours, minus the recording machinery."""
+def clean_env(recorded: dict[str, str], base: dict[str, str],
+              user_vars: list[str]) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """What make put in a recipe's environment beyond ours, minus the recording machinery.
+
+    Returns (variables to set, variables make removed: ``unexport``).
+    """
     out: dict[str, str] = {}
     for key, value in recorded.items():
-        if key in ("GRISTMILL_TARGET", "_", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        if key in ("GRISTMILL_TARGET", "_", "PWD", "OLDPWD", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
             continue
         if base.get(key) != value:
             out[key] = value
-    for key in base:
-        if key not in recorded and _NAME_RE.fullmatch(key) and key != "LC_MESSAGES":
-            # the Makefile unexported it; an empty value is the closest a plain env can say
-            out.setdefault(key, "")
+    unset = tuple(sorted(k for k in base if k not in recorded and _NAME_RE.fullmatch(k)
+                         and k not in ("LC_MESSAGES", "PWD", "OLDPWD", "_")))
     makeflags, mflags = makeflags_for(recorded.get("MAKEFLAGS", ""), user_vars)
     out["MAKEFLAGS"] = makeflags
     out["MFLAGS"] = mflags
     if user_vars:
         out["MAKEOVERRIDES"] = "${-*-command-variables-*-}"
-    return tuple(sorted(out.items()))
+    return tuple(sorted(out.items())), unset
 
 
 def makeflags_for(recorded: str, user_vars: list[str]) -> tuple[str, str]:

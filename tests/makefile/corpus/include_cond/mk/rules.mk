@@ -1,0 +1,2 @@
+included.txt: config.mk
+	echo "rule from an included file" > $@

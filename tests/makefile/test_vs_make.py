@@ -1,0 +1,43 @@
+"""Gristmill against GNU make on the same Makefile, in separate temp copies.
+
+For each corpus case: the first build, a rebuild after touching one
+prerequisite (or a few at once), a run with nothing to do, and the extra goals
+of the case (``clean``, a failing target). Each time: the same targets run
+(make's ``--trace`` against the tasks Gristmill started), the same success or
+failure, and the same files with the same contents.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from make_harness import (Case, assert_same_files, copy_case, corpus_cases, needs_make, run_gristmill,
+                          run_make, touch_newer)
+
+pytestmark = needs_make
+
+
+def _step(case: Case, mk, gm, goals: list[str], what: str) -> set[str]:
+    m = run_make(mk, goals, case.variables, case.env)
+    g = run_gristmill(gm, goals, case.variables, case.env)
+    assert g.ok == m.ok, f"{what}: make {'succeeded' if m.ok else 'failed'}, Gristmill did not:\n" \
+                         f"make said:\n{m.output}\nGristmill's tasks said:\n{g.output}"
+    assert g.ran == m.ran, f"{what}: Gristmill ran {sorted(g.ran)}, make ran {sorted(m.ran)}"
+    assert_same_files(mk, gm, what)
+    return m.ran
+
+
+@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c.name)
+def test_builds_like_make(case: Case, tmp_path):
+    mk = copy_case(case.folder, tmp_path / "make")
+    gm = copy_case(case.folder, tmp_path / "gristmill")
+    goals = case.goals
+    first = _step(case, mk, gm, goals, "first build")
+    assert first, "the first build ran nothing: the case tests nothing"
+    for touched in case.meta.get("touch", []):
+        touch_newer(mk, touched)
+        touch_newer(gm, touched)
+        _step(case, mk, gm, goals, f"after touching {' '.join(touched)}")
+    _step(case, mk, gm, goals, "nothing changed")
+    for extra in case.meta.get("goals_after", []):
+        _step(case, mk, gm, extra, f"goals {' '.join(extra)}")
