@@ -89,7 +89,7 @@ def test_plan_runs_nothing_and_needs_no_trust(qtbot, window, example):
 def test_run_selected_and_force(qtbot, window, example):
     window.settings.trust(example)
     window.open_path(str(example))
-    name = "clean[data/raw/birds.csv]"
+    name = "tidy[data/raw/birds.csv]"
     window.selection.set([name], "test")
     window.actions["run_selected"].trigger()
     wait_run_over(qtbot, window)

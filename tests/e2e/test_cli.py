@@ -44,7 +44,7 @@ def test_example_runs_then_does_nothing_then_reruns_only_downstream(pipeline):
     assert p.returncode == 0, p.stdout + p.stderr
     report = (pipeline / "build/report.md").read_text()
     assert "| harbour | 60 |" not in report and "| birds |" in report
-    assert len(ran(p.stdout)) == 9          # 4 clean + 4 summarise + report
+    assert len(ran(p.stdout)) == 9          # 4 tidy + 4 summarise + report
 
     p = gristmill("run", "-C", pipeline)
     assert p.returncode == 0 and ran(p.stdout) == []
@@ -55,14 +55,14 @@ def test_example_runs_then_does_nothing_then_reruns_only_downstream(pipeline):
     p = gristmill("plan", "-C", pipeline)
     assert p.returncode == 0
     assert re.findall(r"^\s+\d+\. (\S+)$", p.stdout, re.M) == [
-        "clean[data/raw/birds.csv]", "summarise[data/raw/birds.csv]", "report"]
+        "tidy[data/raw/birds.csv]", "summarise[data/raw/birds.csv]", "report"]
     assert re.search(r"because input data/raw/birds.csv \(\d\d:\d\d:\d\d\) is newer than "
                      r"output build/clean/birds.csv", p.stdout)
     assert "3 to run, 6 up to date." in p.stdout
 
     p = gristmill("run", "-C", pipeline)
     assert p.returncode == 0
-    assert sorted(ran(p.stdout)) == sorted(["clean[data/raw/birds.csv]",
+    assert sorted(ran(p.stdout)) == sorted(["tidy[data/raw/birds.csv]",
                                             "summarise[data/raw/birds.csv]", "report"])
 
 
@@ -77,11 +77,11 @@ def test_graph_exports(pipeline):
     p = gristmill("graph", "-C", pipeline, "--format", "json")
     data = json.loads(p.stdout)
     names = {t["name"] for t in data["tasks"]}
-    assert "report" in names and "clean[data/raw/birds.csv]" in names
+    assert "report" in names and "tidy[data/raw/birds.csv]" in names
     assert ["summarise[data/raw/birds.csv]", "report"] in data["edges"]
     p = gristmill("graph", "-C", pipeline)
     assert p.stdout.startswith('digraph "weather-pipeline" {')
-    assert '"clean[data/raw/birds.csv]" -> "summarise[data/raw/birds.csv]";' in p.stdout
+    assert '"tidy[data/raw/birds.csv]" -> "summarise[data/raw/birds.csv]";' in p.stdout
 
 
 def test_bad_workflow_is_one_line_and_exit_2(tmp_path):
