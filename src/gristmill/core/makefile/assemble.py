@@ -264,7 +264,9 @@ class WorkflowAssembler:
                 if p in member_of and member_of[p] != rep:
                     after[member_of[p]] = None
         outputs = () if is_phony else tuple(self.rel(m) for m in members)
-        env, unset = clean_env(recs[0].env, r.base_env, r.user_vars) if recs else ((), ())
+        sub_make = self._runs_sub_make(main, recs)
+        env, unset = clean_env(recs[0].env, r.base_env, r.user_vars, tuple(rec.command for rec in recs),
+                               sub_make) if recs else ((), ())
         env = tuple((k, v.replace(r.recorder_path, shell_path)) for k, v in env)
         if unset:
             # "unexport": the engine adds to the environment, so env(1) takes these out again
@@ -299,6 +301,12 @@ class WorkflowAssembler:
                if location and _unprefix(location.path, r.display_base) in r.makefile_list else 0,
                location.line) if location else (1, 0, 0)
         return task, key
+
+    def _runs_sub_make(self, e: FileEntry | None, recs: list[Record]) -> bool:
+        raws = [raw for rule in e.rules for raw in rule.recipe] if e is not None else []
+        make_words = {self.r.make_command, os.path.basename(self.r.make_command), "make", "gmake"}
+        return any("$(MAKE)" in raw or "${MAKE}" in raw for raw in raws) or any(
+            (rec.command.split() or [""])[0] in make_words for rec in recs)
 
     def _force_like(self, name: str, e: FileEntry | None, recs: list[Record]) -> bool:
         if e is None or recs or e.has_recipe or e.prereqs or e.order_only or name in self.r.failing:
@@ -428,9 +436,7 @@ class WorkflowAssembler:
         if e is None:
             return
         raws = [raw for rule in e.rules for raw in rule.recipe]
-        make_words = {self.r.make_command, os.path.basename(self.r.make_command), "make", "gmake"}
-        if any("$(MAKE)" in raw or "${MAKE}" in raw for raw in raws) or any(
-                (rec.command.split() or [""])[0] in make_words for rec in recs):
+        if self._runs_sub_make(e, recs):
             self.warn(f"'{name}' runs a sub-make ($(MAKE)): Gristmill runs it as one step and cannot "
                       "see, schedule or explain the targets inside it", location)
         for raw in raws:

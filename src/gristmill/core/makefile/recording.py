@@ -155,26 +155,40 @@ def _mk_escape(path: str) -> str:
     return path.replace("$", "$$").replace(" ", "\\ ").replace("#", "\\#")
 
 
-def clean_env(recorded: dict[str, str], base: dict[str, str],
-              user_vars: list[str]) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+def clean_env(recorded: dict[str, str], base: dict[str, str], user_vars: list[str],
+              commands: tuple[str, ...] = (), sub_make: bool = True,
+              ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     """What make put in a recipe's environment beyond ours, minus the recording machinery.
 
-    Returns (variables to set, variables make removed: ``unexport``).
+    Returns (variables to set, variables make removed: ``unexport``). Make also
+    exports the command line's variables (and MAKEFLAGS) to every recipe; they
+    only matter to a sub-make or to a command that reads them, so other tasks
+    leave them out, and ``gristmill run install DESTDIR=...`` does not change
+    the definition of every task.
     """
+    cmdline = {v.split("=", 1)[0] for v in user_vars}
+    text = "\n".join(commands)
     out: dict[str, str] = {}
     for key, value in recorded.items():
         if key in ("GRISTMILL_TARGET", "_", "PWD", "OLDPWD", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+            continue
+        if key in cmdline and not sub_make and not _reads_var(text, key):
             continue
         if base.get(key) != value:
             out[key] = value
     unset = tuple(sorted(k for k in base if k not in recorded and _NAME_RE.fullmatch(k)
                          and k not in ("LC_MESSAGES", "PWD", "OLDPWD", "_")))
-    makeflags, mflags = makeflags_for(recorded.get("MAKEFLAGS", ""), user_vars)
-    out["MAKEFLAGS"] = makeflags
-    out["MFLAGS"] = mflags
-    if user_vars:
-        out["MAKEOVERRIDES"] = "${-*-command-variables-*-}"
+    if sub_make:
+        makeflags, mflags = makeflags_for(recorded.get("MAKEFLAGS", ""), user_vars)
+        out["MAKEFLAGS"] = makeflags
+        out["MFLAGS"] = mflags
+        if user_vars:
+            out["MAKEOVERRIDES"] = "${-*-command-variables-*-}"
     return tuple(sorted(out.items())), unset
+
+
+def _reads_var(text: str, name: str) -> bool:
+    return re.search(r"\$\{?" + re.escape(name) + r"(?![A-Za-z0-9_])", text) is not None
 
 
 def makeflags_for(recorded: str, user_vars: list[str]) -> tuple[str, str]:

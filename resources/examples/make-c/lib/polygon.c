@@ -1,0 +1,3 @@
+#include "shapes.h"
+
+double polygon_perimeter(polygon p) { return p.sides * p.side; }
