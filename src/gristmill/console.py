@@ -8,9 +8,9 @@ shows its last lines and where the full log is.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
+import threading
 import time
 from collections import deque
 from typing import Mapping, TextIO
@@ -18,10 +18,10 @@ from typing import Mapping, TextIO
 from .core.events import (Event, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
                           TaskStarted, TaskState, TaskStateChanged, Outcome)
 from .core.sizes import format_duration
-from .core.scheduler import DEFAULT_DURATION
 
 TAIL = 20          # lines of a failed task's output shown
 KEEP = 200         # lines of a task's output kept for printing when it ends
+TICK = 0.2         # seconds between redraws of the live line
 
 
 class ConsoleReporter:
@@ -40,12 +40,20 @@ class ConsoleReporter:
         self.log_paths: dict[str, str] = {}
         self.failures: list[str] = []
         self.started = time.time()
-        self._last_draw = 0.0
         self._line_shown = False
         self.dry_run = False
+        self.finished_durations: list[float] = []
+        self.width = 1
+        self._lock = threading.RLock()
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- the subscriber -----------------------------------------------------
     def __call__(self, ev: Event) -> None:
+        with self._lock:
+            self._on(ev)
+
+    def _on(self, ev: Event) -> None:
         if isinstance(ev, OutputLine):
             buf = self.output.get(ev.task)
             if buf is None:
@@ -55,6 +63,7 @@ class ConsoleReporter:
             self._state(ev)
         elif isinstance(ev, TaskStarted):
             self.running[ev.task] = ev.time
+            self.width = max(self.width, len(self.running))   # parallelism seen so far
             self.log_paths[ev.task] = ev.log_path
             if self.verbose:
                 self._print(f"$ {ev.command}" if "\n" not in ev.command else
@@ -65,8 +74,18 @@ class ConsoleReporter:
         elif isinstance(ev, RunStarted):
             self.started = ev.time
             self.dry_run = ev.dry_run
+            if self.live and not self.quiet and not ev.dry_run:
+                self._ticker = threading.Thread(target=self._tick, daemon=True,
+                                                name="gristmill-progress")
+                self._ticker.start()
         elif isinstance(ev, RunFinished):
+            self._stop.set()
             self._summary(ev)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK):
+            with self._lock:
+                self._draw()
 
     def _state(self, ev: TaskStateChanged) -> None:
         if ev.state is TaskState.WAITING and ev.attempt == 0:
@@ -87,6 +106,7 @@ class ConsoleReporter:
         lines = self.output.pop(ev.task, deque())
         if ev.outcome is Outcome.SUCCEEDED:
             self.done += 1
+            self.finished_durations.append(ev.duration)
             if not self.quiet and (lines or not self.live):
                 self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
                 for line in lines:
@@ -125,33 +145,48 @@ class ConsoleReporter:
         self.out.flush()
 
     # -- drawing ------------------------------------------------------------
+    def estimate(self, name: str) -> float | None:
+        """A task's expected duration: from history, else the mean of this run so far."""
+        known = self.durations.get(name)
+        if known is not None:
+            return known
+        if self.finished_durations:
+            return sum(self.finished_durations) / len(self.finished_durations)
+        return None
+
     def eta(self) -> float | None:
-        left = [n for n in self.to_run if n not in self.running] if self.total else []
-        if not self.total:
+        """Seconds left: the work not yet done spread over the tasks running now."""
+        if not self.total or self.done >= self.total:
             return None
-        remaining_work = sum(self.durations.get(n, DEFAULT_DURATION) for n in left) * \
-            (self.total - self.done) / max(1, len(left) or 1)
         now = time.time()
-        running_left = sum(max(0.0, self.durations.get(n, DEFAULT_DURATION) - (now - t))
-                           for n, t in self.running.items())
-        width = max(1, len(self.running))
-        return (remaining_work + running_left) / width
+        work = 0.0
+        waiting = self.total - self.done - len(self.running)
+        left = [n for n in self.to_run if n not in self.running]
+        if waiting > 0:
+            ests = [self.estimate(n) for n in left]
+            if any(e is None for e in ests):
+                return None
+            # The tasks still to start (some of to_run are done already): scale the mean.
+            work += sum(ests) / max(1, len(ests)) * waiting  # type: ignore[arg-type]
+        for n, t in self.running.items():
+            e = self.estimate(n)
+            if e is None:
+                return None
+            work += max(0.0, e - (now - t))
+        return work / max(1, self.width)
 
     def _draw(self) -> None:
-        if not self.live or self.quiet:
+        if not self.live or self.quiet or self._stop.is_set():
             return
-        now = time.time()
-        if now - self._last_draw < 0.05 and self.done < self.total:
-            return
-        self._last_draw = now
         names = list(self.running)
         shown = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
         eta = self.eta()
-        line = f"[{self.done}/{self.total}] "
+        parts = [f"[{self.done}/{self.total}]"]
         if shown:
-            line += f"running {shown}"
+            parts.append(f"running {shown}")
         if eta is not None and self.done < self.total:
-            line += f" · ETA {format_duration(eta)}"
+            parts.append(f"ETA {format_duration(eta)}")
+        line = parts[0] + " " + " · ".join(parts[1:])
         width = shutil.get_terminal_size((100, 20)).columns
         self.out.write("\r" + line[: width - 1].ljust(min(width - 1, len(line) + 10)))
         self.out.flush()
