@@ -44,6 +44,7 @@ class ConsoleReporter:
         self.dry_run = False
         self.finished_durations: list[float] = []
         self.width = 1
+        self.ended: set[str] = set()      # tasks of the plan that are over
         self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -94,9 +95,11 @@ class ConsoleReporter:
         elif ev.state is TaskState.UP_TO_DATE and ev.task in self.to_run:
             # Rechecked after its dependencies ran: nothing to do after all.
             self.done += 1
+            self.ended.add(ev.task)
             self._draw()
         elif ev.state is TaskState.SKIPPED:
             self.done += 1
+            self.ended.add(ev.task)
             if self.verbose or not self.live:
                 why = ev.reasons[0].message if ev.reasons else ""
                 self._print(f"- {ev.task} skipped: {why}")
@@ -106,6 +109,7 @@ class ConsoleReporter:
         lines = self.output.pop(ev.task, deque())
         if ev.outcome is Outcome.SUCCEEDED:
             self.done += 1
+            self.ended.add(ev.task)
             self.finished_durations.append(ev.duration)
             if not self.quiet and (lines or not self.live):
                 self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
@@ -117,6 +121,7 @@ class ConsoleReporter:
                 self._print(f"↻ {ev.task} attempt {ev.attempt} failed ({what}); retrying")
             else:
                 self.done += 1
+                self.ended.add(ev.task)
                 self.failures.append(ev.task)
                 self._print(f"✗ {ev.task} failed: {what} (attempt {ev.attempt}, "
                             f"{format_duration(ev.duration)})")
@@ -160,14 +165,12 @@ class ConsoleReporter:
             return None
         now = time.time()
         work = 0.0
-        waiting = self.total - self.done - len(self.running)
-        left = [n for n in self.to_run if n not in self.running]
-        if waiting > 0:
-            ests = [self.estimate(n) for n in left]
-            if any(e is None for e in ests):
-                return None
-            # The tasks still to start (some of to_run are done already): scale the mean.
-            work += sum(ests) / max(1, len(ests)) * waiting  # type: ignore[arg-type]
+        for n in self.to_run:
+            if n not in self.running and n not in self.ended:
+                e = self.estimate(n)
+                if e is None:
+                    return None
+                work += e
         for n, t in self.running.items():
             e = self.estimate(n)
             if e is None:

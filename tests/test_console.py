@@ -1,0 +1,46 @@
+"""The terminal reporter, fed a recorded stream of events."""
+
+import io
+import time
+
+from gristmill.console import ConsoleReporter
+from gristmill.core.events import (Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
+                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged)
+
+
+def feed(rep, t0=1000.0):
+    rep(RunStarted("r", t0, "wf", "/w/gristmill.toml", (), ("a", "b", "c")))
+    for n in "abc":
+        rep(TaskStateChanged("r", t0, n, TaskState.WAITING))
+    rep(TaskStarted("r", t0, "a", 1, 0, log_path="/logs/a.1.log"))
+    rep(OutputLine("r", t0, "a", 1, "hello from a"))
+    rep(TaskFinished("r", t0 + 1, "a", 1, Outcome.SUCCEEDED, 0, 1.0))
+    rep(TaskStarted("r", t0 + 1, "b", 1, 0, log_path="/logs/b.1.log"))
+    for i in range(30):
+        rep(OutputLine("r", t0 + 1, "b", 1, f"line {i}"))
+    rep(TaskFinished("r", t0 + 2, "b", 1, Outcome.FAILED, 2, 1.0, message="exit status 2"))
+    rep(TaskStateChanged("r", t0 + 2, "c", TaskState.SKIPPED))
+    rep(RunFinished("r", t0 + 2, RunStatus.FAILED, 2.0, {"done": 1, "failed": 1, "skipped": 1}))
+
+
+def test_plain_output_prints_each_task_then_a_summary():
+    out = io.StringIO()
+    feed(ConsoleReporter(out, live=False))
+    text = out.getvalue()
+    assert "✓ a (1.0 s)\n  hello from a\n" in text
+    assert "✗ b failed: exit status 2 (attempt 1, 1.0 s)" in text
+    assert "  | line 29\n" in text and "  | line 9\n" not in text      # the last 20 lines
+    assert "  full log: /logs/b.1.log" in text
+    assert text.rstrip().endswith("gristmill: run FAILED in 2.0 s: 1 done, 1 failed, 1 skipped")
+
+
+def test_eta_uses_history_then_this_runs_mean():
+    rep = ConsoleReporter(io.StringIO(), durations={"a": 10.0}, live=False)
+    now = time.time()
+    rep(RunStarted("r", now, "wf", "/w", (), ("a", "b")))
+    rep(TaskStateChanged("r", now, "a", TaskState.WAITING))
+    rep(TaskStateChanged("r", now, "b", TaskState.WAITING))
+    assert rep.eta() is None                      # b's length is unknown
+    rep(TaskStarted("r", now, "a", 1, 0))
+    rep(TaskFinished("r", now, "a", 1, Outcome.SUCCEEDED, 0, 4.0))
+    assert 3.5 < rep.eta() <= 4.0                 # b is expected to take the mean so far
