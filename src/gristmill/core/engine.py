@@ -104,6 +104,7 @@ class Engine:
         self._cancel = False
         self._cancel_tasks: set[str] = set()
         self.run_id: str | None = None
+        self._capacity: Capacity | None = None
 
     # -- thread-safe controls ----------------------------------------------
     def cancel(self) -> None:
@@ -124,6 +125,11 @@ class Engine:
 
     # -- deciding ----------------------------------------------------------
     def capacity(self) -> Capacity:
+        if self._capacity is None:
+            self._capacity = self._detect_capacity()
+        return self._capacity
+
+    def _detect_capacity(self) -> Capacity:
         if self.options.capacity is not None:
             cap = self.options.capacity
             if self.options.jobs and not cap.jobs:
@@ -139,13 +145,14 @@ class Engine:
             records = self.history.task_records(str(self.workflow.path))  # type: ignore[attr-defined]
         scan = StalenessScan(self.workflow, self.graph, records=records)
         decisions = scan.scan(names, force=forced, force_all=self.options.force_all)
+        check_fits((self.workflow.tasks[n] for n in decisions), self.capacity(),
+                   str(self.workflow.path))
         return names, decisions, scan
 
     # -- running -----------------------------------------------------------
     def run(self, targets: list[str] | tuple[str, ...] = ()) -> RunResult:
         names, decisions, scan = self.decide(targets)
         capacity = self.capacity()
-        check_fits((self.workflow.tasks[n] for n in decisions), capacity, str(self.workflow.path))
         run_id = new_run_id()
         self.run_id = run_id
         runs_dir = self.options.log_dir or paths.logs_dir() / "runs"
