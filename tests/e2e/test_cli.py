@@ -170,3 +170,48 @@ def test_shell_metacharacters_in_file_names_run_nothing(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert (tmp_path / "out" / nasty).read_text() == "data"
     assert not (tmp_path / "pwned").exists()
+
+
+STAMP_PY = ("import sys, time\nout = open(sys.argv[1] + '.t', 'a')\n"
+            "out.write(f'{time.time()}\\n'); out.flush(); time.sleep(0.3)\n"
+            "out.write(f'{time.time()}\\n')\n")
+
+
+def _stamping(folder, body):
+    (folder / "stamp.py").write_text(STAMP_PY)
+    (folder / "gristmill.toml").write_text(body)
+
+
+def _spans(folder, items):
+    spans = []
+    for i in items:
+        start, end = map(float, (folder / f"{i}.t").read_text().split())
+        spans.append((start, end))
+    return sorted(spans)
+
+
+def test_capacity_in_the_file_keeps_big_tasks_apart(tmp_path):
+    _stamping(tmp_path, '[capacity]\nmem = "1GB"\ncpu = 8\n'
+              '[tasks.big]\nforeach = ["a", "b", "c"]\nphony = true\n'
+              'cmd = "python3 stamp.py {item}"\nresources = { mem = "600MB" }\n'
+              '[workflow]\ndefault = ["big"]\n')
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    spans = _spans(tmp_path, "abc")
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(2)), spans
+
+
+def test_jobs_flag_caps_parallelism_and_a_json_log_is_written(tmp_path, gristmill_home):
+    _stamping(tmp_path, '[tasks.t]\nforeach = ["a", "b", "c"]\nphony = true\n'
+              'cmd = "python3 stamp.py {item}"\n[workflow]\ndefault = ["t"]\n')
+    p = gristmill("run", "-C", tmp_path, "-j", "1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    spans = _spans(tmp_path, "abc")
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(2)), spans
+    logs = list((gristmill_home / "logs" / "runs").glob("*.jsonl"))
+    assert len(logs) == 1
+    lines = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    assert lines[0]["event"] == "run_started" and lines[-1]["event"] == "run_finished"
+    finished = [x for x in lines if x["event"] == "task_finished"]
+    assert {x["task"] for x in finished} == {"t[a]", "t[b]", "t[c]"}
+    assert all(x["run"] == lines[0]["run"] and x["attempt"] == 1 for x in finished)
