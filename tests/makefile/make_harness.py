@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,11 +157,20 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 
 def touch_newer(folder: Path, rels: list[str]) -> None:
-    """Make ``rels`` newer than every file in the tree (as an edit a moment later would)."""
-    newest = max(p.stat().st_mtime_ns for p in folder.rglob("*"))
-    t = newest + 2_000_000_000
+    """Make ``rels`` newer than every other file, as an edit now would.
+
+    The tree is first moved into the past (keeping the order of its times), so
+    nothing is in the future and the next build leaves everything up to date.
+    """
+    paths = [p for p in folder.rglob("*")]
+    now = time.time_ns()
+    newest = max(p.stat().st_mtime_ns for p in paths)
+    shift = max(0, newest - now) + 10_000_000_000
+    for p in paths:
+        st = p.stat()
+        os.utime(p, ns=(st.st_atime_ns - shift, st.st_mtime_ns - shift))
     for rel in rels:
-        os.utime(folder / rel, ns=(t, t))
+        os.utime(folder / rel, ns=(now, now))
 
 
 def assert_same_files(mk: Path, gm: Path, context: str) -> None:

@@ -85,8 +85,9 @@ def scan_file(path: Path, name: str) -> SourceFile:
         stripped = logical.strip()
         hm = HINT_RE.match(logical)
         if hm:
-            pending_hints.append(Hint(start, logical.index(hm.group("text")) + 1 if hm.group("text") else
-                                      len(logical) + 1, hm.group("text").strip(), None))
+            raw = hm.group("text")
+            col = hm.start("text") + (len(raw) - len(raw.lstrip())) + 1
+            pending_hints.append(Hint(start, col, raw.strip(), None))
             continue
         if not stripped or stripped.startswith("#"):
             if not stripped:
