@@ -344,7 +344,6 @@ class Bench:
                 continue
             s = run_timed(self.command(tool, f, 2), f, self.env(tool, "copy"),
                           max(self.sizes.timeout, 300.0), self.log("build", tool))
-            self.build_seconds = getattr(self, "build_seconds", {})
             if s.timed_out or s.rc != 0:
                 # Finish the outputs by hand; fine for tools that decide by timestamps alone.
                 for x in W.copy_names(n):

@@ -8,7 +8,9 @@ task with up-to-date outputs and no history is up to date, as in make.
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol
@@ -45,28 +47,87 @@ def format_mtime(ns: int, now: float | None = None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", lt)
 
 
+class _MtimeWords:
+    """``format_mtime`` for one scan: files written in the same second share the words."""
+
+    def __init__(self) -> None:
+        self._now = time.time()
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, ns: int) -> str:
+        second = ns // 1_000_000_000
+        text = self._seen.get(second)
+        if text is None:
+            text = self._seen[second] = format_mtime(ns, self._now)
+        return text
+
+
+_UNLISTED = object()
+# Lookups in one folder before FileStamps reads the folder's listing, so that a
+# path that is not there costs no stat (a plan of 100,000 tasks asks mostly for
+# outputs that do not exist yet). Only where names are case-sensitive.
+_LIST_AFTER = 16 if sys.platform.startswith("linux") else 1 << 62
+
+
 class FileStamps:
     """``mtime_ns`` of paths under a root, stat'ed once each; None when missing."""
 
     def __init__(self, root: os.PathLike | str):
         self.root = os.fspath(root)
+        self._prefix = self.root if self.root.endswith("/") else self.root + os.sep
         self._cache: dict[str, int | None] = {}
+        self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
+        self._asks: dict[str, int] = {}           # folder -> lookups so far
+        self._fresh: set[str] = set()             # forgotten paths: always stat'ed
 
     def get(self, rel: str) -> int | None:
+        value = self._cache.get(rel, _UNLISTED)
+        if value is _UNLISTED:
+            value = self._cache[rel] = self._stat(rel)
+        return value  # type: ignore[return-value]
+
+    def _stat(self, rel: str) -> int | None:
+        cut = rel.rfind("/")
+        folder = rel[:cut] if cut > 0 else ("/" if cut == 0 else "")
+        names = self._listing.get(folder, _UNLISTED)
+        if names is _UNLISTED:
+            asked = self._asks.get(folder, 0) + 1
+            self._asks[folder] = asked
+            if asked >= _LIST_AFTER:
+                names = self._list(folder)
+        if names is None:
+            return None                      # the folder is not there
+        if names is not _UNLISTED and rel[cut + 1:] not in names and rel not in self._fresh:
+            return None
         try:
-            return self._cache[rel]
-        except KeyError:
-            pass
-        try:
-            value: int | None = os.stat(os.path.join(self.root, rel)).st_mtime_ns
+            return os.stat(rel if rel[:1] == "/" else self._prefix + rel).st_mtime_ns
         except OSError:
-            value = None
-        self._cache[rel] = value
-        return value
+            return None
+
+    def _list(self, folder: str) -> frozenset[str] | None:
+        path = folder if folder[:1] == "/" else self._prefix + folder if folder else self.root
+        try:
+            names: frozenset[str] | None = frozenset(os.listdir(path))
+        except FileNotFoundError:
+            names = None
+        except OSError:       # not a folder, no permission...: stat each path instead
+            self._asks[folder] = -(1 << 62)
+            return _UNLISTED  # type: ignore[return-value]
+        self._listing[folder] = names
+        return names
 
     def forget(self, paths: Iterable[str]) -> None:
+        """The files at ``paths`` may have changed: the next ``get`` looks again."""
+        cache = self._cache
+        fresh = self._fresh
+        listing = self._listing
         for p in paths:
-            self._cache.pop(p, None)
+            cache.pop(p, None)
+            fresh.add(p)
+            cut = p.rfind("/")
+            folder = p[:cut] if cut > 0 else ("/" if cut == 0 else "")
+            if listing.get(folder, _UNLISTED) is None:
+                listing[folder] = frozenset()     # the folder may exist now
 
 
 def _more(items: list[str]) -> str:
@@ -84,75 +145,118 @@ class StalenessScan:
             records = history.task_records(str(workflow.path))  # type: ignore[attr-defined]
         self.records = records
         self.stamps = FileStamps(workflow.root)
+        self._words = _MtimeWords()
 
     def scan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (),
              force_all: bool = False) -> dict[str, Decision]:
         """Decisions for the targets and everything they need, in dependency order."""
-        names = self.graph.closure(targets if targets is not None else self.workflow.default)
+        graph = self.graph
+        names = graph.closure(targets if targets is not None else self.workflow.default)
         forced = set(force)
+        tasks = self.workflow.tasks
+        decide = self.decide
         will_run: set[str] = set()
         out: dict[str, Decision] = {}
-        for name in self.graph.order:
-            if name not in names:
-                continue
-            d = self.decide(self.workflow.tasks[name], will_run,
-                            forced=force_all or name in forced)
-            if d.stale:
-                will_run.add(name)
-            out[name] = d
+        order = graph.order if len(names) == len(graph.order) else \
+            [n for n in graph.order if n in names]
+        # Every decision is kept: the cyclic collector would only walk them again and
+        # again (as in the loader).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for name in order:
+                d = decide(tasks[name], will_run, force_all or name in forced)
+                if d.stale:
+                    will_run.add(name)
+                out[name] = d
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         return out
 
     def decide(self, task: Task, will_run: set[str], forced: bool = False) -> Decision:
+        outputs = task.outputs
+        if not forced and not task.phony and len(outputs) == 1:
+            # The common case, without building lists: one output, missing.
+            out = outputs[0]
+            if self.stamps.get(out) is None:
+                reason = Reason(ReasonKind.MISSING_OUTPUT, f"output {out} is missing")
+                running = self._running(task, will_run) if will_run else None
+                return Decision(True, (reason, running) if running else (reason,))
         reasons: list[Reason] = []
         if forced:
             reasons.append(Reason(ReasonKind.FORCED, "forced by the user"))
         if task.phony:
             reasons.append(Reason(ReasonKind.PHONY, "it is phony: it runs whenever asked"))
-        elif not task.outputs:
+        elif not outputs:
             reasons.append(Reason(ReasonKind.NO_OUTPUTS, "it declares no outputs, so it always runs"))
-        reasons.extend(self.file_reasons(task))
-        producer = self.graph.producer
-        running = [p for p in dict.fromkeys(producer.get(i) for i in task.inputs)
-                   if p is not None and p in will_run and p != task.name]
-        if running:
-            word = "reads the output of" if len(running) == 1 else "reads outputs of"
-            reasons.append(Reason(ReasonKind.DEPENDENCY_RUNS,
-                                  f"it {word} {_more(running)}, which will run"))
-        if not reasons and self.records is not None and task.commands:
-            rec = self.records.get(task.name)
-            if rec is not None and rec.definition_hash != task.definition_hash:
-                reasons.append(Reason(ReasonKind.DEFINITION_CHANGED,
-                                      "its command or definition changed since it last succeeded"))
+        else:
+            reasons.extend(self.file_reasons(task))
+        if will_run:
+            running = self._running(task, will_run)
+            if running:
+                reasons.append(running)
         if reasons:
             return Decision(True, tuple(reasons))
+        if self.records is not None and task.commands:
+            rec = self.records.get(task.name)
+            if rec is not None and rec.definition_hash != task.definition_hash:
+                return Decision(True, (Reason(ReasonKind.DEFINITION_CHANGED,
+                                              "its command or definition changed since it "
+                                              "last succeeded"),))
         return Decision(False, (self._up_to_date_reason(task),))
+
+    def _running(self, task: Task, will_run: set[str]) -> Reason | None:
+        """DEPENDENCY_RUNS, when a task whose output it reads will run."""
+        producer = self.graph.producer
+        name = task.name
+        running: dict[str, None] = {}
+        for i in task.inputs:
+            p = producer.get(i)
+            if p is not None and p in will_run and p != name:
+                running[p] = None
+        if not running:
+            return None
+        word = "reads the output of" if len(running) == 1 else "reads outputs of"
+        return Reason(ReasonKind.DEPENDENCY_RUNS, f"it {word} {_more(list(running))}, which will run")
 
     def file_reasons(self, task: Task) -> list[Reason]:
         """Make's timestamp rules for one task (missing outputs, newer inputs)."""
         if task.phony or not task.outputs:
             return []
-        stamps = self.stamps
-        missing = [o for o in task.outputs if stamps.get(o) is None]
-        if missing:
-            noun = "output" if len(missing) == 1 else "outputs"
-            verb = "is" if len(missing) == 1 else "are"
-            return [Reason(ReasonKind.MISSING_OUTPUT, f"{noun} {_more(missing)} {verb} missing")]
-        oldest_out = min(task.outputs, key=lambda o: stamps.get(o) or 0)
-        oldest = stamps.get(oldest_out) or 0
+        get = self.stamps.get
+        outputs = task.outputs
+        if len(outputs) == 1:
+            oldest_out = outputs[0]
+            oldest = get(oldest_out)
+            if oldest is None:
+                return [Reason(ReasonKind.MISSING_OUTPUT, f"output {oldest_out} is missing")]
+        else:
+            missing = [o for o in outputs if get(o) is None]
+            if missing:
+                noun = "output" if len(missing) == 1 else "outputs"
+                verb = "is" if len(missing) == 1 else "are"
+                return [Reason(ReasonKind.MISSING_OUTPUT, f"{noun} {_more(missing)} {verb} missing")]
+            oldest_out = min(outputs, key=lambda o: get(o) or 0)
+            oldest = get(oldest_out)
+        oldest = oldest or 0
         newer: list[str] = []
         gone: list[str] = []
         for i in task.inputs:
-            m = stamps.get(i)
+            m = get(i)
             if m is None:
-                if i not in self.graph.producer or self.workflow.tasks[self.graph.producer[i]].phony:
+                producer = self.graph.producer.get(i)
+                if producer is None or self.workflow.tasks[producer].phony:
                     gone.append(i)
             elif m > oldest:
                 newer.append(i)
+        if not newer and not gone:
+            return []
         reasons = []
         if newer:
             first = newer[0]
-            msg = (f"input {first} ({format_mtime(stamps.get(first) or 0)}) is newer than "
-                   f"output {oldest_out} ({format_mtime(oldest)})")
+            msg = (f"input {first} ({self._words(get(first) or 0)}) is newer than "
+                   f"output {oldest_out} ({self._words(oldest)})")
             if len(newer) > 1:
                 msg += f", and so {'is' if len(newer) == 2 else 'are'} {_more(newer[1:])}"
             reasons.append(Reason(ReasonKind.INPUT_NEWER, msg))
@@ -174,7 +278,9 @@ class StalenessScan:
     def _up_to_date_reason(self, task: Task) -> Reason:
         if not task.inputs:
             return Reason(ReasonKind.UP_TO_DATE, "its outputs exist and it has no inputs")
-        oldest_out = min(task.outputs, key=lambda o: self.stamps.get(o) or 0)
+        get = self.stamps.get
+        outputs = task.outputs
+        oldest_out = outputs[0] if len(outputs) == 1 else min(outputs, key=lambda o: get(o) or 0)
         return Reason(ReasonKind.UP_TO_DATE,
                       f"every input is older than output {oldest_out} "
-                      f"({format_mtime(self.stamps.get(oldest_out) or 0)})")
+                      f"({self._words(get(oldest_out) or 0)})")
