@@ -165,12 +165,15 @@ def touch_newer(folder: Path, rels: list[str]) -> None:
     paths = [p for p in folder.rglob("*")]
     now = time.time_ns()
     newest = max(p.stat().st_mtime_ns for p in paths)
-    shift = max(0, newest - now) + 10_000_000_000
+    shift = max(0, newest - now) + 20_000_000_000
     for p in paths:
         st = p.stat()
         os.utime(p, ns=(st.st_atime_ns - shift, st.st_mtime_ns - shift))
+    # A few seconds ago, not "now": file systems stamp new files with a coarse clock
+    # that can lag behind time.time_ns(), and the next build's outputs must be newer.
+    edited = now - 5_000_000_000
     for rel in rels:
-        os.utime(folder / rel, ns=(now, now))
+        os.utime(folder / rel, ns=(edited, edited))
 
 
 def assert_same_files(mk: Path, gm: Path, context: str) -> None:
