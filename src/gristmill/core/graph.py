@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Iterable
 
 from .errors import WorkflowError
@@ -23,25 +22,29 @@ class TaskGraph:
 
     def __init__(self, workflow: Workflow):
         self.workflow = workflow
-        producer: dict[str, str] = {}
-        for task in workflow.tasks.values():
-            for out in task.outputs:
-                producer[out] = task.name
+        tasks = workflow.tasks
+        producer: dict[str, str] = {out: name for name, task in tasks.items()
+                                    for out in task.outputs}
         self.producer = producer
+        find = producer.get
         deps: dict[str, tuple[str, ...]] = {}
-        dependants: dict[str, list[str]] = {name: [] for name in workflow.tasks}
-        for task in workflow.tasks.values():
-            seen: dict[str, None] = {}
-            for path in task.inputs:
-                p = producer.get(path)
-                if p is not None and p != task.name:
-                    seen[p] = None
-            for name in task.after:
-                if name in workflow.tasks and name != task.name:
-                    seen[name] = None
-            deps[task.name] = tuple(seen)
-            for d in seen:
-                dependants[d].append(task.name)
+        dependants: dict[str, list[str]] = {name: [] for name in tasks}
+        for name, task in tasks.items():
+            inputs = task.inputs
+            if len(inputs) == 1 and not task.after:        # the common case, quickly
+                p = find(inputs[0])
+                ds: tuple[str, ...] = (p,) if p is not None and p != name else ()
+            else:
+                seen = dict.fromkeys(map(find, inputs))
+                seen.pop(None, None)
+                seen.pop(name, None)
+                for a in task.after:
+                    if a in tasks and a != name:
+                        seen[a] = None
+                ds = tuple(seen)  # type: ignore[arg-type]
+            deps[name] = ds
+            for d in ds:
+                dependants[d].append(name)
         self._deps = deps
         self._dependants = {k: tuple(v) for k, v in dependants.items()}
         self._order = self._toposort()
@@ -90,22 +93,24 @@ class TaskGraph:
     def levels(self) -> dict[str, int]:
         """Longest distance from a root, for layered drawing."""
         level: dict[str, int] = {}
+        deps = self._deps
         for n in self._order:
-            level[n] = 1 + max((level[d] for d in self._deps[n]), default=-1)
+            ds = deps[n]
+            level[n] = 1 + max(map(level.__getitem__, ds)) if ds else 0
         return level
 
     def _toposort(self) -> tuple[str, ...]:
-        indeg = {n: len(ds) for n, ds in self._deps.items()}
-        queue = deque(n for n in self._deps if indeg[n] == 0)
-        order: list[str] = []
-        while queue:
-            n = queue.popleft()
-            order.append(n)
-            for m in self._dependants[n]:
-                indeg[m] -= 1
-                if indeg[m] == 0:
-                    queue.append(m)
-        if len(order) != len(self._deps):
+        deps = self._deps
+        dependants = self._dependants
+        indeg = {n: len(ds) for n, ds in deps.items()}
+        order = [n for n, k in indeg.items() if k == 0]
+        for n in order:                  # a FIFO queue: the list grows as it is walked
+            for m in dependants[n]:
+                k = indeg[m] - 1
+                indeg[m] = k
+                if k == 0:
+                    order.append(m)
+        if len(order) != len(deps):
             self._raise_cycle({n for n, k in indeg.items() if k > 0})
         return tuple(order)
 

@@ -16,15 +16,22 @@ class Plan:
         self.graph = graph
         members = set(to_run)
         self._members = members
-        self._pending: dict[str, int] = {}
+        order = graph.order
+        deps = graph.deps
         ready: list[str] = []
-        for name in graph.order:
-            if name not in members:
-                continue
-            n = sum(1 for d in graph.deps(name) if d in members)
-            self._pending[name] = n
-            if n == 0:
-                ready.append(name)
+        if members.issuperset(order):          # every task of the graph: no filtering
+            pending = {name: len(deps(name)) for name in order}
+            ready = [name for name, n in pending.items() if n == 0]
+        else:
+            pending = {}
+            for name in order:
+                if name not in members:
+                    continue
+                n = sum(1 for d in deps(name) if d in members)
+                pending[name] = n
+                if n == 0:
+                    ready.append(name)
+        self._pending = pending
         self._ready = ready
         self._open = set(members)     # not yet finished or skipped
 

@@ -20,13 +20,19 @@ def critical_path(graph: TaskGraph, names: Iterable[str],
                   durations: Mapping[str, float] | None = None) -> dict[str, float]:
     """For each task, its duration plus the longest chain of dependants after it."""
     members = set(names)
-    durations = durations or {}
+    duration = (durations or {}).get
+    dependants = graph.dependants
     prio: dict[str, float] = {}
+    find = prio.get
     for name in reversed(graph.order):
         if name not in members:
             continue
-        tail = max((prio[d] for d in graph.dependants(name) if d in prio), default=0.0)
-        prio[name] = durations.get(name, DEFAULT_DURATION) + tail
+        tail = 0.0
+        for d in dependants(name):
+            p = find(d)
+            if p is not None and p > tail:
+                tail = p
+        prio[name] = duration(name, DEFAULT_DURATION) + tail
     return prio
 
 
