@@ -443,3 +443,51 @@ def test_loading_leaves_the_tree_alone(tmp_path):
     load(folder)
     assert snapshot(folder) == before
     assert os.listdir(folder)
+
+
+def test_reading_never_runs_a_recipe(tmp_path):
+    """Every way a Makefile can pick a shell still reaches the recording shell."""
+    write_makefile(tmp_path, """
+        override SHELL := /bin/bash
+        all: a b c.x d e
+        > touch RAN-all
+        a: SHELL = /bin/sh
+        a:
+        > touch RAN-a
+        %.x: SHELL := /bin/bash
+        c.x:
+        > touch RAN-c
+        b: SHELL = /bin/dash
+        b: b-dep
+        b-dep:
+        > touch RAN-b-dep
+        d: ; +touch RAN-d
+        e: ; $(MAKE) -f /dev/null RAN-e || touch RAN-e
+        .DEFAULT:
+        > touch RAN-default
+        other: missing-file
+        > touch RAN-other
+        """)
+    wf = load(tmp_path)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("RAN-")]
+    assert wf.tasks["a"].shell[0] == "/bin/sh"
+    assert wf.tasks["b"].shell[0] == "/bin/dash"
+    assert wf.tasks["c.x"].shell[0] == "/bin/bash"
+    assert wf.tasks["all"].shell[0] == "/bin/bash"
+    assert wf.tasks["missing-file"].commands == ("touch RAN-default",)
+    assert any("SHELL" in w.message and "'b'" in w.message for w in wf.warnings)
+
+
+def test_a_makefile_asking_for_parallel_jobs_is_still_read_one_command_at_a_time(tmp_path):
+    write_makefile(tmp_path, """
+        MAKEFLAGS += -j8
+        all: a b c d
+        a b c d:
+        > @echo $@ > $@
+        > @echo $@ again >> $@
+        """)
+    wf = load(tmp_path)
+    for n in "abcd":
+        assert wf.tasks[n].commands == (f"echo {n} > {n}", f"echo {n} again >> {n}")
+        assert wf.tasks[n].silent
+    assert wf.pools == {}

@@ -38,6 +38,7 @@ class ReadResult:
     display_base: str                       # prefix for user-facing paths ("" or "dir/")
     db_a: Database                          # the default goal's pass
     db_b: Database | None                   # the other targets' pass
+    db_read: Database                       # make's first read, with the Makefile's own SHELLs
     records: dict[str, list[Record]]        # target -> its commands (pass A wins)
     from_a: set[str]                        # targets make handled in pass A
     real_shell: str
@@ -140,7 +141,7 @@ class WorkflowAssembler:
         member_of = {m: rep for rep, ms in groups.items() for m in ms}
         phony = self._phony_names()
         phony |= {n for n in names if self._force_like(n, self.entry(n), self.r.records.get(n, []))}
-        notparallel = r.db_a.special_prereqs(".NOTPARALLEL") is not None
+        notparallel = r.db_read.special_prereqs(".NOTPARALLEL") is not None
         if notparallel:
             self.pool_sizes[NOTPARALLEL_POOL] = 1
         ignore_all = self._ignore_all()
@@ -314,10 +315,20 @@ class WorkflowAssembler:
         return not (self.r.folder / name).exists()
 
     def _shell_for(self, e: FileEntry | None) -> str:
-        if e is not None:
-            for v in e.target_vars:
-                if v.name == "SHELL" and "$" not in v.value and v.op in ("=", ":=", "::="):
-                    return v.value.strip()
+        """The shell make runs this target's recipe with: its own SHELL, a pattern's, or the global one."""
+        if e is None:
+            return self.r.real_shell
+        own = self.r.db_read.files.get(e.name)
+        found = [v for v in (own.target_vars if own else []) if v.name == "SHELL"]
+        if not found:
+            found = [pv.variable for pv in self.r.db_read.pattern_vars
+                     if pv.variable.name == "SHELL" and _matches(pv.pattern, e.name)]
+        if found:
+            v = found[-1]
+            if "$" not in v.value and v.op in ("=", ":=", "::="):
+                return v.value.strip()
+            self.warn(f"SHELL for '{e.name}' is not a plain path ({v.value!r}); Gristmill uses "
+                      f"{self.r.real_shell}", self.loc(v.file, v.line) if v.file and v.line else None)
         return self.r.real_shell
 
     def _fix_shell(self, text: str, shell: str) -> str:
@@ -457,7 +468,8 @@ class WorkflowAssembler:
         if "(" in name and name.endswith(")"):
             self.warn(f"'{name}' is an archive member: Gristmill cannot read member times and treats it "
                       "as a file of that name", location)
-        private_ok = [v for v in e.target_vars if not v.private and v.name != "SHELL"]
+        own = self.r.db_read.files.get(name)
+        private_ok = [v for v in (own.target_vars if own else e.target_vars) if not v.private]
         if private_ok:
             deps_with_recipes = [p for p in e.prereqs + e.order_only
                                  if p not in members and p in self.r.records]
@@ -515,6 +527,13 @@ class WorkflowAssembler:
             p = Path(f) if os.path.isabs(f) else self.r.folder / f
             out.append(p)
         return out
+
+
+def _matches(pattern: str, name: str) -> bool:
+    head, pct, tail = pattern.partition("%")
+    if not pct:
+        return pattern == name
+    return len(name) >= len(head) + len(tail) and name.startswith(head) and name.endswith(tail)
 
 
 def _uses_auto(raw: str, char: str) -> bool:

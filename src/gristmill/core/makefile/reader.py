@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import Location, WorkflowError
 from ..workflow import Workflow, WorkflowWarning
 from .assemble import ReadResult, WorkflowAssembler, makefile_list
-from .database import SPECIAL_TARGETS, Database, FileEntry
+from .database import SPECIAL_TARGETS, Database, FileEntry, extract_database, parse_database
 from .diagnostics import Diagnostic, parse_stderr
 from .gnumake import GnuMake, base_env, find_gnu_make, find_makefile, run_make, variable_args
 from .recording import Recorder, Recording
@@ -80,11 +80,9 @@ class _Reader:
 
     # -- the passes ---------------------------------------------------------------------
     def read(self) -> Workflow:
+        first = self._first_read()
         a = self._record([], extra=["--debug=m"])
         remade = self._makefile_remakes(a)
-        if remade:
-            self._remake_makefiles_for_real()
-            a = self._record([], extra=["--debug=m"])
         mlist = makefile_list(a.db, self.private)
         self._scan_sources(mlist)
         self._raise_read_errors(a)
@@ -103,7 +101,7 @@ class _Reader:
                     records.setdefault(target, recs)
         result = ReadResult(
             folder=self.folder, makefile=self.name, makefile_path=self.makefile_path,
-            display_base=self.display_base, db_a=a.db, db_b=b.db if b else None,
+            display_base=self.display_base, db_a=a.db, db_b=b.db if b else None, db_read=first,
             records=records, from_a=from_a, real_shell=a.real_shell,
             recorder_path=str(self.recorder.script), private_files=self.private,
             base_env=self.env, user_vars=self.user_vars, sources=self.sources,
@@ -128,17 +126,37 @@ class _Reader:
             seen.setdefault(r.target, None)
         return list(seen)
 
-    def _remake_makefiles_for_real(self) -> None:
+    def _first_read(self) -> Database:
+        """Make reads the Makefile with the real shell and builds nothing (``-q``, a no-op goal).
+
+        As before every make run, makefiles that have rules are remade first, for
+        real. Its data base says where the Makefile sets SHELL per target or per
+        pattern, so the recording passes can take those over too.
+        """
         run = run_make(self.make, self.folder,
-                       ["-f", self.name, "-f", str(self.noop), "-q", *self.user_vars, "--", _NOOP],
+                       ["-f", self.name, "-f", str(self.noop), "-p", "-q", *self.user_vars, "--", _NOOP],
                        self.env)
+        _, text = extract_database(run.stdout)
+        db = parse_database(text)
         if run.returncode == 2:
             diags = parse_stderr(run.stderr, self.make.command)
-            first = next((d for d in diags if d.kind in ("error", "no-rule", "missing-include")), None)
-            text = (first.message if first else run.stderr.strip().splitlines()[-1:] or ["failed"])
-            msg = text if isinstance(text, str) else text[0]
-            raise WorkflowError(f"remaking an included makefile failed: {msg}",
-                                self.loc(first.file if first else None, first.line if first else None))
+            mlist = makefile_list(db, self.private)
+            self._scan_sources(mlist or [self.name])
+            for d in diags:
+                if d.kind in ("missing-include", "error") and d.file:
+                    raise WorkflowError(d.message, self.loc(d.file, d.line))
+            failed = [d for d in diags if d.kind == "info" and "] Error " in d.message]
+            first = failed[0].message if failed else (diags[0].message if diags else "make failed")
+            raise WorkflowError(f"remaking an included makefile failed: {first}", self.loc(self.name, 1))
+        targets = [n for n, e in db.files.items() if any(v.name == "SHELL" for v in e.target_vars)]
+        patterns = sorted({pv.pattern for pv in db.pattern_vars if pv.variable.name == "SHELL"})
+        try:
+            self.recorder.shell_scopes(targets, patterns)
+        except ValueError as exc:
+            raise WorkflowError(f"target '{exc}' sets SHELL, and its name cannot be written back to make; "
+                                "Gristmill cannot read this Makefile without running its recipes",
+                                self.loc(self.name, 1)) from None
+        return db
 
     def _scan_sources(self, mlist: list[str]) -> None:
         for f in mlist:

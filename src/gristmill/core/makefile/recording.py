@@ -49,6 +49,7 @@ $(file >{real},$(SHELL))
 override SHELL := {script}
 export GRISTMILL_TARGET = $@
 .PRECIOUS: %
+.NOTPARALLEL:
 {post}: ;
 """
 
@@ -100,9 +101,21 @@ class Recorder:
         self.script.write_text(_SCRIPT.format(real=q(str(self.real)), records=q(str(self.records)),
                                               nonce=self.nonce))
         self.script.chmod(0o755)
-        self.post.write_text(_POST_MK.format(real=_mk_escape(str(self.real)),
-                                             script=_mk_escape(str(self.script)),
-                                             post=_mk_escape(str(self.post))))
+        self.shell_scopes([], [])
+
+    def shell_scopes(self, targets: list[str], patterns: list[str]) -> None:
+        """Also take over SHELL where the Makefile sets it per target or per pattern.
+
+        Make looks a variable up in the target's own set first, so a global
+        override does not reach ``foo: SHELL = /bin/bash``: without these lines
+        make would run such recipes for real while Gristmill reads.
+        """
+        script = _mk_escape(str(self.script))
+        lines = [_POST_MK.format(real=_mk_escape(str(self.real)), script=script,
+                                 post=_mk_escape(str(self.post)))]
+        for scope in [*(_mk_target(t) for t in targets), *(_mk_target(p, pattern=True) for p in patterns)]:
+            lines.append(f"{scope}: override SHELL := {script}\n")
+        self.post.write_text("".join(lines))
 
     @property
     def marker(self) -> str:
@@ -144,6 +157,16 @@ class Recorder:
             out.append(Record(target, tuple(argv), env, echoed))
             k += 1
         return out
+
+
+def _mk_target(name: str, pattern: bool = False) -> str:
+    """A file name (or pattern) written so make reads it back as that one name.
+
+    Raises ValueError for a name no makefile line can spell safely.
+    """
+    if any(c in name for c in "\\=;\n\t") or (not pattern and "%" in name) or not name:
+        raise ValueError(name)
+    return name.replace("$", "$$").replace(" ", "\\ ").replace(":", "\\:").replace("#", "\\#")
 
 
 def _dec(b: bytes) -> str:
