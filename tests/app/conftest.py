@@ -14,6 +14,7 @@ from gristmill.core.events import RunStatus
 ANSWERS = {
     prompts.TRUST: True,
     prompts.CLEAN: True,
+    prompts.CLEAN_TASK: True,
     prompts.CLOSE_DURING_RUN: True,
     prompts.WORKFLOW_ERROR: True,
     prompts.RUN_ERROR: True,

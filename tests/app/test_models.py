@@ -1,8 +1,12 @@
 """Every item model passes pytest-qt's model tester; changes arrive as ranged dataChanged."""
 
+from PySide6.QtCore import Qt
+
+from gristmill.app import theme
 from gristmill.app.models.history import RunHistoryModel, bars_from_attempts
 from gristmill.app.models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskFilterProxy, TaskTableModel
 from gristmill.app.runstate import RunState
+from gristmill.app.states import IdleState
 from gristmill.core.events import (Outcome, RunStarted, RunStatus, TaskState, TaskStateChanged)
 from gristmill.core.graph import TaskGraph
 from gristmill.core.history import AttemptRecord, RunRecord
@@ -32,18 +36,45 @@ def test_task_table_model_passes_the_model_tester(qtmodeltester, tmp_path):
     qtmodeltester.check(model)
 
 
-def test_states_before_a_run_come_from_the_scan(tmp_path):
+def test_before_a_run_tasks_show_the_scan_as_a_greyed_idle_state(tmp_path):
     run, model, wf = make_model(tmp_path)
     (tmp_path / "t0.out").write_text("x")
-    assert model.state("t1") is TaskState.WAITING
+    # never "waiting": no run has included it
+    assert model.state("t1") is IdleState.STALE and model.run_state("t1") is None
+    assert model.data(model.index(1, Column.STATE)) == "will run"
+    assert model.data(model.index(1, 0), ROLE_STATE) == "idle:will-run"
+    assert model.data(model.index(1, Column.STATE), Qt.ItemDataRole.ForegroundRole) == theme.idle_text_color()
+    assert "No run yet" in model.data(model.index(1, Column.STATE), Qt.ItemDataRole.ToolTipRole)
     assert "missing" in model.data(model.index(1, Column.WHY))
     model.set_decisions(StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks)))
     model.refresh_outputs()
-    assert model.state("t0") is TaskState.UP_TO_DATE
-    assert model.data(model.index(0, 0), ROLE_STATE) == "up-to-date"
+    assert model.state("t0") is IdleState.FRESH
+    assert model.data(model.index(0, Column.STATE)) == "up to date"
+    assert model.data(model.index(0, 0), ROLE_STATE) == "idle:up-to-date"
     assert model.data(model.index(0, Column.OUTPUTS)) == "just now"
     assert model.data(model.index(1, Column.OUTPUTS)) == "missing"
     assert model.data(model.index(1, Column.RESOURCES)) == "1 cpu, 1.0 KB"
+
+
+def test_tasks_outside_the_run_keep_the_scan_state_and_get_no_board_card(tmp_path):
+    run, model, wf = make_model(tmp_path, n=4)
+    run.apply([RunStarted("r", 0.0, "chain", str(wf.path), ("t1",), ("t0", "t1"))])
+    model.apply_changes(run.apply([TaskStateChanged("r", 1.0, "t0", TaskState.DONE)]))
+    assert model.state("t0") is TaskState.DONE and model.state("t1") is TaskState.WAITING
+    assert model.state("t3") is IdleState.STALE and model.idle_state("t0") is None
+    assert model.data(model.index(0, Column.STATE), Qt.ItemDataRole.ForegroundRole) is None
+    assert model.data(model.index(3, Column.STATE), Qt.ItemDataRole.ForegroundRole) == theme.idle_text_color()
+    assert "Not in the run shown" in model.data(model.index(3, Column.STATE), Qt.ItemDataRole.ToolTipRole)
+    # a board column (every run state) sees only the tasks of the run
+    board = TaskFilterProxy()
+    board.setSourceModel(model)
+    board.set_states(theme.BOARD_STATES)
+    assert sorted(board.index(r, 0).data(ROLE_NAME) for r in range(board.rowCount())) == ["t0", "t1"]
+    # sorting by state puts the run's tasks first, then "will run", then "up to date"
+    proxy = TaskFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(Column.STATE)
+    assert [proxy.index(r, 0).data(ROLE_NAME) for r in range(4)][:2] == ["t1", "t0"]
 
 
 def test_a_batch_becomes_one_data_changed_per_row_range(qtbot, tmp_path):

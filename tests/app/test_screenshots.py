@@ -4,8 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QImage, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QImage
 
 from gristmill.app import icons, theme
 

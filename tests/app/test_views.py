@@ -2,7 +2,7 @@
 
 import time
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 
 from gristmill.app.bridge import EngineBridge
 from gristmill.app.graph_layout import build_layout, group_node_id

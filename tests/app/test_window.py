@@ -4,10 +4,11 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtGui import QImage
+from PySide6.QtCore import Qt
 
 from gristmill.app import prompts
 from gristmill.app.settings import Settings
+from gristmill.app.states import IdleState
 from gristmill.core.events import RunStatus, TaskState
 
 from conftest import process_alive, wait_for, wait_run_over
@@ -32,16 +33,26 @@ def test_every_action_has_a_tooltip_and_the_run_keys(window):
     assert titles == ["File", "Edit", "Run", "View", "Tools", "Help"]
 
 
+def example_item(window, name):
+    examples = window.welcome.examples
+    items = [examples.item(i) for i in range(examples.count())]
+    return next(i for i in items if Path(i.data(Qt.ItemDataRole.UserRole + 1)).name == name)
+
+
 def test_open_trust_and_run_the_bundled_example(qtbot, window, auto_answers):
     # Opening the example from the welcome view opens a writable copy.
-    item = window.welcome.examples.item(0)
-    window.welcome.examples.itemActivated.emit(item)
+    window.welcome.examples.itemActivated.emit(example_item(window, "pipeline"))
     wf = window.bench.workflow
     assert wf is not None and wf.name == "weather-pipeline"
     assert window.windowTitle() == "weather-pipeline — Gristmill"
     assert str(wf.root).startswith(os.environ["GRISTMILL_HOME"])
-    assert window.bench.tasks.state("report") is TaskState.WAITING
+    # before any run: the scan's verdict, not a run state
+    assert window.bench.tasks.state("report") is IdleState.STALE
+    assert window.bench.tasks.run_state("report") is None
     assert "missing" in window.bench.tasks.reasons_text("report")
+    assert sum(window.board.counts().values()) == 0
+    qtbot.waitUntil(lambda: window.board.outside.text().startswith("No run yet in this session (10 would run)"),
+                    timeout=2000)
 
     window.actions["run_default"].trigger()          # F5
     wait_run_over(qtbot, window)
@@ -51,19 +62,25 @@ def test_open_trust_and_run_the_bundled_example(qtbot, window, auto_answers):
     assert run.status is RunStatus.SUCCEEDED
     assert {run.state_of(n) for n in run.plan} == {TaskState.DONE}
     assert window.bench.tasks.state("report") is TaskState.DONE
-    assert window.board.counts()[TaskState.DONE] == len(run.plan)
+    assert window.board.counts()[TaskState.DONE] == len(run.plan) == 9
+    # the phony clean task was not in the run: no card, and "will run" (not "waiting") everywhere
+    assert "clean" not in run.plan and "clean" not in window.board.names_on_board()
+    assert window.bench.tasks.state("clean") is IdleState.STALE
+    assert window.graph.items["clean"].state is IdleState.STALE
+    qtbot.waitUntil(lambda: "Not in it: 1 (1 would run)" in window.board.outside.text(), timeout=2000)
     assert (wf.root / "build" / "report.md").exists()
     assert len(run.bars) == len(run.plan)
     # the log of the selected task
     window.selection.set(["report"], "test")
     assert "report of 4 stations" in window.log.text.toPlainText()
     assert "attempt 1" in window.log.heading.text()
-    # after the run everything is up to date, and a second F5 does not ask again
-    assert window.bench.tasks.state("report") is TaskState.UP_TO_DATE or run.state_of("report") is TaskState.DONE
+    # after the run the scan finds the outputs fresh, and a second F5 does not ask again
+    assert not window.bench.decisions["report"].stale
     window.actions["run_default"].trigger()
     wait_run_over(qtbot, window)
     assert [p[0] for p in prompts.LOG].count(prompts.TRUST) == 1
     assert window.bench.run.state_of("report") is TaskState.UP_TO_DATE
+    assert window.board.counts()[TaskState.UP_TO_DATE] == 9
 
 
 def test_declining_trust_runs_nothing(qtbot, window, example, auto_answers):
@@ -267,21 +284,85 @@ def test_explain_says_why_in_plain_words(window, example):
     assert "summarise[data/raw/birds.csv]" in headings["Needs"]
 
 
-def test_clean_removes_declared_outputs_after_asking(qtbot, window, example, auto_answers):
+def test_clean_runs_the_workflows_own_clean_task_after_asking(qtbot, window, example, auto_answers):
     window.settings.trust(example)
     window.open_path(str(example))
     window.actions["run_default"].trigger()
     wait_run_over(qtbot, window)
-    assert (example / "build" / "report.md").exists()
+    report = example / "build" / "report.md"
+    assert report.exists()
+    default_run = window.bench.run.run_id
+    # declining runs nothing
+    auto_answers[prompts.CLEAN_TASK] = False
+    window.actions["clean"].trigger()
+    qtbot.wait(100)
+    assert report.exists() and not window.bench.busy and window.bench.run.run_id == default_run
+    prompt = prompts.LOG[-1]
+    assert prompt[:2] == (prompts.CLEAN_TASK, "Run the “clean” task?")
+    assert "“clean” task of “weather-pipeline”" in prompt[2] and "$ rm -rf build" in prompt[2]
+    assert prompts.CLEAN not in [p[0] for p in prompts.LOG]       # it never offers to remove outputs itself
+    # accepting runs exactly that task
+    auto_answers[prompts.CLEAN_TASK] = True
+    window.actions["clean"].trigger()
+    qtbot.waitUntil(lambda: window.bench.run.run_id != default_run, timeout=3000)
+    wait_run_over(qtbot, window)
+    run = window.bench.run
+    assert run.status is RunStatus.SUCCEEDED and run.plan == ("clean",)
+    assert run.state_of("clean") is TaskState.DONE
+    assert not (example / "build").exists()
+    assert (example / "data" / "raw" / "birds.csv").exists()
+    # the rest was not in this run: it shows the fresh scan ("will run", output missing), not "waiting"
+    tasks = window.bench.tasks
+    assert tasks.run_state("report") is None and tasks.state("report") is IdleState.STALE
+    assert "build/report.md is missing" in tasks.reasons_text("report")
+    assert window.board.names_on_board() == {"clean"}
+
+
+def two_outputs_workflow(folder: Path) -> Path:
+    """A workflow without a clean task: two outputs (one in a folder) from one input."""
+    folder.mkdir(parents=True)
+    (folder / "words.txt").write_text("one two three\n")
+    (folder / "gristmill.toml").write_text(
+        '[workflow]\nname = "words"\n\n'
+        '[tasks.count]\ncmd = "wc -w < words.txt > count.txt"\ninputs = ["words.txt"]\noutputs = ["count.txt"]\n\n'
+        '[tasks.upper]\ncmd = "tr a-z A-Z < words.txt > out/upper.txt"\ninputs = ["words.txt"]\n'
+        'outputs = ["out/upper.txt"]\n')
+    return folder
+
+
+def test_clean_without_a_clean_task_removes_declared_outputs_after_asking(qtbot, window, tmp_path,
+                                                                          auto_answers):
+    folder = two_outputs_workflow(tmp_path / "words")
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    assert "clean" not in window.bench.workflow.tasks
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    outputs = [folder / "count.txt", folder / "out" / "upper.txt"]
+    assert all(p.exists() for p in outputs)
     auto_answers[prompts.CLEAN] = False
     window.actions["clean"].trigger()
     qtbot.wait(100)
-    assert (example / "build" / "report.md").exists()
+    assert all(p.exists() for p in outputs)
+    prompt = prompts.LOG[-1]
+    assert prompt == (prompts.CLEAN, "Remove outputs?", "Remove 2 declared outputs of “words”?")
     auto_answers[prompts.CLEAN] = True
     window.actions["clean"].trigger()
-    qtbot.waitUntil(lambda: not (example / "build" / "report.md").exists(), timeout=3000)
-    assert (example / "data" / "raw" / "birds.csv").exists()
-    assert window.bench.tasks.state("report") is TaskState.WAITING or window.bench.run.state_of("report")
+    qtbot.waitUntil(lambda: not any(p.exists() for p in outputs), timeout=3000)
+    assert (folder / "words.txt").read_text() == "one two three\n"       # inputs are kept
+    assert (folder / "out").is_dir()                                     # only declared outputs go
+    assert not window.bench.busy and prompts.CLEAN_TASK not in [p[0] for p in prompts.LOG]
+    # the rescan after removing: both will run again, because their outputs are missing
+    tasks = window.bench.tasks
+    for name, out in (("count", "count.txt"), ("upper", "out/upper.txt")):
+        assert window.bench.decisions[name].stale
+        assert f"{out} is missing" in tasks.reasons_text(name)
+    assert tasks.data(tasks.index(tasks.row_of("count"), 6)) == "missing"
+    # nothing left to clean: it says so and asks nothing
+    asked = len(prompts.LOG)
+    window.actions["clean"].trigger()
+    qtbot.wait(50)
+    assert len(prompts.LOG) == asked
 
 
 def test_run_history_opens_a_past_run(qtbot, window, example):

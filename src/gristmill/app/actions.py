@@ -71,7 +71,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Why the selected task will run, or will not (Ctrl+I)",
                "Ctrl+I", "explain", toolbar=True, enabled_when=(WORKFLOW, SELECTION)),
     ActionSpec("clean", "C&lean…", "&Run", "clean",
-               "Run the workflow's clean task, or remove the declared outputs after asking",
+               "After asking: run the workflow's own clean task, or, without one, remove the declared outputs",
                None, "clean", enabled_when=(WORKFLOW, IDLE)),
     ActionSpec("show_graph", "&Graph", "&View", "views", "Show the task graph (Ctrl+1)", "Ctrl+1"),
     ActionSpec("show_board", "&Board", "&View", "views", "Show the board of task states (Ctrl+2)", "Ctrl+2"),

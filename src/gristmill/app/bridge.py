@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from gristmill.core.events import Event, EventBus
 
-from .runstate import Changes, RunState
+from .runstate import RunState
 
 DRAIN_INTERVAL_MS = 50
 MAX_BATCH = 20_000          # events applied per tick; the rest wait for the next one

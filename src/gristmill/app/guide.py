@@ -8,14 +8,16 @@ incrementally and in parallel, and shows you what is happening and why.
 
 ## Open a workflow
 
-*File > Open Folder or Workflow…* (Ctrl+O) opens a folder with a
-`gristmill.toml`, a `gristmill.json` or a `Makefile`. The window's title
-is the workflow's name. Recent workflows and the bundled examples are on the
-welcome view and in *File > Open Recent*.
+*File > Open Folder…* (Ctrl+O) opens a folder with a `gristmill.toml`, a
+`gristmill.json` or a `Makefile`; *Open Workflow File…* (Ctrl+Shift+O) opens
+one file. The window's title is the workflow's name. Recent workflows are on
+the welcome view and in *File > Open Recent*; the bundled examples are on the
+welcome view (each opens as a copy you can change).
 
 Gristmill watches the workflow's files: save a change and it reloads. If the
 file has a mistake, the message says where (`path:line:col`) and the last good
-state stays on screen until you fix it.
+state stays on screen until you fix it. Warnings (for example an input glob
+that matches nothing) appear in a yellow banner you can dismiss.
 
 ## See it
 
@@ -25,12 +27,17 @@ state stays on screen until you fix it.
 - **Graph**: the tasks in layers, coloured by state. Wheel to zoom, drag to
   pan, *Fit* (Ctrl+0) to see it all. A big fan-out is one stacked node:
   double-click it to expand.
-- **Board**: one column per state — waiting, ready, running, done, failed,
-  skipped, up to date. Cards move as the run goes.
+- **Board**: one column per state of the run — waiting, ready, running, done,
+  failed, skipped, up to date. Cards move as the run goes. Tasks that are not
+  in the run (before the first run, or a `clean` task after running the
+  default targets) have no card: the table and the graph show them greyed,
+  as *will run* (dashed in the graph) or *up to date*, with the reason.
 - **Timeline**: one lane per running slot, bars coloured by outcome. Hover a
   bar for its times and exit code; Ctrl+wheel zooms.
 - **Log** (bottom): the output of the selected task, or of the whole run.
-  It follows the tail; type in *Find* and press Enter.
+  It follows the tail; type in *Find* and press Enter. A task that has not
+  run in this session shows its latest recorded output, labelled with its
+  run and attempt.
 
 Selecting a task anywhere selects it everywhere.
 
@@ -49,8 +56,9 @@ The first time a folder would run commands, Gristmill asks whether you trust
 it; nothing runs before you say yes (Enter trusts and runs, Esc declines).
 Trusted folders are listed in *Edit > Preferences…*, where you can remove them.
 
-*Run > Clean…* runs the workflow's own `clean` task if it has one; otherwise it
-removes the declared outputs, after asking.
+*Run > Clean…* asks first, naming what it will do: it runs the workflow's own
+`clean` task (showing its commands) if there is one; otherwise it removes the
+files and folders the tasks declare as outputs. Inputs are never touched.
 
 ## Change it
 

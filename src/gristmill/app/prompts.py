@@ -19,12 +19,14 @@ LOG: list[tuple[str, str, str]] = []
 # Prompt ids
 TRUST = "trust"
 CLOSE_DURING_RUN = "close-during-run"
-CLEAN = "clean"
+CLEAN = "clean"                  # remove declared outputs
+CLEAN_TASK = "clean-task"        # run the workflow's own clean task
 WORKFLOW_ERROR = "workflow-error"
 RUN_ERROR = "run-error"
 NOTICE = "notice"
 
 ButtonRole = QMessageBox.ButtonRole
+Icon = QMessageBox.Icon
 
 
 @dataclass(frozen=True)

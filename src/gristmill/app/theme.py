@@ -7,8 +7,10 @@ from PySide6.QtWidgets import QApplication
 
 from gristmill.core.events import Outcome, TaskState
 
+from .states import RUN_STATES, RUN_TITLES, IdleState, ShownState
+
 # (light palette, dark palette)
-_STATE = {
+_STATE: dict[ShownState, tuple[str, str]] = {
     TaskState.WAITING: ("#c9ced6", "#4a505a"),
     TaskState.READY: ("#9ec5f8", "#2f5d9a"),
     TaskState.RUNNING: ("#f5c451", "#b8860b"),
@@ -16,7 +18,13 @@ _STATE = {
     TaskState.FAILED: ("#f28b82", "#b3362c"),
     TaskState.SKIPPED: ("#d7b8f3", "#6b4c8a"),
     TaskState.UP_TO_DATE: ("#e4ede6", "#33423a"),
+    # Not in the run: greyed, close to the base colour (the graph adds a dashed edge for "will run").
+    IdleState.STALE: ("#eceef2", "#30343a"),
+    IdleState.FRESH: ("#f4f6f4", "#272b29"),
 }
+# The outline of a task that is not in the run, and its text.
+_IDLE_EDGE = ("#8d96a3", "#7d8590")
+_IDLE_TEXT = ("#5f6670", "#9aa1aa")
 _OUTCOME = {
     Outcome.SUCCEEDED: ("#5cb56f", "#3c9a55"),
     Outcome.FAILED: ("#e0584c", "#d0493e"),
@@ -25,16 +33,8 @@ _OUTCOME = {
 }
 _RUNNING_BAR = ("#f0b429", "#d9a21b")
 
-STATE_TITLES = {
-    TaskState.WAITING: "Waiting",
-    TaskState.READY: "Ready",
-    TaskState.RUNNING: "Running",
-    TaskState.DONE: "Done",
-    TaskState.FAILED: "Failed",
-    TaskState.SKIPPED: "Skipped",
-    TaskState.UP_TO_DATE: "Up to date",
-}
-BOARD_STATES = tuple(STATE_TITLES)
+STATE_TITLES = RUN_TITLES
+BOARD_STATES = RUN_STATES
 
 
 def is_dark(palette: QPalette | None = None) -> bool:
@@ -50,8 +50,16 @@ def _pick(pair: tuple[str, str], dark: bool | None) -> QColor:
     return QColor(pair[1] if dark else pair[0])
 
 
-def state_color(state: TaskState | None, dark: bool | None = None) -> QColor:
-    return _pick(_STATE.get(state, _STATE[TaskState.WAITING]), dark)
+def state_color(state: ShownState | None, dark: bool | None = None) -> QColor:
+    return _pick(_STATE.get(state, _STATE[IdleState.FRESH]), dark)
+
+
+def idle_edge_color(dark: bool | None = None) -> QColor:
+    return _pick(_IDLE_EDGE, dark)
+
+
+def idle_text_color(dark: bool | None = None) -> QColor:
+    return _pick(_IDLE_TEXT, dark)
 
 
 def outcome_color(outcome: Outcome | None, dark: bool | None = None) -> QColor:

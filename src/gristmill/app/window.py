@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
-                               QMenu, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QMainWindow, QMenu, QStackedWidget, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
 from gristmill.core.history import History
@@ -26,9 +26,10 @@ from .models.history import STATUS_TEXT, bars_from_attempts, format_time
 from .runstate import Changes
 from .selection import Selection
 from .settings import Settings
+from .views.banners import ErrorBanner, WarningBanner
 from .views.board import BoardView
 from .views.graph import GraphPane
-from .views.log import LiveLogSource, LogPane, PastLogSource
+from .views.log import LogPane, PastLogSource, SessionLogSource
 from .views.status import RunStatusWidgets
 from .views.task_table import TaskTablePane
 from .views.timeline import TimelinePane, clock
@@ -45,7 +46,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.selection = Selection(self)
         self.bench = Workbench(self.settings, history, window=self, parent=self)
-        self.live_log = LiveLogSource(self.bench.run)
+        self.live_log = SessionLogSource(self.bench.run, self.bench.latest_attempts)
         self.past_run_id: str | None = None
         self.dialogs: dict[str, QDialog] = {}
         self._close_after_run = False
@@ -93,7 +94,8 @@ class MainWindow(QMainWindow):
 
     def _init_views(self) -> None:
         self.welcome = WelcomeView(self)
-        self.graph = GraphPane(self.selection, self.bench.tasks.state, self)
+        self.graph = GraphPane(self.selection, self.bench.tasks.state, self,
+                               reason_of=self.bench.tasks.reasons_text)
         self.board = BoardView(self.bench.tasks, self.selection, self)
         self.timeline = TimelinePane(self.selection, self)
         self.tabs = QTabWidget(self)
@@ -102,25 +104,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.graph, "Graph")
         self.tabs.addTab(self.board, "Board")
         self.tabs.addTab(self.timeline, "Timeline")
-        self.banner = QFrame(self)
-        self.banner.setObjectName("error-banner")
-        self.banner.setStyleSheet("#error-banner { background: #f8d7d4; border: 1px solid #d0493e;"
-                                  " border-radius: 4px; } #error-banner QLabel { color: #5c1610; }")
-        self.banner_text = QLabel(self.banner)
-        self.banner_text.setObjectName("error-text")
-        self.banner_text.setWordWrap(True)
-        self.banner_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        banner_reload = QPushButton("Reload", self.banner)
-        banner_reload.setToolTip("Read the workflow file again (it also reloads when you save it)")
-        banner_reload.clicked.connect(self.reload)
-        row = QHBoxLayout(self.banner)
-        row.addWidget(self.banner_text, 1)
-        row.addWidget(banner_reload)
-        self.banner.hide()
+        self.banner = ErrorBanner(self)
+        self.banner_text = self.banner.text
+        self.warnings = WarningBanner(self)
         page = QWidget(self)
         column = QVBoxLayout(page)
         column.setContentsMargins(4, 4, 4, 0)
         column.addWidget(self.banner)
+        column.addWidget(self.warnings)
         column.addWidget(self.tabs, 1)
         self.workbench_page = page
         self.stack = QStackedWidget(self)
@@ -187,6 +178,7 @@ class MainWindow(QMainWindow):
         self.welcome.openFileRequested.connect(self.choose_file)
         self.welcome.openPathRequested.connect(self.open_path)
         self.welcome.openExampleRequested.connect(self.open_example)
+        self.banner.reloadRequested.connect(self.reload)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.ticker.timeout.connect(self._tick)
 
@@ -262,6 +254,7 @@ class MainWindow(QMainWindow):
         self.graph.set_workflow(None, None)
         self.selection.set([], "window")
         self.banner.hide()
+        self.warnings.clear()
         self.show_welcome()
 
     def _workflow_loaded(self, workflow: Workflow) -> None:
@@ -271,8 +264,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{workflow.name} — {APP_NAME}")
         self.graph.set_workflow(workflow, self.bench.graph)
         self.selection.keep_only(workflow.tasks)
-        if workflow.warnings:
-            self.statusBar().showMessage("; ".join(str(w) for w in workflow.warnings), 15000)
+        self.warnings.set_warnings(str(workflow.path), workflow.warnings, workflow.root)
         self.show_current_run()
         self._update_actions()
 
@@ -283,9 +275,7 @@ class MainWindow(QMainWindow):
             self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
         else:
             self._show_workbench()
-            self.banner_text.setText(f"<b>The workflow has an error</b> — the last good state is shown; "
-                                     f"it reloads when the file is fixed.<br><code>{_escape(message)}</code>")
-            self.banner.show()
+            self.banner.show_error(message)
             if self.bench.workflow is None:
                 self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
         if not self._error_shown:
@@ -330,6 +320,8 @@ class MainWindow(QMainWindow):
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()
         self.graph.update_states(None)
+        if self.past_run_id is None:
+            self.log.reload()
         self._refresh_timeline()
         self._refresh_status()
         self._update_actions()
@@ -375,7 +367,7 @@ class MainWindow(QMainWindow):
         status = STATUS_TEXT.get(r.status, r.status.value)
         self.timeline.show_run(bars_from_attempts(past.attempts), r.started, r.ended, None,
                                f"Past run {r.id} — {format_time(r.started)} · {status}", past=True)
-        self.log.set_source(PastLogSource(past.attempts))
+        self.log.set_source(PastLogSource(past.attempts, r))
         self.show_tab(self.timeline)
         return True
 
@@ -498,6 +490,3 @@ class MainWindow(QMainWindow):
         self.ticker.stop()
         super().closeEvent(event)
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -24,11 +24,12 @@ from gristmill.core.graph import TaskGraph
 from gristmill.core.history import AttemptRecord, History, RunRecord
 from gristmill.core.sizes import parse_size
 from gristmill.core.staleness import Decision, StalenessScan
-from gristmill.core.workflow import Workflow
+from gristmill.core.workflow import Task, Workflow
 
 from . import prompts
 from .bridge import EngineBridge, RunEnded
 from .models.task_table import TaskTableModel
+from .past_logs import LatestAttempts, TaskAttempts
 from .runstate import Changes, RunState
 from .session import WorkflowSession
 from .settings import Settings
@@ -68,6 +69,7 @@ class Workbench(QObject):
         self.session = WorkflowSession(self)
         self.bridge = EngineBridge(self.run, self)
         self.decisions: dict[str, Decision] = {}
+        self._latest = LatestAttempts(history, None)
         self._close_requested = False
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self.workflowFailed)
@@ -126,6 +128,7 @@ class Workbench(QObject):
 
     def close_workflow(self) -> None:
         self.session.close()
+        self._latest = LatestAttempts(None, None)
         self.run.reset()
         self.decisions = {}
         self.tasks.set_workflow(None)
@@ -134,6 +137,7 @@ class Workbench(QObject):
         if self.run.workflow_path and self.run.workflow_path != str(workflow.path):
             self.run.reset()
         self.tasks.set_workflow(workflow)
+        self._latest = LatestAttempts(self.history, str(workflow.path))
         self.settings.add_recent(workflow.path)
         if self.history is not None:
             try:
@@ -233,6 +237,7 @@ class Workbench(QObject):
         self.session.hold(False)
         if self.history is not None:
             self.history.flush(timeout=5)
+        self._latest.forget()
         self.rescan()
         self.busyChanged.emit(False)
         if ended.error is not None:
@@ -265,13 +270,16 @@ class Workbench(QObject):
         return list(dict.fromkeys(found))
 
     def clean(self) -> None:
-        """Run the workflow's own ``clean`` task, or remove declared outputs after asking."""
+        """Ask, then run the workflow's own phony ``clean`` task, or else remove the declared outputs.
+
+        Both delete files, so both ask first, naming what will happen.
+        """
         wf = self.workflow
         if wf is None or self.busy:
             return
         task = wf.tasks.get(CLEAN_TASK)
         if task is not None and task.phony:
-            self.start_run([CLEAN_TASK])
+            self._ask_clean_task(wf, task)
             return
         outputs = self.declared_outputs()
         if not outputs:
@@ -284,6 +292,8 @@ class Workbench(QObject):
         def answered(yes: object) -> None:
             if yes and self.workflow is wf and not self.busy:
                 self._remove(outputs)
+            elif not yes:
+                self.message.emit("Nothing was removed.")
 
         prompts.ask(self._window, prompts.CLEAN, "Remove outputs?",
                     f"Remove {len(outputs)} declared output{'s' if len(outputs) != 1 else ''} "
@@ -291,7 +301,34 @@ class Workbench(QObject):
                     [prompts.Choice("Remove", True, prompts.ButtonRole.DestructiveRole),
                      prompts.Choice("Cancel", False, prompts.ButtonRole.RejectRole,
                                     default=True, escape=True)],
-                    answered, detail=shown)
+                    answered, detail=shown,
+                    informative="The workflow has no “clean” task, so Gristmill removes the files and "
+                                "folders its tasks declare as outputs. Inputs are kept.")
+
+    def _ask_clean_task(self, wf: Workflow, task: Task) -> None:
+        commands = list(task.commands)
+        if commands:
+            shown = "\n".join(f"$ {c}" for c in commands[:5])
+            if len(commands) > 5:
+                shown += f"\n… and {len(commands) - 5} more"
+        else:
+            needs = self.graph.deps(task.name) if self.graph is not None else ()
+            shown = ("It has no command of its own; it runs what it needs: " + ", ".join(needs[:8])
+                     + (" …" if len(needs) > 8 else "")) if needs else "It has no command."
+
+        def answered(yes: object) -> None:
+            if yes and self.workflow is wf and not self.busy:
+                self.start_run([task.name])
+            elif not yes:
+                self.message.emit(f"The “{task.name}” task did not run.")
+
+        prompts.ask(self._window, prompts.CLEAN_TASK, f"Run the “{task.name}” task?",
+                    f"Clean runs the “{task.name}” task of “{wf.name}”, which deletes files:\n\n{shown}",
+                    [prompts.Choice(f"Run “{task.name}”", True, prompts.ButtonRole.DestructiveRole),
+                     prompts.Choice("Cancel", False, prompts.ButtonRole.RejectRole,
+                                    default=True, escape=True)],
+                    answered, informative=f"Its commands run in {task.cwd}.",
+                    icon=prompts.Icon.Warning)
 
     def _remove(self, outputs: list[Path]) -> None:
         removed = 0
@@ -314,6 +351,10 @@ class Workbench(QObject):
             return []
         wf = self.workflow
         return self.history.runs(wf.path if wf is not None else None, limit=limit)
+
+    def latest_attempts(self, task: str) -> TaskAttempts | None:
+        """The task's attempts in the newest recorded run of this workflow that started it."""
+        return self._latest.find(task)
 
     def past_run(self, run_id: str) -> PastRun | None:
         if self.history is None:

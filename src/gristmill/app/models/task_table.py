@@ -9,18 +9,20 @@ from typing import Any, Iterable, Mapping
 
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
                             QSortFilterProxyModel, Qt)
+from PySide6.QtGui import QFont
 
 from gristmill.core.events import TaskState
 from gristmill.core.sizes import format_duration, format_size
 from gristmill.core.staleness import Decision
 from gristmill.core.workflow import Task, Workflow
 
-from .. import theme
+from .. import states, theme
 from ..runstate import Changes, RunState
+from ..states import IdleState, ShownState
 
 Index = QModelIndex | QPersistentModelIndex
 ROLE_NAME = Qt.ItemDataRole.UserRole + 1      # the task name
-ROLE_STATE = Qt.ItemDataRole.UserRole + 2     # TaskState.value, or ""
+ROLE_STATE = Qt.ItemDataRole.UserRole + 2     # TaskState.value, IdleState.value, or ""
 ROLE_SORT = Qt.ItemDataRole.UserRole + 3      # a sort key per column
 
 
@@ -36,14 +38,15 @@ class Column(enum.IntEnum):
 
 HEADERS = {
     Column.NAME: ("Task", "The task's name"),
-    Column.STATE: ("State", "Its state in the current run, or whether it is stale"),
+    Column.STATE: ("State", "Its state in the run shown; greyed when it is not in that run: "
+                            "then whether it would run (stale) or is up to date"),
     Column.WHY: ("Why", "Why it will run, or why it will not"),
     Column.LAST: ("Last", "How long its last run took"),
     Column.ESTIMATE: ("Estimate", "How long it is expected to take (its last success)"),
     Column.RESOURCES: ("Resources", "What it declares: cpu, memory, gpu, pools"),
     Column.OUTPUTS: ("Outputs", "Age of its oldest output"),
 }
-STATE_ORDER = {s: i for i, s in enumerate(theme.BOARD_STATES)}
+STATE_ORDER: dict[ShownState, int] = {s: i for i, s in enumerate(states.RUN_STATES + states.IDLE_STATES)}
 
 
 def describe_resources(task: Task) -> str:
@@ -161,6 +164,11 @@ class TaskTableModel(QAbstractTableModel):
     def workflow(self) -> Workflow | None:
         return self._workflow
 
+    @property
+    def run(self) -> RunState:
+        """The run shown (read it; only events change it)."""
+        return self._run
+
     def names(self) -> list[str]:
         return list(self._names)
 
@@ -170,15 +178,22 @@ class TaskTableModel(QAbstractTableModel):
     def name_at(self, row: int) -> str:
         return self._names[row]
 
-    def state(self, name: str) -> TaskState | None:
-        """The run's state when the task is in the run; else stale -> waiting, fresh -> up to date."""
-        s = self._run.state_of(name)
-        if s is not None:
-            return s
+    def run_state(self, name: str) -> TaskState | None:
+        """Its state in the run shown; None when it is not in that run (or before any run)."""
+        return self._run.state_of(name)
+
+    def idle_state(self, name: str) -> IdleState | None:
+        """For a task outside the run: what the latest scan says (None when unknown or in the run)."""
+        if self._run.state_of(name) is not None:
+            return None
         d = self._decisions.get(name)
         if d is None:
             return None
-        return TaskState.WAITING if d.stale else TaskState.UP_TO_DATE
+        return IdleState.STALE if d.stale else IdleState.FRESH
+
+    def state(self, name: str) -> ShownState | None:
+        """What the task shows: its run state when it is in the run, else the scan's idle state."""
+        return self.run_state(name) or self.idle_state(name)
 
     def reasons_text(self, name: str) -> str:
         """During a run: why the run decided what it did; otherwise the latest scan."""
@@ -244,6 +259,13 @@ class TaskTableModel(QAbstractTableModel):
             return self._tooltip(name, Column(col))
         if role == Qt.ItemDataRole.DecorationRole and col == Column.STATE:
             return theme.state_color(self.state(name))
+        if col == Column.STATE and isinstance(self.state(name), IdleState):
+            if role == Qt.ItemDataRole.ForegroundRole:       # greyed: not in the run shown
+                return theme.idle_text_color()
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setItalic(True)
+                return font
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (Column.LAST, Column.ESTIMATE):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -256,7 +278,7 @@ class TaskTableModel(QAbstractTableModel):
             s = self.state(name)
             if s is None:
                 return ""
-            text = theme.STATE_TITLES[s].lower()
+            text = states.title(s).lower()
             tr = self._run.tasks.get(name)
             if tr is not None and tr.attempt > 1:
                 text += f" (attempt {tr.attempt})"
@@ -302,6 +324,13 @@ class TaskTableModel(QAbstractTableModel):
                 lines.append(task.description)
             lines += [f"$ {c}" for c in task.commands[:5]]
             return "\n".join(lines)
+        if col == Column.STATE:
+            s = self.state(name)
+            if isinstance(s, IdleState):
+                verdict = "would run if asked" if s is IdleState.STALE else "is up to date"
+                where = "No run yet in this session" if self._run.status is None else "Not in the run shown"
+                return f"{where}: it {verdict}.\n{self.reasons_text(name)}".strip()
+            return self._display(name, col)
         if col == Column.WHY:
             return self.reasons_text(name)
         if col == Column.OUTPUTS and task.outputs:

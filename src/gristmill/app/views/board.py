@@ -1,30 +1,42 @@
-"""The board: a Kanban column per task state; cards move as the run goes."""
+"""The board: a Kanban column per run state; cards move as the run goes.
+
+Only tasks in the run shown have a card. Tasks outside it (before any run, or
+a task the run did not include) have no run state: the line above the columns
+counts them, and the table and the graph show them greyed with their reason.
+Columns with cards take the room; empty ones shrink to their header, so the
+seven columns fit beside the task table in a 1280-pixel window.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, QListView,
-                               QScrollArea, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
-                               QVBoxLayout, QWidget)
+from collections import Counter
+
+from PySide6.QtCore import (QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, QRectF, QSize,
+                            Qt, QTimer, Signal)
+from PySide6.QtGui import QHelpEvent, QPainter, QPalette, QPen
+from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, QListView, QScrollArea,
+                               QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip, QVBoxLayout,
+                               QWidget)
 
 from gristmill.core.events import TaskState
 
 from .. import theme
 from ..models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskFilterProxy, TaskTableModel
-from ..selection import Selection
 from ..names import short_name
+from ..selection import Selection
+from ..states import IdleState
 
 CARD_H = 46
-COLUMN_W = 150
+CARD_MIN_W = 118          # a column with cards is at least this wide
 ORIGIN = "board"
+FULL_STRETCH, EMPTY_STRETCH = 4, 1
 
 
 class CardDelegate(QStyledItemDelegate):
-    """A card: a state-coloured edge, the task's name, and one line of detail."""
+    """A card: a state-coloured edge, the task's short name (elided in the middle), one line of detail."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
-        return QSize(COLUMN_W - 24, CARD_H)
+        return QSize(CARD_MIN_W - 16, CARD_H)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         painter.save()
@@ -43,31 +55,52 @@ class CardDelegate(QStyledItemDelegate):
         painter.setBrush(color)
         painter.drawRoundedRect(QRectF(rect.left() + 1, rect.top() + 1, 5, rect.height() - 2), 2, 2)
         text_rect = rect.adjusted(12, 4, -6, -4).toRect()
-        fm = option.fontMetrics
-        name = short_name(index.data(ROLE_NAME) or "")
         font = option.font
         font.setBold(True)
         painter.setFont(font)
+        bold = painter.fontMetrics()
         painter.setPen(palette.color(QPalette.ColorRole.Text))
-        painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(), fm.height()),
+        name = short_name(index.data(ROLE_NAME) or "")
+        painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(), bold.height()),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, text_rect.width()))
+                         bold.elidedText(name, Qt.TextElideMode.ElideMiddle, text_rect.width()))
         font.setBold(False)
         painter.setFont(font)
-        detail = self._detail(index, state)
+        fm = painter.fontMetrics()
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         painter.drawText(QRect(text_rect.left(), text_rect.bottom() - fm.height() + 1, text_rect.width(), fm.height()),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         fm.elidedText(detail, Qt.TextElideMode.ElideRight, text_rect.width()))
+                         fm.elidedText(self.detail(index), Qt.TextElideMode.ElideRight, text_rect.width()))
         painter.restore()
 
     @staticmethod
-    def _detail(index: QModelIndex, state: str) -> str:
-        if state in (TaskState.DONE.value, TaskState.FAILED.value, TaskState.RUNNING.value):
+    def detail(index: QModelIndex) -> str:
+        """How long it took once it finished; otherwise why it is in the run."""
+        state = index.data(ROLE_STATE)
+        if state in (TaskState.DONE.value, TaskState.FAILED.value):
             last = index.siblingAtColumn(Column.LAST).data()
-            if last and state != TaskState.RUNNING.value:
+            if last:
                 return last
         return index.siblingAtColumn(Column.WHY).data() or ""
+
+    @staticmethod
+    def tooltip(index: QModelIndex) -> str:
+        lines = [index.data(ROLE_NAME) or ""]
+        state = index.siblingAtColumn(Column.STATE).data()
+        last = index.siblingAtColumn(Column.LAST).data()
+        if state:
+            lines.append(state + (f" · took {last}" if last and state in ("done", "failed") else ""))
+        why = index.siblingAtColumn(Column.WHY).data()
+        if why:
+            lines.append(why)
+        return "\n".join(lines)
+
+    def helpEvent(self, event: QHelpEvent, view: QAbstractItemView, option: QStyleOptionViewItem,
+                  index: QModelIndex) -> bool:
+        if event.type() == QEvent.Type.ToolTip and index.isValid():
+            QToolTip.showText(event.globalPos(), self.tooltip(index), view)
+            return True
+        return super().helpEvent(event, view, option, index)
 
 
 class BoardColumn(QFrame):
@@ -77,13 +110,12 @@ class BoardColumn(QFrame):
         self.state = state
         self.setObjectName(f"board-{state.value}")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumWidth(COLUMN_W)
         self.proxy = TaskFilterProxy(self)
         self.proxy.set_states([state])
         self.proxy.setSourceModel(model)
         self.header = QLabel(self)
         self.header.setObjectName("board-header")
-        self.header.setToolTip(f"Tasks that are {theme.STATE_TITLES[state].lower()}")
+        self.header.setToolTip(f"Tasks of the run that are {theme.STATE_TITLES[state].lower()}")
         self.list = QListView(self)
         self.list.setModel(self.proxy)
         self.list.setItemDelegate(delegate)
@@ -92,6 +124,7 @@ class BoardColumn(QFrame):
         self.list.setFrameShape(QFrame.Shape.NoFrame)
         self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumWidth(0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 6, 4, 4)
         layout.setSpacing(4)
@@ -104,11 +137,42 @@ class BoardColumn(QFrame):
 
     def update_header(self, *_args) -> None:
         color = theme.state_color(self.state).name()
+        count = self.proxy.rowCount()
         self.header.setText(f"<span style='color:{color}'>●</span>&nbsp;<b>{theme.STATE_TITLES[self.state]}</b>"
-                            f"&nbsp;&nbsp;{self.proxy.rowCount()}")
+                            f"&nbsp;&nbsp;{count}")
+        margins = self.contentsMargins().left() + self.contentsMargins().right() + 8
+        self.setMinimumWidth(max(self.header.sizeHint().width() + margins, CARD_MIN_W if count else 0))
+
+    @property
+    def empty(self) -> bool:
+        return self.proxy.rowCount() == 0
 
     def names(self) -> list[str]:
         return [i.data(ROLE_NAME) for i in self.list.selectionModel().selectedIndexes()]
+
+
+def describe_outside(model: TaskTableModel) -> str:
+    """The line above the columns: which tasks have no card, and where to see them."""
+    if model.workflow is None:
+        return ""
+    counts = Counter(s for s in map(model.state, model.names()) if isinstance(s, IdleState))
+    stale, fresh = counts[IdleState.STALE], counts[IdleState.FRESH]
+    parts = []
+    if stale:
+        parts.append(f"{stale} would run")
+    if fresh:
+        parts.append(f"{fresh} up to date")
+    run = model.run
+    if run.status is None:
+        what = ", ".join(parts) or "nothing known yet"
+        return (f"No run yet in this session ({what}). Run the default targets (F5) or plan (F6) to fill "
+                f"the board; the task table and the graph show each task's state now.")
+    plan = "Plan (dry run): nothing ran; waiting tasks would run. " if run.dry_run else ""
+    if not parts:
+        return plan + f"Every task of the workflow is in this run ({len(run.plan)})."
+    total = stale + fresh
+    return (plan + f"{len(run.plan)} task{'s' if len(run.plan) != 1 else ''} in this run. "
+            f"Not in it: {total} ({', '.join(parts)}), shown greyed in the task table and the graph.")
 
 
 class BoardView(QScrollArea):
@@ -122,15 +186,28 @@ class BoardView(QScrollArea):
         self._syncing = False
         self._delegate = CardDelegate(self)
         inner = QWidget(self)
-        layout = QHBoxLayout(inner)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(6)
+        outer = QVBoxLayout(inner)
+        outer.setContentsMargins(6, 4, 6, 6)
+        outer.setSpacing(4)
+        self.outside = QLabel(inner)
+        self.outside.setObjectName("board-outside")
+        self.outside.setWordWrap(True)
+        self.outside.setEnabled(False)          # drawn as secondary text
+        self.row = QHBoxLayout()
+        self.row.setSpacing(6)
         self.columns = [BoardColumn(s, model, self._delegate, inner) for s in theme.BOARD_STATES]
         for c in self.columns:
-            layout.addWidget(c, 1)
+            self.row.addWidget(c, EMPTY_STRETCH)
+        outer.addWidget(self.outside)
+        outer.addLayout(self.row, 1)
         self.setWidget(inner)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
         self._connect_signals()
+        self.refresh()
 
     def _connect_signals(self) -> None:
         for c in self.columns:
@@ -138,13 +215,36 @@ class BoardView(QScrollArea):
                 lambda *_a, col=c: self._column_selection_changed(col))
             c.list.doubleClicked.connect(lambda index: self.activated.emit(index.data(ROLE_NAME)))
             c.proxy.rowsInserted.connect(self._reselect)
+            for sig in (c.proxy.rowsInserted, c.proxy.rowsRemoved, c.proxy.modelReset):
+                sig.connect(self._schedule_refresh)
+        self._model.modelReset.connect(self._schedule_refresh)
+        self._model.dataChanged.connect(self._data_changed)
+        self._refresh_timer.timeout.connect(self.refresh)
         self._selection.changed.connect(self._shared_selection_changed)
+
+    def _schedule_refresh(self, *_args) -> None:
+        self._refresh_timer.start()
+
+    def _data_changed(self, top: QModelIndex, bottom: QModelIndex, *_roles) -> None:
+        # The line above the columns changes only when the tasks in the run do (a run
+        # starts) or after a scan; both change every row at once.
+        if top.row() == 0 and bottom.row() == self._model.rowCount() - 1:
+            self._refresh_timer.start()
+
+    def refresh(self) -> None:
+        """Stretch the columns with cards, shrink the empty ones, and say what has no card."""
+        for c in self.columns:
+            self.row.setStretchFactor(c, EMPTY_STRETCH if c.empty else FULL_STRETCH)
+        self.outside.setText(describe_outside(self._model))
 
     def column(self, state: TaskState) -> BoardColumn:
         return next(c for c in self.columns if c.state is state)
 
     def counts(self) -> dict[TaskState, int]:
         return {c.state: c.proxy.rowCount() for c in self.columns}
+
+    def names_on_board(self) -> set[str]:
+        return {c.proxy.index(r, 0).data(ROLE_NAME) for c in self.columns for r in range(c.proxy.rowCount())}
 
     def _column_selection_changed(self, column: BoardColumn) -> None:
         if self._syncing:

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Callable, Iterable
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPalette, QPen, QWheelEvent
+from PySide6.QtGui import QPainter, QPainterPath, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
                                QHBoxLayout, QLabel, QMenu, QStyle, QStyleOptionGraphicsItem,
                                QToolButton, QVBoxLayout, QWidget)
@@ -19,19 +19,21 @@ from gristmill.core.events import TaskState
 from gristmill.core.graph import TaskGraph
 from gristmill.core.workflow import Workflow
 
-from .. import icons, theme
+from .. import icons, states, theme
 from ..graph_layout import NODE_H, NODE_W, Layout, Node, build_layout
 from ..selection import Selection
+from ..states import IdleState, ShownState
 
 ORIGIN = "graph"
 COLLAPSE_ABOVE = 12
-# Which state a group node shows: the most pressing one among its members.
-GROUP_PRIORITY = (TaskState.FAILED, TaskState.RUNNING, TaskState.READY, TaskState.WAITING,
-                  TaskState.SKIPPED, TaskState.DONE, TaskState.UP_TO_DATE)
+# Which state a group node shows: the most pressing one among its members (in the run first).
+GROUP_PRIORITY: tuple[ShownState, ...] = (
+    TaskState.FAILED, TaskState.RUNNING, TaskState.READY, TaskState.WAITING,
+    TaskState.SKIPPED, TaskState.DONE, TaskState.UP_TO_DATE, IdleState.STALE, IdleState.FRESH)
 
 
-def group_state(states: Iterable[TaskState | None]) -> tuple[TaskState | None, Counter]:
-    counts = Counter(s for s in states if s is not None)
+def group_state(shown: Iterable[ShownState | None]) -> tuple[ShownState | None, Counter]:
+    counts = Counter(s for s in shown if s is not None)
     for s in GROUP_PRIORITY:
         if counts.get(s):
             return s, counts
@@ -39,48 +41,74 @@ def group_state(states: Iterable[TaskState | None]) -> tuple[TaskState | None, C
 
 
 class NodeItem(QGraphicsItem):
-    """A rounded box with the task's name; a group node looks like a stack of cards."""
+    """A rounded box with the task's name; a group node looks like a stack of cards.
+
+    A task in the run is filled with its state's colour. A task outside it is
+    greyed: a dashed outline when it would run, a plain faint one when it is up
+    to date.
+    """
 
     def __init__(self, node: Node):
         super().__init__()
         self.node = node
-        self.state: TaskState | None = None
+        self.state: ShownState | None = None
         self.summary = ""
+        self.reason = ""
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(False)
-        self.setToolTip(node.id if not node.is_group else
-                        f"{node.group}: {len(node.members)} instances (double-click to expand)")
+        self._update_tooltip()
 
     def boundingRect(self) -> QRectF:
         return QRectF(-2, -2, NODE_W + 10, NODE_H + 10)
 
-    def set_state(self, state: TaskState | None, summary: str = "") -> None:
-        if state is not self.state or summary != self.summary:
-            self.state, self.summary = state, summary
+    def set_state(self, state: ShownState | None, summary: str = "", reason: str = "") -> None:
+        if state is not self.state or summary != self.summary or reason != self.reason:
+            self.state, self.summary, self.reason = state, summary, reason
+            self._update_tooltip()
             self.update()
+
+    def _update_tooltip(self) -> None:
+        node = self.node
+        if node.is_group:
+            tip = f"{node.group}: {len(node.members)} instances (double-click to expand)"
+            if self.summary:
+                tip += f"\n{self.summary}"
+        else:
+            tip = node.id
+            if self.state is not None:
+                where = " (not in the run shown)" if isinstance(self.state, IdleState) else ""
+                tip += f"\n{states.title(self.state).lower()}{where}"
+            if self.reason:
+                tip += f"\n{self.reason}"
+        self.setToolTip(tip)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        idle = isinstance(self.state, IdleState)
         fill = theme.state_color(self.state)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         palette = widget.palette() if widget is not None else QPalette()
-        edge = palette.color(QPalette.ColorRole.Highlight) if selected else fill.darker(150)
+        plain_edge = theme.idle_edge_color() if idle else fill.darker(150)
+        edge = palette.color(QPalette.ColorRole.Highlight) if selected else plain_edge
         rect = QRectF(0, 0, NODE_W, NODE_H)
         if lod < 0.2:
             painter.fillRect(rect, fill if not selected else edge)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, lod > 0.5)
         if self.node.is_group:
-            painter.setPen(QPen(fill.darker(150), 1))
-            painter.setBrush(fill.lighter(108))
+            painter.setPen(QPen(plain_edge, 1))
+            painter.setBrush(fill.lighter(108) if not idle else fill)
             painter.drawRoundedRect(rect.translated(6, 6), 6, 6)
             painter.drawRoundedRect(rect.translated(3, 3), 6, 6)
-        painter.setPen(QPen(edge, 3 if selected else 1))
+        pen = QPen(edge, 3 if selected else 1.2 if idle else 1)
+        if self.state is IdleState.STALE and not selected:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
         painter.setBrush(fill)
         painter.drawRoundedRect(rect, 6, 6)
         if lod < 0.45:
             return
-        painter.setPen(theme.text_on(fill))
+        painter.setPen(theme.idle_text_color() if idle else theme.text_on(fill))
         fm = painter.fontMetrics()
         inner = rect.adjusted(8, 0, -8, 0)
         if self.node.is_group and self.summary:
@@ -160,17 +188,19 @@ class GraphView(QGraphicsView):
 class GraphPane(QWidget):
     activated = Signal(str)
 
-    def __init__(self, selection: Selection, state_of: Callable[[str], TaskState | None],
-                 parent: QWidget | None = None):
+    def __init__(self, selection: Selection, state_of: Callable[[str], ShownState | None],
+                 parent: QWidget | None = None, reason_of: Callable[[str], str] | None = None):
         super().__init__(parent)
         self._selection = selection
         self._state_of = state_of
+        self._reason_of = reason_of or (lambda _name: "")
         self._syncing = False
         self._workflow: Workflow | None = None
         self._graph: TaskGraph | None = None
         self._expanded: set[str] = set()
         self.layout_: Layout | None = None
         self.items: dict[str, NodeItem] = {}
+        self._info_base = ""
         self._init_widgets()
         self._connect_signals()
 
@@ -251,6 +281,7 @@ class GraphPane(QWidget):
             self._highlight = QGraphicsPathItem()
             wf, graph = self._workflow, self._graph
             if wf is None or graph is None:
+                self._info_base = ""
                 self.info.setText("")
                 return
             layout = build_layout(graph.order, graph.deps, wf.groups(), self._expanded,
@@ -273,7 +304,7 @@ class GraphPane(QWidget):
             text = f"{len(wf.tasks)} tasks, {len(layout.edges)} edges"
             if groups:
                 text += f" · {groups} fan-out{'s' if groups != 1 else ''} collapsed (double-click to expand)"
-            self.info.setText(text)
+            self._info_base = text
         finally:
             self._syncing = False
         self.update_states(None)
@@ -307,11 +338,29 @@ class GraphPane(QWidget):
             node = item.node
             if node.is_group:
                 state, counts = group_state(self._state_of(m) for m in node.members)
-                summary = ", ".join(f"{counts[s]} {theme.STATE_TITLES[s].lower()}"
+                summary = ", ".join(f"{counts[s]} {states.title(s).lower()}"
                                     for s in GROUP_PRIORITY if counts.get(s))
                 item.set_state(state, summary)
             else:
-                item.set_state(self._state_of(node.members[0]))
+                name = node.members[0]
+                item.set_state(self._state_of(name), reason=self._reason_of(name))
+        if names is None:
+            self._update_info()
+
+    def _update_info(self) -> None:
+        """The counts line, with a legend for greyed tasks (those not in the run shown)."""
+        wf = self._workflow
+        text = self._info_base
+        if wf is not None:
+            idle = Counter(s for s in map(self._state_of, wf.tasks) if isinstance(s, IdleState))
+            if idle:
+                parts = []
+                if idle[IdleState.STALE]:
+                    parts.append(f"{idle[IdleState.STALE]} would run (dashed)")
+                if idle[IdleState.FRESH]:
+                    parts.append(f"{idle[IdleState.FRESH]} up to date")
+                text += " · greyed, not in the run shown: " + ", ".join(parts)
+        self.info.setText(text)
 
     # -- selection ----------------------------------------------------------------------
 

@@ -1,17 +1,23 @@
-"""The log: live output of the selected task or of the whole run; follows the tail; searchable."""
+"""The log: live output of the selected task or of the whole run; follows the tail; searchable.
+
+A task that is not in the run shown (or any task before the first run of the
+session) shows its latest recorded output from history, labelled with its run
+and attempt.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFontDatabase, QKeySequence, QShortcut, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QTextEdit, QToolButton, QVBoxLayout, QWidget)
+                               QSizePolicy, QTextEdit, QToolButton, QVBoxLayout, QWidget)
 
 from gristmill.core.events import OutputLine
-from gristmill.core.history import AttemptRecord
+from gristmill.core.history import AttemptRecord, RunRecord
 
+from ..past_logs import TaskAttempts
 from ..runstate import RUN_LOG_LIMIT, RunState
 
 MAX_BLOCKS = RUN_LOG_LIMIT
@@ -23,6 +29,18 @@ class LogSource(Protocol):
     def attempts(self, task: str) -> list[int]: ...
     def task_lines(self, task: str, attempt: int) -> list[str]: ...
     def run_lines(self) -> list[tuple[str, int, str]]: ...
+    def heading(self, task: str, attempt: int) -> str: ...
+    def live(self, task: str) -> bool: ...          # new output of this task may arrive
+
+
+def past_heading(task: str, attempt: AttemptRecord | None, run: RunRecord) -> str:
+    """``report — attempt 1 (succeeded, exit 0) · run 20251122-103102-ab12cd``."""
+    if attempt is None:
+        return f"{task} — not in run {run.id}"
+    how = attempt.outcome.value if attempt.outcome is not None else "did not finish"
+    if attempt.exit_code is not None:
+        how += f", exit {attempt.exit_code}"
+    return f"{task} — attempt {attempt.attempt} ({how}) · run {run.id}"
 
 
 class LiveLogSource:
@@ -30,6 +48,17 @@ class LiveLogSource:
 
     def __init__(self, run: RunState):
         self.run = run
+
+    def live(self, task: str) -> bool:
+        return True
+
+    def heading(self, task: str, attempt: int) -> str:
+        if attempt:
+            return f"{task} — attempt {attempt}"
+        tr = self.run.tasks.get(task)
+        if tr is not None and tr.state is not None:
+            return f"{task} — {tr.state.value}; it has not started in this run"
+        return f"{task} — has not run"
 
     def attempts(self, task: str) -> list[int]:
         found = self.run.log.attempts(task)
@@ -56,12 +85,60 @@ def read_log(path: str, limit: int = MAX_BLOCKS) -> list[str]:
     return lines[-limit:]
 
 
+class SessionLogSource(LiveLogSource):
+    """The run of this session; for a task outside it (or before any run), its latest attempts from history."""
+
+    def __init__(self, run: RunState, latest: Callable[[str], TaskAttempts | None]):
+        super().__init__(run)
+        self._latest = latest
+
+    def _past(self, task: str) -> TaskAttempts | None:
+        if task in self.run.tasks:          # in the run shown: its live output, even before it starts
+            return None
+        return self._latest(task)
+
+    def live(self, task: str) -> bool:
+        return task in self.run.tasks
+
+    def attempts(self, task: str) -> list[int]:
+        past = self._past(task)
+        if past is not None:
+            return [a.attempt for a in past.attempts]
+        return super().attempts(task)
+
+    def task_lines(self, task: str, attempt: int) -> list[str]:
+        past = self._past(task)
+        if past is not None:
+            a = past.attempt(attempt)
+            return read_log(a.log_path) if a is not None else []
+        return super().task_lines(task, attempt)
+
+    def heading(self, task: str, attempt: int) -> str:
+        past = self._past(task)
+        if past is not None:
+            return past_heading(task, past.attempt(attempt), past.run) + " (from history)"
+        if task not in self.run.tasks:
+            if self.run.status is None:
+                return f"{task} — no run yet in this session, and none recorded"
+            return f"{task} — not in this run, and no recorded run started it"
+        return super().heading(task, attempt)
+
+
 class PastLogSource:
     """A past run, from its attempts' log files."""
 
-    def __init__(self, attempts: Sequence[AttemptRecord]):
+    def __init__(self, attempts: Sequence[AttemptRecord], run: RunRecord | None = None):
         self._attempts = {(a.task, a.attempt): a for a in attempts}
         self._order = sorted(attempts, key=lambda a: (a.started or 0.0, a.task))
+        self._run = run
+
+    def live(self, task: str) -> bool:
+        return False
+
+    def heading(self, task: str, attempt: int) -> str:
+        if self._run is not None:
+            return past_heading(task, self._attempts.get((task, attempt)), self._run)
+        return f"{task} — attempt {attempt}" if attempt else f"{task} — did not run in this run"
 
     def attempts(self, task: str) -> list[int]:
         return sorted(a for (t, a) in self._attempts if t == task)
@@ -97,6 +174,7 @@ class LogPane(QWidget):
         self.attempt_box.setMinimumContentsLength(10)
         self.heading = QLabel(self)
         self.heading.setObjectName("log-heading")
+        self.heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Find in log")
         self.search.setClearButtonEnabled(True)
@@ -194,11 +272,11 @@ class LogPane(QWidget):
             self.attempt_box.setCurrentIndex(attempts.index(self.attempt))
         self.attempt_box.setEnabled(len(attempts) > 1)
         lines = src.task_lines(self.task, self.attempt) if self.attempt else []
-        heading = self.task + (f" — attempt {self.attempt}" if self.attempt else " — has not run")
-        self._set_text(lines, heading)
+        self._set_text(lines, src.heading(self.task, self.attempt))
 
     def _set_text(self, lines: list[str], heading: str) -> None:
         self.heading.setText(heading)
+        self.heading.setToolTip(heading)
         self.text.setPlainText("\n".join(lines))
         self._highlight()
         if self.follow.isChecked():
@@ -210,7 +288,7 @@ class LogPane(QWidget):
             return
         if self.whole_run:
             chosen = [f"[{ln.task}] {ln.text}" for ln in lines]
-        elif self.task is not None:
+        elif self.task is not None and self.source.live(self.task):
             newest = max((ln.attempt for ln in lines if ln.task == self.task), default=0)
             if newest > self.attempt:        # a retry started: switch to it
                 self.attempt = newest

@@ -1,0 +1,143 @@
+"""Banners above the views: the workflow's error (red) and its warnings (yellow, dismissible).
+
+Each draws its own colours, dark text on a light tint, so it reads the same on
+light and dark palettes.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
+
+from gristmill.core.workflow import WorkflowWarning
+
+SHOWN_WARNINGS = 5       # listed before "Show all"
+
+
+class ErrorBanner(QFrame):
+    """The workflow has an error: the last good state stays; a Reload button."""
+
+    reloadRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("error-banner")
+        self.setStyleSheet("#error-banner { background: #f8d7d4; border: 1px solid #d0493e;"
+                           " border-radius: 4px; } #error-banner QLabel { color: #5c1610; }")
+        self.text = QLabel(self)
+        self.text.setObjectName("error-text")
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        reload = QPushButton("Reload", self)
+        reload.setToolTip("Read the workflow file again (it also reloads when you save it)")
+        reload.clicked.connect(self.reloadRequested)
+        row = QHBoxLayout(self)
+        row.addWidget(self.text, 1)
+        row.addWidget(reload)
+        self.hide()
+
+    def show_error(self, message: str) -> None:
+        self.text.setText(f"<b>The workflow has an error</b> — the last good state is shown; "
+                          f"it reloads when the file is fixed.<br><code>{html.escape(message)}</code>")
+        self.show()
+
+
+def describe_warning(warning: WorkflowWarning, root: Path | None) -> str:
+    """``gristmill.toml:3:11: message``, with the path relative to the workflow's folder."""
+    loc = warning.location
+    if loc is None:
+        return warning.message
+    path = loc.path
+    if root is not None and os.path.isabs(path):
+        try:
+            path = os.path.relpath(path, root)
+        except ValueError:
+            pass
+        if path.startswith(".."):
+            path = loc.path
+    return f"{path}:{loc.line}:{loc.col}: {warning.message}"
+
+
+class WarningBanner(QFrame):
+    """The workflow loaded with warnings: how many, and what they say. Dismiss hides them
+    until the warnings change (a reload with the same warnings stays quiet)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("warning-banner")
+        self.setStyleSheet("#warning-banner { background: #fff3cd; border: 1px solid #d9a21b;"
+                           " border-radius: 4px; } #warning-banner QLabel { color: #4d3800; }"
+                           " #warning-banner QToolButton { color: #4d3800; }")
+        self.title = QLabel(self)
+        self.title.setObjectName("warning-title")
+        self.list = QLabel(self)
+        self.list.setObjectName("warning-list")
+        self.list.setWordWrap(True)
+        self.list.setTextFormat(Qt.TextFormat.RichText)
+        self.list.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.more = QToolButton(self)
+        self.more.setObjectName("warning-more")
+        self.more.setAutoRaise(True)
+        self.more.setToolTip("List every warning")
+        self.dismiss = QToolButton(self)
+        self.dismiss.setObjectName("warning-dismiss")
+        self.dismiss.setText("✕")
+        self.dismiss.setAutoRaise(True)
+        self.dismiss.setToolTip("Dismiss: hide these warnings until they change")
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(self.title, 1)
+        head.addWidget(self.more)
+        head.addWidget(self.dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(8, 4, 4, 6)
+        column.setSpacing(2)
+        column.addLayout(head)
+        column.addWidget(self.list)
+        self.lines: list[str] = []
+        self._expanded = False
+        self._dismissed: tuple = ()
+        self._key: tuple = ()
+        self.more.clicked.connect(self._toggle)
+        self.dismiss.clicked.connect(self._dismiss)
+        self.hide()
+
+    def set_warnings(self, key: object, warnings: Sequence[WorkflowWarning], root: Path | None) -> None:
+        """Show these warnings of the workflow ``key`` (its path), unless this same set was dismissed."""
+        self.lines = [describe_warning(w, root) for w in warnings]
+        self._key = (key, tuple(self.lines))
+        self._expanded = False
+        if not self.lines or self._key == self._dismissed:
+            self.hide()
+            return
+        n = len(self.lines)
+        self.title.setText(f"<b>⚠ {n} warning{'s' if n != 1 else ''}</b> — the workflow loaded, "
+                           f"but {'these need' if n != 1 else 'this needs'} a look:")
+        self._fill()
+        self.show()
+
+    def _fill(self) -> None:
+        shown = self.lines if self._expanded else self.lines[:SHOWN_WARNINGS]
+        self.list.setText("<br>".join(f"• {html.escape(line)}" for line in shown))
+        self.list.setToolTip("\n".join(self.lines))
+        hidden = len(self.lines) - SHOWN_WARNINGS
+        self.more.setVisible(hidden > 0)
+        self.more.setText("Show fewer" if self._expanded else f"Show all {len(self.lines)}")
+
+    def _toggle(self) -> None:
+        self._expanded = not self._expanded
+        self._fill()
+
+    def _dismiss(self) -> None:
+        self._dismissed = self._key
+        self.hide()
+
+    def clear(self) -> None:
+        self.lines = []
+        self._key = ()
+        self.hide()
