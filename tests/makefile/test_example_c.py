@@ -134,3 +134,34 @@ def test_the_app_opens_it_like_any_other(tmp_path, qtbot):
     finally:
         prompts.AUTO_ANSWERS = None
         history.close()
+
+
+def test_plan_and_graph_take_targets_and_variables_like_make(tmp_path):
+    import json
+    folder = fresh(tmp_path)
+    graph = gristmill("graph", "--format", "json", "-C", str(folder), "bin/shapes", "CFLAGS=-O1", cwd=tmp_path)
+    assert graph.returncode == 0, graph.stderr
+    tasks = {t["name"]: t for t in json.loads(graph.stdout)["tasks"]}
+    assert "clean" not in tasks and "bin/shapes" in tasks
+    assert tasks["build/lib/rect.o"]["commands"] == [
+        "cc -Iinclude -Isrc -O1 -c -o build/lib/rect.o lib/rect.c"]
+    assert tasks["build/lib/rect.o"]["resources"]["mem"] == 200_000_000
+    assert set(tasks["build/libshapes.a"]["deps"]) == {"build/lib/rect.o", "build/lib/circle.o",
+                                                       "build/lib/polygon.o"}
+    plan = gristmill("plan", "--json", "-C", str(folder), "build/libshapes.a", "CFLAGS=-O1", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    stale = {t["name"]: t["reasons"] for t in json.loads(plan.stdout)["tasks"]}
+    assert set(stale) == {"build/lib", "build/src", "build/lib/rect.o", "build/lib/circle.o",
+                          "build/lib/polygon.o", "build/libshapes.a"}
+    assert stale["build/lib/rect.o"][0]["message"] == "output build/lib/rect.o is missing"
+
+
+def test_a_broken_makefile_is_one_line_and_exit_status_2(tmp_path):
+    folder = fresh(tmp_path)
+    with open(folder / "Makefile", "a") as f:
+        f.write("\nifeq (1,1)\n")
+    out = gristmill("plan", "-C", str(folder), cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Makefile:" in lines[0] and "missing 'endif'" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
