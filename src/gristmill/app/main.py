@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Mapping
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from gristmill import __version__
 from gristmill.core.history import History, HistoryError
 
-from . import icons
+from . import icons, resources
 from .settings import Settings
+from .views.welcome import ROLE_PATH
 from .window import MainWindow
+
+# Smoke tests of a build (tests/bundle): report on the window, then quit, with no one there.
+SMOKE_QUIT_ENV = "GRISTMILL_SMOKE_QUIT_MS"          # quit this many ms after the window shows
+SMOKE_SCREENSHOT_ENV = "GRISTMILL_SMOKE_SCREENSHOT"  # and first save the window as this PNG
+SMOKE_PREFIX = "gristmill-smoke: "
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -45,11 +56,49 @@ def create_window(path: str | None = None, settings: Settings | None = None,
     return window
 
 
+def smoke_report(window: MainWindow) -> dict:
+    """What a smoke test checks: the page shown, the examples offered, the workflow opened."""
+    examples = window.welcome.examples
+    return {
+        "title": window.windowTitle(),
+        "page": "welcome" if window.stack.currentWidget() is window.welcome else "workbench",
+        "examples": [Path(examples.item(i).data(ROLE_PATH)).name for i in range(examples.count())],
+        "tasks": window.bench.tasks.rowCount(),
+        "window_icon": not window.windowIcon().isNull(),
+        "resources": str(resources.resources_dir()),
+    }
+
+
+def arm_smoke_quit(window: MainWindow, environ: Mapping[str, str] = os.environ) -> int | None:
+    """With ``GRISTMILL_SMOKE_QUIT_MS=N``, print ``gristmill-smoke: {json}`` (``smoke_report``)
+    N ms after the window shows, save a screenshot if ``GRISTMILL_SMOKE_SCREENSHOT`` names a
+    PNG, close the window and quit. Returns N, or None when the variable is unset or bad."""
+    try:
+        ms = int(environ.get(SMOKE_QUIT_ENV, ""))
+    except ValueError:
+        return None
+    if ms < 0:
+        return None
+    shot = environ.get(SMOKE_SCREENSHOT_ENV)
+
+    def report_and_quit() -> None:
+        report = smoke_report(window)
+        if shot:
+            report["screenshot"] = window.grab().save(shot)
+        print(SMOKE_PREFIX + json.dumps(report), flush=True)
+        window.close()
+        QApplication.quit()
+
+    QTimer.singleShot(ms, window, report_and_quit)
+    return ms
+
+
 def run_app(path: str | None = None) -> int:
     """Open the main window (on ``path`` when given) and run the event loop."""
     app = create_app()
     history = open_history()
     window = create_window(path, history=history)
+    arm_smoke_quit(window)
     code = app.exec()
     window.bench.wait(10)           # a run cancelled at close ends before we leave
     if history is not None:
