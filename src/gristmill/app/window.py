@@ -38,6 +38,7 @@ from .workbench import Workbench, copy_example
 
 APP_NAME = "Gristmill"
 TICK_MS = 250
+TASKS_DOCK_W = 440       # leaves the board's seven columns room in a 1280-pixel window
 
 
 class MainWindow(QMainWindow):
@@ -128,7 +129,7 @@ class MainWindow(QMainWindow):
         self.log.set_source(self.live_log)
         self.tasks_dock = self._dock("Tasks", "dock-tasks", self.table, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.log_dock = self._dock("Log", "dock-log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.resizeDocks([self.tasks_dock], [560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.tasks_dock], [TASKS_DOCK_W], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [220], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -462,6 +463,7 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.PaletteChange:
             act.refresh_icons(self.actions)
             self.graph.apply_palette()
+            self.board.apply_palette()
         super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 
 from PySide6.QtCore import (QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, QRectF, QSize,
                             Qt, QTimer, Signal)
-from PySide6.QtGui import QHelpEvent, QPainter, QPalette, QPen
+from PySide6.QtGui import QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, QListView, QScrollArea,
                                QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip, QVBoxLayout,
                                QWidget)
@@ -27,7 +27,7 @@ from ..selection import Selection
 from ..states import IdleState
 
 CARD_H = 46
-CARD_MIN_W = 118          # a column with cards is at least this wide
+CARD_MIN_W = 112          # a column with cards is at least this wide
 ORIGIN = "board"
 FULL_STRETCH, EMPTY_STRETCH = 4, 1
 
@@ -60,10 +60,9 @@ class CardDelegate(QStyledItemDelegate):
         painter.setFont(font)
         bold = painter.fontMetrics()
         painter.setPen(palette.color(QPalette.ColorRole.Text))
-        name = short_name(index.data(ROLE_NAME) or "")
         painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(), bold.height()),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         bold.elidedText(name, Qt.TextElideMode.ElideMiddle, text_rect.width()))
+                         self.label(index.data(ROLE_NAME) or "", bold, text_rect.width()))
         font.setBold(False)
         painter.setFont(font)
         fm = painter.fontMetrics()
@@ -72,6 +71,11 @@ class CardDelegate(QStyledItemDelegate):
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          fm.elidedText(self.detail(index), Qt.TextElideMode.ElideRight, text_rect.width()))
         painter.restore()
+
+    @staticmethod
+    def label(name: str, metrics: QFontMetrics, width: int) -> str:
+        """The graph's short label (``summarise[harbour.csv]``), elided in the middle to fit."""
+        return metrics.elidedText(short_name(name), Qt.TextElideMode.ElideMiddle, width)
 
     @staticmethod
     def detail(index: QModelIndex) -> str:
@@ -115,7 +119,6 @@ class BoardColumn(QFrame):
         self.proxy.setSourceModel(model)
         self.header = QLabel(self)
         self.header.setObjectName("board-header")
-        self.header.setToolTip(f"Tasks of the run that are {theme.STATE_TITLES[state].lower()}")
         self.list = QListView(self)
         self.list.setModel(self.proxy)
         self.list.setItemDelegate(delegate)
@@ -136,10 +139,19 @@ class BoardColumn(QFrame):
         self.update_header()
 
     def update_header(self, *_args) -> None:
-        color = theme.state_color(self.state).name()
+        """``● Done 9``; an empty column shows no count, so it stays narrow."""
+        dot = theme.state_color(self.state)
+        if theme.is_dark() and dot.lightness() < 90:
+            dot = dot.lighter(170)               # dim states still show a visible dot
+        elif not theme.is_dark() and dot.lightness() > 200:
+            dot = dot.darker(125)
         count = self.proxy.rowCount()
-        self.header.setText(f"<span style='color:{color}'>●</span>&nbsp;<b>{theme.STATE_TITLES[self.state]}</b>"
-                            f"&nbsp;&nbsp;{count}")
+        title = theme.STATE_TITLES[self.state]
+        self.header.setText(f"<span style='color:{dot.name()}'>●</span>&nbsp;<b>{title}</b>"
+                            + (f"&nbsp;&nbsp;{count}" if count else ""))
+        self.header.setToolTip(f"{count} task{'s' if count != 1 else ''} of the run "
+                               f"{'is' if count == 1 else 'are'} {title.lower()}" if count else
+                               f"No task of the run is {title.lower()}")
         margins = self.contentsMargins().left() + self.contentsMargins().right() + 8
         self.setMinimumWidth(max(self.header.sizeHint().width() + margins, CARD_MIN_W if count else 0))
 
@@ -236,6 +248,10 @@ class BoardView(QScrollArea):
         for c in self.columns:
             self.row.setStretchFactor(c, EMPTY_STRETCH if c.empty else FULL_STRETCH)
         self.outside.setText(describe_outside(self._model))
+
+    def apply_palette(self) -> None:
+        for c in self.columns:
+            c.update_header()
 
     def column(self, state: TaskState) -> BoardColumn:
         return next(c for c in self.columns if c.state is state)

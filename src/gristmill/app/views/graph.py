@@ -299,7 +299,7 @@ class GraphPane(QWidget):
                 item.setPos(x, y)
                 self.scene.addItem(item)
                 self.items[nid] = item
-            self.scene.setSceneRect(QRectF(-40, -40, layout.width + 80, layout.height + 80))
+            self.scene.setSceneRect(QRectF(-24, -24, layout.width + 48, layout.height + 48))
             groups = sum(1 for n in layout.nodes.values() if n.is_group)
             text = f"{len(wf.tasks)} tasks, {len(layout.edges)} edges"
             if groups:

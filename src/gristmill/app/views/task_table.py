@@ -6,12 +6,21 @@ from typing import Sequence
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QMenu, QStyledItemDelegate,
+                               QStyleOptionViewItem, QTableView, QVBoxLayout, QWidget)
 
 from ..models.task_table import ROLE_NAME, Column, TaskFilterProxy, TaskTableModel
 from ..selection import Selection
 
 ORIGIN = "table"
+
+
+class MiddleElideDelegate(QStyledItemDelegate):
+    """Names elide in the middle, so a fan-out's item stays in view: ``summarise[da…harbour.csv]``."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 class TaskTablePane(QWidget):
@@ -44,13 +53,14 @@ class TaskTablePane(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
+        self.view.setItemDelegateForColumn(Column.NAME, MiddleElideDelegate(self.view))
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.view.horizontalHeader()
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
-        widths = {Column.NAME: 190, Column.STATE: 92, Column.WHY: 260, Column.LAST: 70,
+        widths = {Column.NAME: 180, Column.STATE: 92, Column.WHY: 240, Column.LAST: 70,
                   Column.ESTIMATE: 70, Column.RESOURCES: 120, Column.OUTPUTS: 84}
         for col, w in widths.items():
             self.view.setColumnWidth(col, w)
