@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ..errors import Location, WorkflowError
 from ..sizes import parse_duration, parse_size
 from ..workflow import Resources
+from .database import FileEntry
+from .facts import MakeFacts
 
 _TOKEN = re.compile(r"\S+")
 KEYS = ("cpu", "mem", "gpu", "retries", "timeout", "pool")
@@ -81,3 +83,54 @@ def _count(value: str, what: str, positive: bool = False) -> int:
     if positive and n < 1:
         raise ValueError(f"{what} must be at least 1, got {value!r}")
     return n
+
+
+class HintBook:
+    """The hints of a Makefile, handed out per target, with the pools they size."""
+
+    def __init__(self, facts: MakeFacts):
+        self.f = facts
+        self.pool_sizes: dict[str, int] = {}
+        self.pool_where: dict[str, Location] = {}
+        self.used: set[tuple[str, int]] = set()
+        self.conflicts: list[tuple[str, Location, Location]] = []   # (target, used, ignored)
+
+    def for_target(self, name: str, e: FileEntry | None) -> TaskHint | None:
+        """The hint above the rule that gives ``name`` its recipe, or above a rule naming it."""
+        places = []
+        recipe = self.f.recipe_place(e)
+        if recipe:
+            places.append(recipe)
+        places.extend(self.f.mentions(name))
+        found: list[TaskHint] = []
+        for file, line in places:
+            src = self.f.sources.get(file)
+            h = src.hint_for(line) if src else None
+            if h is not None:
+                self.used.add((file, h.line))
+                th = parse_hint(h.text, self.f.loc(file, h.line, h.col))
+                if th not in found:
+                    found.append(th)
+        if not found:
+            return None
+        if len(found) > 1:
+            self.conflicts.append((name, found[0].location, found[1].location))
+        hint = found[0]
+        for pool, size in hint.pool_sizes:
+            old = self.pool_sizes.get(pool)
+            if old and old != size:
+                raise WorkflowError(f"pool {pool!r} is given size {size} here and {old} at "
+                                    f"{self.pool_where[pool]}", hint.location)
+            self.pool_sizes[pool] = size
+            self.pool_where[pool] = hint.location
+        for pool, _ in hint.resources.pools:
+            self.pool_sizes.setdefault(pool, 0)
+            self.pool_where.setdefault(pool, hint.location)
+        return hint
+
+    def pools(self) -> dict[str, int]:
+        for name, size in self.pool_sizes.items():
+            if size <= 0:
+                raise WorkflowError(f"pool {name!r} has no size: write pool={name}:N in one hint",
+                                    self.pool_where.get(name))
+        return dict(self.pool_sizes)

@@ -1,13 +1,15 @@
 """``load_makefile``: GNU make reads the Makefile, Gristmill records what it would do.
 
-Pass A runs ``make -p -B -k`` with no goal (exactly what ``make`` builds, with
-``MAKECMDGOALS`` empty) under the recording shell. If the Makefile includes
-makefiles that have rules, make remakes them before every run; Gristmill lets
-make do that for real once, then reads again. Pass B records the targets the
-default goal does not reach (``clean``, ``install``, ...) in one more run. A
-missing prerequisite or a ``$(error ...)`` in a recipe outside the default
-goal does not stop the read: make would only fail when that target is built,
-and so does Gristmill (the warning says so).
+1. A first read (``make -p -q`` of a no-op goal, real shell): make reads the
+   Makefile and, as before every run, remakes makefiles that have rules. Its
+   data base says where SHELL is set per target or per pattern.
+2. Pass A records ``make -p -B -k`` with no goal under the recording shell:
+   exactly what ``make`` builds, with ``MAKECMDGOALS`` empty.
+3. Pass B records the targets the default goal does not reach (``clean``,
+   ``install``, ...) in one more run. A missing prerequisite or a
+   ``$(error ...)`` in a recipe there does not stop the read: make would only
+   fail when that target is built, and so does Gristmill (a warning says so).
+   In the default goal's closure, the same problems are errors.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from ..errors import Location, WorkflowError
 from ..workflow import Workflow, WorkflowWarning
-from .assemble import ReadResult, WorkflowAssembler, makefile_list
+from .assemble import WorkflowAssembler
+from .facts import MakeFacts, makefile_list
 from .database import SPECIAL_TARGETS, Database, FileEntry, extract_database, parse_database
 from .diagnostics import Diagnostic, parse_stderr
 from .gnumake import GnuMake, base_env, find_gnu_make, find_makefile, run_make, variable_args
@@ -39,7 +42,7 @@ def load_makefile(path: str | Path, variables: dict[str, str] | None = None) -> 
     user_vars = variable_args(variables)
     env = base_env()
     with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
-        reader = _Reader(make, folder, name, makefile_path, display_base, user_vars, env, Path(tmp))
+        reader = _Reader(make, folder, name, display_base, user_vars, env, Path(tmp))
         return reader.read()
 
 
@@ -55,12 +58,11 @@ def _locate(path: Path) -> Path:
 
 
 class _Reader:
-    def __init__(self, make: GnuMake, folder: Path, name: str, makefile_path: Path,
-                 display_base: str, user_vars: list[str], env: dict[str, str], tmp: Path):
+    def __init__(self, make: GnuMake, folder: Path, name: str, display_base: str,
+                 user_vars: list[str], env: dict[str, str], tmp: Path):
         self.make = make
         self.folder = folder
         self.name = name
-        self.makefile_path = makefile_path
         self.display_base = display_base
         self.user_vars = user_vars
         self.env = env
@@ -99,15 +101,15 @@ class _Reader:
             for target, recs in b.by_target().items():
                 if target not in from_a:
                     records.setdefault(target, recs)
-        result = ReadResult(
-            folder=self.folder, makefile=self.name, makefile_path=self.makefile_path,
-            display_base=self.display_base, db_a=a.db, db_b=b.db if b else None, db_read=first,
-            records=records, from_a=from_a, real_shell=a.real_shell,
-            recorder_path=str(self.recorder.script), private_files=self.private,
-            base_env=self.env, user_vars=self.user_vars, sources=self.sources,
-            makefile_list=mlist, failing=failing, remade_makefiles=remade,
-            warnings=self.warnings, cmdgoals_b=goals if b else [], make_command=self.make.command)
-        return WorkflowAssembler(result).build()
+        facts = MakeFacts(
+            folder=self.folder, makefile=self.name, display_base=self.display_base,
+            db_read=first, db_a=a.db, db_b=b.db if b else None, records=records, from_a=from_a,
+            real_shell=a.real_shell, recorder_path=str(self.recorder.script),
+            private_files=self.private, base_env=self.env, user_vars=self.user_vars,
+            sources=self.sources, makefile_list=mlist, make_command=self.make.command,
+            failing=failing, remade_makefiles=remade, warnings=self.warnings,
+            cmdgoals_b=goals if b else [])
+        return WorkflowAssembler(facts).build()
 
     def _record(self, goals: list[str], extra: list[str] = ()) -> Recording:
         rec = self.recorder.record(self.make, self.folder, self.name, self.user_vars, goals,

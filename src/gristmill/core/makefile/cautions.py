@@ -1,0 +1,90 @@
+"""Warnings: everything Gristmill does not do exactly as make would, said with its line."""
+
+from __future__ import annotations
+
+from ..errors import Location
+from ..workflow import WorkflowWarning
+from .database import FileEntry
+from .facts import MakeFacts
+from .recording import Record
+
+_RUN_TIME_FUNCS = ("shell", "wildcard", "eval", "file")
+
+
+def task_cautions(f: MakeFacts, name: str, e: FileEntry | None, recs: list[Record],
+                  location: Location | None, members: set[str]) -> list[WorkflowWarning]:
+    if e is None:
+        return []
+    out: list[WorkflowWarning] = []
+
+    def warn(message: str, where: Location | None = location) -> None:
+        out.append(WorkflowWarning(message, where))
+
+    raws = f.raw_recipe(e)
+    if f.runs_sub_make(e, recs):
+        warn(f"'{name}' runs a sub-make ($(MAKE)): Gristmill runs it as one step and cannot "
+             "see, schedule or explain the targets inside it")
+    if any(_uses_auto(raw, "?") for raw in raws):
+        warn(f"the recipe of '{name}' uses $? (prerequisites newer than the target): "
+             "Gristmill expands it when it reads the Makefile, to all of them")
+    for raw in raws:
+        used = [fn for fn in _RUN_TIME_FUNCS if f"$({fn} " in raw or f"${{{fn} " in raw]
+        if used:
+            warn(f"the recipe of '{name}' calls $({used[0]} ...), which Gristmill expands "
+                 "when it reads the Makefile; make expands it just before the recipe runs, "
+                 "after the prerequisites are built")
+            break
+    if e.double_colon and len(e.rules) > 1 and any(rule.prereqs for rule in e.rules):
+        warn(f"'{name}' has {len(e.rules)} double-colon rules: Gristmill runs them together "
+             "as one task when any is out of date (make runs each rule on its own)")
+    if "(" in name and name.endswith(")"):
+        warn(f"'{name}' is an archive member: Gristmill cannot read member times and treats it "
+             "as a file of that name")
+    own = f.db_read.files.get(name)
+    inherited = [v for v in (own.target_vars if own else e.target_vars) if not v.private]
+    if inherited and any(p not in members and p in f.records for p in e.prereqs + e.order_only):
+        v = inherited[0]
+        warn(f"target-specific variable {v.name} of '{name}' also applies to its "
+             f"prerequisites when make builds '{name}'; Gristmill gives each target the "
+             "commands make runs for it on the default goal's path",
+             f.loc(v.file, v.line) if v.file and v.line else location)
+    return out
+
+
+def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[WorkflowWarning]:
+    out: list[WorkflowWarning] = []
+    for db in (f.db_a, f.db_b):
+        if db is None:
+            continue
+        secondary = db.special_prereqs(".SECONDARY")
+        if secondary is not None and not secondary:
+            continue          # ".SECONDARY:" alone: make deletes no intermediate file
+        kept = set(secondary or ()) | set(db.special_prereqs(".PRECIOUS") or ())
+        for n, e in db.files.items():
+            if n in kept or e.precious or f.skip_name(n):
+                continue
+            if e.intermediate and e.has_recipe and n in f.records:
+                out.append(WorkflowWarning(f"make deletes the intermediate file '{n}' after a build; "
+                                           "Gristmill keeps it", f.location(n, e)))
+    for p in f.db_a.special_prereqs(".PRECIOUS") or []:
+        if "%" not in p:
+            out.append(WorkflowWarning(f"'{p}' is .PRECIOUS: Gristmill still removes a failed task's "
+                                       "partial outputs", f.location(p, f.entry(p))))
+    for file, src in f.sources.items():
+        for h in src.hints:
+            if (file, h.line) not in used_hints:
+                out.append(WorkflowWarning("this gristmill hint is not on the line above a rule of any "
+                                           "target; it applies to nothing", f.loc(file, h.line, h.col)))
+        if src.mentions_makecmdgoals and f.cmdgoals_b:
+            goals = " ".join(f.cmdgoals_b[:6]) + (" ..." if len(f.cmdgoals_b) > 6 else "")
+            out.append(WorkflowWarning("the Makefile reads MAKECMDGOALS: Gristmill read the default goal "
+                                       f"with it empty, and the other targets with MAKECMDGOALS='{goals}'",
+                                       f.loc(file, 1)))
+    for m in f.remade_makefiles:
+        out.append(WorkflowWarning(f"'{m}' is a makefile with a rule: Gristmill had make remake it while "
+                                   "reading, as make does before every run", f.loc(f.makefile, 1)))
+    return out
+
+
+def _uses_auto(raw: str, char: str) -> bool:
+    return f"${char}" in raw.replace("$$", "") or f"$({char}" in raw or f"${{{char}" in raw
