@@ -491,3 +491,35 @@ def test_a_makefile_asking_for_parallel_jobs_is_still_read_one_command_at_a_time
         assert wf.tasks[n].commands == (f"echo {n} > {n}", f"echo {n} again >> {n}")
         assert wf.tasks[n].silent
     assert wf.pools == {}
+
+
+def test_a_recipe_prefix_of_its_own(tmp_path):
+    (tmp_path / "Makefile").write_text(".RECIPEPREFIX = >\nall: x\n\nx:\n> echo hi > x\n> -@echo quiet\n")
+    wf = load(tmp_path)
+    x = wf.tasks["x"]
+    assert x.commands == ("echo hi > x", "echo quiet")
+    assert x.ignore_errors == (False, True) and x.location.line == 4
+    assert wf.warnings == ()
+
+
+def test_rules_made_by_eval_and_a_hint_above_the_eval(tmp_path):
+    write_makefile(tmp_path, """
+        define PROG
+        $(1): $(1).c
+        > cc -o $$@ $$<
+        endef
+        PROGS = a b
+        all: $(PROGS)
+        # gristmill: mem=1GB
+        $(foreach p,$(PROGS),$(eval $(call PROG,$(p))))
+        """, **{"a.c": "", "b.c": ""})
+    wf = load(tmp_path)
+    assert wf.tasks["a"].commands == ("cc -o a a.c",) and wf.tasks["b"].inputs == ("b.c",)
+    assert wf.tasks["a"].location.line == 8 and wf.tasks["a"].resources.mem == 1_000_000_000
+    assert wf.warnings == ()
+
+
+def test_an_empty_makefile_is_an_empty_workflow(tmp_path):
+    (tmp_path / "Makefile").write_text("# nothing yet\n")
+    wf = load(tmp_path)
+    assert wf.tasks == {} and wf.default == () and wf.warnings == ()

@@ -347,10 +347,11 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
 
 
 def _parse_recipe(lines: list[str], i: int, rule: Rule) -> int:
+    """Recipe lines, each printed after the recipe prefix (a tab, or ``.RECIPEPREFIX``)."""
     logical: list[str] = []
     physical = 0
     cont = False
-    while i < len(lines) and lines[i].startswith("\t"):
+    while i < len(lines) and lines[i] != "":
         text = lines[i][1:]
         physical += 1
         if cont:

@@ -72,6 +72,7 @@ class _Reader:
         self.private = {str(self.recorder.post), str(self.noop)}
         self.warnings: list[WorkflowWarning] = []
         self.sources: dict[str, SourceFile] = {}
+        self.recipe_prefix = "\t"
 
     def display(self, file: str | None) -> str:
         file = file or self.name
@@ -140,6 +141,7 @@ class _Reader:
                        self.env)
         _, text = extract_database(run.stdout)
         db = parse_database(text)
+        self.recipe_prefix = (db.value(".RECIPEPREFIX") or "\t")[:1] or "\t"
         if run.returncode == 2:
             diags = parse_stderr(run.stderr, self.make.command)
             mlist = makefile_list(db, self.private)
@@ -164,7 +166,7 @@ class _Reader:
         for f in mlist:
             if f not in self.sources:
                 p = Path(f) if f.startswith("/") else self.folder / f
-                self.sources[f] = scan_file(p, f)
+                self.sources[f] = scan_file(p, f, self.recipe_prefix)
 
     def _other_targets(self, db: Database, done: set[str], makefiles: set[str]) -> list[str]:
         suffixes = set(db.special_prereqs(".SUFFIXES") or [])

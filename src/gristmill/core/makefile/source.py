@@ -50,7 +50,8 @@ class SourceFile:
         return None
 
 
-def scan_file(path: Path, name: str) -> SourceFile:
+def scan_file(path: Path, name: str, recipe_prefix: str = "\t") -> SourceFile:
+    """Scan one makefile; ``recipe_prefix`` is ``.RECIPEPREFIX`` (a tab unless the Makefile says)."""
     src = SourceFile(name)
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
@@ -69,7 +70,7 @@ def scan_file(path: Path, name: str) -> SourceFile:
         logical = line
         while _continues(logical) and i + 1 < len(physical):
             i += 1
-            logical = logical[:-1] + " " + physical[i].lstrip() if not line.startswith("\t") \
+            logical = logical[:-1] + " " + physical[i].lstrip() if not line.startswith(recipe_prefix) \
                 else logical + "\n" + physical[i]
         i += 1
         if in_define:
@@ -79,7 +80,7 @@ def scan_file(path: Path, name: str) -> SourceFile:
             elif _starts_define(logical):
                 in_define += 1
             continue
-        if line.startswith("\t") and rule_context is not None:
+        if line.startswith(recipe_prefix) and rule_context is not None:
             src.recipe_owner[start] = rule_context
             continue
         stripped = logical.strip()
@@ -108,7 +109,7 @@ def scan_file(path: Path, name: str) -> SourceFile:
             rule_context = start
             for t in targets:
                 src.literal_targets.setdefault(t, []).append(start)
-        elif not line.startswith("\t"):
+        elif not line.startswith(recipe_prefix):
             first = stripped.split(None, 1)[0]
             if first not in ("ifeq", "ifneq", "ifdef", "ifndef", "else", "endif"):
                 rule_context = None
