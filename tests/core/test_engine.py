@@ -221,10 +221,12 @@ def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
     assert all(_alive(p) for p in pids)
     t0 = time.monotonic()
     engine.cancel()
+    # Every process of both trees is gone within two seconds of the cancel.
+    while any(_alive(p) for p in pids) and time.monotonic() - t0 < 2.0:
+        time.sleep(0.01)
+    assert not any(_alive(p) for p in pids)
     th.join(10)
     assert not th.is_alive()
-    assert time.monotonic() - t0 < 2.0
-    assert not any(_alive(p) for p in pids)
     assert result["r"].status is RunStatus.CANCELLED
     assert rec.final()["later"] is TaskState.SKIPPED
     assert rec.of(RunFinished)[0].status is RunStatus.CANCELLED
