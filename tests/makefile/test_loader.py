@@ -523,3 +523,30 @@ def test_an_empty_makefile_is_an_empty_workflow(tmp_path):
     (tmp_path / "Makefile").write_text("# nothing yet\n")
     wf = load(tmp_path)
     assert wf.tasks == {} and wf.default == () and wf.warnings == ()
+
+
+def test_each_target_gets_its_own_exported_values(tmp_path):
+    write_makefile(tmp_path, """
+        export A = global
+        export WHO = $@
+        all: t1 t2
+        t1: A = one
+        t1:
+        > @echo $$A
+        t2:
+        > @echo $$A
+        """)
+    wf = load(tmp_path)
+    assert dict(wf.tasks["t1"].env)["A"] == "one" and dict(wf.tasks["t2"].env)["A"] == "global"
+    assert dict(wf.tasks["t2"].env)["WHO"] == "t2"
+
+
+def test_one_environment_for_all_when_no_target_can_differ(tmp_path):
+    write_makefile(tmp_path, """
+        export A = global
+        all: t1 t2
+        t1 t2:
+        > @echo $$A > $@
+        """)
+    wf = load(tmp_path)
+    assert dict(wf.tasks["t1"].env)["A"] == dict(wf.tasks["t2"].env)["A"] == "global"

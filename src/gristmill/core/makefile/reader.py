@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -152,6 +153,7 @@ class _Reader:
             failed = [d for d in diags if d.kind == "info" and "] Error " in d.message]
             first = failed[0].message if failed else (diags[0].message if diags else "make failed")
             raise WorkflowError(f"remaking an included makefile failed: {first}", self.loc(self.name, 1))
+        self.recorder.env_per_target(_env_may_differ(db))
         targets = [n for n, e in db.files.items() if any(v.name == "SHELL" for v in e.target_vars)]
         patterns = sorted({pv.pattern for pv in db.pattern_vars if pv.variable.name == "SHELL"})
         try:
@@ -282,6 +284,20 @@ class _Reader:
         fresh = [e for e in matches if not e.updated]
         chosen = fresh or matches
         return chosen[0].name if chosen else None
+
+
+_AUTOMATIC_REF = re.compile(r"\$(?:[@%<?^+|*]|[({][@%<?^+|*][DF]?[)}])")
+
+
+def _env_may_differ(db: Database) -> bool:
+    """Could two recipes see different environments? Only through per-target values
+    (target- or pattern-specific variables) or an exported value that names the target."""
+    if db.pattern_vars or db.files.get(".EXPORT_ALL_VARIABLES") is not None:
+        return True
+    if any(e.target_vars for e in db.files.values()):
+        return True
+    return any(v.flavor == "recursive" and v.origin in ("makefile", "command line", "override", "environment")
+               and _AUTOMATIC_REF.search(v.value) for v in db.variables.values())
 
 
 def _wanted(e: FileEntry) -> bool:

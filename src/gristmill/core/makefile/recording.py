@@ -39,7 +39,13 @@ if [ -z "${{GRISTMILL_TARGET-}}" ]; then
   read -r real < {real} 2>/dev/null
   exec $real "$@"
 fi
-{{ printf 'GMREC\\0%s\\0%s\\0' "$GRISTMILL_TARGET" "$#"; printf '%s\\0' "$@"; env -0; printf '\\0'; }} >> {records}
+{{
+  printf 'GMREC\\0%s\\0%s\\0' "$GRISTMILL_TARGET" "$#"
+  printf '%s\\0' "$@"
+  # The environment costs a process: once, unless targets may each have their own.
+  if [ -e {env_each} ] || [ ! -e {env_once} ]; then env -0; : > {env_once}; fi
+  printf '\\0'
+}} >> {records}
 printf '\\036{nonce}\\036\\n'
 exit 0
 """
@@ -98,10 +104,20 @@ class Recorder:
         self.records = tmp / "records"
         self.nonce = "gristmill-" + secrets.token_hex(8)
         q = shlex.quote
+        self.env_each = tmp / "env-each"
+        self.env_once = tmp / "env-once"
         self.script.write_text(_SCRIPT.format(real=q(str(self.real)), records=q(str(self.records)),
-                                              nonce=self.nonce))
+                                              nonce=self.nonce, env_each=q(str(self.env_each)),
+                                              env_once=q(str(self.env_once))))
         self.script.chmod(0o755)
         self.shell_scopes([], [])
+
+    def env_per_target(self, yes: bool) -> None:
+        """Record each command's environment, or only the first (when no target can differ)."""
+        if yes:
+            self.env_each.touch()
+        else:
+            self.env_each.unlink(missing_ok=True)
 
     def shell_scopes(self, targets: list[str], patterns: list[str]) -> None:
         """Also take over SHELL where the Makefile sets it per target or per pattern.
@@ -123,8 +139,8 @@ class Recorder:
 
     def record(self, make: GnuMake, folder: Path, makefile: str, variables: list[str],
                goals: list[str], env: dict[str, str], extra: list[str] = ()) -> Recording:
-        if self.records.exists():
-            self.records.unlink()
+        self.records.unlink(missing_ok=True)
+        self.env_once.unlink(missing_ok=True)
         self.real.unlink(missing_ok=True)
         args = ["-f", makefile, "-f", str(self.post), "-p", "-B", "-k", *extra, *variables, "--", *goals]
         run = run_make(make, folder, args, env)
@@ -140,6 +156,7 @@ class Recorder:
         raw = self.records.read_bytes().split(b"\0")
         chunks = stdout.split(self.marker)
         out: list[Record] = []
+        last_env: dict[str, str] = {}
         i = 0
         k = 0
         while i < len(raw) and raw[i] == b"GMREC":
@@ -152,6 +169,10 @@ class Recorder:
                 key, _, value = _dec(raw[j]).partition("=")
                 env[key] = value
                 j += 1
+            if env:
+                last_env = env
+            else:
+                env = last_env      # the same as the first command's
             i = j + 1
             echoed = k < len(chunks) and chunks[k].endswith(argv[-1] + "\n")
             out.append(Record(target, tuple(argv), env, echoed))
