@@ -104,36 +104,16 @@ def test_same_files_and_rebuilds_as_make(tmp_path):
     assert snapshot(mk) == snapshot(gm)
 
 
-def test_the_app_opens_it_like_any_other(tmp_path, qtbot):
-    import pytest
-    pytest.importorskip("pytestqt")
-    from gristmill.app import prompts, resources
-    from gristmill.app.main import create_window
-    from gristmill.app.settings import Settings
-    from gristmill.core.events import RunStatus
-    from gristmill.core.history import History
+def test_it_is_a_bundled_example(tmp_path):
+    """The app lists resources/examples; tests/app/test_makefile.py opens this one in the window."""
+    from gristmill.app import resources
+    from gristmill.core.loader import load_workflow
 
-    assert resources.example("make-c") is not None
-    from gristmill.app.views.welcome import describe_example
-    assert describe_example(resources.example("make-c")).startswith("A C library and a program")
-    folder = fresh(tmp_path)
-    history = History()
-    prompts.AUTO_ANSWERS = {k: True for k in (prompts.TRUST, prompts.NOTICE, prompts.WORKFLOW_ERROR,
-                                              prompts.RUN_ERROR, prompts.CLEAN, prompts.CLOSE_DURING_RUN)}
-    try:
-        window = create_window(None, settings=Settings(), history=history)
-        qtbot.addWidget(window)
-        assert window.open_path(str(folder))
-        wf = window.bench.workflow
-        assert wf is not None and wf.kind == "make" and "bin/shapes" in wf.tasks
-        window.actions["run_default"].trigger()
-        qtbot.waitUntil(lambda: not window.bench.busy and window.bench.run is not None
-                        and window.bench.run.status not in (None, RunStatus.RUNNING), timeout=60_000)
-        assert window.bench.run.status is RunStatus.SUCCEEDED
-        assert (folder / "bin" / "shapes").is_file()
-    finally:
-        prompts.AUTO_ANSWERS = None
-        history.close()
+    assert resources.example("make-c") == EXAMPLE_C
+    text = (EXAMPLE_C / "Makefile").read_text()
+    assert text.startswith("# A C library and a program, built by an ordinary hand-written Makefile.")
+    wf = load_workflow(fresh(tmp_path))              # as the app and the CLI load a folder
+    assert wf.kind == "make" and wf.name == "make-c" and wf.default == ("all",)
 
 
 def test_plan_and_graph_take_targets_and_variables_like_make(tmp_path):
