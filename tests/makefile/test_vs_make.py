@@ -9,6 +9,8 @@ failure, and the same files with the same contents.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from make_harness import (Case, assert_same_files, copy_case, corpus_cases, needs_make, run_gristmill,
@@ -17,9 +19,12 @@ from make_harness import (Case, assert_same_files, copy_case, corpus_cases, need
 pytestmark = needs_make
 
 
-def _step(case: Case, mk, gm, goals: list[str], what: str) -> set[str]:
-    m = run_make(mk, goals, case.variables, case.env)
-    g = run_gristmill(gm, goals, case.variables, case.env)
+def _step(case: Case, mk, gm, words: list[str], what: str) -> set[str]:
+    """One run of each; ``words`` are goals and NAME=value assignments, as on make's command line."""
+    goals = [w for w in words if "=" not in w]
+    variables = {**case.variables, **dict(w.split("=", 1) for w in words if "=" in w)}
+    m = run_make(mk, goals, variables, case.env)
+    g = run_gristmill(gm, goals, variables, case.env)
     assert g.ok == m.ok, f"{what}: make {'succeeded' if m.ok else 'failed'}, Gristmill did not:\n" \
                          f"make said:\n{m.output}\nGristmill's tasks said:\n{g.output}"
     assert g.ran == m.ran, f"{what}: Gristmill ran {sorted(g.ran)}, make ran {sorted(m.ran)}"
@@ -29,6 +34,9 @@ def _step(case: Case, mk, gm, goals: list[str], what: str) -> set[str]:
 
 @pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c.name)
 def test_builds_like_make(case: Case, tmp_path):
+    for tool in case.meta.get("needs", []):
+        if shutil.which(tool) is None:
+            pytest.skip(f"this case needs {tool}, which is not installed")
     mk = copy_case(case.folder, tmp_path / "make")
     gm = copy_case(case.folder, tmp_path / "gristmill")
     goals = case.goals

@@ -1,0 +1,2 @@
+#define VALUE 7
+int util(void);
