@@ -584,13 +584,15 @@ class Bench:
         cell = wl.cells["gristmill"]
         folder = self.work / "app"
         results = []
+        script = [sys.executable, str(HERE / "bench_app.py"), str(folder),
+                  str(self.sizes.app_tasks), str(self.sizes.app_run)]
+        subprocess.run(script + ["--prepare"], check=True)
         for rep in range(min(self.sizes.reps, 3)):
             env = _env_gristmill(self.home("app"))
             env["QT_QPA_PLATFORM"] = "offscreen"
             try:
                 out = subprocess.run(
-                    [sys.executable, str(HERE / "bench_app.py"), str(folder),
-                     str(self.sizes.app_tasks), str(self.sizes.app_run)],
+                    script + [repr(time.time())],
                     capture_output=True, text=True, timeout=self.sizes.timeout + 60, env=env)
             except subprocess.TimeoutExpired:
                 cell.status, cell.note = "timeout", f"over {self.sizes.timeout + 60:g} s"

@@ -1,0 +1,149 @@
+"""The desktop app, offscreen: time to the first painted window, and event-loop stalls.
+
+    QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_app.py FOLDER TASKS RUN [SPAWNED_AT]
+    python tests/benchmarks/bench_app.py FOLDER TASKS RUN --prepare     (only write the files)
+
+Writes (once) a workflow of TASKS tasks in FOLDER: ``copy`` fans out over
+TASKS - RUN sources, ``tick`` over RUN more, and the default target is
+``tick``. Then, as ``gristmill FOLDER`` would, it creates the app and the
+main window, opens the workflow, and measures:
+
+- ``first_paint_s``: from SPAWNED_AT (``time.time()`` when the runner started
+  this process; else this script's first line) to the first paint of the
+  window after the task table holds every task;
+- ``max_stall_ms``: while the app runs RUN trivial tasks (Run > Run Default,
+  through its action), the longest time the event loop did not serve a 5 ms
+  precise timer, less those 5 ms.
+
+Prints one JSON line; ``{"unavailable": why}`` when the app cannot be imported.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.time()
+
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+TICK_MS = 5
+
+
+def write_workflow(folder: Path, tasks: int, run: int) -> None:
+    marker = folder / f".made-{tasks}-{run}"
+    if marker.exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for sub, n in (("src", tasks - run), ("tick", run)):
+        d = folder / sub
+        d.mkdir(parents=True)
+        for i in range(n):
+            (d / f"{sub}{i:05d}.txt").write_text(f"{i}\n")
+    (folder / "gristmill.toml").write_text(
+        '[workflow]\nname = "app-bench"\ndefault = ["tick"]\n\n'
+        '[tasks.copy]\nforeach = "src/*.txt"\ncmd = "cp {input} {output}"\n'
+        'inputs = ["{item}"]\noutputs = ["out/{name}"]\n\n'
+        '[tasks.tick]\nforeach = "tick/*.txt"\ncmd = "cp {input} {output}"\n'
+        'inputs = ["{item}"]\noutputs = ["ticked/{name}"]\n')
+    marker.write_text("")
+
+
+def main(argv: list[str]) -> int:
+    folder = Path(argv[0]).resolve()
+    tasks, run = int(argv[1]), int(argv[2])
+    if "--prepare" in argv:
+        write_workflow(folder, tasks, run)
+        return 0
+    spawned = float(argv[3]) if len(argv) > 3 else T0
+    if not (folder / f".made-{tasks}-{run}").exists():
+        write_workflow(folder, tasks, run)
+        spawned = time.time()
+    shutil.rmtree(folder / "ticked", ignore_errors=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+        from gristmill.app.main import create_app, create_window, open_history
+        from gristmill.app.settings import Settings
+    except Exception as exc:       # the app is not there (yet): say so, do not fail
+        print(json.dumps({"unavailable": f"{type(exc).__name__}: {exc}"}))
+        return 0
+
+    app = create_app()
+    result: dict[str, object] = {"tasks": tasks, "run": run}
+    settings = Settings()
+    settings.trust(folder)                    # no trust prompt in the way
+    state = {"loaded_at": None, "painted_at": None, "ran": 0}
+
+    class PaintWatch(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+            if (event.type() == QEvent.Type.Paint and state["painted_at"] is None
+                    and state["loaded_at"] is not None):
+                state["painted_at"] = time.time()
+            return False
+
+    watch = PaintWatch()
+    app.installEventFilter(watch)
+    history = open_history()
+    window = create_window(None, settings=settings, history=history)
+    window.open_path(str(folder))
+    rows = window.bench.tasks.rowCount()
+    state["loaded_at"] = time.time()
+    result["rows"] = rows
+    result["open_s"] = state["loaded_at"] - spawned
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    run_at: dict[str, float] = {}
+
+    def start_run() -> None:
+        app.removeEventFilter(watch)
+        ticks.clear()
+        timer.start()
+        run_at["start"] = time.perf_counter()
+        window.actions["run_default"].trigger()
+
+    def ended(_ended) -> None:
+        run_at["end"] = time.perf_counter()
+        timer.stop()
+        status = getattr(window.bench.run, "status", None)
+        result["status"] = getattr(status, "value", str(status))
+        QTimer.singleShot(0, app.quit)
+
+    window.bench.runEnded.connect(ended)
+
+    def after_paint() -> None:
+        if state["painted_at"] is None:
+            QTimer.singleShot(10, after_paint)
+            return
+        QTimer.singleShot(200, start_run)     # let the first frames settle
+
+    QTimer.singleShot(0, after_paint)
+    QTimer.singleShot(600_000, app.quit)     # never hang the runner
+    app.exec()
+    window.bench.wait(10)
+    if history is not None:
+        history.close()
+
+    if state["painted_at"] is None or "end" not in run_at:
+        print(json.dumps({"error": "the window never painted or the run never ended", **result}))
+        return 1
+    points = [run_at["start"], *ticks, run_at["end"]]
+    gaps = [b - a for a, b in zip(points, points[1:])]
+    result["first_paint_s"] = state["painted_at"] - spawned
+    result["max_stall_ms"] = max(0.0, max(gaps) * 1000 - TICK_MS) if gaps else 0.0
+    result["ticks"] = len(ticks)
+    result["run_s"] = run_at["end"] - run_at["start"]
+    result["ran"] = len(os.listdir(folder / "ticked")) if (folder / "ticked").exists() else 0
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
