@@ -550,3 +550,12 @@ def test_one_environment_for_all_when_no_target_can_differ(tmp_path):
         """)
     wf = load(tmp_path)
     assert dict(wf.tasks["t1"].env)["A"] == dict(wf.tasks["t2"].env)["A"] == "global"
+
+
+def test_recipes_that_read_makefile_list_see_only_the_makefiles(tmp_path):
+    write_makefile(tmp_path, """
+        help: ## show the targets
+        > @grep -h '##' $(MAKEFILE_LIST) | grep -v grep
+        """)
+    wf = load(tmp_path)
+    assert wf.tasks["help"].commands == ("grep -h '##' Makefile | grep -v grep",)

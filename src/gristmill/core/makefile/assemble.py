@@ -148,7 +148,7 @@ class WorkflowAssembler:
         if main is not None and main.double_colon and any(not rule.prereqs for rule in main.rules):
             is_phony = True      # a "::" rule with no prerequisites always runs
         shell_path = self._shell_for(main)
-        commands = tuple(rec.command.replace(f.recorder_path, shell_path) for rec in recs)
+        commands = tuple(self._clean_command(rec.command, shell_path) for rec in recs)
         flags = recs[0].flags if recs else tuple(shlex.split(f.db_read.value(".SHELLFLAGS") or "-c"))
         shell: tuple[str, ...] = (shell_path, *flags)
         location = f.location(rep, main)
@@ -191,6 +191,13 @@ class WorkflowAssembler:
             shell=shell,
             description=self._description(main),
         )
+
+    def _clean_command(self, text: str, shell_path: str) -> str:
+        """The command as a normal run has it: our shell's path and our makefile taken out."""
+        text = text.replace(self.f.recorder_path, shell_path)
+        for private in self.f.private_files:
+            text = text.replace(" " + private, "").replace(private, "")
+        return text
 
     def _edges(self, rep: str, members: list[str], member_of: dict[str, str],
                phony: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

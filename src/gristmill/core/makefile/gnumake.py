@@ -43,6 +43,18 @@ def find_makefile(folder: Path) -> Path | None:
 
 def find_gnu_make(makefile: str) -> GnuMake:
     """GNU make 4.x on PATH (``GRISTMILL_MAKE`` names another), or a clear WorkflowError."""
+    key = (os.environ.get("GRISTMILL_MAKE", ""), os.environ.get("PATH", ""))
+    found = _FOUND.get(key)
+    if found is None:
+        found = _find_gnu_make(makefile)
+        _FOUND[key] = found
+    return found
+
+
+_FOUND: dict[tuple[str, str], GnuMake] = {}
+
+
+def _find_gnu_make(makefile: str) -> GnuMake:
     candidates = [os.environ["GRISTMILL_MAKE"]] if os.environ.get("GRISTMILL_MAKE") else ["make", "gmake"]
     seen_other = ""
     for name in candidates:
