@@ -4,6 +4,7 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QApplication
 
 from gristmill.app.models.task_table import TaskTableModel
+from gristmill.app.names import common_affixes, elide_item, fit_name, group_affixes
 from gristmill.app.runstate import RunState
 from gristmill.app.selection import Selection
 from gristmill.app.views.board import BoardView, CardDelegate
@@ -19,9 +20,44 @@ def test_card_labels_are_the_graphs_short_names_elided_in_the_middle(qapp):
     fm = QFontMetrics(QApplication.font())
     name = "summarise[data/raw/harbour.csv]"
     assert CardDelegate.label(name, fm, 1000) == "summarise[harbour.csv]"
-    narrow = CardDelegate.label(name, fm, fm.horizontalAdvance("summarise[harbour.csv]") // 2)
-    assert narrow.startswith("sum") and narrow.endswith("sv]") and "…" in narrow
     assert CardDelegate.label("report", fm, 1000) == "report"
+    width = fm.horizontalAdvance("summarise[harbour.csv]") * 2 // 3
+    narrow = CardDelegate.label(name, fm, width)
+    assert fm.horizontalAdvance(narrow) <= width
+    # the group gives way first; the item keeps its start and its end
+    group, item = narrow[:-1].split("[")
+    assert group.startswith("s") and group.endswith("…")
+    assert item.startswith("h") and item.endswith("sv") and "…" in item
+    long = CardDelegate.label("a-long-task-name-without-item", fm, 60)
+    assert long.startswith("a-") and long.endswith("em") and "…" in long
+    # with its siblings' shared prefix and suffix known, the distinct part stays
+    items = [f"sample-{i:02d}-long-name.txt" for i in range(14)]
+    affixes = common_affixes(items)
+    label = CardDelegate.label("measure[in/sample-04-long-name.txt]", fm, 110, affixes)
+    assert fm.horizontalAdvance(label) <= 110 and "04" in label
+
+
+def test_eliding_an_item_keeps_what_its_siblings_do_not_share():
+    items = [f"sample-{i:02d}-long-name.txt" for i in range(14)]
+    prefix, suffix = common_affixes(items)
+    assert (prefix, suffix) == (len("sample-"), len("-long-name.txt"))
+
+    def within(n):
+        return lambda text: len(text) <= n
+    assert elide_item(items[4], prefix, suffix, within(30)) == "sample-04-long-name.txt"
+    assert elide_item(items[4], prefix, suffix, within(4)) == "…04…"
+    assert elide_item(items[4], prefix, suffix, within(8)) == "…04-lon…"          # the shared end first
+    assert elide_item(items[4], prefix, suffix, within(17)) == "…04-long-name.txt"
+    assert elide_item(items[4], prefix, suffix, within(20)) == "…le-04-long-name.txt"
+    # the group keeps its name while the distinct part fits beside it
+    paths = {"s": [f"summarise[data/raw/{x}.csv]" for x in ("birds", "harbour", "hilltop", "meadow")]}
+    affixes = group_affixes(paths, short=False)["s"]
+    assert fit_name("summarise[data/raw/birds.csv]", len, 24, affixes) == "summarise[…aw/birds.csv]"
+    assert fit_name("summarise[data/raw/birds.csv]", len, 40, affixes) == "summarise[data/raw/birds.csv]"
+    # nothing distinct to keep, or not even room for it: a plain middle elision
+    assert elide_item("harbour.csv", *common_affixes(["harbour.csv", "birds.csv"]), within(6)) == "har…sv"
+    assert elide_item("aaaa", *common_affixes(["aaaa", "aaaa"]), within(3)) == "a…a"
+    assert common_affixes(["only.csv"]) == (0, 0)
 
 
 def test_cards_carry_the_full_name_state_and_reason_in_their_tooltip(qtbot, tmp_path):

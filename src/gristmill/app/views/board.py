@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from PySide6.QtCore import (QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QRect, QRectF, QSize,
-                            Qt, QTimer, Signal)
+from PySide6.QtCore import (QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QObject, QRect, QRectF,
+                            QSize, Qt, QTimer, Signal)
 from PySide6.QtGui import QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, QListView, QScrollArea,
                                QStyle, QStyledItemDelegate, QStyleOptionViewItem, QToolTip, QVBoxLayout,
@@ -22,7 +22,7 @@ from gristmill.core.events import TaskState
 
 from .. import theme
 from ..models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskFilterProxy, TaskTableModel
-from ..names import short_name
+from ..names import fit_name, group_affixes, short_name, split_name
 from ..selection import Selection
 from ..states import IdleState
 
@@ -34,6 +34,10 @@ FULL_STRETCH, EMPTY_STRETCH = 4, 1
 
 class CardDelegate(QStyledItemDelegate):
     """A card: a state-coloured edge, the task's short name (elided in the middle), one line of detail."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._affixes: dict[str, tuple[int, int]] = {}
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(CARD_MIN_W - 16, CARD_H)
@@ -62,7 +66,7 @@ class CardDelegate(QStyledItemDelegate):
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         painter.drawText(QRect(text_rect.left(), text_rect.top(), text_rect.width(), bold.height()),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         self.label(index.data(ROLE_NAME) or "", bold, text_rect.width()))
+                         self.label_for(index.data(ROLE_NAME) or "", bold, text_rect.width()))
         font.setBold(False)
         painter.setFont(font)
         fm = painter.fontMetrics()
@@ -72,10 +76,20 @@ class CardDelegate(QStyledItemDelegate):
                          fm.elidedText(self.detail(index), Qt.TextElideMode.ElideRight, text_rect.width()))
         painter.restore()
 
+    def set_affixes(self, affixes: dict[str, tuple[int, int]]) -> None:
+        """Per fan-out group: the prefix and suffix lengths all its (short) items share."""
+        self._affixes = affixes
+
+    def label_for(self, name: str, metrics: QFontMetrics, width: int) -> str:
+        parts = split_name(name)
+        affixes = self._affixes.get(parts[0], (0, 0)) if parts else (0, 0)
+        return self.label(name, metrics, width, affixes)
+
     @staticmethod
-    def label(name: str, metrics: QFontMetrics, width: int) -> str:
-        """The graph's short label (``summarise[harbour.csv]``), elided in the middle to fit."""
-        return metrics.elidedText(short_name(name), Qt.TextElideMode.ElideMiddle, width)
+    def label(name: str, metrics: QFontMetrics, width: int, affixes: tuple[int, int] = (0, 0)) -> str:
+        """The graph's short label (``summarise[harbour.csv]``), elided in the middle to fit;
+        a fan-out's item keeps what tells it from its siblings (``names.fit_name``)."""
+        return fit_name(short_name(name), metrics.horizontalAdvance, width, affixes)
 
     @staticmethod
     def detail(index: QModelIndex) -> str:
@@ -219,6 +233,7 @@ class BoardView(QScrollArea):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(0)
         self._connect_signals()
+        self._workflow_changed()
         self.refresh()
 
     def _connect_signals(self) -> None:
@@ -230,9 +245,14 @@ class BoardView(QScrollArea):
             for sig in (c.proxy.rowsInserted, c.proxy.rowsRemoved, c.proxy.modelReset):
                 sig.connect(self._schedule_refresh)
         self._model.modelReset.connect(self._schedule_refresh)
+        self._model.modelReset.connect(self._workflow_changed)
         self._model.dataChanged.connect(self._data_changed)
         self._refresh_timer.timeout.connect(self.refresh)
         self._selection.changed.connect(self._shared_selection_changed)
+
+    def _workflow_changed(self) -> None:
+        wf = self._model.workflow
+        self._delegate.set_affixes(group_affixes(wf.groups(), short=True) if wf is not None else {})
 
     def _schedule_refresh(self, *_args) -> None:
         self._refresh_timer.start()

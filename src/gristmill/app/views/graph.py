@@ -359,7 +359,7 @@ class GraphPane(QWidget):
                     parts.append(f"{idle[IdleState.STALE]} would run (dashed)")
                 if idle[IdleState.FRESH]:
                     parts.append(f"{idle[IdleState.FRESH]} up to date")
-                text += " · greyed, not in the run shown: " + ", ".join(parts)
+                text += " · greyed, outside the run: " + ", ".join(parts)
         self.info.setText(text)
 
     # -- selection ----------------------------------------------------------------------

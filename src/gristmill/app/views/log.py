@@ -249,7 +249,7 @@ class LogPane(QWidget):
         self.reload()
 
     def reload(self) -> None:
-        self.attempt_box.setVisible(not self.whole_run)
+        self.attempt_box.setVisible(False)          # shown below when the task has attempts
         src = self.source
         if src is None:
             self._set_text([], "")
@@ -260,6 +260,7 @@ class LogPane(QWidget):
             return
         if self.task is None:
             self.attempt_box.clear()
+            self.attempt_box.hide()
             self._set_text([], "")
             return
         attempts = src.attempts(self.task)
@@ -270,6 +271,7 @@ class LogPane(QWidget):
             self.attempt_box.addItem(f"Attempt {a}", a)
         if attempts:
             self.attempt_box.setCurrentIndex(attempts.index(self.attempt))
+        self.attempt_box.setVisible(bool(attempts))
         self.attempt_box.setEnabled(len(attempts) > 1)
         lines = src.task_lines(self.task, self.attempt) if self.attempt else []
         self._set_text(lines, src.heading(self.task, self.attempt))

@@ -10,16 +10,29 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QMenu,
                                QStyleOptionViewItem, QTableView, QVBoxLayout, QWidget)
 
 from ..models.task_table import ROLE_NAME, Column, TaskFilterProxy, TaskTableModel
+from ..names import fit_name, group_affixes, split_name
 from ..selection import Selection
 
 ORIGIN = "table"
 
 
-class MiddleElideDelegate(QStyledItemDelegate):
-    """Names elide in the middle, so a fan-out's item stays in view: ``summarise[da…harbour.csv]``."""
+class NameDelegate(QStyledItemDelegate):
+    """Task names that do not fit keep what tells a fan-out's instances apart (``names.fit_name``)."""
+
+    TEXT_MARGIN = 8          # the style's padding around a cell's text
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.affixes: dict[str, tuple[int, int]] = {}
 
     def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
         super().initStyleOption(option, index)
+        name = option.text
+        parts = split_name(name)
+        affixes = self.affixes.get(parts[0], (0, 0)) if parts else (0, 0)
+        width = option.rect.width() - self.TEXT_MARGIN
+        if width > 0:
+            option.text = fit_name(name, option.fontMetrics.horizontalAdvance, width, affixes)
         option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
@@ -34,6 +47,7 @@ class TaskTablePane(QWidget):
         self._context_actions: Sequence[QAction] = ()
         self._init_widgets()
         self._connect_signals()
+        self._workflow_changed()
 
     def _init_widgets(self) -> None:
         self.filter = QLineEdit(self)
@@ -53,7 +67,8 @@ class TaskTablePane(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
-        self.view.setItemDelegateForColumn(Column.NAME, MiddleElideDelegate(self.view))
+        self.names = NameDelegate(self.view)
+        self.view.setItemDelegateForColumn(Column.NAME, self.names)
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.view.horizontalHeader()
@@ -80,6 +95,11 @@ class TaskTablePane(QWidget):
         self._selection.changed.connect(self._shared_selection_changed)
         self._model.modelReset.connect(lambda: self._shared_selection_changed(
             self._selection.names, ""))
+        self._model.modelReset.connect(self._workflow_changed)
+
+    def _workflow_changed(self) -> None:
+        wf = self._model.workflow
+        self.names.affixes = group_affixes(wf.groups(), short=False) if wf is not None else {}
 
     def set_context_actions(self, actions: Sequence[QAction]) -> None:
         self._context_actions = actions

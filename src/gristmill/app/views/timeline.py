@@ -141,7 +141,7 @@ class TimelineCanvas(QWidget):
                 painter.setPen(theme.text_on(color))
                 label = short_name(b.task) + (f" (#{b.attempt})" if b.attempt > 1 else "")
                 painter.drawText(r.adjusted(4, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter,
-                                 fm.elidedText(label, Qt.TextElideMode.ElideRight, int(r.width() - 7)))
+                                 fm.elidedText(label, Qt.TextElideMode.ElideMiddle, int(r.width() - 7)))
         if self.now is not None:
             x = int(self._x(self.now))
             painter.setPen(QPen(highlight, 1, Qt.PenStyle.DashLine))
