@@ -8,7 +8,7 @@ from gristmill.core.errors import UsageError, WorkflowError
 from gristmill.core.makefile import load_makefile
 
 from make_harness import needs_make
-from test_loader import load, write_makefile
+from test_make_loader import load, write_makefile
 
 
 def error_of(folder, variables=None) -> WorkflowError:

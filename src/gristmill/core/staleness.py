@@ -242,15 +242,19 @@ class StalenessScan:
         oldest = oldest or 0
         newer: list[str] = []
         gone: list[str] = []
+        phony: list[str] = []
         for i in task.inputs:
             m = get(i)
             if m is None:
+                # As in make: a prerequisite that is not a file counts as newer.
                 producer = self.graph.producer.get(i)
-                if producer is None or self.workflow.tasks[producer].phony:
+                if producer is not None and self.workflow.tasks[producer].phony:
+                    phony.append(producer)
+                else:
                     gone.append(i)
             elif m > oldest:
                 newer.append(i)
-        if not newer and not gone:
+        if not newer and not gone and not phony:
             return []
         reasons = []
         if newer:
@@ -261,8 +265,12 @@ class StalenessScan:
                 msg += f", and so {'is' if len(newer) == 2 else 'are'} {_more(newer[1:])}"
             reasons.append(Reason(ReasonKind.INPUT_NEWER, msg))
         if gone:
-            reasons.append(Reason(ReasonKind.INPUT_NEWER,
-                                  f"input {_more(gone)} does not exist as a file"))
+            verb = "does" if len(gone) == 1 else "do"
+            reasons.append(Reason(ReasonKind.INPUT_NEWER, f"input {_more(gone)} {verb} not exist"))
+        if phony:
+            reasons.append(Reason(ReasonKind.DEPENDENCY_RUNS,
+                                  f"it depends on phony {'task' if len(phony) == 1 else 'tasks'} "
+                                  f"{_more(phony)}, which always {'runs' if len(phony) == 1 else 'run'}"))
         return reasons
 
     def recheck(self, task: Task) -> Decision:

@@ -79,8 +79,14 @@ class Task:
 
     @property
     def definition_hash(self) -> str:
-        """Changes whenever what the task does changes (command, files, env, cwd)."""
-        blob = json.dumps([self.commands, self.inputs, self.outputs, self.env,
+        """Changes whenever what the task does changes (commands, outputs, env, cwd, shell).
+
+        Inputs are left out: a new or changed input is caught by its timestamp, and a
+        command that names its inputs changes with them anyway. (A Makefile whose
+        compiler writes dependency files grows its inputs after the first build; that
+        must not rebuild everything.)
+        """
+        blob = json.dumps([self.commands, self.outputs, self.env,
                            self.cwd, self.ignore_errors, self.shell], separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
