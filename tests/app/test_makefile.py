@@ -86,6 +86,24 @@ def test_a_makefile_only_folder_opens_draws_and_runs(qtbot, window, tmp_path, au
     assert (folder / "words.txt").exists()
 
 
+@needs_make
+def test_clean_runs_a_makefiles_clean_rule_even_when_not_declared_phony(qtbot, window, tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "Makefile").write_text("all: a.txt\n\na.txt:\n\techo hi > a.txt\n\nclean:\n\trm -f a.txt\n")
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    assert not window.bench.workflow.tasks["clean"].phony
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    assert (folder / "a.txt").exists()
+    window.actions["clean"].trigger()
+    qtbot.waitUntil(lambda: window.bench.run.plan == ("clean",), timeout=3000)
+    wait_run_over(qtbot, window)
+    assert prompts.LOG[-1][0] == prompts.CLEAN_TASK and "$ rm -f a.txt" in prompts.LOG[-1][2]
+    assert not (folder / "a.txt").exists() and (folder / "Makefile").exists()
+
+
 def _example_item(window, name):
     examples = window.welcome.examples
     for i in range(examples.count()):

@@ -277,8 +277,8 @@ class Workbench(QObject):
         wf = self.workflow
         if wf is None or self.busy:
             return
-        task = wf.tasks.get(CLEAN_TASK)
-        if task is not None and task.phony:
+        task = clean_task(wf)
+        if task is not None:
             self._ask_clean_task(wf, task)
             return
         outputs = self.declared_outputs()
@@ -372,6 +372,20 @@ class Workbench(QObject):
             self.history.prune(keep_days=prefs.keep_days or None, keep_runs=prefs.keep_runs or None)
         except Exception as e:
             self.message.emit(f"Could not prune the run history: {e}")
+
+
+def clean_task(wf: Workflow) -> Task | None:
+    """The workflow's own cleaner: a phony task named ``clean``, or, in a Makefile, a
+    ``clean:`` rule not declared ``.PHONY`` that names no real file (make runs it all the same)."""
+    task = wf.tasks.get(CLEAN_TASK)
+    if task is None:
+        return None
+    if task.phony:
+        return task
+    if (wf.kind == "make" and task.commands and task.outputs == (CLEAN_TASK,)
+            and not (wf.root / CLEAN_TASK).exists()):
+        return task
+    return None
 
 
 def copy_example(source: Path) -> Path:
