@@ -22,16 +22,13 @@ files). Dry runs are not recorded: nothing ran.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
-import queue
 import socket
 import sqlite3
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -41,6 +38,7 @@ from . import paths
 from .events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
                      TaskStarted, TaskStateChanged)
 from .reasons import Reason, ReasonKind
+from .writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +104,6 @@ CREATE TABLE IF NOT EXISTS last_success (
 """,
 )
 
-_BATCH = 5000            # events per transaction, at most
 _LOCKED_RETRIES = 5      # whole-batch retries while another process holds the write lock
 _BUSY_TIMEOUT_MS = 5000
 _CHUNK = 500             # ids per IN (...) list
@@ -314,13 +311,12 @@ def _attempt_record(row: tuple) -> AttemptRecord:
 
 # Which events history looks at; anything else (output lines) costs one set lookup.
 _RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
-_STOP = object()
 
 
 # ---------------------------------------------------------------------------
 
 
-class History:
+class History(BackgroundWriter):
     """Run history in SQLite. Subscribe ``on_event`` to the engine's bus.
 
     Writes happen on a background thread; ``flush()`` waits for them.
@@ -332,8 +328,7 @@ class History:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._create_schema()
 
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._closed = False
+        super().__init__("gristmill-history")
         self._lock = threading.Lock()
         self._active: set[str] = set()     # runs started here whose end is not yet written
         self._local = threading.local()
@@ -342,18 +337,8 @@ class History:
         # Writer-thread state: the latest plan reasons per run and task.
         self._reasons: dict[str, dict[str, tuple[Reason, ...]]] = {}
         self._dry_runs: set[str] = set()
-
-        self._thread = threading.Thread(target=self._write_loop, name="gristmill-history",
-                                        daemon=True)
-        self._thread.start()
-        ref = weakref.ref(self)
-
-        def close_at_exit() -> None:
-            history = ref()
-            if history is not None:
-                history.close()
-        self._close_at_exit = close_at_exit
-        atexit.register(close_at_exit)
+        self._writer_conn: sqlite3.Connection | None = None
+        self._start_writer()
 
     # -- connections --------------------------------------------------------
 
@@ -410,59 +395,32 @@ class History:
         if kind is RunStarted:
             with self._lock:
                 self._active.add(event.run_id)
-        self._queue.put(event)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until every event queued so far is committed. False on timeout."""
-        if not self._thread.is_alive():
-            return True
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
+        self._enqueue(event)
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the writer thread and close connections."""
         if self._closed:
             return
-        self._closed = True
-        atexit.unregister(self._close_at_exit)
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        super().close(timeout)
         with self._lock:
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
 
-    def __enter__(self) -> History:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- the writer thread ----------------------------------------------------
 
-    def _write_loop(self) -> None:
-        conn = self._connect()
-        try:
-            while True:
-                batch = [self._queue.get()]
-                while len(batch) < _BATCH:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                events = [item for item in batch if isinstance(item, Event)]
-                if events:
-                    self._write_batch(conn, events)
-                for item in batch:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                if any(item is _STOP for item in batch):
-                    return
-        finally:
-            conn.close()
+    def _writer_started(self) -> None:
+        self._writer_conn = self._connect()
 
-    def _write_batch(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+    def _writer_stopped(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+
+    def _write_batch(self, events: list[Event]) -> None:
+        assert self._writer_conn is not None
+        self._write_events(self._writer_conn, events)
+
+    def _write_events(self, conn: sqlite3.Connection, events: list[Event]) -> None:
         """Apply events in one transaction. Waiting happens at BEGIN only (another
         process may hold the write lock), so each event is applied exactly once."""
         finished: list[str] = []

@@ -18,16 +18,12 @@ history records is the one written), else ``run_log_path(run_id, directory)``.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import enum
 import json
 import logging
 import os
-import queue
 import re
-import threading
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Mapping
@@ -35,11 +31,10 @@ from typing import IO, Mapping
 from . import paths
 from .events import Event, RunFinished, RunStarted
 from .reasons import Reason
+from .writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
-_BATCH = 5000
-_STOP = object()
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _SKIP_FIELDS = frozenset({"run_id", "time", "task", "attempt"})
 
@@ -100,30 +95,18 @@ def event_record(event: Event) -> dict[str, object]:
     return record
 
 
-class RunLog:
+class RunLog(BackgroundWriter):
     """Writes a JSON-lines log per run. Subscribe ``on_event`` to the engine's bus."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else runs_dir()
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._closed = False
+        super().__init__("gristmill-runlog")
         # Writer-thread state.
         self._files: dict[str, IO[str]] = {}
         self._paths: dict[str, Path] = {}
         self._broken: set[str] = set()           # runs whose file could not be opened
         self._open_runs: frozenset[str] = frozenset()
-
-        self._thread = threading.Thread(target=self._write_loop, name="gristmill-runlog",
-                                        daemon=True)
-        self._thread.start()
-        ref = weakref.ref(self)
-
-        def close_at_exit() -> None:
-            runlog = ref()
-            if runlog is not None:
-                runlog.close()
-        self._close_at_exit = close_at_exit
-        atexit.register(close_at_exit)
+        self._start_writer()
 
     def run_log_path(self, run_id: str) -> Path:
         """Where this log writes ``run_id`` when ``RunStarted.log_path`` is empty."""
@@ -139,56 +122,20 @@ class RunLog:
     def on_event(self, event: Event) -> None:
         """Queue an event for writing. Never blocks."""
         if not self._closed:
-            self._queue.put(event)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until every event queued so far is written to its file. False on timeout."""
-        if not self._thread.is_alive():
-            return True
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Write what is queued, close every file and stop the writer thread."""
-        if self._closed:
-            return
-        self._closed = True
-        atexit.unregister(self._close_at_exit)
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-
-    def __enter__(self) -> RunLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            self._enqueue(event)
 
     # -- the writer thread ----------------------------------------------------
 
-    def _write_loop(self) -> None:
-        try:
-            while True:
-                batch = [self._queue.get()]
-                while len(batch) < _BATCH:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                touched: dict[str, IO[str]] = {}
-                for item in batch:
-                    if isinstance(item, Event):
-                        self._write(item, touched)
-                for f in touched.values():
-                    self._flush_file(f)
-                for item in batch:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                if any(item is _STOP for item in batch):
-                    return
-        finally:
-            for run_id in list(self._files):
-                self._close_file(run_id)
+    def _write_batch(self, events: list[Event]) -> None:
+        touched: dict[str, IO[str]] = {}
+        for event in events:
+            self._write(event, touched)
+        for f in touched.values():
+            self._flush_file(f)
+
+    def _writer_stopped(self) -> None:
+        for run_id in list(self._files):
+            self._close_file(run_id)
 
     def _write(self, event: Event, touched: dict[str, IO[str]]) -> None:
         run_id = event.run_id

@@ -1,0 +1,97 @@
+"""A subscriber that only enqueues, and one background thread that writes in batches.
+
+History and the run log both sit on the engine's hot loop: ``on_event`` puts
+the event on a queue and returns; the writer thread takes what has gathered
+(up to ``batch_size`` at once) and hands it to ``_write_batch``, so a slow
+disk never stalls the engine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import weakref
+
+from .events import Event
+
+_STOP = object()
+
+
+class BackgroundWriter:
+    batch_size = 5000
+
+    def __init__(self, thread_name: str) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._write_loop, name=thread_name, daemon=True)
+        ref = weakref.ref(self)
+
+        def close_at_exit() -> None:
+            writer = ref()
+            if writer is not None:
+                writer.close()
+        self._close_at_exit = close_at_exit
+        atexit.register(close_at_exit)
+
+    def _start_writer(self) -> None:
+        """Start the thread; call at the end of the subclass's ``__init__``."""
+        self._thread.start()
+
+    def _enqueue(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything queued so far is written. False on timeout."""
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued and stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._close_at_exit)
+        self._queue.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread ----------------------------------------------------
+    def _writer_started(self) -> None:
+        """On the writer thread, before the first batch."""
+
+    def _writer_stopped(self) -> None:
+        """On the writer thread, after the last batch (also after an error)."""
+
+    def _write_batch(self, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _write_loop(self) -> None:
+        self._writer_started()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self.batch_size:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                events = [item for item in batch if isinstance(item, Event)]
+                if events:
+                    self._write_batch(events)
+                for item in batch:
+                    if isinstance(item, threading.Event):
+                        item.set()
+                if any(item is _STOP for item in batch):
+                    return
+        finally:
+            self._writer_stopped()
