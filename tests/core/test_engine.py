@@ -383,3 +383,14 @@ def test_a_task_over_its_declared_memory_is_killed(tmp_path):
     assert fin["hog"].peak_mem > 100 * 1000**2
     assert not (tmp_path / "hog.out").exists()      # its partial output went too
     assert fin["fine"].outcome is Outcome.SUCCEEDED
+
+
+def test_commands_are_echoed_unless_silent(tmp_path):
+    # Makefile recipes without "@" show their command first, as make prints them.
+    wf = workflow(tmp_path, task("loud", ["echo one", "echo two"], phony=True, silent=False),
+                  task("quiet", "echo three", phony=True))
+    result, rec = run(wf)
+    lines = {}
+    for e in rec.of(OutputLine):
+        lines.setdefault(e.task, []).append(e.text)
+    assert lines == {"loud": ["echo one", "one", "echo two", "two"], "quiet": ["three"]}

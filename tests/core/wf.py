@@ -17,7 +17,7 @@ def task(name: str, cmd: str | list[str] = "", inputs=(), outputs=(), after=(), 
                 resources=Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple(pools)),
                 retries=retries, timeout=timeout, env=tuple(env),
                 cwd=str(root) if root else ".", group=kw.pop("group", name),
-                location=Location("gristmill.toml", 1, 1), **kw)
+                location=Location("gristmill.toml", 1, 1), silent=kw.pop("silent", True), **kw)
 
 
 def workflow(root: Path, *tasks: Task, default=None, pools=None) -> Workflow:

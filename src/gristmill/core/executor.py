@@ -133,6 +133,10 @@ class LocalExecutor:
     def _spawn(self, r: _Running) -> None:
         task = r.job.task
         cmd = task.commands[r.index]
+        if not task.silent:
+            # As make does: the command goes into the output before it runs.
+            for line in cmd.splitlines() or [""]:
+                self._line(r, line)
         try:
             proc = subprocess.Popen(
                 [*task.shell, cmd], cwd=task.cwd, env=dict(r.job.env),

@@ -234,7 +234,8 @@ class Expander:
                     after=plan.after, phony=spec.phony, resources=spec.resources,
                     retries=spec.retries, timeout=spec.timeout, env=spec.env, cwd=spec.cwd,
                     group=spec.name, item=inst.item, location=spec.location,
-                    description=spec.description)
+                    description=spec.description,
+                    silent=True)   # commands are not echoed into a task's output (make's @)
 
     def _inputs(self, spec: TaskSpec, plan: _Plan, inst: _Instance) -> tuple[str, ...]:
         folder, owner, exists = spec.doc.folder, self.owner, self.disk.exists
