@@ -46,7 +46,9 @@ def makefile_folder(root: Path) -> Path:
 @needs_make
 def test_a_makefile_only_folder_opens_draws_and_runs(qtbot, window, tmp_path, auto_answers):
     folder = makefile_folder(tmp_path)
-    assert window.open_path(str(folder))
+    assert window.open_path(str(folder))            # reading a Makefile asks for trust first
+    qtbot.waitUntil(lambda: window.bench.workflow is not None, timeout=10000)
+    assert [p[0] for p in prompts.LOG] == [prompts.TRUST]
     wf = window.bench.workflow
     assert wf.kind == "make" and wf.path.name == "Makefile" and wf.default == ("all",)
     assert window.windowTitle() == "words-make — Gristmill"
@@ -58,7 +60,7 @@ def test_a_makefile_only_folder_opens_draws_and_runs(qtbot, window, tmp_path, au
     assert window.bench.tasks.state("out/count.txt") is IdleState.STALE
     assert sum(window.board.counts().values()) == 0
 
-    window.actions["run_default"].trigger()          # F5: asks to trust, then runs
+    window.actions["run_default"].trigger()          # F5: trusted when opened, so it runs
     wait_run_over(qtbot, window)
     assert [p[0] for p in prompts.LOG].count(prompts.TRUST) == 1
     run = window.bench.run
@@ -114,12 +116,12 @@ def _example_item(window, name):
 
 
 @needs_make
-def test_the_make_c_example_is_offered_drawn_and_builds(qtbot, window):
-    if resources.example("make-c") is None:
-        pytest.skip("the make-c example is not in resources/examples yet")
+def test_the_make_c_example_is_offered_drawn_and_builds(qtbot, window, auto_answers):
     item = _example_item(window, "make-c")
     assert item is not None and "Makefile" in item.text()
     window.welcome.examples.itemActivated.emit(item)
+    qtbot.waitUntil(lambda: window.bench.workflow is not None, timeout=10000)
+    assert [p[0] for p in prompts.LOG] == [prompts.TRUST]
     wf = window.bench.workflow
     assert wf is not None and wf.kind == "make"
     assert "bin/shapes" in window.graph.items and len(window.graph.layout_.edges) >= 8
@@ -132,3 +134,20 @@ def test_the_make_c_example_is_offered_drawn_and_builds(qtbot, window):
     assert (wf.root / "bin" / "shapes").exists()
     assert window.board.counts()[TaskState.DONE] == len(run.plan)
     assert window.bench.tasks.state("install") is IdleState.STALE
+
+
+@needs_make
+def test_an_untrusted_makefile_is_not_read(qtbot, window, tmp_path, auto_answers):
+    folder = tmp_path / "sly"
+    folder.mkdir()
+    (folder / "Makefile").write_text("X := $(shell touch read-by-make)\nall:\n\t@true\n")
+    auto_answers[prompts.TRUST] = False
+    window.open_path(str(folder))
+    qtbot.waitUntil(lambda: len(prompts.LOG) == 1, timeout=5000)
+    qtbot.wait(200)
+    assert window.bench.workflow is None
+    assert not (folder / "read-by-make").exists()
+    auto_answers[prompts.TRUST] = True
+    window.open_path(str(folder))
+    qtbot.waitUntil(lambda: window.bench.workflow is not None, timeout=10000)
+    assert (folder / "read-by-make").exists()

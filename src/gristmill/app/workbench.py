@@ -22,6 +22,7 @@ from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus
 from gristmill.core.graph import TaskGraph
 from gristmill.core.history import AttemptRecord, History, RunRecord
+from gristmill.core.loader import is_makefile
 from gristmill.core.sizes import parse_size
 from gristmill.core.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
@@ -31,7 +32,7 @@ from .bridge import EngineBridge, RunEnded
 from .models.task_table import TaskTableModel
 from .past_logs import LatestAttempts, TaskAttempts
 from .runstate import Changes, RunState
-from .session import WorkflowSession
+from .session import WorkflowSession, resolve_workflow_path
 from .settings import Settings
 
 CLEAN_TASK = "clean"
@@ -121,7 +122,33 @@ class Workbench(QObject):
         if self.busy:
             self.message.emit("A run is in progress: cancel it before opening another workflow.")
             return False
-        return self.session.open(path)
+        try:
+            file = resolve_workflow_path(path)
+        except GristmillError:
+            return self.session.open(path)          # the session reports the error
+        if is_makefile(file) and not self.settings.is_trusted(file.parent):
+            return self._open_after_trust(file)
+        return self.session.open(file)
+
+    def _open_after_trust(self, file: Path) -> bool:
+        """Reading a Makefile runs GNU make (its $(shell …) calls too): ask first."""
+        def answered(trust: object) -> None:
+            if trust:
+                self.settings.trust(file.parent)
+                self.session.open(file)
+            else:
+                self.message.emit("Not opened: the folder is not trusted.")
+
+        prompts.ask(
+            self._window, prompts.TRUST, "Trust this folder?",
+            f"Opening {file} asks GNU make to read it, and a Makefile can run commands "
+            "while it is read ($(shell …), remade includes).",
+            [prompts.Choice("Trust and Open", True, prompts.ButtonRole.AcceptRole, default=True),
+             prompts.Choice("Don’t Open", False, prompts.ButtonRole.RejectRole, escape=True)],
+            answered,
+            informative="Only trust folders whose commands you are willing to run. "
+                        "Gristmill remembers folders you trust.")
+        return True
 
     def reload(self) -> bool:
         return self.session.reload()

@@ -49,6 +49,11 @@ def find_workflow_file(folder: str | Path) -> Path | None:
     return None
 
 
+def is_makefile(path: str | Path) -> bool:
+    """Whether ``path`` (a workflow file) is read as a Makefile, by GNU make."""
+    return Path(path).suffix.lower() not in (".toml", ".json")
+
+
 def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> Workflow:
     """Load the workflow in ``path`` (a folder or a file); ``variables`` override ``[vars]``.
 
@@ -66,7 +71,7 @@ def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> 
             raise WorkflowError("no such file or folder", path=str(p))
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
-    if p.suffix.lower() not in (".toml", ".json"):
+    if is_makefile(p):
         return load_makefile(p, variables)
     # A load makes a few objects per task and frees none: the cyclic garbage collector
     # would only rescan them, again and again (a third of the time for 100,000 tasks).
