@@ -65,7 +65,18 @@ def icon(name: str) -> QIcon:
     return _icon(name, palette.color(QPalette.ColorRole.WindowText).name())
 
 
+APP_ICON_SIZES = (16, 20, 22, 24, 32, 40, 48, 64, 128, 256, 512)
+
+
 def app_icon() -> QIcon:
+    """The window icon: the pre-rendered sizes (a simpler drawing below 32 px)."""
+    icon = QIcon()
+    for size in APP_ICON_SIZES:
+        png = icon_path(f"app/gristmill-{size}.png")
+        if png is not None:
+            icon.addFile(str(png))
+    if not icon.isNull():
+        return icon
     path = icon_path(APP_ICON)
     if path is None:
         return QIcon()
