@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-n", "--dry-run", action="store_true", help="say what would run; run nothing")
     r.add_argument("-v", "--verbose", action="store_true", help="print each command as it starts")
     r.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    r.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
+                        "or 'local' to start one sized to this machine (needs gristmill[dask])")
 
     pl = sub.add_parser("plan", help="what would run, in order, and why")
     _common(pl)
@@ -112,7 +115,6 @@ def _history():
 
 
 def cmd_run(args) -> int:
-    from .console import ConsoleReporter
     targets, variables = _split(args.targets)
     wf = _load(args, variables)
     history = _history()
@@ -120,8 +122,29 @@ def cmd_run(args) -> int:
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, force=forced,
                          force_all=args.force_all, dry_run=args.dry_run)
+    dask = None
+    if args.dask:
+        from .core.dask_executor import connect   # the optional extra, only when asked for
+        dask = connect(args.dask)
+    try:
+        return _run(args, wf, targets, history, options, dask)
+    finally:
+        if dask is not None:
+            dask.close()
+
+
+def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
+         dask=None) -> int:
+    from .console import ConsoleReporter
     bus = EventBus()
-    engine = Engine(wf, bus=bus, history=history, options=options)
+    if dask is None:
+        engine = Engine(wf, bus=bus, history=history, options=options)
+    else:
+        from dataclasses import replace
+        from .core.dask_executor import DaskExecutor, cluster_capacity
+        capacity = cluster_capacity(dask.client, wf.pools, args.jobs)
+        engine = Engine(wf, bus=bus, history=history, options=replace(options, capacity=capacity),
+                        executor_factory=lambda: DaskExecutor(dask.client))
     if args.dry_run:
         return _print_plan(engine, targets, show_all=False)
     reporter = ConsoleReporter(durations=history.durations(str(wf.path)),

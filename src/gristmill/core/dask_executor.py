@@ -1,0 +1,603 @@
+"""Running jobs on a Dask cluster, behind the same ``Executor`` interface.
+
+The engine's one loop does not change: it packs tasks against the cluster's
+capacity (``cluster_capacity``), calls ``start``, ``wait``, ``kill``. Each job
+becomes one Dask task (``remote.run_job``) that runs the task's commands on a
+worker exactly as ``LocalExecutor`` runs them locally, and asks Dask for the
+worker resources ``CPU``, ``MEM`` (bytes) and ``GPU`` that the task declares,
+so that Dask places it on a worker with room for it. Workers started by
+``local_cluster`` (``gristmill run --dask local``) declare those resources; on
+a cluster of your own, start the workers with them, e.g.::
+
+    dask worker tcp://sched:8786 --nthreads 16 --resources "CPU=8 MEM=32e9 GPU=2"
+
+A name no worker declares is not asked for (a cluster declaring none gets no
+resource constraints at all, and its capacity is counted from threads and
+memory limits). Give workers more threads than CPU: a thread only waits on
+the task's processes, and the resources do the packing.
+
+What crosses the wire:
+
+- Output comes back while a job runs, in batches (``flush`` seconds apart),
+  through the scheduler's event log on the client's own topic; this side
+  splits it into lines (``JobOutput``) and writes the attempt's log file at
+  ``job.log_path``. Commands run in ``task.cwd`` on the worker: the workflow
+  folder must be the same path on every worker (a shared filesystem, as for
+  make on NFS), and outputs are checked and cleaned up by the engine here.
+- Commands get the engine's whole environment (as ``srun``'s default does),
+  the task's env, and ``CUDA_VISIBLE_DEVICES`` naming GPUs of *their* worker.
+- A kill is ``Client.run(remote.kill_jobs)`` on every worker, from a
+  background thread so the engine never blocks on the network; a job not yet
+  running is also cancelled.
+- A worker that leaves the cluster ends its jobs' attempts as failed
+  ("worker tcp://… died"), so the engine's retries place them again. The
+  cluster ``local_cluster`` starts has ``allowed-failures: 0`` so Dask does
+  not rerun them itself; set that on your own scheduler too, or Dask may
+  start a job again elsewhere in the moment before Gristmill kills it.
+
+``distributed`` is an optional extra (``pip install 'gristmill[dask]'``): it is
+imported here only, and a clear ``UsageError`` says how to install it.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import remote
+from .capacity import Capacity, detect_cpus, detect_gpus, detect_memory
+from .errors import UsageError
+from .executor import ExecEvent, Job, JobExited, JobOutput
+from .sizes import format_size
+from .workflow import Resources
+
+INSTALL_HINT = "pip install 'gristmill[dask]'"
+FLUSH_EVERY = 0.1        # seconds between output batches from a running job
+END_GRACE = 5.0          # seconds to wait for a finished job's last output to arrive
+UNBOUNDED_MEM = 1 << 60  # a worker with no memory limit and no MEM declared
+RESOURCE_NAMES = ("CPU", "MEM", "GPU")
+
+
+def _distributed():
+    """The ``distributed`` package, or a ``UsageError`` saying how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise UsageError(f"running on Dask needs the 'distributed' package ({exc}); "
+                         f"install it with: {INSTALL_HINT}") from None
+    import cloudpickle
+    # Workers get remote.py by value: they need distributed, not Gristmill.
+    if remote.__name__ not in cloudpickle.list_registry_pickle_by_value():
+        cloudpickle.register_pickle_by_value(remote)
+    return distributed
+
+
+# -- clusters ----------------------------------------------------------------------
+
+class DaskConnection:
+    """A client, and the local cluster behind it when Gristmill started one."""
+
+    def __init__(self, client, cluster=None):
+        self.client = client
+        self.cluster = cluster
+
+    @property
+    def address(self) -> str:
+        return self.client.scheduler.address
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+    def __enter__(self) -> "DaskConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def local_cluster(n_workers: int = 1, *, cpu: float | None = None, mem: int | None = None,
+                  gpu: int | None = None, threads: int | None = None, **kwargs):
+    """A ``LocalCluster`` of worker processes that declare CPU, MEM and GPU resources.
+
+    By default one worker holds the whole machine (so packing is the same as
+    running locally); ``cpu``, ``mem`` and ``gpu`` are totals split evenly
+    between ``n_workers``. GPUs are only declared with one worker, since
+    workers of one machine would otherwise hand out the same devices.
+    """
+    distributed = _distributed()
+    import dask
+
+    cpu = float(cpu if cpu is not None else detect_cpus())
+    mem = int(mem if mem is not None else detect_memory())
+    gpu = int(gpu if gpu is not None else (detect_gpus() if n_workers == 1 else 0))
+    per_cpu, per_mem = cpu / n_workers, mem // n_workers
+    resources: dict[str, float] = {"CPU": per_cpu, "MEM": per_mem}
+    if gpu:
+        resources["GPU"] = gpu // n_workers
+    options = dict(n_workers=n_workers, processes=True, memory_limit=per_mem,
+                   threads_per_worker=threads or max(4, 2 * math.ceil(per_cpu)),
+                   resources=resources, dashboard_address=None)
+    options.update(kwargs)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        return distributed.LocalCluster(**options)
+
+
+def connect(address: str, timeout: float | None = None) -> DaskConnection:
+    """Connect to a scheduler (``tcp://host:8786``), or start a local cluster (``local``).
+
+    ``timeout`` (seconds) applies to reaching the scheduler and to waiting for
+    its first worker; by default Dask's ``distributed.comm.timeouts.connect``.
+    """
+    distributed = _distributed()
+    if timeout is None:
+        import dask
+        from dask.utils import parse_timedelta
+        timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"))
+    if address == "local":
+        cluster = local_cluster()
+        return DaskConnection(distributed.Client(cluster), cluster)
+    try:
+        client = distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        client.close()
+        raise UsageError(f"the Dask scheduler at {address} has no workers") from None
+    return DaskConnection(client)
+
+
+def _workers(client) -> list[dict]:
+    return list(client.scheduler_info(n_workers=-1)["workers"].values())
+
+
+def _declared(workers: list[dict]) -> set[str]:
+    return {name for w in workers for name in (w.get("resources") or {})
+            if name in RESOURCE_NAMES}
+
+
+def _worker_amounts(w: dict, declared: set[str]) -> dict[str, float]:
+    """What one worker offers, per resource name, as Gristmill counts it."""
+    res = w.get("resources") or {}
+    return {
+        "CPU": res.get("CPU", 0) if "CPU" in declared else w.get("nthreads", 0),
+        "MEM": res.get("MEM", 0) if "MEM" in declared else (w.get("memory_limit") or UNBOUNDED_MEM),
+        "GPU": res.get("GPU", 0),
+    }
+
+
+def cluster_capacity(client, pools: Mapping[str, int] | None = None,
+                     jobs: int | None = None) -> Capacity:
+    """The cluster's size, summed over its workers now, for the engine's packing.
+
+    Per worker: declared ``CPU`` (else its threads), declared ``MEM`` (else
+    its memory limit; unbounded without one) and declared ``GPU`` (else 0).
+    Named pools are the workflow's own (``pools``): Dask does not see them.
+    """
+    workers = _workers(client)
+    declared = _declared(workers)
+    cpu = mem = gpu = 0.0
+    for w in workers:
+        a = _worker_amounts(w, declared)
+        cpu += a["CPU"]
+        mem += a["MEM"]
+        gpu += a["GPU"]
+    return Capacity(cpu=float(cpu), mem=int(min(mem, UNBOUNDED_MEM)), gpu=int(gpu),
+                    pools=dict(pools or {}), jobs=jobs)
+
+
+# -- one client's subscriptions, shared by its executors ------------------------------
+
+class _Hub:
+    """Routes one client's event messages to the executors using that client.
+
+    A client has one handler per topic, so executors on one client share
+    these two: the client's own topic (job messages, by token) and ``all``
+    (a worker leaving the cluster).
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.routes: dict[str, "DaskExecutor"] = {}      # token -> executor
+        self.executors: set["DaskExecutor"] = set()
+        self.lock = threading.Lock()
+
+    def attach(self, ex: "DaskExecutor") -> None:
+        with self.lock:
+            if not self.executors:
+                self.client.subscribe_topic(self.client.id, self._on_job)
+                self.client.subscribe_topic("all", self._on_cluster)
+            self.executors.add(ex)
+
+    def detach(self, ex: "DaskExecutor") -> None:
+        with self.lock:
+            self.executors.discard(ex)
+            if self.executors:
+                return
+            for topic in (self.client.id, "all"):
+                try:
+                    self.client.unsubscribe_topic(topic)
+                except Exception:   # a closed client: nothing is subscribed any more
+                    pass
+
+    # These run on the client's event-loop thread: hand over, never block.
+    def _on_job(self, event) -> None:
+        msg = event[1]
+        if isinstance(msg, dict) and "gristmill" in msg:
+            ex = self.routes.get(msg.get("token"))
+            if ex is not None:
+                ex._post(("msg", msg))
+
+    def _on_cluster(self, event) -> None:
+        msg = event[1]
+        if isinstance(msg, dict) and msg.get("action") == "remove-worker":
+            keys = frozenset(msg.get("processing-tasks") or ())
+            for ex in list(self.executors):
+                ex._post(("gone", msg.get("worker"), keys, bool(msg.get("expected"))))
+
+
+_HUBS: "weakref.WeakKeyDictionary[object, _Hub]" = weakref.WeakKeyDictionary()
+_HUBS_LOCK = threading.Lock()
+
+
+def _hub(client) -> _Hub:
+    with _HUBS_LOCK:
+        hub = _HUBS.get(client)
+        if hub is None:
+            hub = _HUBS[client] = _Hub(client)
+        return hub
+
+
+# -- the executor ----------------------------------------------------------------------
+
+@dataclass(slots=True, eq=False)
+class _Remote:
+    job: Job
+    token: str
+    future: object = None
+    started: bool = False           # its "start" message came: it runs on ``worker``
+    worker: str | None = None
+    killed: bool = False
+    log: object = None              # binary file, opened at the first output
+    partial: bytes = b""
+    received: int = 0               # output batches received
+    end: dict | None = None         # its result, waiting for output batches still under way
+    done: bool = False              # the Dask future finished
+    grace_until: float | None = None
+
+
+class DaskExecutor:
+    """Runs jobs as Dask tasks on a cluster; the engine's loop is the same as locally."""
+
+    def __init__(self, client_or_address, *, flush: float = FLUSH_EVERY):
+        distributed = _distributed()
+        self._connection: DaskConnection | None = None
+        if isinstance(client_or_address, str):
+            self._connection = connect(client_or_address)
+            client = self._connection.client
+        else:
+            client = client_or_address
+        self._client = client
+        self._killed_worker = distributed.KilledWorker
+        self._flush = flush
+        workers = _workers(client)
+        self._declared = _declared(workers)
+        self._offers = [_worker_amounts(w, self._declared) for w in workers]
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: dict[int, _Remote] = {}
+        self._by_token: dict[str, _Remote] = {}
+        self._events: list[ExecEvent] = []
+        self._kills: queue.SimpleQueue = queue.SimpleQueue()
+        self._killer: threading.Thread | None = None
+        self._closed = False
+        self._hub = _hub(client)
+        self._hub.attach(self)
+
+    @property
+    def client(self):
+        return self._client
+
+    @property
+    def running(self) -> int:
+        return len(self._jobs)
+
+    # -- starting -----------------------------------------------------------------
+    def request(self, r: Resources) -> dict[str, float]:
+        """The Dask worker resources a task asks for: only names the cluster declares."""
+        wanted = {"CPU": r.cpu, "MEM": r.mem, "GPU": r.gpu}
+        return {k: float(v) for k, v in wanted.items() if v and k in self._declared}
+
+    def _unplaceable(self, req: Mapping[str, float]) -> str | None:
+        """Why no worker could ever hold ``req`` (the cluster's sum may be big enough)."""
+        if not req or any(all(o.get(k, 0) >= v for k, v in req.items()) for o in self._offers):
+            return None
+        names = {"CPU": "cpu", "MEM": "mem", "GPU": "gpu"}
+        show = (lambda k, v: format_size(int(v)) if k == "MEM" else f"{v:g}")
+        too_big = []
+        for k, v in req.items():
+            most = max((o.get(k, 0) for o in self._offers), default=0)
+            if v > most:
+                too_big.append(f"{names[k]} = {show(k, v)}, but the largest Dask worker "
+                               f"has {show(k, most)}")
+        if too_big:
+            return "the task asks for " + "; ".join(too_big)
+        asked = ", ".join(f"{names[k]} = {show(k, v)}" for k, v in req.items())
+        return f"no single Dask worker has {asked} at once"
+
+    def start(self, job: Job) -> None:
+        task = job.task
+        r = _Remote(job, uuid.uuid4().hex)
+        self._jobs[job.id] = r
+        self._by_token[r.token] = r
+        if not task.commands:
+            self._finish(r, 0)
+            return
+        req = self.request(task.resources)
+        problem = self._unplaceable(req)
+        if problem:
+            self._line(r, f"gristmill: {problem}")
+            self._finish(r, None, message=problem)
+            return
+        spec = {
+            "token": r.token, "topic": self._client.id, "commands": list(task.commands),
+            "shell": list(task.shell), "cwd": task.cwd, "env": dict(job.env),
+            "ignore_errors": list(task.ignore_errors), "mem_limit": job.mem_limit,
+            "gpu": task.resources.gpu, "cuda": "GPU" in self._declared, "flush": self._flush,
+        }
+        self._hub.routes[r.token] = self
+        r.future = self._client.submit(remote.run_job, spec, key=f"{task.name}-{r.token}",
+                                       resources=req or None, pure=False, retries=0)
+        r.future.add_done_callback(lambda f, token=r.token: self._post(("done", token, f)))
+
+    # -- waiting ------------------------------------------------------------------
+    def _post(self, item: tuple) -> None:
+        self._inbox.put(item)
+
+    def wait(self, timeout: float | None) -> list[ExecEvent]:
+        """Block until output, an end, or ``wakeup`` (or ``timeout`` seconds); return events."""
+        if not self._events:
+            graces = [r.grace_until for r in self._jobs.values() if r.grace_until is not None]
+            if graces:
+                until = max(0.0, min(graces) - time.monotonic())
+                timeout = until if timeout is None else min(timeout, until)
+            try:
+                if timeout is None or timeout > 0:
+                    item = self._inbox.get(True, timeout)
+                else:
+                    item = self._inbox.get_nowait()
+            except queue.Empty:
+                item = None
+            while item is not None:
+                self._apply(item)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            self._expire_graces()
+        events, self._events = self._events, []
+        return events
+
+    def _apply(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "msg":
+            self._message(item[1])
+        elif kind == "done":
+            r = self._by_token.get(item[1])
+            if r is not None:
+                self._future_done(r, item[2])
+        elif kind == "gone":
+            self._worker_gone(*item[1:])
+
+    def _message(self, msg: dict) -> None:
+        r = self._by_token.get(msg.get("token"))
+        if r is None:
+            return
+        what = msg["gristmill"]
+        if what == "start":
+            r.started = True
+            r.worker = msg.get("worker")
+        elif what == "out":
+            r.received += 1
+            for kind, data in msg["items"]:
+                if kind == "b":
+                    self._data(r, data)
+                else:
+                    self._line(r, data)
+            if r.end is not None and r.received >= r.end.get("sent", 0):
+                self._finish_result(r, r.end)
+        elif what == "end":
+            result = msg["result"]
+            if r.received >= result.get("sent", 0):
+                self._finish_result(r, result)
+            else:   # an output batch is still under way
+                r.end = result
+                r.grace_until = time.monotonic() + END_GRACE
+
+    def _future_done(self, r: _Remote, future) -> None:
+        r.done = True
+        status = future.status
+        if status == "finished":
+            if r.end is None:   # its "end" message is still under way
+                r.grace_until = time.monotonic() + END_GRACE
+            return
+        if status == "cancelled":
+            self._finish(r, None, message="" if r.killed else "the Dask task was cancelled")
+            return
+        try:
+            exc = future.exception(timeout=END_GRACE)
+        except Exception as err:   # the scheduler is gone too
+            exc = err
+        if isinstance(exc, self._killed_worker):
+            worker = getattr(getattr(exc, "last_worker", None), "address", None) or r.worker
+            message = f"worker {worker} died"
+        else:
+            message = f"Dask: {type(exc).__name__}: {exc}"
+        self._line(r, f"gristmill: {message}")
+        self._finish(r, None, message=message)
+
+    def _worker_gone(self, worker: str, keys: frozenset, expected: bool) -> None:
+        lost = [r for r in self._jobs.values()
+                if r.future is not None and (r.future.key in keys or (r.started and r.worker == worker))]
+        if not lost:
+            return
+        # Dask may start them again elsewhere: make sure it does not run twice.
+        self._send_kill([r.token for r in lost])
+        message = f"worker {worker} {'left the cluster' if expected else 'died'}"
+        for r in lost:
+            r.future.cancel()
+            self._line(r, f"gristmill: {message}")
+            self._finish(r, None, message=message)
+
+    def _expire_graces(self) -> None:
+        now = time.monotonic()
+        for r in list(self._jobs.values()):
+            if r.grace_until is None or now < r.grace_until:
+                continue
+            r.grace_until = None
+            if r.end is not None:       # output was lost on the way: end with what came
+                self._finish_result(r, r.end)
+                continue
+            try:
+                result = r.future.result(timeout=END_GRACE)
+            except Exception as exc:
+                self._finish(r, None, message=f"Dask: {type(exc).__name__}: {exc}")
+                continue
+            self._finish_result(r, result)
+
+    # -- output -------------------------------------------------------------------
+    def _log(self, r: _Remote, data: bytes) -> None:
+        if r.log is None:
+            if r.job.log_path is None:
+                return
+            r.log = open(r.job.log_path, "ab", buffering=0)
+        r.log.write(data)
+
+    def _data(self, r: _Remote, data: bytes) -> None:
+        self._log(r, data)
+        buf = r.partial + data
+        *complete, r.partial = buf.split(b"\n")
+        if complete:
+            self._events.append(JobOutput(r.job.id, tuple(
+                c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
+
+    def _line(self, r: _Remote, text: str) -> None:
+        self._log(r, text.encode() + b"\n")
+        self._events.append(JobOutput(r.job.id, (text,)))
+
+    # -- ending ---------------------------------------------------------------------
+    def _finish_result(self, r: _Remote, res: dict) -> None:
+        self._finish(r, res.get("code"), res.get("signal"), res.get("peak"),
+                     message=res.get("message") or "", over_memory=bool(res.get("over_memory")),
+                     killed=r.killed or bool(res.get("killed")) and not res.get("over_memory"))
+
+    def _finish(self, r: _Remote, code: int | None, sig: int | None = None,
+                peak: int | None = None, message: str = "", over_memory: bool = False,
+                killed: bool | None = None) -> None:
+        if r.partial:
+            self._events.append(JobOutput(r.job.id, (r.partial.decode("utf-8", "replace"),)))
+            r.partial = b""
+        if r.log is not None:
+            r.log.close()
+            r.log = None
+        self._jobs.pop(r.job.id, None)
+        self._by_token.pop(r.token, None)
+        self._hub.routes.pop(r.token, None)
+        r.future = None                 # let Dask forget the key
+        killed = r.killed if killed is None else killed
+        self._events.append(JobExited(r.job.id, code, sig, peak or None, killed or over_memory,
+                                      message, over_memory))
+
+    # -- killing --------------------------------------------------------------------
+    def kill(self, job_id: int) -> None:
+        r = self._jobs.get(job_id)
+        if r is None or r.killed:
+            return
+        r.killed = True
+        if r.future is None:
+            return
+        self._send_kill([r.token])
+        if not r.started:
+            # Not running yet (as far as we know): take it out of Dask's queue. Should it
+            # have started after all, the kill above reaches its process tree.
+            r.future.cancel()
+
+    def kill_all(self) -> None:
+        live = [r for r in self._jobs.values() if not r.killed]
+        for r in live:
+            r.killed = True
+        tokens = [r.token for r in live if r.future is not None]
+        if tokens:
+            self._send_kill(tokens)
+        for r in live:
+            if r.future is not None and not r.started:
+                r.future.cancel()
+
+    def _send_kill(self, tokens: list[str]) -> None:
+        if self._killer is None:
+            self._killer = threading.Thread(target=self._kill_loop, name="gristmill-dask-kill",
+                                            daemon=True)
+            self._killer.start()
+        self._kills.put(tokens)
+
+    def _kill_loop(self) -> None:
+        while True:
+            tokens = self._kills.get()
+            if tokens is None:
+                return
+            stop = False
+            while True:     # one broadcast for every kill asked for meanwhile
+                try:
+                    more = self._kills.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                tokens = tokens + more
+            self._broadcast_kill(tokens)
+            if stop:
+                return
+
+    def _broadcast_kill(self, tokens: list[str]) -> None:
+        try:
+            self._client.run(remote.kill_jobs, tokens, on_error="ignore")
+        except Exception:   # the cluster is going away: nothing left to kill there
+            pass
+
+    def wakeup(self) -> None:
+        """Make a blocked ``wait`` return (thread-safe)."""
+        self._inbox.put(("wake",))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        live = list(self._jobs.values())
+        if live:
+            self._broadcast_kill([r.token for r in live])
+            for r in live:
+                if r.future is not None:
+                    r.future.cancel()
+                if r.log is not None:
+                    r.log.close()
+            self._jobs.clear()
+        if self._killer is not None:
+            self._kills.put(None)
+            self._killer.join(timeout=10)
+        for token in list(self._by_token):
+            self._hub.routes.pop(token, None)
+        self._by_token.clear()
+        self._hub.detach(self)
+        if self._connection is not None:
+            self._connection.close()

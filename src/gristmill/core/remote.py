@@ -1,0 +1,336 @@
+"""What runs on a Dask worker: one job's commands, as ``LocalExecutor`` runs them.
+
+``DaskExecutor`` submits ``run_job`` for each job. It runs the task's commands
+in order on the worker, each as ``[*shell, command]`` in the task's folder with
+the job's environment, in its own session (process group), and stops at the
+first failure unless that command's errors are ignored. Output is sent back
+as it comes, in batches (at most every ``flush`` seconds), with
+``Worker.log_event`` on the client's own topic; the last message of a job is
+its end. Memory is sampled per process group as the local executor does: the
+peak is reported and a tree over its declared ``mem`` is killed.
+
+A kill arrives through ``Client.run(kill_jobs, tokens)`` on every worker: it
+marks the tokens killed in the worker's books (so a job that has not started
+yet never starts) and sends SIGTERM to their process groups; the job's own
+loop sends SIGKILL after a grace period, as locally.
+
+This module imports only the standard library and ``distributed``, and the
+executor ships it to workers by value (cloudpickle), so workers need Python
+and ``distributed``, not Gristmill. For the same reason, state that must
+outlive one call lives on the worker object (``_state``), not in module
+globals: every call brings its own copy of this module's globals.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+
+KILL_GRACE = 1.0      # seconds between SIGTERM and SIGKILL
+SAMPLE_EVERY = 0.25   # seconds between memory samples
+FLUSH_BYTES = 64 * 1024
+_STATE_ATTR = "gristmill_jobs"
+
+
+def _state(worker) -> dict:
+    """This worker's books: running process groups, killed tokens, free GPUs."""
+    state = worker.__dict__.get(_STATE_ATTR)
+    if state is None:
+        gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+        count = int(worker.state.total_resources.get("GPU", 0))
+        ids = [g for g in gpus.split(",") if g] if gpus else [str(i) for i in range(count)]
+        fresh = {"lock": threading.Lock(), "pgids": {}, "killed": {}, "gpus": ids[:count]}
+        state = worker.__dict__.setdefault(_STATE_ATTR, fresh)
+    return state
+
+
+def _page_size() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
+def _group_memory(pgid: int) -> int:
+    """Resident memory (bytes) of one process group, from /proc."""
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    page = _page_size()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[21]) * page
+    return total
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    if pgid:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_jobs(tokens, dask_worker=None) -> int:
+    """Kill these jobs' process trees on this worker (run through ``Client.run``).
+
+    A token not running here is remembered as killed, so that the job does
+    not start should it arrive later. Returns how many trees were signalled.
+    """
+    state = _state(dask_worker)
+    now = time.monotonic()
+    hit = 0
+    with state["lock"]:
+        for token in tokens:
+            state["killed"].setdefault(token, now)
+            pgid = state["pgids"].get(token)
+            if pgid:
+                _killpg(pgid, signal.SIGTERM)
+                hit += 1
+        # Forget marks for jobs that never came (a cancelled queued job): an hour is plenty.
+        for token, when in list(state["killed"].items()):
+            if now - when > 3600 and token not in state["pgids"]:
+                del state["killed"][token]
+    return hit
+
+
+class _Outbox:
+    """Output of one job on its way to the client, batched."""
+
+    def __init__(self, worker, topic: str, token: str, flush: float):
+        self.worker = worker
+        self.topic = topic
+        self.token = token
+        self.every = flush
+        self.items: list[list] = []
+        self.size = 0
+        self.due: float | None = None
+        self.sent = 0
+
+    def send(self, kind: str, **fields) -> None:
+        self.worker.log_event(self.topic, {"gristmill": kind, "token": self.token, **fields})
+
+    def data(self, chunk: bytes) -> None:
+        self._add(["b", chunk], len(chunk))
+
+    def line(self, text: str) -> None:
+        self._add(["l", text], len(text))
+
+    def _add(self, item: list, size: int) -> None:
+        if self.due is None:
+            self.due = time.monotonic() + self.every
+        self.items.append(item)
+        self.size += size
+        if self.size >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            self.send("out", seq=self.sent, items=self.items)
+            self.sent += 1
+        self.items, self.size, self.due = [], 0, None
+
+
+class _Job:
+    def __init__(self, spec: dict, worker, state: dict):
+        self.spec = spec
+        self.token = spec["token"]
+        self.state = state
+        self.out = _Outbox(worker, spec["topic"], self.token, spec.get("flush", 0.1))
+        self.peak = 0
+        self.killed = False
+        self.kill_at: float | None = None
+        self.over_memory = False
+        self.pgid = 0
+
+    # -- the books ------------------------------------------------------
+    def _was_killed(self) -> bool:
+        with self.state["lock"]:
+            return self.token in self.state["killed"]
+
+    def _take_gpus(self, n: int) -> list[str]:
+        with self.state["lock"]:
+            free = self.state["gpus"]
+            ids, free[:] = free[:n], free[n:]
+        return ids
+
+    def _give_gpus(self, ids: list[str]) -> None:
+        if ids:
+            with self.state["lock"]:
+                self.state["gpus"].extend(ids)
+
+    # -- running --------------------------------------------------------
+    def run(self) -> dict:
+        spec = self.spec
+        env = dict(spec["env"])
+        gpus = self._take_gpus(spec.get("gpu", 0)) if spec.get("cuda") else []
+        if spec.get("cuda"):
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        try:
+            result = self._commands(env)
+        finally:
+            self._give_gpus(gpus)
+            with self.state["lock"]:
+                self.state["pgids"].pop(self.token, None)
+                self.state["killed"].pop(self.token, None)
+        result["killed"] = self.killed
+        result["over_memory"] = self.over_memory
+        result["peak"] = self.peak or None
+        self.out.flush()
+        result["sent"] = self.out.sent
+        self.out.send("end", result=result)
+        return result
+
+    def _commands(self, env: dict) -> dict:
+        spec = self.spec
+        commands, shell = spec["commands"], spec["shell"]
+        ignore = spec.get("ignore_errors", ())
+        for index, cmd in enumerate(commands):
+            if self._was_killed():
+                self.killed = True
+                return {"code": None, "signal": signal.SIGTERM, "message": ""}
+            try:
+                proc = subprocess.Popen(
+                    [*shell, cmd], cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True)
+            except OSError as exc:
+                self.out.line(f"gristmill: cannot start {shell[0]}: {exc.strerror or exc}")
+                return {"code": 127, "signal": None, "message": str(exc)}
+            code = self._follow(proc)
+            ignored = index < len(ignore) and ignore[index]
+            if self.killed:
+                return {"code": None if code < 0 else code,
+                        "signal": -code if code < 0 else None, "message": ""}
+            if code != 0 and ignored:
+                self.out.line(f"gristmill: exit status {code} ignored")
+            if code != 0 and not ignored:
+                return {"code": None if code < 0 else code,
+                        "signal": -code if code < 0 else None, "message": ""}
+        return {"code": 0, "signal": None, "message": ""}
+
+    def _follow(self, proc: subprocess.Popen) -> int:
+        """Stream one command's output until it exits; returns its exit code."""
+        self.pgid = proc.pid
+        with self.state["lock"]:
+            self.state["pgids"][self.token] = self.pgid
+            if self.token in self.state["killed"]:   # the kill came while it started
+                _killpg(self.pgid, signal.SIGTERM)
+        out_fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        os.set_blocking(out_fd, False)
+        pidfd = os.pidfd_open(proc.pid)
+        sel = selectors.DefaultSelector()
+        sel.register(out_fd, selectors.EVENT_READ, "out")
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+        next_sample = time.monotonic() + SAMPLE_EVERY
+        status = None
+        try:
+            while status is None:
+                now = time.monotonic()
+                due = [next_sample]
+                if self.out.due is not None:
+                    due.append(self.out.due)
+                if self.kill_at is not None:
+                    due.append(self.kill_at)
+                for key, _ in sel.select(max(0.0, min(due) - now)):
+                    if key.data == "out":
+                        self._read(out_fd, sel)
+                    else:
+                        pid, st, usage = os.wait4(proc.pid, os.WNOHANG)
+                        if pid:
+                            status = os.waitstatus_to_exitcode(st)
+                            self.peak = max(self.peak, usage.ru_maxrss * 1024)
+                now = time.monotonic()
+                if status is None:
+                    self._watch(now)
+                    if now >= next_sample:
+                        next_sample = now + SAMPLE_EVERY
+                        self._sample()
+                if self.out.due is not None and now >= self.out.due:
+                    self.out.flush()
+            proc.returncode = status
+            # Everything the command wrote is in the pipe: drain it, then let go, so a
+            # background grandchild holding the pipe cannot hold the job open.
+            while True:
+                try:
+                    chunk = os.read(out_fd, 65536)
+                except (BlockingIOError, OSError):
+                    break
+                if not chunk:
+                    break
+                self.out.data(chunk)
+            if self.killed:
+                _killpg(self.pgid, signal.SIGKILL)   # the rest of the tree goes too
+        finally:
+            sel.close()
+            os.close(pidfd)
+            proc.stdout.close()  # type: ignore[union-attr]
+            with self.state["lock"]:
+                self.state["pgids"].pop(self.token, None)
+        return status
+
+    def _read(self, fd: int, sel) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            self.out.data(chunk)
+        else:
+            sel.unregister(fd)
+
+    def _watch(self, now: float) -> None:
+        """Notice a kill from ``kill_jobs`` and escalate it after the grace period."""
+        if not self.killed and self._was_killed():
+            self.killed = True
+            self.kill_at = now + KILL_GRACE
+        elif self.kill_at is not None and now >= self.kill_at:
+            self.kill_at = None
+            _killpg(self.pgid, signal.SIGKILL)
+
+    def _sample(self) -> None:
+        if self.killed:
+            return
+        rss = _group_memory(self.pgid)
+        self.peak = max(self.peak, rss)
+        limit = self.spec.get("mem_limit")
+        if limit and rss > limit:
+            self.over_memory = True
+            self.out.line(f"gristmill: killed: the task used {rss / 1e6:.0f} MB, "
+                          f"over its declared mem of {limit / 1e6:.0f} MB")
+            with self.state["lock"]:
+                self.state["killed"].setdefault(self.token, time.monotonic())
+            self.killed = True
+            self.kill_at = time.monotonic() + KILL_GRACE
+            _killpg(self.pgid, signal.SIGTERM)
+
+
+def run_job(spec: dict) -> dict:
+    """Run one job's commands on this worker; the body of every Dask task Gristmill submits.
+
+    ``spec``: token, topic, commands, shell, cwd, env, ignore_errors, mem_limit,
+    gpu (how many), cuda (set CUDA_VISIBLE_DEVICES to this worker's GPUs),
+    flush (seconds between output batches). Returns (and sends as the job's
+    last message) code, signal, message, killed, over_memory, peak, sent.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    job = _Job(spec, worker, _state(worker))
+    job.out.send("start", pid=os.getpid())
+    return job.run()
