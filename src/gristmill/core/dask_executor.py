@@ -126,7 +126,7 @@ def local_cluster(n_workers: int = 1, *, cpu: float | None = None, mem: int | No
         resources["GPU"] = gpu // n_workers
     options = dict(n_workers=n_workers, processes=True, memory_limit=per_mem,
                    threads_per_worker=threads or max(4, 2 * math.ceil(per_cpu)),
-                   resources=resources, dashboard_address=None)
+                   resources=resources, dashboard_address=":0")
     options.update(kwargs)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         return distributed.LocalCluster(**options)
