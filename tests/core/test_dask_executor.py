@@ -358,6 +358,24 @@ def test_a_worker_that_dies_fails_the_attempt_and_the_retry_runs(client, tmp_pat
     assert (tmp_path / "out").read_text() == "ok\n"
 
 
+def test_when_dask_reruns_a_lost_job_the_attempt_ends_after_the_rerun_is_killed(tmp_path):
+    # A scheduler of one's own keeps Dask's default allowed-failures (3): it starts the job
+    # again elsewhere at once. That rerun writes the output, then is killed; the attempt
+    # must end after it, so the engine removes what it wrote.
+    cmd = ("if [ ! -e died ]; then touch died; kill -9 $PPID; sleep 1; exit 0; fi; "
+           "echo partial > out; sleep 60 & echo $! > rerun.pids; echo $$ >> rerun.pids; wait")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                  resources={"CPU": 1, "MEM": GB}, memory_limit=GB,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        wf = workflow(tmp_path, task("fragile", cmd, outputs=["out"]))
+        result, rec = run(wf, c)
+        fin = rec.of(TaskFinished)
+        assert len(fin) == 1 and fin[0].outcome is Outcome.FAILED and "died" in fin[0].message
+        assert not (tmp_path / "out").exists()
+        assert gone(pids(tmp_path / "rerun.pids"))
+
+
 def test_gpus_are_the_workers_own_and_never_shared(tmp_path):
     cluster = local_cluster(1, cpu=2, mem=GB, gpu=2, threads=4)
     try:

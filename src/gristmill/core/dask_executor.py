@@ -275,6 +275,8 @@ class _Remote:
     end: dict | None = None         # its result, waiting for output batches still under way
     done: bool = False              # the Dask future finished
     grace_until: float | None = None
+    lost: str | None = None         # its worker left: why; it ends once no rerun can be running
+    rerun: bool = False             # Dask started it again elsewhere (being killed)
 
 
 class DaskExecutor:
@@ -398,12 +400,22 @@ class DaskExecutor:
                 self._future_done(r, item[2])
         elif kind == "gone":
             self._worker_gone(*item[1:])
+        elif kind == "killed":
+            self._kill_report(*item[1:])
 
     def _message(self, msg: dict) -> None:
         r = self._by_token.get(msg.get("token"))
         if r is None:
             return
         what = msg["gristmill"]
+        if r.lost is not None:
+            # A rerun Dask started elsewhere before the kill reached it: it is being
+            # killed; its output is not this attempt's. Its end means it is over.
+            if what == "start":
+                r.rerun = True
+            elif what == "end":
+                self._finish(r, None, message=r.lost)
+            return
         if what == "start":
             r.started = True
             r.worker = msg.get("worker")
@@ -427,6 +439,10 @@ class DaskExecutor:
     def _future_done(self, r: _Remote, future) -> None:
         r.done = True
         status = future.status
+        if r.lost is not None:
+            if status == "error" and isinstance(self._exception(future), self._killed_worker):
+                self._finish(r, None, message=r.lost)   # Dask gave up: no rerun anywhere
+            return
         if status == "finished":
             if r.end is None:   # its "end" message is still under way
                 r.grace_until = time.monotonic() + END_GRACE
@@ -434,10 +450,7 @@ class DaskExecutor:
         if status == "cancelled":
             self._finish(r, None, message="" if r.killed else "the Dask task was cancelled")
             return
-        try:
-            exc = future.exception(timeout=END_GRACE)
-        except Exception as err:   # the scheduler is gone too
-            exc = err
+        exc = self._exception(future)
         if isinstance(exc, self._killed_worker):
             worker = getattr(getattr(exc, "last_worker", None), "address", None) or r.worker
             message = f"worker {worker} died"
@@ -446,18 +459,40 @@ class DaskExecutor:
         self._line(r, f"gristmill: {message}")
         self._finish(r, None, message=message)
 
+    @staticmethod
+    def _exception(future) -> BaseException:
+        try:
+            return future.exception(timeout=END_GRACE)
+        except Exception as err:   # the scheduler is gone too
+            return err
+
     def _worker_gone(self, worker: str, keys: frozenset, expected: bool) -> None:
         lost = [r for r in self._jobs.values()
-                if r.future is not None and (r.future.key in keys or (r.started and r.worker == worker))]
+                if r.lost is None and r.future is not None
+                and (r.future.key in keys or (r.started and r.worker == worker))]
         if not lost:
             return
-        # Dask may start them again elsewhere: make sure it does not run twice.
-        self._send_kill([r.token for r in lost])
+        # A scheduler that allows failures starts them again elsewhere at once. The attempt
+        # ends only when no such rerun can be running, so the engine's clean-up of partial
+        # outputs and its retry never overlap with it: the kill's report says whether one
+        # was, and then its end is awaited.
         message = f"worker {worker} {'left the cluster' if expected else 'died'}"
         for r in lost:
+            r.lost = message
+            r.grace_until = time.monotonic() + 2 * END_GRACE
             r.future.cancel()
             self._line(r, f"gristmill: {message}")
-            self._finish(r, None, message=message)
+        self._send_kill([r.token for r in lost])
+
+    def _kill_report(self, tokens: list[str], hit: set[str]) -> None:
+        for token in tokens:
+            r = self._by_token.get(token)
+            if r is None or r.lost is None:
+                continue
+            if token in hit:
+                r.rerun = True
+            elif not r.rerun:
+                self._finish(r, None, message=r.lost)
 
     def _expire_graces(self) -> None:
         now = time.monotonic()
@@ -465,6 +500,9 @@ class DaskExecutor:
             if r.grace_until is None or now < r.grace_until:
                 continue
             r.grace_until = None
+            if r.lost is not None:
+                self._finish(r, None, message=r.lost)
+                continue
             if r.end is not None:       # output was lost on the way: end with what came
                 self._finish_result(r, r.end)
                 continue
@@ -565,15 +603,18 @@ class DaskExecutor:
                     stop = True
                     break
                 tokens = tokens + more
-            self._broadcast_kill(tokens)
+            hit = self._broadcast_kill(tokens)
+            self._post(("killed", tokens, hit))
             if stop:
                 return
 
-    def _broadcast_kill(self, tokens: list[str]) -> None:
+    def _broadcast_kill(self, tokens: list[str]) -> set[str]:
+        """Kill on every worker; returns the tokens that had a process tree running."""
         try:
-            self._client.run(remote.kill_jobs, tokens, on_error="ignore")
+            results = self._client.run(remote.kill_jobs, tokens, on_error="ignore")
         except Exception:   # the cluster is going away: nothing left to kill there
-            pass
+            return set()
+        return {t for hit in results.values() if isinstance(hit, list) for t in hit}
 
     def wakeup(self) -> None:
         """Make a blocked ``wait`` return (thread-safe)."""

@@ -84,22 +84,23 @@ def _killpg(pgid: int, sig: int) -> None:
             pass
 
 
-def kill_jobs(tokens, dask_worker=None) -> int:
+def kill_jobs(tokens, dask_worker=None) -> list[str]:
     """Kill these jobs' process trees on this worker (run through ``Client.run``).
 
     A token not running here is remembered as killed, so that the job does
-    not start should it arrive later. Returns how many trees were signalled.
+    not start should it arrive later. Returns the tokens whose trees were
+    running here and got the signal.
     """
     state = _state(dask_worker)
     now = time.monotonic()
-    hit = 0
+    hit = []
     with state["lock"]:
         for token in tokens:
             state["killed"].setdefault(token, now)
             pgid = state["pgids"].get(token)
             if pgid:
                 _killpg(pgid, signal.SIGTERM)
-                hit += 1
+                hit.append(token)
         # Forget marks for jobs that never came (a cancelled queued job): an hour is plenty.
         for token, when in list(state["killed"].items()):
             if now - when > 3600 and token not in state["pgids"]:
@@ -332,5 +333,5 @@ def run_job(spec: dict) -> dict:
 
     worker = get_worker()
     job = _Job(spec, worker, _state(worker))
-    job.out.send("start", pid=os.getpid())
+    job.out.send("start", pid=os.getpid(), worker=worker.address)
     return job.run()
