@@ -138,6 +138,9 @@ def main(argv: list[str]) -> int:
     gaps = [b - a for a, b in zip(points, points[1:])]
     result["first_paint_s"] = state["painted_at"] - spawned
     result["max_stall_ms"] = max(0.0, max(gaps) * 1000 - TICK_MS) if gaps else 0.0
+    worst = sorted(range(len(gaps)), key=gaps.__getitem__, reverse=True)[:5]
+    result["worst_stalls"] = [{"at_s": round(points[i] - run_at["start"], 3),
+                               "ms": round(gaps[i] * 1000 - TICK_MS, 1)} for i in sorted(worst)]
     result["ticks"] = len(ticks)
     result["run_s"] = run_at["end"] - run_at["start"]
     result["ran"] = len(os.listdir(folder / "ticked")) if (folder / "ticked").exists() else 0
