@@ -241,10 +241,14 @@ class _Hub:
 
     def _on_cluster(self, event) -> None:
         msg = event[1]
-        if isinstance(msg, dict) and msg.get("action") == "remove-worker":
+        action = msg.get("action") if isinstance(msg, dict) else None
+        if action == "remove-worker":
             keys = frozenset(msg.get("processing-tasks") or ())
             for ex in list(self.executors):
                 ex._post(("gone", msg.get("worker"), keys, bool(msg.get("expected"))))
+        elif action == "add-worker":
+            for ex in list(self.executors):
+                ex._post(("joined", msg.get("worker")))
 
 
 _HUBS: "weakref.WeakKeyDictionary[object, _Hub]" = weakref.WeakKeyDictionary()
@@ -293,9 +297,9 @@ class DaskExecutor:
         self._client = client
         self._killed_worker = distributed.KilledWorker
         self._flush = flush
-        workers = _workers(client)
-        self._declared = _declared(workers)
-        self._offers = [_worker_amounts(w, self._declared) for w in workers]
+        self._declared: set[str] = set()
+        self._offers: dict[str, dict[str, float]] = {}     # worker address -> what it offers
+        self._look_at_workers()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[int, _Remote] = {}
         self._by_token: dict[str, _Remote] = {}
@@ -315,6 +319,18 @@ class DaskExecutor:
         return len(self._jobs)
 
     # -- starting -----------------------------------------------------------------
+    def _look_at_workers(self) -> None:
+        """What each worker offers; again whenever workers join or leave.
+
+        Workers that left are remembered: one being restarted (by its nanny) must
+        not make a task that it can hold look impossible meanwhile.
+        """
+        workers = self._client.scheduler_info(n_workers=-1)["workers"]
+        self._declared |= _declared(list(workers.values()))
+        for address, w in workers.items():
+            self._offers[address] = _worker_amounts(w, self._declared)
+        self._workers_changed = False
+
     def request(self, r: Resources) -> dict[str, float]:
         """The Dask worker resources a task asks for: only names the cluster declares."""
         wanted = {"CPU": r.cpu, "MEM": r.mem, "GPU": r.gpu}
@@ -322,13 +338,14 @@ class DaskExecutor:
 
     def _unplaceable(self, req: Mapping[str, float]) -> str | None:
         """Why no worker could ever hold ``req`` (the cluster's sum may be big enough)."""
-        if not req or any(all(o.get(k, 0) >= v for k, v in req.items()) for o in self._offers):
+        offers = list(self._offers.values())
+        if not req or any(all(o.get(k, 0) >= v for k, v in req.items()) for o in offers):
             return None
         names = {"CPU": "cpu", "MEM": "mem", "GPU": "gpu"}
         show = (lambda k, v: format_size(int(v)) if k == "MEM" else f"{v:g}")
         too_big = []
         for k, v in req.items():
-            most = max((o.get(k, 0) for o in self._offers), default=0)
+            most = max((o.get(k, 0) for o in offers), default=0)
             if v > most:
                 too_big.append(f"{names[k]} = {show(k, v)}, but the largest Dask worker "
                                f"has {show(k, most)}")
@@ -345,6 +362,11 @@ class DaskExecutor:
         if not task.commands:
             self._finish(r, 0)
             return
+        if self._workers_changed:
+            try:
+                self._look_at_workers()
+            except Exception:   # keep what we knew; the submit below will tell
+                pass
         req = self.request(task.resources)
         problem = self._unplaceable(req)
         if problem:
@@ -358,8 +380,14 @@ class DaskExecutor:
             "gpu": task.resources.gpu, "cuda": "GPU" in self._declared, "flush": self._flush,
         }
         self._hub.routes[r.token] = self
-        r.future = self._client.submit(remote.run_job, spec, key=f"{task.name}-{r.token}",
-                                       resources=req or None, pure=False, retries=0)
+        try:
+            r.future = self._client.submit(remote.run_job, spec, key=f"{task.name}-{r.token}",
+                                           resources=req or None, pure=False, retries=0)
+        except Exception as exc:    # the client lost its scheduler
+            message = f"Dask: cannot submit: {type(exc).__name__}: {exc}"
+            self._line(r, f"gristmill: {message}")
+            self._finish(r, None, message=message)
+            return
         r.future.add_done_callback(lambda f, token=r.token: self._post(("done", token, f)))
 
     # -- waiting ------------------------------------------------------------------
@@ -399,7 +427,10 @@ class DaskExecutor:
             if r is not None:
                 self._future_done(r, item[2])
         elif kind == "gone":
+            self._workers_changed = True
             self._worker_gone(*item[1:])
+        elif kind == "joined":
+            self._workers_changed = True
         elif kind == "killed":
             self._kill_report(*item[1:])
 

@@ -177,6 +177,7 @@ class _Job:
     def run(self) -> dict:
         spec = self.spec
         env = dict(spec["env"])
+        env["GRISTMILL_WORKER"] = self.out.worker.address
         gpus = self._take_gpus(spec.get("gpu", 0)) if spec.get("cuda") else []
         if spec.get("cuda"):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
@@ -326,7 +327,8 @@ def run_job(spec: dict) -> dict:
 
     ``spec``: token, topic, commands, shell, cwd, env, ignore_errors, mem_limit,
     gpu (how many), cuda (set CUDA_VISIBLE_DEVICES to this worker's GPUs),
-    flush (seconds between output batches). Returns (and sends as the job's
+    flush (seconds between output batches). Commands also get
+    ``GRISTMILL_WORKER``, the worker's address. Returns (and sends as the job's
     last message) code, signal, message, killed, over_memory, peak, sent.
     """
     from distributed import get_worker
