@@ -7,6 +7,7 @@ or workflow error. Errors are one line, ``path:line:col: message``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -104,6 +105,9 @@ def _load(args, variables: dict[str, str] | None = None) -> Workflow:
     if args.file and not target.exists():
         raise UsageError(f"{target}: no such file")
     wf = load_workflow(target, variables or None)
+    # The workflow lives until the process ends: keep the cyclic collector from walking
+    # its objects again at every collection of the run that follows.
+    gc.freeze()
     for w in wf.warnings:
         print(f"gristmill: {w}", file=sys.stderr)
     return wf

@@ -394,3 +394,20 @@ def test_commands_are_echoed_unless_silent(tmp_path):
     for e in rec.of(OutputLine):
         lines.setdefault(e.task, []).append(e.text)
     assert lines == {"loud": ["echo one", "one", "echo two", "two"], "quiet": ["three"]}
+
+
+def test_plain_commands_run_without_a_shell_and_shell_ones_with_it(tmp_path):
+    from gristmill.core.executor import direct_argv
+    sh = ("/bin/sh", "-c")
+    assert direct_argv(sh, "touch out/a.txt") == ["touch", "out/a.txt"]
+    for needs_shell in ("echo hi", "cp a b > c", "x=1 cmd", "ls *.txt", "a && b", "cat 'q'",
+                        "cd sub", "rm ~/x", "printf $HOME"):
+        assert direct_argv(sh, needs_shell) is None, needs_shell
+    assert direct_argv(("/bin/bash", "-c"), "touch a") is None
+    wf = workflow(tmp_path, task("direct", "touch made", outputs=["made"]),
+                  task("missing", "no-such-program-here arg", phony=True))
+    result, rec = run(wf, keep_going=True)
+    assert (tmp_path / "made").exists()
+    fin = {f.task: f for f in rec.of(TaskFinished)}
+    assert fin["missing"].exit_code == 127
+    assert any("cannot start no-such-program-here" in e.text for e in rec.of(OutputLine))

@@ -191,9 +191,9 @@ class Workbench(QObject):
             self.decisions = {}
             self.message.emit(str(e))
         durations = {name: r.duration for name, r in records.items()}
-        self.tasks.set_decisions(self.decisions)
-        self.tasks.set_durations(durations, durations)
-        self.tasks.refresh_outputs()
+        self.tasks.set_decisions(self.decisions, notify=False)
+        self.tasks.set_durations(durations, durations, notify=False)
+        self.tasks.refresh_outputs()          # one dataChanged over every row for all three
         self.scanned.emit()
 
     # -- running ------------------------------------------------------------------

@@ -230,6 +230,7 @@ class _RunLoop:
         self.failed: list[str] = []
         self.next_job = 0
         self.stopping = False        # a failure without --keep-going: start nothing more
+        self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
 
@@ -337,8 +338,9 @@ class _RunLoop:
             except OSError:
                 before[out] = None
                 parent = os.path.dirname(p)
-                if parent:
+                if parent and parent not in self.made_dirs:
                     os.makedirs(parent, exist_ok=True)
+                    self.made_dirs.add(parent)
         env = self.base_env.copy()
         env.update(task.env)
         env["GRISTMILL_TASK"] = task.name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -104,6 +105,32 @@ class _Running:
     over_memory: bool = False
 
 
+# A command made only of these runs without a shell, as GNU make does: one process
+# fewer per command. Anything a shell would interpret (quotes, $, globs, redirections,
+# ;, &, |, backslashes, ~, assignments before the command) goes to the shell.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./,:+@%^-][A-Za-z0-9_./,:+@%^=-]*")
+_SHELL_WORDS = frozenset("""
+    . : [ alias bg break case cd command continue do done echo elif else esac eval exec exit
+    export false fc fg fi for function getopts hash if in jobs kill let local printf pwd read
+    readonly return select set shift source test then time times trap true type typeset
+    ulimit umask unalias unset until wait while""".split())
+_SH = ("/bin/sh", "-c")
+
+
+def direct_argv(shell: tuple[str, ...], command: str) -> list[str] | None:
+    """``command`` as an argv to exec without the shell, or None when it needs one."""
+    if tuple(shell) != _SH:
+        return None
+    words = command.split()
+    if not words or words[0] in _SHELL_WORDS or "=" in words[0]:
+        return None
+    match = _PLAIN_WORD.fullmatch
+    for w in words:
+        if match(w) is None:
+            return None
+    return words
+
+
 class LocalExecutor:
     """Runs jobs as local processes; at most as many as the engine starts."""
 
@@ -116,6 +143,7 @@ class LocalExecutor:
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", 0))
         self._events: list[ExecEvent] = []
         self._next_sample = 0.0
+        self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     @property
     def running(self) -> int:
@@ -137,13 +165,14 @@ class LocalExecutor:
             # As make does: the command goes into the output before it runs.
             for line in cmd.splitlines() or [""]:
                 self._line(r, line)
+        argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         try:
             proc = subprocess.Popen(
-                [*task.shell, cmd], cwd=task.cwd, env=dict(r.job.env),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                argv, cwd=task.cwd, env=dict(r.job.env),
+                stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True)
         except OSError as exc:
-            self._line(r, f"gristmill: cannot start {task.shell[0]}: {exc.strerror or exc}")
+            self._line(r, f"gristmill: cannot start {argv[0]}: {exc.strerror or exc}")
             self._finish(r, 127, message=str(exc))
             return
         r.proc = proc
@@ -345,7 +374,7 @@ class LocalExecutor:
         for r in list(self._jobs.values()):
             self._signal(r, signal.SIGKILL)
         self._sel.close()
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._devnull):
             try:
                 os.close(fd)
             except OSError:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import time
 import weakref
 
 from .events import Event
 
 _STOP = object()
+LINGER = 0.02       # seconds the writer lets events gather after writing a batch
 
 
 class BackgroundWriter:
@@ -93,5 +95,9 @@ class BackgroundWriter:
                         item.set()
                 if any(item is _STOP for item in batch):
                     return
+                if not any(isinstance(item, threading.Event) for item in batch):
+                    # Let events gather: one wake-up (and one GIL hand-over) per batch,
+                    # not per event, keeps this thread off the engine's back.
+                    time.sleep(LINGER)
         finally:
             self._writer_stopped()

@@ -114,13 +114,16 @@ class TaskTableModel(QAbstractTableModel):
         self._outputs = output_times(workflow) if workflow else {}
         self.endResetModel()
 
-    def set_decisions(self, decisions: Mapping[str, Decision]) -> None:
+    def set_decisions(self, decisions: Mapping[str, Decision], notify: bool = True) -> None:
         self._decisions = dict(decisions)
-        self._all_changed()
+        if notify:
+            self._all_changed()
 
-    def set_durations(self, last: Mapping[str, float], estimates: Mapping[str, float]) -> None:
+    def set_durations(self, last: Mapping[str, float], estimates: Mapping[str, float],
+                      notify: bool = True) -> None:
         self._last, self._estimates = dict(last), dict(estimates)
-        self._all_changed()
+        if notify:
+            self._all_changed()
 
     def refresh_outputs(self, names: Iterable[str] | None = None) -> None:
         if self._workflow is None:
@@ -367,9 +370,11 @@ class TaskFilterProxy(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
-        index = model.index(source_row, 0, source_parent)
-        if self._states is not None and model.data(index, ROLE_STATE) not in self._states:
-            return False
+        if self._states is not None:
+            # Straight to the Python model: no QModelIndex, no trip through Qt's data().
+            s = model.state(model.name_at(source_row))
+            if (s.value if s else "") not in self._states:
+                return False
         needle = self._text
         if not needle:
             return True

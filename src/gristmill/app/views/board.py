@@ -243,7 +243,7 @@ class BoardView(QScrollArea):
             c.list.doubleClicked.connect(lambda index: self.activated.emit(index.data(ROLE_NAME)))
             c.proxy.rowsInserted.connect(self._reselect)
             for sig in (c.proxy.rowsInserted, c.proxy.rowsRemoved, c.proxy.modelReset):
-                sig.connect(self._schedule_refresh)
+                sig.connect(self._restretch)
         self._model.modelReset.connect(self._schedule_refresh)
         self._model.modelReset.connect(self._workflow_changed)
         self._model.dataChanged.connect(self._data_changed)
@@ -263,10 +263,15 @@ class BoardView(QScrollArea):
         if top.row() == 0 and bottom.row() == self._model.rowCount() - 1:
             self._refresh_timer.start()
 
-    def refresh(self) -> None:
-        """Stretch the columns with cards, shrink the empty ones, and say what has no card."""
+    def _restretch(self, *_args) -> None:
+        """Stretch the columns with cards, shrink the empty ones (cheap: on every card move)."""
         for c in self.columns:
             self.row.setStretchFactor(c, EMPTY_STRETCH if c.empty else FULL_STRETCH)
+
+    def refresh(self) -> None:
+        """Stretch the columns, and say what has no card (counts every task: only when the
+        run's members or the scan change, i.e. on a reset or an every-row change)."""
+        self._restretch()
         self.outside.setText(describe_outside(self._model))
 
     def apply_palette(self) -> None:
