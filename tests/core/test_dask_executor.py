@@ -20,8 +20,8 @@ distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
 from gristmill.core.capacity import Capacity  # noqa: E402
-from gristmill.core.dask_executor import (DaskExecutor, cluster_capacity,  # noqa: E402
-                                          local_cluster)
+from gristmill.core.dask_executor import (DaskExecutor, WorkerHealth,  # noqa: E402
+                                          cluster_capacity, local_cluster)
 from gristmill.core.engine import Engine, RunOptions  # noqa: E402
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunStatus,  # noqa: E402
                                    TaskFinished, TaskStarted, TaskState, TaskStateChanged)
@@ -374,6 +374,61 @@ def test_when_dask_reruns_a_lost_job_the_attempt_ends_after_the_rerun_is_killed(
         assert len(fin) == 1 and fin[0].outcome is Outcome.FAILED and "died" in fin[0].message
         assert not (tmp_path / "out").exists()
         assert gone(pids(tmp_path / "rerun.pids"))
+
+
+def test_worker_health_strikes_clear_and_the_circuit_breaker_keeps_half_the_fleet():
+    h = WorkerHealth(strikes=2, keep=0.5)
+    assert h.failed("w1", "t1", False, 4) is None and h.failed_on("t1") == "w1"
+    assert h.succeeded("w1", "t1", 4) is None          # the same worker: no strike
+    assert h.failed("w1", "t1", False, 4) is None
+    assert h.succeeded("w2", "t1", 4) is None          # strike 1 for w1
+    assert h.succeeded("w1", "t9", 4) is None          # a success clears it
+    for t in ("t2", "t3"):
+        h.failed("w1", t, False, 4)
+        verdict = h.succeeded("w2", t, 4)
+    assert verdict and "worker w1 taken out of rotation after 2 strikes" in verdict
+    assert h.out == {"w1"}
+    # Could not start twice: w3 out too (2 of 4 stay in rotation).
+    assert h.failed("w3", "a", True, 4) is None
+    assert "worker w3 taken out" in h.failed("w3", "b", True, 4)
+    # A third would leave 1 of 4: the breaker trips, once, and nobody else is taken out.
+    h.failed("w2", "c", True, 4)
+    verdict = h.failed("w2", "d", True, 4)
+    assert verdict.startswith("circuit breaker:") and h.tripped and h.out == {"w1", "w3"}
+    h.failed("w4", "e", True, 4)
+    assert h.failed("w4", "f", True, 4) is None and h.out == {"w1", "w3"}
+
+
+def test_a_bad_worker_is_taken_out_of_rotation_and_gets_no_more_attempts(client, tmp_path):
+    bad = sorted(client.scheduler_info(n_workers=-1)["workers"])[0]
+    cmd = (f'if [ "$GRISTMILL_WORKER" = "{bad}" ]; then '
+           'touch "bad.$GRISTMILL_TASK.$GRISTMILL_ATTEMPT"; exit 1; fi; sleep 0.05')
+    wf = workflow(tmp_path, *[task(f"t{i}", cmd, phony=True, retries=3) for i in range(8)])
+    bus = EventBus()
+    executors = []
+
+    def factory():
+        executors.append(DaskExecutor(client))
+        return executors[-1]
+
+    after = []                   # attempts started once the bad worker was out
+    def on_event(ev):
+        if isinstance(ev, TaskStarted) and executors and executors[0].health.out:
+            after.append((ev.task, ev.attempt))
+
+    bus.subscribe(on_event)
+    rec = Recorder()
+    bus.subscribe(rec)
+    Engine(wf, bus=bus, options=RunOptions(capacity=cluster_capacity(client)),
+           executor_factory=factory).run([])
+    assert executors[0].health.out == {bad}
+    verdicts = [e.text for e in rec.of(OutputLine) if "taken out of rotation" in e.text]
+    assert verdicts == [f"gristmill: worker {bad} taken out of rotation after 2 strikes "
+                        f"(last: {verdicts[0].split('(last: ')[1]}"]
+    assert after and all(not (tmp_path / f"bad.{t}.{a}").exists() for t, a in after)
+    # Every retry went elsewhere, so every task got done.
+    assert {f.task for f in rec.of(TaskFinished) if f.outcome is Outcome.SUCCEEDED} == \
+        {f"t{i}" for i in range(8)}
 
 
 def test_gpus_are_the_workers_own_and_never_shared(tmp_path):

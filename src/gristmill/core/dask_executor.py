@@ -263,6 +263,70 @@ def _hub(client) -> _Hub:
         return hub
 
 
+# -- bad workers out of rotation ---------------------------------------------------------
+
+class WorkerHealth:
+    """Which workers are out of rotation (DESIGN principle 5). Pure books: no Dask here.
+
+    A worker gets a strike when a task failed on it and then succeeded on another
+    worker, or when a command could not even start there (a folder or shell
+    missing: the shared filesystem is not mounted). A success there clears its
+    strikes. At ``strikes`` it is taken out of rotation for the rest of the run,
+    unless that would leave fewer than ``keep`` of the known workers in
+    rotation: then the circuit breaker trips and no more workers are taken
+    out, so a wrong verdict (a flaky task, a cluster-wide fault) cannot eject
+    the whole fleet.
+    """
+
+    def __init__(self, strikes: int = 2, keep: float = 0.5):
+        self.strikes_needed = strikes
+        self.keep = keep
+        self.strikes: dict[str, int] = {}
+        self.out: set[str] = set()
+        self.tripped = False
+        self._failed_on: dict[str, str] = {}     # task -> the worker its last attempt failed on
+
+    def failed_on(self, task: str) -> str | None:
+        return self._failed_on.get(task)
+
+    def failed(self, worker: str | None, task: str, could_not_start: bool,
+               workers: int) -> str | None:
+        """An attempt of ``task`` failed on ``worker``; returns a verdict to announce, if any."""
+        if worker is None:
+            return None
+        self._failed_on[task] = worker
+        if could_not_start:
+            return self._strike(worker, "a command could not start there", workers)
+        return None
+
+    def succeeded(self, worker: str | None, task: str, workers: int) -> str | None:
+        if worker is None:
+            return None
+        self.strikes.pop(worker, None)
+        bad = self._failed_on.pop(task, None)
+        if bad is not None and bad != worker:
+            return self._strike(bad, f"{task} failed there and then succeeded on {worker}",
+                                workers)
+        return None
+
+    def _strike(self, worker: str, why: str, workers: int) -> str | None:
+        if worker in self.out:
+            return None
+        n = self.strikes[worker] = self.strikes.get(worker, 0) + 1
+        if n < self.strikes_needed:
+            return None
+        if self.tripped:
+            return None
+        in_rotation = workers - len(self.out) - 1
+        if in_rotation < max(1, math.ceil(self.keep * workers)):
+            self.tripped = True
+            return (f"circuit breaker: worker {worker} looks bad ({why}), but taking it out "
+                    f"would leave {in_rotation} of {workers} workers; no more workers are "
+                    f"taken out of rotation in this run")
+        self.out.add(worker)
+        return f"worker {worker} taken out of rotation after {n} strikes (last: {why})"
+
+
 # -- the executor ----------------------------------------------------------------------
 
 @dataclass(slots=True, eq=False)
@@ -286,7 +350,8 @@ class _Remote:
 class DaskExecutor:
     """Runs jobs as Dask tasks on a cluster; the engine's loop is the same as locally."""
 
-    def __init__(self, client_or_address, *, flush: float = FLUSH_EVERY):
+    def __init__(self, client_or_address, *, flush: float = FLUSH_EVERY,
+                 health: WorkerHealth | None = None):
         distributed = _distributed()
         self._connection: DaskConnection | None = None
         if isinstance(client_or_address, str):
@@ -299,6 +364,8 @@ class DaskExecutor:
         self._flush = flush
         self._declared: set[str] = set()
         self._offers: dict[str, dict[str, float]] = {}     # worker address -> what it offers
+        self._alive: set[str] = set()
+        self.health = health or WorkerHealth()
         self._look_at_workers()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[int, _Remote] = {}
@@ -329,7 +396,20 @@ class DaskExecutor:
         self._declared |= _declared(list(workers.values()))
         for address, w in workers.items():
             self._offers[address] = _worker_amounts(w, self._declared)
+        self._alive = set(workers)
         self._workers_changed = False
+
+    def _placement(self, task_name: str) -> dict:
+        """Dask ``workers=`` for a job: never one out of rotation; a retry away from
+        the worker its last attempt failed on, where another can take it."""
+        allowed = self._alive - self.health.out
+        avoid = self.health.failed_on(task_name)
+        preferred = allowed - {avoid} if avoid else allowed
+        if preferred == self._alive or not preferred:
+            if not self.health.out or not allowed:
+                return {}
+            preferred = allowed
+        return {"workers": sorted(preferred), "allow_other_workers": not self.health.out}
 
     def request(self, r: Resources) -> dict[str, float]:
         """The Dask worker resources a task asks for: only names the cluster declares."""
@@ -382,7 +462,8 @@ class DaskExecutor:
         self._hub.routes[r.token] = self
         try:
             r.future = self._client.submit(remote.run_job, spec, key=f"{task.name}-{r.token}",
-                                           resources=req or None, pure=False, retries=0)
+                                           resources=req or None, pure=False, retries=0,
+                                           **self._placement(task.name))
         except Exception as exc:    # the client lost its scheduler
             message = f"Dask: cannot submit: {type(exc).__name__}: {exc}"
             self._line(r, f"gristmill: {message}")
@@ -428,9 +509,11 @@ class DaskExecutor:
                 self._future_done(r, item[2])
         elif kind == "gone":
             self._workers_changed = True
+            self._alive.discard(item[1])
             self._worker_gone(*item[1:])
         elif kind == "joined":
             self._workers_changed = True
+            self._alive.add(item[1])
         elif kind == "killed":
             self._kill_report(*item[1:])
 
@@ -566,6 +649,16 @@ class DaskExecutor:
 
     # -- ending ---------------------------------------------------------------------
     def _finish_result(self, r: _Remote, res: dict) -> None:
+        name, workers = r.job.task.name, len(self._alive | self.health.out)
+        if res.get("code") == 0 and not res.get("killed"):
+            verdict = self.health.succeeded(r.worker, name, workers)
+        elif not res.get("killed") and not res.get("over_memory"):
+            verdict = self.health.failed(r.worker, name, res.get("code") == 127 and
+                                         bool(res.get("message")), workers)
+        else:
+            verdict = None
+        if verdict:
+            self._line(r, f"gristmill: {verdict}")
         self._finish(r, res.get("code"), res.get("signal"), res.get("peak"),
                      message=res.get("message") or "", over_memory=bool(res.get("over_memory")),
                      killed=r.killed or bool(res.get("killed")) and not res.get("over_memory"))
