@@ -32,8 +32,15 @@ What crosses the wire:
 - A worker that leaves the cluster ends its jobs' attempts as failed
   ("worker tcp://… died"), so the engine's retries place them again. The
   cluster ``local_cluster`` starts has ``allowed-failures: 0`` so Dask does
-  not rerun them itself; set that on your own scheduler too, or Dask may
-  start a job again elsewhere in the moment before Gristmill kills it.
+  not rerun them itself. On your own scheduler set it too
+  (``distributed.scheduler.allowed-failures: 0``); otherwise Dask starts the
+  job again elsewhere at once, Gristmill kills that rerun, and the attempt
+  ends only after it (so the engine's clean-up of partial outputs comes last).
+- Bad workers go out of rotation (``WorkerHealth``): after two tasks failed
+  on a worker and then succeeded elsewhere (or commands could not start
+  there), no more jobs are sent to it in this run; a circuit breaker keeps at
+  least half the workers. A retry prefers a worker other than the one its
+  last attempt failed on. Commands see their worker as ``GRISTMILL_WORKER``.
 
 ``distributed`` is an optional extra (``pip install 'gristmill[dask]'``): it is
 imported here only, and a clear ``UsageError`` says how to install it.
