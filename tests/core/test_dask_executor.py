@@ -8,6 +8,7 @@ executor thread is left behind.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -450,6 +451,18 @@ def test_gpus_are_the_workers_own_and_never_shared(tmp_path):
             assert {seen["g0"], seen["g1"]} == {"[0]", "[1]"}
     finally:
         cluster.close()
+
+
+def test_local_workers_live_through_ctrl_c_and_their_commands_do_not_inherit_that(client, tmp_path):
+    # A terminal's Ctrl-C reaches the whole foreground group, the workers included.
+    for pid in client.run(os.getpid).values():
+        os.kill(pid, signal.SIGINT)
+    show = f"{sys.executable} -c 'import signal; print(signal.getsignal(signal.SIGINT).__name__)'"
+    wf = workflow(tmp_path, task("show", show, phony=True))
+    result, rec = run(wf, client)
+    assert result.status is RunStatus.SUCCEEDED
+    assert [e.text for e in rec.of(OutputLine)] == ["default_int_handler"]
+    assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
 
 
 # -- without the extra ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -74,3 +75,34 @@ def test_an_unreachable_scheduler_is_a_usage_error(pipeline):
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in p.stderr
     assert "Traceback" not in p.stderr
     assert not (pipeline / "build").exists()
+
+
+def test_ctrl_c_cancels_the_run_and_kills_the_remote_trees(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.slow]\ncmd = "sleep 60 & echo $! > pids; echo $$ >> pids; wait"\nphony = true\n')
+    mark = uuid.uuid4().hex
+    # Its own process group, as a terminal's Ctrl-C reaches the whole foreground group.
+    p = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "--dask", "local",
+                          "-C", str(tmp_path), "slow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True,
+                         env={**os.environ, "GRISTMILL_TEST_MARK": mark})
+    try:
+        deadline = time.monotonic() + 60
+        while len((tmp_path / "pids").read_text().split() if (tmp_path / "pids").exists()
+                  else ()) < 2:
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, out + err
+    assert "CANCELLED" in out
+    tree = [int(x) for x in (tmp_path / "pids").read_text().split()]
+    deadline = time.monotonic() + 10
+    while (marked(mark) or any(psutil.pid_exists(x) and psutil.Process(x).status() !=
+                               psutil.STATUS_ZOMBIE for x in tree)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marked(mark) == []

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -68,6 +69,17 @@ INSTALL_HINT = "pip install 'gristmill[dask]'"
 FLUSH_EVERY = 0.1        # seconds between output batches from a running job
 END_GRACE = 5.0          # seconds to wait for a finished job's last output to arrive
 UNBOUNDED_MEM = 1 << 60  # a worker with no memory limit and no MEM declared
+# Run in each worker of ``local_cluster`` as it starts: a terminal's Ctrl-C reaches the
+# whole foreground process group, workers included; the engine cancels the run and
+# kills the trees, so the workers must live on. A Python handler (not SIG_IGN) so that
+# the commands they start get the default again at exec.
+_WORKER_IGNORES_SIGINT = """
+import signal
+try:
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+except ValueError:   # not the main thread
+    pass
+"""
 RESOURCE_NAMES = ("CPU", "MEM", "GPU")
 
 
@@ -133,10 +145,18 @@ def local_cluster(n_workers: int = 1, *, cpu: float | None = None, mem: int | No
         resources["GPU"] = gpu // n_workers
     options = dict(n_workers=n_workers, processes=True, memory_limit=per_mem,
                    threads_per_worker=threads or max(4, 2 * math.ceil(per_cpu)),
-                   resources=resources, dashboard_address=":0")
+                   resources=resources, dashboard_address=":0",
+                   preload=[_WORKER_IGNORES_SIGINT])
     options.update(kwargs)
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        return distributed.LocalCluster(**options)
+    # Worker processes born now ignore SIGINT until their preload takes over.
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            return distributed.LocalCluster(**options)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
 
 
 def connect(address: str, timeout: float | None = None) -> DaskConnection:
