@@ -159,6 +159,27 @@ def test_capacity_sums_the_workers_declared_resources(client):
         ex.close()
 
 
+def test_executors_sharing_a_client_each_get_their_own_output_and_an_address_gets_its_own_client(
+        client, tmp_path):
+    own = DaskExecutor(client.scheduler.address)      # connects, and closes what it opened
+    shared = [DaskExecutor(client), DaskExecutor(client)]
+    try:
+        assert own.client is not client
+        for i, ex in enumerate([own, *shared]):
+            ex.start(Job(0, task("t", f"echo from {i}", root=tmp_path), 1, dict(os.environ)))
+        for i, ex in enumerate([own, *shared]):
+            lines, ended = [], []
+            while not ended:
+                for ev in ex.wait(None):
+                    (ended if isinstance(ev, JobExited) else lines).append(ev)
+            assert [ln for ev in lines for ln in ev.lines] == [f"from {i}"]
+            assert ended[0].exit_code == 0
+    finally:
+        for ex in [own, *shared]:
+            ex.close()
+    assert own.client.status == "closed" and client.status == "running"
+
+
 def test_a_cluster_declaring_no_resources_is_counted_by_threads_and_memory_limits():
     with distributed.LocalCluster(n_workers=1, threads_per_worker=3, processes=True,
                                   memory_limit=GB // 2, dashboard_address=":0") as cluster, \
