@@ -138,7 +138,8 @@ def chain_and_fan_out(root: Path):
         task("upper", "tr a-z A-Z < src.txt > out/up.txt; echo upper done",
              inputs=["src.txt"], outputs=["out/up.txt"]),
         task("count", ["wc -c < out/up.txt > n.txt", "echo counted; printf 'no newline'"],
-             inputs=["out/up.txt"], outputs=["n.txt"]),
+             inputs=["out/up.txt"], outputs=["n.txt"], silent=False),   # echoed, as by make
+        task("plain", "touch plain.out", outputs=["plain.out"], silent=False),   # no shell
         *[task(f"each[{n}.in]", f"cp {n}.in fan/{n}.out && echo copied {n}", group="each",
                inputs=[f"{n}.in"], outputs=[f"fan/{n}.out"], cpu=0.5, mem=100 * MB)
           for n in "xyz"],
@@ -203,11 +204,13 @@ def test_a_chain_and_a_fan_out_make_the_same_files_and_events_as_locally(client,
     dask_wf = chain_and_fan_out(dask_root)
     remote, dask_rec = run(dask_wf, client)
     assert local.status is remote.status is RunStatus.SUCCEEDED
-    files = ["out/up.txt", "n.txt", "fan/x.out", "fan/y.out", "fan/z.out", "all.txt"]
+    files = ["out/up.txt", "n.txt", "fan/x.out", "fan/y.out", "fan/z.out", "all.txt",
+             "plain.out"]
     for f in files:
         assert (dask_root / f).read_text() == (local_root / f).read_text(), f
     assert (dask_root / "all.txt").read_text() == "xxx\nyyy\nzzz\n4\n"
     assert dask_rec.per_task() == local_rec.per_task()
+    assert [e.text for e in dask_rec.of(OutputLine) if e.task == "plain"] == ["touch plain.out"]
     assert ([type(e).__name__ for e in dask_rec.events][-1]) == "RunFinished"
 
     again, rec = run(dask_wf, client)
@@ -245,9 +248,10 @@ def test_a_failing_command_fails_the_task_and_its_partial_output_is_removed(clie
                        outputs=["out.txt"]),
                   task("after", "touch later", inputs=["out.txt"], outputs=["later"]),
                   task("lenient", ["false", "touch yes"], outputs=["yes"],
-                       ignore_errors=(True, False)))
+                       ignore_errors=(True, False)),
+                  task("missing", "no-such-program-here", phony=True))
     result, rec = run(wf, client, keep_going=True)
-    assert result.status is RunStatus.FAILED and result.failed == ("bad",)
+    assert result.status is RunStatus.FAILED and sorted(result.failed) == ["bad", "missing"]
     fin = {f.task: f for f in rec.of(TaskFinished)}
     assert fin["bad"].outcome is Outcome.FAILED and fin["bad"].exit_code == 3
     assert fin["bad"].removed_outputs == ("out.txt",) and not (tmp_path / "out.txt").exists()
@@ -256,6 +260,9 @@ def test_a_failing_command_fails_the_task_and_its_partial_output_is_removed(clie
     assert fin["lenient"].outcome is Outcome.SUCCEEDED and (tmp_path / "yes").exists()
     assert "gristmill: exit status 1 ignored" in [e.text for e in rec.of(OutputLine)
                                                    if e.task == "lenient"]
+    assert fin["missing"].exit_code == 127
+    assert [e.text for e in rec.of(OutputLine) if e.task == "missing"] == [
+        "gristmill: cannot start no-such-program-here: No such file or directory"]
 
 
 # -- killing ---------------------------------------------------------------------------------

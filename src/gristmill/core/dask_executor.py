@@ -61,7 +61,7 @@ from typing import Mapping
 from . import remote
 from .capacity import Capacity, detect_cpus, detect_gpus, detect_memory
 from .errors import UsageError
-from .executor import ExecEvent, Job, JobExited, JobOutput
+from .executor import ExecEvent, Job, JobExited, JobOutput, direct_argv
 from .sizes import format_size
 from .workflow import Resources
 
@@ -482,7 +482,8 @@ class DaskExecutor:
             return
         spec = {
             "token": r.token, "topic": self._client.id, "commands": list(task.commands),
-            "shell": list(task.shell), "cwd": task.cwd, "env": dict(job.env),
+            "argvs": [direct_argv(task.shell, c) or [*task.shell, c] for c in task.commands],
+            "silent": task.silent, "cwd": task.cwd, "env": dict(job.env),
             "ignore_errors": list(task.ignore_errors), "mem_limit": job.mem_limit,
             "gpu": task.resources.gpu, "cuda": "GPU" in self._declared, "flush": self._flush,
         }

@@ -1,9 +1,11 @@
 """What runs on a Dask worker: one job's commands, as ``LocalExecutor`` runs them.
 
 ``DaskExecutor`` submits ``run_job`` for each job. It runs the task's commands
-in order on the worker, each as ``[*shell, command]`` in the task's folder with
-the job's environment, in its own session (process group), and stops at the
-first failure unless that command's errors are ignored. Output is sent back
+in order on the worker, each as the argv the engine's side chose for it
+(``[*shell, command]``, or the words of a plain command, as locally) in the
+task's folder with the job's environment, in its own session (process group),
+echoing each command first unless the task is silent, and stops at the first
+failure unless that command's errors are ignored. Output is sent back
 as it comes, in batches (at most every ``flush`` seconds), with
 ``Worker.log_event`` on the client's own topic; the last message of a job is
 its end. Memory is sampled per process group as the local executor does: the
@@ -198,19 +200,22 @@ class _Job:
 
     def _commands(self, env: dict) -> dict:
         spec = self.spec
-        commands, shell = spec["commands"], spec["shell"]
         ignore = spec.get("ignore_errors", ())
-        for index, cmd in enumerate(commands):
+        for index, (cmd, argv) in enumerate(zip(spec["commands"], spec["argvs"])):
             if self._was_killed():
                 self.killed = True
                 return {"code": None, "signal": signal.SIGTERM, "message": ""}
+            if not spec.get("silent"):
+                # As make does: the command goes into the output before it runs.
+                for line in cmd.splitlines() or [""]:
+                    self.out.line(line)
             try:
                 proc = subprocess.Popen(
-                    [*shell, cmd], cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL,
+                    argv, cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True)
             except OSError as exc:
-                self.out.line(f"gristmill: cannot start {shell[0]}: {exc.strerror or exc}")
+                self.out.line(f"gristmill: cannot start {argv[0]}: {exc.strerror or exc}")
                 return {"code": 127, "signal": None, "message": str(exc)}
             code = self._follow(proc)
             ignored = index < len(ignore) and ignore[index]
@@ -325,7 +330,8 @@ class _Job:
 def run_job(spec: dict) -> dict:
     """Run one job's commands on this worker; the body of every Dask task Gristmill submits.
 
-    ``spec``: token, topic, commands, shell, cwd, env, ignore_errors, mem_limit,
+    ``spec``: token, topic, commands, argvs (one per command), silent, cwd, env,
+    ignore_errors, mem_limit,
     gpu (how many), cuda (set CUDA_VISIBLE_DEVICES to this worker's GPUs),
     flush (seconds between output batches). Commands also get
     ``GRISTMILL_WORKER``, the worker's address. Returns (and sends as the job's
