@@ -400,10 +400,15 @@ class _RunLoop:
             outcome, message = Outcome.CANCELLED, "cancelled"
         else:
             outcome = Outcome.FAILED
-            message = (f"killed by signal {ev.signal}" if ev.exit_code is None and ev.signal
-                       else f"exit status {ev.exit_code}")
+            if ev.exit_code is not None:
+                message = f"exit status {ev.exit_code}"
+            elif ev.signal:
+                message = f"killed by signal {ev.signal}"
+            else:
+                message = ""
             if ev.message:
-                message += f": {ev.message}"
+                message = f"{message}: {ev.message}" if message else ev.message
+            message = message or "failed"
         removed: tuple[str, ...] = ()
         if outcome is not Outcome.SUCCEEDED:
             removed = self._remove_partial(a)
