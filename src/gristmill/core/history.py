@@ -390,8 +390,9 @@ class History(BackgroundWriter):
         kind = type(event)
         if kind not in _RECORDED or self._closed:
             return
-        if kind is TaskStateChanged and not event.reasons:     # type: ignore[attr-defined]
-            return
+        if kind is TaskStateChanged and (not event.reasons             # type: ignore[attr-defined]
+                                         or event.state.finished):     # type: ignore[attr-defined]
+            return       # only the reasons that put a task in the plan are kept
         if kind is RunStarted:
             with self._lock:
                 self._active.add(event.run_id)
