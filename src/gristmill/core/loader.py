@@ -25,7 +25,6 @@ from .load_globs import Disk
 from .load_source import Source, describe
 from .load_spec import FileDoc, JsonVar, Path_, Sections, TaskParser, TaskSpec, check_var_value, \
     read_sections, var_text
-from .makefile import load_makefile
 from .placeholders import did_you_mean
 from .tomlpos import parse_toml
 from .workflow import CapacityOverride, Workflow, WorkflowWarning
@@ -72,6 +71,9 @@ def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> 
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
     if is_makefile(p):
+        # Imported here, not at the top: the Makefile reader is sizeable and a
+        # gristmill.toml run should not pay for loading it.
+        from .makefile import load_makefile
         return load_makefile(p, variables)
     # A load makes a few objects per task and frees none: the cyclic garbage collector
     # would only rescan them, again and again (a third of the time for 100,000 tasks).

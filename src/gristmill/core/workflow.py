@@ -11,7 +11,6 @@ files on disk and the outputs of every task. Paths in ``inputs`` and
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -86,9 +85,9 @@ class Task:
         compiler writes dependency files grows its inputs after the first build; that
         must not rebuild everything.)
         """
-        blob = json.dumps([self.commands, self.outputs, self.env,
-                           self.cwd, self.ignore_errors, self.shell], separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        blob = repr((self.commands, self.outputs, self.env, self.cwd, self.ignore_errors,
+                     self.shell))       # only str, bool and tuples: the same in every run
+        return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
