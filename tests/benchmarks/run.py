@@ -60,14 +60,14 @@ class Sizes:
     pack_scale: float = 1.0
     app_tasks: int = 20000
     app_run: int = 2000
-    reps: int = 5
-    timeout: float = 120.0       # one invocation of one tool
-    budget: float = 45.0         # seconds of samples per tool and workload before it stops repeating
+    reps: int = 3
+    timeout: float = 60.0        # one invocation of one tool
+    budget: float = 30.0         # seconds of samples per tool and workload before it stops repeating
 
 
 FULL = Sizes()
 QUICK = Sizes(spawn=300, copy=2000, scale=W.ScaleShape(10, 1000), pack_scale=0.5,
-              app_tasks=2000, app_run=300, reps=3, timeout=60.0, budget=15.0)
+              app_tasks=2000, app_run=300, reps=3, timeout=30.0, budget=10.0)
 
 
 # -- running one process ------------------------------------------------------------------
@@ -739,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated workloads: {','.join(WORKLOADS)}")
     p.add_argument("--tools", default="gristmill," + ",".join(PEERS),
                    help="comma-separated tools (gristmill is always included)")
-    p.add_argument("--reps", type=int, default=None, help="runs per tool (default 5, --quick 3)")
+    p.add_argument("--reps", type=int, default=None, help="runs per tool (default 3)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per tool invocation")
     p.add_argument("--work", type=Path, default=HERE / ".work", help="work folder (default: %(default)s)")
     p.add_argument("--json", type=Path, default=None, help="save results here (default <work>/results.json)")
