@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Mapping
 
 from . import paths
-from .events import Event, RunFinished, RunStarted
+from .events import Event, RunFinished, RunStarted, TaskState, TaskStateChanged
 from .reasons import Reason
 from .writer import BackgroundWriter
 
@@ -95,6 +95,13 @@ def event_record(event: Event) -> dict[str, object]:
     return record
 
 
+def up_to_date_record(run_id: str, time: float, tasks: list[str]) -> dict[str, object]:
+    """One line for many tasks found up to date (``"event": "tasks_up_to_date"``)."""
+    return {"ts": datetime.fromtimestamp(time, timezone.utc).isoformat(timespec="microseconds"),
+            "run": run_id, "task": None, "attempt": None, "event": "tasks_up_to_date",
+            "tasks": tasks}
+
+
 class RunLog(BackgroundWriter):
     """Writes a JSON-lines log per run. Subscribe ``on_event`` to the engine's bus."""
 
@@ -128,16 +135,32 @@ class RunLog(BackgroundWriter):
 
     def _write_batch(self, events: list[Event]) -> None:
         touched: dict[str, IO[str]] = {}
+        # Tasks found up to date come in thousands at the start of a run: one line
+        # names them all (their reasons are what `gristmill plan` prints).
+        up_to_date: dict[str, list[TaskStateChanged]] = {}
         for event in events:
+            if type(event) is TaskStateChanged and event.state is TaskState.UP_TO_DATE:
+                up_to_date.setdefault(event.run_id, []).append(event)
+                continue
+            if event.run_id in up_to_date:
+                self._write_up_to_date(up_to_date.pop(event.run_id), touched)
             self._write(event, touched)
+        for group in up_to_date.values():
+            self._write_up_to_date(group, touched)
         for f in touched.values():
             self._flush_file(f)
+
+    def _write_up_to_date(self, group: list[TaskStateChanged], touched: dict[str, IO[str]]) -> None:
+        first = group[0]
+        record = up_to_date_record(first.run_id, first.time, [e.task for e in group])
+        self._write(first, touched, record)
 
     def _writer_stopped(self) -> None:
         for run_id in list(self._files):
             self._close_file(run_id)
 
-    def _write(self, event: Event, touched: dict[str, IO[str]]) -> None:
+    def _write(self, event: Event, touched: dict[str, IO[str]],
+               record: dict[str, object] | None = None) -> None:
         run_id = event.run_id
         if isinstance(event, RunStarted) and event.log_path:
             self._paths[run_id] = Path(event.log_path)
@@ -146,7 +169,7 @@ class RunLog(BackgroundWriter):
             f = self._open(run_id)
         if f is not None:
             try:
-                line = json.dumps(event_record(event), ensure_ascii=False)
+                line = json.dumps(record or event_record(event), ensure_ascii=False)
                 f.write(line + "\n")
                 touched[run_id] = f
             except (OSError, ValueError, TypeError):
