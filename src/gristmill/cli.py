@@ -121,6 +121,13 @@ def _history():
 def cmd_run(args) -> int:
     targets, variables = _split(args.targets)
     wf = _load(args, variables)
+    # Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
+    # (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
+    # then be started with posix_spawn.
+    home = os.environ.get("GRISTMILL_HOME")
+    if home:
+        os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
+    os.chdir(wf.root)
     history = _history()
     history.mark_interrupted(str(wf.path))
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()

@@ -411,3 +411,23 @@ def test_plain_commands_run_without_a_shell_and_shell_ones_with_it(tmp_path):
     fin = {f.task: f for f in rec.of(TaskFinished)}
     assert fin["missing"].exit_code == 127
     assert any("cannot start no-such-program-here" in e.text for e in rec.of(OutputLine))
+
+
+def test_tasks_in_the_current_folder_start_the_same_way(tmp_path, monkeypatch):
+    # Tasks whose cwd is the process's own are started with posix_spawn: the same
+    # output, exit codes, missing-program message and kills as the Popen path.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text("x\n")
+    wf = workflow(tmp_path,
+                  task("copy", "cp in.txt out.txt", inputs=["in.txt"], outputs=["out.txt"]),
+                  task("talk", "echo to-out; echo to-err >&2; exit 3", phony=True),
+                  task("ghost", "no-such-program-here", phony=True),
+                  task("slow", "sleep 30", phony=True, timeout=0.3))
+    result, rec = run(wf, keep_going=True)
+    assert (tmp_path / "out.txt").read_text() == "x\n"
+    fin = {f.task: f for f in rec.of(TaskFinished)}
+    assert fin["copy"].outcome is Outcome.SUCCEEDED
+    assert fin["talk"].exit_code == 3
+    assert [e.text for e in rec.of(OutputLine) if e.task == "talk"] == ["to-out", "to-err"]
+    assert fin["ghost"].exit_code == 127
+    assert fin["slow"].outcome is Outcome.TIMED_OUT

@@ -22,6 +22,7 @@ from typing import Mapping, Protocol
 
 from .workflow import Task
 
+_POSIX_SPAWN = hasattr(os, "posix_spawnp") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
 SAMPLE_EVERY = 0.25  # seconds between memory samples of running process trees
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -93,7 +94,6 @@ class Executor(Protocol):
 class _Running:
     job: Job
     index: int                       # which command is running
-    proc: subprocess.Popen | None = None
     pidfd: int = -1
     out_fd: int = -1
     log: object = None               # binary file
@@ -144,6 +144,7 @@ class LocalExecutor:
         self._events: list[ExecEvent] = []
         self._next_sample = 0.0
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._cwd = os.getcwd()
 
     @property
     def running(self) -> int:
@@ -167,21 +168,46 @@ class LocalExecutor:
                 self._line(r, line)
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         try:
-            proc = subprocess.Popen(
-                argv, cwd=task.cwd, env=dict(r.job.env),
-                stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
+            if task.cwd == self._cwd and _POSIX_SPAWN:
+                pid, out_fd = self._posix_spawn(argv, r.job.env)
+            else:
+                proc = subprocess.Popen(
+                    argv, cwd=task.cwd, env=dict(r.job.env),
+                    stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True)
+                pid = proc.pid
+                out_fd = os.dup(proc.stdout.fileno())  # type: ignore[union-attr]
+                proc.stdout.close()                     # type: ignore[union-attr]
+                proc.returncode = 0     # reaped by us with wait4; Popen must not try
         except OSError as exc:
             self._line(r, f"gristmill: cannot start {argv[0]}: {exc.strerror or exc}")
             self._finish(r, 127, message=str(exc))
             return
-        r.proc = proc
-        r.pgid = proc.pid
-        r.out_fd = proc.stdout.fileno()  # type: ignore[union-attr]
-        os.set_blocking(r.out_fd, False)
-        self._sel.register(r.out_fd, selectors.EVENT_READ, ("out", r.job.id))
-        r.pidfd = os.pidfd_open(proc.pid)
+        r.pgid = pid
+        r.out_fd = out_fd
+        os.set_blocking(out_fd, False)
+        self._sel.register(out_fd, selectors.EVENT_READ, ("out", r.job.id))
+        r.pidfd = os.pidfd_open(pid)
         self._sel.register(r.pidfd, selectors.EVENT_READ, ("exit", r.job.id))
+
+    def _posix_spawn(self, argv: list[str], env: Mapping[str, str]) -> tuple[int, int]:
+        """Start ``argv`` in its own session, stdout and stderr into a new pipe.
+
+        posix_spawn does in C what Popen does in Python (half the parent's cost per
+        task); Python 3.11 has no chdir action, so only for the executor's own cwd.
+        """
+        out_r, out_w = os.pipe()
+        try:
+            pid = os.posix_spawnp(argv[0], argv, env, setsid=True, file_actions=[
+                (os.POSIX_SPAWN_DUP2, self._devnull, 0),
+                (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, out_w, 2)])
+        except BaseException:
+            os.close(out_r)
+            raise
+        finally:
+            os.close(out_w)
+        return pid, out_r
 
     # -- waiting ----------------------------------------------------------
     def wait(self, timeout: float | None) -> list[ExecEvent]:
@@ -270,20 +296,17 @@ class LocalExecutor:
                 self._sel.unregister(r.out_fd)
             except (KeyError, ValueError):
                 pass
-            if r.proc is not None and r.proc.stdout is not None:
-                r.proc.stdout.close()
+            os.close(r.out_fd)
             r.out_fd = -1
 
     def _reap(self, r: _Running) -> None:
-        proc = r.proc
-        assert proc is not None
         try:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(r.pgid, os.WNOHANG)
         except ChildProcessError:
-            pid, status, usage = proc.pid, 0, None
+            pid, status, usage = r.pgid, 0, None
         if pid == 0:
             return
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        code = os.waitstatus_to_exitcode(status)
         if usage is not None:
             r.peak = max(r.peak, usage.ru_maxrss * 1024)
         self._sel.unregister(r.pidfd)
@@ -300,7 +323,6 @@ class LocalExecutor:
                 break
             self._data(r, data)
         self._close_out(r)
-        code = proc.returncode
         task = r.job.task
         if r.killed:
             # The leader is gone; whatever else is left of its tree goes too, now.
@@ -312,7 +334,6 @@ class LocalExecutor:
             self._line(r, f"gristmill: exit status {code} ignored")
         if (code == 0 or ignored) and r.index + 1 < len(task.commands):
             r.index += 1
-            r.proc = None
             self._spawn(r)
             return
         ok = code == 0 or ignored
