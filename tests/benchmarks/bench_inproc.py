@@ -1,14 +1,14 @@
 """Load and plan a workflow inside one fresh Python process; print the phases as JSON.
 
-    python tests/benchmarks/bench_inproc.py FOLDER [--tracemalloc] [--profile OUT.html] [--freeze]
+    python tests/benchmarks/bench_inproc.py FOLDER [--tracemalloc] [--profile OUT.html] [--no-freeze]
 
 Phases: ``import`` (the core modules), ``load`` (``load_workflow``), ``graph``
 (``TaskGraph.of``: built by the loader already, so ~0), ``scan`` (``StalenessScan.scan``: one stat per path), ``plan``
 (``Plan`` and the critical-path priorities the engine computes before starting).
 ``peak_rss`` is the process's ru_maxrss; with ``--tracemalloc`` the peak of
-Python allocations is measured too. ``--freeze`` calls ``gc.freeze()`` right after
-loading (what PROPOSALS.md asks of the CLI), to measure what it would save (tracemalloc slows the phases, so the
-runner asks for it in a separate process).
+Python allocations is measured too (tracemalloc slows the phases, so the runner asks
+for it in a separate process). As the CLI does, ``gc.freeze()`` is called right after
+loading; ``--no-freeze`` leaves it out, to see what it saves.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     from gristmill.core.staleness import StalenessScan
     t.append(time.perf_counter())
     wf = load_workflow(folder)
-    if "--freeze" in argv:
+    if "--no-freeze" not in argv:             # as cli._load does
         import gc
         gc.freeze()
     t.append(time.perf_counter())

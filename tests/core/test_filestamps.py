@@ -24,10 +24,11 @@ def test_stamps_of_existing_and_missing_paths(tmp_path):
 
 
 def test_forget_sees_files_made_after_the_listing(tmp_path):
-    _many(tmp_path / "d", staleness._LIST_AFTER + 2)
+    _many(tmp_path / "d", 3)
     s = FileStamps(tmp_path)
-    for i in range(staleness._LIST_AFTER + 2):
-        s.get(f"d/f{i}")
+    for i in range(staleness._LIST_AFTER + 2):          # enough misses to read the listing
+        assert s.get(f"d/missing{i}") is None
+    assert s.get("d/f1") is not None                   # in the listing: stat'ed
     assert s.get("d/new") is None
     (tmp_path / "d" / "new").write_text("made by a task")
     assert s.get("d/new") is None                # a snapshot until told otherwise
@@ -43,6 +44,15 @@ def test_forget_sees_a_folder_made_after_it_was_missing(tmp_path):
     s.forget(["out/f1"])
     assert s.get("out/f1") is not None
     assert s.get("out/f2") is None               # not forgotten: still the snapshot
+
+
+def test_a_folder_whose_paths_all_exist_is_never_listed(tmp_path, monkeypatch):
+    _many(tmp_path / "d", 40)
+    listed = []
+    monkeypatch.setattr(staleness.os, "listdir", lambda p: listed.append(p) or [])
+    s = FileStamps(tmp_path)
+    assert all(s.get(f"d/f{i}") is not None for i in range(40))
+    assert listed == []
 
 
 def test_root_level_paths(tmp_path):

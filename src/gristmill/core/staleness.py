@@ -63,9 +63,10 @@ class _MtimeWords:
 
 
 _UNLISTED = object()
-# Lookups in one folder before FileStamps reads the folder's listing, so that a
-# path that is not there costs no stat (a plan of 100,000 tasks asks mostly for
-# outputs that do not exist yet). Only where names are case-sensitive.
+# Paths found missing in one folder before FileStamps reads the folder's listing, so
+# that a path that is not there costs no stat (a plan of 100,000 tasks asks mostly for
+# outputs that do not exist yet). A folder whose paths all exist is never listed (a
+# no-op build). Only where names are case-sensitive.
 _LIST_AFTER = 16 if sys.platform.startswith("linux") else 1 << 62
 
 
@@ -77,7 +78,7 @@ class FileStamps:
         self._prefix = self.root if self.root.endswith("/") else self.root + os.sep
         self._cache: dict[str, int | None] = {}
         self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
-        self._asks: dict[str, int] = {}           # folder -> lookups so far
+        self._misses: dict[str, int] = {}         # folder -> paths found missing so far
         self._fresh: set[str] = set()             # forgotten paths: always stat'ed
 
     def get(self, rel: str) -> int | None:
@@ -90,11 +91,6 @@ class FileStamps:
         cut = rel.rfind("/")
         folder = rel[:cut] if cut > 0 else ("/" if cut == 0 else "")
         names = self._listing.get(folder, _UNLISTED)
-        if names is _UNLISTED:
-            asked = self._asks.get(folder, 0) + 1
-            self._asks[folder] = asked
-            if asked >= _LIST_AFTER:
-                names = self._list(folder)
         if names is None:
             return None                      # the folder is not there
         if names is not _UNLISTED and rel[cut + 1:] not in names and rel not in self._fresh:
@@ -102,19 +98,22 @@ class FileStamps:
         try:
             return os.stat(rel if rel[:1] == "/" else self._prefix + rel).st_mtime_ns
         except OSError:
-            return None
+            pass
+        if names is _UNLISTED:
+            missed = self._misses.get(folder, 0) + 1
+            self._misses[folder] = missed
+            if missed == _LIST_AFTER:
+                self._list(folder)
+        return None
 
-    def _list(self, folder: str) -> frozenset[str] | None:
+    def _list(self, folder: str) -> None:
         path = folder if folder[:1] == "/" else self._prefix + folder if folder else self.root
         try:
-            names: frozenset[str] | None = frozenset(os.listdir(path))
+            self._listing[folder] = frozenset(os.listdir(path))
         except FileNotFoundError:
-            names = None
+            self._listing[folder] = None
         except OSError:       # not a folder, no permission...: stat each path instead
-            self._asks[folder] = -(1 << 62)
-            return _UNLISTED  # type: ignore[return-value]
-        self._listing[folder] = names
-        return names
+            pass
 
     def forget(self, paths: Iterable[str]) -> None:
         """The files at ``paths`` may have changed: the next ``get`` looks again."""
@@ -177,12 +176,30 @@ class StalenessScan:
     def decide(self, task: Task, will_run: set[str], forced: bool = False) -> Decision:
         outputs = task.outputs
         if not forced and not task.phony and len(outputs) == 1:
-            # The common case, without building lists: one output, missing.
+            # The two common cases, without building lists: one output, missing...
             out = outputs[0]
-            if self.stamps.get(out) is None:
+            get = self.stamps.get
+            m_out = get(out)
+            if m_out is None:
                 reason = Reason(ReasonKind.MISSING_OUTPUT, f"output {out} is missing")
                 running = self._running(task, will_run) if will_run else None
                 return Decision(True, (reason, running) if running else (reason,))
+            # ...or there, and every input is an older file (anything else: the long way).
+            for i in task.inputs:
+                m = get(i)
+                if m is None or m > m_out:
+                    break
+            else:
+                running = self._running(task, will_run) if will_run else None
+                if running:
+                    return Decision(True, (running,))
+                changed = self._definition_changed(task)
+                if changed:
+                    return changed
+                return Decision(False, (Reason(
+                    ReasonKind.UP_TO_DATE,
+                    f"every input is older than output {out} ({self._words(m_out)})"
+                    if task.inputs else "its outputs exist and it has no inputs"),))
         reasons: list[Reason] = []
         if forced:
             reasons.append(Reason(ReasonKind.FORCED, "forced by the user"))
@@ -198,13 +215,17 @@ class StalenessScan:
                 reasons.append(running)
         if reasons:
             return Decision(True, tuple(reasons))
+        return self._definition_changed(task) or Decision(False, (self._up_to_date_reason(task),))
+
+    def _definition_changed(self, task: Task) -> Decision | None:
+        """From history: its command or definition changed since it last succeeded."""
         if self.records is not None and task.commands:
             rec = self.records.get(task.name)
             if rec is not None and rec.definition_hash != task.definition_hash:
                 return Decision(True, (Reason(ReasonKind.DEFINITION_CHANGED,
                                               "its command or definition changed since it "
                                               "last succeeded"),))
-        return Decision(False, (self._up_to_date_reason(task),))
+        return None
 
     def _running(self, task: Task, will_run: set[str]) -> Reason | None:
         """DEPENDENCY_RUNS, when a task whose output it reads will run."""
