@@ -734,7 +734,7 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats (~2 min)")
+    p.add_argument("--quick", action="store_true", help="smaller workloads (~2.5 min here)")
     p.add_argument("--only", default=",".join(WORKLOADS),
                    help=f"comma-separated workloads: {','.join(WORKLOADS)}")
     p.add_argument("--tools", default="gristmill," + ",".join(PEERS),
@@ -773,7 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nMedians; a peer's (N×) is its value divided by Gristmill's.\n")
     print(text)
     tg = targets(results)
-    print("\nTargets:")
+    print("\nTargets:" + (" (--quick: smaller sizes than the targets are set for; indicative only)"
+                          if args.quick else ""))
     for what, status, numbers in tg:
         print(f"  [{status}] {what}: {numbers}")
     for wl in results.values():
