@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any, Iterable, Mapping
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
+from PySide6.QtCore import (Signal, QAbstractTableModel, QModelIndex, QPersistentModelIndex,
                             QSortFilterProxyModel, Qt)
 from PySide6.QtGui import QFont
 
@@ -92,6 +92,8 @@ def output_times(workflow: Workflow, names: Iterable[str] | None = None) -> dict
 class TaskTableModel(QAbstractTableModel):
     """Rows are the workflow's tasks in declaration order; the Python side owns the data."""
 
+    runStarted = Signal()        # a new run is shown: which tasks are in it changed
+
     def __init__(self, run: RunState, parent=None):
         super().__init__(parent)
         self._run = run
@@ -136,10 +138,12 @@ class TaskTableModel(QAbstractTableModel):
             self.rows_changed(names)
 
     def apply_changes(self, changes: Changes) -> None:
-        if changes.started is not None:
-            self._all_changed()
-        elif changes.tasks:
+        # A run's start names the tasks of the old and of the new run: only their rows
+        # change (the rest show the scan's state before and after).
+        if changes.tasks:
             self.rows_changed(changes.tasks)
+        if changes.started is not None:
+            self.runStarted.emit()
 
     def rows_changed(self, names: Iterable[str]) -> None:
         """One dataChanged per contiguous range of changed rows."""

@@ -247,6 +247,7 @@ class BoardView(QScrollArea):
         self._model.modelReset.connect(self._schedule_refresh)
         self._model.modelReset.connect(self._workflow_changed)
         self._model.dataChanged.connect(self._data_changed)
+        self._model.runStarted.connect(self._schedule_refresh)
         self._refresh_timer.timeout.connect(self.refresh)
         self._selection.changed.connect(self._shared_selection_changed)
 
