@@ -190,20 +190,21 @@ def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: boo
                 {"kind": r.kind.value, "message": r.message} for r in d.reasons]}
             for n, d in decisions.items() if d.stale or show_all]}, indent=2))
         return 0
+    lines: list[str] = []      # written at once: 200,000 print calls cost a quarter second
     step = 0
     for n, d in decisions.items():
         if d.stale:
             step += 1
-            print(f"{step:>4}. {n}")
-            for r in d.reasons:
-                print(f"        because {r.message}")
+            lines.append(f"{step:>4}. {n}")
+            lines.extend(f"        because {r.message}" for r in d.reasons)
         elif show_all:
-            print(f"   ·  {n} is up to date: {d.reasons[0].message if d.reasons else ''}")
+            lines.append(f"   ·  {n} is up to date: {d.reasons[0].message if d.reasons else ''}")
     up = len(decisions) - len(stale)
     if stale:
-        print(f"{len(stale)} to run, {up} up to date.")
+        lines.append(f"{len(stale)} to run, {up} up to date.")
     else:
-        print(f"Nothing to run: {up} task{'s' if up != 1 else ''} up to date.")
+        lines.append(f"Nothing to run: {up} task{'s' if up != 1 else ''} up to date.")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -276,7 +277,9 @@ def cmd_history(args) -> int:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
             dur = format_duration(r.duration) if r.duration is not None else ""
             counts = ", ".join(f"{v} {k}" for k, v in (r.counts or {}).items() if v)
-            targets = " ".join(r.targets) if r.targets else "(default)"
+            targets = " ".join(r.targets[:4]) if r.targets else "(default)"
+            if len(r.targets) > 4:
+                targets += f" (+{len(r.targets) - 4} more)"
             print(f"{r.id:<24} {started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
         return 0
     finally:
