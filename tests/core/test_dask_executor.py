@@ -402,7 +402,11 @@ def test_when_dask_reruns_a_lost_job_the_attempt_ends_after_the_rerun_is_killed(
         fin = rec.of(TaskFinished)
         assert len(fin) == 1 and fin[0].outcome is Outcome.FAILED and "died" in fin[0].message
         assert not (tmp_path / "out").exists()
-        assert gone(pids(tmp_path / "rerun.pids"))
+        # Whether Dask's rerun got to start before Gristmill's kill reached it is a race;
+        # either way nothing of it may survive the attempt.
+        rerun = tmp_path / "rerun.pids"
+        if rerun.exists():
+            assert gone(pids(rerun))
 
 
 def test_worker_health_strikes_clear_and_the_circuit_breaker_keeps_half_the_fleet():
