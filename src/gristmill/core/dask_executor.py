@@ -61,7 +61,7 @@ from typing import Mapping
 from . import remote
 from .capacity import Capacity, detect_cpus, detect_gpus, detect_memory
 from .errors import UsageError
-from .executor import ExecEvent, Job, JobExited, JobOutput, direct_argv
+from .executor import ExecEvent, Job, JobExited, JobOutput, JobOutputLog, direct_argv
 from .sizes import format_size
 from .workflow import Resources
 
@@ -364,8 +364,7 @@ class _Remote:
     started: bool = False           # its "start" message came: it runs on ``worker``
     worker: str | None = None
     killed: bool = False
-    log: object = None              # binary file, opened at the first output
-    partial: bytes = b""
+    out: JobOutputLog | None = None  # its log file and the line not yet ended
     received: int = 0               # output batches received
     end: dict | None = None         # its result, waiting for output batches still under way
     done: bool = False              # the Dask future finished
@@ -463,7 +462,7 @@ class DaskExecutor:
 
     def start(self, job: Job) -> None:
         task = job.task
-        r = _Remote(job, uuid.uuid4().hex)
+        r = _Remote(job, uuid.uuid4().hex, out=JobOutputLog(job.id, job.log_path))
         self._jobs[job.id] = r
         self._by_token[r.token] = r
         if not task.commands:
@@ -656,24 +655,11 @@ class DaskExecutor:
             self._finish_result(r, result)
 
     # -- output -------------------------------------------------------------------
-    def _log(self, r: _Remote, data: bytes) -> None:
-        if r.log is None:
-            if r.job.log_path is None:
-                return
-            r.log = open(r.job.log_path, "ab", buffering=0)
-        r.log.write(data)
-
     def _data(self, r: _Remote, data: bytes) -> None:
-        self._log(r, data)
-        buf = r.partial + data
-        *complete, r.partial = buf.split(b"\n")
-        if complete:
-            self._events.append(JobOutput(r.job.id, tuple(
-                c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
+        r.out.data(data, self._events)  # type: ignore[union-attr]
 
     def _line(self, r: _Remote, text: str) -> None:
-        self._log(r, text.encode() + b"\n")
-        self._events.append(JobOutput(r.job.id, (text,)))
+        r.out.line(text, self._events)  # type: ignore[union-attr]
 
     # -- ending ---------------------------------------------------------------------
     def _finish_result(self, r: _Remote, res: dict) -> None:
@@ -694,12 +680,7 @@ class DaskExecutor:
     def _finish(self, r: _Remote, code: int | None, sig: int | None = None,
                 peak: int | None = None, message: str = "", over_memory: bool = False,
                 killed: bool | None = None) -> None:
-        if r.partial:
-            self._events.append(JobOutput(r.job.id, (r.partial.decode("utf-8", "replace"),)))
-            r.partial = b""
-        if r.log is not None:
-            r.log.close()
-            r.log = None
+        r.out.close(self._events)  # type: ignore[union-attr]
         self._jobs.pop(r.job.id, None)
         self._by_token.pop(r.token, None)
         self._hub.routes.pop(r.token, None)
@@ -782,8 +763,7 @@ class DaskExecutor:
             for r in live:
                 if r.future is not None:
                     r.future.cancel()
-                if r.log is not None:
-                    r.log.close()
+                r.out.close()  # type: ignore[union-attr]
             self._jobs.clear()
         if self._killer is not None:
             self._kills.put(None)

@@ -91,14 +91,53 @@ class Executor(Protocol):
     def running(self) -> int: ...
 
 
+class JobOutputLog:
+    """One job's output: appended to its log file (made at the first byte, so a silent
+    task costs no file) and cut into whole lines as JobOutput events."""
+
+    __slots__ = ("job_id", "path", "file", "partial")
+
+    def __init__(self, job_id: int, path: Path | None):
+        self.job_id = job_id
+        self.path = path
+        self.file = None
+        self.partial = b""
+
+    def _write(self, data: bytes) -> None:
+        if self.file is None:
+            if self.path is None:
+                return
+            self.file = open(self.path, "ab", buffering=0)
+        self.file.write(data)
+
+    def data(self, data: bytes, events: list) -> None:
+        self._write(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        if complete:
+            events.append(JobOutput(self.job_id, tuple(
+                c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
+
+    def line(self, text: str, events: list) -> None:
+        self._write(text.encode() + b"\n")
+        events.append(JobOutput(self.job_id, (text,)))
+
+    def close(self, events: list | None = None) -> None:
+        """The last, unterminated line becomes an event; the file is closed."""
+        if self.partial and events is not None:
+            events.append(JobOutput(self.job_id, (self.partial.decode("utf-8", "replace"),)))
+        self.partial = b""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
 @dataclass(slots=True)
 class _Running:
     job: Job
     index: int                       # which command is running
     pidfd: int = -1
     out_fd: int = -1
-    log: object = None               # binary file
-    partial: bytes = b""
+    out: JobOutputLog | None = None
     peak: int = 0
     killed: bool = False
     kill_at: float | None = None     # when to send SIGKILL
@@ -154,7 +193,7 @@ class LocalExecutor:
 
     # -- starting ---------------------------------------------------------
     def start(self, job: Job) -> None:
-        r = _Running(job=job, index=0)
+        r = _Running(job=job, index=0, out=JobOutputLog(job.id, job.log_path))
         self._jobs[job.id] = r
         if not job.task.commands:
             self._finish(r, 0)
@@ -290,25 +329,11 @@ class LocalExecutor:
             return
         self._data(r, data)
 
-    def _log(self, r: _Running, data: bytes) -> None:
-        # The log file is made at the first output: a silent task costs no file.
-        if r.log is None:
-            if r.job.log_path is None:
-                return
-            r.log = open(r.job.log_path, "ab", buffering=0)
-        r.log.write(data)
-
     def _data(self, r: _Running, data: bytes) -> None:
-        self._log(r, data)
-        buf = r.partial + data
-        *complete, r.partial = buf.split(b"\n")
-        if complete:
-            self._events.append(JobOutput(r.job.id, tuple(
-                c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
+        r.out.data(data, self._events)  # type: ignore[union-attr]
 
     def _line(self, r: _Running, text: str) -> None:
-        self._log(r, text.encode() + b"\n")
-        self._events.append(JobOutput(r.job.id, (text,)))
+        r.out.line(text, self._events)  # type: ignore[union-attr]
 
     def _close_out(self, r: _Running) -> None:
         if r.out_fd >= 0:
@@ -362,12 +387,7 @@ class LocalExecutor:
 
     def _finish(self, r: _Running, code: int | None, sig: int | None = None,
                 message: str = "") -> None:
-        if r.partial:
-            self._events.append(JobOutput(r.job.id, (r.partial.decode("utf-8", "replace"),)))
-            r.partial = b""
-        if r.log is not None:
-            r.log.close()
-            r.log = None
+        r.out.close(self._events)  # type: ignore[union-attr]
         self._jobs.pop(r.job.id, None)
         self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
                                       r.over_memory))
