@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,17 @@ class PastRun:
     attempts: tuple[AttemptRecord, ...]
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """A staleness scan done off the GUI thread, and what it was done for."""
+    generation: int
+    workflow: Workflow
+    records: Mapping[str, object]
+    decisions: Mapping[str, Decision] | None
+    error: str | None
+    ended: object                      # the RunEnded it completes
+
+
 class Workbench(QObject):
     workflowLoaded = Signal(object)      # Workflow: a new good state
     workflowFailed = Signal(object)      # GristmillError (the last good state stays)
@@ -58,6 +70,7 @@ class Workbench(QObject):
     busyChanged = Signal(bool)
     runEnded = Signal(object)            # RunEnded
     message = Signal(str)                # a line for the status bar
+    _scanFinished = Signal(object)       # _Scan from the worker thread (queued to this one)
 
     def __init__(self, settings: Settings, history: History | None = None,
                  window: QWidget | None = None, parent: QObject | None = None):
@@ -71,12 +84,15 @@ class Workbench(QObject):
         self.bridge = EngineBridge(self.run, self)
         self.decisions: dict[str, Decision] = {}
         self._durations: dict[str, float] = {}
+        self._scan_generation = 0
+        self._scanning = False
         self._latest = LatestAttempts(history, None)
         self._close_requested = False
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self.workflowFailed)
         self.bridge.applied.connect(self._applied)
         self.bridge.ended.connect(self._ended)
+        self._scanFinished.connect(self._scanned_after_run)
 
     # -- questions ----------------------------------------------------------------
 
@@ -90,7 +106,7 @@ class Workbench(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.bridge.busy
+        return self.bridge.busy or self._scanning
 
     def estimates(self) -> Mapping[str, float]:
         return self.tasks.estimates()
@@ -180,18 +196,27 @@ class Workbench(QObject):
         wf, graph = self.workflow, self.graph
         if wf is None or graph is None:
             return
+        records, decisions, error = self._scan(wf, graph)
+        self._apply_scan(records, decisions, error)
+
+    def _scan(self, wf: Workflow, graph: TaskGraph):
+        """(records, decisions or None, error or None): safe on any thread."""
         records = {}
         if self.history is not None:
             try:
                 records = self.history.task_records(wf.path)
             except Exception:
                 records = {}
-        before, durations_before = self.decisions, self._durations
         try:
-            self.decisions = StalenessScan(wf, graph, records=records).scan(list(wf.tasks))
+            return records, StalenessScan(wf, graph, records=records).scan(list(wf.tasks)), None
         except (GristmillError, OSError) as e:
-            self.decisions = {}
-            self.message.emit(str(e))
+            return records, None, str(e)
+
+    def _apply_scan(self, records, decisions, error) -> None:
+        before, durations_before = self.decisions, self._durations
+        self.decisions = decisions or {}
+        if error:
+            self.message.emit(error)
         durations = {name: r.duration for name, r in records.items()}
         self._durations = durations
         self.tasks.set_decisions(self.decisions, notify=False)
@@ -275,7 +300,35 @@ class Workbench(QObject):
         if self.history is not None:
             self.history.flush(timeout=5)
         self._latest.forget()
-        self.rescan()
+        wf, graph = self.workflow, self.graph
+        if wf is None or graph is None:
+            self._finish_run(ended)
+            return
+        # The scan of every task reads thousands of files: it runs on a worker thread
+        # and its result comes back as one batch, so the window never stalls on it.
+        self._scanning = True
+        self._scan_generation += 1
+        generation = self._scan_generation
+
+        def work() -> None:
+            records, decisions, error = self._scan(wf, graph)
+            try:
+                self._scanFinished.emit(_Scan(generation, wf, records, decisions, error, ended))
+            except RuntimeError:        # the window was closed meanwhile
+                pass
+
+        threading.Thread(target=work, name="gristmill-rescan", daemon=True).start()
+
+    def _scanned_after_run(self, scan: _Scan) -> None:
+        if scan.generation != self._scan_generation:
+            return
+        self._scanning = False
+        if scan.workflow is self.workflow:
+            self._apply_scan(scan.records, scan.decisions, scan.error)
+        self._finish_run(scan.ended)
+
+    def _finish_run(self, ended: RunEnded) -> None:
+        self._scanning = False
         self.busyChanged.emit(False)
         if ended.error is not None:
             prompts.notify(self._window, prompts.RUN_ERROR, "The run could not start",
