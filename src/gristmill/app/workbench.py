@@ -5,6 +5,7 @@ The window shows it and calls its methods; views never touch the engine.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
@@ -189,6 +190,11 @@ class Workbench(QObject):
             except Exception:                 # history is a convenience, never a blocker
                 pass
         self.rescan()
+        # Tens of thousands of long-lived objects now: keep the cyclic collector from
+        # walking them at every full collection (a pause of ~50 ms that stalls the
+        # window mid-run). The previous workflow's objects are released to it first.
+        gc.unfreeze()
+        gc.freeze()
         self.workflowLoaded.emit(workflow)
 
     def rescan(self) -> None:
