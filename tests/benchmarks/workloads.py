@@ -16,6 +16,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from gristmill.core.capacity import detect_memory
+
 TOOLS = ("gristmill", "make", "ninja", "snakemake", "doit")
 
 
@@ -250,14 +252,8 @@ class PackShape:
 
 
 def machine_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """The memory Gristmill detects, so every tool's workload is sized the same way."""
+    return detect_memory()
 
 
 def pack_shape(scale: float = 1.0, n: int = 40, seed: int = 6) -> PackShape:
