@@ -261,6 +261,15 @@ class Bench:
                 one(tool, rep)
                 spent[tool] += time.perf_counter() - t0
 
+    def medians(self, wl: Workload, folders, one) -> Workload:
+        """Alternate ``one`` over the tools still ok; each cell's value is its median."""
+        self.alternate([t for t in folders if wl.cells[t].status == "ok"], self.sizes.reps, one,
+                       lambda t: wl.cells[t])
+        for cell in wl.cells.values():
+            if cell.samples:
+                cell.value = cell.median
+        return wl
+
     def record(self, cell: Cell, s: Sample, tool: str) -> bool:
         if s.timed_out:
             cell.status = "timeout"
@@ -381,12 +390,7 @@ class Bench:
                 cell.status, cell.note = "wrong", "it rebuilt something"
             self.progress(f"  no-op {tool:<10} {s.seconds:8.3f} s  {cell.status}")
 
-        self.alternate([t for t in folders if wl.cells[t].status == "ok"], self.sizes.reps, one,
-                       lambda t: wl.cells[t])
-        for cell in wl.cells.values():
-            if cell.samples:
-                cell.value = cell.median
-        return wl
+        return self.medians(wl, folders, one)
 
     def change(self) -> Workload:
         n = self.sizes.copy
@@ -414,12 +418,7 @@ class Bench:
                     cell.status, cell.note = "wrong", f"out/{x} was not rebuilt"
             self.progress(f"  change {tool:<10} {s.seconds:8.3f} s  {cell.status}")
 
-        self.alternate([t for t in folders if wl.cells[t].status == "ok"], self.sizes.reps, one,
-                       lambda t: wl.cells[t])
-        for cell in wl.cells.values():
-            if cell.samples:
-                cell.value = cell.median
-        return wl
+        return self.medians(wl, folders, one)
 
     # -- 4. scale -----------------------------------------------------------------------
     def scale(self) -> Workload:
