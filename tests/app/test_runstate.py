@@ -2,11 +2,12 @@
 
 from gristmill.app.runstate import RunState
 from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
-                                   TaskStarted, TaskState, TaskStateChanged)
+                                   TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import Reason, ReasonKind
 from gristmill.core.workflow import Resources
 
 R = "run-1"
+FRESH = Reason(ReasonKind.UP_TO_DATE, "every input is older than output c.txt")
 
 
 def started(tasks=("a", "b"), t=100.0):
@@ -54,7 +55,9 @@ def test_open_bars_close_as_cancelled_when_the_run_ends():
 def test_progress_is_weighted_by_estimates():
     run = RunState()
     run.apply([started(("a", "b", "c"), t=0.0)])
-    run.apply([TaskStateChanged(R, 0.0, "c", TaskState.UP_TO_DATE)])     # weighs nothing
+    changes = run.apply([TasksUpToDate(R, 0.0, ("c",), ((FRESH,),))])   # weighs nothing
+    assert changes.tasks == {"c"}
+    assert run.state_of("c") is TaskState.UP_TO_DATE and run.tasks["c"].reasons == (FRESH,)
     est = {"a": 30.0, "b": 10.0}
     assert run.progress(est, 0.0) == (0.0, None)
     run.apply([TaskStarted(R, 0.0, "a", 1, 0), TaskFinished(R, 30.0, "a", 1, Outcome.SUCCEEDED, 0, 30.0),

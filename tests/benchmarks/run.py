@@ -437,8 +437,8 @@ class Bench:
                 (f / sub).mkdir()
             (f / "report.txt").unlink(missing_ok=True)
             folders[tool] = f
-        wl.cells["doit"].note = "doit has no dry run: `doit list --all` (load only)" \
-            if "doit" in wl.cells else ""
+        if "doit" in wl.cells:
+            wl.cells["doit"].note = "doit has no dry run: `doit list --all` (load only)"
 
         def one(tool: str, rep: int) -> None:
             cell = wl.cells[tool]

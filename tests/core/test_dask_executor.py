@@ -25,7 +25,7 @@ from gristmill.core.dask_executor import (DaskExecutor, WorkerHealth,  # noqa: E
                                           cluster_capacity, local_cluster)
 from gristmill.core.engine import Engine, RunOptions  # noqa: E402
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunStatus,  # noqa: E402
-                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged)
+                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
 from gristmill.core.executor import Job, JobExited, LocalExecutor  # noqa: E402
 
 from wf import task, workflow  # noqa: E402
@@ -74,7 +74,13 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
     def final(self):
-        return {e.task: e.state for e in self.of(TaskStateChanged)}
+        out = {}
+        for e in self.events:
+            if isinstance(e, TasksUpToDate):
+                out.update(dict.fromkeys(e.tasks, TaskState.UP_TO_DATE))
+            elif isinstance(e, TaskStateChanged):
+                out[e.task] = e.state
+        return out
 
     def per_task(self):
         """Each task's own event sequence (what can differ between executors is the interleaving)."""

@@ -14,7 +14,7 @@ from gristmill.core.engine import Engine, RunOptions
 from gristmill.core.errors import WorkflowError
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted,
                                    RunStatus, TaskFinished, TaskStarted, TaskState,
-                                   TaskStateChanged)
+                                   TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import ReasonKind
 
 from wf import task, workflow
@@ -37,8 +37,11 @@ class Recorder:
 
     def final(self):
         out = {}
-        for e in self.of(TaskStateChanged):
-            out[e.task] = e.state
+        for e in self.events:
+            if isinstance(e, TasksUpToDate):
+                out.update(dict.fromkeys(e.tasks, TaskState.UP_TO_DATE))
+            elif isinstance(e, TaskStateChanged):
+                out[e.task] = e.state
         return out
 
 
@@ -67,6 +70,12 @@ def test_runs_in_dependency_order_and_second_run_does_nothing(tmp_path):
     result, rec = run(wf)
     assert rec.of(TaskStarted) == []
     assert rec.final() == {"upper": TaskState.UP_TO_DATE, "count": TaskState.UP_TO_DATE}
+    # A no-op is one event for all its tasks, each with the reason it is up to date.
+    assert rec.of(TaskStateChanged) == []
+    [fresh] = rec.of(TasksUpToDate)
+    assert fresh.tasks == ("upper", "count")
+    assert [r[0].kind for r in fresh.reasons] == [ReasonKind.UP_TO_DATE] * 2
+    assert "every input is older than output out/up.txt" in fresh.reasons[0][0].message
 
 
 def test_events_of_a_task_come_in_order(tmp_path):

@@ -162,14 +162,14 @@ def test_event_record_is_the_line_as_a_dict():
 
 def test_tasks_found_up_to_date_share_one_line(tmp_path):
     import json as _json
-    from gristmill.core.events import RunFinished, RunStarted, RunStatus, TaskState, TaskStateChanged
+    from gristmill.core.events import (RunFinished, RunStarted, RunStatus, TaskState,
+                                       TaskStateChanged, TasksUpToDate)
     from gristmill.core.reasons import Reason, ReasonKind
     from gristmill.core.runlog import RunLog
     log = RunLog(tmp_path)
     up = (Reason(ReasonKind.UP_TO_DATE, "every input is older"),)
     log.on_event(RunStarted("r1", 1.0, "wf", "/w", (), ("a", "b", "c")))
-    log.on_event(TaskStateChanged("r1", 1.0, "a", TaskState.UP_TO_DATE, up))
-    log.on_event(TaskStateChanged("r1", 1.0, "b", TaskState.UP_TO_DATE, up))
+    log.on_event(TasksUpToDate("r1", 1.0, ("a", "b"), (up, up)))
     log.on_event(TaskStateChanged("r1", 1.0, "c", TaskState.WAITING, up))
     log.on_event(RunFinished("r1", 2.0, RunStatus.SUCCEEDED, 1.0, {}))
     log.close()
@@ -177,4 +177,5 @@ def test_tasks_found_up_to_date_share_one_line(tmp_path):
     assert [x["event"] for x in lines] == ["run_started", "tasks_up_to_date",
                                           "task_state_changed", "run_finished"]
     assert lines[1]["tasks"] == ["a", "b"] and lines[1]["run"] == "r1"
+    assert "reasons" not in lines[1]          # a no-op of 20,000 tasks stays one short line
     assert lines[2]["task"] == "c" and lines[2]["state"] == "waiting"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from gristmill.core.events import (Event, OutputLine, Outcome, RunFinished, RunStarted, RunStatus,
-                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged)
+                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged,
+                                   TasksUpToDate)
 from gristmill.core.reasons import Reason
 from gristmill.core.workflow import Resources
 
@@ -129,6 +130,14 @@ class RunState:
                 if ev.attempt:
                     tr.attempt = ev.attempt
                 changes.tasks.add(ev.task)
+            elif isinstance(ev, TasksUpToDate):
+                up_to_date, task = TaskState.UP_TO_DATE, self._task
+                for name, reasons in zip(ev.tasks, ev.reasons):
+                    tr = task(name)
+                    tr.state = up_to_date
+                    if reasons:
+                        tr.reasons = reasons
+                changes.tasks.update(ev.tasks)
             elif isinstance(ev, TaskStarted):
                 self._task_started(ev, changes)
             elif isinstance(ev, OutputLine):

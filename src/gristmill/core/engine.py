@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 from . import paths
 from .capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from .events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
-                     TaskFinished, TaskStarted, TaskState, TaskStateChanged)
+                     TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
 from .executor import Executor, Job, JobExited, JobOutput, LocalExecutor
 from .graph import TaskGraph
 from .plan import Plan
@@ -183,10 +183,19 @@ class Engine:
         publish(RunStarted(run_id, t0, self.workflow.name, str(self.workflow.path), tuple(names),
                            order, self.options.dry_run, str(jsonl)))
         states: dict[str, TaskState] = {}
+        waiting, up_to_date = TaskState.WAITING, TaskState.UP_TO_DATE
+        fresh: list[str] = []
+        fresh_reasons: list[tuple[Reason, ...]] = []
         for n, d in decisions.items():
-            st = TaskState.WAITING if d.stale else TaskState.UP_TO_DATE
-            states[n] = st
-            publish(TaskStateChanged(run_id, t0, n, st, d.reasons))
+            if d.stale:
+                states[n] = waiting
+                publish(TaskStateChanged(run_id, t0, n, waiting, d.reasons))
+            else:
+                states[n] = up_to_date
+                fresh.append(n)
+                fresh_reasons.append(d.reasons)
+        if fresh:
+            publish(TasksUpToDate(run_id, t0, tuple(fresh), tuple(fresh_reasons)))
         if self.options.dry_run:
             counts = _count(states)
             publish(RunFinished(run_id, time.time(), RunStatus.SUCCEEDED, time.time() - t0, counts))

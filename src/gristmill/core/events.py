@@ -71,6 +71,19 @@ class TaskStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TasksUpToDate(Event):
+    """At a run's start, every task of the plan found up to date, in one event.
+
+    A no-op run of 20,000 tasks is this one event, not 20,000 ``TaskStateChanged``;
+    each named task is in ``TaskState.UP_TO_DATE`` from here on (a task rechecked
+    later, after its dependencies ran, still gets its own ``TaskStateChanged``).
+    """
+
+    tasks: tuple[str, ...]
+    reasons: tuple[tuple[Reason, ...], ...]   # per task, in the order of ``tasks``
+
+
+@dataclass(frozen=True, slots=True)
 class TaskStarted(Event):
     task: str
     attempt: int                      # 1 for the first attempt

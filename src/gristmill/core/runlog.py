@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Mapping
 
 from . import paths
-from .events import Event, RunFinished, RunStarted, TaskState, TaskStateChanged
+from .events import Event, RunFinished, RunStarted, TasksUpToDate
 from .reasons import Reason
 from .writer import BackgroundWriter
 
@@ -135,25 +135,16 @@ class RunLog(BackgroundWriter):
 
     def _write_batch(self, events: list[Event]) -> None:
         touched: dict[str, IO[str]] = {}
-        # Tasks found up to date come in thousands at the start of a run: one line
-        # names them all (their reasons are what `gristmill plan` prints).
-        up_to_date: dict[str, list[TaskStateChanged]] = {}
         for event in events:
-            if type(event) is TaskStateChanged and event.state is TaskState.UP_TO_DATE:
-                up_to_date.setdefault(event.run_id, []).append(event)
-                continue
-            if event.run_id in up_to_date:
-                self._write_up_to_date(up_to_date.pop(event.run_id), touched)
-            self._write(event, touched)
-        for group in up_to_date.values():
-            self._write_up_to_date(group, touched)
+            if type(event) is TasksUpToDate:
+                # Thousands of tasks in one line, by name: their reasons are what
+                # `gristmill plan` prints, and would make a no-op's log megabytes long.
+                self._write(event, touched, up_to_date_record(
+                    event.run_id, event.time, list(event.tasks)))  # type: ignore[attr-defined]
+            else:
+                self._write(event, touched)
         for f in touched.values():
             self._flush_file(f)
-
-    def _write_up_to_date(self, group: list[TaskStateChanged], touched: dict[str, IO[str]]) -> None:
-        first = group[0]
-        record = up_to_date_record(first.run_id, first.time, [e.task for e in group])
-        self._write(first, touched, record)
 
     def _writer_stopped(self) -> None:
         for run_id in list(self._files):
