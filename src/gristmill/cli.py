@@ -22,7 +22,7 @@ from .core.engine import Engine, RunOptions
 from .core.errors import GristmillError, UsageError
 from .core.events import EventBus
 from .core.graph import TaskGraph
-from .core.loader import load_workflow
+from .core.wfcache import load_cached, write_deferred
 from .core.sizes import format_duration, format_size
 from .core.workflow import Workflow
 
@@ -104,7 +104,7 @@ def _load(args, variables: dict[str, str] | None = None) -> Workflow:
     target = base / args.file if args.file else base
     if args.file and not target.exists():
         raise UsageError(f"{target}: no such file")
-    wf = load_workflow(target, variables or None)
+    wf = load_cached(target, variables or None, defer=True)
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
     gc.freeze()
@@ -158,7 +158,7 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
                         executor_factory=lambda: DaskExecutor(dask.client))
     if args.dry_run:
         return _print_plan(engine, targets, show_all=False)
-    reporter = ConsoleReporter(durations=history.durations(str(wf.path)),
+    reporter = ConsoleReporter(durations=lambda: history.durations(str(wf.path)),
                                verbose=args.verbose, quiet=args.quiet)
     bus.subscribe(reporter)
     interrupted = []
@@ -311,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    finally:
+        write_deferred()       # the loaded workflow, for the next run: after everything else
 
 
 if __name__ == "__main__":

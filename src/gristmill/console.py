@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Mapping, TextIO
+from typing import Callable, Mapping, TextIO
 
 from .core.events import (Event, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
                           TaskStarted, TaskState, TaskStateChanged, Outcome)
@@ -25,13 +25,16 @@ TICK = 0.2         # seconds between redraws of the live line
 
 
 class ConsoleReporter:
-    def __init__(self, stream: TextIO | None = None, durations: Mapping[str, float] | None = None,
+    def __init__(self, stream: TextIO | None = None,
+                 durations: Mapping[str, float] | Callable[[], Mapping[str, float]] | None = None,
                  verbose: bool = False, live: bool | None = None, quiet: bool = False):
+        """``durations`` (task -> seconds, for the ETA) may be a function: it is called
+        at the first estimate, so a run with nothing to do never reads them."""
         self.out = stream or sys.stdout
         self.live = self.out.isatty() if live is None else live
         self.verbose = verbose
         self.quiet = quiet
-        self.durations = dict(durations or {})
+        self._durations = durations
         self.total = 0
         self.done = 0
         self.to_run: set[str] = set()
@@ -150,6 +153,13 @@ class ConsoleReporter:
         self.out.flush()
 
     # -- drawing ------------------------------------------------------------
+    @property
+    def durations(self) -> dict[str, float]:
+        known = self._durations
+        if not isinstance(known, dict):
+            known = self._durations = dict((known() if callable(known) else known) or {})
+        return known
+
     def estimate(self, name: str) -> float | None:
         """A task's expected duration: from history, else the mean of this run so far."""
         known = self.durations.get(name)

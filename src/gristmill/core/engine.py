@@ -140,12 +140,10 @@ class Engine:
     def decide(self, targets: list[str] | tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Decision], StalenessScan]:
         names = self.workflow.resolve_targets(targets)
         forced = self.workflow.resolve_targets(self.options.force) if self.options.force else ()
-        records = None
-        if self.history is not None:
-            records = self.history.task_records(str(self.workflow.path))  # type: ignore[attr-defined]
-        scan = StalenessScan(self.workflow, self.graph, records=records)
+        scan = StalenessScan(self.workflow, self.graph, history=self.history)
         decisions = scan.scan(names, force=forced, force_all=self.options.force_all)
-        check_fits((self.workflow.tasks[n] for n in decisions), self.capacity(),
+        tasks = self.workflow.tasks
+        check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),
                    str(self.workflow.path))
         return names, decisions, scan
 
@@ -196,9 +194,10 @@ class Engine:
                 fresh_reasons.append(d.reasons)
         if fresh:
             publish(TasksUpToDate(run_id, t0, tuple(fresh), tuple(fresh_reasons)))
-        if self.options.dry_run:
+        if self.options.dry_run or len(fresh) == len(states):   # nothing will run
             counts = _count(states)
-            publish(RunFinished(run_id, time.time(), RunStatus.SUCCEEDED, time.time() - t0, counts))
+            now = time.time()
+            publish(RunFinished(run_id, now, RunStatus.SUCCEEDED, now - t0, counts))
             return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
         loop = _RunLoop(self, run_id, log_dir, decisions, scan, capacity, states)
         return loop.run(t0)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from . import paths
 from .events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
@@ -165,9 +165,9 @@ class AttemptRecord:
         return "; ".join(r.message for r in self.reasons)
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """The last success of one task of one workflow."""
+class TaskRecord(NamedTuple):
+    """The last success of one task of one workflow (a tuple: a no-op run of 20,000
+    tasks reads 20,000 of them, and a tuple is made in a third of the time)."""
 
     task: str
     definition_hash: str               # '' when unknown
@@ -546,7 +546,14 @@ class History(BackgroundWriter):
         rows = self._conn().execute(
             "SELECT task, definition_hash, time, duration, run_id FROM last_success "
             "WHERE workflow_path = ?", (_norm_path(workflow_path),))
-        return {row[0]: TaskRecord(*row) for row in rows}
+        make = TaskRecord._make
+        return {row[0]: make(row) for row in rows}
+
+    def definition_hashes(self, workflow_path: str | os.PathLike[str]) -> dict[str, str]:
+        """Task name -> ``definition_hash`` at its last success: what a staleness scan needs."""
+        return dict(self._conn().execute(
+            "SELECT task, definition_hash FROM last_success WHERE workflow_path = ?",
+            (_norm_path(workflow_path),)))
 
     def last_success(self, workflow_path: str | os.PathLike[str], task: str) -> TaskRecord | None:
         row = self._conn().execute(

@@ -144,13 +144,32 @@ class OutputIndex:
 
 # -- the disk -----------------------------------------------------------------------
 
+class Probe:
+    """The loader's questions to the file system. ``DiskLog`` (in ``wfcache``) answers
+    the same and remembers them, so that a cached workflow can tell whether a new load
+    would see the same disk."""
+
+    isdir = staticmethod(os.path.isdir)
+    isfile = staticmethod(os.path.isfile)
+    exists = staticmethod(os.path.exists)
+    lexists = staticmethod(os.path.lexists)
+    listdir = staticmethod(os.listdir)
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        return list(os.scandir(path))
+
+
+DIRECT = Probe()
+
+
 class Disk:
     """What exists under ``root``; listings and answers are cached for one load."""
 
     _LIST_AFTER = 8   # list a folder once it has been asked about this many times
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, probe: Probe = DIRECT):
         self.root = root
+        self.probe = probe
         self._exists: dict[str, bool] = {}
         self._asked: dict[str, int] = {}
         self._listing: dict[str, frozenset[str] | None] = {}
@@ -175,7 +194,7 @@ class Disk:
             r = True
         else:
             try:
-                r = os.path.exists(os.path.join(self.root, path))
+                r = self.probe.exists(os.path.join(self.root, path))
             except (OSError, ValueError):
                 r = False
         self._exists[path] = r
@@ -183,7 +202,7 @@ class Disk:
 
     def _list(self, folder: str) -> frozenset[str] | None:
         try:
-            names = frozenset(os.listdir(os.path.join(self.root, folder) if folder else self.root))
+            names = frozenset(self.probe.listdir(os.path.join(self.root, folder) if folder else self.root))
         except (OSError, ValueError):
             names = None
         self._listing[folder] = names
@@ -216,7 +235,7 @@ class Disk:
                     for d in current:
                         p = d + "/" + seg if d else seg
                         full = os.path.join(self.root, p)
-                        if os.path.isdir(full) if k != last else os.path.lexists(full):
+                        if self.probe.isdir(full) if k != last else self.probe.lexists(full):
                             nxt.append(p)
                     current = nxt
                 else:
@@ -230,7 +249,7 @@ class Disk:
                         else:
                             base = os.path.join(self.root, d) if d else self.root
                             nxt.extend(prefix + n for n in names
-                                       if os.path.isdir(os.path.join(base, n)))
+                                       if self.probe.isdir(os.path.join(base, n)))
                     current = nxt
                 if not current:
                     return []
@@ -256,7 +275,7 @@ class Disk:
             base = os.path.join(self.root, d) if d else self.root
             prefix = d + "/" if d else ""
             try:
-                entries = list(os.scandir(base))
+                entries = self.probe.scandir(base)
             except (OSError, ValueError):
                 continue
             for e in entries:

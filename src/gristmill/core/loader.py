@@ -21,55 +21,24 @@ from .errors import Location, WorkflowError
 from .graph import TaskGraph
 from .jsonpos import parse_json
 from .load_expand import Expander
-from .load_globs import Disk
+from .load_globs import DIRECT, Disk, Probe
 from .load_source import Source, describe
 from .load_spec import FileDoc, JsonVar, Path_, Sections, TaskParser, TaskSpec, check_var_value, \
     read_sections, var_text
+from .locate import MAKEFILE_NAMES, WORKFLOW_FILES, find_workflow_file, is_makefile, workflow_file
 from .placeholders import did_you_mean
 from .tomlpos import parse_toml
 from .workflow import CapacityOverride, Workflow, WorkflowWarning
 
-MAKEFILE_NAMES = ("GNUmakefile", "makefile", "Makefile")
-WORKFLOW_FILES = ("gristmill.toml", "gristmill.json") + MAKEFILE_NAMES
-
-__all__ = ["find_workflow_file", "load_workflow", "WORKFLOW_FILES"]
-
-
-def find_workflow_file(folder: str | Path) -> Path | None:
-    """The workflow file of ``folder``: gristmill.toml, gristmill.json, then a Makefile."""
-    folder = Path(folder)
-    for name in WORKFLOW_FILES:
-        candidate = folder / name
-        try:
-            if candidate.is_file():
-                return candidate
-        except OSError:               # e.g. a folder we may not look into
-            return None
-    return None
-
-
-def is_makefile(path: str | Path) -> bool:
-    """Whether ``path`` (a workflow file) is read as a Makefile, by GNU make."""
-    return Path(path).suffix.lower() not in (".toml", ".json")
-
-
-def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> Workflow:
+def load_workflow(path: str | Path, variables: dict[str, str] | None = None,
+                  probe: Probe = DIRECT) -> Workflow:
     """Load the workflow in ``path`` (a folder or a file); ``variables`` override ``[vars]``.
 
     Raises WorkflowError (``path:line:col: message``) for every problem in the files.
+    Every question a TOML or JSON load asks of the disk goes through ``probe``, and
+    every file it reads through ``probe.read`` if it has one (``wfcache`` records them).
     """
-    p = Path(path)
-    try:
-        if p.is_dir():
-            found = find_workflow_file(p)
-            if found is None:
-                raise WorkflowError("no workflow file here: expected gristmill.toml, "
-                                    "gristmill.json or a Makefile", path=str(p))
-            p = found
-        elif not p.exists():
-            raise WorkflowError("no such file or folder", path=str(p))
-    except (OSError, ValueError) as exc:
-        raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
+    p = workflow_file(path)
     if is_makefile(p):
         # Imported here, not at the top: the Makefile reader is sizeable and a
         # gristmill.toml run should not pay for loading it.
@@ -80,7 +49,7 @@ def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> 
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Loader(p, variables).load()
+        return _Loader(p, variables, probe).load()
     except WorkflowError:
         raise
     except RecursionError:
@@ -94,7 +63,8 @@ def load_workflow(path: str | Path, variables: dict[str, str] | None = None) -> 
 
 
 class _Loader:
-    def __init__(self, path: Path, variables: dict[str, str] | None):
+    def __init__(self, path: Path, variables: dict[str, str] | None, probe: Probe):
+        self.probe = probe
         self.display = str(path)
         self.abspath = os.path.abspath(path)
         self.root = os.path.dirname(self.abspath)
@@ -117,6 +87,9 @@ class _Loader:
                 raise at[0].error(f"cannot read {display}: {exc.strerror}", at[1], value=True) from None
             raise WorkflowError(f"cannot read: {exc.strerror}", path=display) from None
         self.files[abspath] = None
+        read = getattr(self.probe, "read", None)
+        if read is not None:
+            read(abspath, data)
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -149,14 +122,15 @@ class _Loader:
             display = os.path.normpath(os.path.join(os.path.dirname(src.path), inc))
             is_dir = False
             try:
-                if os.path.isdir(abspath):
+                probe = self.probe
+                if probe.isdir(abspath):
                     is_dir = True
                     for name in ("gristmill.toml", "gristmill.json"):
-                        if os.path.isfile(os.path.join(abspath, name)):
+                        if probe.isfile(os.path.join(abspath, name)):
                             abspath = os.path.join(abspath, name)
                             display = os.path.join(display, name)
                             break
-                is_file = os.path.isfile(abspath)
+                is_file = probe.isfile(abspath)
                 real = os.path.realpath(abspath)
             except (OSError, ValueError):
                 is_file, real = False, abspath
@@ -207,7 +181,7 @@ class _Loader:
                 declared[name] = spec
                 specs.append(spec)
 
-        expander = Expander(specs, self.root, Disk(self.root))
+        expander = Expander(specs, self.root, Disk(self.root, self.probe))
         tasks = expander.run()
         self.warnings.extend(expander.warnings)
         if main_sec.default is not None:
@@ -257,7 +231,7 @@ class _Loader:
         abspath = os.path.normpath(os.path.join(doc.folder_abs, ref.file))
         display = os.path.normpath(os.path.join(os.path.dirname(src.path), ref.file))
         try:
-            is_file = os.path.isfile(abspath)
+            is_file = self.probe.isfile(abspath)
         except (OSError, ValueError):
             is_file = False
         if not is_file:

@@ -38,3 +38,11 @@ def logs_dir() -> Path:
 
 def history_db() -> Path:
     return data_dir() / "history.sqlite3"
+
+
+def cache_dir() -> Path:
+    """Loaded workflows (``wfcache``); only this user may read or write them."""
+    home = _home()
+    path = home / "cache" if home else Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

@@ -137,12 +137,17 @@ def _more(items: list[str]) -> str:
 class StalenessScan:
     def __init__(self, workflow: Workflow, graph: TaskGraph | None = None,
                  history: object | None = None,
-                 records: Mapping[str, TaskRecordLike] | None = None):
+                 records: Mapping[str, TaskRecordLike] | None = None,
+                 hashes: Mapping[str, str] | None = None):
+        """``hashes`` (task -> definition hash at its last success) come from ``records``
+        or ``history`` when not given; with none of the three, definitions are not compared."""
         self.workflow = workflow
         self.graph = graph or TaskGraph.of(workflow)
-        if records is None and history is not None:
-            records = history.task_records(str(workflow.path))  # type: ignore[attr-defined]
-        self.records = records
+        if hashes is None and records is not None:
+            hashes = {name: r.definition_hash for name, r in records.items()}
+        if hashes is None and history is not None:
+            hashes = history.definition_hashes(str(workflow.path))  # type: ignore[attr-defined]
+        self.hashes = hashes
         self.stamps = FileStamps(workflow.root)
         self._words = _MtimeWords()
 
@@ -219,9 +224,9 @@ class StalenessScan:
 
     def _definition_changed(self, task: Task) -> Decision | None:
         """From history: its command or definition changed since it last succeeded."""
-        if self.records is not None and task.commands:
-            rec = self.records.get(task.name)
-            if rec is not None and rec.definition_hash != task.definition_hash:
+        if self.hashes is not None and task.commands:
+            known = self.hashes.get(task.name)
+            if known is not None and known != task.definition_hash:
                 return Decision(True, (Reason(ReasonKind.DEFINITION_CHANGED,
                                               "its command or definition changed since it "
                                               "last succeeded"),))

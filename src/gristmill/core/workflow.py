@@ -11,7 +11,7 @@ files on disk and the outputs of every task. Paths in ``inputs`` and
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -75,6 +75,16 @@ class Task:
     silent: bool = False                       # make's "@": the command is not echoed to the log
     shell: tuple[str, ...] = ("/bin/sh", "-c")  # each command runs as [*shell, command]
     description: str = ""
+    # definition_hash, once asked for (kept by the workflow cache, so that a no-op run
+    # of 20,000 tasks does not hash them all again); never part of equality.
+    # Not an argument of __init__, so that dataclasses.replace() forgets it.
+    _definition_hash: str = field(default="", init=False, repr=False, compare=False)
+
+    def __reduce__(self):
+        # Positional, through __init__: pickling the slots one by one (the dataclass
+        # default) costs twice as much to load back (the workflow cache loads thousands).
+        return (_task, (tuple(getattr(self, name) for name in _TASK_FIELDS),
+                        self._definition_hash))
 
     @property
     def definition_hash(self) -> str:
@@ -85,9 +95,25 @@ class Task:
         compiler writes dependency files grows its inputs after the first build; that
         must not rebuild everything.)
         """
+        known = self._definition_hash
+        if known:
+            return known
         blob = repr((self.commands, self.outputs, self.env, self.cwd, self.ignore_errors,
                      self.shell))       # only str, bool and tuples: the same in every run
-        return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+        known = hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+        object.__setattr__(self, "_definition_hash", known)
+        return known
+
+
+_TASK_FIELDS = tuple(f.name for f in fields(Task) if f.init)
+
+
+def _task(values: tuple, definition_hash: str) -> Task:
+    """A pickled Task, back."""
+    task = Task(*values)
+    if definition_hash:
+        object.__setattr__(task, "_definition_hash", definition_hash)
+    return task
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,13 @@ class Workflow:
         object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
         object.__setattr__(self, "pools", MappingProxyType(dict(self.pools)))
         object.__setattr__(self, "vars", MappingProxyType(dict(self.vars)))
+
+    def __reduce__(self):
+        # The mappings are read-only views, which do not pickle; the graph cached by
+        # TaskGraph.of is left out (``wfcache`` keeps it beside the workflow).
+        return (Workflow, (self.name, self.path, self.root, dict(self.tasks), self.default,
+                           dict(self.pools), self.capacity, dict(self.vars), self.kind,
+                           self.warnings, self.files))
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Declared name -> concrete instance names, in order."""

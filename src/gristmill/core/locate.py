@@ -1,0 +1,45 @@
+"""Which file is a folder's workflow, and how it is read (no parsing here: cheap to import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import WorkflowError
+
+MAKEFILE_NAMES = ("GNUmakefile", "makefile", "Makefile")
+WORKFLOW_FILES = ("gristmill.toml", "gristmill.json") + MAKEFILE_NAMES
+
+
+def find_workflow_file(folder: str | Path) -> Path | None:
+    """The workflow file of ``folder``: gristmill.toml, gristmill.json, then a Makefile."""
+    folder = Path(folder)
+    for name in WORKFLOW_FILES:
+        candidate = folder / name
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:               # e.g. a folder we may not look into
+            return None
+    return None
+
+
+def is_makefile(path: str | Path) -> bool:
+    """Whether ``path`` (a workflow file) is read as a Makefile, by GNU make."""
+    return Path(path).suffix.lower() not in (".toml", ".json")
+
+
+def workflow_file(path: str | Path) -> Path:
+    """The workflow file ``path`` names: itself, or the one in a folder. WorkflowError if none."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            found = find_workflow_file(p)
+            if found is None:
+                raise WorkflowError("no workflow file here: expected gristmill.toml, "
+                                    "gristmill.json or a Makefile", path=str(p))
+            p = found
+        elif not p.exists():
+            raise WorkflowError("no such file or folder", path=str(p))
+    except (OSError, ValueError) as exc:
+        raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
+    return p

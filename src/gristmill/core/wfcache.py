@@ -1,0 +1,352 @@
+"""Loaded workflows kept on disk, so that a run of an unchanged workflow skips the load.
+
+Parsing and expanding a gristmill.toml of 20,000 task instances takes a fifth of a
+second; a no-op run should cost what deciding costs, as in ninja. ``load_cached``
+returns the workflow a fresh load would return: an entry is used only while
+everything that load looked at is as it was:
+
+- every file it read (the workflow, its includes, JSON files of ``[vars]``): the
+  bytes, by their hash;
+- every folder whose listing it read (a glob, many existence checks in one folder):
+  the folder's mtime, which moves whenever a name is added, removed or renamed in
+  it. A folder that changed within ``RACY_NS`` of being listed is listed again
+  and compared by its names, since a change in the same clock tick would leave the
+  mtime as it was (git's "racy" index entries);
+- every other question it asked (does this path exist, is it a folder), asked again;
+- the command-line variables, the path as given (it is in every error location),
+  and the loader's own code (the version, and its modules' files when run from
+  source).
+
+Makefiles are never cached: GNU make's evaluation may depend on anything
+(``$(shell)``, the environment), so it runs every time.
+
+An entry is one file in ``paths.cache_dir()``: a marshal header (what was looked at)
+and a pickle of the workflow and its graph. The folder is the user's own (mode
+0700); a file that cannot be read back for any reason is ignored and replaced.
+``GRISTMILL_NO_CACHE=1`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import gc
+import marshal
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from hashlib import blake2b
+from pathlib import Path
+
+from .graph import TaskGraph
+from .load_globs import Probe
+from .locate import is_makefile, workflow_file
+from .workflow import Workflow
+
+FORMAT = 1
+MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])
+RACY_NS = 2_000_000_000          # FAT's 2 s timestamps are the coarsest in use
+KEEP = 64                        # entries kept; the least recently written go first
+# The modules whose code decides what a load returns.
+_LOADER_MODULES = ("loader", "load_expand", "load_globs", "load_source", "load_spec",
+                   "placeholders", "tomlpos", "jsonpos", "workflow", "graph", "errors",
+                   "sizes", "wfcache")
+
+
+def _digest(data: bytes) -> bytes:
+    return blake2b(data, digest_size=16).digest()
+
+
+def _names_digest(names: list[str]) -> bytes:
+    return _digest("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
+
+
+class DiskLog(Probe):
+    """A ``Probe`` that remembers every answer, for ``still_valid`` to check later."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}                      # path -> hash of the bytes read
+        self.answers: dict[tuple[str, str], bool] = {}          # (question, path) -> answer
+        self.listings: dict[str, tuple[int, bytes]] = {}        # folder -> (mtime_ns, names)
+
+    def read(self, path: str, data: bytes) -> None:
+        self.files[path] = _digest(data)
+
+    def _ask(self, how: str, path: str) -> bool:
+        answer = _QUESTIONS[how](path)
+        self.answers[(how, path)] = answer
+        return answer
+
+    def isdir(self, path: str) -> bool:  # type: ignore[override]
+        return self._ask("isdir", path)
+
+    def isfile(self, path: str) -> bool:  # type: ignore[override]
+        return self._ask("isfile", path)
+
+    def exists(self, path: str) -> bool:  # type: ignore[override]
+        return self._ask("exists", path)
+
+    def lexists(self, path: str) -> bool:  # type: ignore[override]
+        return self._ask("lexists", path)
+
+    def listdir(self, path: str) -> list[str]:  # type: ignore[override]
+        mtime = os.stat(path).st_mtime_ns           # before the listing: a change after
+        names = os.listdir(path)                    # it shows as a newer mtime
+        self.listings[path] = (mtime, _names_digest(names))
+        return names
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        mtime = os.stat(path).st_mtime_ns
+        entries = list(os.scandir(path))
+        self.listings[path] = (mtime, _names_digest([e.name for e in entries]))
+        for e in entries:
+            if e.is_symlink():       # what it points to may change without the folder
+                self._ask("isdir", e.path)
+        return entries
+
+
+_QUESTIONS = {"isdir": os.path.isdir, "isfile": os.path.isfile, "exists": os.path.exists,
+              "lexists": os.path.lexists}
+
+
+def cache_file(path: Path, display: str, variables: dict[str, str] | None,
+               folder: Path) -> Path:
+    """Where the entry of this load lives."""
+    key = repr((os.path.abspath(path), display, sorted((variables or {}).items())))
+    return folder / (blake2b(key.encode("utf-8", "surrogateescape"),
+                             digest_size=16).hexdigest() + ".wfc")
+
+
+def code_fingerprint() -> tuple:
+    """Changes whenever the code that loads workflows may have changed."""
+    from .. import __version__
+    here = os.path.dirname(os.path.abspath(__file__))
+    stamps = []
+    for name in _LOADER_MODULES:
+        try:
+            st = os.stat(os.path.join(here, name + ".py"))
+            stamps.append((name, st.st_mtime_ns, st.st_size))
+        except OSError:          # a frozen app: its modules are inside the executable
+            pass
+    if getattr(sys, "frozen", False):
+        try:
+            st = os.stat(sys.executable)
+            stamps.append(("executable", st.st_mtime_ns, st.st_size))
+        except OSError:
+            pass
+    return (FORMAT, __version__, sys.version_info[:2], tuple(stamps))
+
+
+def load_cached(path: str | Path, variables: dict[str, str] | None = None,
+                folder: Path | None = None, defer: bool = False) -> Workflow:
+    """``loader.load_workflow(path, variables)``, from the cache when nothing changed.
+
+    A fresh load is stored before this returns, or with ``defer`` when the process
+    calls ``write_deferred`` (the CLI, as it exits: see there).
+    """
+    p = workflow_file(path)
+    if is_makefile(p) or os.environ.get("GRISTMILL_NO_CACHE"):
+        from .loader import load_workflow
+        return load_workflow(p, variables)
+    if folder is None:
+        from .paths import cache_dir
+        folder = cache_dir()
+    else:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    entry = cache_file(p, str(p), variables, folder)
+    fingerprint = code_fingerprint()
+    found = _read(entry, fingerprint)
+    if found is not None:
+        return found
+    from .loader import load_workflow
+    log = DiskLog()
+    written_at = time.time_ns()
+    wf = load_workflow(p, variables, probe=log)
+    header = _header(fingerprint, log, written_at)
+    if defer:
+        _deferred.append((entry, header, wf))
+    else:
+        _serialise(entry, header, wf)
+    return wf
+
+
+# -- reading ------------------------------------------------------------------------
+
+def _read(entry: Path, fingerprint: tuple) -> Workflow | None:
+    try:
+        with open(entry, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return None
+    try:
+        if blob[:8] != MAGIC:
+            return None
+        size = int.from_bytes(blob[8:16], "little")
+        header = marshal.loads(blob[16:16 + size])
+        if header["code"] != fingerprint:
+            return None
+        valid, settled = _still_valid(header)
+        if not valid:
+            return None
+        payload = memoryview(blob)[16 + size:]
+        wf = _unpack(payload)
+    except Exception:        # truncated, another format, a class that moved: load again
+        return None
+    if settled:
+        # Folders that were racy when listed are settled now: say so, so that the next
+        # run checks their mtime only.
+        _store(entry, header, bytes(payload))
+    return wf
+
+
+def _still_valid(header: dict) -> tuple[bool, bool]:
+    """(whether a load now would see what the entry's load saw, whether racy folders
+    could be marked settled)."""
+    for path, digest in header["files"]:
+        try:
+            with open(path, "rb") as f:
+                if _digest(f.read()) != digest:
+                    return False, False
+        except OSError:
+            return False, False
+    for how, path, answer in header["answers"]:
+        if _QUESTIONS[how](path) != answer:
+            return False, False
+    settled = False
+    now = time.time_ns()
+    listings = header["listings"]
+    for k, (path, mtime, names, racy) in enumerate(listings):
+        try:
+            if os.stat(path).st_mtime_ns != mtime:
+                return False, False
+            if racy:
+                if _names_digest(os.listdir(path)) != names:
+                    return False, False
+                if now - mtime > RACY_NS:
+                    listings[k] = (path, mtime, names, False)
+                    settled = True
+        except OSError:
+            return False, False
+    return True, settled
+
+
+def _unpack(payload: memoryview) -> Workflow:
+    enabled = gc.isenabled()
+    gc.disable()            # as in the loader: nothing here is garbage yet
+    try:
+        wf, graph_state = pickle.loads(payload)
+    finally:
+        if enabled:
+            gc.enable()
+    graph = TaskGraph.__new__(TaskGraph)
+    graph.workflow = wf
+    graph.producer, graph._deps, graph._dependants, graph._order = graph_state
+    object.__setattr__(wf, "_task_graph", graph)
+    return wf
+
+
+# -- writing ------------------------------------------------------------------------
+
+_deferred: list[tuple[Path, dict, Workflow]] = []
+
+
+def _header(fingerprint: tuple, log: DiskLog, written_at: int) -> dict:
+    return {
+        "code": fingerprint,
+        "files": list(log.files.items()),
+        "answers": [(how, path, answer) for (how, path), answer in log.answers.items()],
+        "listings": [(path, mtime, names, mtime >= written_at - RACY_NS)
+                     for path, (mtime, names) in log.listings.items()],
+    }
+
+
+def write_deferred() -> None:
+    """Store the loads ``load_cached(defer=True)`` made, from a forked child if safe.
+
+    Serialising 100,000 tasks takes a third as long as loading them; a command should
+    not wait for that. Called as the process is about to exit, a fork costs the
+    parent only the copy of its page tables, and the child (which has the workflow
+    for free) writes the entry after the parent is gone. Forking is safe only with no
+    other thread alive (one could hold a lock the child needs); otherwise, and where
+    there is no fork, the entry is written here.
+    """
+    pending = _deferred[:]
+    del _deferred[:]
+    if not pending:
+        return
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        for item in pending:
+            _serialise(*item)
+        return
+    try:
+        sys.stdout.flush()           # the child must not write our buffered output again
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        pid = os.fork()
+    except OSError:
+        return                       # no entry this time
+    if pid:
+        return
+    try:                             # the child: write, and leave at once
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C was for the run
+        gc.disable()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):         # a caller waiting for the end of our output
+            os.dup2(devnull, fd)     # must not wait for this child
+        os.closerange(3, 1 << 16)
+        for item in pending:
+            _serialise(*item)
+    finally:
+        os._exit(0)
+
+
+def _serialise(entry: Path, header: dict, wf: Workflow) -> None:
+    """Write the entry: the header, then the workflow and its graph."""
+    for task in wf.tasks.values():
+        task.definition_hash             # kept in the task: a no-op run compares them all
+    graph = TaskGraph.of(wf)
+    try:
+        payload = pickle.dumps((wf, (graph.producer, graph._deps, graph._dependants,
+                                     graph._order)), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:        # something in the workflow pickle cannot carry: no entry
+        return
+    _store(entry, header, payload)
+    _prune(entry.parent)
+
+
+def _store(entry: Path, header: dict, payload: bytes) -> None:
+    head = marshal.dumps(header)
+    tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + len(head).to_bytes(8, "little") + head)
+            f.write(payload)
+        os.replace(tmp, entry)        # readers see the old entry or the new, whole
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _prune(folder: Path) -> None:
+    """Keep the ``KEEP`` newest entries; remove what a killed writer left behind."""
+    try:
+        entries = []
+        stale = time.time_ns() - 600 * 1_000_000_000
+        for e in os.scandir(folder):
+            if e.name.endswith(".wfc"):
+                entries.append((e.stat().st_mtime_ns, e.path))
+            elif e.name.endswith(".tmp") and e.stat().st_mtime_ns < stale:
+                os.unlink(e.path)
+        entries.sort()
+        for _, path in entries[:max(len(entries) - KEEP, 0)]:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+__all__ = ["DiskLog", "cache_file", "code_fingerprint", "load_cached", "write_deferred"]
