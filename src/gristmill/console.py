@@ -8,7 +8,6 @@ shows its last lines and where the full log is.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 import time
@@ -22,6 +21,11 @@ from .core.sizes import format_duration
 TAIL = 20          # lines of a failed task's output shown
 KEEP = 200         # lines of a task's output kept for printing when it ends
 TICK = 0.2         # seconds between redraws of the live line
+
+
+def _columns() -> int:
+    import shutil
+    return shutil.get_terminal_size((100, 20)).columns
 
 
 class ConsoleReporter:
@@ -200,14 +204,14 @@ class ConsoleReporter:
         if eta is not None and self.done < self.total:
             parts.append(f"ETA {format_duration(eta)}")
         line = parts[0] + " " + " · ".join(parts[1:])
-        width = shutil.get_terminal_size((100, 20)).columns
+        width = _columns()
         self.out.write("\r" + line[: width - 1].ljust(min(width - 1, len(line) + 10)))
         self.out.flush()
         self._line_shown = True
 
     def _clear(self) -> None:
         if self._line_shown:
-            width = shutil.get_terminal_size((100, 20)).columns
+            width = _columns()
             self.out.write("\r" + " " * (width - 1) + "\r")
             self._line_shown = False
 

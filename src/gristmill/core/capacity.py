@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -52,6 +50,8 @@ def detect_memory() -> int:
 
 def detect_gpus() -> int:
     """NVIDIA GPUs listed by ``nvidia-smi -L``; 0 when it is absent or fails."""
+    import shutil        # here, not at the top: a no-op run never asks
+    import subprocess
     exe = shutil.which("nvidia-smi")
     if not exe:
         return 0

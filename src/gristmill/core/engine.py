@@ -10,11 +10,9 @@ from __future__ import annotations
 import bisect
 import os
 import re
-import hashlib
 import shutil
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -31,7 +29,7 @@ from .runlog import RunLog, run_log_path
 from .scheduler import critical_path, schedule
 from .sizes import format_size
 from .staleness import Decision, StalenessScan
-from .workflow import Task, Workflow
+from .workflow import Task, Workflow, blake2b
 
 RETRY_BASE = 0.5       # seconds before the first retry; doubles each time
 RETRY_MAX = 30.0
@@ -63,7 +61,7 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -72,7 +70,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def log_file_name(task: str, attempt: int) -> str:
     safe = _UNSAFE.sub("_", task)[:80]
     if safe != task:
-        safe += "-" + hashlib.sha1(task.encode()).hexdigest()[:8]
+        safe += "-" + blake2b(task.encode(), digest_size=4).hexdigest()
     return f"{safe}.{attempt}.log"
 
 

@@ -16,6 +16,8 @@ import posixpath
 import re
 from typing import Iterable
 
+from .locate import DIRECT, Probe
+
 _MAGIC = re.compile(r"[*?[]")
 
 
@@ -143,24 +145,6 @@ class OutputIndex:
 
 
 # -- the disk -----------------------------------------------------------------------
-
-class Probe:
-    """The loader's questions to the file system. ``DiskLog`` (in ``wfcache``) answers
-    the same and remembers them, so that a cached workflow can tell whether a new load
-    would see the same disk."""
-
-    isdir = staticmethod(os.path.isdir)
-    isfile = staticmethod(os.path.isfile)
-    exists = staticmethod(os.path.exists)
-    lexists = staticmethod(os.path.lexists)
-    listdir = staticmethod(os.listdir)
-
-    def scandir(self, path: str) -> list[os.DirEntry[str]]:
-        return list(os.scandir(path))
-
-
-DIRECT = Probe()
-
 
 class Disk:
     """What exists under ``root``; listings and answers are cached for one load."""

@@ -1,7 +1,9 @@
-"""Which file is a folder's workflow, and how it is read (no parsing here: cheap to import)."""
+"""Which file is a folder's workflow, and the questions a load asks of the disk
+(no parsing here: cheap to import)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import WorkflowError
@@ -43,3 +45,21 @@ def workflow_file(path: str | Path) -> Path:
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
     return p
+
+
+class Probe:
+    """The loader's questions to the file system. ``DiskLog`` (in ``wfcache``) answers
+    the same and remembers them, so that a cached workflow can tell whether a new load
+    would see the same disk."""
+
+    isdir = staticmethod(os.path.isdir)
+    isfile = staticmethod(os.path.isfile)
+    exists = staticmethod(os.path.exists)
+    lexists = staticmethod(os.path.lexists)
+    listdir = staticmethod(os.listdir)
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        return list(os.scandir(path))
+
+
+DIRECT = Probe()

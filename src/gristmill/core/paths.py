@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP = "gristmill"
+
+
+def _platformdirs():
+    import platformdirs      # only without GRISTMILL_HOME (2 ms of every command's start)
+    return platformdirs
 
 
 def _home() -> Path | None:
@@ -17,21 +20,21 @@ def _home() -> Path | None:
 
 def data_dir() -> Path:
     home = _home()
-    path = home / "data" if home else Path(platformdirs.user_data_dir(APP, appauthor=False))
+    path = home / "data" if home else Path(_platformdirs().user_data_dir(APP, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def config_dir() -> Path:
     home = _home()
-    path = home / "config" if home else Path(platformdirs.user_config_dir(APP, appauthor=False))
+    path = home / "config" if home else Path(_platformdirs().user_config_dir(APP, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def logs_dir() -> Path:
     home = _home()
-    path = home / "logs" if home else Path(platformdirs.user_log_dir(APP, appauthor=False))
+    path = home / "logs" if home else Path(_platformdirs().user_log_dir(APP, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -43,6 +46,6 @@ def history_db() -> Path:
 def cache_dir() -> Path:
     """Loaded workflows (``wfcache``); only this user may read or write them."""
     home = _home()
-    path = home / "cache" if home else Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    path = home / "cache" if home else Path(_platformdirs().user_cache_dir(APP, appauthor=False))
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path

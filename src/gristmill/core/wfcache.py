@@ -36,13 +36,11 @@ import signal
 import sys
 import threading
 import time
-from hashlib import blake2b
 from pathlib import Path
 
 from .graph import TaskGraph
-from .load_globs import Probe
-from .locate import is_makefile, workflow_file
-from .workflow import Workflow
+from .locate import Probe, is_makefile, workflow_file
+from .workflow import Workflow, blake2b
 
 FORMAT = 1
 MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])

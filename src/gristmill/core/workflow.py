@@ -10,7 +10,10 @@ files on disk and the outputs of every task. Paths in ``inputs`` and
 
 from __future__ import annotations
 
-import hashlib
+try:             # hashlib would load OpenSSL too (2 ms of every command's start)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - not CPython
+    from hashlib import blake2b
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -100,7 +103,7 @@ class Task:
             return known
         blob = repr((self.commands, self.outputs, self.env, self.cwd, self.ignore_errors,
                      self.shell))       # only str, bool and tuples: the same in every run
-        known = hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+        known = blake2b(blob.encode(), digest_size=8).hexdigest()
         object.__setattr__(self, "_definition_hash", known)
         return known
 
