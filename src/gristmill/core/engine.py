@@ -13,6 +13,7 @@ import re
 import shutil
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -202,10 +203,7 @@ class Engine:
 
 
 def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for st in states.values():
-        counts[st.value] = counts.get(st.value, 0) + 1
-    return counts
+    return {state.value: n for state, n in Counter(states.values()).items()}
 
 
 class _RunLoop:

@@ -63,6 +63,7 @@ class _MtimeWords:
 
 
 _UNLISTED = object()
+_stat = os.stat
 # Paths found missing in one folder before FileStamps reads the folder's listing, so
 # that a path that is not there costs no stat (a plan of 100,000 tasks asks mostly for
 # outputs that do not exist yet). A folder whose paths all exist is never listed (a
@@ -71,7 +72,12 @@ _LIST_AFTER = 16 if sys.platform.startswith("linux") else 1 << 62
 
 
 class FileStamps:
-    """``mtime_ns`` of paths under a root, stat'ed once each; None when missing."""
+    """``mtime_ns`` of paths under a root, stat'ed once each; None when missing.
+
+    Paths are stat'ed relative to an open descriptor of the root where the system
+    allows it: the kernel then walks only the relative part (a no-op run of 20,000
+    tasks makes 40,000 of these calls, the largest part of its time).
+    """
 
     def __init__(self, root: os.PathLike | str):
         self.root = os.fspath(root)
@@ -80,26 +86,43 @@ class FileStamps:
         self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
         self._misses: dict[str, int] = {}         # folder -> paths found missing so far
         self._fresh: set[str] = set()             # forgotten paths: always stat'ed
+        self._fd: int | None = None
+        if os.stat in os.supports_dir_fd:
+            try:
+                self._fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
 
     def get(self, rel: str) -> int | None:
         value = self._cache.get(rel, _UNLISTED)
-        if value is _UNLISTED:
-            value = self._cache[rel] = self._stat(rel)
-        return value  # type: ignore[return-value]
-
-    def _stat(self, rel: str) -> int | None:
-        cut = rel.rfind("/")
-        folder = rel[:cut] if cut > 0 else ("/" if cut == 0 else "")
-        names = self._listing.get(folder, _UNLISTED)
-        if names is None:
-            return None                      # the folder is not there
-        if names is not _UNLISTED and rel[cut + 1:] not in names and rel not in self._fresh:
-            return None
+        if value is not _UNLISTED:
+            return value  # type: ignore[return-value]
+        if self._listing:       # some folder was listed: its missing names cost no stat
+            cut = rel.rfind("/")
+            names = self._listing.get(rel[:cut] if cut > 0 else ("/" if cut == 0 else ""),
+                                      _UNLISTED)
+            if names is None or (names is not _UNLISTED and rel[cut + 1:] not in names
+                                 and rel not in self._fresh):
+                self._cache[rel] = None
+                return None
         try:
-            return os.stat(rel if rel[:1] == "/" else self._prefix + rel).st_mtime_ns
+            if self._fd is not None:
+                value = self._cache[rel] = _stat(rel, dir_fd=self._fd).st_mtime_ns
+            else:
+                value = self._cache[rel] = _stat(
+                    rel if rel[:1] == "/" else self._prefix + rel).st_mtime_ns
+            return value  # type: ignore[return-value]
         except OSError:
             pass
-        if names is _UNLISTED:
+        self._cache[rel] = None
+        cut = rel.rfind("/")
+        folder = rel[:cut] if cut > 0 else ("/" if cut == 0 else "")
+        if folder not in self._listing:
             missed = self._misses.get(folder, 0) + 1
             self._misses[folder] = missed
             if missed == _LIST_AFTER:
@@ -129,6 +152,11 @@ class FileStamps:
                 listing[folder] = frozenset()     # the folder may exist now
 
 
+_UP_TO_DATE = ReasonKind.UP_TO_DATE
+_CHANGED = Decision(True, (Reason(ReasonKind.DEFINITION_CHANGED,
+                                  "its command or definition changed since it last succeeded"),))
+
+
 def _more(items: list[str]) -> str:
     shown = ", ".join(items[:_SHOW])
     return shown + (f" and {len(items) - _SHOW} more" if len(items) > _SHOW else "")
@@ -155,24 +183,34 @@ class StalenessScan:
              force_all: bool = False) -> dict[str, Decision]:
         """Decisions for the targets and everything they need, in dependency order."""
         graph = self.graph
-        names = graph.closure(targets if targets is not None else self.workflow.default)
-        forced = set(force)
         tasks = self.workflow.tasks
+        wanted = tuple(targets if targets is not None else self.workflow.default)
+        if len(wanted) == len(tasks) and len(set(wanted)) == len(tasks) and \
+                all(n in tasks for n in wanted):
+            order: Iterable[str] = graph.order        # every task: no closure to walk
+        else:
+            names = graph.closure(wanted)
+            order = graph.order if len(names) == len(graph.order) else \
+                [n for n in graph.order if n in names]
+        forced = set(force)
         decide = self.decide
         will_run: set[str] = set()
         out: dict[str, Decision] = {}
-        order = graph.order if len(names) == len(graph.order) else \
-            [n for n in graph.order if n in names]
         # Every decision is kept: the cyclic collector would only walk them again and
         # again (as in the loader).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            for name in order:
-                d = decide(tasks[name], will_run, force_all or name in forced)
-                if d.stale:
-                    will_run.add(name)
-                out[name] = d
+            if not forced and not force_all:
+                for name in order:
+                    d = out[name] = decide(tasks[name], will_run)
+                    if d.stale:
+                        will_run.add(name)
+            else:
+                for name in order:
+                    d = out[name] = decide(tasks[name], will_run, force_all or name in forced)
+                    if d.stale:
+                        will_run.add(name)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -195,14 +233,17 @@ class StalenessScan:
                 if m is None or m > m_out:
                     break
             else:
-                running = self._running(task, will_run) if will_run else None
-                if running:
-                    return Decision(True, (running,))
-                changed = self._definition_changed(task)
-                if changed:
-                    return changed
+                if will_run:
+                    running = self._running(task, will_run)
+                    if running:
+                        return Decision(True, (running,))
+                hashes = self.hashes
+                if hashes is not None and task.commands:
+                    known = hashes.get(task.name)
+                    if known is not None and known != task.definition_hash:
+                        return _CHANGED
                 return Decision(False, (Reason(
-                    ReasonKind.UP_TO_DATE,
+                    _UP_TO_DATE,
                     f"every input is older than output {out} ({self._words(m_out)})"
                     if task.inputs else "its outputs exist and it has no inputs"),))
         reasons: list[Reason] = []
@@ -227,9 +268,7 @@ class StalenessScan:
         if self.hashes is not None and task.commands:
             known = self.hashes.get(task.name)
             if known is not None and known != task.definition_hash:
-                return Decision(True, (Reason(ReasonKind.DEFINITION_CHANGED,
-                                              "its command or definition changed since it "
-                                              "last succeeded"),))
+                return _CHANGED
         return None
 
     def _running(self, task: Task, will_run: set[str]) -> Reason | None:
