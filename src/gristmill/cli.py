@@ -15,16 +15,18 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import __version__
-from .core.engine import Engine, RunOptions
 from .core.errors import GristmillError, UsageError
-from .core.events import EventBus
-from .core.graph import TaskGraph
-from .core.wfcache import load_cached, write_deferred
 from .core.sizes import format_duration, format_size
+from .core.wfcache import StampPrefetch, load_cached, write_deferred
 from .core.workflow import Workflow
+
+# The engine, events and graph modules are imported where they are used, after the
+# workflow is loaded: a run's helper process stats its files meanwhile (wfcache).
+if TYPE_CHECKING:
+    from .core.engine import Engine, RunOptions
 
 SUBCOMMANDS = ("run", "plan", "graph", "history")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
@@ -97,14 +99,15 @@ def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     return targets, variables
 
 
-def _load(args, variables: dict[str, str] | None = None) -> Workflow:
+def _load(args, variables: dict[str, str] | None = None,
+          prefetch: list[StampPrefetch] | None = None) -> Workflow:
     base = Path(args.directory) if args.directory else Path.cwd()
     if args.directory and not base.is_dir():
         raise UsageError(f"{args.directory}: no such folder")
     target = base / args.file if args.file else base
     if args.file and not target.exists():
         raise UsageError(f"{target}: no such file")
-    wf = load_cached(target, variables or None, defer=True)
+    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch)
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
     gc.freeze()
@@ -118,9 +121,17 @@ def _history():
     return History()
 
 
+def _stamps(prefetch: list[StampPrefetch]):
+    """The prefetched mtimes, for the engine's first scan (None: it stats them itself)."""
+    return (lambda: prefetch[0].result()) if prefetch else None
+
+
 def cmd_run(args) -> int:
     targets, variables = _split(args.targets)
-    wf = _load(args, variables)
+    prefetch: list[StampPrefetch] = []
+    # The default target's files are stat'ed by a child while the workflow is read back.
+    wf = _load(args, variables, prefetch if not targets else None)
+    from .core.engine import RunOptions
     # Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
     # (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
     # then be started with posix_spawn.
@@ -138,18 +149,22 @@ def cmd_run(args) -> int:
         from .core.dask_executor import connect   # the optional extra, only when asked for
         dask = connect(args.dask)
     try:
-        return _run(args, wf, targets, history, options, dask)
+        return _run(args, wf, targets, history, options, dask, _stamps(prefetch))
     finally:
+        for p in prefetch:
+            p.cancel()
         if dask is not None:
             dask.close()
 
 
 def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
-         dask=None) -> int:
+         dask=None, stamps=None) -> int:
     from .console import ConsoleReporter
+    from .core.engine import Engine
+    from .core.events import EventBus
     bus = EventBus()
     if dask is None:
-        engine = Engine(wf, bus=bus, history=history, options=options)
+        engine = Engine(wf, bus=bus, history=history, options=options, stamps=stamps)
     else:
         from dataclasses import replace
         from .core.dask_executor import DaskExecutor, cluster_capacity
@@ -210,14 +225,21 @@ def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: boo
 
 def cmd_plan(args) -> int:
     targets, variables = _split(args.targets)
-    wf = _load(args, variables)
-    history = _history()
-    forced = tuple(wf.resolve_targets(targets)) if args.force else ()
-    engine = Engine(wf, history=history, options=RunOptions(force=forced))
+    prefetch: list[StampPrefetch] = []
+    wf = _load(args, variables, prefetch if not targets else None)
+    from .core.engine import Engine, RunOptions
     try:
-        return _print_plan(engine, targets, args.all, args.json)
+        history = _history()
+        forced = tuple(wf.resolve_targets(targets)) if args.force else ()
+        engine = Engine(wf, history=history, options=RunOptions(force=forced),
+                        stamps=_stamps(prefetch))
+        try:
+            return _print_plan(engine, targets, args.all, args.json)
+        finally:
+            history.close()
     finally:
-        history.close()
+        for p in prefetch:
+            p.cancel()
 
 
 def _dot_quote(s: str) -> str:
@@ -227,6 +249,7 @@ def _dot_quote(s: str) -> str:
 def cmd_graph(args) -> int:
     targets, variables = _split(args.targets)
     wf = _load(args, variables)
+    from .core.graph import TaskGraph
     graph = TaskGraph.of(wf)
     names = graph.closure(wf.resolve_targets(targets)) if targets else set(wf.tasks)
     order = [n for n in graph.order if n in names]

@@ -241,3 +241,77 @@ def test_replace_forgets_the_definition_hash(project, tmp_path):
     task = cached(project, tmp_path / "c").tasks["report"]
     before = task.definition_hash
     assert replace(task, commands=("other",)).definition_hash != before
+
+
+# -- stamps read ahead by a helper process -----------------------------------------------
+
+def test_a_valid_entry_starts_a_helper_that_reads_every_default_files_mtime(project, tmp_path):
+    (project / "thumbs").mkdir()
+    (project / "thumbs/a.png").write_text("a")
+    cached(project, tmp_path / "c")
+    started = []
+    cached(project, tmp_path / "c", prefetch=started)
+    [prefetch] = started
+    stamps = prefetch.result()
+    assert stamps == {
+        "thumbs/a.png": (project / "thumbs/a.png").stat().st_mtime_ns,
+        "images/a.png": (project / "images/a.png").stat().st_mtime_ns,
+        "thumbs/b.png": None,
+        "images/b.png": (project / "images/b.png").stat().st_mtime_ns,
+        "report.txt": None,
+        "notes.txt": (project / "notes.txt").stat().st_mtime_ns,
+    }
+    assert prefetch.result() is None          # given once
+
+
+def test_a_fresh_load_starts_no_helper(project, tmp_path):
+    started = []
+    cached(project, tmp_path / "c", prefetch=started)
+    assert started == []
+
+
+def test_a_helper_that_finds_the_entry_replaced_gives_nothing(project, tmp_path):
+    cache = tmp_path / "c"
+    cached(project, cache)
+    [entry] = cache.glob("*.wfc")
+    identity = (entry.stat().st_ino + 1, entry.stat().st_size)
+    assert wfcache.StampPrefetch(entry, identity, ("notes.txt",)).result() is None
+    identity = (entry.stat().st_ino, entry.stat().st_size)
+    paths = tuple(dict.fromkeys(p for t in cached(project, cache).tasks.values()
+                                for p in t.outputs + t.inputs))
+    assert wfcache.StampPrefetch(entry, identity, paths[:1]).result() is None  # not its list
+
+
+def test_the_cli_sees_a_touched_input_and_a_removed_output_after_a_cached_no_op(tmp_path):
+    root = tmp_path / "p"
+    write(root, "gristmill.toml", FANOUT.replace("convert {input} {output}", "cp {input} {output}")
+          .replace('cmd = "ls thumbs > {output}"', 'cmd = "ls thumbs > {output}; cat notes.txt >> {output}"'))
+    for n in ("a", "b"):
+        write(root, f"images/{n}.png", n)
+    write(root, "notes.txt", "first")
+    for p in (root / "images", root):
+        age(p)
+    home = tmp_path / "home"
+    env = dict(os.environ, GRISTMILL_HOME=str(home))
+
+    def run():
+        done = subprocess.run([sys.executable, "-m", "gristmill", "run", "-C", str(root)],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+    run()
+    deadline = time.time() + 30
+    while not list((home / "cache").glob("*.wfc")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert "nothing to do" in run()
+    later = time.time() + 10
+    os.utime(root / "notes.txt", (later, later))
+    (root / "notes.txt").write_text("second")
+    os.utime(root / "notes.txt", (later, later))
+    out = run()
+    assert "report" in out and "thumb[" not in out
+    assert (root / "report.txt").read_text().endswith("second")
+    (root / "thumbs/b.png").unlink()
+    out = run()
+    assert "thumb[images/b.png]" in out and "thumb[images/a.png]" not in out
+    assert (root / "thumbs/b.png").read_text() == "b"

@@ -91,8 +91,12 @@ class Engine:
     def __init__(self, workflow: Workflow, bus: EventBus | None = None,
                  history: object | None = None, options: RunOptions = RunOptions(),
                  executor_factory: Callable[[], Executor] = LocalExecutor,
-                 graph: TaskGraph | None = None):
+                 graph: TaskGraph | None = None,
+                 stamps: Callable[[], Mapping[str, int | None] | None] | None = None):
+        """``stamps``: gives the mtimes of the workflow's files already read (the CLI's
+        ``wfcache.StampPrefetch``); the first scan takes them instead of stat'ing."""
         self.workflow = workflow
+        self._stamps = stamps
         self.bus = bus or EventBus()
         self.history = history
         self.options = options
@@ -139,7 +143,9 @@ class Engine:
     def decide(self, targets: list[str] | tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Decision], StalenessScan]:
         names = self.workflow.resolve_targets(targets)
         forced = self.workflow.resolve_targets(self.options.force) if self.options.force else ()
-        scan = StalenessScan(self.workflow, self.graph, history=self.history)
+        stamps, self._stamps = self._stamps, None
+        scan = StalenessScan(self.workflow, self.graph, history=self.history,
+                             stamps=stamps() if stamps is not None else None)
         decisions = scan.scan(names, force=forced, force_all=self.options.force_all)
         tasks = self.workflow.tasks
         check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),

@@ -79,10 +79,11 @@ class FileStamps:
     tasks makes 40,000 of these calls, the largest part of its time).
     """
 
-    def __init__(self, root: os.PathLike | str):
+    def __init__(self, root: os.PathLike | str, known: Mapping[str, int | None] | None = None):
+        """``known``: mtimes already read (``wfcache.StampPrefetch``), taken as if stat'ed."""
         self.root = os.fspath(root)
         self._prefix = self.root if self.root.endswith("/") else self.root + os.sep
-        self._cache: dict[str, int | None] = {}
+        self._cache: dict[str, int | None] = dict(known) if known else {}
         self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
         self._misses: dict[str, int] = {}         # folder -> paths found missing so far
         self._fresh: set[str] = set()             # forgotten paths: always stat'ed
@@ -166,9 +167,11 @@ class StalenessScan:
     def __init__(self, workflow: Workflow, graph: TaskGraph | None = None,
                  history: object | None = None,
                  records: Mapping[str, TaskRecordLike] | None = None,
-                 hashes: Mapping[str, str] | None = None):
+                 hashes: Mapping[str, str] | None = None,
+                 stamps: Mapping[str, int | None] | None = None):
         """``hashes`` (task -> definition hash at its last success) come from ``records``
-        or ``history`` when not given; with none of the three, definitions are not compared."""
+        or ``history`` when not given; with none of the three, definitions are not compared.
+        ``stamps``: mtimes already read, as ``FileStamps`` takes them."""
         self.workflow = workflow
         self.graph = graph or TaskGraph.of(workflow)
         if hashes is None and records is not None:
@@ -176,7 +179,7 @@ class StalenessScan:
         if hashes is None and history is not None:
             hashes = history.definition_hashes(str(workflow.path))  # type: ignore[attr-defined]
         self.hashes = hashes
-        self.stamps = FileStamps(workflow.root)
+        self.stamps = FileStamps(workflow.root, stamps)
         self._words = _MtimeWords()
 
     def scan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (),
