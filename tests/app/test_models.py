@@ -88,6 +88,24 @@ def test_a_batch_becomes_one_data_changed_per_row_range(qtbot, tmp_path):
     assert model.state("t2") is TaskState.DONE
 
 
+def test_a_large_change_is_announced_a_chunk_per_event_loop_turn(qtbot, tmp_path):
+    from gristmill.app.models.task_table import CHUNK
+    n = 2 * CHUNK + 100
+    run, model, wf = make_model(tmp_path, n=n)
+    done = TaskFilterProxy()
+    done.setSourceModel(model)
+    done.set_states([TaskState.WAITING])
+    seen = []
+    model.dataChanged.connect(lambda a, b, _roles: seen.append((a.row(), b.row())))
+    model.apply_changes(run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), tuple(wf.tasks))]))
+    assert seen == [(0, CHUNK - 1)]             # the window gets a turn before the rest
+    assert done.rowCount() == CHUNK
+    qtbot.waitUntil(lambda: done.rowCount() == n)
+    assert seen == [(0, CHUNK - 1), (CHUNK, 2 * CHUNK - 1), (2 * CHUNK, n - 1)]
+    model.set_workflow(None)                    # nothing pending survives a new workflow
+    assert not model._pending
+
+
 def test_state_filter_moves_rows_between_columns(qtmodeltester, tmp_path):
     run, model, wf = make_model(tmp_path, n=4)
     done = TaskFilterProxy()

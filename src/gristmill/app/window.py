@@ -96,7 +96,8 @@ class MainWindow(QMainWindow):
     def _init_views(self) -> None:
         self.welcome = WelcomeView(self)
         self.graph = GraphPane(self.selection, self.bench.tasks.state, self,
-                               reason_of=self.bench.tasks.reasons_text)
+                               reason_of=self.bench.tasks.reasons_text,
+                               states_of=self.bench.tasks.states)
         self.board = BoardView(self.bench.tasks, self.selection, self)
         self.timeline = TimelinePane(self.selection, self)
         self.tabs = QTabWidget(self)

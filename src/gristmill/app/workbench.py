@@ -31,7 +31,7 @@ from gristmill.core.workflow import Task, Workflow
 
 from . import prompts
 from .bridge import EngineBridge, RunEnded
-from .models.task_table import TaskTableModel
+from .models.task_table import TaskTableModel, output_times
 from .past_logs import LatestAttempts, TaskAttempts
 from .runstate import Changes, RunState
 from .session import WorkflowSession, resolve_workflow_path
@@ -54,13 +54,15 @@ class PastRun:
 
 @dataclass(frozen=True)
 class _Scan:
-    """A staleness scan done off the GUI thread, and what it was done for."""
-    generation: int
+    """A staleness scan, and all the window needs from it, made ready on any thread."""
     workflow: Workflow
-    records: Mapping[str, object]
     decisions: Mapping[str, Decision] | None
     error: str | None
-    ended: object                      # the RunEnded it completes
+    durations: Mapping[str, float]       # task -> seconds of its last success
+    changed: list[str] | None            # rows that differ from the shown scan; None: all
+    outputs: Mapping[str, float | None]  # output times of the changed rows (all if None)
+    generation: int = 0
+    ended: object = None                 # the RunEnded it completes, after a run
 
 
 class Workbench(QObject):
@@ -202,39 +204,43 @@ class Workbench(QObject):
         wf, graph = self.workflow, self.graph
         if wf is None or graph is None:
             return
-        records, decisions, error = self._scan(wf, graph)
-        self._apply_scan(records, decisions, error)
+        self._apply_scan(self._scan(wf, graph))
 
-    def _scan(self, wf: Workflow, graph: TaskGraph):
-        """(records, decisions or None, error or None): safe on any thread."""
+    def _scan(self, wf: Workflow, graph: TaskGraph, generation: int = 0,
+              ended: object = None) -> _Scan:
+        """Scan, read history, and compare with what is shown: safe on any thread (the
+        comparison and the output times of 20,000 tasks would stall the window)."""
         records = {}
         if self.history is not None:
             try:
                 records = self.history.task_records(wf.path)
             except Exception:
                 records = {}
+        error = None
         try:
-            return records, StalenessScan(wf, graph, records=records).scan(list(wf.tasks)), None
+            decisions = StalenessScan(wf, graph, records=records).scan(list(wf.tasks))
         except (GristmillError, OSError) as e:
-            return records, None, str(e)
-
-    def _apply_scan(self, records, decisions, error) -> None:
-        before, durations_before = self.decisions, self._durations
-        self.decisions = decisions or {}
-        if error:
-            self.message.emit(error)
+            decisions, error = None, str(e)
         durations = {name: r.duration for name, r in records.items()}
-        self._durations = durations
-        self.tasks.set_decisions(self.decisions, notify=False)
-        self.tasks.set_durations(durations, durations, notify=False)
-        if before and set(before) == set(self.decisions):
+        before, durations_before = self.decisions, self._durations
+        shown = decisions or {}
+        if before and set(before) == set(shown):
             # Only the rows whose decision or duration changed (after a run: the tasks
             # it ran), not every row: re-filtering 20,000 rows stalls the window.
-            changed = [n for n, d in self.decisions.items()
-                       if before.get(n) != d or durations_before.get(n) != durations.get(n)]
-            self.tasks.refresh_outputs(changed)
+            changed: list[str] | None = [
+                n for n, d in shown.items()
+                if before.get(n) != d or durations_before.get(n) != durations.get(n)]
         else:
-            self.tasks.refresh_outputs()      # one dataChanged over every row for all three
+            changed = None
+        return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed),
+                     generation, ended)
+
+    def _apply_scan(self, scan: _Scan) -> None:
+        self.decisions = scan.decisions or {}
+        if scan.error:
+            self.message.emit(scan.error)
+        self._durations = dict(scan.durations)
+        self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed)
         self.scanned.emit()
 
     # -- running ------------------------------------------------------------------
@@ -317,9 +323,9 @@ class Workbench(QObject):
         generation = self._scan_generation
 
         def work() -> None:
-            records, decisions, error = self._scan(wf, graph)
+            scan = self._scan(wf, graph, generation, ended)
             try:
-                self._scanFinished.emit(_Scan(generation, wf, records, decisions, error, ended))
+                self._scanFinished.emit(scan)
             except RuntimeError:        # the window was closed meanwhile
                 pass
 
@@ -330,7 +336,7 @@ class Workbench(QObject):
             return
         self._scanning = False
         if scan.workflow is self.workflow:
-            self._apply_scan(scan.records, scan.decisions, scan.error)
+            self._apply_scan(scan)
         self._finish_run(scan.ended)
 
     def _finish_run(self, ended: RunEnded) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import os
 import time
+from collections import deque
 from typing import Any, Iterable, Mapping
 
 from PySide6.QtCore import (Signal, QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt)
+                            QSortFilterProxyModel, Qt, QTimer)
 from PySide6.QtGui import QFont
 
 from gristmill.core.events import TaskState
@@ -46,6 +47,9 @@ HEADERS = {
     Column.RESOURCES: ("Resources", "What it declares: cpu, memory, gpu, pools"),
     Column.OUTPUTS: ("Outputs", "Age of its oldest output"),
 }
+CHUNK = 500     # rows announced changed in one turn of the event loop
+_VALUE: dict[ShownState, str] = {s: s.value for s in (*TaskState, *IdleState)}
+_STALE, _FRESH = IdleState.STALE.value, IdleState.FRESH.value
 STATE_ORDER: dict[ShownState, int] = {s: i for i, s in enumerate(states.RUN_STATES + states.IDLE_STATES)}
 
 
@@ -104,10 +108,13 @@ class TaskTableModel(QAbstractTableModel):
         self._last: Mapping[str, float] = {}
         self._estimates: Mapping[str, float] = {}
         self._outputs: dict[str, float | None] = {}
+        self._pending: deque[tuple[int, int]] = deque()   # row ranges still to announce
+        self._flush_queued = False
 
     # -- feeding --------------------------------------------------------------
 
     def set_workflow(self, workflow: Workflow | None) -> None:
+        self._pending.clear()               # rows of the old workflow
         self.beginResetModel()
         self._workflow = workflow
         self._names = list(workflow.tasks) if workflow else []
@@ -126,6 +133,18 @@ class TaskTableModel(QAbstractTableModel):
         self._last, self._estimates = dict(last), dict(estimates)
         if notify:
             self._all_changed()
+
+    def apply_scan(self, decisions: Mapping[str, Decision], durations: Mapping[str, float],
+                   outputs: Mapping[str, float | None], changed: list[str] | None) -> None:
+        """A scan made ready off the GUI thread: ``changed`` rows (None: every row) are
+        redrawn, with ``outputs`` their output times (read on that thread too)."""
+        self._decisions = dict(decisions)
+        self._last, self._estimates = dict(durations), dict(durations)
+        self._outputs.update(outputs)
+        if changed is None:
+            self._all_changed()
+        else:
+            self.rows_changed(changed)
 
     def refresh_outputs(self, names: Iterable[str] | None = None) -> None:
         if self._workflow is None:
@@ -146,19 +165,35 @@ class TaskTableModel(QAbstractTableModel):
             self.runStarted.emit()
 
     def rows_changed(self, names: Iterable[str]) -> None:
-        """One dataChanged per contiguous range of changed rows."""
+        """One dataChanged per contiguous range of changed rows, at most ``CHUNK`` rows
+        in one turn of the event loop: every filter proxy (the table, each board
+        column) re-checks each changed row, and the 2,000 rows of a run's start at once
+        would stall the window. The rest follow in the next turns."""
         rows = sorted(self._row[n] for n in names if n in self._row)
         if not rows:
             return
-        last_col = self.columnCount() - 1
+        pending = self._pending
         start = prev = rows[0]
         for r in rows[1:] + [None]:
-            if r is not None and r == prev + 1:
+            if r is not None and r == prev + 1 and r - start < CHUNK:
                 prev = r
                 continue
-            self.dataChanged.emit(self.index(start, 0), self.index(prev, last_col))
+            pending.append((start, prev))
             if r is not None:
                 start = prev = r
+        if not self._flush_queued:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        self._flush_queued = False
+        pending, last_col, budget = self._pending, self.columnCount() - 1, CHUNK
+        while pending and budget > 0:
+            start, end = pending.popleft()
+            budget -= end - start + 1
+            self.dataChanged.emit(self.index(start, 0), self.index(end, last_col))
+        if pending:
+            self._flush_queued = True
+            QTimer.singleShot(0, self, self._flush_pending)
 
     def _all_changed(self) -> None:
         if self._names:
@@ -201,6 +236,30 @@ class TaskTableModel(QAbstractTableModel):
     def state(self, name: str) -> ShownState | None:
         """What the task shows: its run state when it is in the run, else the scan's idle state."""
         return self.run_state(name) or self.idle_state(name)
+
+    def state_value_at(self, row: int) -> str:
+        """``state`` of the task in ``row`` as its value ("" for none), for filters."""
+        name = self._names[row]
+        tr = self._run.tasks.get(name)
+        if tr is not None and tr.state is not None:
+            return _VALUE[tr.state]
+        d = self._decisions.get(name)
+        return "" if d is None else _STALE if d.stale else _FRESH
+
+    def states(self, names: Iterable[str]) -> list[ShownState | None]:
+        """``state`` of many tasks at once (the graph recolours groups of thousands)."""
+        run_tasks, decisions = self._run.tasks, self._decisions
+        stale, fresh = IdleState.STALE, IdleState.FRESH
+        out: list[ShownState | None] = []
+        append = out.append
+        for name in names:
+            tr = run_tasks.get(name)
+            if tr is not None and tr.state is not None:
+                append(tr.state)
+            else:
+                d = decisions.get(name)
+                append(None if d is None else stale if d.stale else fresh)
+        return out
 
     def reasons_text(self, name: str) -> str:
         """During a run: why the run decided what it did; otherwise the latest scan."""
@@ -376,8 +435,7 @@ class TaskFilterProxy(QSortFilterProxyModel):
         model = self.sourceModel()
         if self._states is not None:
             # Straight to the Python model: no QModelIndex, no trip through Qt's data().
-            s = model.state(model.name_at(source_row))
-            if (s.value if s else "") not in self._states:
+            if model.state_value_at(source_row) not in self._states:
                 return False
         needle = self._text
         if not needle:

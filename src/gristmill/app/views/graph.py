@@ -33,7 +33,8 @@ GROUP_PRIORITY: tuple[ShownState, ...] = (
 
 
 def group_state(shown: Iterable[ShownState | None]) -> tuple[ShownState | None, Counter]:
-    counts = Counter(s for s in shown if s is not None)
+    counts = Counter(shown)
+    counts.pop(None, None)
     for s in GROUP_PRIORITY:
         if counts.get(s):
             return s, counts
@@ -189,10 +190,13 @@ class GraphPane(QWidget):
     activated = Signal(str)
 
     def __init__(self, selection: Selection, state_of: Callable[[str], ShownState | None],
-                 parent: QWidget | None = None, reason_of: Callable[[str], str] | None = None):
+                 parent: QWidget | None = None, reason_of: Callable[[str], str] | None = None,
+                 states_of: Callable[[Iterable[str]], list[ShownState | None]] | None = None):
         super().__init__(parent)
         self._selection = selection
         self._state_of = state_of
+        # Many at once: a group of 18,000 instances is recoloured at every run's start.
+        self._states_of = states_of or (lambda names: list(map(state_of, names)))
         self._reason_of = reason_of or (lambda _name: "")
         self._syncing = False
         self._workflow: Workflow | None = None
@@ -337,7 +341,7 @@ class GraphPane(QWidget):
                 continue
             node = item.node
             if node.is_group:
-                state, counts = group_state(self._state_of(m) for m in node.members)
+                state, counts = group_state(self._states_of(node.members))
                 summary = ", ".join(f"{counts[s]} {states.title(s).lower()}"
                                     for s in GROUP_PRIORITY if counts.get(s))
                 item.set_state(state, summary)
@@ -352,7 +356,8 @@ class GraphPane(QWidget):
         wf = self._workflow
         text = self._info_base
         if wf is not None:
-            idle = Counter(s for s in map(self._state_of, wf.tasks) if isinstance(s, IdleState))
+            counts = Counter(self._states_of(wf.tasks))
+            idle = Counter({s: n for s, n in counts.items() if isinstance(s, IdleState)})
             if idle:
                 parts = []
                 if idle[IdleState.STALE]:
