@@ -440,10 +440,15 @@ class Bench:
         if "doit" in wl.cells:
             wl.cells["doit"].note = "doit has no dry run: `doit list --all` (load only)"
 
+        cache = self.home("scale") / "cache"
+
         def one(tool: str, rep: int) -> None:
             cell = wl.cells[tool]
             f = folders[tool]
             shutil.rmtree(f / ".snakemake" / "locks", ignore_errors=True)
+            if tool == "gristmill":
+                # A first load: no workflow cache (the run stores one as it exits).
+                shutil.rmtree(cache, ignore_errors=True)
             s = run_timed(self.command(tool, f, 0, "plan"), f, self.env(tool, "scale"),
                           self.sizes.timeout, self.log("scale", tool))
             self.record(cell, s, tool)
@@ -454,6 +459,18 @@ class Bench:
             if cell.samples:
                 cell.value = cell.median
                 cell.extra["peak_rss_mb"] = max(cell.rss) / 1e6
+        gm = wl.cells.get("gristmill")
+        if gm is not None and gm.status == "ok":
+            # The same plan again, from the workflow cache the last run stored.
+            deadline = time.time() + 60
+            while not list(cache.glob("*.wfc")) and time.time() < deadline:
+                time.sleep(0.1)
+            warm = [run_timed(self.command("gristmill", folders["gristmill"], 0, "plan"),
+                              folders["gristmill"], self.env("gristmill", "scale"),
+                              self.sizes.timeout, self.log("scale", "gristmill")).seconds
+                    for _ in range(self.sizes.reps)]
+            gm.extra["warm_s"] = statistics.median(warm)
+            self.progress(f"  scale gristmill from its cache {gm.extra['warm_s']:.3f} s")
         # Gristmill in-process: load + plan, then peak Python allocations.
         if "gristmill" in folders:
             runs = []
@@ -648,6 +665,8 @@ def table(results: list[Workload], tools: list[str]) -> str:
             text = _fmt(c.value, wl.metric)
             if wl.name == "scale" and "peak_rss_mb" in c.extra:
                 text += f", {c.extra['peak_rss_mb']:.0f} MB"
+                if "warm_s" in c.extra:
+                    text += f"; {_fmt(c.extra['warm_s'], 's')} from its cache"
             if wl.name == "pack":
                 text += (f", +{c.extra['over_bound'] * 100:.0f}% over bound"
                          + (", OVERSUBSCRIBED" if c.extra["oversubscribed"] else ""))
@@ -684,14 +703,16 @@ def targets(results: dict[str, Workload]) -> list[tuple[str, str, str]]:
     if "scale" in results:
         ip = results["scale"].info.get("gristmill_in_process")
         proc = results["scale"].cells.get("gristmill")
-        if ip:
-            ok = ip["load_and_plan"] < 2.0 and ip["peak_rss_mb"] < 500
+        if ip and proc is not None and proc.value is not None:
+            # Judged as a process and from cold (no workflow cache), as a user's first run.
+            ok = proc.value < 2.0 and proc.extra.get("peak_rss_mb", 1e9) < 500
             out.append(("Scale: load + plan under 2 s and 500 MB", "met" if ok else "NOT met",
-                        f"in-process {ip['load_and_plan']:.2f} s (load {ip['load']:.2f}, graph "
+                        f"as a process (`gristmill plan`, no cache) {_fmt(proc.value, 's')} s, "
+                        f"{proc.extra.get('peak_rss_mb', 0):.0f} MB; from its cache "
+                        f"{_fmt(proc.extra.get('warm_s'), 's')} s; in-process "
+                        f"{ip['load_and_plan']:.2f} s (load {ip['load']:.2f}, graph "
                         f"{ip['graph']:.2f}, scan {ip['scan']:.2f}, plan {ip['plan']:.2f}), peak RSS "
-                        f"{ip['peak_rss_mb']:.0f} MB; as a process (`gristmill plan`) "
-                        f"{_fmt(proc.value if proc else None, 's')} s, "
-                        f"{proc.extra.get('peak_rss_mb', 0) if proc else 0:.0f} MB"))
+                        f"{ip['peak_rss_mb']:.0f} MB"))
     if "pack" in results:
         c = results["pack"].cells.get("gristmill")
         lb = results["pack"].info["lower_bound"]["bound"]
