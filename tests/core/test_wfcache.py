@@ -315,3 +315,12 @@ def test_the_cli_sees_a_touched_input_and_a_removed_output_after_a_cached_no_op(
     out = run()
     assert "thumb[images/b.png]" in out and "thumb[images/a.png]" not in out
     assert (root / "thumbs/b.png").read_text() == "b"
+
+
+def test_task_from_fields_is_the_task_init_makes(project):
+    from dataclasses import fields as dc_fields
+    from gristmill.core.workflow import Task, task_from_fields
+    for task in loader.load_workflow(project / "gristmill.toml").tasks.values():
+        values = {f.name: getattr(task, f.name) for f in dc_fields(Task) if f.init}
+        assert Task(**values) == task
+        assert repr(Task(**values)) == repr(task_from_fields(tuple(values.values())))

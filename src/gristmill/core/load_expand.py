@@ -29,7 +29,9 @@ from .load_globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_
 from .load_spec import Path_, TaskSpec
 from .placeholders import did_you_mean, item_dir, item_name, item_stem, quote, \
     quote_path, quote_paths
-from .workflow import Task, WorkflowWarning
+from .workflow import Task, WorkflowWarning, task_from_fields
+
+_SHELL = Task.__dataclass_fields__["shell"].default
 
 
 class _Instance:
@@ -230,12 +232,13 @@ class Expander:
         commands = plan.const_commands
         if commands is None:
             commands = self._commands(spec, plan, inst, inputs)
-        return Task(name=inst.name, commands=commands, inputs=inputs, outputs=inst.outputs,
-                    after=plan.after, phony=spec.phony, resources=spec.resources,
-                    retries=spec.retries, timeout=spec.timeout, env=spec.env, cwd=spec.cwd,
-                    group=spec.name, item=inst.item, location=spec.location,
-                    description=spec.description,
-                    silent=True)   # commands are not echoed into a task's output (make's @)
+        # Every field, in Task's order (task_from_fields is twice as quick as Task(...)).
+        return task_from_fields((
+            inst.name, commands, inputs, inst.outputs, plan.after, spec.phony, spec.resources,
+            spec.retries, spec.timeout, spec.env, spec.cwd, spec.name, inst.item, spec.location,
+            (),                 # ignore_errors: none
+            True,               # silent: commands are not echoed into a task's output (make's @)
+            _SHELL, spec.description))
 
     def _inputs(self, spec: TaskSpec, plan: _Plan, inst: _Instance) -> tuple[str, ...]:
         folder, owner, exists = spec.doc.folder, self.owner, self.disk.exists
