@@ -440,3 +440,48 @@ def test_tasks_in_the_current_folder_start_the_same_way(tmp_path, monkeypatch):
     assert [e.text for e in rec.of(OutputLine) if e.task == "talk"] == ["to-out", "to-err"]
     assert fin["ghost"].exit_code == 127
     assert fin["slow"].outcome is Outcome.TIMED_OUT
+
+
+# -- started with posix_spawn: the task runs in the engine's own folder ------------------
+
+def test_a_command_that_closes_its_output_is_still_waited_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    wf = workflow(tmp_path, task("quiet", "echo before; exec >&- 2>&-; sleep 0.3; touch done",
+                                 outputs=["done"]))
+    result, rec = run(wf)
+    assert result.status is RunStatus.SUCCEEDED
+    assert (tmp_path / "done").exists()
+    assert [e.text for e in rec.of(OutputLine)] == ["before"]
+    assert Path(rec.of(TaskStarted)[0].log_path).read_text() == "before\n"
+
+
+def test_a_background_process_holding_the_output_does_not_hold_the_task(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    wf = workflow(tmp_path, task("bg", "sleep 60 & echo $! > bg.pid; echo started",
+                                 outputs=["bg.pid"]))
+    result, rec = run(wf)
+    pid = int((tmp_path / "bg.pid").read_text())
+    try:
+        assert result.status is RunStatus.SUCCEEDED
+        os.kill(pid, 0)                 # still alive, with the task's output open
+        assert [e.text for e in rec.of(OutputLine)] == ["started"]
+    finally:
+        os.kill(pid, 9)
+
+
+def test_commands_do_not_inherit_the_pipes_of_other_jobs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # stdin, stdout, stderr, the folder ls reads, and what this process lets every child have
+    expected = {0, 1, 2, 3}
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            if os.get_inheritable(fd):
+                expected.add(fd)
+        except OSError:
+            pass                        # the listing's own descriptor, closed by now
+    tasks = [task(f"t{i}", f"sleep 0.2; ls /proc/self/fd > fds{i}", outputs=[f"fds{i}"])
+             for i in range(3)]
+    result, rec = run(workflow(tmp_path, *tasks), capacity=Capacity(cpu=3, mem=8 * GB, gpu=0))
+    assert result.status is RunStatus.SUCCEEDED
+    for i in range(3):
+        assert set(map(int, (tmp_path / f"fds{i}").read_text().split())) <= expected

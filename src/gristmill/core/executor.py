@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-import selectors
+import select
 import shutil
 import signal
 import subprocess
@@ -137,6 +137,7 @@ class _Running:
     index: int                       # which command is running
     pidfd: int = -1
     out_fd: int = -1
+    hold_fd: int = -1                # our copy of the pipe's write end, kept until the exit
     out: JobOutputLog | None = None
     peak: int = 0
     killed: bool = False
@@ -175,12 +176,13 @@ class LocalExecutor:
     """Runs jobs as local processes; at most as many as the engine starts."""
 
     def __init__(self) -> None:
-        self._sel = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._watched: dict[int, tuple[str, int]] = {}     # fd -> (kind, job id)
         self._jobs: dict[int, _Running] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", 0))
+        self._watch(self._wake_r, "wake", 0)
         self._events: list[ExecEvent] = []
         self._next_sample = 0.0
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -211,7 +213,7 @@ class LocalExecutor:
         try:
             exe = self._which(argv[0], r.job.env)
             if task.cwd == self._cwd and _POSIX_SPAWN:
-                pid, out_fd = self._posix_spawn(exe, argv, r.job.env)
+                pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, r.job.env)
             else:
                 proc = subprocess.Popen(
                     argv, executable=exe, cwd=task.cwd, env=dict(r.job.env),
@@ -228,9 +230,17 @@ class LocalExecutor:
         r.pgid = pid
         r.out_fd = out_fd
         os.set_blocking(out_fd, False)
-        self._sel.register(out_fd, selectors.EVENT_READ, ("out", r.job.id))
+        self._watch(out_fd, "out", r.job.id)
         r.pidfd = os.pidfd_open(pid)
-        self._sel.register(r.pidfd, selectors.EVENT_READ, ("exit", r.job.id))
+        self._watch(r.pidfd, "exit", r.job.id)
+
+    def _watch(self, fd: int, kind: str, job_id: int) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+        self._watched[fd] = (kind, job_id)
+
+    def _unwatch(self, fd: int) -> None:
+        if self._watched.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
 
     def _which(self, name: str, env: Mapping[str, str]) -> str:
         """The program ``name`` names, searched in the task's PATH once per run.
@@ -249,11 +259,16 @@ class LocalExecutor:
             self._programs[key] = found
         return found
 
-    def _posix_spawn(self, exe: str, argv: list[str], env: Mapping[str, str]) -> tuple[int, int]:
-        """Start ``argv`` in its own session, stdout and stderr into a new pipe.
+    def _posix_spawn(self, exe: str, argv: list[str],
+                     env: Mapping[str, str]) -> tuple[int, int, int]:
+        """Start ``argv`` in its own session, stdout and stderr into a new pipe:
+        (pid, the pipe's read end, the pipe's write end).
 
         posix_spawn does in C what Popen does in Python (half the parent's cost per
         task); Python 3.11 has no chdir action, so only for the executor's own cwd.
+        The caller keeps the write end open until the process exits: the pipe then
+        never reads as closed while the process lives, so its exit is one wake-up
+        (the pidfd), not two (the pipe's hang-up, then the pidfd).
         """
         out_r, out_w = os.pipe()
         try:
@@ -263,10 +278,9 @@ class LocalExecutor:
                 (os.POSIX_SPAWN_DUP2, out_w, 2)])
         except BaseException:
             os.close(out_r)
-            raise
-        finally:
             os.close(out_w)
-        return pid, out_r
+            raise
+        return pid, out_r, out_w
 
     # -- waiting ----------------------------------------------------------
     def wait(self, timeout: float | None) -> list[ExecEvent]:
@@ -279,8 +293,15 @@ class LocalExecutor:
             if due:
                 until = max(0.0, min(due) - now)
                 timeout = until if timeout is None else min(timeout, until)
-            for key, _ in self._sel.select(timeout):
-                kind, job_id = key.data
+            # What each ready fd stood for when the wait returned: an fd closed and
+            # reused while these are handled still names the job it belonged to.
+            watched = self._watched
+            ready = [watched.get(fd) for fd, _ in
+                     self._epoll.poll(-1 if timeout is None else timeout)]
+            for item in ready:
+                if item is None:
+                    continue
+                kind, job_id = item
                 if kind == "wake":
                     try:
                         while os.read(self._wake_r, 512):
@@ -336,13 +357,17 @@ class LocalExecutor:
         r.out.line(text, self._events)  # type: ignore[union-attr]
 
     def _close_out(self, r: _Running) -> None:
+        self._close_hold(r)
         if r.out_fd >= 0:
-            try:
-                self._sel.unregister(r.out_fd)
-            except (KeyError, ValueError):
-                pass
+            self._unwatch(r.out_fd)
             os.close(r.out_fd)
             r.out_fd = -1
+
+    @staticmethod
+    def _close_hold(r: _Running) -> None:
+        if r.hold_fd >= 0:
+            os.close(r.hold_fd)
+            r.hold_fd = -1
 
     def _reap(self, r: _Running) -> None:
         try:
@@ -354,11 +379,12 @@ class LocalExecutor:
         code = os.waitstatus_to_exitcode(status)
         if usage is not None:
             r.peak = max(r.peak, usage.ru_maxrss * 1024)
-        self._sel.unregister(r.pidfd)
+        self._unwatch(r.pidfd)
         os.close(r.pidfd)
         r.pidfd = -1
         # Everything the process wrote is in the pipe already: drain it, then let go,
         # so a background grandchild holding the pipe cannot hold the task open.
+        self._close_hold(r)
         while r.out_fd >= 0:
             try:
                 data = os.read(r.out_fd, 65536)
@@ -434,7 +460,8 @@ class LocalExecutor:
     def close(self) -> None:
         for r in list(self._jobs.values()):
             self._signal(r, signal.SIGKILL)
-        self._sel.close()
+            self._close_hold(r)
+        self._epoll.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
             try:
                 os.close(fd)
