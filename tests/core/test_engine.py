@@ -485,3 +485,16 @@ def test_commands_do_not_inherit_the_pipes_of_other_jobs(tmp_path, monkeypatch):
     assert result.status is RunStatus.SUCCEEDED
     for i in range(3):
         assert set(map(int, (tmp_path / f"fds{i}").read_text().split())) <= expected
+
+
+def test_an_output_made_after_the_run_started_counts_as_there_before_its_task(tmp_path):
+    # Both are ready at the start, one at a time: "fail" finds shared.txt, made by "make"
+    # after the run began, and its failure must leave it alone (it did not change it).
+    wf = workflow(tmp_path,
+                  task("make", "echo kept > shared.txt; touch a.txt", outputs=["a.txt"]),
+                  task("fail", "exit 1", outputs=["shared.txt"]))
+    result, rec = run(wf, capacity=Capacity(cpu=1, mem=8 * GB, gpu=0), keep_going=True)
+    assert [e.task for e in rec.of(TaskStarted)] == ["make", "fail"]
+    assert result.failed == ("fail",)
+    assert (tmp_path / "shared.txt").read_text() == "kept\n"
+    assert rec.of(TaskFinished)[1].removed_outputs == ()

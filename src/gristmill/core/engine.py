@@ -259,6 +259,7 @@ class _RunLoop:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._take_ready()
+            self._look_up_outputs(self.ready)
             while not cancelled:
                 if not self.stopping:
                     self._start_ready(ex)
@@ -317,6 +318,26 @@ class _RunLoop:
                 self._enqueue(task)
                 self.set_state(name, TaskState.READY, d.reasons)
             names = self.plan.take_ready()
+
+    def _look_up_outputs(self, tasks: list[Task]) -> None:
+        """Look up the outputs of ``tasks`` once, while no task runs yet.
+
+        ``_start`` reads each output's state before the task runs. A lookup of a name
+        that is not there takes its folder's lock when the kernel has not cached the
+        miss, and the tasks already running take that lock to create their own outputs
+        there, so the run loop waits (2,000 ``touch`` tasks into one folder, 2 at a
+        time: 0.11 ms a start). Done here first, the lookups at the starts find the
+        kernel's cached answer (0.01 ms). The states that count are still read there.
+        """
+        root = self.wf.root
+        lstat = os.lstat
+        join = os.path.join
+        for task in tasks:
+            for out in task.outputs:
+                try:
+                    lstat(join(root, out))
+                except OSError:
+                    pass
 
     def _enqueue(self, task: Task) -> None:
         prio = self.priority
