@@ -222,6 +222,7 @@ class _RunLoop:
         self.wf = engine.workflow
         self.run_id = run_id
         self.log_dir = log_dir
+        self.log_dir_text = str(log_dir)     # attempts' log paths are joined as text
         self.decisions = decisions
         self.scan = scan
         self.states = states
@@ -380,14 +381,14 @@ class _RunLoop:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         job_id = self.next_job
         self.next_job += 1
-        log_path = self.log_dir / log_file_name(task.name, attempt)
+        log_path = os.path.join(self.log_dir_text, log_file_name(task.name, attempt))
         now = time.time()
         deadline = time.monotonic() + task.timeout if task.timeout else None
         self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before)
         self.by_name[task.name] = job_id
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
-                                       task.resources, gpus, str(log_path),
+                                       task.resources, gpus, log_path,
                                        "\n".join(task.commands), task.definition_hash))
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
 

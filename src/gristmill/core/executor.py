@@ -56,7 +56,7 @@ class Job:
     task: Task
     attempt: int
     env: Mapping[str, str]          # the whole environment of the process
-    log_path: Path | None = None    # where its output goes (stdout and stderr together)
+    log_path: str | Path | None = None    # where its output goes (stdout and stderr together)
     mem_limit: int | None = None    # bytes: the process tree is killed above this
 
 
@@ -97,7 +97,7 @@ class JobOutputLog:
 
     __slots__ = ("job_id", "path", "file", "partial")
 
-    def __init__(self, job_id: int, path: Path | None):
+    def __init__(self, job_id: int, path: str | Path | None):
         self.job_id = job_id
         self.path = path
         self.file = None
