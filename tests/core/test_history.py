@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,37 @@ def test_a_run_is_written_running_at_its_start(history: History, workflow: str):
     [attempt] = history.attempts("r1")
     assert attempt.outcome is None and attempt.ended is None
     assert history.task_records(workflow) == {}
+
+
+def test_a_success_whose_start_another_history_saw_takes_its_hash_from_the_database(
+        db: Path, workflow: str):
+    events = run_stream("r1", workflow, 1000.0, {"a": [Outcome.SUCCEEDED]},
+                        hashes={"a": "hash-a1"})
+    finish_at = next(i for i, e in enumerate(events) if isinstance(e, TaskFinished))
+    with History(db) as first:               # the run's start and the task's start
+        publish(first, events[:finish_at])
+    with History(db) as second:              # the rest: it knows neither the run nor the hash
+        publish(second, events[finish_at:])
+        assert second.flush(timeout=30)
+        assert second.task_records(workflow) == {
+            "a": TaskRecord("a", "hash-a1", events[finish_at].time, 2.0, "r1")}
+        [attempt] = second.attempts("r1")
+        assert attempt.outcome is Outcome.SUCCEEDED and attempt.reasons == (MISSING,)
+
+
+def test_an_event_that_cannot_be_written_costs_only_itself(history: History, workflow: str):
+    events = run_stream("r1", workflow, 1000.0,
+                        {name: [Outcome.SUCCEEDED] for name in ("a", "b", "c")})
+    # SQLite integers stop at 2**63: b's finish cannot be stored, the rest of the batch can.
+    events = [replace(e, peak_mem=2 ** 70) if isinstance(e, TaskFinished) and e.task == "b"
+              else e for e in events]
+    publish(history, events)
+    assert history.flush(timeout=30)
+    attempts = {a.task: a for a in history.attempts("r1")}
+    assert attempts["a"].outcome is attempts["c"].outcome is Outcome.SUCCEEDED
+    assert attempts["b"].outcome is None and attempts["b"].definition_hash == "hash-b"
+    assert set(history.task_records(workflow)) == {"a", "c"}
+    assert history.run("r1").status is RunStatus.SUCCEEDED
 
 
 def test_output_lines_and_dry_runs_leave_no_trace(history: History, workflow: str):

@@ -309,6 +309,84 @@ def _attempt_record(row: tuple) -> AttemptRecord:
         log_path=log_path, message=message)
 
 
+_INSERT_STARTED = (
+    "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
+    "definition_hash, reasons, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
+    "slot = excluded.slot, command = excluded.command, "
+    "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
+    "log_path = excluded.log_path")
+
+_INSERT_FINISHED = (
+    "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
+    "exit_code, peak_mem, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, attempt) DO UPDATE SET ended = excluded.ended, "
+    "duration = excluded.duration, outcome = excluded.outcome, "
+    "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
+    "message = excluded.message")
+
+_UPSERT_SUCCESS = (
+    "INSERT INTO last_success (workflow_path, task, definition_hash, time, duration, run_id) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (workflow_path, task) DO UPDATE SET "
+    "definition_hash = excluded.definition_hash, time = excluded.time, "
+    "duration = excluded.duration, run_id = excluded.run_id")
+
+
+def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
+    return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
+            event.definition_hash, _reasons_json(reasons), event.log_path)
+
+
+def _finished_row(event: TaskFinished) -> tuple:
+    return (event.run_id, event.task, event.attempt, event.time - event.duration, event.time,
+            event.duration, event.outcome.value, event.exit_code, event.peak_mem,
+            event.message)
+
+
+class _Rows:
+    """The rows of task starts and finishes from a stretch of events, written with one
+    ``executemany`` per statement: starts, then finishes, then successes (an attempt's
+    start comes before its finish, in this stretch or an earlier one)."""
+
+    __slots__ = ("started", "finished")
+
+    def __init__(self) -> None:
+        self.started: list[tuple] = []
+        self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        started, finished = self.started, self.finished
+        if not started and not finished:
+            return
+        self.started, self.finished = [], []
+        try:
+            conn.executemany(_INSERT_STARTED, started)
+            conn.executemany(_INSERT_FINISHED, [row for row, _ in finished])
+            conn.executemany(_UPSERT_SUCCESS, [ok for _, ok in finished if ok is not None])
+        except sqlite3.OperationalError:
+            raise
+        except Exception:
+            # A bad row: write them one by one, so that only its event is lost, as when
+            # each event was its own statements (all upserts: twice is the same as once).
+            for row in started:
+                _execute_logged(conn, _INSERT_STARTED, row)
+            for row, ok in finished:
+                if _execute_logged(conn, _INSERT_FINISHED, row) and ok is not None:
+                    _execute_logged(conn, _UPSERT_SUCCESS, ok)
+
+
+def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
+    try:
+        conn.execute(sql, row)
+    except sqlite3.OperationalError:
+        raise
+    except Exception:
+        log.exception("history: could not record %r", row)
+        return False
+    return True
+
+
 # Which events history looks at; anything else (output lines) costs one set lookup.
 _RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
 
@@ -334,9 +412,12 @@ class History(BackgroundWriter):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
 
-        # Writer-thread state: the latest plan reasons per run and task.
+        # Writer-thread state: the latest plan reasons per run and task, each recorded
+        # run's workflow path, and the definition hash of each attempt not yet finished.
         self._reasons: dict[str, dict[str, tuple[Reason, ...]]] = {}
         self._dry_runs: set[str] = set()
+        self._run_paths: dict[str, str] = {}
+        self._hashes: dict[tuple[str, str, int], str] = {}
         self._writer_conn: sqlite3.Connection | None = None
         self._start_writer()
 
@@ -425,15 +506,19 @@ class History(BackgroundWriter):
         """Apply events in one transaction. Waiting happens at BEGIN only (another
         process may hold the write lock), so each event is applied exactly once."""
         finished: list[str] = []
+        rows = _Rows()
         try:
             self._begin(conn)
             for event in events:
                 try:
-                    self._apply(conn, event, finished)
+                    if not self._gather(event, rows):
+                        rows.write(conn)
+                        self._apply(conn, event, finished)
                 except sqlite3.OperationalError:
                     raise
                 except Exception:
                     log.exception("history: could not record %r", event)
+            rows.write(conn)
             conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:
@@ -453,6 +538,37 @@ class History(BackgroundWriter):
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
+    def _gather(self, event: Event, rows: _Rows) -> bool:
+        """Take in a task's state change, start or finish, adding its rows to ``rows``;
+        False for any other event, or one whose rows need a join (``_apply``)."""
+        run_id = event.run_id
+        if run_id in self._dry_runs:
+            return False
+        if isinstance(event, TaskStateChanged):
+            if not event.state.finished:
+                self._reasons.setdefault(run_id, {})[event.task] = event.reasons
+            return True
+        if isinstance(event, TaskStarted):
+            reasons = self._reasons.get(run_id, {}).get(event.task, ())
+            self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
+            rows.started.append(_started_row(event, reasons))
+            return True
+        if not isinstance(event, TaskFinished):
+            return False
+        key = (run_id, event.task, event.attempt)
+        success = None
+        if event.outcome is Outcome.SUCCEEDED:
+            # The last_success row from what this writer saw of the run and of the
+            # attempt; only when it did not see them does the database join for them.
+            path = self._run_paths.get(run_id)
+            definition_hash = self._hashes.get(key)
+            if path is None or definition_hash is None:
+                return False
+            success = (path, event.task, definition_hash, event.time, event.duration, run_id)
+        self._hashes.pop(key, None)
+        rows.finished.append((_finished_row(event), success))
+        return True
+
     def _apply(self, conn: sqlite3.Connection, event: Event, finished: list[str]) -> None:
         run_id = event.run_id
         if run_id in self._dry_runs:
@@ -460,31 +576,9 @@ class History(BackgroundWriter):
                 self._dry_runs.discard(run_id)
                 finished.append(run_id)
             return
-        if isinstance(event, TaskStateChanged):
-            if not event.state.finished:
-                self._reasons.setdefault(run_id, {})[event.task] = event.reasons
-        elif isinstance(event, TaskStarted):
-            reasons = self._reasons.get(run_id, {}).get(event.task, ())
-            conn.execute(
-                "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-                "definition_hash, reasons, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
-                "slot = excluded.slot, command = excluded.command, "
-                "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-                "log_path = excluded.log_path",
-                (run_id, event.task, event.attempt, event.time, event.slot, event.command,
-                 event.definition_hash, _reasons_json(reasons), event.log_path))
-        elif isinstance(event, TaskFinished):
-            conn.execute(
-                "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
-                "exit_code, peak_mem, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (run_id, task, attempt) DO UPDATE SET ended = excluded.ended, "
-                "duration = excluded.duration, outcome = excluded.outcome, "
-                "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
-                "message = excluded.message",
-                (run_id, event.task, event.attempt, event.time - event.duration, event.time,
-                 event.duration, event.outcome.value, event.exit_code, event.peak_mem,
-                 event.message))
+        if isinstance(event, TaskFinished):     # one whose success needs the join
+            self._hashes.pop((run_id, event.task, event.attempt), None)
+            conn.execute(_INSERT_FINISHED, _finished_row(event))
             if event.outcome is Outcome.SUCCEEDED:
                 conn.execute(
                     "INSERT INTO last_success (workflow_path, task, definition_hash, time, "
@@ -500,6 +594,7 @@ class History(BackgroundWriter):
                 self._dry_runs.add(run_id)
                 return
             self._reasons[run_id] = {}
+            self._run_paths[run_id] = _norm_path(event.workflow_path)
             conn.execute(
                 "INSERT OR REPLACE INTO runs (id, workflow_path, workflow_name, targets, "
                 "task_count, started, status, pid, hostname, process_start, log_path) "
@@ -510,6 +605,9 @@ class History(BackgroundWriter):
                  _process_start(os.getpid()), event.log_path))
         elif isinstance(event, RunFinished):
             self._reasons.pop(run_id, None)
+            self._run_paths.pop(run_id, None)
+            for key in [k for k in self._hashes if k[0] == run_id]:
+                del self._hashes[key]
             conn.execute(
                 "UPDATE runs SET status = ?, ended = ?, counts = ? WHERE id = ?",
                 (event.status.value, event.time, json.dumps(dict(event.counts)), run_id))
