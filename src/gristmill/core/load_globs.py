@@ -157,11 +157,12 @@ class Disk:
         self._exists: dict[str, bool] = {}
         self._asked: dict[str, int] = {}
         self._listing: dict[str, frozenset[str] | None] = {}
+        self._sorted: dict[str, list[str]] = {}        # folder -> its names, sorted
+        self._globs: dict[str, tuple[str, ...]] = {}   # pattern -> its matches
 
     def known(self, paths: Iterable[str]) -> None:
         """Record paths known to exist (from a glob)."""
-        for p in paths:
-            self._exists[p] = True
+        self._exists.update(dict.fromkeys(paths, True))
 
     def exists(self, path: str) -> bool:
         r = self._exists.get(path)
@@ -192,12 +193,19 @@ class Disk:
         self._listing[folder] = names
         return names
 
-    def glob(self, pattern: str) -> list[str]:
+    def glob(self, pattern: str) -> tuple[str, ...]:
         """Root-relative paths on disk matching a root-relative pattern, sorted.
 
         Like ``glob.glob(pattern, recursive=True)`` (hidden names match only a pattern
-        segment that starts with ``.``), one folder listing per folder.
+        segment that starts with ``.``), one folder listing per folder; a pattern asked
+        again (two fan-outs over the same files) is answered from the first time.
         """
+        found = self._globs.get(pattern)
+        if found is None:
+            found = self._globs[pattern] = tuple(self._glob(pattern))
+        return found
+
+    def _glob(self, pattern: str) -> list[str]:
         if "\0" in pattern or not pattern:
             return []
         segs = pattern.split("/")
@@ -226,7 +234,7 @@ class Disk:
                     match = re.compile(_segment(seg), re.DOTALL).fullmatch
                     nxt = []
                     for d in current:
-                        names = [n for n in self._names(d) if match(n)]
+                        names = list(filter(match, self._sorted_names(d)))
                         prefix = d + "/" if d else ""
                         if k == last:
                             nxt.extend(prefix + n for n in names)
@@ -239,16 +247,24 @@ class Disk:
                     return []
         except (OSError, ValueError, re.error):
             return []
-        out = sorted(set(posixpath.normpath(p) if ("/." in p or p.startswith(".")) else p
-                         for p in current if p))
+        if "**" in segs or any("/." in p or p[:1] == "." for p in current):
+            out = sorted(set(posixpath.normpath(p) if ("/." in p or p.startswith(".")) else p
+                             for p in current if p))
+        else:
+            # No "**" and nothing to normalise: no path is found twice, and the folders'
+            # names were walked in order (so the sort below is one linear pass).
+            out = sorted(current)
         self.known(out)
         return out
 
-    def _names(self, folder: str) -> frozenset[str] | tuple[()]:
-        names = self._listing.get(folder)
+    def _sorted_names(self, folder: str) -> list[str]:
+        names = self._sorted.get(folder)
         if names is None:
-            names = self._list(folder)
-        return names if names is not None else ()
+            listing = self._listing.get(folder)
+            if listing is None:
+                listing = self._list(folder)
+            names = self._sorted[folder] = sorted(listing) if listing is not None else []
+        return names
 
     def _walk(self, folder: str, dirs_only: bool) -> list[str]:
         """Everything below ``folder`` (not hidden), or only the folders."""
