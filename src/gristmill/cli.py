@@ -224,6 +224,20 @@ def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: boo
 
 
 def cmd_plan(args) -> int:
+    # A plan keeps everything it makes (the workflow, a decision per task, the lines)
+    # until it is printed: the cyclic collector would only walk those objects again at
+    # each collection (on 100,000 tasks, a tenth of a second after the load and as much
+    # after the scan). It stays off for the command.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(args)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     wf = _load(args, variables, prefetch if not targets else None)
