@@ -179,3 +179,32 @@ def test_tasks_found_up_to_date_share_one_line(tmp_path):
     assert lines[1]["tasks"] == ["a", "b"] and lines[1]["run"] == "r1"
     assert "reasons" not in lines[1]          # a no-op of 20,000 tasks stays one short line
     assert lines[2]["task"] == "c" and lines[2]["state"] == "waiting"
+
+
+def _as_dumped(event) -> str:
+    return json.dumps(event_record(event), ensure_ascii=False)
+
+
+def test_each_line_is_written_as_the_general_json_dump_would_write_it():
+    from gristmill.core.runlog import encode_event
+    events = one_run("run/é") + [
+        TaskStateChanged("r", 1_700_000_000.9999996, "b[x \"y\"]", TaskState.READY,
+                         (MISSING, Reason(ReasonKind.RETRY, "tab\there, ✓, \x01"))),
+        TaskFinished("r", 0.0, "b", 2, Outcome.TIMED_OUT, None, float("inf"), None, True),
+        TaskFinished("r", -1.5, "b", 2, Outcome.SUCCEEDED, 0, 1e-7, 2**70),
+        TaskStarted("r", 1234.5, "c", 1, 3, Resources(), (), "/logs/c.1.log", "a\nb", ""),
+        RunStarted("r", 5.25, "w", "/p", (), (), True, ""),
+    ]
+    for event in events:
+        assert encode_event(event) == _as_dumped(event)
+
+
+def test_timestamps_round_to_the_microsecond_as_datetime_does():
+    from hypothesis import given, strategies as st
+    from gristmill.core.runlog import encode_event
+
+    @given(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False))
+    def check(t):
+        event = OutputLine("r", t, "a", 1, "x")
+        assert encode_event(event) == _as_dumped(event)
+    check()
