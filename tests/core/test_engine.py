@@ -405,6 +405,21 @@ def test_commands_are_echoed_unless_silent(tmp_path):
     assert lines == {"loud": ["echo one", "one", "echo two", "two"], "quiet": ["three"]}
 
 
+def test_an_echoed_command_is_logged_only_with_output_or_a_failure(tmp_path):
+    # A Makefile recipe that succeeds silently leaves no log file (history keeps its
+    # command); one that speaks or fails has its command first in the file.
+    wf = workflow(tmp_path, task("mute", "true", phony=True, silent=False),
+                  task("speaks", "echo hi", phony=True, silent=False),
+                  task("fails", ["true", "false"], phony=True, silent=False))
+    result, rec = run(wf, keep_going=True)
+    logs = {e.task: Path(e.log_path) for e in rec.of(TaskStarted)}
+    assert not logs["mute"].exists()
+    assert logs["speaks"].read_text() == "echo hi\nhi\n"
+    assert logs["fails"].read_text() == "true\nfalse\n"
+    said = [e.text for e in rec.of(OutputLine) if e.task == "mute"]
+    assert said == ["true"]                  # still shown live and in the console
+
+
 def test_plain_commands_run_without_a_shell_and_shell_ones_with_it(tmp_path):
     from gristmill.core.executor import direct_argv
     sh = ("/bin/sh", "-c")

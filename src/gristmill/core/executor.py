@@ -93,21 +93,30 @@ class Executor(Protocol):
 
 class JobOutputLog:
     """One job's output: appended to its log file (made at the first byte, so a silent
-    task costs no file) and cut into whole lines as JobOutput events."""
+    task costs no file) and cut into whole lines as JobOutput events.
 
-    __slots__ = ("job_id", "path", "file", "partial")
+    Lines Gristmill writes itself before the output (the echoed command) are held back
+    until the command writes something or the job fails: a silent task that succeeds
+    leaves no file (history keeps its command), one that fails or speaks has them first.
+    """
+
+    __slots__ = ("job_id", "path", "file", "partial", "held")
 
     def __init__(self, job_id: int, path: str | Path | None):
         self.job_id = job_id
         self.path = path
         self.file = None
         self.partial = b""
+        self.held: list[bytes] = []
 
     def _write(self, data: bytes) -> None:
         if self.file is None:
             if self.path is None:
                 return
             self.file = open(self.path, "ab", buffering=0)
+            if self.held:
+                data = b"".join(self.held) + data
+                self.held = []
         self.file.write(data)
 
     def data(self, data: bytes, events: list) -> None:
@@ -117,15 +126,23 @@ class JobOutputLog:
             events.append(JobOutput(self.job_id, tuple(
                 c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
 
-    def line(self, text: str, events: list) -> None:
-        self._write(text.encode() + b"\n")
+    def line(self, text: str, events: list, held: bool = False) -> None:
+        """A line of Gristmill's own; ``held``: written only with what follows it."""
+        if held and self.file is None:
+            self.held.append(text.encode() + b"\n")
+        else:
+            self._write(text.encode() + b"\n")
         events.append(JobOutput(self.job_id, (text,)))
 
-    def close(self, events: list | None = None) -> None:
-        """The last, unterminated line becomes an event; the file is closed."""
+    def close(self, events: list | None = None, keep_held: bool = True) -> None:
+        """The last, unterminated line becomes an event; the file is closed. Held lines
+        are written first when ``keep_held`` (a job that failed)."""
         if self.partial and events is not None:
             events.append(JobOutput(self.job_id, (self.partial.decode("utf-8", "replace"),)))
         self.partial = b""
+        if self.held and keep_held:
+            self._write(b"")
+        self.held = []
         if self.file is not None:
             self.file.close()
             self.file = None
@@ -207,8 +224,9 @@ class LocalExecutor:
         cmd = task.commands[r.index]
         if not task.silent:
             # As make does: the command goes into the output before it runs.
+            out, events = r.out, self._events
             for line in cmd.splitlines() or [""]:
-                self._line(r, line)
+                out.line(line, events, held=True)   # type: ignore[union-attr]
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         try:
             exe = self._which(argv[0], r.job.env)
@@ -413,7 +431,7 @@ class LocalExecutor:
 
     def _finish(self, r: _Running, code: int | None, sig: int | None = None,
                 message: str = "") -> None:
-        r.out.close(self._events)  # type: ignore[union-attr]
+        r.out.close(self._events, keep_held=code != 0 or r.killed)  # type: ignore[union-attr]
         self._jobs.pop(r.job.id, None)
         self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
                                       r.over_memory))
