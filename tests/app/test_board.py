@@ -72,8 +72,8 @@ def test_cards_carry_the_full_name_state_and_reason_in_their_tooltip(qtbot, tmp_
     model.apply_changes(run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), (name,)),
                                    TaskStateChanged("r", 1.0, name, TaskState.FAILED)]))
     column = board.column(TaskState.FAILED)
-    assert column.proxy.rowCount() == 1
-    tip = CardDelegate.tooltip(column.proxy.index(0, 0))
+    assert column.cards.rowCount() == 1
+    tip = CardDelegate.tooltip(column.cards.index(0, 0))
     assert tip.splitlines()[:2] == [name, "failed"]
     # only the task in the run has a card; the others are counted above the columns
     assert board.names_on_board() == {name}

@@ -151,3 +151,63 @@ def test_past_attempts_become_bars_in_lanes():
     bars = bars_from_attempts([attempt("a", 0, 5), attempt("b", 1, 3), attempt("c", 3.5, 4), attempt("d", 6, 7, 4)])
     lanes = {b.task: b.slot for b in bars}
     assert lanes == {"a": 0, "b": 1, "c": 1, "d": 4}
+
+
+def test_board_columns_pass_the_model_tester_and_move_cards_in_table_order(qtmodeltester, tmp_path):
+    from gristmill.app.models.board import BoardCards
+    run, model, wf = make_model(tmp_path, n=8)
+    cards = BoardCards(model, theme.BOARD_STATES)
+    waiting, done = cards.column(TaskState.WAITING), cards.column(TaskState.DONE)
+    for column in (waiting, done):
+        qtmodeltester.check(column)
+    assert waiting.rowCount() == 0                    # no run yet: no card anywhere
+    inserted = []
+    waiting.rowsInserted.connect(lambda _p, a, b: inserted.append((a, b)))
+    model.apply_changes(run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (),
+                                              ("t1", "t2", "t3", "t5", "t6"))]))
+    assert waiting.names() == ["t1", "t2", "t3", "t5", "t6"]
+    assert inserted == [(0, 2), (3, 4)]               # one insert per range of changed rows
+    model.apply_changes(run.apply([TaskStateChanged("r", 1.0, n, TaskState.DONE)
+                                   for n in ("t6", "t2", "t3")]))
+    assert waiting.names() == ["t1", "t5"] and done.names() == ["t2", "t3", "t6"]
+    assert done.row_of("t6") == 2 and done.row_of("t1") == -1
+    # a card reads its task's row of the table: state, why, how long it took
+    assert done.index(0, 0).data(ROLE_NAME) == "t2"
+    assert done.index(0, 0).data(ROLE_STATE) == TaskState.DONE.value
+    assert done.index(0, Column.STATE).data() == model.index(2, Column.STATE).data()
+    changed = []
+    done.dataChanged.connect(lambda a, b, _r: changed.append((a.row(), b.row())))
+    model.rows_changed(["t3"])                        # a change that moves nothing redraws the card
+    assert changed == [(1, 1)]
+    # a new run takes the old run's cards away
+    model.apply_changes(run.apply([RunStarted("r2", 2.0, "chain", str(wf.path), (), ("t0",))]))
+    assert done.names() == [] and waiting.names() == ["t0"]
+    model.set_workflow(None)
+    assert waiting.rowCount() == 0
+
+
+def test_idle_counts_are_the_tasks_outside_the_run(tmp_path):
+    run, model, wf = make_model(tmp_path, n=6)
+    (tmp_path / "t0.out").write_text("x")
+    model.set_decisions(StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks)))
+    assert model.idle_counts() == (5, 1)
+    model.apply_changes(run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), ("t0", "t1", "t2"))]))
+    assert model.idle_counts() == (3, 0)
+    expected = (sum(model.idle_state(n) is IdleState.STALE for n in wf.tasks),
+                sum(model.idle_state(n) is IdleState.FRESH for n in wf.tasks))
+    assert model.idle_counts() == expected
+
+
+def test_a_workflow_opens_with_its_scan_in_one_reset(qtbot, tmp_path):
+    run = RunState()
+    model = TaskTableModel(run)
+    wf = chain_workflow(tmp_path, n=5)
+    decisions = StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks))
+    resets, changes = [], []
+    model.modelReset.connect(lambda: resets.append(model.state("t1")))
+    model.dataChanged.connect(lambda a, b, _r: changes.append((a.row(), b.row())))
+    model.set_workflow(wf, decisions, {"t1": 2.0}, {"t1": None})
+    # the first rows drawn already show the scan, the duration and the outputs
+    assert resets == [IdleState.STALE] and changes == []
+    assert model.data(model.index(1, Column.LAST)) == model.data(model.index(1, Column.ESTIMATE)) != "—"
+    assert model.data(model.index(1, Column.OUTPUTS)) == "missing"

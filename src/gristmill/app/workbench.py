@@ -183,7 +183,6 @@ class Workbench(QObject):
     def _loaded(self, workflow: Workflow) -> None:
         if self.run.workflow_path and self.run.workflow_path != str(workflow.path):
             self.run.reset()
-        self.tasks.set_workflow(workflow)
         self._latest = LatestAttempts(self.history, str(workflow.path))
         self.settings.add_recent(workflow.path)
         if self.history is not None:
@@ -191,7 +190,12 @@ class Workbench(QObject):
                 self.history.mark_interrupted(workflow.path)
             except Exception:                 # history is a convenience, never a blocker
                 pass
-        self.rescan()
+        # The rows arrive with their scan, in one reset: a reset and then an every-row
+        # change would have each filter look at every row twice.
+        scan = self._scan(workflow, self.session.graph, full=True)
+        self._take_scan(scan)
+        self.tasks.set_workflow(workflow, self.decisions, self._durations, scan.outputs)
+        self.scanned.emit()
         # Tens of thousands of long-lived objects now: keep the cyclic collector from
         # walking them at every full collection (a pause of ~50 ms that stalls the
         # window mid-run). The previous workflow's objects are released to it first.
@@ -207,9 +211,10 @@ class Workbench(QObject):
         self._apply_scan(self._scan(wf, graph))
 
     def _scan(self, wf: Workflow, graph: TaskGraph, generation: int = 0,
-              ended: object = None) -> _Scan:
+              ended: object = None, full: bool = False) -> _Scan:
         """Scan, read history, and compare with what is shown: safe on any thread (the
-        comparison and the output times of 20,000 tasks would stall the window)."""
+        comparison and the output times of 20,000 tasks would stall the window).
+        ``full``: for rows not shown yet (every row counts as changed)."""
         records = {}
         if self.history is not None:
             try:
@@ -224,7 +229,7 @@ class Workbench(QObject):
         durations = {name: r.duration for name, r in records.items()}
         before, durations_before = self.decisions, self._durations
         shown = decisions or {}
-        if before and set(before) == set(shown):
+        if not full and before and set(before) == set(shown):
             # Only the rows whose decision or duration changed (after a run: the tasks
             # it ran), not every row: re-filtering 20,000 rows stalls the window.
             changed: list[str] | None = [
@@ -235,11 +240,14 @@ class Workbench(QObject):
         return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed),
                      generation, ended)
 
-    def _apply_scan(self, scan: _Scan) -> None:
+    def _take_scan(self, scan: _Scan) -> None:
         self.decisions = scan.decisions or {}
         if scan.error:
             self.message.emit(scan.error)
         self._durations = dict(scan.durations)
+
+    def _apply_scan(self, scan: _Scan) -> None:
+        self._take_scan(scan)
         self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed)
         self.scanned.emit()
 

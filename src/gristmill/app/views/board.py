@@ -9,8 +9,6 @@ seven columns fit beside the task table in a 1280-pixel window.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from PySide6.QtCore import (QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QObject, QRect, QRectF,
                             QSize, Qt, QTimer, Signal)
 from PySide6.QtGui import QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
@@ -21,10 +19,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, Q
 from gristmill.core.events import TaskState
 
 from .. import theme
-from ..models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskFilterProxy, TaskTableModel
-from ..names import fit_name, group_affixes, short_name, split_name
+from ..models.board import BoardCards, BoardColumnModel
+from ..models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskTableModel
+from ..names import fit_name, short_name, split_name
 from ..selection import Selection
-from ..states import IdleState
 
 CARD_H = 46
 CARD_MIN_W = 112          # a column with cards is at least this wide
@@ -35,9 +33,9 @@ FULL_STRETCH, EMPTY_STRETCH = 4, 1
 class CardDelegate(QStyledItemDelegate):
     """A card: a state-coloured edge, the task's short name (elided in the middle), one line of detail."""
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, model: TaskTableModel, parent: QObject | None = None):
         super().__init__(parent)
-        self._affixes: dict[str, tuple[int, int]] = {}
+        self._model = model
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         return QSize(CARD_MIN_W - 16, CARD_H)
@@ -76,13 +74,9 @@ class CardDelegate(QStyledItemDelegate):
                          fm.elidedText(self.detail(index), Qt.TextElideMode.ElideRight, text_rect.width()))
         painter.restore()
 
-    def set_affixes(self, affixes: dict[str, tuple[int, int]]) -> None:
-        """Per fan-out group: the prefix and suffix lengths all its (short) items share."""
-        self._affixes = affixes
-
     def label_for(self, name: str, metrics: QFontMetrics, width: int) -> str:
         parts = split_name(name)
-        affixes = self._affixes.get(parts[0], (0, 0)) if parts else (0, 0)
+        affixes = self._model.group_affixes(parts[0], short=True) if parts else (0, 0)
         return self.label(name, metrics, width, affixes)
 
     @staticmethod
@@ -122,19 +116,17 @@ class CardDelegate(QStyledItemDelegate):
 
 
 class BoardColumn(QFrame):
-    def __init__(self, state: TaskState, model: TaskTableModel, delegate: CardDelegate,
+    def __init__(self, cards: BoardColumnModel, delegate: CardDelegate,
                  parent: QWidget | None = None):
         super().__init__(parent)
-        self.state = state
-        self.setObjectName(f"board-{state.value}")
+        self.state = cards.state
+        self.setObjectName(f"board-{self.state.value}")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.proxy = TaskFilterProxy(self)
-        self.proxy.set_states([state])
-        self.proxy.setSourceModel(model)
+        self.cards = cards
         self.header = QLabel(self)
         self.header.setObjectName("board-header")
         self.list = QListView(self)
-        self.list.setModel(self.proxy)
+        self.list.setModel(self.cards)
         self.list.setItemDelegate(delegate)
         self.list.setUniformItemSizes(True)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -147,8 +139,7 @@ class BoardColumn(QFrame):
         layout.setSpacing(4)
         layout.addWidget(self.header)
         layout.addWidget(self.list)
-        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
-                    self.proxy.layoutChanged):
+        for sig in (cards.rowsInserted, cards.rowsRemoved, cards.modelReset):
             sig.connect(self.update_header)
         self.update_header()
 
@@ -159,7 +150,7 @@ class BoardColumn(QFrame):
             dot = dot.lighter(170)               # dim states still show a visible dot
         elif not theme.is_dark() and dot.lightness() > 200:
             dot = dot.darker(125)
-        count = self.proxy.rowCount()
+        count = self.cards.rowCount()
         title = theme.STATE_TITLES[self.state]
         self.header.setText(f"<span style='color:{dot.name()}'>●</span>&nbsp;<b>{title}</b>"
                             + (f"&nbsp;&nbsp;{count}" if count else ""))
@@ -171,7 +162,7 @@ class BoardColumn(QFrame):
 
     @property
     def empty(self) -> bool:
-        return self.proxy.rowCount() == 0
+        return self.cards.rowCount() == 0
 
     def names(self) -> list[str]:
         return [i.data(ROLE_NAME) for i in self.list.selectionModel().selectedIndexes()]
@@ -181,8 +172,7 @@ def describe_outside(model: TaskTableModel) -> str:
     """The line above the columns: which tasks have no card, and where to see them."""
     if model.workflow is None:
         return ""
-    counts = Counter(s for s in map(model.state, model.names()) if isinstance(s, IdleState))
-    stale, fresh = counts[IdleState.STALE], counts[IdleState.FRESH]
+    stale, fresh = model.idle_counts()
     parts = []
     if stale:
         parts.append(f"{stale} would run")
@@ -210,7 +200,8 @@ class BoardView(QScrollArea):
         self._model = model
         self._selection = selection
         self._syncing = False
-        self._delegate = CardDelegate(self)
+        self._delegate = CardDelegate(model, self)
+        self.cards = BoardCards(model, theme.BOARD_STATES, self)
         inner = QWidget(self)
         outer = QVBoxLayout(inner)
         outer.setContentsMargins(6, 4, 6, 6)
@@ -221,7 +212,8 @@ class BoardView(QScrollArea):
         self.outside.setEnabled(False)          # drawn as secondary text
         self.row = QHBoxLayout()
         self.row.setSpacing(6)
-        self.columns = [BoardColumn(s, model, self._delegate, inner) for s in theme.BOARD_STATES]
+        self.columns = [BoardColumn(self.cards.column(s), self._delegate, inner)
+                        for s in theme.BOARD_STATES]
         for c in self.columns:
             self.row.addWidget(c, EMPTY_STRETCH)
         outer.addWidget(self.outside)
@@ -233,7 +225,6 @@ class BoardView(QScrollArea):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(0)
         self._connect_signals()
-        self._workflow_changed()
         self.refresh()
 
     def _connect_signals(self) -> None:
@@ -241,19 +232,14 @@ class BoardView(QScrollArea):
             c.list.selectionModel().selectionChanged.connect(
                 lambda *_a, col=c: self._column_selection_changed(col))
             c.list.doubleClicked.connect(lambda index: self.activated.emit(index.data(ROLE_NAME)))
-            c.proxy.rowsInserted.connect(self._reselect)
-            for sig in (c.proxy.rowsInserted, c.proxy.rowsRemoved, c.proxy.modelReset):
+            c.cards.rowsInserted.connect(self._reselect)
+            for sig in (c.cards.rowsInserted, c.cards.rowsRemoved, c.cards.modelReset):
                 sig.connect(self._restretch)
         self._model.modelReset.connect(self._schedule_refresh)
-        self._model.modelReset.connect(self._workflow_changed)
         self._model.dataChanged.connect(self._data_changed)
         self._model.runStarted.connect(self._schedule_refresh)
         self._refresh_timer.timeout.connect(self.refresh)
         self._selection.changed.connect(self._shared_selection_changed)
-
-    def _workflow_changed(self) -> None:
-        wf = self._model.workflow
-        self._delegate.set_affixes(group_affixes(wf.groups(), short=True) if wf is not None else {})
 
     def _schedule_refresh(self, *_args) -> None:
         self._refresh_timer.start()
@@ -283,10 +269,10 @@ class BoardView(QScrollArea):
         return next(c for c in self.columns if c.state is state)
 
     def counts(self) -> dict[TaskState, int]:
-        return {c.state: c.proxy.rowCount() for c in self.columns}
+        return {c.state: c.cards.rowCount() for c in self.columns}
 
     def names_on_board(self) -> set[str]:
-        return {c.proxy.index(r, 0).data(ROLE_NAME) for c in self.columns for r in range(c.proxy.rowCount())}
+        return {name for c in self.columns for name in c.cards.names()}
 
     def _column_selection_changed(self, column: BoardColumn) -> None:
         if self._syncing:
@@ -313,12 +299,11 @@ class BoardView(QScrollArea):
             return
         self._syncing = True
         try:
-            sources = [self._model.index(r, 0) for r in map(self._model.row_of, names) if r >= 0]
             for c in self.columns:
                 sel = QItemSelection()
-                for src in sources:
-                    index = c.proxy.mapFromSource(src)
-                    if index.isValid():
+                for row in map(c.cards.row_of, names):
+                    if row >= 0:
+                        index = c.cards.index(row, 0)
                         sel.select(index, index)
                 c.list.selectionModel().select(sel, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         finally:

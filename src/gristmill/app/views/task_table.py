@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLineEdit, QMenu,
                                QStyleOptionViewItem, QTableView, QVBoxLayout, QWidget)
 
 from ..models.task_table import ROLE_NAME, Column, TaskFilterProxy, TaskTableModel
-from ..names import fit_name, group_affixes, split_name
+from ..names import fit_name, split_name
 from ..selection import Selection
 
 ORIGIN = "table"
@@ -21,15 +21,15 @@ class NameDelegate(QStyledItemDelegate):
 
     TEXT_MARGIN = 8          # the style's padding around a cell's text
 
-    def __init__(self, parent=None):
+    def __init__(self, model: TaskTableModel, parent=None):
         super().__init__(parent)
-        self.affixes: dict[str, tuple[int, int]] = {}
+        self._model = model
 
     def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
         super().initStyleOption(option, index)
         name = option.text
         parts = split_name(name)
-        affixes = self.affixes.get(parts[0], (0, 0)) if parts else (0, 0)
+        affixes = self._model.group_affixes(parts[0], short=False) if parts else (0, 0)
         width = option.rect.width() - self.TEXT_MARGIN
         if width > 0:
             option.text = fit_name(name, option.fontMetrics.horizontalAdvance, width, affixes)
@@ -47,7 +47,6 @@ class TaskTablePane(QWidget):
         self._context_actions: Sequence[QAction] = ()
         self._init_widgets()
         self._connect_signals()
-        self._workflow_changed()
 
     def _init_widgets(self) -> None:
         self.filter = QLineEdit(self)
@@ -67,7 +66,7 @@ class TaskTablePane(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
-        self.names = NameDelegate(self.view)
+        self.names = NameDelegate(self._model, self.view)
         self.view.setItemDelegateForColumn(Column.NAME, self.names)
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
@@ -95,11 +94,6 @@ class TaskTablePane(QWidget):
         self._selection.changed.connect(self._shared_selection_changed)
         self._model.modelReset.connect(lambda: self._shared_selection_changed(
             self._selection.names, ""))
-        self._model.modelReset.connect(self._workflow_changed)
-
-    def _workflow_changed(self) -> None:
-        wf = self._model.workflow
-        self.names.affixes = group_affixes(wf.groups(), short=False) if wf is not None else {}
 
     def set_context_actions(self, actions: Sequence[QAction]) -> None:
         self._context_actions = actions
