@@ -9,12 +9,14 @@ from gristmill.app.graph_layout import build_layout, group_node_id
 from gristmill.app.models.task_table import TaskTableModel
 from gristmill.app.runstate import Bar, RunState
 from gristmill.app.selection import Selection
+from gristmill.app.states import IdleState
 from gristmill.app.views.graph import GraphPane
 from gristmill.app.views.log import LiveLogSource, LogPane
 from gristmill.app.views.timeline import TimelinePane
 from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus, TaskStarted,
                                    TaskState, TaskStateChanged)
 from gristmill.core.graph import TaskGraph
+from gristmill.core.staleness import StalenessScan
 
 from app_helpers import chain_workflow
 
@@ -188,3 +190,19 @@ def test_log_follows_the_selected_task_and_finds_text(qtbot):
     assert log.attempt == 2 and log.text.toPlainText() == "second try"
     log.mode.setCurrentIndex(0)      # whole run
     assert "[b] not mine" in log.text.toPlainText()
+
+
+def test_a_run_start_greys_what_is_outside_it_in_the_graph_legend(qtbot, tmp_path):
+    wf = chain_workflow(tmp_path, n=6)
+    run = RunState()
+    model = TaskTableModel(run)
+    model.set_workflow(wf, StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks)))
+    pane = GraphPane(Selection(), model.state, states_of=model.states, idle_counts=model.idle_counts)
+    qtbot.addWidget(pane)
+    pane.set_workflow(wf, TaskGraph(wf))
+    assert pane.info.text().endswith("greyed, outside the run: 6 would run (dashed)")
+    changes = run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), ("t0", "t1"))])
+    pane.update_states(changes.tasks, legend=True)
+    assert pane.items["t0"].state is TaskState.WAITING
+    assert pane.items["t4"].state is IdleState.STALE
+    assert pane.info.text().endswith("greyed, outside the run: 4 would run (dashed)")

@@ -97,7 +97,8 @@ class MainWindow(QMainWindow):
         self.welcome = WelcomeView(self)
         self.graph = GraphPane(self.selection, self.bench.tasks.state, self,
                                reason_of=self.bench.tasks.reasons_text,
-                               states_of=self.bench.tasks.states)
+                               states_of=self.bench.tasks.states,
+                               idle_counts=self.bench.tasks.idle_counts)
         self.board = BoardView(self.bench.tasks, self.selection, self)
         self.timeline = TimelinePane(self.selection, self)
         self.tabs = QTabWidget(self)
@@ -310,7 +311,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _run_changed(self, changes: Changes) -> None:
-        self.graph.update_states(None if changes.started else changes.tasks)
+        # A run's start names the old and the new run's tasks: only their nodes change.
+        self.graph.update_states(changes.tasks, legend=changes.started is not None)
         if changes.started is not None and self.past_run_id is None:
             self.log.set_source(self.live_log)
         if self.past_run_id is None:

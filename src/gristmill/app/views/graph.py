@@ -191,13 +191,17 @@ class GraphPane(QWidget):
 
     def __init__(self, selection: Selection, state_of: Callable[[str], ShownState | None],
                  parent: QWidget | None = None, reason_of: Callable[[str], str] | None = None,
-                 states_of: Callable[[Iterable[str]], list[ShownState | None]] | None = None):
+                 states_of: Callable[[Iterable[str]], list[ShownState | None]] | None = None,
+                 idle_counts: Callable[[], tuple[int, int]] | None = None):
         super().__init__(parent)
         self._selection = selection
         self._state_of = state_of
         # Many at once: a group of 18,000 instances is recoloured at every run's start.
         self._states_of = states_of or (lambda names: list(map(state_of, names)))
         self._reason_of = reason_of or (lambda _name: "")
+        # (would run, up to date) outside the run, for the legend: counted over the
+        # run's tasks by the model, not over the workflow's at every run start.
+        self._idle_counts = idle_counts or self._count_idle
         self._syncing = False
         self._workflow: Workflow | None = None
         self._graph: TaskGraph | None = None
@@ -326,8 +330,9 @@ class GraphPane(QWidget):
 
     # -- live updates -----------------------------------------------------------------
 
-    def update_states(self, names: Iterable[str] | None) -> None:
-        """Recolour the nodes of these tasks (all when None)."""
+    def update_states(self, names: Iterable[str] | None, legend: bool = False) -> None:
+        """Recolour the nodes of these tasks (all when None); ``legend``: the tasks
+        outside the run changed too (a run started), so count them again."""
         layout = self.layout_
         if layout is None:
             return
@@ -348,22 +353,25 @@ class GraphPane(QWidget):
             else:
                 name = node.members[0]
                 item.set_state(self._state_of(name), reason=self._reason_of(name))
-        if names is None:
+        if names is None or legend:
             self._update_info()
+
+    def _count_idle(self) -> tuple[int, int]:
+        wf = self._workflow
+        counts = Counter(self._states_of(wf.tasks)) if wf is not None else Counter()
+        return counts[IdleState.STALE], counts[IdleState.FRESH]
 
     def _update_info(self) -> None:
         """The counts line, with a legend for greyed tasks (those not in the run shown)."""
-        wf = self._workflow
         text = self._info_base
-        if wf is not None:
-            counts = Counter(self._states_of(wf.tasks))
-            idle = Counter({s: n for s, n in counts.items() if isinstance(s, IdleState)})
-            if idle:
-                parts = []
-                if idle[IdleState.STALE]:
-                    parts.append(f"{idle[IdleState.STALE]} would run (dashed)")
-                if idle[IdleState.FRESH]:
-                    parts.append(f"{idle[IdleState.FRESH]} up to date")
+        if self._workflow is not None:
+            stale, fresh = self._idle_counts()
+            parts = []
+            if stale:
+                parts.append(f"{stale} would run (dashed)")
+            if fresh:
+                parts.append(f"{fresh} up to date")
+            if parts:
                 text += " · greyed, outside the run: " + ", ".join(parts)
         self.info.setText(text)
 
