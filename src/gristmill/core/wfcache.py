@@ -49,7 +49,7 @@ KEEP = 64                        # entries kept; the least recently written go f
 # The modules whose code decides what a load returns.
 _LOADER_MODULES = ("loader", "load_expand", "load_globs", "load_source", "load_spec",
                    "placeholders", "tomlpos", "jsonpos", "workflow", "graph", "errors",
-                   "sizes", "wfcache")
+                   "sizes", "frozen", "wfcache")
 
 
 def _digest(data: bytes) -> bytes:

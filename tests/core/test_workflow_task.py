@@ -1,0 +1,35 @@
+"""Task objects made by the loader's quick constructors are Tasks like any other."""
+
+import dataclasses
+import pickle
+
+import pytest
+
+from gristmill.core.errors import Location
+from gristmill.core.workflow import Resources, Task, new_task, task_from_fields
+
+VALUES = dict(name="t[a.txt]", commands=("cp a.txt b.txt",), inputs=("a.txt",),
+              outputs=("b.txt",), after=("x",), phony=False, resources=Resources(cpu=2),
+              retries=1, timeout=3.0, env=(("K", "V"),), cwd="/w", group="t", item="a.txt",
+              location=Location("w/gristmill.toml", 3, 1), ignore_errors=(), silent=True,
+              shell=("/bin/sh", "-c"), description="copy")
+
+
+@pytest.mark.parametrize("make", [lambda: task_from_fields(tuple(VALUES.values())),
+                                  lambda: new_task(*VALUES.values(), "")])
+def test_a_quickly_made_task_is_the_task_init_makes(make):
+    task = make()
+    expected = Task(**VALUES)
+    assert type(task) is Task
+    assert task == expected and hash(task) == hash(expected) and repr(task) == repr(expected)
+    assert task.definition_hash == expected.definition_hash
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.name = "other"                                    # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(task)) == task
+    assert dataclasses.replace(task, retries=5).retries == 5
+
+
+def test_a_known_definition_hash_is_kept():
+    task = task_from_fields(tuple(VALUES.values()), "0123abcd")
+    assert task.definition_hash == "0123abcd"
+    assert new_task(*VALUES.values(), "0123abcd").definition_hash == "0123abcd"
