@@ -276,6 +276,30 @@ def test_memory_heavy_tasks_never_overlap(tmp_path):
     assert peak >= 7 * GB      # a big and a small task did share the machine
 
 
+def test_replaying_the_events_never_double_books_a_slot(tmp_path):
+    # A freed slot is refilled before the finished task's plan is updated; the events
+    # still tell it in order: its TaskFinished before the TaskStarted that reuses the slot.
+    names = [f"t{i:02d}" for i in range(40)]
+    wf = workflow(tmp_path, *[task(n, f"touch {n}.out", outputs=[f"{n}.out"]) for n in names])
+    result, rec = run(wf, jobs=2)
+    assert result.status is RunStatus.SUCCEEDED
+    assert all((tmp_path / f"{n}.out").exists() for n in names)
+    busy: dict[int, str] = {}
+    for e in rec.events:
+        if isinstance(e, TaskStarted):
+            assert e.slot not in busy and len(busy) < 2
+            busy[e.slot] = e.task
+        elif isinstance(e, TaskFinished):
+            assert e.task in busy.values()
+            busy = {s: t for s, t in busy.items() if t != e.task}
+    for n in names:
+        assert rec.states(n) == [TaskState.WAITING, TaskState.READY, TaskState.RUNNING,
+                                 TaskState.DONE]
+        kinds = [type(e).__name__ for e in rec.events
+                 if getattr(e, "task", None) == n and not isinstance(e, TaskStateChanged)]
+        assert kinds == ["TaskStarted", "TaskFinished"]
+
+
 def test_gpu_tasks_never_share_a_device(tmp_path):
     cap = Capacity(cpu=8, mem=8 * GB, gpu=2)
     names = [f"g{i}" for i in range(5)]

@@ -386,11 +386,13 @@ class _RunLoop:
         deadline = time.monotonic() + task.timeout if task.timeout else None
         self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before)
         self.by_name[task.name] = job_id
+        # The process first, the events after: they are told while it runs. What the
+        # executor reports of the job (output, its end) comes from a later wait().
+        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, log_path,
                                        "\n".join(task.commands), task.definition_hash))
-        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -402,6 +404,7 @@ class _RunLoop:
 
     def _handle(self, ex: Executor, events) -> None:
         publish = self.e.bus.publish
+        succeeded: list[_Active] = []
         for ev in events:
             a = self.active.get(ev.job_id)
             if a is None:
@@ -411,9 +414,32 @@ class _RunLoop:
                 for line in ev.lines:
                     publish(OutputLine(self.run_id, now, a.task.name, a.attempt, line))
             elif isinstance(ev, JobExited):
-                self._finished(a, ev)
+                if ev.exit_code == 0 and not ev.killed and not a.timed_out:
+                    self._succeeded(a, ev)
+                    succeeded.append(a)
+                else:
+                    self._finished(a, ev)
                 del self.active[ev.job_id]
                 self.by_name.pop(a.task.name, None)
+        if succeeded:
+            # The ready tasks that fit in the slots the successes left start before the
+            # rest of their books are kept (a freed slot waits for the reap and the
+            # TaskFinished, not for the plan). A failure never gets here first: without
+            # --keep-going nothing new may start after it.
+            if not self.stopping and not self.e._cancel:
+                self._start_ready(ex)
+            for a in succeeded:
+                self.set_state(a.task.name, TaskState.DONE, (), a.attempt)
+                self.plan.finished(a.task.name, True)
+
+    def _succeeded(self, a: _Active, ev: JobExited) -> None:
+        """A successful attempt: its capacity back and its TaskFinished published."""
+        task = a.task
+        now = time.time()
+        self.free.give(task.resources, a.gpus, a.slot)
+        self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
+                                        Outcome.SUCCEEDED, ev.exit_code, now - a.started,
+                                        ev.peak_mem))
 
     def _finished(self, a: _Active, ev: JobExited) -> None:
         task = a.task
