@@ -112,6 +112,9 @@ class RunState:
         self.bars: list[Bar] = []
         self._open_bars: dict[tuple[str, int], int] = {}
         self.log = LogBook()
+        self._fallback_of: Mapping[str, float] | None = None
+        self._fallback_len = 0
+        self._fallback_value = 1.0
 
     # -- applying events ------------------------------------------------------
 
@@ -241,6 +244,15 @@ class RunState:
                 gpu += tr.resources.gpu
         return cpu, mem, gpu
 
+    def _fallback(self, estimates: Mapping[str, float]) -> float:
+        """The weight of a task with no estimate: the median estimate. Worked out once
+        per estimates mapping (a scan makes a new one), not at every batch of events."""
+        if self._fallback_of is not estimates or self._fallback_len != len(estimates):
+            known = [v for v in estimates.values() if v and v > 0]
+            self._fallback_of, self._fallback_len = estimates, len(estimates)
+            self._fallback_value = statistics.median(known) if known else 1.0
+        return self._fallback_value
+
     def progress(self, estimates: Mapping[str, float], now: float) -> tuple[float, float | None]:
         """(fraction done, seconds left or None), weighted by estimated durations.
 
@@ -249,8 +261,7 @@ class RunState:
         """
         if not self.plan:
             return 0.0, None
-        known = [v for v in estimates.values() if v and v > 0]
-        fallback = statistics.median(known) if known else 1.0
+        fallback = self._fallback(estimates)
         total = done = 0.0
         for name in self.plan:
             tr = self.tasks.get(name)

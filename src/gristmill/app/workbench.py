@@ -309,10 +309,10 @@ class Workbench(QObject):
             self.bridge.cancel_task(name)
 
     def _applied(self, changes: Changes) -> None:
-        self.tasks.apply_changes(changes)
         done = [n for n in changes.tasks if (tr := self.run.tasks.get(n)) and tr.finished]
-        if done:
-            self.tasks.refresh_outputs(done)
+        if done:       # their rows change anyway: read the outputs first, announce once
+            self.tasks.refresh_outputs(done, notify=False)
+        self.tasks.apply_changes(changes)
         self.changed.emit(changes)
 
     def _ended(self, ended: RunEnded) -> None:

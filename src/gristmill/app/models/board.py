@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Any, Iterable
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
 from gristmill.core.events import TaskState
 
@@ -117,6 +117,8 @@ class BoardColumnModel(QAbstractTableModel):
 class BoardCards(QObject):
     """The board's columns over a task table, following its resets and changes."""
 
+    moved = Signal(object)       # frozenset of the states whose columns gained or lost cards
+
     def __init__(self, source: TaskTableModel, states: Iterable[TaskState],
                  parent: QObject | None = None):
         super().__init__(parent)
@@ -145,6 +147,7 @@ class BoardCards(QObject):
                 self._shown[name] = tr.state
         for state, column in self.columns.items():
             column._reset(rows[state])
+        self.moved.emit(frozenset(self.columns))
 
     def _source_changed(self, top: QModelIndex, bottom: QModelIndex, *_roles) -> None:
         source, shown = self._source, self._shown
@@ -177,3 +180,6 @@ class BoardCards(QObject):
             self.columns[state]._insert(rows)
         for column in self.columns.values():
             column._changed(first, last)
+        if leaving or coming:
+            # Once per change, not per range: the board's headers and stretch follow.
+            self.moved.emit(frozenset(leaving) | frozenset(coming))

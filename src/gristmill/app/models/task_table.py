@@ -167,11 +167,15 @@ class TaskTableModel(QAbstractTableModel):
         else:
             self.rows_changed(changed)
 
-    def refresh_outputs(self, names: Iterable[str] | None = None) -> None:
+    def refresh_outputs(self, names: Iterable[str] | None = None, notify: bool = True) -> None:
+        """Read the output times again (of ``names``; all when None). Without ``notify``
+        the caller announces those rows itself."""
         if self._workflow is None:
             return
         names = list(names) if names is not None else None
         self._outputs.update(output_times(self._workflow, names))
+        if not notify:
+            return
         if names is None:
             self._all_changed()
         else:

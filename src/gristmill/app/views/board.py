@@ -139,26 +139,36 @@ class BoardColumn(QFrame):
         layout.setSpacing(4)
         layout.addWidget(self.header)
         layout.addWidget(self.list)
-        for sig in (cards.rowsInserted, cards.rowsRemoved, cards.modelReset):
-            sig.connect(self.update_header)
-        self.update_header()
+        self._header_shown: tuple[bool, int] | None = None     # (dark, count) of the header
+        self._width_key: tuple[bool, int] | None = None
+        self.update_header()         # then on each move of cards (BoardView._cards_moved)
 
     def update_header(self, *_args) -> None:
         """``● Done 9``; an empty column shows no count, so it stays narrow."""
-        dot = theme.state_color(self.state)
-        if theme.is_dark() and dot.lightness() < 90:
-            dot = dot.lighter(170)               # dim states still show a visible dot
-        elif not theme.is_dark() and dot.lightness() > 200:
-            dot = dot.darker(125)
+        dark = theme.is_dark()
         count = self.cards.rowCount()
+        if (dark, count) == self._header_shown:
+            return
+        self._header_shown = (dark, count)
+        dot = theme.state_color(self.state, dark)
+        if dark and dot.lightness() < 90:
+            dot = dot.lighter(170)               # dim states still show a visible dot
+        elif not dark and dot.lightness() > 200:
+            dot = dot.darker(125)
         title = theme.STATE_TITLES[self.state]
         self.header.setText(f"<span style='color:{dot.name()}'>●</span>&nbsp;<b>{title}</b>"
                             + (f"&nbsp;&nbsp;{count}" if count else ""))
         self.header.setToolTip(f"{count} task{'s' if count != 1 else ''} of the run "
                                f"{'is' if count == 1 else 'are'} {title.lower()}" if count else
                                f"No task of the run is {title.lower()}")
-        margins = self.contentsMargins().left() + self.contentsMargins().right() + 8
-        self.setMinimumWidth(max(self.header.sizeHint().width() + margins, CARD_MIN_W if count else 0))
+        # Laying out the rich text for its width is the dear part: only when the count
+        # gains or loses a digit (the digits of a UI font are all one width).
+        width_key = (dark, len(str(count)) if count else 0)
+        if width_key != self._width_key:
+            self._width_key = width_key
+            margins = self.contentsMargins().left() + self.contentsMargins().right() + 8
+            self.setMinimumWidth(max(self.header.sizeHint().width() + margins,
+                                     CARD_MIN_W if count else 0))
 
     @property
     def empty(self) -> bool:
@@ -232,9 +242,7 @@ class BoardView(QScrollArea):
             c.list.selectionModel().selectionChanged.connect(
                 lambda *_a, col=c: self._column_selection_changed(col))
             c.list.doubleClicked.connect(lambda index: self.activated.emit(index.data(ROLE_NAME)))
-            c.cards.rowsInserted.connect(self._reselect)
-            for sig in (c.cards.rowsInserted, c.cards.rowsRemoved, c.cards.modelReset):
-                sig.connect(self._restretch)
+        self.cards.moved.connect(self._cards_moved)
         self._model.modelReset.connect(self._schedule_refresh)
         self._model.dataChanged.connect(self._data_changed)
         self._model.runStarted.connect(self._schedule_refresh)
@@ -249,6 +257,14 @@ class BoardView(QScrollArea):
         # starts) or after a scan; both change every row at once.
         if top.row() == 0 and bottom.row() == self._model.rowCount() - 1:
             self._refresh_timer.start()
+
+    def _cards_moved(self, states: frozenset) -> None:
+        """Cards came or went (once per change of the table, however many ranges)."""
+        for c in self.columns:
+            if c.state in states:
+                c.update_header()
+        self._restretch()
+        self._reselect()
 
     def _restretch(self, *_args) -> None:
         """Stretch the columns with cards, shrink the empty ones (cheap: on every card move)."""
