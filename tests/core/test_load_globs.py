@@ -50,3 +50,25 @@ def test_two_fan_outs_over_one_glob_get_the_same_items(tmp_path):
     assert list(wf.tasks) == [f"{g}[src/{x}.txt]" for g in "ab" for x in "abc"]
     assert wf.tasks["b[src/c.txt]"].inputs == ("a/c.txt",)
     assert wf.tasks["b[src/c.txt]"].commands == ("cp a/c.txt b/c.txt",)
+
+
+def test_every_placeholder_of_a_command_from_a_cwd_below_the_root(tmp_path):
+    for name in ("data/x y.txt", "data/b.txt", "top.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.g]\nforeach = "data/*.txt"\ncwd = "work"\n'
+        'cmd = ["run {input} {inputs} {output} {outputs}", "{item} {stem} {name} {dir} {task} {{x}}"]\n'
+        'inputs = ["{item}", "top.txt"]\noutputs = ["out/{stem}.o", "out/{stem}.p"]\n'
+        '[tasks.l]\nforeach = ["a b", "sub/c.d"]\n'
+        'cmd = "echo {item} {stem} {name} {dir} {task}"\n'
+        '[tasks.t]\ncwd = "data"\ncmd = "cat {inputs} > {output}"\ninputs = ["data/*.txt"]\n'
+        'outputs = ["all.txt"]\n')
+    wf = load_workflow(tmp_path)
+    assert wf.tasks["g[data/x y.txt]"].commands == (
+        "run '../data/x y.txt' '../data/x y.txt' ../top.txt '../out/x y.o' '../out/x y.o' "
+        "'../out/x y.p'",
+        "'../data/x y.txt' 'x y' 'x y.txt' ../data 'g[data/x y.txt]' {x}")
+    assert wf.tasks["l[a b]"].commands == ("echo 'a b' 'a b' 'a b' . 'l[a b]'",)
+    assert wf.tasks["l[sub/c.d]"].commands == ("echo sub/c.d c c.d sub 'l[sub/c.d]'",)
+    assert wf.tasks["t"].commands == ("cat b.txt 'x y.txt' > ../all.txt",)

@@ -28,7 +28,7 @@ from .errors import WorkflowError
 from .load_globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_root, \
     literal_prefix, relative_to
 from .load_spec import Path_, TaskSpec
-from .placeholders import did_you_mean, item_dir, item_name, item_stem, quote, \
+from .placeholders import Template, did_you_mean, item_dir, item_name, item_stem, quote, \
     quote_path, quote_paths
 from .workflow import Task, WorkflowWarning, new_task
 
@@ -53,9 +53,7 @@ class _Plan:
 
     __slots__ = ("raw_names", "cmd_names", "const_commands", "cwd_rel", "const_inputs",
                  "after", "glob", "instances", "input_modes", "folder", "ctx_item", "ctx_base",
-                 "ctx_dir", "ctx_task", "outputs", "inputs", "commands", "q_input",
-                 "q_inputs", "q_output", "q_outputs", "q_item", "q_stem", "q_name", "q_dir",
-                 "q_task")
+                 "ctx_dir", "ctx_task", "outputs", "inputs", "render")
 
     def __init__(self, spec: TaskSpec, root: str):
         self.raw_names = names = frozenset().union(*(t.names for t, _ in spec.inputs),
@@ -84,17 +82,9 @@ class _Plan:
             for t, _ in spec.inputs)
         self.inputs = tuple((mode, t.fill, t, key)
                             for mode, (t, key) in zip(self.input_modes, spec.inputs))
-        # What the commands need, each value shell-quoted.
-        self.commands = tuple(t.fill for t, _ in spec.commands)
-        self.q_input = "input" in cmd
-        self.q_inputs = "inputs" in cmd
-        self.q_output = "output" in cmd
-        self.q_outputs = "outputs" in cmd
-        self.q_item = "item" in cmd
-        self.q_stem = "stem" in cmd
-        self.q_name = "name" in cmd
-        self.q_dir = "dir" in cmd
-        self.q_task = "task" in cmd
+        # The commands of an instance: render(inst, inputs, missing) (see _command_renderer).
+        self.render = _command_renderer(tuple(t for t, _ in spec.commands), self.cwd_rel) \
+            if cmd else None
 
 
 class Expander:
@@ -129,7 +119,7 @@ class Expander:
         self._resolve_after()
         tasks: list[Task] = []
         append = tasks.append
-        inputs_of, commands_of = self._inputs, self._commands
+        inputs_of = self._inputs
         for spec in self.specs:
             plan = self.plans[id(spec)]
             # Every field but the instance's own, in Task's order (new_task is three
@@ -137,12 +127,15 @@ class Expander:
             after, phony, resources, retries = plan.after, spec.phony, spec.resources, spec.retries
             timeout, env, cwd, group, location = spec.timeout, spec.env, spec.cwd, spec.name, \
                 spec.location
-            description, const = spec.description, plan.const_commands
+            description, const, render = spec.description, plan.const_commands, plan.render
             has_inputs = bool(spec.inputs)
+
+            def missing(inst: _Instance, field: str, what: str, spec: TaskSpec = spec) -> None:
+                self._missing(spec, inst, field, what)
             for inst in plan.instances:
                 inputs = inputs_of(spec, plan, inst) if has_inputs else ()
                 append(new_task(
-                    inst.name, const if const is not None else commands_of(spec, plan, inst, inputs),
+                    inst.name, const if const is not None else render(inst, inputs, missing),
                     inputs, inst.outputs, after, phony, resources, retries, timeout, env, cwd,
                     group, inst.item, location,
                     (),                 # ignore_errors: none
@@ -347,49 +340,6 @@ class Expander:
             pass
         return did_you_mean(path, near)
 
-    def _commands(self, spec: TaskSpec, plan: _Plan, inst: _Instance,
-                  inputs: tuple[str, ...]) -> tuple[str, ...]:
-        cwd = plan.cwd_rel
-        q: dict[str, str] = {}
-        if plan.q_input:
-            if not inputs:
-                self._missing(spec, inst, "input", "inputs")
-            q["input"] = quote_path(relative_to(inputs[0], cwd) if cwd else inputs[0])
-        if plan.q_inputs:
-            q["inputs"] = quote_paths([relative_to(p, cwd) for p in inputs] if cwd else inputs)
-        if plan.q_output:
-            if not inst.outputs:
-                self._missing(spec, inst, "output", "outputs")
-            q["output"] = quote_path(relative_to(inst.outputs[0], cwd) if cwd else inst.outputs[0])
-        if plan.q_outputs:
-            outs = inst.outputs
-            q["outputs"] = quote_paths([relative_to(p, cwd) for p in outs] if cwd else outs)
-        item = inst.item
-        if item is not None:
-            if plan.q_item:
-                root_item = inst.item_root
-                if root_item is None:
-                    q["item"] = quote(item)
-                else:
-                    q["item"] = quote_path(relative_to(root_item, cwd) if cwd else root_item)
-            if plan.q_stem:
-                q["stem"] = quote(item_stem(item))
-            if plan.q_name:
-                q["name"] = quote(item_name(item))
-            if plan.q_dir:
-                if inst.item_root is not None:
-                    d = posixpath.dirname(inst.item_root)
-                    rel = relative_to(d, cwd) if d else (posixpath.relpath(".", cwd) if cwd else ".")
-                    q["dir"] = quote_path(rel)
-                else:
-                    q["dir"] = quote(item_dir(item))
-        if plan.q_task:
-            q["task"] = quote(inst.name)
-        fills = plan.commands
-        if len(fills) == 1:
-            return (fills[0](q),)
-        return tuple([fill(q) for fill in fills])
-
     def _missing(self, spec: TaskSpec, inst: _Instance, field: str, what: str) -> None:
         for t, path in spec.commands:
             for f in t.fields:
@@ -401,6 +351,70 @@ class Expander:
 
 
 _by_item = attrgetter("item")
+
+
+# -- commands -------------------------------------------------------------------------
+
+# How each placeholder of a command is worked out for an instance ``inst`` with its
+# ``inputs``, every value shell-quoted; ``rel(p)`` is the path as seen from the task's
+# cwd (the path itself when the cwd is the root). Item placeholders exist only in a
+# fan-out (load_spec rejects them elsewhere), so ``inst.item`` is set where they are used.
+_VALUES = {
+    "input": ("if not inputs:\n        missing(inst, 'input', 'inputs')\n"
+              "    v_input = quote_path(rel(inputs[0]))"),
+    "inputs": "v_inputs = quote_paths(rels(inputs))",
+    "output": ("outs = inst.outputs\n    if not outs:\n        missing(inst, 'output', 'outputs')\n"
+               "    v_output = quote_path(rel(outs[0]))"),
+    "outputs": "v_outputs = quote_paths(rels(inst.outputs))",
+    "item": ("r = inst.item_root\n"
+             "    v_item = quote(inst.item) if r is None else quote_path(rel(r))"),
+    "stem": "v_stem = quote(item_stem(inst.item))",
+    "name": "v_name = quote(item_name(inst.item))",
+    "dir": ("r = inst.item_root\n    if r is None:\n        v_dir = quote(item_dir(inst.item))\n"
+            "    else:\n        d = posixpath.dirname(r)\n"
+            "        v_dir = quote_path(rel(d) if d else (posixpath.relpath('.', cwd) if cwd else '.'))"),
+    "task": "v_task = quote(inst.name)",
+}
+_renderers: dict[tuple, Any] = {}
+
+
+def _command_renderer(templates: tuple[Template, ...], cwd: str):
+    """``render(inst, inputs, missing) -> commands``, compiled once for these templates'
+    shape (their parts, the cwd): each needed value is worked out once per instance and
+    every command is one concatenation. ``missing(inst, field, what)`` raises the error
+    of a ``{input}`` or ``{output}`` with nothing to name."""
+    key = (tuple(tuple(p if isinstance(p, str) else ("field", p.name) for p in t.parts)
+                 for t in templates), cwd)
+    render = _renderers.get(key)
+    if render is not None:
+        return render
+    names = [n for n in _VALUES if any(n in t.names for t in templates)]
+    unknown = {f.name for t in templates for f in t.fields} - set(_VALUES)
+    if unknown:           # load_spec substitutes or rejects every other name first
+        raise AssertionError(f"placeholders left in cmd: {sorted(unknown)}")
+    exprs = []
+    for t in templates:
+        pieces = [repr(p) if isinstance(p, str) else f"v_{p.name}" for p in t.parts]
+        exprs.append(" + ".join(pieces) if pieces else "''")
+    source = ("def render(inst, inputs, missing):\n"
+              + "".join(f"    {_VALUES[n]}\n" for n in names)
+              + f"    return ({', '.join(exprs)},)\n")
+    if cwd:
+        env: dict[str, Any] = {"rel": lambda p: relative_to(p, cwd),
+                               "rels": lambda ps: [relative_to(p, cwd) for p in ps]}
+    else:
+        env = {"rel": _same, "rels": _same}
+    env.update(quote=quote, quote_path=quote_path, quote_paths=quote_paths, item_stem=item_stem,
+               item_name=item_name, item_dir=item_dir, posixpath=posixpath, cwd=cwd)
+    exec(source, env)
+    if len(_renderers) >= 1024:      # an app that reloads edited workflows for days
+        _renderers.clear()
+    render = _renderers[key] = env["render"]
+    return render
+
+
+def _same(x):
+    return x
 
 
 class _Any:
