@@ -211,3 +211,14 @@ def test_a_workflow_opens_with_its_scan_in_one_reset(qtbot, tmp_path):
     assert resets == [IdleState.STALE] and changes == []
     assert model.data(model.index(1, Column.LAST)) == model.data(model.index(1, Column.ESTIMATE)) != "—"
     assert model.data(model.index(1, Column.OUTPUTS)) == "missing"
+
+
+def test_output_times_from_a_scans_stamps_match_the_disk(tmp_path):
+    from gristmill.app.models.task_table import output_times
+    wf = chain_workflow(tmp_path, n=4)
+    (tmp_path / "t0.out").write_text("x")
+    scan = StalenessScan(wf, TaskGraph(wf))
+    scan.scan(list(wf.tasks))
+    from_scan, from_disk = output_times(wf, stamp=scan.stamps.get), output_times(wf)
+    assert from_scan.keys() == from_disk.keys()
+    assert from_scan["t1"] is None and abs(from_scan["t0"] - from_disk["t0"]) < 1e-6

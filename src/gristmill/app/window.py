@@ -16,12 +16,8 @@ from gristmill.core.workflow import Workflow
 
 from . import actions as act
 from . import icons, prompts, resources
-from .dialogs.about import AboutDialog, UserGuideDialog
-from .dialogs.explain import ExplainDialog
-from .dialogs.history import RunHistoryDialog
-from .dialogs.preferences import PreferencesDialog
-from .dialogs.task_editor import TaskEditorDialog
-from .explain import explain
+# The dialogs (and tomlkit, behind the task editor) are imported when first opened:
+# none is needed for the first paint, and the window must show quickly.
 from .models.history import STATUS_TEXT, bars_from_attempts, format_time
 from .runstate import Changes
 from .selection import Selection
@@ -390,6 +386,8 @@ class MainWindow(QMainWindow):
         wf, graph = self.bench.workflow, self.bench.graph
         if not name or wf is None or graph is None or name not in wf.tasks:
             return
+        from .dialogs.explain import ExplainDialog
+        from .explain import explain
         dialog = self.dialogs.get("explain")
         if not isinstance(dialog, ExplainDialog):
             dialog = ExplainDialog(self)
@@ -407,6 +405,7 @@ class MainWindow(QMainWindow):
             declared = task.group or task.name
             if task.location is not None and task.location.path.endswith(".toml"):
                 path = Path(task.location.path)
+        from .dialogs.task_editor import TaskEditorDialog
         try:
             dialog = TaskEditorDialog(path, declared, self)
         except (OSError, KeyError, ValueError) as e:
@@ -416,6 +415,7 @@ class MainWindow(QMainWindow):
         self._keep("edit_task", dialog)
 
     def show_preferences(self) -> None:
+        from .dialogs.preferences import PreferencesDialog
         dialog = PreferencesDialog(self.settings, self)
         dialog.accepted.connect(self._preferences_changed)
         self._keep("preferences", dialog)
@@ -425,6 +425,7 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     def show_history(self) -> None:
+        from .dialogs.history import RunHistoryDialog
         dialog = self.dialogs.get("history")
         if not isinstance(dialog, RunHistoryDialog):
             dialog = RunHistoryDialog(self)
@@ -434,9 +435,11 @@ class MainWindow(QMainWindow):
         self._keep("history", dialog)
 
     def show_guide(self) -> None:
+        from .dialogs.about import UserGuideDialog
         self._keep("guide", self.dialogs.get("guide") or UserGuideDialog(self))
 
     def show_about(self) -> None:
+        from .dialogs.about import AboutDialog
         self._keep("about", self.dialogs.get("about") or AboutDialog(self))
 
     def show_tab(self, widget: QWidget) -> None:

@@ -222,8 +222,11 @@ class Workbench(QObject):
             except Exception:
                 records = {}
         error = None
+        scanner = StalenessScan(wf, graph, records=records)
+        stamp = None
         try:
-            decisions = StalenessScan(wf, graph, records=records).scan(list(wf.tasks))
+            decisions = scanner.scan(list(wf.tasks))
+            stamp = scanner.stamps.get         # the outputs' times, as the scan read them
         except (GristmillError, OSError) as e:
             decisions, error = None, str(e)
         durations = {name: r.duration for name, r in records.items()}
@@ -237,7 +240,7 @@ class Workbench(QObject):
                 if before.get(n) != d or durations_before.get(n) != durations.get(n)]
         else:
             changed = None
-        return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed),
+        return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed, stamp),
                      generation, ended)
 
     def _take_scan(self, scan: _Scan) -> None:

@@ -6,7 +6,7 @@ import enum
 import os
 import time
 from collections import deque
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from PySide6.QtCore import (Signal, QAbstractTableModel, QModelIndex, QPersistentModelIndex,
                             QSortFilterProxyModel, Qt, QTimer)
@@ -75,22 +75,34 @@ def describe_age(seconds: float) -> str:
     return f"{int(seconds // 86400)} d ago"
 
 
-def output_times(workflow: Workflow, names: Iterable[str] | None = None) -> dict[str, float | None]:
-    """Task -> mtime of its oldest output; None when one is missing. Tasks without outputs are left out."""
+def output_times(workflow: Workflow, names: Iterable[str] | None = None,
+                 stamp: Callable[[str], int | None] | None = None) -> dict[str, float | None]:
+    """Task -> mtime of its oldest output; None when one is missing. Tasks without outputs are left out.
+
+    ``stamp``: a path relative to the workflow's folder -> its mtime in ns or None, from
+    what a scan just read (``StalenessScan.stamps.get``), so no output is stat'ed twice."""
     out: dict[str, float | None] = {}
-    for name in names if names is not None else workflow.tasks:
-        task = workflow.tasks.get(name)
+    if stamp is None:
+        root = workflow.root
+
+        def stamp(path: str) -> int | None:
+            try:
+                return os.stat(os.path.join(root, path)).st_mtime_ns
+            except OSError:
+                return None
+    tasks = workflow.tasks
+    for name in names if names is not None else tasks:
+        task = tasks.get(name)
         if task is None or not task.outputs or task.phony:
             continue
-        oldest: float | None = None
+        oldest: int | None = None
         for o in task.outputs:
-            try:
-                m = os.stat(os.path.join(workflow.root, o)).st_mtime
-            except OSError:
+            m = stamp(o)
+            if m is None:
                 oldest = None
                 break
-            oldest = m if oldest is None else min(oldest, m)
-        out[name] = oldest
+            oldest = m if oldest is None or m < oldest else oldest
+        out[name] = None if oldest is None else oldest / 1e9
     return out
 
 
