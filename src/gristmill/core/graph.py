@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Container, Iterable
 
 from .errors import WorkflowError
 from .workflow import Workflow
+
+
+def task_deps(name: str, inputs: Iterable[str], after: Iterable[str],
+              producer: Callable[[str], str | None], tasks: Container[str]) -> tuple[str, ...]:
+    """What task ``name`` depends on: the producers of its inputs, then the tasks of
+    its ``after`` (those in ``tasks``), each once, in that order, never itself."""
+    seen = dict.fromkeys(map(producer, inputs))
+    seen.pop(None, None)
+    seen.pop(name, None)
+    for a in after:
+        if a in tasks and a != name:
+            seen[a] = None
+    return tuple(seen)  # type: ignore[arg-type]
 
 
 class TaskGraph:
@@ -20,29 +33,39 @@ class TaskGraph:
             object.__setattr__(workflow, "_task_graph", graph)
         return graph
 
+    @classmethod
+    def from_deps(cls, workflow: Workflow, producer: dict[str, str],
+                  deps: dict[str, tuple[str, ...]]) -> "TaskGraph":
+        """The graph of ``workflow`` from its edges worked out already (the loader finds
+        them as it resolves inputs): ``producer`` output -> task, ``deps`` task -> what
+        ``task_deps`` gives, for every task in order. Kept with the workflow, as ``of``
+        keeps it. Raises WorkflowError on a cycle."""
+        graph = cls.__new__(cls)
+        graph._build(workflow, producer, deps)
+        object.__setattr__(workflow, "_task_graph", graph)
+        return graph
+
     def __init__(self, workflow: Workflow):
-        self.workflow = workflow
         tasks = workflow.tasks
         producer: dict[str, str] = {out: name for name, task in tasks.items()
                                     for out in task.outputs}
-        self.producer = producer
         find = producer.get
         deps: dict[str, tuple[str, ...]] = {}
-        dependants: dict[str, list[str]] = {name: [] for name in tasks}
         for name, task in tasks.items():
             inputs = task.inputs
             if len(inputs) == 1 and not task.after:        # the common case, quickly
                 p = find(inputs[0])
-                ds: tuple[str, ...] = (p,) if p is not None and p != name else ()
+                deps[name] = (p,) if p is not None and p != name else ()
             else:
-                seen = dict.fromkeys(map(find, inputs))
-                seen.pop(None, None)
-                seen.pop(name, None)
-                for a in task.after:
-                    if a in tasks and a != name:
-                        seen[a] = None
-                ds = tuple(seen)  # type: ignore[arg-type]
-            deps[name] = ds
+                deps[name] = task_deps(name, inputs, task.after, find, tasks)
+        self._build(workflow, producer, deps)
+
+    def _build(self, workflow: Workflow, producer: dict[str, str],
+               deps: dict[str, tuple[str, ...]]) -> None:
+        self.workflow = workflow
+        self.producer = producer
+        dependants: dict[str, list[str]] = {name: [] for name in deps}
+        for name, ds in deps.items():
             for d in ds:
                 dependants[d].append(name)
         self._deps = deps

@@ -25,6 +25,7 @@ from operator import attrgetter
 from typing import Any
 
 from .errors import WorkflowError
+from .graph import task_deps
 from .load_globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_root, \
     literal_prefix, relative_to
 from .load_spec import Path_, TaskSpec
@@ -96,6 +97,8 @@ class Expander:
         self.disk = disk
         self.plans = {id(s): _Plan(s, root) for s in specs}
         self.owner: dict[str, _Instance] = {}
+        self.producer: dict[str, str] = {}          # output -> the name of its task
+        self.deps: dict[str, tuple[str, ...]] = {}  # task -> its dependencies (after run)
         self.warnings: list[WorkflowWarning] = []
         self._index: OutputIndex | None = None
         self._globs: dict[str, tuple[str, ...]] = {}
@@ -120,6 +123,10 @@ class Expander:
         tasks: list[Task] = []
         append = tasks.append
         inputs_of = self._inputs
+        # The graph's edges, found here while each task's inputs are at hand (TaskGraph
+        # would walk every task again): what each task depends on, as task_deps says.
+        deps = self.deps
+        find = self.producer.get
         for spec in self.specs:
             plan = self.plans[id(spec)]
             # Every field but the instance's own, in Task's order (new_task is three
@@ -134,6 +141,15 @@ class Expander:
                 self._missing(spec, inst, field, what)
             for inst in plan.instances:
                 inputs = inputs_of(spec, plan, inst) if has_inputs else ()
+                name = inst.name
+                if len(inputs) == 1 and not after:        # the common case, quickly
+                    p = find(inputs[0])
+                    deps[name] = (p,) if p is not None and p != name else ()
+                elif inputs or after:
+                    # Every name in after is a task's (_resolve_after checked them).
+                    deps[name] = task_deps(name, inputs, after, find, after)
+                else:
+                    deps[name] = ()
                 append(new_task(
                     inst.name, const if const is not None else render(inst, inputs, missing),
                     inputs, inst.outputs, after, phony, resources, retries, timeout, env, cwd,
@@ -172,7 +188,7 @@ class Expander:
             ctx = _NO_VALUES
         if not plan.outputs:
             return inst
-        folder, owner = plan.folder, self.owner
+        folder, owner, producer = plan.folder, self.owner, self.producer
         outs = []
         for fill, path in plan.outputs:
             text = fill(ctx)
@@ -185,6 +201,7 @@ class Expander:
             prev = owner.get(p)
             if prev is None:
                 owner[p] = inst
+                producer[p] = name
                 outs.append(p)
             elif prev is not inst:
                 self._duplicate_output(p, prev, inst, path)
@@ -253,10 +270,12 @@ class Expander:
 
     def _resolve_after(self) -> None:
         groups = self.groups()
-        names = {n for g in groups.values() for n in g}
+        names: set[str] | None = None
         for spec in self.specs:
             if not spec.after:
                 continue
+            if names is None:
+                names = {n for g in groups.values() for n in g}
             out: dict[str, None] = {}
             for word, path in spec.after:
                 if word in groups:

@@ -194,7 +194,8 @@ class _Loader:
             tasks={t.name: t for t in tasks}, default=default, pools=pools,
             capacity=capacity or CapacityOverride(), vars=values, kind=self.kind,
             warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files))
-        TaskGraph.of(workflow)     # raises WorkflowError naming a dependency cycle
+        # Raises WorkflowError naming a dependency cycle.
+        TaskGraph.from_deps(workflow, expander.producer, expander.deps)
         return workflow
 
     def _ignored(self, doc: FileDoc, sec: Sections) -> None:
