@@ -248,15 +248,20 @@ def _plan(args) -> int:
     prefetch: list[StampPrefetch] = []
     wf = _load(args, variables, prefetch if not targets else None)
     from .core.engine import Engine, RunOptions
+    from .core.paths import history_db
     try:
-        history = _history()
+        # A plan only reads history (what each task's definition was at its last
+        # success): with no history yet there is nothing to read, and no need to make
+        # the database, start its writer and stop it again.
+        history = _history() if history_db().exists() else None
         forced = tuple(wf.resolve_targets(targets)) if args.force else ()
         engine = Engine(wf, history=history, options=RunOptions(force=forced),
                         stamps=_stamps(prefetch))
         try:
             return _print_plan(engine, targets, args.all, args.json)
         finally:
-            history.close()
+            if history is not None:
+                history.close()
     finally:
         for p in prefetch:
             p.cancel()

@@ -72,3 +72,21 @@ def test_plan_leaves_the_cyclic_collector_as_it_found_it(tmp_path, monkeypatch):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_plan_reads_history_when_there_is_one_and_makes_none_when_there_is_not(
+        tmp_path, capsys, monkeypatch):
+    from gristmill.core.paths import history_db
+    monkeypatch.setenv("GRISTMILL_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "w"
+    toml = _write(folder, "gristmill.toml", '[tasks.t]\ncmd = "echo one > o.txt"\noutputs = ["o.txt"]\n')
+    assert cli.main(["plan", "-C", str(folder)]) == 0
+    assert not history_db().exists()
+    assert cli.main(["run", "-C", str(folder), "-q"]) == 0
+    assert history_db().exists()
+    toml.write_text('[tasks.t]\ncmd = "echo two > o.txt"\noutputs = ["o.txt"]\n')
+    capsys.readouterr()
+    assert cli.main(["plan", "-C", str(folder)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "   1. t", "        because its command or definition changed since it last succeeded",
+        "1 to run, 0 up to date."]
