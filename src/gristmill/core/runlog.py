@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Mapping
 
 from . import paths
-from .events import Event, RunFinished, RunStarted, TasksUpToDate
+from .events import Event, RunFinished, RunStarted, TasksUpToDate, TaskStateChanged
 from .reasons import Reason
 from .writer import BackgroundWriter
 
@@ -151,7 +151,7 @@ _ENCODERS: dict[type, object] = {
 
 def _encoder(kind: type):
     if issubclass(kind, enum.Enum):
-        fn = lambda e: _value(e.value)   # noqa: E731
+        fn = {member: _value(member.value) for member in kind}.__getitem__
     elif issubclass(kind, Reason):
         fn = _reason
     elif issubclass(kind, (tuple, list)):
@@ -211,15 +211,27 @@ class _Clock:
 _LINES: dict[type, tuple[str, tuple[tuple[str, str], ...]]] = {}
 
 
+def _state_line(event: TaskStateChanged, ts: str) -> str:
+    """A task's state change, the commonest line (four of a task's seven)."""
+    reasons, task, attempt = event.reasons, event.task, event.attempt
+    return (f'{{"ts": "{ts}", "run": {_value(event.run_id)}, '
+            f'"task": {_string(task) if type(task) is str else _value(task)}, '
+            f'"attempt": {int.__repr__(attempt) if type(attempt) is int else _value(attempt)}, '
+            f'"event": "task_state_changed", "state": {_value(event.state)}, '
+            f'"reasons": {_sequence(reasons) if reasons else "[]"}}}')
+
+
 def encode_event(event: Event, clock: _Clock | None = None) -> str:
     """The run log's line of ``event`` (without its newline)."""
     kind = type(event)
+    ts = (clock or _Clock())(event.time)
+    if kind is TaskStateChanged:
+        return _state_line(event, ts)  # type: ignore[arg-type]
     spec = _LINES.get(kind)
     if spec is None:
         names = tuple(f.name for f in dataclasses.fields(event) if f.name not in _SKIP_FIELDS)
         spec = _LINES[kind] = (_string(_event_name(kind)),
                                tuple((f", {_string(n)}: ", n) for n in names))
-    ts = (clock or _Clock())(event.time)
     head = (f'{{"ts": "{ts}", "run": {_value(event.run_id)}, '
             f'"task": {_value(getattr(event, "task", None))}, '
             f'"attempt": {_value(getattr(event, "attempt", None))}, "event": {spec[0]}')
@@ -267,14 +279,38 @@ class RunLog(BackgroundWriter):
 
     def _write_batch(self, events: list[Event]) -> None:
         touched: dict[str, IO[str]] = {}
-        for event in events:
-            if type(event) is TasksUpToDate:
-                # Thousands of tasks in one line, by name: their reasons are what
-                # `gristmill plan` prints, and would make a no-op's log megabytes long.
-                self._write(event, touched, up_to_date_record(
-                    event.run_id, event.time, list(event.tasks)))  # type: ignore[attr-defined]
-            else:
-                self._write(event, touched)
+        plain = (RunStarted, RunFinished, TasksUpToDate)
+        files, clock = self._files, self._clock
+        i, n = 0, len(events)
+        while i < n:
+            event = events[i]
+            f = files.get(event.run_id)
+            if f is None or type(event) in plain:
+                if type(event) is TasksUpToDate:
+                    # Thousands of tasks in one line, by name: their reasons are what
+                    # `gristmill plan` prints, and would make a no-op's log megabytes long.
+                    self._write(event, touched, up_to_date_record(
+                        event.run_id, event.time, list(event.tasks)))  # type: ignore[attr-defined]
+                else:
+                    self._write(event, touched)
+                i += 1
+                continue
+            # A stretch of one open run's task events: one write for all their lines.
+            run_id, lines = event.run_id, []
+            while i < n:
+                event = events[i]
+                if event.run_id != run_id or type(event) in plain:
+                    break
+                try:
+                    lines.append(encode_event(event, clock))
+                except (ValueError, TypeError):
+                    log.exception("run log: could not write %r", event)
+                i += 1
+            try:
+                f.write("\n".join(lines) + "\n")
+                touched[run_id] = f
+            except OSError:
+                log.exception("run log: could not write %d lines", len(lines))
         for f in touched.values():
             self._flush_file(f)
 
