@@ -283,23 +283,29 @@ class StalenessScan:
 
     def _running(self, task: Task, will_run: set[str]) -> Reason | None:
         """DEPENDENCY_RUNS, when a task whose output it reads will run."""
-        producer = self.graph.producer
         name = task.name
-        inputs = task.inputs
-        if len(inputs) == 1:               # the common case, without a dict
-            p = producer.get(inputs[0])
-            if p is None or p not in will_run or p == name:
-                return None
-            return _reason(_DEPENDENCY, f"it reads the output of {p}, which will run")
-        running: dict[str, None] = {}
-        for i in inputs:
-            p = producer.get(i)
-            if p is not None and p in will_run and p != name:
-                running[p] = None
+        if not task.after:
+            # Its dependencies are the tasks whose outputs it reads, in the order of its
+            # inputs, each once: the graph found them already.
+            ds = self.graph.deps(name)
+            if len(ds) == 1:               # the common case, without a list
+                p = ds[0]
+                if p not in will_run:
+                    return None
+                return _reason(_DEPENDENCY, f"it reads the output of {p}, which will run")
+            running = [d for d in ds if d in will_run]
+        else:
+            producer = self.graph.producer
+            found: dict[str, None] = {}
+            for i in task.inputs:
+                p = producer.get(i)
+                if p is not None and p in will_run and p != name:
+                    found[p] = None
+            running = list(found)
         if not running:
             return None
         word = "reads the output of" if len(running) == 1 else "reads outputs of"
-        return Reason(ReasonKind.DEPENDENCY_RUNS, f"it {word} {_more(list(running))}, which will run")
+        return _reason(_DEPENDENCY, f"it {word} {_more(running)}, which will run")
 
     def file_reasons(self, task: Task) -> list[Reason]:
         """Make's timestamp rules for one task (missing outputs, newer inputs)."""
