@@ -325,6 +325,18 @@ _INSERT_FINISHED = (
     "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
     "message = excluded.message")
 
+_INSERT_WHOLE = (          # an attempt whose start and finish are written together
+    "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
+    "definition_hash, reasons, log_path, ended, duration, outcome, exit_code, peak_mem, "
+    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
+    "slot = excluded.slot, command = excluded.command, "
+    "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
+    "log_path = excluded.log_path, ended = excluded.ended, "
+    "duration = excluded.duration, outcome = excluded.outcome, "
+    "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
+    "message = excluded.message")
+
 _UPSERT_SUCCESS = (
     "INSERT INTO last_success (workflow_path, task, definition_hash, time, duration, run_id) "
     "VALUES (?, ?, ?, ?, ?, ?) "
@@ -346,33 +358,49 @@ def _finished_row(event: TaskFinished) -> tuple:
 
 class _Rows:
     """The rows of task starts and finishes from a stretch of events, written with one
-    ``executemany`` per statement: starts, then finishes, then successes (an attempt's
-    start comes before its finish, in this stretch or an earlier one)."""
+    ``executemany`` per statement: attempts that started and finished in the stretch as
+    whole rows, then the other starts, then the other finishes, then successes (an
+    attempt's start comes before its finish, in this stretch or an earlier one)."""
 
     __slots__ = ("started", "finished")
 
     def __init__(self) -> None:
-        self.started: list[tuple] = []
+        self.started: dict[tuple, tuple] = {}                  # (run, task, attempt) -> row
         self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
+
+    def start(self, row: tuple) -> None:
+        self.started[row[:3]] = row
 
     def write(self, conn: sqlite3.Connection) -> None:
         started, finished = self.started, self.finished
         if not started and not finished:
             return
-        self.started, self.finished = [], []
+        self.started, self.finished = {}, []
+        ends: list[tuple[str, tuple, tuple | None]] = []
+        for row, ok in finished:
+            begun = started.pop(row[:3], None)
+            if begun is None:
+                ends.append((_INSERT_FINISHED, row, ok))
+            else:   # its start's columns, then its finish's (started from the start)
+                ends.append((_INSERT_WHOLE, begun + row[4:], ok))
         try:
-            conn.executemany(_INSERT_STARTED, started)
-            conn.executemany(_INSERT_FINISHED, [row for row, _ in finished])
-            conn.executemany(_UPSERT_SUCCESS, [ok for _, ok in finished if ok is not None])
+            conn.executemany(_INSERT_WHOLE, [r for sql, r, _ in ends if sql is _INSERT_WHOLE])
+            conn.executemany(_INSERT_STARTED, list(started.values()))
+            conn.executemany(_INSERT_FINISHED,
+                             [r for sql, r, _ in ends if sql is _INSERT_FINISHED])
+            conn.executemany(_UPSERT_SUCCESS, [ok for _, _, ok in ends if ok is not None])
         except sqlite3.OperationalError:
             raise
         except Exception:
             # A bad row: write them one by one, so that only its event is lost, as when
             # each event was its own statements (all upserts: twice is the same as once).
-            for row in started:
+            for row in started.values():
                 _execute_logged(conn, _INSERT_STARTED, row)
-            for row, ok in finished:
-                if _execute_logged(conn, _INSERT_FINISHED, row) and ok is not None:
+            for sql, row, ok in ends:
+                if sql is _INSERT_WHOLE:     # as two statements: a bad finish keeps the start
+                    _execute_logged(conn, _INSERT_STARTED, row[:9])
+                    sql, row = _INSERT_FINISHED, row[:3] + (row[3],) + row[9:]
+                if _execute_logged(conn, sql, row) and ok is not None:
                     _execute_logged(conn, _UPSERT_SUCCESS, ok)
 
 
@@ -551,7 +579,7 @@ class History(BackgroundWriter):
         if isinstance(event, TaskStarted):
             reasons = self._reasons.get(run_id, {}).get(event.task, ())
             self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
-            rows.started.append(_started_row(event, reasons))
+            rows.start(_started_row(event, reasons))
             return True
         if not isinstance(event, TaskFinished):
             return False
