@@ -107,3 +107,12 @@ def test_a_hostile_file_name_reaches_a_real_shell_as_one_argument(tmp_path):
                          check=True).stdout
     assert out.splitlines() == [f"[{name}]", f"[{name}]", "[it's]"]
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("paths", [[], ["a"], ["a", "b/c.txt"], ["-x", "a"], ["a/-x"], ["a b", "c"],
+                                   ["", "a"], ["/abs/p", "q"], ["a//b"], ["a/", "b"], ["it's", "x"],
+                                   ["a", "$(rm -rf)"], ["é.txt"], ["a\nb"], ["x=1,y@2%+:"]])
+def test_quote_paths_is_each_path_quoted_then_joined(paths):
+    from gristmill.core.placeholders import quote_path, quote_paths
+    assert quote_paths(paths) == " ".join(quote_path(p) for p in paths)
+    assert quote_paths(iter(paths)) == " ".join(quote_path(p) for p in paths)

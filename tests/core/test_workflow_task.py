@@ -33,3 +33,36 @@ def test_a_known_definition_hash_is_kept():
     task = task_from_fields(tuple(VALUES.values()), "0123abcd")
     assert task.definition_hash == "0123abcd"
     assert new_task(*VALUES.values(), "0123abcd").definition_hash == "0123abcd"
+
+
+def test_quick_new_makes_reasons_and_decisions_like_their_init():
+    from gristmill.core.frozen import quick_new
+    from gristmill.core.reasons import Reason, ReasonKind
+    from gristmill.core.staleness import Decision
+    reason = quick_new(Reason)(ReasonKind.MISSING_OUTPUT, "output a is missing")
+    decision = quick_new(Decision)(True, (reason,))
+    assert type(reason) is Reason and type(decision) is Decision
+    assert reason == Reason(ReasonKind.MISSING_OUTPUT, "output a is missing")
+    assert decision == Decision(True, (Reason(ReasonKind.MISSING_OUTPUT, "output a is missing"),))
+    assert decision.only_dependency is False and str(reason) == "output a is missing"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reason.message = "x"                                   # type: ignore[misc]
+
+
+def test_quick_new_refuses_classes_it_cannot_twin():
+    from gristmill.core.frozen import quick_new
+
+    @dataclasses.dataclass(frozen=True)
+    class WithDict:
+        a: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class WithPostInit:
+        a: int
+
+        def __post_init__(self):
+            pass
+
+    for cls in (WithDict, WithPostInit):
+        with pytest.raises(TypeError):
+            quick_new(cls)

@@ -158,6 +158,7 @@ class Disk:
         self._asked: dict[str, int] = {}
         self._listing: dict[str, frozenset[str] | None] = {}
         self._sorted: dict[str, list[str]] = {}        # folder -> its names, sorted
+        self._listed: dict[str, list[str]] = {}        # folder -> its names as listed
         self._globs: dict[str, tuple[str, ...]] = {}   # pattern -> its matches
 
     def known(self, paths: Iterable[str]) -> None:
@@ -187,10 +188,12 @@ class Disk:
 
     def _list(self, folder: str) -> frozenset[str] | None:
         try:
-            names = frozenset(self.probe.listdir(os.path.join(self.root, folder) if folder else self.root))
+            listed = self.probe.listdir(os.path.join(self.root, folder) if folder else self.root)
         except (OSError, ValueError):
-            names = None
-        self._listing[folder] = names
+            self._listing[folder] = None
+            return None
+        names = self._listing[folder] = frozenset(listed)
+        self._listed[folder] = listed       # sorted when a glob needs it (DiskLog's are)
         return names
 
     def glob(self, pattern: str) -> tuple[str, ...]:
@@ -260,10 +263,9 @@ class Disk:
     def _sorted_names(self, folder: str) -> list[str]:
         names = self._sorted.get(folder)
         if names is None:
-            listing = self._listing.get(folder)
-            if listing is None:
-                listing = self._list(folder)
-            names = self._sorted[folder] = sorted(listing) if listing is not None else []
+            if self._listing.get(folder) is None:
+                self._list(folder)
+            names = self._sorted[folder] = sorted(self._listed.get(folder, ()))
         return names
 
     def _walk(self, folder: str, dirs_only: bool) -> list[str]:

@@ -218,4 +218,11 @@ def quote_path(path: str) -> str:
 
 def quote_paths(paths: Iterable[str]) -> str:
     """Paths as shell words separated by spaces."""
-    return " ".join(quote_path(p) for p in paths)
+    paths = list(paths)
+    if not paths:
+        return ""
+    # Mostly every path is one plain word already: checked at once, joined as they are.
+    probe = "/" + "/".join(paths) + "/"
+    if "/-" not in probe and "//" not in probe and not _unsafe(probe):
+        return " ".join(paths)
+    return " ".join([quote_path(p) for p in paths])

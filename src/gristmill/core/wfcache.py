@@ -90,9 +90,9 @@ class DiskLog(Probe):
 
     def listdir(self, path: str) -> list[str]:  # type: ignore[override]
         mtime = os.stat(path).st_mtime_ns           # before the listing: a change after
-        names = os.listdir(path)                    # it shows as a newer mtime
+        names = sorted(os.listdir(path))            # it shows as a newer mtime
         self.listings[path] = (mtime, _names_digest(names))
-        return names
+        return names                                # sorted: a glob sorts them once more in one pass
 
     def scandir(self, path: str) -> list[os.DirEntry[str]]:
         mtime = os.stat(path).st_mtime_ns
