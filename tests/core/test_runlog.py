@@ -193,6 +193,8 @@ def test_each_line_is_written_as_the_general_json_dump_would_write_it():
         TaskFinished("r", 0.0, "b", 2, Outcome.TIMED_OUT, None, float("inf"), None, True),
         TaskFinished("r", -1.5, "b", 2, Outcome.SUCCEEDED, 0, 1e-7, 2**70),
         TaskStarted("r", 1234.5, "c", 1, 3, Resources(), (), "/logs/c.1.log", "a\nb", ""),
+        TaskStarted("r", 1234.5, "c", 1, 3, Resources(cpu=1), (), "", "", ""),   # 1, not 1.0
+        TaskStarted("r", 1234.5, "c", 1, 3, Resources(), (), "", "", ""),
         RunStarted("r", 5.25, "w", "/p", (), (), True, ""),
     ]
     for event in events:

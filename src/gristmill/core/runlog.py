@@ -122,23 +122,21 @@ def _reason(r: Reason) -> str:
     return f'{{"kind": {_string(r.kind.value)}, "message": {_string(r.message)}}}'
 
 
-_DATACLASS_LINES: dict[object, str] = {}
+_DATACLASS_LINES: dict[int, tuple[object, str]] = {}
 
 
 def _dataclass(v) -> str:
-    """A frozen value (``Resources``): encoded once, then looked up."""
-    try:
-        return _DATACLASS_LINES[v]
-    except (KeyError, TypeError):
-        pass
+    """A frozen value (``Resources``): encoded once, then found by identity (an equal
+    value may differ in its text: ``cpu=1`` and ``cpu=1.0``). The cache holds the value,
+    so its id is not reused while the entry lives."""
+    hit = _DATACLASS_LINES.get(id(v))
+    if hit is not None and hit[0] is v:
+        return hit[1]
     text = "{" + ", ".join([f"{_string(f.name)}: {_value(getattr(v, f.name))}"
                             for f in dataclasses.fields(v)]) + "}"
-    try:
-        if len(_DATACLASS_LINES) > 1024:
-            _DATACLASS_LINES.clear()
-        _DATACLASS_LINES[v] = text
-    except TypeError:      # not hashable
-        pass
+    if len(_DATACLASS_LINES) > 1024:
+        _DATACLASS_LINES.clear()
+    _DATACLASS_LINES[id(v)] = (v, text)
     return text
 
 
