@@ -72,3 +72,29 @@ def test_every_placeholder_of_a_command_from_a_cwd_below_the_root(tmp_path):
     assert wf.tasks["l[a b]"].commands == ("echo 'a b' 'a b' 'a b' . 'l[a b]'",)
     assert wf.tasks["l[sub/c.d]"].commands == ("echo sub/c.d c c.d sub 'l[sub/c.d]'",)
     assert wf.tasks["t"].commands == ("cat b.txt 'x y.txt' > ../all.txt",)
+
+
+def test_every_placeholder_of_inputs_and_outputs_in_an_included_file_below_the_root(tmp_path):
+    for name in ("sub/data/x.tar.gz", "sub/data/.h", "sub/in/x.tar.gz.cfg", "sub/notes/l[a].md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "gristmill.toml").write_text('[workflow]\ninclude = ["sub/gristmill.toml"]\n')
+    (tmp_path / "sub" / "gristmill.toml").write_text(
+        '[tasks.g]\nforeach = "data/*.gz"\ncmd = "true"\n'
+        'inputs = ["{item}", "in/{name}.cfg"]\n'
+        'outputs = ["out/{dir}/{stem}-{name}.o", "../top/{task}.log", "o/{item}"]\n'
+        '[tasks.l]\nforeach = ["a", "b/c.d"]\ncmd = "true"\ninputs = ["notes/{task}.md"]\n'
+        'outputs = ["l/{dir}/{stem}.{name}"]\n'
+        '[tasks.a]\nforeach = ["x"]\ncmd = "true"\ninputs = ["notes/l[a].md"]\n'
+        'outputs = ["a/{item}"]\n')
+    (tmp_path / "sub/notes/l[b").mkdir()
+    (tmp_path / "sub/notes/l[b/c.d].md").write_text("")
+    wf = load_workflow(tmp_path)
+    g = wf.tasks["g[data/x.tar.gz]"]
+    assert g.inputs == ("sub/data/x.tar.gz", "sub/in/x.tar.gz.cfg")
+    assert g.outputs == ("sub/out/data/x.tar-x.tar.gz.o", "top/g[data/x.tar.gz].log",
+                         "sub/o/data/x.tar.gz")
+    assert wf.tasks["l[a]"].outputs == ("sub/l/a.a",)         # {dir} of "a" is "."
+    assert wf.tasks["l[a]"].inputs == ("sub/notes/l[a].md",)
+    assert wf.tasks["l[b/c.d]"].outputs == ("sub/l/b/c.c.d",)
+    assert wf.tasks["l[b/c.d]"].inputs == ("sub/notes/l[b/c.d].md",)

@@ -34,11 +34,10 @@ from .placeholders import Template, did_you_mean, item_dir, item_name, item_stem
 from .workflow import Task, WorkflowWarning, new_task
 
 _SHELL = Task.__dataclass_fields__["shell"].default
-_NO_VALUES: dict[str, str] = {}      # never written to: the values of a template without any
 
 
 class _Instance:
-    __slots__ = ("name", "spec", "item", "item_root", "outputs", "ctx")
+    __slots__ = ("name", "spec", "item", "item_root", "outputs")
 
     def __init__(self, name: str, spec: TaskSpec, item: str | None, item_root: str | None):
         self.name = name
@@ -46,19 +45,16 @@ class _Instance:
         self.item = item
         self.item_root = item_root          # the item as a root-relative path (glob fan-out)
         self.outputs: tuple[str, ...] = ()
-        self.ctx: dict[str, str] = _NO_VALUES   # the item's values, when templates use them
 
 
 class _Plan:
     """Per declared task: what its templates need, computed once."""
 
-    __slots__ = ("raw_names", "cmd_names", "const_commands", "cwd_rel", "const_inputs",
-                 "after", "glob", "instances", "input_modes", "folder", "ctx_item", "ctx_base",
-                 "ctx_dir", "ctx_task", "outputs", "inputs", "render")
+    __slots__ = ("cmd_names", "const_commands", "cwd_rel", "const_inputs",
+                 "after", "glob", "instances", "input_modes", "folder", "out_keys",
+                 "out_render", "in_render", "inputs", "render")
 
     def __init__(self, spec: TaskSpec, root: str):
-        self.raw_names = names = frozenset().union(*(t.names for t, _ in spec.inputs),
-                                                   *(t.names for t, _ in spec.outputs))
         self.cmd_names = cmd = frozenset().union(*(t.names for t, _ in spec.commands))
         self.const_commands = (tuple(t.render({}) for t, _ in spec.commands)
                                if not self.cmd_names else None)
@@ -69,19 +65,21 @@ class _Plan:
         self.glob = isinstance(spec.foreach, str)
         self.instances: list[_Instance] = []
         self.folder = spec.doc.folder
-        # The item's values the inputs and outputs need (an instance's ``ctx``).
-        self.ctx_item = "item" in names
-        self.ctx_base = "stem" in names or "name" in names
-        self.ctx_dir = "dir" in names
-        self.ctx_task = "task" in names
-        # Per output: (fill, key). Per input: (mode, fill, template, key), the mode 0 a
-        # literal (resolved once), 1 exactly "{item}" of a glob fan-out (the item is a
-        # file or an output by construction), 2 a template.
-        self.outputs = tuple((t.fill, key) for t, key in spec.outputs)
+        # The outputs' texts of an instance: out_render(item, task) (see _path_renderer),
+        # one per output key.
+        self.out_keys = tuple(key for _, key in spec.outputs)
+        self.out_render = _path_renderer(tuple(t for t, _ in spec.outputs)) \
+            if spec.outputs else None
+        # Per input: (mode, k, template, key), the mode 0 a literal (resolved once), 1
+        # exactly "{item}" of a glob fan-out (the item is a file or an output by
+        # construction), 2 a template, the k-th text of in_render(item, task).
         self.input_modes = tuple(
             0 if t.is_literal else 1 if (self.glob and t.text == "{item}") else 2
             for t, _ in spec.inputs)
-        self.inputs = tuple((mode, t.fill, t, key)
+        templated = [t for mode, (t, _) in zip(self.input_modes, spec.inputs) if mode == 2]
+        self.in_render = _path_renderer(tuple(templated)) if templated else None
+        count = iter(range(len(templated)))
+        self.inputs = tuple((mode, next(count) if mode == 2 else -1, t, key)
                             for mode, (t, key) in zip(self.input_modes, spec.inputs))
         # The commands of an instance: render(inst, inputs, missing) (see _command_renderer).
         self.render = _command_renderer(tuple(t for t, _ in spec.commands), self.cwd_rel) \
@@ -170,28 +168,12 @@ class Expander:
               item_root: str | None) -> _Instance:
         """An instance with its outputs, each claimed in ``self.owner``."""
         inst = _Instance(name, spec, item, item_root)
-        if plan.raw_names:
-            ctx = inst.ctx = {}
-            if item is not None:
-                if plan.ctx_item:
-                    ctx["item"] = item
-                if plan.ctx_base:
-                    base = item_name(item)
-                    ctx["name"] = base
-                    i = base.rfind(".")
-                    ctx["stem"] = base[:i] if 0 < i < len(base) - 1 else base
-                if plan.ctx_dir:
-                    ctx["dir"] = item_dir(item)
-            if plan.ctx_task:
-                ctx["task"] = name
-        else:
-            ctx = _NO_VALUES
-        if not plan.outputs:
+        render = plan.out_render
+        if render is None:
             return inst
         folder, owner, producer = plan.folder, self.owner, self.producer
         outs = []
-        for fill, path in plan.outputs:
-            text = fill(ctx)
+        for text, path in zip(render(item, name), plan.out_keys):
             p = folder + "/" + text if folder else text
             if "/." in p or "//" in p or p[:1] in "./" or p[-1:] == "/":
                 p = join_root(folder, text, self.root)
@@ -292,8 +274,9 @@ class Expander:
 
     def _inputs(self, spec: TaskSpec, plan: _Plan, inst: _Instance) -> tuple[str, ...]:
         folder, owner, exists = plan.folder, self.owner, self.disk.exists
+        texts = plan.in_render(inst.item, inst.name) if plan.in_render is not None else ()
         out: list[str] = []
-        for k, (mode, fill, t, path) in enumerate(plan.inputs):
+        for k, (mode, j, t, path) in enumerate(plan.inputs):
             if mode == 1:
                 out.append(inst.item_root)        # type: ignore[arg-type]
                 continue
@@ -303,7 +286,7 @@ class Expander:
                     const = plan.const_inputs[k] = self._input(spec, inst, t.render({}), path)
                 out.extend(const)
                 continue
-            text = fill(inst.ctx)
+            text = texts[j]
             p = folder + "/" + text if folder else text
             if "/." in p or "//" in p or p[:1] in "./" or p[-1:] == "/":
                 p = join_root(folder, text, self.root)
@@ -396,28 +379,58 @@ _VALUES = {
 }
 _renderers: dict[tuple, Any] = {}
 
+# The item's values in inputs and outputs, as they are (paths, not shell words).
+_PATH_VALUES = {
+    "item": "v_item = item",
+    "name": "v_name = item_name(item)",
+    "stem": ("base = item_name(item)\n    i = base.rfind('.')\n"
+             "    v_stem = base[:i] if 0 < i < len(base) - 1 else base"),
+    "dir": "v_dir = item_dir(item)",
+    "task": "v_task = task",
+}
+
+
+def _path_renderer(templates: tuple[Template, ...]):
+    """``render(item, task) -> texts``, one per template, compiled once for their shape:
+    each needed value of the item worked out once, each text one concatenation."""
+    return _compile(("paths", _shape(templates)), "item, task", templates, _PATH_VALUES,
+                    {"item_name": item_name, "item_dir": item_dir})
+
+
+def _shape(templates: tuple[Template, ...]) -> tuple:
+    return tuple(tuple(p if isinstance(p, str) else ("field", p.name) for p in t.parts)
+                 for t in templates)
+
+
+def _compile(key: tuple, params: str, templates: tuple[Template, ...], values: dict[str, str],
+             env: dict[str, Any]):
+    render = _renderers.get(key)
+    if render is not None:
+        return render
+    unknown = {f.name for t in templates for f in t.fields} - set(values)
+    if unknown:           # load_spec substitutes or rejects every other name first
+        raise AssertionError(f"placeholders left: {sorted(unknown)}")
+    names = [n for n in values if any(n in t.names for t in templates)]
+    exprs = []
+    for t in templates:
+        pieces = [repr(p) if isinstance(p, str) else f"v_{p.name}" for p in t.parts]
+        exprs.append(" + ".join(pieces) if pieces else "''")
+    source = (f"def render({params}):\n"
+              + "".join(f"    {values[n]}\n" for n in names)
+              + f"    return ({', '.join(exprs)},)\n")
+    env = dict(env)
+    exec(source, env)
+    if len(_renderers) >= 1024:      # an app that reloads edited workflows for days
+        _renderers.clear()
+    render = _renderers[key] = env["render"]
+    return render
+
 
 def _command_renderer(templates: tuple[Template, ...], cwd: str):
     """``render(inst, inputs, missing) -> commands``, compiled once for these templates'
     shape (their parts, the cwd): each needed value is worked out once per instance and
     every command is one concatenation. ``missing(inst, field, what)`` raises the error
     of a ``{input}`` or ``{output}`` with nothing to name."""
-    key = (tuple(tuple(p if isinstance(p, str) else ("field", p.name) for p in t.parts)
-                 for t in templates), cwd)
-    render = _renderers.get(key)
-    if render is not None:
-        return render
-    names = [n for n in _VALUES if any(n in t.names for t in templates)]
-    unknown = {f.name for t in templates for f in t.fields} - set(_VALUES)
-    if unknown:           # load_spec substitutes or rejects every other name first
-        raise AssertionError(f"placeholders left in cmd: {sorted(unknown)}")
-    exprs = []
-    for t in templates:
-        pieces = [repr(p) if isinstance(p, str) else f"v_{p.name}" for p in t.parts]
-        exprs.append(" + ".join(pieces) if pieces else "''")
-    source = ("def render(inst, inputs, missing):\n"
-              + "".join(f"    {_VALUES[n]}\n" for n in names)
-              + f"    return ({', '.join(exprs)},)\n")
     if cwd:
         env: dict[str, Any] = {"rel": lambda p: relative_to(p, cwd),
                                "rels": lambda ps: [relative_to(p, cwd) for p in ps]}
@@ -425,11 +438,8 @@ def _command_renderer(templates: tuple[Template, ...], cwd: str):
         env = {"rel": _same, "rels": _same}
     env.update(quote=quote, quote_path=quote_path, quote_paths=quote_paths, item_stem=item_stem,
                item_name=item_name, item_dir=item_dir, posixpath=posixpath, cwd=cwd)
-    exec(source, env)
-    if len(_renderers) >= 1024:      # an app that reloads edited workflows for days
-        _renderers.clear()
-    render = _renderers[key] = env["render"]
-    return render
+    return _compile(("commands", _shape(templates), cwd), "inst, inputs, missing", templates,
+                    _VALUES, env)
 
 
 def _same(x):
