@@ -93,3 +93,32 @@ def test_free_capacity_hands_out_distinct_gpus_and_lowest_slots():
     free.give(t, g1, s1)
     g3, s3 = free.take(u)
     assert g3 == (0,) and s3 == 0
+
+
+def _shuffled():
+    # Declared out of dependency order: ready tasks come in declaration order.
+    return workflow(Path("/w"),
+                    task("report", "x", inputs=["c1", "c2"], outputs=["r"]),
+                    task("c2", "x", inputs=["b"], outputs=["c2"]),
+                    task("z", "x", outputs=["z"]),
+                    task("c1", "x", outputs=["c1"]),
+                    task("b", "x", outputs=["b"], after=["z"]),
+                    task("y", "x", outputs=["y"]))
+
+
+def test_a_plan_of_every_task_is_the_plan_of_the_same_tasks_listed_one_by_one():
+    g = TaskGraph(_shuffled())
+    every, listed = Plan(g, list(g.order)), Plan(g, ["report", "c2", "z", "c1", "b", "y", "zz"][:-1])
+    assert every.take_ready() == ["z", "c1", "y"] == [n for n in g.order if not g.deps(n)]
+    assert listed.take_ready() == ["z", "c1", "y"]
+    partial = Plan(g, ["report", "c1", "y"])
+    assert partial.take_ready() == ["c1", "y"]
+    assert g.dependency_counts() == {"report": 2, "c2": 1, "z": 0, "c1": 0, "b": 1, "y": 0}
+
+
+def test_critical_path_of_some_tasks_counts_only_those():
+    g = TaskGraph(_shuffled())
+    full = critical_path(g, g.order, {"z": 5.0})
+    assert full == {"report": 1.0, "c2": 2.0, "c1": 2.0, "b": 3.0, "z": 8.0, "y": 1.0}
+    assert critical_path(g, ["z", "b", "y"], {"z": 5.0}) == {"b": 1.0, "z": 6.0, "y": 1.0}
+    assert dict(g.dependants_of()) == {n: g.dependants(n) for n in g.order}

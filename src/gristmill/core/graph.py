@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Container, Iterable
+from types import MappingProxyType
+from typing import Callable, Container, Iterable, Mapping
 
 from .errors import WorkflowError
 from .workflow import Workflow
@@ -77,6 +78,16 @@ class TaskGraph:
 
     def dependants(self, name: str) -> tuple[str, ...]:
         return self._dependants[name]
+
+    def dependants_of(self) -> Mapping[str, tuple[str, ...]]:
+        """Every task's dependants at once (read-only): ``dependants`` without a call
+        per task, for walks over the whole graph."""
+        return MappingProxyType(self._dependants)
+
+    def dependency_counts(self) -> dict[str, int]:
+        """Task -> how many tasks it depends on, for every task in declaration order."""
+        deps = self._deps
+        return dict(zip(deps, map(len, deps.values())))
 
     def edges(self) -> Iterable[tuple[str, str]]:
         """(dependency, dependant) pairs."""

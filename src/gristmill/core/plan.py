@@ -20,7 +20,8 @@ class Plan:
         deps = graph.deps
         ready: list[str] = []
         if members.issuperset(order):          # every task of the graph: no filtering
-            pending = {name: len(deps(name)) for name in order}
+            pending = graph.dependency_counts()
+            # Declaration order, which is the graph's order for tasks that wait on none.
             ready = [name for name, n in pending.items() if n == 0]
         else:
             pending = {}

@@ -21,14 +21,14 @@ def critical_path(graph: TaskGraph, names: Iterable[str],
     """For each task, its duration plus the longest chain of dependants after it."""
     members = set(names)
     duration = (durations or {}).get
-    dependants = graph.dependants
+    below = graph.dependants_of()
     prio: dict[str, float] = {}
     find = prio.get
-    for name in reversed(graph.order):
-        if name not in members:
-            continue
+    order = graph.order
+    for name in reversed(order) if members.issuperset(order) else \
+            [n for n in reversed(order) if n in members]:
         tail = 0.0
-        for d in dependants(name):
+        for d in below[name]:
             p = find(d)
             if p is not None and p > tail:
                 tail = p
