@@ -185,22 +185,19 @@ class Engine:
         order = tuple(decisions)
         publish(RunStarted(run_id, t0, self.workflow.name, str(self.workflow.path), tuple(names),
                            order, self.options.dry_run, str(jsonl)))
-        states: dict[str, TaskState] = {}
         waiting, up_to_date = TaskState.WAITING, TaskState.UP_TO_DATE
-        fresh: list[str] = []
-        fresh_reasons: list[tuple[Reason, ...]] = []
-        for n, d in decisions.items():
-            if d.stale:
-                states[n] = waiting
-                publish(TaskStateChanged(run_id, t0, n, waiting, d.reasons))
-            else:
-                states[n] = up_to_date
-                fresh.append(n)
-                fresh_reasons.append(d.reasons)
-        if fresh:
-            publish(TasksUpToDate(run_id, t0, tuple(fresh), tuple(fresh_reasons)))
-        if self.options.dry_run or len(fresh) == len(states):   # nothing will run
-            counts = _count(states)
+        stale = [n for n, d in decisions.items() if d.stale]
+        states: dict[str, TaskState] = dict.fromkeys(decisions, up_to_date)
+        for n in stale:
+            states[n] = waiting
+            publish(TaskStateChanged(run_id, t0, n, waiting, decisions[n].reasons))
+        if len(stale) < len(decisions):
+            fresh = [(n, d.reasons) for n, d in decisions.items() if not d.stale]
+            names_, reasons_ = zip(*fresh)
+            publish(TasksUpToDate(run_id, t0, names_, reasons_))
+        if self.options.dry_run or not stale:   # nothing will run
+            counts = {k: v for k, v in ((waiting.value, len(stale)),
+                                        (up_to_date.value, len(decisions) - len(stale))) if v}
             now = time.time()
             publish(RunFinished(run_id, now, RunStatus.SUCCEEDED, now - t0, counts))
             return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
@@ -209,7 +206,8 @@ class Engine:
 
 
 def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
-    return {state.value: n for state, n in Counter(states.values()).items()}
+    by_id = Counter(map(id, states.values()))      # ints hash in C; an enum's hash is Python
+    return {state.value: by_id[id(state)] for state in TaskState if id(state) in by_id}
 
 
 class _RunLoop:
