@@ -111,7 +111,10 @@ def _float(v: float) -> str:
 
 
 def _sequence(v) -> str:
-    return "[" + ", ".join([_value(x) for x in v]) + "]"
+    try:        # names (a run's 20,000 tasks): each one quoted in C
+        return "[" + ", ".join(map(_string, v)) + "]"
+    except TypeError:
+        return "[" + ", ".join([_value(x) for x in v]) + "]"
 
 
 def _mapping(v) -> str:
