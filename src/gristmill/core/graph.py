@@ -79,6 +79,10 @@ class TaskGraph:
     def dependants(self, name: str) -> tuple[str, ...]:
         return self._dependants[name]
 
+    def dependencies_of(self) -> Mapping[str, tuple[str, ...]]:
+        """Every task's dependencies at once (read-only): ``deps`` without a call per task."""
+        return MappingProxyType(self._deps)
+
     def dependants_of(self) -> Mapping[str, tuple[str, ...]]:
         """Every task's dependants at once (read-only): ``dependants`` without a call
         per task, for walks over the whole graph."""

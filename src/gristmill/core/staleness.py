@@ -187,6 +187,8 @@ class StalenessScan:
             hashes = history.definition_hashes(str(workflow.path))  # type: ignore[attr-defined]
         self.hashes = hashes
         self.stamps = FileStamps(workflow.root, stamps)
+        self._get = self.stamps.get
+        self._deps = self.graph.dependencies_of()
         self._words = _MtimeWords()
 
     def scan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (),
@@ -231,12 +233,15 @@ class StalenessScan:
         if not forced and not task.phony and len(outputs) == 1:
             # The two common cases, without building lists: one output, missing...
             out = outputs[0]
-            get = self.stamps.get
+            get = self._get
             m_out = get(out)
             if m_out is None:
                 reason = _reason(_MISSING, f"output {out} is missing")
-                running = self._running(task, will_run) if will_run else None
-                return _decision(True, (reason, running) if running else (reason,))
+                if will_run:
+                    running = self._running(task, will_run)
+                    if running is not None:
+                        return _decision(True, (reason, running))
+                return _decision(True, (reason,))
             # ...or there, and every input is an older file (anything else: the long way).
             for i in task.inputs:
                 m = get(i)
@@ -287,7 +292,7 @@ class StalenessScan:
         if not task.after:
             # Its dependencies are the tasks whose outputs it reads, in the order of its
             # inputs, each once: the graph found them already.
-            ds = self.graph.deps(name)
+            ds = self._deps[name]
             if len(ds) == 1:               # the common case, without a list
                 p = ds[0]
                 if p not in will_run:
