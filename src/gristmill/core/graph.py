@@ -65,12 +65,20 @@ class TaskGraph:
                deps: dict[str, tuple[str, ...]]) -> None:
         self.workflow = workflow
         self.producer = producer
-        dependants: dict[str, list[str]] = {name: [] for name in deps}
+        below: dict[str, list[str]] = {}       # only the tasks something depends on
+        get = below.get
         for name, ds in deps.items():
             for d in ds:
-                dependants[d].append(name)
+                found = get(d)
+                if found is None:
+                    below[d] = [name]
+                else:
+                    found.append(name)
         self._deps = deps
-        self._dependants = {k: tuple(v) for k, v in dependants.items()}
+        # Every task, in declaration order; those nothing depends on share one ().
+        dependants: dict[str, tuple[str, ...]] = dict.fromkeys(deps, ())
+        dependants.update(zip(below, map(tuple, below.values())))
+        self._dependants = dependants
         self._order = self._toposort()
 
     def deps(self, name: str) -> tuple[str, ...]:
