@@ -20,7 +20,7 @@ def critical_path(graph: TaskGraph, names: Iterable[str],
                   durations: Mapping[str, float] | None = None) -> dict[str, float]:
     """For each task, its duration plus the longest chain of dependants after it."""
     members = set(names)
-    duration = (durations or {}).get
+    duration = durations.get if durations else None
     below = graph.dependants_of()
     prio: dict[str, float] = {}
     find = prio.get
@@ -32,7 +32,8 @@ def critical_path(graph: TaskGraph, names: Iterable[str],
             p = find(d)
             if p is not None and p > tail:
                 tail = p
-        prio[name] = duration(name, DEFAULT_DURATION) + tail
+        prio[name] = (DEFAULT_DURATION if duration is None else
+                      duration(name, DEFAULT_DURATION)) + tail
     return prio
 
 
