@@ -34,6 +34,8 @@ def quick_new(cls: type) -> Callable[..., Any]:
     exec(source, env)
     env["Twin"].__qualname__ = f"{cls.__qualname__}.quick_new"
     new = env["new"]
+    # Pickled by reference as module.new_<class> (Task's is workflow.new_task).
     new.__qualname__ = new.__name__ = f"new_{cls.__name__.lower()}"
+    new.__module__ = cls.__module__
     new(*(None for _ in slots))          # raises TypeError here if the layouts differ
     return new

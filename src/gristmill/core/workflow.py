@@ -15,6 +15,7 @@ try:             # hashlib would load OpenSSL too (2 ms of every command's start
 except ImportError:  # pragma: no cover - not CPython
     from hashlib import blake2b
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -85,10 +86,9 @@ class Task:
     _definition_hash: str = field(default="", init=False, repr=False, compare=False)
 
     def __reduce__(self):
-        # Positional, through __init__: pickling the slots one by one (the dataclass
+        # Every slot, positional, to new_task: pickling the slots one by one (the dataclass
         # default) costs twice as much to load back (the workflow cache loads thousands).
-        return (task_from_fields, (tuple(getattr(self, name) for name in _TASK_FIELDS),
-                                   self._definition_hash))
+        return (new_task, _task_slots(self))
 
     @property
     def definition_hash(self) -> str:
@@ -117,6 +117,7 @@ _TASK_FIELDS = tuple(f.name for f in fields(Task) if f.init)
 #: workflow cache make 100,000 at a time); see ``frozen.quick_new``.
 new_task = quick_new(Task)
 assert tuple(Task.__slots__) == _TASK_FIELDS + ("_definition_hash",)
+_task_slots = attrgetter(*Task.__slots__)
 
 
 def task_from_fields(values: tuple, definition_hash: str = "") -> Task:
