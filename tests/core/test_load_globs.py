@@ -98,3 +98,25 @@ def test_every_placeholder_of_inputs_and_outputs_in_an_included_file_below_the_r
     assert wf.tasks["l[a]"].inputs == ("sub/notes/l[a].md",)
     assert wf.tasks["l[b/c.d]"].outputs == ("sub/l/b/c.c.d",)
     assert wf.tasks["l[b/c.d]"].inputs == ("sub/notes/l[b/c.d].md",)
+
+
+def test_values_that_need_quoting_among_values_that_do_not(tmp_path):
+    for name in ("-lead.txt", "ok.txt", "it's.txt"):
+        (tmp_path / "in" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_text("")
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.l]\nforeach = ["-x", "a b", "p/q"]\ncmd = "echo {item} {name} {dir} {task}"\n'
+        '[tasks.g]\nforeach = "in/*.txt"\ncmd = "cp {input} {output} {name}"\ninputs = ["{item}"]\n'
+        'outputs = ["out/{name}"]\n'
+        '[tasks.h]\nforeach = "*.txt"\ncwd = "in"\ncmd = "cp {input} {output}"\n'
+        'inputs = ["{item}"]\noutputs = ["o/{name}"]\n')
+    (tmp_path / "-top.txt").write_text("")
+    wf = load_workflow(tmp_path)
+    assert wf.tasks["l[-x]"].commands == ("echo -x -x . 'l[-x]'",)
+    assert wf.tasks["l[a b]"].commands == ("echo 'a b' 'a b' . 'l[a b]'",)
+    assert wf.tasks["l[p/q]"].commands == ("echo p/q q p 'l[p/q]'",)
+    assert wf.tasks["g[in/-lead.txt]"].commands == ("cp in/-lead.txt out/-lead.txt -lead.txt",)
+    assert wf.tasks["g[in/ok.txt]"].commands == ("cp in/ok.txt out/ok.txt ok.txt",)
+    assert wf.tasks["g[in/it's.txt]"].commands == (
+        "cp 'in/it'\"'\"'s.txt' 'out/it'\"'\"'s.txt' 'it'\"'\"'s.txt'",)
+    assert wf.tasks["h[-top.txt]"].commands == ("cp ../-top.txt ../o/-top.txt",)
