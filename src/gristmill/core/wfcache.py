@@ -389,6 +389,10 @@ def write_deferred() -> None:
     try:                             # the child: write, and leave at once
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C was for the run
         gc.disable()
+        try:                         # behind whatever the user runs next, not beside it
+            os.nice(10)
+        except OSError:
+            pass
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):         # a caller waiting for the end of our output
             os.dup2(devnull, fd)     # must not wait for this child
