@@ -134,11 +134,15 @@ class Expander:
                 spec.location
             description, const, render = spec.description, plan.const_commands, plan.render
             has_inputs = bool(spec.inputs)
+            only_item = plan.input_modes == (1,)      # inputs = ["{item}"]: the item alone
 
             def missing(inst: _Instance, field: str, what: str, spec: TaskSpec = spec) -> None:
                 self._missing(spec, inst, field, what)
             for inst in plan.instances:
-                inputs = inputs_of(spec, plan, inst) if has_inputs else ()
+                if only_item:
+                    inputs: tuple[str, ...] = (inst.item_root,)   # type: ignore[assignment]
+                else:
+                    inputs = inputs_of(spec, plan, inst) if has_inputs else ()
                 name = inst.name
                 if len(inputs) == 1 and not after:        # the common case, quickly
                     p = find(inputs[0])
