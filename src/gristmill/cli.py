@@ -212,12 +212,16 @@ def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: boo
     for n, d in decisions.items():
         if d.stale:
             step += 1
+            num = step if step > 999 else f"{step:>4}"     # the padding costs, and is a no-op
             reasons = d.reasons
             if len(reasons) == 1:
-                append(f"{step:>4}. {n}\n        because {reasons[0].message}")
+                append(f"{num}. {n}\n        because {reasons[0].message}")
+            elif len(reasons) == 2:
+                append(f"{num}. {n}\n        because {reasons[0].message}"
+                       f"\n        because {reasons[1].message}")
             else:
-                append(f"{step:>4}. {n}" + "".join([f"\n        because {r.message}"
-                                                    for r in reasons]))
+                append(f"{num}. {n}" + "".join([f"\n        because {r.message}"
+                                                for r in reasons]))
         elif show_all:
             append(f"   ·  {n} is up to date: {d.reasons[0].message if d.reasons else ''}")
     up = len(decisions) - step
@@ -225,7 +229,8 @@ def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: boo
         append(f"{step} to run, {up} up to date.")
     else:
         append(f"Nothing to run: {up} task{'s' if up != 1 else ''} up to date.")
-    sys.stdout.write("\n".join(lines) + "\n")
+    append("")                 # the last line's end
+    sys.stdout.write("\n".join(lines))
     return 0
 
 

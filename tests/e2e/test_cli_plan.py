@@ -90,3 +90,18 @@ def test_plan_reads_history_when_there_is_one_and_makes_none_when_there_is_not(
     assert capsys.readouterr().out.splitlines() == [
         "   1. t", "        because its command or definition changed since it last succeeded",
         "1 to run, 0 up to date."]
+
+
+def test_plan_lists_three_reasons_of_one_task(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GRISTMILL_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "w"
+    _write(folder, "gristmill.toml",
+           '[tasks.make]\ncmd = "true"\noutputs = ["o.txt"]\n'
+           '[tasks.show]\ncmd = "cat {input}"\ninputs = ["o.txt"]\nphony = true\n')
+    assert cli.main(["plan", "-C", str(folder), "--force", "show"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "   1. make", "        because output o.txt is missing",
+        "   2. show", "        because forced by the user",
+        "        because it is phony: it runs whenever asked",
+        "        because it reads the output of make, which will run",
+        "2 to run, 0 up to date."]
