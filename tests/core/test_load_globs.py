@@ -120,3 +120,15 @@ def test_values_that_need_quoting_among_values_that_do_not(tmp_path):
     assert wf.tasks["g[in/it's.txt]"].commands == (
         "cp 'in/it'\"'\"'s.txt' 'out/it'\"'\"'s.txt' 'it'\"'\"'s.txt'",)
     assert wf.tasks["h[-top.txt]"].commands == ("cp ../-top.txt ../o/-top.txt",)
+
+
+@pytest.mark.parametrize("item", ["a", "a.txt", "d/a.tar.gz", "d/e/.hidden", "d/", "x.", ".", "..",
+                                  "../up/f.c", "a b/c d.e", "/abs/p.q"])
+def test_compiled_path_values_are_the_placeholders_functions(item):
+    from gristmill.core.load_expand import _path_renderer
+    from gristmill.core.placeholders import item_dir, item_name, item_stem, parse
+    render = _path_renderer((parse("{item}|{name}|{stem}|{dir}|{task}"), parse("{stem}"),
+                             parse("{dir}/{name}")))
+    assert render(item, "t[x]") == (
+        f"{item}|{item_name(item)}|{item_stem(item)}|{item_dir(item)}|t[x]", item_stem(item),
+        f"{item_dir(item)}/{item_name(item)}")

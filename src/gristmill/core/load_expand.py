@@ -384,12 +384,13 @@ _VALUES = {
 _renderers: dict[tuple, Any] = {}
 
 # The item's values in inputs and outputs, as they are (paths, not shell words).
+# (item_name, item_stem and item_dir, written out: no call per instance.)
 _PATH_VALUES = {
     "item": "v_item = item",
-    "name": "v_name = item_name(item)",
-    "stem": ("base = item_name(item)\n    i = base.rfind('.')\n"
+    "name": "v_name = item.rstrip('/').rpartition('/')[2]",
+    "stem": ("base = item.rstrip('/').rpartition('/')[2]\n    i = base.rfind('.')\n"
              "    v_stem = base[:i] if 0 < i < len(base) - 1 else base"),
-    "dir": "v_dir = item_dir(item)",
+    "dir": "v_dir = item.rstrip('/').rpartition('/')[0] or '.'",
     "task": "v_task = task",
 }
 
