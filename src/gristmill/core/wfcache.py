@@ -390,7 +390,7 @@ def write_deferred() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C was for the run
         gc.disable()
         try:                         # behind whatever the user runs next, not beside it
-            os.nice(10)
+            os.nice(19)
         except OSError:
             pass
         devnull = os.open(os.devnull, os.O_RDWR)
