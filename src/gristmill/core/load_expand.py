@@ -398,8 +398,7 @@ _PATH_VALUES = {
 def _path_renderer(templates: tuple[Template, ...]):
     """``render(item, task) -> texts``, one per template, compiled once for their shape:
     each needed value of the item worked out once, each text one concatenation."""
-    return _compile(("paths", _shape(templates)), "item, task", templates, _PATH_VALUES,
-                    {"item_name": item_name, "item_dir": item_dir})
+    return _compile(("paths", _shape(templates)), "item, task", templates, _PATH_VALUES, {})
 
 
 def _shape(templates: tuple[Template, ...]) -> tuple:
