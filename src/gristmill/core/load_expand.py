@@ -12,9 +12,13 @@
    and matched against the disk and the sorted outputs.
 4. Commands: placeholders substituted, shell-quoted, paths relative to the
    task's cwd.
+5. Edges: what each task depends on, found as its inputs are resolved, for
+   ``TaskGraph.from_deps``.
 
 Cost is linear in the number of instances, inputs and outputs: no pair of
-tasks is ever compared.
+tasks is ever compared. The templates of a declared task are compiled once (per
+shape) into functions that render an instance's outputs, inputs and commands:
+each value of the item worked out once, each string one concatenation.
 """
 
 from __future__ import annotations
