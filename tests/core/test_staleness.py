@@ -80,3 +80,34 @@ def test_older_day_shows_the_date(tmp_path):
     _files(tmp_path, src=time.time(), mid=old, conf=old, out=old)
     msg = StalenessScan(_wf(tmp_path)).scan(["mk"])["mk"].reasons[0].message
     assert time.strftime("%Y-%m-%d", time.localtime(old)) in msg
+
+
+def test_a_scan_decides_each_task_as_decide_does(tmp_path):
+    """The scan's quick way for a missing single output gives decide's decision."""
+    now = time.time()
+    (tmp_path / "d").mkdir()
+    _files(tmp_path, **{"src": now - 100, "conf": now - 100, "old": now - 50, "d/x": now - 100})
+    wf = workflow(tmp_path,
+                  task("gen", "x", inputs=["src"], outputs=["g"]),          # missing, no deps
+                  task("one", "x", inputs=["g"], outputs=["o1"]),           # one dep, will run
+                  task("two", "x", inputs=["g", "old", "o1"], outputs=["o2"]),  # several deps
+                  task("fresh", "x", inputs=["src"], outputs=["old"]),      # up to date
+                  task("reads", "x", inputs=["old"], outputs=["r"]),        # dep that won't run
+                  task("aft", "x", inputs=["g"], outputs=["a"], after=["fresh"]),
+                  task("many", "x", inputs=["src"], outputs=["m1", "m2"]),
+                  task("ph", "x", inputs=["g"], outputs=["p"], phony=True),
+                  task("none", "x"),
+                  task("self", "x", inputs=["s"], outputs=["s"]),           # reads its own output
+                  task("deep", "x", inputs=["d/x"], outputs=["d/y"]))
+    for targets in (None, ["two"], ["reads", "aft"]):
+        scan = StalenessScan(wf)
+        got = scan.scan(targets)
+        one_by_one = StalenessScan(wf)
+        will_run: set[str] = set()
+        expected = {}
+        for name in got:
+            d = expected[name] = one_by_one.decide(wf.tasks[name], will_run)
+            if d.stale:
+                will_run.add(name)
+        assert list(got.items()) == list(expected.items())
+    assert kinds(got["reads"]) == [ReasonKind.MISSING_OUTPUT]

@@ -214,10 +214,7 @@ class StalenessScan:
         gc.disable()
         try:
             if not forced and not force_all:
-                for name in order:
-                    d = out[name] = decide(tasks[name], will_run)
-                    if d.stale:
-                        will_run.add(name)
+                self._scan(order, tasks, will_run, out)
             else:
                 for name in order:
                     d = out[name] = decide(tasks[name], will_run, force_all or name in forced)
@@ -227,6 +224,37 @@ class StalenessScan:
             if gc_was_enabled:
                 gc.enable()
         return out
+
+    def _scan(self, order: Iterable[str], tasks: Mapping[str, Task], will_run: set[str],
+              out: dict[str, Decision]) -> None:
+        """``decide`` for each task in ``order``, nothing forced. The commonest case of
+        a first run, one output and missing, is decided here without the calls (the
+        same decision: tested against ``decide``)."""
+        decide, get, deps, add = self.decide, self._get, self._deps, will_run.add
+        for name in order:
+            task = tasks[name]
+            outputs = task.outputs
+            if len(outputs) == 1 and not task.phony and not task.after:
+                path = outputs[0]
+                if get(path) is None:
+                    reason = _reason(_MISSING, f"output {path} is missing")
+                    ds = deps[name]
+                    if not ds:
+                        out[name] = _decision(True, (reason,))
+                    elif len(ds) == 1:
+                        p = ds[0]
+                        out[name] = _decision(True, (reason, _reason(
+                            _DEPENDENCY, f"it reads the output of {p}, which will run"))
+                            if p in will_run else (reason,))
+                    else:
+                        running = self._running(task, will_run) if will_run else None
+                        out[name] = _decision(True, (reason,) if running is None
+                                              else (reason, running))
+                    add(name)
+                    continue
+            d = out[name] = decide(task, will_run)
+            if d.stale:
+                add(name)
 
     def decide(self, task: Task, will_run: set[str], forced: bool = False) -> Decision:
         outputs = task.outputs
