@@ -75,8 +75,11 @@ def detect_capacity(override: CapacityOverride | None = None,
 
 def check_fits(tasks: Iterable[Task], capacity: Capacity, workflow_path: str) -> None:
     """A task asking more than the whole machine can never run: say so before starting."""
+    fits: set[int] = set()      # ids of Resources already found to fit (a fan-out shares one)
     for t in tasks:
         r = t.resources
+        if id(r) in fits:
+            continue
         problem = None
         if r.cpu > capacity.cpu:
             problem = f"cpu = {r.cpu:g}, but the machine has {capacity.cpu:g}"
@@ -96,6 +99,7 @@ def check_fits(tasks: Iterable[Task], capacity: Capacity, workflow_path: str) ->
         if problem:
             raise WorkflowError(f"task {t.name!r} asks for {problem}", t.location,
                                 path=workflow_path)
+        fits.add(id(r))
 
 
 class FreeCapacity:
