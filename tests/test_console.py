@@ -44,3 +44,15 @@ def test_eta_uses_history_then_this_runs_mean():
     rep(TaskStarted("r", now, "a", 1, 0))
     rep(TaskFinished("r", now, "a", 1, Outcome.SUCCEEDED, 0, 4.0))
     assert 3.5 < rep.eta() <= 4.0                 # b is expected to take the mean so far
+
+
+def test_a_failure_that_printed_nothing_points_to_no_log():
+    out = io.StringIO()
+    rep = ConsoleReporter(out, live=False)
+    rep(RunStarted("r", 1.0, "wf", "/w", (), ("a",)))
+    rep(TaskStateChanged("r", 1.0, "a", TaskState.WAITING))
+    rep(TaskStarted("r", 1.0, "a", 1, 0, log_path="/logs/a.1.log"))
+    rep(TaskFinished("r", 2.0, "a", 1, Outcome.FAILED, 1, 1.0, message="exit status 1"))
+    text = out.getvalue()
+    assert "✗ a failed: exit status 1" in text and "  (it printed nothing)\n" in text
+    assert "full log" not in text

@@ -134,7 +134,11 @@ class ConsoleReporter:
                             f"{format_duration(ev.duration)})")
                 for line in list(lines)[-TAIL:]:
                     self._print("  | " + line)
-                if ev.task in self.log_paths:
+                if not lines:
+                    # A log file is made at the first byte: a task that printed nothing
+                    # has none to point to.
+                    self._print("  (it printed nothing)")
+                elif ev.task in self.log_paths:
                     self._print(f"  full log: {self.log_paths[ev.task]}")
             if ev.removed_outputs:
                 self._print("  removed partial outputs: " + ", ".join(ev.removed_outputs))

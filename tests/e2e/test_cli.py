@@ -104,6 +104,17 @@ def test_failing_task_exits_1_and_shows_its_output(tmp_path):
     assert p.returncode == 1
     assert "✗ bad failed: exit status 3" in p.stdout and "| it broke" in p.stdout
     assert not (tmp_path / "out.txt").exists()
+    [log] = re.findall(r"full log: (\S+)", p.stdout)
+    assert Path(log).read_text() == "it broke\n"       # the path it gives is the log
+
+
+def test_a_failing_task_that_printed_nothing_names_no_log(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.mute]\ncmd = "false"\noutputs = ["out.txt"]\n')
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 1
+    assert "✗ mute failed: exit status 1" in p.stdout and "(it printed nothing)" in p.stdout
+    assert "full log" not in p.stdout
 
 
 def _alive(pid):
