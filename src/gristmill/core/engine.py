@@ -192,12 +192,11 @@ class Engine:
             states[n] = waiting
             publish(TaskStateChanged(run_id, t0, n, waiting, decisions[n].reasons))
         if len(stale) < len(decisions):
-            fresh = [(n, d.reasons) for n, d in decisions.items() if not d.stale]
-            names_, reasons_ = zip(*fresh)
-            publish(TasksUpToDate(run_id, t0, names_, reasons_))
+            fresh_names, fresh_reasons = zip(*[(n, d.reasons) for n, d in decisions.items()
+                                               if not d.stale])
+            publish(TasksUpToDate(run_id, t0, fresh_names, fresh_reasons))
         if self.options.dry_run or not stale:   # nothing will run
-            counts = {k: v for k, v in ((waiting.value, len(stale)),
-                                        (up_to_date.value, len(decisions) - len(stale))) if v}
+            counts = _count(states)
             now = time.time()
             publish(RunFinished(run_id, now, RunStatus.SUCCEEDED, now - t0, counts))
             return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
@@ -417,7 +416,7 @@ class _RunLoop:
                 for line in ev.lines:
                     publish(OutputLine(self.run_id, now, a.task.name, a.attempt, line))
             elif isinstance(ev, JobExited):
-                if ev.exit_code == 0 and not ev.killed and not a.timed_out:
+                if ev.exit_code == 0 and not ev.killed:
                     self._succeeded(a, ev)
                     succeeded.append(a)
                 else:
@@ -445,14 +444,13 @@ class _RunLoop:
                                         ev.peak_mem))
 
     def _finished(self, a: _Active, ev: JobExited) -> None:
+        """A failed, timed-out or cancelled attempt (successes: ``_succeeded``)."""
         task = a.task
         now = time.time()
         duration = now - a.started
         self.free.give(task.resources, a.gpus, a.slot)
         timed_out = a.timed_out
-        if ev.exit_code == 0 and not ev.killed:
-            outcome, message = Outcome.SUCCEEDED, ""
-        elif ev.over_memory:
+        if ev.over_memory:
             outcome = Outcome.FAILED
             message = f"killed for using more than its declared mem ({format_size(task.resources.mem)})"
         elif timed_out:
@@ -470,18 +468,12 @@ class _RunLoop:
             if ev.message:
                 message = f"{message}: {ev.message}" if message else ev.message
             message = message or "failed"
-        removed: tuple[str, ...] = ()
-        if outcome is not Outcome.SUCCEEDED:
-            removed = self._remove_partial(a)
+        removed = self._remove_partial(a)
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
                  and a.attempt <= task.retries and not self._cancelled())
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
                                         message))
-        if outcome is Outcome.SUCCEEDED:
-            self.set_state(task.name, TaskState.DONE, (), a.attempt)
-            self.plan.finished(task.name, True)
-            return
         if retry:
             delay = min(RETRY_MAX, RETRY_BASE * 2 ** (a.attempt - 1))
             self.retry_at.append((time.monotonic() + delay, task.name))

@@ -399,7 +399,7 @@ class _Rows:
             for sql, row, ok in ends:
                 if sql is _INSERT_WHOLE:     # as two statements: a bad finish keeps the start
                     _execute_logged(conn, _INSERT_STARTED, row[:9])
-                    sql, row = _INSERT_FINISHED, row[:3] + (row[3],) + row[9:]
+                    sql, row = _INSERT_FINISHED, row[:4] + row[9:]
                 if _execute_logged(conn, sql, row) and ok is not None:
                     _execute_logged(conn, _UPSERT_SUCCESS, ok)
 

@@ -153,6 +153,12 @@ _ENCODERS: dict[type, object] = {
 def _encoder(kind: type):
     if issubclass(kind, enum.Enum):
         fn = {member: _value(member.value) for member in kind}.__getitem__
+    elif issubclass(kind, int):      # subclasses of the plain types: as _jsonable keeps them
+        fn = int.__repr__
+    elif issubclass(kind, float):
+        fn = _float
+    elif issubclass(kind, str):
+        fn = _string
     elif issubclass(kind, Reason):
         fn = _reason
     elif issubclass(kind, (tuple, list)):
@@ -165,12 +171,6 @@ def _encoder(kind: type):
         fn = lambda p: _string(os.fspath(p))   # noqa: E731
     else:
         fn = lambda v: _value(_jsonable(v))   # noqa: E731
-    if kind not in (str, int, float, bool):       # their subclasses: as _jsonable does
-        for base, base_fn in ((bool, _ENCODERS[bool]), (int, int.__repr__), (float, _float),
-                              (str, _string)):
-            if issubclass(kind, base) and not issubclass(kind, enum.Enum):
-                fn = lambda v, b=base, f=base_fn: f(b(v))   # noqa: E731
-                break
     _ENCODERS[kind] = fn
     return fn
 
