@@ -48,6 +48,7 @@ import workloads as W  # noqa: E402
 
 WORKLOADS = ("spawn", "noop", "change", "scale", "pack", "app")
 PEERS = ("make", "ninja", "snakemake", "doit")
+FLOOR = "python-loop"     # spawn only: spawn_floor.py, a bare Python loop that starts the commands
 
 
 # -- sizes ---------------------------------------------------------------------------------
@@ -78,6 +79,7 @@ class Sample:
     rss: int                      # bytes: peak RSS of the process (and its reaped children)
     rc: int | None
     timed_out: bool = False
+    cpu: float = 0.0              # seconds of CPU, user + system, of the process and its reaped children
 
 
 def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None, timeout: float,
@@ -110,7 +112,8 @@ def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None, timeout: fl
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        return Sample(seconds, usage.ru_maxrss * 1024, proc.returncode, bool(fired))
+        return Sample(seconds, usage.ru_maxrss * 1024, proc.returncode, bool(fired),
+                      usage.ru_utime + usage.ru_stime)
     finally:
         if log:
             err.close()
@@ -183,6 +186,7 @@ class Cell:
     status: str = "ok"                   # ok, absent, timeout, error, wrong, skipped
     samples: list[float] = field(default_factory=list)     # seconds per run
     rss: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)         # CPU seconds per run (the whole tree)
     value: float | None = None           # the workload's metric (median)
     extra: dict = field(default_factory=dict)
     note: str = ""
@@ -281,6 +285,7 @@ class Bench:
             return False
         cell.samples.append(s.seconds)
         cell.rss.append(s.rss)
+        cell.cpu.append(s.cpu)
         return True
 
     def log(self, workload: str, tool: str) -> Path:
@@ -303,13 +308,21 @@ class Bench:
             shutil.rmtree(folders[tool], ignore_errors=True)
             W.write_spawn(folders[tool], tool, n)
 
+        # The floor: a bare Python loop that only starts and reaps the commands, as
+        # Gristmill's executor does, timed beside the tools (not a column of the table).
+        folders[FLOOR] = self.work / "spawn" / FLOOR
+        (folders[FLOOR] / "out").mkdir(parents=True, exist_ok=True)
+        wl.cells[FLOOR] = Cell()
+
         def one(tool: str, rep: int) -> None:
             out = folders[tool] / "out"
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
             cell = wl.cells[tool]
-            s = run_timed(self.command(tool, folders[tool], 2), folders[tool],
-                          self.env(tool, "spawn"), self.sizes.timeout, self.log("spawn", tool))
+            cmd = ([sys.executable, str(HERE / "spawn_floor.py"), str(folders[tool]), str(n), "2"]
+                   if tool == FLOOR else self.command(tool, folders[tool], 2))
+            s = run_timed(cmd, folders[tool], self.env(tool, "spawn"), self.sizes.timeout,
+                          self.log("spawn", tool))
             if self.record(cell, s, tool):
                 made = len(os.listdir(out))
                 if made != n:
@@ -320,6 +333,12 @@ class Bench:
         for cell in wl.cells.values():
             if cell.samples:
                 cell.value = n / cell.median
+                # CPU of the whole tree (the tool and every command) per task, and how many
+                # of the machine's CPUs that kept busy: at 2 slots on 2 CPUs the commands
+                # alone nearly fill them, so every tool's own CPU per task shows in its rate.
+                cpu = statistics.median(cell.cpu)
+                cell.extra["cpu_ms_per_task"] = cpu * 1e3 / n
+                cell.extra["cpus_busy"] = cpu / cell.median
         return wl
 
     # -- 2 and 3. no-op and one change --------------------------------------------------
@@ -679,6 +698,24 @@ def table(results: list[Workload], tools: list[str]) -> str:
     return "\n".join(lines)
 
 
+def spawn_cpu_table(wl: Workload, tools: list[str], cores: int) -> str:
+    """Rate, CPU per task and CPUs kept busy for each tool on the spawn workload, and for
+    the bare Python loop (``spawn_floor.py``)."""
+    cols = [t for t in (*tools, FLOOR) if t in wl.cells]
+    rows = [("tasks/s", lambda c: f"{c.value:,.0f}"),
+            ("CPU per task: the tool and its commands, ms",
+             lambda c: f"{c.extra['cpu_ms_per_task']:.2f}"),
+            (f"CPUs kept busy (of {cores})", lambda c: f"{c.extra['cpus_busy']:.2f}")]
+    lines = ["| spawn | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for label, cell_text in rows:
+        row = [label]
+        for t in cols:
+            c = wl.cells[t]
+            row.append(cell_text(c) if c.status == "ok" and c.value is not None else c.status)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def targets(results: dict[str, Workload]) -> list[tuple[str, str, str]]:
     """(target, met / not met / unknown, the numbers)."""
     out = []
@@ -810,6 +847,9 @@ def main(argv: list[str] | None = None) -> int:
     text = table(list(results.values()), names)
     print("\nMedians; a peer's (N×) is its value divided by Gristmill's.\n")
     print(text)
+    if "spawn" in results:
+        print("\nSpawn: what each run cost in CPU (medians; python-loop is spawn_floor.py).\n")
+        print(spawn_cpu_table(results["spawn"], names, info["usable_cores"]))
     tg = targets(results)
     print("\nTargets:" + (" (--quick: smaller sizes than the targets are set for; indicative only)"
                           if args.quick else ""))
