@@ -210,6 +210,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _run_until(engine, *files):
+    """Start ``engine.run([])`` on a thread; return (the thread, {"r": its result}) once
+    every one of ``files`` exists."""
+    result = {}
+    th = threading.Thread(target=lambda: result.setdefault("r", engine.run([])))
+    th.start()
+    deadline = time.time() + 10
+    while not all(f.exists() for f in files):
+        assert time.time() < deadline
+        time.sleep(0.02)
+    return th, result
+
+
 def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
     script = "sh -c 'sleep 300 & echo $! > {n}.child; trap \"\" TERM; sleep 300' & echo $! > {n}.pid; wait"
     wf = workflow(tmp_path, *[task(f"t{i}", script.format(n=f"t{i}"), phony=True)
@@ -219,13 +232,7 @@ def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
     bus = EventBus()
     bus.subscribe(rec)
     engine = Engine(wf, bus=bus, options=RunOptions(capacity=Capacity(4, 8 * GB)))
-    result = {}
-    th = threading.Thread(target=lambda: result.setdefault("r", engine.run([])))
-    th.start()
-    deadline = time.time() + 10
-    while not all((tmp_path / f"t{i}.child").exists() for i in range(2)):
-        assert time.time() < deadline
-        time.sleep(0.02)
+    th, result = _run_until(engine, *[tmp_path / f"t{i}.child" for i in range(2)])
     pids = [int((tmp_path / f"t{i}.{k}").read_text()) for i in range(2) for k in ("pid", "child")]
     assert all(_alive(p) for p in pids)
     t0 = time.monotonic()
@@ -239,6 +246,31 @@ def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
     assert result["r"].status is RunStatus.CANCELLED
     assert rec.final()["later"] is TaskState.SKIPPED
     assert rec.of(RunFinished)[0].status is RunStatus.CANCELLED
+
+
+def test_abort_after_cancel_kills_without_waiting_out_the_grace(tmp_path, monkeypatch):
+    # A task that ignores SIGTERM outlives a cancel's grace; an abort kills it at once.
+    from gristmill.core import executor
+    monkeypatch.setattr(executor, "KILL_GRACE", 30.0)
+    wf = workflow(tmp_path, task("stubborn", "trap '' TERM; echo $$ > pid; sleep 300", phony=True))
+    rec = Recorder()
+    bus = EventBus()
+    bus.subscribe(rec)
+    engine = Engine(wf, bus=bus, options=RunOptions(capacity=Capacity(2, 8 * GB)))
+    th, result = _run_until(engine, tmp_path / "pid")
+    pid = int((tmp_path / "pid").read_text())
+    engine.cancel()
+    time.sleep(0.3)
+    assert _alive(pid)          # SIGTERM is ignored: the grace is running
+    t0 = time.monotonic()
+    engine.abort()
+    th.join(10)
+    assert not th.is_alive()
+    assert time.monotonic() - t0 < 3.0     # not the 5 s a cancel waits before it gives up
+    assert not _alive(pid)
+    assert result["r"].status is RunStatus.CANCELLED
+    finished = rec.of(TaskFinished)
+    assert [f.task for f in finished] == ["stubborn"] and finished[0].outcome is Outcome.CANCELLED
 
 
 def _intervals(tmp_path: Path, names):

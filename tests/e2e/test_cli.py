@@ -133,15 +133,21 @@ def _long_workflow(tmp_path):
         "[workflow]\ndefault = [\"long\"]\n")
 
 
-def test_ctrl_c_kills_everything_and_records_cancelled(tmp_path):
-    _long_workflow(tmp_path)
+def _start_run(tmp_path):
+    """``gristmill run`` in ``tmp_path``, once its task wrote ``started``: (process, the pid
+    in ``child.pid``)."""
     proc = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "-C", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     while not (tmp_path / "started").exists():
         assert time.time() < deadline and proc.poll() is None
         time.sleep(0.05)
-    child = int((tmp_path / "child.pid").read_text())
+    return proc, int((tmp_path / "child.pid").read_text())
+
+
+def test_ctrl_c_kills_everything_and_records_cancelled(tmp_path):
+    _long_workflow(tmp_path)
+    proc, child = _start_run(tmp_path)
     assert _alive(child)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -152,6 +158,26 @@ def test_ctrl_c_kills_everything_and_records_cancelled(tmp_path):
     assert "cancelling" in err and "CANCELLED" in out
     h = gristmill("history", "-C", tmp_path)
     assert "cancelled" in h.stdout
+
+
+def test_second_ctrl_c_kills_a_task_that_ignores_sigterm_and_still_reports(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        "[tasks.stubborn]\n"
+        "cmd = \"trap '' TERM; echo $$ > child.pid; echo started > started; sleep 300\"\n"
+        "phony = true\n"
+        "[workflow]\ndefault = [\"stubborn\"]\n")
+    proc, child = _start_run(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    assert _alive(child)             # it ignores the SIGTERM of the first Ctrl-C
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert not _alive(child)
+    assert "Traceback" not in err
+    assert "cancelling" in err and "killing every running task now" in err
+    assert "stubborn failed: cancelled" in out and "CANCELLED" in out
+    assert "cancelled" in gristmill("history", "-C", tmp_path).stdout
 
 
 def test_crashed_run_is_marked_interrupted(tmp_path):

@@ -703,7 +703,8 @@ class DaskExecutor:
             # have started after all, the kill above reaches its process tree.
             r.future.cancel()
 
-    def kill_all(self) -> None:
+    def kill_all(self, now: bool = False) -> None:
+        # ``now`` changes nothing here: the workers' kill handler keeps its own grace.
         live = [r for r in self._jobs.values() if not r.killed]
         for r in live:
             r.killed = True

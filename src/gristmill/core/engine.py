@@ -105,6 +105,7 @@ class Engine:
         self._executor: Executor | None = None
         self._lock = threading.Lock()
         self._cancel = False
+        self._abort = False          # cancel without the grace period
         self._cancel_tasks: set[str] = set()
         self.run_id: str | None = None
         self._capacity: Capacity | None = None
@@ -114,6 +115,16 @@ class Engine:
         """Stop the run: kill every running task's process tree, start nothing more."""
         with self._lock:
             self._cancel = True
+            ex = self._executor
+        if ex is not None:
+            ex.wakeup()
+
+    def abort(self) -> None:
+        """Stop the run at once: as ``cancel``, but every running task's process tree is
+        killed now (SIGKILL), without the grace a cancel gives it to exit on SIGTERM."""
+        with self._lock:
+            self._cancel = True
+            self._abort = True
             ex = self._executor
         if ex is not None:
             ex.wakeup()
@@ -552,9 +563,17 @@ class _RunLoop:
                            self.attempts[name])
 
     def _cancel_all(self, ex: Executor) -> None:
-        ex.kill_all()
+        e = self.e
+        with e._lock:
+            now = e._abort
+        ex.kill_all(now=now)
         deadline = time.monotonic() + 5.0
         while self.active and time.monotonic() < deadline:
+            if not now:
+                with e._lock:
+                    now = e._abort
+                if now:        # aborted while the cancelled tasks had their grace
+                    ex.kill_all(now=True)
             self._handle(ex, ex.wait(0.2))
         self.ready = []
         self.ready_keys = []

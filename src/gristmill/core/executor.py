@@ -85,7 +85,7 @@ class Executor(Protocol):
     def start(self, job: Job) -> None: ...
     def wait(self, timeout: float | None) -> list[ExecEvent]: ...
     def kill(self, job_id: int) -> None: ...
-    def kill_all(self) -> None: ...
+    def kill_all(self, now: bool = False) -> None: ...   # now: no grace, SIGKILL at once
     def wakeup(self) -> None: ...
     def close(self) -> None: ...
     @property
@@ -453,9 +453,13 @@ class LocalExecutor:
         r.kill_at = time.monotonic() + KILL_GRACE
         self._signal(r, signal.SIGTERM)
 
-    def kill_all(self) -> None:
-        for job_id in list(self._jobs):
+    def kill_all(self, now: bool = False) -> None:
+        """Kill every job; ``now``: SIGKILL at once, without the SIGTERM grace."""
+        for job_id, r in list(self._jobs.items()):
             self.kill(job_id)
+            if now:
+                r.kill_at = None
+                self._signal(r, signal.SIGKILL)
 
     def _signal(self, r: _Running, sig: int) -> None:
         if r.pgid:
