@@ -11,10 +11,11 @@ from gristmill.app.runstate import Bar, RunState
 from gristmill.app.selection import Selection
 from gristmill.app.states import IdleState
 from gristmill.app.views.graph import GraphPane
-from gristmill.app.views.log import LiveLogSource, LogPane
+from gristmill.app.views.log import LiveLogSource, LogPane, PastLogSource
 from gristmill.app.views.timeline import TimelinePane
-from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus, TaskStarted,
-                                   TaskState, TaskStateChanged)
+from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
+                                   TaskStarted, TaskState, TaskStateChanged)
+from gristmill.core.history import AttemptRecord
 from gristmill.core.graph import TaskGraph
 from gristmill.core.staleness import StalenessScan
 
@@ -190,6 +191,32 @@ def test_log_follows_the_selected_task_and_finds_text(qtbot):
     assert log.attempt == 2 and log.text.toPlainText() == "second try"
     log.mode.setCurrentIndex(0)      # whole run
     assert "[b] not mine" in log.text.toPlainText()
+
+
+def test_an_empty_log_says_why_it_is_empty(qtbot, tmp_path):
+    run = RunState()
+    log = LogPane()
+    qtbot.addWidget(log)
+    log.set_source(LiveLogSource(run))
+    assert log.text.placeholderText() == "Select a task to see its output."
+    run.apply([RunStarted("r", 0.0, "wf", "/wf", (), ("a", "b"))])
+    log.show_task("b")
+    assert log.text.placeholderText() == "Nothing to show: it has not run."
+    log.show_task("a")
+    run.apply([TaskStarted("r", 0.0, "a", 1, 0)])
+    log.tasks_changed({"a"})
+    assert log.attempt == 1 and log.text.toPlainText() == ""
+    assert log.text.placeholderText() == "No output yet."
+    run.apply([TaskFinished("r", 1.0, "a", 1, Outcome.SUCCEEDED, 0, 1.0)])
+    log.tasks_changed({"a"})
+    assert log.text.placeholderText() == "This attempt printed nothing."
+    # A past attempt whose command printed nothing has no log file.
+    gone = str(tmp_path / "never-made.log")
+    log.set_source(PastLogSource([AttemptRecord("r", "a", 1, 0.0, 1.0, 1.0, Outcome.SUCCEEDED, 0,
+                                                None, 0, "touch a", "", (), gone, "")]))
+    log.show_task("a")
+    assert log.text.toPlainText() == ""
+    assert log.text.placeholderText() == "This attempt printed nothing."
 
 
 def test_a_run_start_greys_what_is_outside_it_in_the_graph_legend(qtbot, tmp_path):

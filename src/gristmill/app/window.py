@@ -313,6 +313,7 @@ class MainWindow(QMainWindow):
             self.log.set_source(self.live_log)
         if self.past_run_id is None:
             self.log.append(changes.lines)
+            self.log.tasks_changed(changes.tasks)
             if changes.bars:
                 self._refresh_timeline()
         self._refresh_status()

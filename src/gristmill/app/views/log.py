@@ -25,12 +25,16 @@ MAX_HIGHLIGHTS = 500
 WHOLE_RUN, SELECTED_TASK = 0, 1
 
 
+NO_TASK = "Select a task to see its output."
+
+
 class LogSource(Protocol):
     def attempts(self, task: str) -> list[int]: ...
     def task_lines(self, task: str, attempt: int) -> list[str]: ...
     def run_lines(self) -> list[tuple[str, int, str]]: ...
     def heading(self, task: str, attempt: int) -> str: ...
     def live(self, task: str) -> bool: ...          # new output of this task may arrive
+    def running(self, task: str, attempt: int) -> bool: ...   # that attempt has not ended
 
 
 def past_heading(task: str, attempt: AttemptRecord | None, run: RunRecord) -> str:
@@ -51,6 +55,10 @@ class LiveLogSource:
 
     def live(self, task: str) -> bool:
         return True
+
+    def running(self, task: str, attempt: int) -> bool:
+        tr = self.run.tasks.get(task)
+        return tr is not None and tr.attempt == attempt and tr.finished is None
 
     def heading(self, task: str, attempt: int) -> str:
         if attempt:
@@ -100,6 +108,9 @@ class SessionLogSource(LiveLogSource):
     def live(self, task: str) -> bool:
         return task in self.run.tasks
 
+    def running(self, task: str, attempt: int) -> bool:
+        return self._past(task) is None and super().running(task, attempt)
+
     def attempts(self, task: str) -> list[int]:
         past = self._past(task)
         if past is not None:
@@ -133,6 +144,9 @@ class PastLogSource:
         self._run = run
 
     def live(self, task: str) -> bool:
+        return False
+
+    def running(self, task: str, attempt: int) -> bool:
         return False
 
     def heading(self, task: str, attempt: int) -> str:
@@ -196,7 +210,7 @@ class LogPane(QWidget):
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.text.setMaximumBlockCount(MAX_BLOCKS)
         self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text.setPlaceholderText("Select a task to see its output.")
+        self.text.setPlaceholderText(NO_TASK)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 4, 4, 0)
         bar.addWidget(self.mode)
@@ -256,7 +270,7 @@ class LogPane(QWidget):
             return
         if self.whole_run:
             lines = [f"[{t}] {text}" for t, _a, text in src.run_lines()]
-            self._set_text(lines, "Output of every task, in order")
+            self._set_text(lines, "Output of every task, in order", "No task has printed anything yet.")
             return
         if self.task is None:
             self.attempt_box.clear()
@@ -274,11 +288,30 @@ class LogPane(QWidget):
         self.attempt_box.setVisible(bool(attempts))
         self.attempt_box.setEnabled(len(attempts) > 1)
         lines = src.task_lines(self.task, self.attempt) if self.attempt else []
-        self._set_text(lines, src.heading(self.task, self.attempt))
+        self._set_text(lines, src.heading(self.task, self.attempt), self._empty_text())
 
-    def _set_text(self, lines: list[str], heading: str) -> None:
+    def _empty_text(self) -> str:
+        """What the pane says while the shown attempt has no output."""
+        if not self.attempt:
+            return "Nothing to show: it has not run."
+        if self.source is not None and self.source.running(self.task, self.attempt):
+            return "No output yet."
+        # A command that succeeds silently leaves no log file: nothing was lost.
+        return "This attempt printed nothing."
+
+    def tasks_changed(self, tasks: set[str]) -> None:
+        """Tasks whose state moved: if the shown one did, its empty log may read otherwise."""
+        if self.whole_run or self.task is None or self.task not in tasks:
+            return
+        if not self.attempt and self.source is not None and self.source.attempts(self.task):
+            self.reload()           # its first attempt started: show it
+        else:
+            self.text.setPlaceholderText(self._empty_text())
+
+    def _set_text(self, lines: list[str], heading: str, empty: str = NO_TASK) -> None:
         self.heading.setText(heading)
         self.heading.setToolTip(heading)
+        self.text.setPlaceholderText(empty)       # shown while the text is empty
         self.text.setPlainText("\n".join(lines))
         self._highlight()
         if self.follow.isChecked():
