@@ -205,12 +205,13 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
 def _run_on_thread(engine, targets: list[str]):
     """``engine.run(targets)`` on a thread of its own; this one waits, and takes signals.
 
-    A new thread starts with no history of CPU use, the main thread has just read and
-    planned the workflow. Linux places a vfork child by how busy its parent's CPU has
-    been: behind a busy parent, each command goes to the other CPU, waits there behind
-    the one running, and the parent, stopped in posix_spawn until it execs, leaves its
-    own CPU idle. From a fresh thread posix_spawn took 0.3 ms instead of 0.95 ms (2,000
-    trivial tasks at -j 2 on 2 CPUs, 4 alternated pairs: 870–900 tasks/s against 780–800).
+    A new thread starts with no history of CPU use; the main thread has just read and
+    planned the workflow. Linux places a vfork child by how busy its parent has been:
+    behind a busy parent, each command goes to the other CPU and waits there behind the
+    one running, while the parent, stopped in posix_spawn until the child execs, leaves
+    its own CPU idle. From a fresh thread posix_spawn took 0.3 ms instead of 0.95 ms
+    (2,000 trivial tasks at -j 2 on 2 CPUs; the CLI ~7% faster, the engine alone in-process
+    870–900 tasks/s against 780–800). Benchmarks: tests/benchmarks/PROPOSALS.md, item 17.
     """
     import threading
     box: dict = {}
