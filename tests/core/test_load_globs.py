@@ -37,10 +37,15 @@ def test_disk_glob_matches_what_glob_glob_finds_sorted(tree, pattern):
         assert disk.exists(p)
 
 
+def _touch(root, *names):
+    """Empty files at ``names`` under ``root``, their folders made."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+
+
 def test_two_fan_outs_over_one_glob_get_the_same_items(tmp_path):
-    for name in ("src/b.txt", "src/a.txt", "src/c.txt"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text("")
+    _touch(tmp_path, *("src/b.txt", "src/a.txt", "src/c.txt"))
     (tmp_path / "gristmill.toml").write_text(
         '[tasks.a]\nforeach = "src/*.txt"\ncmd = "cp {input} {output}"\n'
         'inputs = ["{item}"]\noutputs = ["a/{name}"]\n'
@@ -53,9 +58,7 @@ def test_two_fan_outs_over_one_glob_get_the_same_items(tmp_path):
 
 
 def test_every_placeholder_of_a_command_from_a_cwd_below_the_root(tmp_path):
-    for name in ("data/x y.txt", "data/b.txt", "top.txt"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text("")
+    _touch(tmp_path, *("data/x y.txt", "data/b.txt", "top.txt"))
     (tmp_path / "gristmill.toml").write_text(
         '[tasks.g]\nforeach = "data/*.txt"\ncwd = "work"\n'
         'cmd = ["run {input} {inputs} {output} {outputs}", "{item} {stem} {name} {dir} {task} {{x}}"]\n'
@@ -101,9 +104,7 @@ def test_every_placeholder_of_inputs_and_outputs_in_an_included_file_below_the_r
 
 
 def test_values_that_need_quoting_among_values_that_do_not(tmp_path):
-    for name in ("-lead.txt", "ok.txt", "it's.txt"):
-        (tmp_path / "in" / name).parent.mkdir(exist_ok=True)
-        (tmp_path / "in" / name).write_text("")
+    _touch(tmp_path, "in/-lead.txt", "in/ok.txt", "in/it's.txt")
     (tmp_path / "gristmill.toml").write_text(
         '[tasks.l]\nforeach = ["-x", "a b", "p/q"]\ncmd = "echo {item} {name} {dir} {task}"\n'
         '[tasks.g]\nforeach = "in/*.txt"\ncmd = "cp {input} {output} {name}"\ninputs = ["{item}"]\n'

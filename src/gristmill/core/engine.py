@@ -123,11 +123,8 @@ class Engine:
         """Stop the run at once: as ``cancel``, but every running task's process tree is
         killed now (SIGKILL), without the grace a cancel gives it to exit on SIGTERM."""
         with self._lock:
-            self._cancel = True
             self._abort = True
-            ex = self._executor
-        if ex is not None:
-            ex.wakeup()
+        self.cancel()
 
     def cancel_task(self, name: str) -> None:
         """Kill one running task (it fails as cancelled; the run goes on as after a failure)."""
@@ -511,6 +508,10 @@ class _RunLoop:
         with self.e._lock:
             return self.e._cancel
 
+    def _aborted(self) -> bool:
+        with self.e._lock:
+            return self.e._abort
+
     def _remove_partial(self, a: _Active) -> tuple[str, ...]:
         """Remove outputs the failed attempt created or changed; leave the rest alone."""
         removed = []
@@ -563,17 +564,13 @@ class _RunLoop:
                            self.attempts[name])
 
     def _cancel_all(self, ex: Executor) -> None:
-        e = self.e
-        with e._lock:
-            now = e._abort
-        ex.kill_all(now=now)
+        aborted = self._aborted()
+        ex.kill_all(now=aborted)
         deadline = time.monotonic() + 5.0
         while self.active and time.monotonic() < deadline:
-            if not now:
-                with e._lock:
-                    now = e._abort
-                if now:        # aborted while the cancelled tasks had their grace
-                    ex.kill_all(now=True)
+            if not aborted and self._aborted():   # during the cancelled tasks' grace
+                aborted = True
+                ex.kill_all(now=True)
             self._handle(ex, ex.wait(0.2))
         self.ready = []
         self.ready_keys = []

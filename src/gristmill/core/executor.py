@@ -456,10 +456,12 @@ class LocalExecutor:
     def kill_all(self, now: bool = False) -> None:
         """Kill every job; ``now``: SIGKILL at once, without the SIGTERM grace."""
         for job_id, r in list(self._jobs.items()):
-            self.kill(job_id)
             if now:
+                r.killed = True
                 r.kill_at = None
                 self._signal(r, signal.SIGKILL)
+            else:
+                self.kill(job_id)
 
     def _signal(self, r: _Running, sig: int) -> None:
         if r.pgid:

@@ -108,9 +108,6 @@ class SessionLogSource(LiveLogSource):
     def live(self, task: str) -> bool:
         return task in self.run.tasks
 
-    def running(self, task: str, attempt: int) -> bool:
-        return self._past(task) is None and super().running(task, attempt)
-
     def attempts(self, task: str) -> list[int]:
         past = self._past(task)
         if past is not None:
