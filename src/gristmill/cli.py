@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Sequence
 from . import __version__
 from .core.errors import GristmillError, UsageError
 from .core.sizes import format_duration, format_size
-from .core.wfcache import StampPrefetch, load_cached, write_deferred
+from .core.load.cache import StampPrefetch, load_cached, write_deferred
 from .core.workflow import Workflow
 
 # The engine, events and graph modules are imported where they are used, after the
 # workflow is loaded: a run's helper process stats its files meanwhile (wfcache).
 if TYPE_CHECKING:
-    from .core.engine import Engine, RunOptions
+    from .core.run.engine import Engine, RunOptions
 
 SUBCOMMANDS = ("run", "plan", "graph", "history")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
@@ -117,7 +117,7 @@ def _load(args, variables: dict[str, str] | None = None,
 
 
 def _history():
-    from .core.history import History
+    from .core.record.history import History
     return History()
 
 
@@ -131,7 +131,7 @@ def cmd_run(args) -> int:
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
     wf = _load(args, variables, prefetch if not targets else None)
-    from .core.engine import RunOptions
+    from .core.run.engine import RunOptions
     # Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
     # (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
     # then be started with posix_spawn.
@@ -146,7 +146,7 @@ def cmd_run(args) -> int:
                          force_all=args.force_all, dry_run=args.dry_run)
     dask = None
     if args.dask:
-        from .core.dask_executor import connect   # the optional extra, only when asked for
+        from .core.run.dask_cluster import connect   # the optional extra, only when asked for
         dask = connect(args.dask)
     try:
         return _run(args, wf, targets, history, options, dask, _stamps(prefetch))
@@ -160,14 +160,15 @@ def cmd_run(args) -> int:
 def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
          dask=None, stamps=None) -> int:
     from .console import ConsoleReporter
-    from .core.engine import Engine
+    from .core.run.engine import Engine
     from .core.events import EventBus
     bus = EventBus()
     if dask is None:
         engine = Engine(wf, bus=bus, history=history, options=options, stamps=stamps)
     else:
         from dataclasses import replace
-        from .core.dask_executor import DaskExecutor, cluster_capacity
+        from .core.run.dask import DaskExecutor
+        from .core.run.dask_cluster import cluster_capacity
         capacity = cluster_capacity(dask.client, wf.pools, args.jobs)
         engine = Engine(wf, bus=bus, history=history, options=replace(options, capacity=capacity),
                         executor_factory=lambda: DaskExecutor(dask.client))
@@ -289,7 +290,7 @@ def _plan(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     wf = _load(args, variables, prefetch if not targets else None)
-    from .core.engine import Engine, RunOptions
+    from .core.run.engine import Engine, RunOptions
     from .core.paths import history_db
     try:
         # A plan only reads history (what each task's definition was at its last
@@ -316,7 +317,7 @@ def _dot_quote(s: str) -> str:
 def cmd_graph(args) -> int:
     targets, variables = _split(args.targets)
     wf = _load(args, variables)
-    from .core.graph import TaskGraph
+    from .core.decide.graph import TaskGraph
     graph = TaskGraph.of(wf)
     names = graph.closure(wf.resolve_targets(targets)) if targets else set(wf.tasks)
     order = [n for n in graph.order if n in names]

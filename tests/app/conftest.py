@@ -42,7 +42,7 @@ def auto_answers():
 
 @pytest.fixture
 def history():
-    from gristmill.core.history import History
+    from gristmill.core.record.history import History
     h = History()
     yield h
     h.close()

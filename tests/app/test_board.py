@@ -9,8 +9,8 @@ from gristmill.app.runstate import RunState
 from gristmill.app.selection import Selection
 from gristmill.app.views.board import BoardView, CardDelegate
 from gristmill.core.events import RunStarted, TaskState, TaskStateChanged
-from gristmill.core.graph import TaskGraph
-from gristmill.core.staleness import StalenessScan
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.decide.staleness import StalenessScan
 
 from app_helpers import chain_workflow
 from conftest import wait_run_over

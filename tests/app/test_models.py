@@ -8,9 +8,9 @@ from gristmill.app.models.task_table import ROLE_NAME, ROLE_STATE, Column, TaskF
 from gristmill.app.runstate import RunState
 from gristmill.app.states import IdleState
 from gristmill.core.events import (Outcome, RunStarted, RunStatus, TaskState, TaskStateChanged)
-from gristmill.core.graph import TaskGraph
-from gristmill.core.history import AttemptRecord, RunRecord
-from gristmill.core.staleness import StalenessScan
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.record.history import AttemptRecord, RunRecord
+from gristmill.core.decide.staleness import StalenessScan
 
 from app_helpers import chain_workflow
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from gristmill.app.past_logs import LatestAttempts
 from gristmill.core.events import Outcome, RunStatus
-from gristmill.core.history import AttemptRecord, RunRecord
+from gristmill.core.record.history import AttemptRecord, RunRecord
 
 from conftest import wait_run_over
 

@@ -3,7 +3,7 @@
 import pytest
 
 from gristmill.app.tomledit import TaskForm, read_task, validate, write_task
-from gristmill.core.loader import load_workflow
+from gristmill.core.load.loader import load_workflow
 
 SOURCE = '''\
 # My pipeline — keep this comment

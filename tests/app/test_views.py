@@ -15,9 +15,9 @@ from gristmill.app.views.log import LiveLogSource, LogPane, PastLogSource
 from gristmill.app.views.timeline import TimelinePane
 from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
                                    TaskStarted, TaskState, TaskStateChanged)
-from gristmill.core.history import AttemptRecord
-from gristmill.core.graph import TaskGraph
-from gristmill.core.staleness import StalenessScan
+from gristmill.core.record.history import AttemptRecord
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.decide.staleness import StalenessScan
 
 from app_helpers import chain_workflow
 

@@ -32,11 +32,11 @@ def main(argv: list[str]) -> int:
         profiler = Profiler(interval=0.0005)
         profiler.start()
     t = [time.perf_counter()]
-    from gristmill.core.graph import TaskGraph
-    from gristmill.core.loader import load_workflow
-    from gristmill.core.plan import Plan
-    from gristmill.core.scheduler import critical_path
-    from gristmill.core.staleness import StalenessScan
+    from gristmill.core.decide.graph import TaskGraph
+    from gristmill.core.load.loader import load_workflow
+    from gristmill.core.decide.plan import Plan
+    from gristmill.core.decide.scheduler import critical_path
+    from gristmill.core.decide.staleness import StalenessScan
     t.append(time.perf_counter())
     wf = load_workflow(folder)
     if "--no-freeze" not in argv:             # as cli._load does

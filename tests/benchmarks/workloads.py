@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from gristmill.core.capacity import detect_memory
+from gristmill.core.decide.capacity import detect_memory
 
 TOOLS = ("gristmill", "make", "ninja", "snakemake", "doit")
 

@@ -20,13 +20,14 @@ import pytest
 distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
-from gristmill.core.capacity import Capacity  # noqa: E402
-from gristmill.core.dask_executor import (DaskExecutor, WorkerHealth,  # noqa: E402
-                                          cluster_capacity, local_cluster)
-from gristmill.core.engine import Engine, RunOptions  # noqa: E402
+from gristmill.core.decide.capacity import Capacity  # noqa: E402
+from gristmill.core.run.dask import DaskExecutor  # noqa: E402
+from gristmill.core.run.dask_cluster import cluster_capacity, local_cluster  # noqa: E402
+from gristmill.core.run.dask_health import WorkerHealth  # noqa: E402
+from gristmill.core.run.engine import Engine, RunOptions  # noqa: E402
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunStatus,  # noqa: E402
                                    TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
-from gristmill.core.executor import Job, JobExited, LocalExecutor  # noqa: E402
+from gristmill.core.run.local import Job, JobExited, LocalExecutor  # noqa: E402
 
 from wf import task, workflow  # noqa: E402
 
@@ -508,7 +509,7 @@ def test_local_workers_live_through_ctrl_c_and_their_commands_do_not_inherit_tha
 def test_without_distributed_the_core_imports_and_dask_says_how_to_install(tmp_path):
     code = (
         "import sys; sys.modules['distributed'] = None\n"
-        "import gristmill.core.engine, gristmill.cli, gristmill.core.dask_executor as d\n"
+        "import gristmill.core.run.engine, gristmill.cli, gristmill.core.run.dask as d\n"
         "from gristmill.core.errors import UsageError\n"
         "try:\n    d.DaskExecutor('local')\nexcept UsageError as e:\n    print(e)\n"
         "sys.exit(gristmill.cli.main(['run', '--dask', 'local', '-C', sys.argv[1]]))\n")

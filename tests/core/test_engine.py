@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.core.capacity import Capacity
-from gristmill.core.engine import Engine, RunOptions
+from gristmill.core.decide.capacity import Capacity
+from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.errors import WorkflowError
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted,
                                    RunStatus, TaskFinished, TaskStarted, TaskState,
@@ -250,7 +250,7 @@ def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
 
 def test_abort_after_cancel_kills_without_waiting_out_the_grace(tmp_path, monkeypatch):
     # A task that ignores SIGTERM outlives a cancel's grace; an abort kills it at once.
-    from gristmill.core import executor
+    from gristmill.core.run import local as executor
     monkeypatch.setattr(executor, "KILL_GRACE", 30.0)
     wf = workflow(tmp_path, task("stubborn", "trap '' TERM; echo $$ > pid; sleep 300", phony=True))
     rec = Recorder()
@@ -418,7 +418,7 @@ def test_env_and_cwd(tmp_path):
 
 def test_history_notices_a_changed_command(tmp_path):
     from dataclasses import replace
-    from gristmill.core.history import History
+    from gristmill.core.record.history import History
     history = History()
     wf = workflow(tmp_path, task("t", "echo 1 > t", outputs=["t"]))
     Engine(wf, history=history, options=RunOptions(capacity=Capacity(2, GB))).run([])
@@ -477,7 +477,7 @@ def test_an_echoed_command_is_logged_only_with_output_or_a_failure(tmp_path):
 
 
 def test_plain_commands_run_without_a_shell_and_shell_ones_with_it(tmp_path):
-    from gristmill.core.executor import direct_argv
+    from gristmill.core.run.local import direct_argv
     sh = ("/bin/sh", "-c")
     assert direct_argv(sh, "touch out/a.txt") == ["touch", "out/a.txt"]
     for needs_shell in ("echo hi", "cp a b > c", "x=1 cmd", "ls *.txt", "a && b", "cat 'q'",

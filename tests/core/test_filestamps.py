@@ -2,8 +2,8 @@
 
 import os
 
-from gristmill.core import staleness
-from gristmill.core.staleness import FileStamps
+from gristmill.core.decide import staleness
+from gristmill.core.decide.staleness import FileStamps
 
 
 def _many(folder, n):

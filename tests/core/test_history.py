@@ -17,7 +17,7 @@ import pytest
 from gristmill.core import paths
 from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus,
                                    TaskFinished, TaskStarted, TaskState, TaskStateChanged)
-from gristmill.core.history import SCHEMA_VERSION, History, HistoryError, TaskRecord
+from gristmill.core.record.history import SCHEMA_VERSION, History, HistoryError, TaskRecord
 from gristmill.core.reasons import Reason, ReasonKind
 
 MISSING = Reason(ReasonKind.MISSING_OUTPUT, "out.txt is missing")
@@ -250,7 +250,7 @@ CHILD = r"""
 import os, sys, time
 from pathlib import Path
 from gristmill.core.events import RunStarted, TaskStarted
-from gristmill.core.history import History
+from gristmill.core.record.history import History
 
 db, workflow, run_ids = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 h = History(db)

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from gristmill.core.load_globs import Disk
-from gristmill.core.loader import load_workflow
+from gristmill.core.load.globs import Disk
+from gristmill.core.load.loader import load_workflow
 
 TREE = ["a.txt", "b.txt", ".hidden.txt", "src/z.c", "src/a.c", "src/sub/m.c", "src/sub/deep/n.c",
         "src/.dot/x.c", "docs/readme.md", "docs/sub/notes.txt", "x-1.txt", "x-10.txt", "x-2.txt"]
@@ -126,8 +126,8 @@ def test_values_that_need_quoting_among_values_that_do_not(tmp_path):
 @pytest.mark.parametrize("item", ["a", "a.txt", "d/a.tar.gz", "d/e/.hidden", "d/", "x.", ".", "..",
                                   "../up/f.c", "a b/c d.e", "/abs/p.q"])
 def test_compiled_path_values_are_the_placeholders_functions(item):
-    from gristmill.core.load_expand import _path_renderer
-    from gristmill.core.placeholders import item_dir, item_name, item_stem, parse
+    from gristmill.core.load.expand import _path_renderer
+    from gristmill.core.load.placeholders import item_dir, item_name, item_stem, parse
     render = _path_renderer((parse("{item}|{name}|{stem}|{dir}|{task}"), parse("{stem}"),
                              parse("{dir}/{name}")))
     assert render(item, "t[x]") == (

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gristmill.core.errors import Location
-from gristmill.core.graph import TaskGraph
-from gristmill.core.loader import find_workflow_file, load_workflow
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.load.loader import find_workflow_file, load_workflow
 from gristmill.core.workflow import CapacityOverride, Resources
 
 
@@ -110,7 +110,7 @@ def test_makefiles_go_to_the_makefile_reader(tmp_path, monkeypatch):
     assert seen == [(tmp_path / "Makefile", {"A": "1"}), (tmp_path / "rules.mk", None)]
 
 
-# -- the example from DESIGN.md ---------------------------------------------------------
+# -- the example of the original design document -------------------------------------
 
 def test_design_example_workflow(example):
     wf = load_workflow(example)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.core.errors import WorkflowError
-from gristmill.core.loader import load_workflow
+from gristmill.core.load.loader import load_workflow
 
 
 def write(folder: Path, name: str, text: str = "") -> Path:

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gristmill.core.errors import WorkflowError
-from gristmill.core.load_spec import RESOURCE_KEYS, TASK_KEYS, TOP_KEYS, WORKFLOW_KEYS
-from gristmill.core.loader import load_workflow
-from gristmill.core.tomlpos import scan as scan_toml
+from gristmill.core.load.spec import RESOURCE_KEYS, TASK_KEYS, TOP_KEYS, WORKFLOW_KEYS
+from gristmill.core.load.loader import load_workflow
+from gristmill.core.load.tomlpos import scan as scan_toml
 
 FUZZ = settings(max_examples=250, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -5,8 +5,8 @@ import textwrap
 import pytest
 
 from gristmill.core.errors import WorkflowError
-from gristmill.core.graph import TaskGraph
-from gristmill.core.loader import load_workflow
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.load.loader import load_workflow
 
 WORKFLOWS = {
     "fan-out and fan-in": """

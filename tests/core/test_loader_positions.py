@@ -3,9 +3,9 @@
 import pytest
 
 from gristmill.core.errors import Location, WorkflowError
-from gristmill.core.jsonpos import parse_json
-from gristmill.core.load_source import Source
-from gristmill.core.tomlpos import parse_toml
+from gristmill.core.load.jsonpos import parse_json
+from gristmill.core.load.source import Source
+from gristmill.core.load.tomlpos import parse_toml
 
 TOML = '''\
 # a comment with [tasks.fake] in it

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from gristmill.core.placeholders import (Field, PlaceholderError, item_dir, item_name, item_stem,
+from gristmill.core.load.placeholders import (Field, PlaceholderError, item_dir, item_name, item_stem,
                                          parse, quote, quote_path, quote_paths)
 
 
@@ -113,6 +113,6 @@ def test_a_hostile_file_name_reaches_a_real_shell_as_one_argument(tmp_path):
                                    ["", "a"], ["/abs/p", "q"], ["a//b"], ["a/", "b"], ["it's", "x"],
                                    ["a", "$(rm -rf)"], ["é.txt"], ["a\nb"], ["x=1,y@2%+:"]])
 def test_quote_paths_is_each_path_quoted_then_joined(paths):
-    from gristmill.core.placeholders import quote_path, quote_paths
+    from gristmill.core.load.placeholders import quote_path, quote_paths
     assert quote_paths(paths) == " ".join(quote_path(p) for p in paths)
     assert quote_paths(iter(paths)) == " ".join(quote_path(p) for p in paths)

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from gristmill.core.capacity import Capacity, FreeCapacity
-from gristmill.core.graph import TaskGraph
-from gristmill.core.plan import Plan
-from gristmill.core.scheduler import by_priority, critical_path, schedule
+from gristmill.core.decide.capacity import Capacity, FreeCapacity
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.decide.plan import Plan
+from gristmill.core.decide.scheduler import by_priority, critical_path, schedule
 
 from wf import task, workflow
 

@@ -12,7 +12,7 @@ from gristmill.core import paths
 from gristmill.core.events import (OutputLine, Outcome, RunFinished, RunStarted, RunStatus,
                                    TaskFinished, TaskStarted, TaskState, TaskStateChanged)
 from gristmill.core.reasons import Reason, ReasonKind
-from gristmill.core.runlog import RunLog, event_record, run_log_path
+from gristmill.core.record.runlog import RunLog, event_record, run_log_path
 from gristmill.core.workflow import Resources
 
 MISSING = Reason(ReasonKind.MISSING_OUTPUT, "out.txt is missing")
@@ -165,7 +165,7 @@ def test_tasks_found_up_to_date_share_one_line(tmp_path):
     from gristmill.core.events import (RunFinished, RunStarted, RunStatus, TaskState,
                                        TaskStateChanged, TasksUpToDate)
     from gristmill.core.reasons import Reason, ReasonKind
-    from gristmill.core.runlog import RunLog
+    from gristmill.core.record.runlog import RunLog
     log = RunLog(tmp_path)
     up = (Reason(ReasonKind.UP_TO_DATE, "every input is older"),)
     log.on_event(RunStarted("r1", 1.0, "wf", "/w", (), ("a", "b", "c")))
@@ -186,7 +186,7 @@ def _as_dumped(event) -> str:
 
 
 def test_each_line_is_written_as_the_general_json_dump_would_write_it():
-    from gristmill.core.runlog import encode_event
+    from gristmill.core.record.runlog import encode_event
     events = one_run("run/é") + [
         TaskStateChanged("r", 1_700_000_000.9999996, "b[x \"y\"]", TaskState.READY,
                          (MISSING, Reason(ReasonKind.RETRY, "tab\there, ✓, \x01"))),
@@ -203,7 +203,7 @@ def test_each_line_is_written_as_the_general_json_dump_would_write_it():
 
 def test_timestamps_round_to_the_microsecond_as_datetime_does():
     from hypothesis import given, strategies as st
-    from gristmill.core.runlog import encode_event
+    from gristmill.core.record.runlog import encode_event
 
     @given(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False))
     def check(t):

@@ -3,9 +3,9 @@
 import os
 import time
 
-from gristmill.core.graph import TaskGraph
+from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.reasons import ReasonKind
-from gristmill.core.staleness import StalenessScan
+from gristmill.core.decide.staleness import StalenessScan
 
 from wf import task, workflow
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.core import loader, wfcache
+from gristmill.core.load import loader
+
+from gristmill.core.load import cache as wfcache
 from gristmill.core.errors import WorkflowError
-from gristmill.core.graph import TaskGraph
-from gristmill.core.wfcache import load_cached
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.load.cache import load_cached
 
 
 def write(folder: Path, name: str, text: str = "") -> Path:

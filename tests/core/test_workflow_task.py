@@ -38,7 +38,7 @@ def test_a_known_definition_hash_is_kept():
 def test_quick_new_makes_reasons_and_decisions_like_their_init():
     from gristmill.core.frozen import quick_new
     from gristmill.core.reasons import Reason, ReasonKind
-    from gristmill.core.staleness import Decision
+    from gristmill.core.decide.staleness import Decision
     reason = quick_new(Reason)(ReasonKind.MISSING_OUTPUT, "output a is missing")
     decision = quick_new(Decision)(True, (reason,))
     assert type(reason) is Reason and type(decision) is Decision

@@ -122,7 +122,7 @@ def run_make(folder: Path, goals: list[str], variables: dict[str, str], env: dic
 def run_gristmill(folder: Path, goals: list[str], variables: dict[str, str], env: dict[str, str],
                   jobs: int | None = None) -> Outcome:
     """Load the Makefile and run it with the engine: which tasks with commands started."""
-    from gristmill.core.engine import Engine, RunOptions
+    from gristmill.core.run.engine import Engine, RunOptions
     from gristmill.core.events import EventBus, OutputLine, TaskStarted
     from gristmill.core.makefile import load_makefile
 

@@ -25,8 +25,8 @@ def gristmill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_builds_in_parallel_and_a_second_run_does_nothing(tmp_path):
-    from gristmill.core.capacity import Capacity
-    from gristmill.core.engine import Engine, RunOptions
+    from gristmill.core.decide.capacity import Capacity
+    from gristmill.core.run.engine import Engine, RunOptions
     from gristmill.core.events import EventBus, TaskFinished, TaskStarted
     from gristmill.core.makefile import load_makefile
 
@@ -107,7 +107,7 @@ def test_same_files_and_rebuilds_as_make(tmp_path):
 def test_it_is_a_bundled_example(tmp_path):
     """The app lists resources/examples; tests/app/test_makefile.py opens this one in the window."""
     from gristmill.app import resources
-    from gristmill.core.loader import load_workflow
+    from gristmill.core.load.loader import load_workflow
 
     assert resources.example("make-c") == EXAMPLE_C
     text = (EXAMPLE_C / "Makefile").read_text()

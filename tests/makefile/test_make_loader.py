@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.core.graph import TaskGraph
+from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.makefile import load_makefile
 from gristmill.core.workflow import Resources
 

@@ -6,8 +6,8 @@ import html
 from typing import Mapping
 
 from gristmill.core.events import TaskState
-from gristmill.core.graph import TaskGraph
-from gristmill.core.staleness import Decision
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.decide.staleness import Decision
 from gristmill.core.workflow import Workflow
 
 from .runstate import TaskRun

@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from gristmill import __version__
-from gristmill.core.history import History, HistoryError
+from gristmill.core.record.history import History, HistoryError
 
 from . import icons, resources
 from .settings import Settings

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from gristmill.core.history import AttemptRecord, RunRecord
+from gristmill.core.record.history import AttemptRecord, RunRecord
 
 PAGE = 20            # runs read per query
 MAX_RUNS = 200       # how far back to look

@@ -8,8 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from gristmill.core.errors import GristmillError, WorkflowError
-from gristmill.core.graph import TaskGraph
-from gristmill.core.loader import find_workflow_file, load_workflow
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.load.loader import find_workflow_file, load_workflow
 from gristmill.core.workflow import Workflow
 
 RELOAD_DELAY_MS = 250

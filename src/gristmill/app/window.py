@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QMainWindow, Q
                                QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
-from gristmill.core.history import History
+from gristmill.core.record.history import History
 from gristmill.core.workflow import Workflow
 
 from . import actions as act

@@ -18,15 +18,15 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from gristmill.core import paths
-from gristmill.core.capacity import Capacity, detect_cpus, detect_gpus, detect_memory
-from gristmill.core.engine import Engine, RunOptions
+from gristmill.core.decide.capacity import Capacity, detect_cpus, detect_gpus, detect_memory
+from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus
-from gristmill.core.graph import TaskGraph
-from gristmill.core.history import AttemptRecord, History, RunRecord
-from gristmill.core.loader import is_makefile
+from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.record.history import AttemptRecord, History, RunRecord
+from gristmill.core.load.loader import is_makefile
 from gristmill.core.sizes import parse_size
-from gristmill.core.staleness import Decision, StalenessScan
+from gristmill.core.decide.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
 
 from . import prompts

@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel,
                                QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from gristmill.core.history import RunRecord
+from gristmill.core.record.history import RunRecord
 
 from ..models.history import ROLE_RUN_ID, RunHistoryModel
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from gristmill.core.events import RunStatus
-from gristmill.core.history import AttemptRecord, RunRecord
+from gristmill.core.record.history import AttemptRecord, RunRecord
 from gristmill.core.sizes import format_duration
 
 from ..runstate import Bar

@@ -14,7 +14,7 @@ from PySide6.QtGui import QFont
 
 from gristmill.core.events import TaskState
 from gristmill.core.sizes import format_duration, format_size
-from gristmill.core.staleness import Decision
+from gristmill.core.decide.staleness import Decision
 from gristmill.core.workflow import Task, Workflow
 
 from .. import states, theme

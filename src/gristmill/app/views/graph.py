@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
                                QToolButton, QVBoxLayout, QWidget)
 
 from gristmill.core.events import TaskState
-from gristmill.core.graph import TaskGraph
+from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.workflow import Workflow
 
 from .. import icons, states, theme

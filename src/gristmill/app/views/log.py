@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineE
                                QSizePolicy, QTextEdit, QToolButton, QVBoxLayout, QWidget)
 
 from gristmill.core.events import OutputLine
-from gristmill.core.history import AttemptRecord, RunRecord
+from gristmill.core.record.history import AttemptRecord, RunRecord
 
 from ..past_logs import TaskAttempts
 from ..runstate import RUN_LOG_LIMIT, RunState

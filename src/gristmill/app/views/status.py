@@ -7,7 +7,7 @@ from typing import Mapping
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
-from gristmill.core.capacity import Capacity
+from gristmill.core.decide.capacity import Capacity
 from gristmill.core.events import RunStatus, TaskState
 from gristmill.core.sizes import format_duration, format_size
 

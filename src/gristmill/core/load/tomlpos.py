@@ -15,8 +15,8 @@ import re
 import tomllib
 from typing import Any
 
-from .errors import Location, WorkflowError
-from .load_source import Source
+from ..errors import Location, WorkflowError
+from .source import Source
 
 _TOKEN = re.compile(r'''
    (?P<nl>\n)

@@ -30,9 +30,9 @@ from json.encoder import encode_basestring as _string   # C; as json.dumps(ensur
 from pathlib import Path
 from typing import IO, Mapping
 
-from . import paths
-from .events import Event, RunFinished, RunStarted, TasksUpToDate, TaskStateChanged
-from .reasons import Reason
+from .. import paths
+from ..events import Event, RunFinished, RunStarted, TasksUpToDate, TaskStateChanged
+from ..reasons import Reason
 from .writer import BackgroundWriter
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import datetime
 import math
 from typing import NoReturn
 
-from .errors import Location, WorkflowError
+from ..errors import Location, WorkflowError
 
 KeyPath = tuple  # of str (keys) and int (array indices)
 

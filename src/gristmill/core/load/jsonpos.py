@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from .errors import Location, WorkflowError
-from .load_source import Source
+from ..errors import Location, WorkflowError
+from .source import Source
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+', re.DOTALL)
 

@@ -17,18 +17,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import Location, WorkflowError
-from .graph import TaskGraph
+from ..errors import Location, WorkflowError
+from ..decide.graph import TaskGraph
 from .jsonpos import parse_json
-from .load_expand import Expander
-from .load_globs import DIRECT, Disk, Probe
-from .load_source import Source, describe
-from .load_spec import FileDoc, JsonVar, Path_, Sections, TaskParser, TaskSpec, check_var_value, \
+from .expand import Expander
+from .globs import DIRECT, Disk, Probe
+from .source import Source, describe
+from .spec import FileDoc, JsonVar, Path_, Sections, TaskParser, TaskSpec, check_var_value, \
     read_sections, var_text
 from .locate import MAKEFILE_NAMES, WORKFLOW_FILES, find_workflow_file, is_makefile, workflow_file
 from .placeholders import did_you_mean
 from .tomlpos import parse_toml
-from .workflow import CapacityOverride, Workflow, WorkflowWarning
+from ..workflow import CapacityOverride, Workflow, WorkflowWarning
 
 def load_workflow(path: str | Path, variables: dict[str, str] | None = None,
                   probe: Probe = DIRECT) -> Workflow:
@@ -42,7 +42,7 @@ def load_workflow(path: str | Path, variables: dict[str, str] | None = None,
     if is_makefile(p):
         # Imported here, not at the top: the Makefile reader is sizeable and a
         # gristmill.toml run should not pay for loading it.
-        from .makefile import load_makefile
+        from ..makefile import load_makefile
         return load_makefile(p, variables)
     # A load makes a few objects per task and frees none: the cyclic garbage collector
     # would only rescan them, again and again (a third of the time for 100,000 tasks).

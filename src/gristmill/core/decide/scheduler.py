@@ -11,7 +11,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .capacity import FreeCapacity
 from .graph import TaskGraph
-from .workflow import Task
+from ..workflow import Task
 
 DEFAULT_DURATION = 1.0   # seconds, for a task history knows nothing about
 

@@ -38,18 +38,18 @@ import threading
 import time
 from pathlib import Path
 
-from .graph import TaskGraph
+from ..decide.graph import TaskGraph
 from .locate import Probe, is_makefile, workflow_file
-from .workflow import Workflow, blake2b
+from ..workflow import Workflow, blake2b
 
-FORMAT = 2
+FORMAT = 3
 MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])
 RACY_NS = 2_000_000_000          # FAT's 2 s timestamps are the coarsest in use
 KEEP = 64                        # entries kept; the least recently written go first
 # The modules whose code decides what a load returns.
-_LOADER_MODULES = ("loader", "load_expand", "load_globs", "load_source", "load_spec",
-                   "placeholders", "tomlpos", "jsonpos", "workflow", "graph", "errors",
-                   "sizes", "frozen", "wfcache")
+_LOADER_MODULES = ("load/loader", "load/expand", "load/globs", "load/source", "load/spec",
+                   "load/placeholders", "load/tomlpos", "load/jsonpos", "workflow",
+                   "decide/graph", "errors", "sizes", "frozen", "load/cache")
 
 
 def _digest(data: bytes) -> bytes:
@@ -118,8 +118,8 @@ def cache_file(path: Path, display: str, variables: dict[str, str] | None,
 
 def code_fingerprint() -> tuple:
     """Changes whenever the code that loads workflows may have changed."""
-    from .. import __version__
-    here = os.path.dirname(os.path.abspath(__file__))
+    from ... import __version__
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # core/
     stamps = []
     for name in _LOADER_MODULES:
         try:
@@ -151,7 +151,7 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
         from .loader import load_workflow
         return load_workflow(p, variables)
     if folder is None:
-        from .paths import cache_dir
+        from ..paths import cache_dir
         folder = cache_dir()
     else:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol
 
-from .frozen import quick_new
+from ..frozen import quick_new
 from .graph import TaskGraph
-from .reasons import Reason, ReasonKind
-from .workflow import Task, Workflow
+from ..reasons import Reason, ReasonKind
+from ..workflow import Task, Workflow
 
 _SHOW = 3   # how many paths to name in one reason before "and N more"
 

@@ -28,14 +28,14 @@ import posixpath
 from operator import attrgetter
 from typing import Any
 
-from .errors import WorkflowError
-from .graph import task_deps
-from .load_globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_root, \
+from ..errors import WorkflowError
+from ..decide.graph import task_deps
+from .globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_root, \
     literal_prefix, relative_to
-from .load_spec import Path_, TaskSpec
+from .spec import Path_, TaskSpec
 from .placeholders import Template, did_you_mean, item_dir, item_name, item_stem, quote, \
     quote_path, quote_paths
-from .workflow import Task, WorkflowWarning, new_task
+from ..workflow import Task, WorkflowWarning, new_task
 
 _SHELL = Task.__dataclass_fields__["shell"].default
 

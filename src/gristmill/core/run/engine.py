@@ -18,19 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import paths
-from .capacity import Capacity, FreeCapacity, check_fits, detect_capacity
-from .events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
+from .. import paths
+from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
+from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
-from .executor import Executor, Job, JobExited, JobOutput, LocalExecutor
-from .graph import TaskGraph
-from .plan import Plan
-from .reasons import Reason, ReasonKind
-from .runlog import RunLog, run_log_path
-from .scheduler import critical_path, schedule
-from .sizes import format_size
-from .staleness import Decision, StalenessScan
-from .workflow import Task, Workflow, blake2b
+from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
+from ..decide.graph import TaskGraph
+from ..decide.plan import Plan
+from ..reasons import Reason, ReasonKind
+from ..record.runlog import RunLog, run_log_path
+from ..decide.scheduler import critical_path, schedule
+from ..sizes import format_size
+from ..decide.staleness import Decision, StalenessScan
+from ..workflow import Task, Workflow, blake2b
 
 RETRY_BASE = 0.5       # seconds before the first retry; doubles each time
 RETRY_MAX = 30.0

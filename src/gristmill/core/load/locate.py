@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import WorkflowError
+from ..errors import WorkflowError
 
 MAKEFILE_NAMES = ("GNUmakefile", "makefile", "Makefile")
 WORKFLOW_FILES = ("gristmill.toml", "gristmill.json") + MAKEFILE_NAMES

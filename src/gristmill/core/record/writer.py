@@ -13,7 +13,7 @@ import queue
 import threading
 import weakref
 
-from .events import Event
+from ..events import Event
 
 _STOP = object()
 LINGER = 0.02       # seconds the writer lets events gather after writing a batch

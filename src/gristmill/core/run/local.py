@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
 
-from .workflow import Task
+from ..workflow import Task
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Callable, Container, Iterable, Mapping
 
-from .errors import WorkflowError
-from .workflow import Workflow
+from ..errors import WorkflowError
+from ..workflow import Workflow
 
 
 def task_deps(name: str, inputs: Iterable[str], after: Iterable[str],

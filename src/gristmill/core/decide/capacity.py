@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .errors import WorkflowError
-from .sizes import format_size
-from .workflow import CapacityOverride, Resources, Task
+from ..errors import WorkflowError
+from ..sizes import format_size
+from ..workflow import CapacityOverride, Resources, Task
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import placeholders
-from .errors import Location, WorkflowError
-from .load_source import Source, short_number
+from ..errors import Location, WorkflowError
+from .source import Source, short_number
 from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
-from .sizes import format_size, parse_duration, parse_size
-from .workflow import CapacityOverride, Resources
+from ..sizes import format_size, parse_duration, parse_size
+from ..workflow import CapacityOverride, Resources
 
 TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
 WORKFLOW_KEYS = ("name", "default", "include")

@@ -1,0 +1,301 @@
+"""The writing side of history: a bus subscriber that writes from a background thread.
+
+``Recorder.on_event`` runs on the engine's hot loop, so it only puts the event on a
+queue; one writer thread applies many events per transaction. Output lines are not
+stored (the executor writes them to per-attempt log files). Dry runs are not
+recorded: nothing ran.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable
+
+from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
+                      TaskStarted, TaskStateChanged)
+from ..reasons import Reason
+from .store import _HOSTNAME, _LOCKED_RETRIES, _norm_path, _process_start, _reasons_json, connect
+from .writer import BackgroundWriter
+
+log = logging.getLogger("gristmill.core.record.history")
+
+
+_INSERT_STARTED = (
+    "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
+    "definition_hash, reasons, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
+    "slot = excluded.slot, command = excluded.command, "
+    "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
+    "log_path = excluded.log_path")
+
+_INSERT_FINISHED = (
+    "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
+    "exit_code, peak_mem, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, attempt) DO UPDATE SET ended = excluded.ended, "
+    "duration = excluded.duration, outcome = excluded.outcome, "
+    "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
+    "message = excluded.message")
+
+_INSERT_WHOLE = (          # an attempt whose start and finish are written together
+    "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
+    "definition_hash, reasons, log_path, ended, duration, outcome, exit_code, peak_mem, "
+    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
+    "slot = excluded.slot, command = excluded.command, "
+    "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
+    "log_path = excluded.log_path, ended = excluded.ended, "
+    "duration = excluded.duration, outcome = excluded.outcome, "
+    "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
+    "message = excluded.message")
+
+_UPSERT_SUCCESS = (
+    "INSERT INTO last_success (workflow_path, task, definition_hash, time, duration, run_id) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (workflow_path, task) DO UPDATE SET "
+    "definition_hash = excluded.definition_hash, time = excluded.time, "
+    "duration = excluded.duration, run_id = excluded.run_id")
+
+
+def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
+    return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
+            event.definition_hash, _reasons_json(reasons), event.log_path)
+
+
+def _finished_row(event: TaskFinished) -> tuple:
+    return (event.run_id, event.task, event.attempt, event.time - event.duration, event.time,
+            event.duration, event.outcome.value, event.exit_code, event.peak_mem,
+            event.message)
+
+
+class _Rows:
+    """The rows of task starts and finishes from a stretch of events, written with one
+    ``executemany`` per statement: attempts that started and finished in the stretch as
+    whole rows, then the other starts, then the other finishes, then successes (an
+    attempt's start comes before its finish, in this stretch or an earlier one)."""
+
+    __slots__ = ("started", "finished")
+
+    def __init__(self) -> None:
+        self.started: dict[tuple, tuple] = {}                  # (run, task, attempt) -> row
+        self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
+
+    def start(self, row: tuple) -> None:
+        self.started[row[:3]] = row
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        started, finished = self.started, self.finished
+        if not started and not finished:
+            return
+        self.started, self.finished = {}, []
+        ends: list[tuple[str, tuple, tuple | None]] = []
+        for row, ok in finished:
+            begun = started.pop(row[:3], None)
+            if begun is None:
+                ends.append((_INSERT_FINISHED, row, ok))
+            else:   # its start's columns, then its finish's (started from the start)
+                ends.append((_INSERT_WHOLE, begun + row[4:], ok))
+        try:
+            conn.executemany(_INSERT_WHOLE, [r for sql, r, _ in ends if sql is _INSERT_WHOLE])
+            conn.executemany(_INSERT_STARTED, list(started.values()))
+            conn.executemany(_INSERT_FINISHED,
+                             [r for sql, r, _ in ends if sql is _INSERT_FINISHED])
+            conn.executemany(_UPSERT_SUCCESS, [ok for _, _, ok in ends if ok is not None])
+        except sqlite3.OperationalError:
+            raise
+        except Exception:
+            # A bad row: write them one by one, so that only its event is lost, as when
+            # each event was its own statements (all upserts: twice is the same as once).
+            for row in started.values():
+                _execute_logged(conn, _INSERT_STARTED, row)
+            for sql, row, ok in ends:
+                if sql is _INSERT_WHOLE:     # as two statements: a bad finish keeps the start
+                    _execute_logged(conn, _INSERT_STARTED, row[:9])
+                    sql, row = _INSERT_FINISHED, row[:4] + row[9:]
+                if _execute_logged(conn, sql, row) and ok is not None:
+                    _execute_logged(conn, _UPSERT_SUCCESS, ok)
+
+
+def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
+    try:
+        conn.execute(sql, row)
+    except sqlite3.OperationalError:
+        raise
+    except Exception:
+        log.exception("history: could not record %r", row)
+        return False
+    return True
+
+
+# Which events history looks at; anything else (output lines) costs one set lookup.
+_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
+
+
+class Recorder(BackgroundWriter):
+    """Writes the events of runs into the history database at ``path``.
+
+    Writes happen on a background thread; ``flush()`` waits for them. ``active_runs()``
+    says which runs started here have not had their end written yet.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__("gristmill-history")
+        self._lock = threading.Lock()
+        self._active: set[str] = set()     # runs started here whose end is not yet written
+        # Writer-thread state: the latest plan reasons per run and task, each recorded
+        # run's workflow path, and the definition hash of each attempt not yet finished.
+        self._reasons: dict[str, dict[str, tuple[Reason, ...]]] = {}
+        self._dry_runs: set[str] = set()
+        self._run_paths: dict[str, str] = {}
+        self._hashes: dict[tuple[str, str, int], str] = {}
+        self._writer_conn: sqlite3.Connection | None = None
+        self._start_writer()
+
+    def active_runs(self) -> set[str]:
+        with self._lock:
+            return set(self._active)
+
+    # -- the subscriber (engine thread) ---------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Queue an event for writing. Never blocks; output lines are ignored."""
+        kind = type(event)
+        if kind not in _RECORDED or self._closed:
+            return
+        if kind is TaskStateChanged and (not event.reasons             # type: ignore[attr-defined]
+                                         or event.state.finished):     # type: ignore[attr-defined]
+            return       # only the reasons that put a task in the plan are kept
+        if kind is RunStarted:
+            with self._lock:
+                self._active.add(event.run_id)
+        self._enqueue(event)
+
+    # -- the writer thread ----------------------------------------------------
+
+    def _writer_started(self) -> None:
+        self._writer_conn = connect(self.path)
+
+    def _writer_stopped(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+
+    def _write_batch(self, events: list[Event]) -> None:
+        assert self._writer_conn is not None
+        self._write_events(self._writer_conn, events)
+
+    def _write_events(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+        """Apply events in one transaction. Waiting happens at BEGIN only (another
+        process may hold the write lock), so each event is applied exactly once."""
+        finished: list[str] = []
+        rows = _Rows()
+        try:
+            self._begin(conn)
+            for event in events:
+                try:
+                    if not self._gather(event, rows):
+                        rows.write(conn)
+                        self._apply(conn, event, finished)
+                except sqlite3.OperationalError:
+                    raise
+                except Exception:
+                    log.exception("history: could not record %r", event)
+            rows.write(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.exception("history: dropped %d events", len(events))
+        with self._lock:
+            self._active.difference_update(finished)
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> None:
+        for attempt in range(_LOCKED_RETRIES):
+            try:
+                conn.execute("BEGIN IMMEDIATE")     # waits up to the busy timeout
+                return
+            except sqlite3.OperationalError:
+                if attempt + 1 == _LOCKED_RETRIES:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _gather(self, event: Event, rows: _Rows) -> bool:
+        """Take in a task's state change, start or finish, adding its rows to ``rows``;
+        False for any other event, or one whose rows need a join (``_apply``)."""
+        run_id = event.run_id
+        if run_id in self._dry_runs:
+            return False
+        if isinstance(event, TaskStateChanged):
+            if not event.state.finished:
+                self._reasons.setdefault(run_id, {})[event.task] = event.reasons
+            return True
+        if isinstance(event, TaskStarted):
+            reasons = self._reasons.get(run_id, {}).get(event.task, ())
+            self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
+            rows.start(_started_row(event, reasons))
+            return True
+        if not isinstance(event, TaskFinished):
+            return False
+        key = (run_id, event.task, event.attempt)
+        success = None
+        if event.outcome is Outcome.SUCCEEDED:
+            # The last_success row from what this writer saw of the run and of the
+            # attempt; only when it did not see them does the database join for them.
+            path = self._run_paths.get(run_id)
+            definition_hash = self._hashes.get(key)
+            if path is None or definition_hash is None:
+                return False
+            success = (path, event.task, definition_hash, event.time, event.duration, run_id)
+        self._hashes.pop(key, None)
+        rows.finished.append((_finished_row(event), success))
+        return True
+
+    def _apply(self, conn: sqlite3.Connection, event: Event, finished: list[str]) -> None:
+        run_id = event.run_id
+        if run_id in self._dry_runs:
+            if isinstance(event, RunFinished):
+                self._dry_runs.discard(run_id)
+                finished.append(run_id)
+            return
+        if isinstance(event, TaskFinished):     # one whose success needs the join
+            self._hashes.pop((run_id, event.task, event.attempt), None)
+            conn.execute(_INSERT_FINISHED, _finished_row(event))
+            if event.outcome is Outcome.SUCCEEDED:
+                conn.execute(
+                    "INSERT INTO last_success (workflow_path, task, definition_hash, time, "
+                    "duration, run_id) SELECT r.workflow_path, a.task, a.definition_hash, ?, ?, "
+                    "r.id FROM runs r JOIN attempts a ON a.run_id = r.id "
+                    "WHERE r.id = ? AND a.task = ? AND a.attempt = ? "
+                    "ON CONFLICT (workflow_path, task) DO UPDATE SET "
+                    "definition_hash = excluded.definition_hash, time = excluded.time, "
+                    "duration = excluded.duration, run_id = excluded.run_id",
+                    (event.time, event.duration, run_id, event.task, event.attempt))
+        elif isinstance(event, RunStarted):
+            if event.dry_run:
+                self._dry_runs.add(run_id)
+                return
+            self._reasons[run_id] = {}
+            self._run_paths[run_id] = _norm_path(event.workflow_path)
+            conn.execute(
+                "INSERT OR REPLACE INTO runs (id, workflow_path, workflow_name, targets, "
+                "task_count, started, status, pid, hostname, process_start, log_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, _norm_path(event.workflow_path), event.workflow,
+                 json.dumps(list(event.targets), ensure_ascii=False), len(event.tasks),
+                 event.time, RunStatus.RUNNING.value, os.getpid(), _HOSTNAME,
+                 _process_start(os.getpid()), event.log_path))
+        elif isinstance(event, RunFinished):
+            self._reasons.pop(run_id, None)
+            self._run_paths.pop(run_id, None)
+            for key in [k for k in self._hashes if k[0] == run_id]:
+                del self._hashes[key]
+            conn.execute(
+                "UPDATE runs SET status = ?, ended = ?, counts = ? WHERE id = ?",
+                (event.status.value, event.time, json.dumps(dict(event.counts)), run_id))
+            finished.append(run_id)
