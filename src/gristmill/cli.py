@@ -114,14 +114,16 @@ def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _load(args, variables: dict[str, str] | None = None,
-          prefetch: list[StampPrefetch] | None = None) -> Workflow:
+          prefetch: list[StampPrefetch] | None = None, goals: Sequence[str] = ()) -> Workflow:
     base = Path(args.directory) if args.directory else Path.cwd()
     if args.directory and not base.is_dir():
         raise UsageError(f"{args.directory}: no such folder")
     target = base / args.file if args.file else base
     if args.file and not target.exists():
         raise UsageError(f"{target}: no such file")
-    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch)
+    # The goals go to a Makefile's reader: one that only a built-in rule can make
+    # (`make hello` beside hello.c) is read as make would build it.
+    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch, goals=goals)
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
     gc.freeze()
@@ -144,7 +146,7 @@ def cmd_run(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
-    wf = _load(args, variables, prefetch if not targets else None)
+    wf = _load(args, variables, prefetch if not targets else None, targets)
     from .core.run.engine import RunOptions
     # Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
     # (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
@@ -339,7 +341,7 @@ def cmd_plan(args) -> int:
 def _plan(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
-    wf = _load(args, variables, prefetch if not targets else None)
+    wf = _load(args, variables, prefetch if not targets else None, targets)
     from .core.run.engine import Engine, RunOptions
     from .core.paths import history_db
     try:
@@ -366,7 +368,7 @@ def _dot_quote(s: str) -> str:
 
 def cmd_graph(args) -> int:
     targets, variables = _split(args.targets)
-    wf = _load(args, variables)
+    wf = _load(args, variables, goals=targets)
     from .core.decide.graph import TaskGraph
     graph = TaskGraph.of(wf)
     names = graph.closure(wf.resolve_targets(targets)) if targets else set(wf.tasks)

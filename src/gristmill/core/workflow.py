@@ -139,6 +139,7 @@ class Workflow:
     kind: str = "toml"                          # "toml", "json" or "make"
     warnings: tuple[WorkflowWarning, ...] = ()
     files: tuple[Path, ...] = ()                # every file read (includes), for reload/watch
+    messages: tuple[str, ...] = ()              # what reading printed (a Makefile's $(info ...))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
@@ -150,7 +151,7 @@ class Workflow:
         # TaskGraph.of is left out (``wfcache`` keeps it beside the workflow).
         return (Workflow, (self.name, self.path, self.root, dict(self.tasks), self.default,
                            dict(self.pools), self.capacity, dict(self.vars), self.kind,
-                           self.warnings, self.files))
+                           self.warnings, self.files, self.messages))
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Declared name -> concrete instance names, in order."""

@@ -180,6 +180,76 @@ class Recorder:
         return out
 
 
+_DEBUG_RE = re.compile(
+    r"^ *(?:Must remake target '.*'\.|Successfully remade target file '.*'\.|"
+    r"Failed to remake target file '.*'\.|File '.*' does not exist\.|Target '.*' not remade.*|"
+    r"Prerequisite '.*' is newer than target '.*'\.|Updating (?:makefiles|goal targets)\.\.\.\.|"
+    r"Reading makefiles\.\.\.)$")
+_MUST_RE = re.compile(r"^ *Must remake target '(.*)'\.$")
+
+
+def printed_while_reading(before: str) -> list[str]:
+    """What make printed while it read the makefiles (``$(info ...)``, ``$(warning`` goes to stderr).
+
+    ``before`` is a pass run with ``--debug=m``: the text between the last
+    "Reading makefiles..." and "Updating makefiles....".
+    """
+    start = before.rfind("Reading makefiles...\n")
+    if start < 0:
+        return []
+    start += len("Reading makefiles...\n")
+    end = before.find("Updating makefiles....\n", start)
+    text = before[start:end if end >= 0 else len(before)].rstrip("\n")
+    return text.split("\n") if text else []
+
+
+def printed_by_recipes(before: str, marker: str, records: list[Record]) -> dict[str, list[str]]:
+    """Per target, what make printed as it expanded the recipe (``$(info ...)`` in a recipe).
+
+    Make expands all of a recipe's lines before it runs the first; with
+    ``--debug=m`` the expansion's output lies between "Must remake target 'T'."
+    and the first command handed to the shell (our marker, after make's echo of
+    that command), or the next line of make's own when no command runs.
+    """
+    first: dict[str, Record] = {}
+    for r in records:
+        first.setdefault(r.target, r)
+    goals_at = before.find("Updating goal targets....\n")
+    out: dict[str, list[str]] = {}
+    target: str | None = None
+    lines: list[str] = []
+    bare = marker.rstrip("\n")
+
+    def close(at_marker: bool) -> None:
+        nonlocal target, lines
+        if target is not None:
+            text = "".join(lines)
+            rec = first.get(target)
+            if at_marker and rec is not None and rec.echoed and text.endswith(rec.command + "\n"):
+                text = text[:-len(rec.command) - 1]
+            if text:
+                out.setdefault(target, []).extend(text.rstrip("\n").split("\n"))
+        target, lines = None, []
+
+    # Split at newlines only: str.splitlines() also splits at our marker's \x1e.
+    for line in re.findall(r"[^\n]*\n|[^\n]+$", before[goals_at if goals_at >= 0 else 0:]):
+        if line.rstrip("\n") == bare or line.endswith(marker):
+            close(True)
+            continue
+        m = _MUST_RE.match(line.rstrip("\n"))
+        if m:
+            close(False)
+            target = m.group(1)
+            continue
+        if _DEBUG_RE.match(line.rstrip("\n")):
+            close(False)
+            continue
+        if target is not None:
+            lines.append(line)
+    close(False)
+    return out
+
+
 def _mk_target(name: str, pattern: bool = False) -> str:
     """A file name (or pattern) written so make reads it back as that one name.
 
