@@ -127,6 +127,10 @@ def _load(args, variables: dict[str, str] | None = None,
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
     gc.freeze()
+    # What make prints while it reads a Makefile ($(info ...)), make's way: on stdout,
+    # first (on stderr when stdout carries JSON).
+    for line in wf.messages:
+        print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for w in wf.warnings:
         print(f"gristmill: {w}", file=sys.stderr)
     return wf

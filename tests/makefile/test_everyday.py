@@ -212,3 +212,30 @@ def test_a_failure_shows_its_command_its_first_error_and_the_end(tmp_path, home)
     assert "first error (line 2 of 62): x.c:3: error: expected ';'" in out
     assert "$ echo compiling;" in out
     assert "full log: " in out
+
+
+def test_a_goal_only_a_built_in_rule_makes_is_built(tmp_path, home):
+    m, g = _twins(tmp_path, "all:\n\t@echo nothing\n",
+                  **{"hello.c": '#include <stdio.h>\nint main(void){puts("hi");return 0;}\n'})
+    assert make(m, "hello").returncode == 0
+    r = gristmill(g, "hello")
+    assert r.returncode == 0, r.stderr
+    assert subprocess.run([str(g / "hello")], capture_output=True, text=True).stdout == "hi\n"
+    assert_same_files(m, g, "a goal from a built-in rule")
+
+
+def test_info_at_read_time_and_in_recipes_is_shown_as_make_shows_it(tmp_path, home):
+    text = ("$(info reading the Makefile)\nall: out.txt\nout.txt:\n\t$(info building out)\n"
+            "\techo x > $@\nhelp:\n\t$(info usage: make [all|help])\n")
+    m, g = _twins(tmp_path, text)
+    r = gristmill(g, "help")
+    assert r.returncode == 0, r.stderr
+    assert "reading the Makefile" in r.stdout and "usage: make [all|help]" in r.stdout
+    r = gristmill(g)
+    assert r.returncode == 0, r.stderr
+    assert "building out" in r.stdout
+    assert make(m).returncode == 0
+    assert_same_files(m, g, "$(info) in a recipe")
+    # up to date: the recipe is not expanded, so its $(info ...) is not printed
+    r = gristmill(g)
+    assert "building out" not in r.stdout and "reading the Makefile" in r.stdout

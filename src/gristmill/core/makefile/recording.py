@@ -211,42 +211,41 @@ def printed_by_recipes(before: str, marker: str, records: list[Record]) -> dict[
     and the first command handed to the shell (our marker, after make's echo of
     that command), or the next line of make's own when no command runs.
     """
-    first: dict[str, Record] = {}
-    for r in records:
-        first.setdefault(r.target, r)
-    goals_at = before.find("Updating goal targets....\n")
+    goals_at = max(before.find("Updating goal targets....\n"), 0)
+    k = before[:goals_at].count(marker)     # the makefiles' remakes came first
     out: dict[str, list[str]] = {}
     target: str | None = None
     lines: list[str] = []
     bare = marker.rstrip("\n")
 
-    def close(at_marker: bool) -> None:
+    def close(rec: Record | None) -> None:
         nonlocal target, lines
         if target is not None:
             text = "".join(lines)
-            rec = first.get(target)
-            if at_marker and rec is not None and rec.echoed and text.endswith(rec.command + "\n"):
+            if rec is not None and rec.target == target and rec.echoed \
+                    and text.endswith(rec.command + "\n"):
                 text = text[:-len(rec.command) - 1]
             if text:
                 out.setdefault(target, []).extend(text.rstrip("\n").split("\n"))
         target, lines = None, []
 
     # Split at newlines only: str.splitlines() also splits at our marker's \x1e.
-    for line in re.findall(r"[^\n]*\n|[^\n]+$", before[goals_at if goals_at >= 0 else 0:]):
+    for line in re.findall(r"[^\n]*\n|[^\n]+$", before[goals_at:]):
         if line.rstrip("\n") == bare or line.endswith(marker):
-            close(True)
+            close(records[k] if k < len(records) else None)
+            k += 1
             continue
         m = _MUST_RE.match(line.rstrip("\n"))
         if m:
-            close(False)
+            close(None)
             target = m.group(1)
             continue
         if _DEBUG_RE.match(line.rstrip("\n")):
-            close(False)
+            close(None)
             continue
         if target is not None:
             lines.append(line)
-    close(False)
+    close(None)
     return out
 
 
