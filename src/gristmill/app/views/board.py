@@ -89,7 +89,7 @@ class CardDelegate(QStyledItemDelegate):
     def detail(index: QModelIndex) -> str:
         """How long it took once it finished; otherwise why it is in the run."""
         state = index.data(ROLE_STATE)
-        if state in (TaskState.DONE.value, TaskState.FAILED.value):
+        if state in (TaskState.DONE.value, TaskState.FAILED.value, TaskState.CANCELLED.value):
             last = index.siblingAtColumn(Column.LAST).data()
             if last:
                 return last
@@ -101,7 +101,7 @@ class CardDelegate(QStyledItemDelegate):
         state = index.siblingAtColumn(Column.STATE).data()
         last = index.siblingAtColumn(Column.LAST).data()
         if state:
-            lines.append(state + (f" · took {last}" if last and state in ("done", "failed") else ""))
+            lines.append(state + (f" · took {last}" if last and state in ("done", "failed", "cancelled") else ""))
         why = index.siblingAtColumn(Column.WHY).data()
         if why:
             lines.append(why)
