@@ -450,6 +450,18 @@ def test_a_task_over_its_declared_memory_is_killed(tmp_path):
     assert fin["fine"].outcome is Outcome.SUCCEEDED
 
 
+def test_a_small_memory_limit_is_never_shown_as_zero(tmp_path):
+    # A limit of a few hundred KB was reported as "over its declared mem of 0 MB".
+    hog = "python3 -c 'import time; b = bytearray(50_000_000); time.sleep(30)'"
+    wf = workflow(tmp_path, task("hog", hog, phony=True, mem=200_000))
+    result, rec = run(wf)
+    [fin] = rec.of(TaskFinished)
+    assert "declared mem (200.0 KB)" in fin.message
+    lines = [e.text for e in rec.of(OutputLine) if e.text.startswith("gristmill: killed")]
+    assert lines and lines[0].endswith("over its declared mem of 200.0 KB"), lines
+    assert "0 MB" not in lines[0]
+
+
 def test_commands_are_echoed_unless_silent(tmp_path):
     # Makefile recipes without "@" show their command first, as make prints them.
     wf = workflow(tmp_path, task("loud", ["echo one", "echo two"], phony=True, silent=False),

@@ -4,7 +4,7 @@ Only tasks in the run shown have a card. Tasks outside it (before any run, or
 a task the run did not include) have no run state: the line above the columns
 counts them, and the table and the graph show them greyed with their reason.
 Columns with cards take the room; empty ones shrink to their header, so the
-seven columns fit beside the task table in a 1280-pixel window.
+eight columns fit beside the task table in a 1280-pixel window.
 """
 
 from __future__ import annotations
