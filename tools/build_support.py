@@ -82,6 +82,28 @@ def unwanted(dest: str) -> bool:
     return False
 
 
+def collect_wanted_plugins(library_info: type) -> None:
+    """Make PyInstaller's Qt hooks collect only the plugins the app loads.
+
+    ``library_info`` is PyInstaller's ``QtLibraryInfo``; its ``collect_plugins`` is
+    wrapped so that what ``unwanted`` names is never collected. ``prune`` alone
+    removes such a plugin only after the analysis has looked for the libraries it
+    links against, and warned of each one missing on the build machine (the GTK
+    platform theme: libgtk-3.so.0, libgdk-3.so.0), a warning that means nothing
+    for the bundle. Wrapping twice is the same as once.
+    """
+    collect = library_info.collect_plugins
+    if getattr(collect, "gristmill_wanted_only", False):
+        return
+
+    def collect_plugins(self, plugin_type):
+        return [(src, dst) for src, dst in collect(self, plugin_type)
+                if not unwanted(posixpath.join(_norm(dst), os.path.basename(src)))]
+
+    collect_plugins.gristmill_wanted_only = True  # type: ignore[attr-defined]
+    library_info.collect_plugins = collect_plugins
+
+
 def _symlink_target(entry: tuple[str, str, str]) -> list[str]:
     dest, target, _ = entry
     target = _norm(target)

@@ -419,7 +419,12 @@ def cmd_history(args) -> int:
         if not runs:
             print("No runs recorded yet." if wf_path is None else f"No runs of {wf_path} yet.")
             return 0
-        print(f"{'run':<24} {'started':<19} {'duration':>9}  {'status':<11} {'tasks':<28} targets")
+        # Every workflow's runs: a column says whose each one is (its folder).
+        where = {r.id: _workflow_column(r.workflow_path) for r in runs} if args.all else {}
+        wide = max((len(w) for w in where.values()), default=0)
+        wide = max(wide, len("workflow")) if args.all else 0
+        head = f"{'workflow':<{wide}}  " if args.all else ""
+        print(f"{'run':<24} {head}{'started':<19} {'duration':>9}  {'status':<11} {'tasks':<28} targets")
         for r in runs:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
             dur = format_duration(r.duration) if r.duration is not None else ""
@@ -427,10 +432,27 @@ def cmd_history(args) -> int:
             targets = " ".join(r.targets[:4]) if r.targets else "(default)"
             if len(r.targets) > 4:
                 targets += f" (+{len(r.targets) - 4} more)"
-            print(f"{r.id:<24} {started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
+            column = f"{where[r.id]:<{wide}}  " if args.all else ""
+            print(f"{r.id:<24} {column}{started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
         return 0
     finally:
         history.close()
+
+
+WORKFLOW_COLUMN = 40
+
+
+def _workflow_column(path: str) -> str:
+    """The folder of a run's workflow, "~" for the home folder, its file named when it is
+    not the folder's usual one; a long one keeps its end (the part that tells runs apart)."""
+    p = Path(path)
+    shown = str(p.parent) if p.name in ("gristmill.toml", "gristmill.json") else str(p)
+    home = str(Path.home())
+    if shown == home or shown.startswith(home + os.sep):
+        shown = "~" + shown[len(home):]
+    if len(shown) > WORKFLOW_COLUMN:
+        shown = "…" + shown[-(WORKFLOW_COLUMN - 1):]
+    return shown
 
 
 def open_app(path: str | None) -> int:

@@ -77,6 +77,10 @@ class ConsoleReporter:
         self.streaming: str | None = None    # the task whose lines are printed as they come
         self.log_paths: dict[str, str] = {}
         self.failures: list[str] = []
+        self.cancelled: list[str] = []    # tasks the user cancelled one by one
+        # A cancelled attempt is told when its task's state says which kind it was: one
+        # task cancelled by the user (the run goes on) or the whole run's cancel.
+        self._cancelled_attempts: dict[str, tuple[TaskFinished, _Output]] = {}
         self.started = time.time()
         self._line_shown = False
         self.dry_run = False
@@ -153,6 +157,25 @@ class ConsoleReporter:
             self.done += 1
             self.ended.add(ev.task)
             self._draw()
+        elif ev.task in self._cancelled_attempts and ev.state in (TaskState.CANCELLED,
+                                                                  TaskState.FAILED):
+            finished, out = self._cancelled_attempts.pop(ev.task)
+            if ev.state is TaskState.CANCELLED:
+                self.done += 1
+                self.ended.add(ev.task)
+                self.cancelled.append(ev.task)
+                self._print(f"⊘ {ev.task} cancelled (attempt {finished.attempt}, "
+                            f"{format_duration(finished.duration)}); the run goes on without it")
+                if finished.removed_outputs:
+                    self._print("  removed partial outputs: " + ", ".join(finished.removed_outputs))
+                self._draw()
+            else:
+                self._failed(finished, out)
+        elif ev.state is TaskState.CANCELLED:     # cancelled before it started
+            self.done += 1
+            self.ended.add(ev.task)
+            self.cancelled.append(ev.task)
+            self._print(f"⊘ {ev.task} cancelled; the run goes on without it")
         elif ev.state is TaskState.SKIPPED:
             self.done += 1
             self.ended.add(ev.task)
@@ -172,21 +195,27 @@ class ConsoleReporter:
             if not self.quiet and (out.count or not self.live):
                 self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
                 self._print_lines(ev.task, out, "  ")
+        elif ev.outcome is Outcome.CANCELLED and not ev.will_retry:
+            self._cancelled_attempts[ev.task] = (ev, out)
+            return
         else:
-            what = ev.message or ev.outcome.value
-            if ev.will_retry:
-                self._print(f"↻ {ev.task} attempt {ev.attempt} failed ({what}); retrying")
-            else:
-                self.done += 1
-                self.ended.add(ev.task)
-                self.failures.append(ev.task)
-                self._print(f"✗ {ev.task} failed: {what} (attempt {ev.attempt}, "
-                            f"{format_duration(ev.duration)})")
-                self._print_lines(ev.task, out, "  | ")
-                self._explain_failure(ev.task, out)
-            if ev.removed_outputs:
-                self._print("  removed partial outputs: " + ", ".join(ev.removed_outputs))
+            self._failed(ev, out)
         self._draw()
+
+    def _failed(self, ev: TaskFinished, out: _Output) -> None:
+        what = ev.message or ev.outcome.value
+        if ev.will_retry:
+            self._print(f"↻ {ev.task} attempt {ev.attempt} failed ({what}); retrying")
+        else:
+            self.done += 1
+            self.ended.add(ev.task)
+            self.failures.append(ev.task)
+            self._print(f"✗ {ev.task} failed: {what} (attempt {ev.attempt}, "
+                        f"{format_duration(ev.duration)})")
+            self._print_lines(ev.task, out, "  | ")
+            self._explain_failure(ev.task, out)
+        if ev.removed_outputs:
+            self._print("  removed partial outputs: " + ", ".join(ev.removed_outputs))
 
     def _print_lines(self, task: str, out: _Output, prefix: str) -> None:
         """Everything the task printed that is not on the console yet."""
@@ -236,15 +265,20 @@ class ConsoleReporter:
         self._clear()
         c = ev.counts
         parts = [f"{c[k]} {k.replace('-', ' ')}" for k in
-                 ("done", "up-to-date", "failed", "skipped", "waiting", "ready") if c.get(k)]
+                 ("done", "up-to-date", "failed", "cancelled", "skipped", "waiting", "ready")
+                 if c.get(k)]
         word = {RunStatus.SUCCEEDED: "finished", RunStatus.FAILED: "FAILED",
                 RunStatus.CANCELLED: "CANCELLED"}.get(ev.status, ev.status.value)
+        took = format_duration(ev.duration)
+        cancelled = c.get(TaskState.CANCELLED.value, 0)
+        if cancelled and ev.status is not RunStatus.CANCELLED:     # one by one, by the user
+            took += f", with {cancelled} task{'s' if cancelled != 1 else ''} cancelled"
         if self.dry_run:
             return
         if not self.total:
             self.out.write("gristmill: nothing to do, everything is up to date.\n")
         else:
-            self.out.write(f"gristmill: run {word} in {format_duration(ev.duration)}: "
+            self.out.write(f"gristmill: run {word} in {took}: "
                            f"{', '.join(parts)}\n")
         self.out.flush()
 

@@ -160,3 +160,27 @@ def test_windows_version_info_is_a_valid_version_file():
     ("0.1.0", (0, 1, 0, 0)), ("1.2rc3", (1, 2, 0, 0)), ("1.2.3.4.5", (1, 2, 3, 4)), ("dev", (0, 0, 0, 0))])
 def test_version_tuple(version, expected):
     assert bs.version_tuple(version) == expected
+
+
+def test_the_qt_hooks_never_collect_a_plugin_the_app_leaves_out(tmp_path):
+    # As PyInstaller's QtLibraryInfo.collect_plugins gives them: (source file, destination folder).
+    found = {"platformthemes": [(str(tmp_path / "libqgtk3.so"), "PySide6/Qt/plugins/platformthemes"),
+                                (str(tmp_path / "libqxdgdesktopportal.so"),
+                                 "PySide6/Qt/plugins/platformthemes")],
+             "tls": [(str(tmp_path / "libqopensslbackend.so"), "PySide6/Qt/plugins/tls")]}
+
+    class LibraryInfo:
+        def collect_plugins(self, plugin_type):
+            return found[plugin_type]
+
+    bs.collect_wanted_plugins(LibraryInfo)
+    bs.collect_wanted_plugins(LibraryInfo)          # twice is once
+    info = LibraryInfo()
+    assert info.collect_plugins("platformthemes") == [found["platformthemes"][1]]
+    assert info.collect_plugins("tls") == []
+
+
+def test_build_spec_makes_the_qt_hooks_collect_only_wanted_plugins():
+    spec = (ROOT / "build.spec").read_text()
+    assert "build_support.collect_wanted_plugins(qt_hooks.QtLibraryInfo)" in spec
+    assert spec.index("collect_wanted_plugins") < spec.index("a = Analysis(")

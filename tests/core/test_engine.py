@@ -450,6 +450,18 @@ def test_a_task_over_its_declared_memory_is_killed(tmp_path):
     assert fin["fine"].outcome is Outcome.SUCCEEDED
 
 
+def test_a_small_memory_limit_is_never_shown_as_zero(tmp_path):
+    # A limit of a few hundred KB was reported as "over its declared mem of 0 MB".
+    hog = "python3 -c 'import time; b = bytearray(50_000_000); time.sleep(30)'"
+    wf = workflow(tmp_path, task("hog", hog, phony=True, mem=200_000))
+    result, rec = run(wf)
+    [fin] = rec.of(TaskFinished)
+    assert "declared mem (200.0 KB)" in fin.message
+    lines = [e.text for e in rec.of(OutputLine) if e.text.startswith("gristmill: killed")]
+    assert lines and lines[0].endswith("over its declared mem of 200.0 KB"), lines
+    assert "0 MB" not in lines[0]
+
+
 def test_commands_are_echoed_unless_silent(tmp_path):
     # Makefile recipes without "@" show their command first, as make prints them.
     wf = workflow(tmp_path, task("loud", ["echo one", "echo two"], phony=True, silent=False),
@@ -569,3 +581,46 @@ def test_an_output_made_after_the_run_started_counts_as_there_before_its_task(tm
     assert result.failed == ("fail",)
     assert (tmp_path / "shared.txt").read_text() == "kept\n"
     assert rec.of(TaskFinished)[1].removed_outputs == ()
+
+
+def test_cancelling_one_task_lets_the_rest_of_the_run_go_on_and_succeed(tmp_path):
+    # One CPU: "long" (the head of the longest chain) starts first, the others wait for
+    # it. Cancelling it is the user's decision about that task alone: without
+    # --keep-going the independent tasks still run, its dependant is skipped, and the
+    # run ends succeeded with one task cancelled (not failed).
+    import io
+    from gristmill.console import ConsoleReporter
+    wf = workflow(tmp_path,
+                  task("long", "echo ready; sleep 300", phony=True),
+                  task("after_long", "touch after", outputs=["after"], after=["long"]),
+                  task("one", "touch one", outputs=["one"]),
+                  task("two", "touch two", outputs=["two"]))
+    rec = Recorder()
+    bus = EventBus()
+    bus.subscribe(rec)
+    out = io.StringIO()
+    bus.subscribe(ConsoleReporter(stream=out, live=False))
+    engine = Engine(wf, bus=bus, options=RunOptions(capacity=Capacity(1, 8 * GB)))
+    bus.subscribe(lambda ev: engine.cancel_task("long")
+                  if isinstance(ev, OutputLine) and ev.task == "long" and ev.text == "ready" else None)
+    result = engine.run([])
+    final = rec.final()
+    assert final["long"] is TaskState.CANCELLED
+    assert final["after_long"] is TaskState.SKIPPED
+    assert final["one"] is TaskState.DONE and final["two"] is TaskState.DONE
+    assert (tmp_path / "one").exists() and (tmp_path / "two").exists()
+    assert result.status is RunStatus.SUCCEEDED and result.exit_code == 0
+    assert result.failed == () and result.cancelled == ("long",)
+    finished = rec.of(RunFinished)[0]
+    assert finished.status is RunStatus.SUCCEEDED
+    assert finished.counts == {"done": 2, "skipped": 1, "cancelled": 1}
+    [fin] = [f for f in rec.of(TaskFinished) if f.task == "long"]
+    assert fin.outcome is Outcome.CANCELLED and not fin.will_retry
+    skipped = [e for e in rec.of(TaskStateChanged) if e.task == "after_long"][-1]
+    assert "long, which was cancelled" in skipped.reasons[0].message
+    text = out.getvalue()
+    assert "FAILED" not in text and "long failed" not in text
+    assert "⊘ long cancelled" in text
+    last = text.splitlines()[-1]
+    assert last.startswith("gristmill: run finished in ")
+    assert last.endswith(", with 1 task cancelled: 2 done, 1 cancelled, 1 skipped")

@@ -187,6 +187,31 @@ def test_bad_size(tmp_path):
         "(or KiB, MiB, GiB, TiB)")
 
 
+UNITS = 'add one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (e.g. "1MB" or "1GB")'
+
+
+@pytest.mark.parametrize("value", ['1', '"1"', '" 1 "'])
+def test_a_size_without_a_unit_is_an_error_naming_the_units(tmp_path, value):
+    shown = "1" if value == "1" else "'1'"
+    assert error(tmp_path, f'[tasks.a]\nresources = {{ mem = {value} }}\n') == at(
+        tmp_path, 2, 21, f"tasks.a.resources.mem: size {shown} has no unit: {UNITS}")
+    assert error(tmp_path, f'[capacity]\nmem = {value}\n') == at(
+        tmp_path, 2, 7, f"capacity.mem: size {shown} has no unit: {UNITS}")
+
+
+def test_a_size_without_a_unit_in_json_points_at_it(tmp_path):
+    text = '{"tasks": {"a": {\n  "resources": {"mem": 1}\n}}}'
+    assert error(tmp_path, text, "gristmill.json") == at(
+        tmp_path, 2, 24, f"tasks.a.resources.mem: size 1 has no unit: {UNITS}", "gristmill.json")
+
+
+def test_zero_and_sizes_with_a_unit_need_no_more(tmp_path):
+    write(tmp_path, "gristmill.toml", '[tasks.a]\nresources = { mem = 0 }\n'
+          '[tasks.b]\nresources = { mem = "512B" }\n[tasks.c]\nresources = { mem = "1GB" }\n')
+    wf = load_workflow(tmp_path / "gristmill.toml")
+    assert [wf.tasks[n].resources.mem for n in "abc"] == [0, 512, 1_000_000_000]
+
+
 def test_bad_duration(tmp_path):
     assert error(tmp_path, '[tasks.a]\ntimeout = "soon"\n') == at(
         tmp_path, 2, 11, "tasks.a.timeout: bad duration 'soon': use e.g. \"90s\", \"30m\", "

@@ -8,7 +8,7 @@ from gristmill.core.sizes import format_duration, format_size, parse_duration, p
 
 
 @pytest.mark.parametrize("text, expected", [
-    (0, 0), (1024, 1024), (1.9, 1), ("0", 0), ("512", 512), ("512B", 512), ("1k", 1000),
+    (0, 0), (0.0, 0), ("0", 0), (" 0.0 ", 0), ("512B", 512), ("1k", 1000),
     ("300MB", 300_000_000), ("300 mb", 300_000_000), ("4GiB", 4 * 1024**3), ("1.5GB", 1_500_000_000),
     (".5KiB", 512), ("2TB", 2 * 1000**4), ("1tib", 1024**4), (" 7 KB ", 7000),
 ])
@@ -17,7 +17,8 @@ def test_parse_size(text, expected):
 
 
 @pytest.mark.parametrize("value", ["", "lots", "300XB", "-1", "1 2", "MB", True, None, [1],
-                                   -5, -0.5, math.nan, math.inf])
+                                   -5, -0.5, math.nan, math.inf,
+                                   1, 1024, 1.9, "1", "512", " 2 "])   # no unit: refused
 def test_parse_size_rejects(value):
     with pytest.raises(ValueError):
         parse_size(value)
@@ -28,6 +29,15 @@ def test_parse_size_message_names_the_units():
         parse_size("lots")
     assert str(e.value) == ("bad size 'lots': use a number with B, KB, MB, GB, TB "
                             "(or KiB, MiB, GiB, TiB)")
+
+
+def test_a_size_without_a_unit_names_the_units_to_choose_from():
+    # "1" was taken as one byte: a task declared with mem = "1" was killed at once.
+    for value, shown in ((1, "1"), ("1", "'1'")):
+        with pytest.raises(ValueError) as e:
+            parse_size(value)
+        assert str(e.value) == (f"size {shown} has no unit: add one of B, KB, MB, GB, TB, "
+                                'KiB, MiB, GiB, TiB (e.g. "1MB" or "1GB")')
 
 
 @pytest.mark.parametrize("text, expected", [

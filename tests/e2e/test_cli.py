@@ -73,6 +73,26 @@ def test_history_lists_runs(pipeline):
     assert "succeeded" in p.stdout and "9 done" in p.stdout
 
 
+def test_history_all_says_which_workflow_each_run_was(tmp_path):
+    # With several projects, `history --all` listed runs that could not be told apart.
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "gristmill.toml").write_text(
+            '[tasks.hello]\ncmd = "echo hi"\nphony = true\n')
+        assert gristmill("run", "-C", tmp_path / name).returncode == 0
+    p = gristmill("history", "--all", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    head, *rows = p.stdout.splitlines()
+    assert head.split()[:3] == ["run", "workflow", "started"]
+    assert len(rows) == 2
+    shown = [row.split()[1] for row in rows]
+    assert sorted(w.rsplit("/", 1)[-1] for w in shown) == ["alpha", "beta"]
+    assert all(w.startswith(("/", "~", "…")) for w in shown)
+    # one project's history needs no such column
+    one = gristmill("history", "-C", tmp_path / "alpha").stdout.splitlines()
+    assert one[0].split()[:2] == ["run", "started"] and len(one) == 2
+
+
 def test_graph_exports(pipeline):
     p = gristmill("graph", "-C", pipeline, "--format", "json")
     data = json.loads(p.stdout)

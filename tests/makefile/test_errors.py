@@ -110,6 +110,8 @@ def test_bad_variable_name_is_a_usage_error(tmp_path):
 @needs_make
 @pytest.mark.parametrize("hint, col, words", [
     ("mem=lots", 14, "bad size"),
+    ("mem=1", 14, "size '1' has no unit: add one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"),
+    ("cpu=2 mem=512", 20, "size '512' has no unit"),
     ("cpu=1 gpu=two", 20, "whole number"),
     ("cpu=0", 14, "positive"),
     ("ram=4GB", 14, "unknown gristmill hint 'ram'"),

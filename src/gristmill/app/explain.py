@@ -38,10 +38,11 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
         out.append(("Why", "\n".join(f"• {r.message}" for r in d.reasons) or "• no reason recorded"))
     if run is not None and run.state is not None:
         state = run.state.value
-        if run.state in (TaskState.DONE, TaskState.FAILED) and run.exit_code is not None:
+        if run.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED) and run.exit_code is not None:
             state += f" (exit code {run.exit_code}, attempt {run.attempt})"
         text = state
-        if run.reasons and run.state in (TaskState.SKIPPED, TaskState.UP_TO_DATE, TaskState.FAILED):
+        if run.reasons and run.state in (TaskState.SKIPPED, TaskState.UP_TO_DATE, TaskState.FAILED,
+                                         TaskState.CANCELLED):
             text += "\n" + "\n".join(f"• {r.message}" for r in run.reasons)
         if run.message:
             text += f"\n{run.message}"

@@ -270,7 +270,7 @@ class RunState:
                 continue
             w = max(estimates.get(name) or fallback, 0.05)
             total += w
-            if state in (TaskState.DONE, TaskState.FAILED):
+            if state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
                 done += w
             elif state is TaskState.RUNNING and tr is not None and tr.started is not None:
                 done += min(max(now - tr.started, 0.0), 0.95 * w)

@@ -36,6 +36,7 @@ RUN_TITLES = {
     TaskState.FAILED: "Failed",
     TaskState.SKIPPED: "Skipped",
     TaskState.UP_TO_DATE: "Up to date",
+    TaskState.CANCELLED: "Cancelled",
 }
 RUN_STATES = tuple(RUN_TITLES)         # the board's columns, in order
 IDLE_STATES = tuple(IDLE_TITLES)

@@ -18,6 +18,7 @@ _STATE: dict[ShownState, tuple[str, str]] = {
     TaskState.FAILED: ("#f28b82", "#b3362c"),
     TaskState.SKIPPED: ("#d7b8f3", "#6b4c8a"),
     TaskState.UP_TO_DATE: ("#e4ede6", "#33423a"),
+    TaskState.CANCELLED: ("#b9bec6", "#5d636c"),
     # Not in the run: greyed, close to the base colour (the graph adds a dashed edge for "will run").
     IdleState.STALE: ("#eceef2", "#30343a"),
     IdleState.FRESH: ("#f4f6f4", "#272b29"),

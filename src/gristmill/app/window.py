@@ -34,7 +34,7 @@ from .workbench import Workbench, copy_example
 
 APP_NAME = "Gristmill"
 TICK_MS = 250
-TASKS_DOCK_W = 440       # leaves the board's seven columns room in a 1280-pixel window
+TASKS_DOCK_W = 440       # leaves the board's eight columns room in a 1280-pixel window
 
 
 class MainWindow(QMainWindow):

@@ -25,10 +25,12 @@ class TaskState(enum.Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
     UP_TO_DATE = "up-to-date"
+    CANCELLED = "cancelled"        # the user cancelled this task alone; the run went on
 
     @property
     def finished(self) -> bool:
-        return self in (TaskState.DONE, TaskState.FAILED, TaskState.SKIPPED, TaskState.UP_TO_DATE)
+        return self in (TaskState.DONE, TaskState.FAILED, TaskState.SKIPPED, TaskState.UP_TO_DATE,
+                        TaskState.CANCELLED)
 
 
 class RunStatus(enum.Enum):
@@ -37,6 +39,16 @@ class RunStatus(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"     # the process died mid-run; found on next open
+
+
+def run_status_words(status: RunStatus, counts: Mapping[str, int]) -> str:
+    """A finished run's status in words: "succeeded", or "succeeded, with 1 task
+    cancelled" when the user cancelled tasks one by one and the run went on."""
+    words = status.value
+    cancelled = counts.get(TaskState.CANCELLED.value, 0)
+    if cancelled and status is not RunStatus.CANCELLED:
+        words += f", with {cancelled} task{'s' if cancelled != 1 else ''} cancelled"
+    return words
 
 
 class Outcome(enum.Enum):

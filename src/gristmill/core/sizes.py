@@ -5,37 +5,50 @@ from __future__ import annotations
 import re
 
 _SIZE_UNITS = {
-    "": 1, "b": 1,
+    "b": 1,
     "k": 1000, "kb": 1000, "kib": 1024,
     "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
     "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
     "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
 }
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+UNITS_TEXT = "B, KB, MB, GB, TB (or KiB, MiB, GiB, TiB)"
+UNIT_NAMES = ("B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB")   # what a size may end with
 _DUR_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DUR_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 
 
-def parse_size(value: object) -> int:
-    """Bytes from an int (bytes) or a string such as ``"300MB"`` or ``"4GiB"``.
+def _no_unit(value: object) -> ValueError:
+    return ValueError(f"size {value!r} has no unit: add one of {', '.join(UNIT_NAMES)} "
+                      f"(e.g. \"{value}MB\" or \"{value}GB\")")
 
-    Raises ValueError with a message fit for a user.
+
+def parse_size(value: object) -> int:
+    """Bytes from a string with a unit, such as ``"300MB"``, ``"4GiB"`` or ``"512B"``.
+
+    A number without a unit (``1``, ``"1"``, ``1.5``) is refused, as ``1`` may mean a
+    byte or a gigabyte to whoever wrote it; only zero needs none. Raises ValueError
+    with a message fit for a user.
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as \"300MB\", got {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"bad size: {value!r}")
         if value < 0:
             raise ValueError(f"a size cannot be negative: {value}")
-        return value
-    if isinstance(value, float):
-        if value < 0 or value != value or value == float("inf"):
-            raise ValueError(f"bad size: {value!r}")
-        return int(value)
+        if value == 0:
+            return 0
+        raise _no_unit(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a size such as \"300MB\", got {value!r}")
     m = _SIZE_RE.match(value)
+    if m and not m.group(2):
+        if float(m.group(1)) == 0:
+            return 0
+        raise _no_unit(value.strip())
     if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"bad size {value!r}: use a number with B, KB, MB, GB, TB (or KiB, MiB, GiB, TiB)")
+        raise ValueError(f"bad size {value!r}: use a number with {UNITS_TEXT}")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 

@@ -62,7 +62,8 @@ class TaskEditorDialog(QDialog):
             "outputs": ("Outputs", "Files it writes, one per line"),
             "after": ("After", "Tasks it must run after, one per line"),
             "cpu": ("CPU", "CPUs it needs while it runs, e.g. 1 or 0.5 (empty: 1)"),
-            "mem": ("Memory", "Memory it needs, e.g. 300MB or 4GB (empty: none declared)"),
+            "mem": ("Memory", "Memory it needs, with its unit: e.g. 300MB or 4GB; a bare number is "
+                    "refused (empty: none declared)"),
             "gpu": ("GPU", "GPUs it needs, e.g. 1 (empty: none)"),
             "retries": ("Retries", "Extra attempts after a failure (empty: 0)"),
             "timeout": ("Timeout", "Kill it after this long, e.g. 90s, 30m, 1h30m (empty: never)"),

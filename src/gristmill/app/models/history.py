@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from gristmill.core.events import RunStatus
+from gristmill.core.events import RunStatus, run_status_words
 from gristmill.core.record.history import AttemptRecord, RunRecord
 from gristmill.core.sizes import format_duration
 
@@ -98,6 +98,8 @@ class RunHistoryModel(QAbstractTableModel):
         if col == 2:
             return " ".join(run.targets) or "(default)"
         if col == 3:
+            if run.status is RunStatus.SUCCEEDED:
+                return run_status_words(run.status, run.counts)
             return STATUS_TEXT.get(run.status, run.status.value)
         if col == 4:
             return format_duration(run.duration)

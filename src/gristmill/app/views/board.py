@@ -4,7 +4,7 @@ Only tasks in the run shown have a card. Tasks outside it (before any run, or
 a task the run did not include) have no run state: the line above the columns
 counts them, and the table and the graph show them greyed with their reason.
 Columns with cards take the room; empty ones shrink to their header, so the
-seven columns fit beside the task table in a 1280-pixel window.
+eight columns fit beside the task table in a 1280-pixel window.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class CardDelegate(QStyledItemDelegate):
     def detail(index: QModelIndex) -> str:
         """How long it took once it finished; otherwise why it is in the run."""
         state = index.data(ROLE_STATE)
-        if state in (TaskState.DONE.value, TaskState.FAILED.value):
+        if state in (TaskState.DONE.value, TaskState.FAILED.value, TaskState.CANCELLED.value):
             last = index.siblingAtColumn(Column.LAST).data()
             if last:
                 return last
@@ -101,7 +101,7 @@ class CardDelegate(QStyledItemDelegate):
         state = index.siblingAtColumn(Column.STATE).data()
         last = index.siblingAtColumn(Column.LAST).data()
         if state:
-            lines.append(state + (f" · took {last}" if last and state in ("done", "failed") else ""))
+            lines.append(state + (f" · took {last}" if last and state in ("done", "failed", "cancelled") else ""))
         why = index.siblingAtColumn(Column.WHY).data()
         if why:
             lines.append(why)

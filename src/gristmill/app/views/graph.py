@@ -29,7 +29,7 @@ COLLAPSE_ABOVE = 12
 # Which state a group node shows: the most pressing one among its members (in the run first).
 GROUP_PRIORITY: tuple[ShownState, ...] = (
     TaskState.FAILED, TaskState.RUNNING, TaskState.READY, TaskState.WAITING,
-    TaskState.SKIPPED, TaskState.DONE, TaskState.UP_TO_DATE, IdleState.STALE, IdleState.FRESH)
+    TaskState.CANCELLED, TaskState.SKIPPED, TaskState.DONE, TaskState.UP_TO_DATE, IdleState.STALE, IdleState.FRESH)
 
 
 def group_state(shown: Iterable[ShownState | None]) -> tuple[ShownState | None, Counter]:

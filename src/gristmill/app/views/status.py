@@ -8,7 +8,7 @@ from typing import Mapping
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from gristmill.core.decide.capacity import Capacity
-from gristmill.core.events import RunStatus, TaskState
+from gristmill.core.events import RunStatus, TaskState, run_status_words
 from gristmill.core.sizes import format_duration, format_size
 
 from .. import theme
@@ -55,7 +55,8 @@ class RunStatusWidgets:
                 self.eta.setText(f"ETA {format_duration(left)}" if left is not None else "ETA …")
             else:
                 took = (run.finished_at or now) - (run.started_at or now)
-                self.eta.setText(f"{run.status.value} in {format_duration(took)}")
+                words = run_status_words(run.status, run.counts)
+                self.eta.setText(f"{words} in {format_duration(took)}")
         if capacity is None:
             self.capacity.setText("")
             return

@@ -318,8 +318,8 @@ class _Job:
         limit = self.spec.get("mem_limit")
         if limit and rss > limit:
             self.over_memory = True
-            self.out.line(f"gristmill: killed: the task used {rss / 1e6:.0f} MB, "
-                          f"over its declared mem of {limit / 1e6:.0f} MB")
+            self.out.line(f"gristmill: killed: the task used {_size(rss)}, "
+                          f"over its declared mem of {_size(limit)}")
             with self.state["lock"]:
                 self.state["killed"].setdefault(self.token, time.monotonic())
             self.killed = True
@@ -343,3 +343,14 @@ def run_job(spec: dict) -> dict:
     job = _Job(spec, worker, _state(worker))
     job.out.send("start", pid=os.getpid(), worker=worker.address)
     return job.run()
+
+
+def _size(n: int) -> str:
+    """As ``sizes.format_size`` (this module imports nothing of gristmill): never "0 MB"
+    for a limit of a few bytes."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"

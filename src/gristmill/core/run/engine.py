@@ -57,6 +57,7 @@ class RunResult:
     counts: Mapping[str, int]
     failed: tuple[str, ...] = ()
     decisions: Mapping[str, Decision] = field(default_factory=dict)
+    cancelled: tuple[str, ...] = ()      # tasks cancelled one by one (``cancel_task``)
 
     @property
     def exit_code(self) -> int:
@@ -129,7 +130,11 @@ class Engine:
         self.cancel()
 
     def cancel_task(self, name: str) -> None:
-        """Kill one running task (it fails as cancelled; the run goes on as after a failure)."""
+        """Cancel one task: kill it if it runs, drop it if it waits for a retry.
+
+        It ends ``TaskState.CANCELLED``, not failed: the user decided about that task
+        alone. What depends on it is skipped; everything else goes on (without
+        ``--keep-going`` too), and a run with nothing failed ends succeeded."""
         with self._lock:
             self._cancel_tasks.add(name)
             ex = self._executor
@@ -253,6 +258,8 @@ class _RunLoop:
         self.by_name: dict[str, int] = {}
         self.attempts: dict[str, int] = {}
         self.failed: list[str] = []
+        self.cancelled: list[str] = []         # cancelled one by one, by the user
+        self.cancelling: set[str] = set()      # killed by cancel_task, not yet reaped
         self.next_job = 0
         self.stopping = False        # a failure without --keep-going: start nothing more
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
@@ -288,9 +295,8 @@ class _RunLoop:
                     cancelled = e._cancel
                     kill = e._cancel_tasks
                     e._cancel_tasks = set()
-                for name in kill:
-                    if name in self.by_name:
-                        ex.kill(self.by_name[name])
+                if kill:
+                    self._cancel_tasks(ex, kill)
                 self._take_ready()
             if cancelled:
                 self._cancel_all(ex)
@@ -313,7 +319,8 @@ class _RunLoop:
             status = RunStatus.SUCCEEDED
         now = time.time()
         e.bus.publish(RunFinished(self.run_id, now, status, now - t0, counts))
-        return RunResult(self.run_id, status, counts, tuple(self.failed), self.decisions)
+        return RunResult(self.run_id, status, counts, tuple(self.failed), self.decisions,
+                         tuple(self.cancelled))
 
     # -- the pieces of the loop ---------------------------------------------
     def _take_ready(self) -> None:
@@ -470,6 +477,8 @@ class _RunLoop:
             message = f"killed for using more than its declared mem ({format_size(task.resources.mem)})"
         elif timed_out:
             outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
+        elif ev.killed and task.name in self.cancelling:
+            outcome, message = Outcome.CANCELLED, "cancelled by the user; the run went on"
         elif ev.killed:
             outcome, message = Outcome.CANCELLED, "cancelled"
         else:
@@ -485,10 +494,14 @@ class _RunLoop:
             message = message or "failed"
         removed = self._remove_partial(a)
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
-                 and a.attempt <= task.retries and not self._cancelled())
+                 and a.attempt <= task.retries and not self._cancelled()
+                 and task.name not in self.cancelling)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
                                         message))
+        if task.name in self.cancelling and not self._cancelled():
+            self._task_cancelled(task.name, a.attempt, message)
+            return
         if retry:
             delay = min(RETRY_MAX, RETRY_BASE * 2 ** (a.attempt - 1))
             self.retry_at.append((time.monotonic() + delay, task.name))
@@ -496,20 +509,50 @@ class _RunLoop:
                            (Reason(ReasonKind.RETRY, f"attempt {a.attempt} failed ({message}); "
                                    f"retrying in {delay:g} s"),), a.attempt)
             return
+        self.cancelling.discard(task.name)
         self.failed.append(task.name)
         self.set_state(task.name, TaskState.FAILED,
                        (Reason(ReasonKind.CANCELLED if outcome is Outcome.CANCELLED
                                else ReasonKind.LAST_RUN_FAILED, message),), a.attempt)
-        skipped = self.plan.finished(task.name, False)
-        skip_reason = Reason(ReasonKind.UPSTREAM_FAILED, f"it depends on {task.name}, which failed")
+        self._skip_dependants(task.name, "failed")
+        if not self.e.options.keep_going:
+            self.stopping = True
+
+    def _skip_dependants(self, name: str, what: str) -> None:
+        skipped = self.plan.finished(name, False)
+        skip_reason = Reason(ReasonKind.UPSTREAM_FAILED, f"it depends on {name}, which {what}")
         skipped_set = set(skipped)
         kept = [i for i, t in enumerate(self.ready) if t.name not in skipped_set]
         self.ready = [self.ready[i] for i in kept]
         self.ready_keys = [self.ready_keys[i] for i in kept]
-        for name in skipped:
-            self.set_state(name, TaskState.SKIPPED, (skip_reason,))
-        if not self.e.options.keep_going:
-            self.stopping = True
+        for m in skipped:
+            self.set_state(m, TaskState.SKIPPED, (skip_reason,))
+
+    def _cancel_tasks(self, ex: Executor, names: set[str]) -> None:
+        """``cancel_task``: kill the running ones (``_finished`` reaps them); a task
+        waiting for its retry or ready to start is cancelled here."""
+        for name in names:
+            if name in self.by_name:
+                self.cancelling.add(name)
+                ex.kill(self.by_name[name])
+            elif any(n == name for _, n in self.retry_at):
+                self.retry_at = [(t, n) for t, n in self.retry_at if n != name]
+                self._task_cancelled(name, self.attempts.get(name, 0), "cancelled by the user "
+                                     "while it waited for a retry; the run went on")
+            elif self.states.get(name) is TaskState.READY:
+                kept = [i for i, t in enumerate(self.ready) if t.name != name]
+                self.ready = [self.ready[i] for i in kept]
+                self.ready_keys = [self.ready_keys[i] for i in kept]
+                self._task_cancelled(name, self.attempts.get(name, 0), "cancelled by the user "
+                                     "before it started; the run went on")
+
+    def _task_cancelled(self, name: str, attempt: int, message: str) -> None:
+        """One task cancelled by the user: not a failure. Its dependants are skipped;
+        the rest of the run goes on."""
+        self.cancelling.discard(name)
+        self.cancelled.append(name)
+        self.set_state(name, TaskState.CANCELLED, (Reason(ReasonKind.CANCELLED, message),), attempt)
+        self._skip_dependants(name, "was cancelled")
 
     def _cancelled(self) -> bool:
         with self.e._lock:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
 
+from ..sizes import format_size
 from ..workflow import Task
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
@@ -360,8 +361,8 @@ class LocalExecutor:
             limit = r.job.mem_limit
             if limit and rss > limit:
                 r.over_memory = True
-                self._line(r, f"gristmill: killed: the task used {rss / 1e6:.0f} MB, "
-                              f"over its declared mem of {limit / 1e6:.0f} MB")
+                self._line(r, f"gristmill: killed: the task used {format_size(rss)}, "
+                              f"over its declared mem of {format_size(limit)}")
                 self.kill(r.job.id)
 
     def _read(self, r: _Running) -> None:
