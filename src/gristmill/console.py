@@ -21,6 +21,14 @@ from .core.sizes import format_duration
 TAIL = 20          # lines of a failed task's output shown
 KEEP = 200         # lines of a task's output kept for printing when it ends
 TICK = 0.2         # seconds between redraws of the live line
+LINE_MAX = 2000    # characters of one output line printed; the log file has it whole
+
+
+def _capped(line: str) -> str:
+    """An output line as printed: at most ``LINE_MAX`` characters, and a word if cut."""
+    if len(line) <= LINE_MAX:
+        return line
+    return f"{line[:LINE_MAX]} … [cut: {len(line) - LINE_MAX:,} more characters]"
 
 
 def _columns() -> int:
@@ -118,10 +126,12 @@ class ConsoleReporter:
             self.done += 1
             self.ended.add(ev.task)
             self.finished_durations.append(ev.duration)
-            if not self.quiet and (lines or not self.live):
+            if not self.quiet and (lines or not self.live or ev.message):
                 self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
                 for line in lines:
-                    self._print("  " + line)
+                    self._print("  " + _capped(line))
+            if ev.message:     # it succeeded, but something went wrong beside it
+                self._print(f"  ! {ev.message}")
         else:
             what = ev.message or ev.outcome.value
             if ev.will_retry:
@@ -133,7 +143,7 @@ class ConsoleReporter:
                 self._print(f"✗ {ev.task} failed: {what} (attempt {ev.attempt}, "
                             f"{format_duration(ev.duration)})")
                 for line in list(lines)[-TAIL:]:
-                    self._print("  | " + line)
+                    self._print("  | " + _capped(line))
                 if not lines:
                     # A log file is made at the first byte: a task that printed nothing
                     # has none to point to.
