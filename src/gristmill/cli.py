@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from . import __version__
-from .core.errors import GristmillError, UsageError
+from .core.errors import GristmillError, UsageError, WorkflowError
 from .core.sizes import format_duration, format_size
 from .core.load.cache import StampPrefetch, load_cached, write_deferred
 from .core.workflow import Workflow
@@ -107,6 +107,9 @@ def _load(args, variables: dict[str, str] | None = None,
     target = base / args.file if args.file else base
     if args.file and not target.exists():
         raise UsageError(f"{target}: no such file")
+    if args.file and target.is_dir():
+        raise WorkflowError("-f names a folder, not a workflow file (-C DIR opens the "
+                            "workflow in a folder)", path=str(target))
     wf = load_cached(target, variables or None, defer=True, prefetch=prefetch)
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
