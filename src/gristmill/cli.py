@@ -38,6 +38,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+# What a make user should know about the letters `run` shares with make.
+MAKE_LETTERS = """\
+options that mean what they mean to make: -C, -f, -j, -k, -B, -q, NAME=VALUE.
+short options that differ from make's:
+  -n  prints the plan, in run order, with the reason each task would run
+      (make -n prints the commands)
+  -v  prints each command as it starts (make -v prints make's version;
+      here that is gristmill --version)
+"""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-C", "--directory", metavar="DIR", default=None,
                    help="open the workflow in DIR (default: the current folder)")
@@ -51,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"gristmill {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
-    r = sub.add_parser("run", help="run targets (default: the workflow's default)")
+    r = sub.add_parser("run", help="run targets (default: the workflow's default)",
+                       epilog=MAKE_LETTERS, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(r)
     r.add_argument("targets", nargs="*", metavar="TARGET",
                    help="tasks, fan-out names or output files; NAME=VALUE sets a variable")
@@ -64,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run every task the targets need, up to date or not")
     r.add_argument("-n", "--dry-run", action="store_true", help="say what would run; run nothing")
     r.add_argument("-v", "--verbose", action="store_true", help="print each command as it starts")
-    r.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    r.add_argument("-q", "--question", action="store_true",
+                   help="as make -q: run nothing, exit 1 if anything would run, else 0")
+    r.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -100,7 +114,7 @@ def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _load(args, variables: dict[str, str] | None = None,
-          prefetch: list[StampPrefetch] | None = None) -> Workflow:
+          prefetch: list[StampPrefetch] | None = None, goals: Sequence[str] = ()) -> Workflow:
     base = Path(args.directory) if args.directory else Path.cwd()
     if args.directory and not base.is_dir():
         raise UsageError(f"{args.directory}: no such folder")
@@ -110,10 +124,16 @@ def _load(args, variables: dict[str, str] | None = None,
     if args.file and target.is_dir():
         raise WorkflowError("-f names a folder, not a workflow file (-C DIR opens the "
                             "workflow in a folder)", path=str(target))
-    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch)
+    # The goals go to a Makefile's reader: one that only a built-in rule can make
+    # (`make hello` beside hello.c) is read as make would build it.
+    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch, goals=goals)
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
     gc.freeze()
+    # What make prints while it reads a Makefile ($(info ...)), make's way: on stdout,
+    # first (on stderr when stdout carries JSON).
+    for line in wf.messages:
+        print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for w in wf.warnings:
         print(f"gristmill: {w}", file=sys.stderr)
     return wf
@@ -133,7 +153,7 @@ def cmd_run(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
-    wf = _load(args, variables, prefetch if not targets else None)
+    wf = _load(args, variables, prefetch if not targets else None, targets)
     from .core.run.engine import RunOptions
     # Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
     # (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
@@ -145,8 +165,14 @@ def cmd_run(args) -> int:
     history = _history()
     history.mark_interrupted(str(wf.path))
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
-    options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, force=forced,
-                         force_all=args.force_all, dry_run=args.dry_run)
+    jobs, make_order = args.jobs, False
+    if wf.kind == "make" and jobs is None:
+        # make's default is one job at a time, in its own order; -j (or MAKEFLAGS) asks
+        # for parallelism, and then packing and critical-path order apply.
+        parallel, jobs = _makeflags_jobs(os.environ.get("MAKEFLAGS", ""))
+        make_order = not parallel
+    options = RunOptions(jobs=jobs, keep_going=args.keep_going, force=forced,
+                         force_all=args.force_all, dry_run=args.dry_run, make_order=make_order)
     dask = None
     if args.dask:
         from .core.run.dask_cluster import connect   # the optional extra, only when asked for
@@ -158,6 +184,21 @@ def cmd_run(args) -> int:
             p.cancel()
         if dask is not None:
             dask.close()
+
+
+_MAKEFLAGS_JOBS = re.compile(r"(?:^|\s)(?:-j|--jobs(?:=|\s|$))\s*(\d*)")
+
+
+def _makeflags_jobs(makeflags: str) -> tuple[bool, int | None]:
+    """(parallel?, jobs) from a MAKEFLAGS value: ``-j4`` is (True, 4), a bare ``-j`` is
+    (True, None: no limit but the machine), none is make's serial default (False, 1)."""
+    words = makeflags.split()
+    if words and not words[0].startswith("-") and "=" not in words[0]:
+        makeflags = "-" + makeflags          # make's own form: single letters run together
+    m = _MAKEFLAGS_JOBS.search(makeflags)
+    if m is None:
+        return False, 1
+    return True, (int(m.group(1)) if m.group(1) else None)
 
 
 def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
@@ -177,6 +218,10 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
                         executor_factory=lambda: DaskExecutor(dask.client))
     if args.dry_run:
         return _print_plan(engine, targets, show_all=False)
+    if args.question:        # make -q: nothing runs, nothing is printed, the status says
+        _, decisions, _ = engine.decide(targets)       # a stale `all:` with no recipe runs
+        tasks = wf.tasks                                 # nothing, and is no answer of its own
+        return 1 if any(d.stale and tasks[n].commands for n, d in decisions.items()) else 0
     reporter = ConsoleReporter(durations=lambda: history.durations(str(wf.path)),
                                verbose=args.verbose, quiet=args.quiet)
     bus.subscribe(reporter)
@@ -197,13 +242,24 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
 
     old = signal.signal(signal.SIGINT, on_sigint)
     old_term = signal.signal(signal.SIGTERM, on_sigint)
+    # make builds its goals one after another, each decided when its turn comes:
+    # `clean all` cleans, then builds what clean removed.
+    turns = [[t] for t in targets] if wf.kind == "make" and len(targets) > 1 else [targets]
+    if len(turns) > 1:
+        wf.resolve_targets(targets)          # an unknown goal is an error before any runs
+    failed_turns: list[list[str]] = []
     try:
-        result = _run_on_thread(engine, targets)
+        for goals in turns:
+            result = _run_on_thread(engine, goals)
+            if result.exit_code:
+                failed_turns.append(goals)
+            if interrupted or (result.exit_code and not args.keep_going):
+                break
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
         history.close()
-    return 130 if interrupted else result.exit_code
+    return 130 if interrupted else (1 if failed_turns else result.exit_code)
 
 
 def _run_on_thread(engine, targets: list[str]):
@@ -292,7 +348,7 @@ def cmd_plan(args) -> int:
 def _plan(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
-    wf = _load(args, variables, prefetch if not targets else None)
+    wf = _load(args, variables, prefetch if not targets else None, targets)
     from .core.run.engine import Engine, RunOptions
     from .core.paths import history_db
     try:
@@ -319,7 +375,7 @@ def _dot_quote(s: str) -> str:
 
 def cmd_graph(args) -> int:
     targets, variables = _split(args.targets)
-    wf = _load(args, variables)
+    wf = _load(args, variables, goals=targets)
     from .core.decide.graph import TaskGraph
     graph = TaskGraph.of(wf)
     names = graph.closure(wf.resolve_targets(targets)) if targets else set(wf.tasks)

@@ -1,27 +1,56 @@
 """The terminal subscriber: one live progress line, then a summary.
 
 On a terminal a single line is redrawn in place (done/total, what runs, ETA);
-elsewhere (CI logs, pipes) each finished task gets a line. Output of a task is
-printed when it ends, whole, so parallel tasks never interleave; a failure
-shows its last lines and where the full log is.
+elsewhere (CI logs, pipes) each finished task gets a line. Everything a task prints
+is shown, as make shows it: while it is the only task running, line by line as it
+comes; when tasks run side by side, each one's output whole when it ends, so that
+they never interleave (make's ``-O``). A failure also shows its command and its
+first error line, and where the full log is.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
-from collections import deque
 from typing import Callable, Mapping, TextIO
 
 from .core.events import (Event, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
                           TaskStarted, TaskState, TaskStateChanged, Outcome)
 from .core.sizes import format_duration
 
-TAIL = 20          # lines of a failed task's output shown
-KEEP = 200         # lines of a task's output kept for printing when it ends
+KEEP = 10_000      # lines of a task's output held in memory; past that, its log is read
 TICK = 0.2         # seconds between redraws of the live line
 LINE_MAX = 2000    # characters of one output line printed; the log file has it whole
+STREAM_AFTER = 0.5  # seconds a task runs alone before its output is shown as it comes
+COMMAND_LINES = 5  # lines of a failed task's command shown
+# The line a failure is most likely about: what a compiler, a test runner or Python say.
+_ERROR = re.compile(r"\b(?:error|Error|ERROR|fatal|Fatal|FATAL|FAILED|Traceback)\b")
+
+
+class _Output:
+    """One running task's output: lines held for printing, or shown as they come."""
+
+    __slots__ = ("lines", "count", "spilled", "first_error", "streamed")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.count = 0                    # lines seen in all
+        self.spilled = False              # more than KEEP: the log file has them all
+        self.first_error: tuple[int, str] | None = None
+        self.streamed = False             # printed as they came
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if self.first_error is None and _ERROR.search(text):
+            self.first_error = (self.count, text)
+        if self.streamed:
+            return
+        if len(self.lines) < KEEP:
+            self.lines.append(text)
+        else:
+            self.spilled = True
 
 
 def _capped(line: str) -> str:
@@ -51,7 +80,9 @@ class ConsoleReporter:
         self.done = 0
         self.to_run: set[str] = set()
         self.running: dict[str, float] = {}
-        self.output: dict[str, deque[str]] = {}
+        self.output: dict[str, _Output] = {}
+        self.commands: dict[str, str] = {}
+        self.streaming: str | None = None    # the task whose lines are printed as they come
         self.log_paths: dict[str, str] = {}
         self.failures: list[str] = []
         self.started = time.time()
@@ -71,16 +102,30 @@ class ConsoleReporter:
 
     def _on(self, ev: Event) -> None:
         if isinstance(ev, OutputLine):
-            buf = self.output.get(ev.task)
-            if buf is None:
-                buf = self.output[ev.task] = deque(maxlen=KEEP)
-            buf.append(ev.text)
+            out = self.output.get(ev.task)
+            if out is None:
+                out = self.output[ev.task] = _Output()
+            out.add(ev.text)
+            if out.streamed:
+                self._print("  " + _capped(ev.text))
+            elif (self.streaming is None and not self.quiet and len(self.running) == 1
+                    and ev.time - self.running.get(ev.task, ev.time) >= STREAM_AFTER):
+                # Alone on the console, and not over at once: from here on its lines are
+                # shown as they come (a quick task's are shown whole, under its name).
+                self.streaming = ev.task
+                out.streamed = True
+                self._print(f"▸ {ev.task}")
+                for line in out.lines:
+                    self._print("  " + _capped(line))
+                out.lines = []
         elif isinstance(ev, TaskStateChanged):
             self._state(ev)
         elif isinstance(ev, TaskStarted):
             self.running[ev.task] = ev.time
             self.width = max(self.width, len(self.running))   # parallelism seen so far
             self.log_paths[ev.task] = ev.log_path
+            self.commands[ev.task] = ev.command
+            self.output.pop(ev.task, None)         # a retry's output is its own
             if self.verbose:
                 self._print(f"$ {ev.command}" if "\n" not in ev.command else
                             "$ " + ev.command.replace("\n", "\n$ "))
@@ -90,6 +135,10 @@ class ConsoleReporter:
         elif isinstance(ev, RunStarted):
             self.started = ev.time
             self.dry_run = ev.dry_run
+            # One reporter may see several runs (make's goals, one after another).
+            self.total = self.done = 0
+            self.to_run, self.ended = set(), set()
+            self._stop = threading.Event()
             if self.live and not self.quiet and not ev.dry_run:
                 self._ticker = threading.Thread(target=self._tick, daemon=True,
                                                 name="gristmill-progress")
@@ -121,15 +170,16 @@ class ConsoleReporter:
 
     def _finished(self, ev: TaskFinished) -> None:
         self.running.pop(ev.task, None)
-        lines = self.output.pop(ev.task, deque())
+        out = self.output.pop(ev.task, None) or _Output()
+        if self.streaming == ev.task:
+            self.streaming = None
         if ev.outcome is Outcome.SUCCEEDED:
             self.done += 1
             self.ended.add(ev.task)
             self.finished_durations.append(ev.duration)
-            if not self.quiet and (lines or not self.live or ev.message):
+            if not self.quiet and (out.count or not self.live or ev.message):
                 self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
-                for line in lines:
-                    self._print("  " + _capped(line))
+                self._print_lines(ev.task, out, "  ")
             if ev.message:     # it succeeded, but something went wrong beside it
                 self._print(f"  ! {ev.message}")
         else:
@@ -142,17 +192,55 @@ class ConsoleReporter:
                 self.failures.append(ev.task)
                 self._print(f"✗ {ev.task} failed: {what} (attempt {ev.attempt}, "
                             f"{format_duration(ev.duration)})")
-                for line in list(lines)[-TAIL:]:
-                    self._print("  | " + _capped(line))
-                if not lines:
-                    # A log file is made at the first byte: a task that printed nothing
-                    # has none to point to.
-                    self._print("  (it printed nothing)")
-                elif ev.task in self.log_paths:
-                    self._print(f"  full log: {self.log_paths[ev.task]}")
+                self._print_lines(ev.task, out, "  | ")
+                self._explain_failure(ev.task, out)
             if ev.removed_outputs:
                 self._print("  removed partial outputs: " + ", ".join(ev.removed_outputs))
         self._draw()
+
+    def _print_lines(self, task: str, out: _Output, prefix: str) -> None:
+        """Everything the task printed that is not on the console yet."""
+        if out.streamed:
+            return
+        if out.spilled and self._print_log(task, prefix):
+            return
+        for line in out.lines:
+            self._print(prefix + _capped(line))
+        if out.spilled:
+            self._print(f"  … {out.count - len(out.lines)} more lines "
+                        f"(full log: {self.log_paths.get(task) or 'not written'})")
+
+    def _print_log(self, task: str, prefix: str) -> bool:
+        path = self.log_paths.get(task)
+        if not path:
+            return False
+        try:
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                self._clear()
+                for line in f:
+                    self.out.write(prefix + _capped(line.rstrip("\n").rstrip("\r")) + "\n")
+        except OSError:
+            return False
+        return True
+
+    def _explain_failure(self, task: str, out: _Output) -> None:
+        """The command, the first error line, and where the whole output is."""
+        command = self.commands.get(task, "")
+        if command:
+            lines = command.split("\n")
+            for line in lines[:COMMAND_LINES]:
+                self._print(f"  $ {line}")
+            if len(lines) > COMMAND_LINES:
+                self._print(f"  $ … ({len(lines) - COMMAND_LINES} more command lines)")
+        if out.first_error is not None and out.count > 1:
+            number, text = out.first_error
+            self._print(f"  first error (line {number} of {out.count}): {_capped(text)}")
+        if not out.count:
+            # A log file is made at the first byte: a task that printed nothing
+            # has none to point to.
+            self._print("  (it printed nothing)")
+        elif task in self.log_paths:
+            self._print(f"  full log: {self.log_paths[task]}")
 
     def _summary(self, ev: RunFinished) -> None:
         self._clear()

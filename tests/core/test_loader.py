@@ -103,7 +103,7 @@ def test_find_workflow_file_ignores_a_folder_named_like_one(tmp_path):
 def test_makefiles_go_to_the_makefile_reader(tmp_path, monkeypatch):
     import gristmill.core.makefile as makefile
     seen = []
-    monkeypatch.setattr(makefile, "load_makefile", lambda p, v: seen.append((p, v)) or "wf")
+    monkeypatch.setattr(makefile, "load_makefile", lambda p, v, goals=(): seen.append((p, v)) or "wf")
     touch(tmp_path, "Makefile", "rules.mk")
     assert load_workflow(tmp_path, {"A": "1"}) == "wf"
     assert load_workflow(tmp_path / "rules.mk") == "wf"

@@ -82,7 +82,7 @@ def test_plan_reads_history_when_there_is_one_and_makes_none_when_there_is_not(
     toml = _write(folder, "gristmill.toml", '[tasks.t]\ncmd = "echo one > o.txt"\noutputs = ["o.txt"]\n')
     assert cli.main(["plan", "-C", str(folder)]) == 0
     assert not history_db().exists()
-    assert cli.main(["run", "-C", str(folder), "-q"]) == 0
+    assert cli.main(["run", "-C", str(folder), "--quiet"]) == 0
     assert history_db().exists()
     toml.write_text('[tasks.t]\ncmd = "echo two > o.txt"\noutputs = ["o.txt"]\n')
     capsys.readouterr()

@@ -14,6 +14,7 @@ try:             # hashlib would load OpenSSL too (2 ms of every command's start
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - not CPython
     from hashlib import blake2b
+import os  # noqa: E402  (after the fast blake2b above)
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
@@ -138,6 +139,7 @@ class Workflow:
     kind: str = "toml"                          # "toml", "json" or "make"
     warnings: tuple[WorkflowWarning, ...] = ()
     files: tuple[Path, ...] = ()                # every file read (includes), for reload/watch
+    messages: tuple[str, ...] = ()              # what reading printed (a Makefile's $(info ...))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
@@ -149,7 +151,7 @@ class Workflow:
         # TaskGraph.of is left out (``wfcache`` keeps it beside the workflow).
         return (Workflow, (self.name, self.path, self.root, dict(self.tasks), self.default,
                            dict(self.pools), self.capacity, dict(self.vars), self.kind,
-                           self.warnings, self.files))
+                           self.warnings, self.files, self.messages))
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Declared name -> concrete instance names, in order."""
@@ -157,6 +159,23 @@ class Workflow:
         for t in self.tasks.values():
             out.setdefault(t.group or t.name, []).append(t.name)
         return {k: tuple(v) for k, v in out.items()}
+
+    def _as_output(self, word: str) -> str:
+        """A path as the user may type it, as the workflow keeps outputs: relative to the
+        root, normalised (``./out.txt`` and ``sub/../out.txt`` are ``out.txt``)."""
+        path = os.path.normpath(word)
+        if os.path.isabs(path):
+            root = os.path.normpath(str(self.root))
+            if os.path.commonpath([root, path]) != root:
+                return word
+            path = os.path.relpath(path, root)
+        return path.replace(os.sep, "/")
+
+    def _suggest(self, word: str, groups: Mapping[str, tuple[str, ...]]) -> str:
+        import difflib
+        names = [n for n in groups if not n.startswith(".")]
+        close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     def resolve_targets(self, targets: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         """Target words (task names, declared fan-out names, or output paths) -> task names.
@@ -176,8 +195,11 @@ class Workflow:
                 names = groups[word]
             elif word in by_output:
                 names = (by_output[word],)
+            elif self._as_output(word) in by_output:          # ./out.txt, /abs/root/out.txt
+                names = (by_output[self._as_output(word)],)
             else:
-                raise UsageError(f"no task or output named {word!r} in {self.path}")
+                raise UsageError(f"no task or output named {word!r} in {self.path}"
+                                 + self._suggest(word, groups))
             for n in names:
                 if n not in seen:
                     seen.add(n)

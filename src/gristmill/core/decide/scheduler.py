@@ -37,6 +37,39 @@ def critical_path(graph: TaskGraph, names: Iterable[str],
     return prio
 
 
+def make_order(graph: TaskGraph, targets: Sequence[str], names: Iterable[str]) -> dict[str, float]:
+    """Priorities that start ``names`` in the order a serial GNU make runs them.
+
+    make walks each goal in turn, left to right, and each target's prerequisites in
+    the order written (normal ones, then order-only), depth first: a target's recipe
+    runs after those of all its prerequisites. The first task of that walk gets the
+    highest priority. Hand-written Makefiles that are not parallel-safe (``all: gen
+    use``, where ``use`` reads what ``gen`` writes) build right in this order.
+    """
+    members = set(names)
+    deps = graph.dependencies_of()
+    seen: set[str] = set()
+    walk: list[str] = []
+    for goal in targets:
+        if goal in seen:
+            continue
+        seen.add(goal)
+        stack = [(goal, iter(deps[goal]))]
+        while stack:
+            name, pending = stack[-1]
+            for d in pending:
+                if d not in seen:
+                    seen.add(d)
+                    stack.append((d, iter(deps[d])))
+                    break
+            else:
+                stack.pop()
+                if name in members:
+                    walk.append(name)
+    top = float(len(walk))
+    return {name: top - i for i, name in enumerate(walk)}
+
+
 def by_priority(tasks: Iterable[Task], priority: Mapping[str, float]) -> list[Task]:
     """Highest priority first; ties keep the given order."""
     return sorted(tasks, key=lambda t: -priority.get(t.name, 0.0))

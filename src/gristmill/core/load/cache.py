@@ -38,12 +38,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 from ..decide.graph import TaskGraph
 from .locate import Probe, is_makefile, read_file, workflow_file
 from ..workflow import Workflow, blake2b
 
-FORMAT = 3
+FORMAT = 4
 MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])
 RACY_NS = 2_000_000_000          # FAT's 2 s timestamps are the coarsest in use
 KEEP = 64                        # entries kept; the least recently written go first
@@ -139,7 +140,8 @@ def code_fingerprint() -> tuple:
 
 def load_cached(path: str | Path, variables: dict[str, str] | None = None,
                 folder: Path | None = None, defer: bool = False,
-                prefetch: list[StampPrefetch] | None = None) -> Workflow:
+                prefetch: list[StampPrefetch] | None = None,
+                goals: Sequence[str] = ()) -> Workflow:
     """``loader.load_workflow(path, variables)``, from the cache when nothing changed.
 
     A fresh load is stored before this returns, or with ``defer`` when the process
@@ -150,7 +152,7 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
     p = workflow_file(path)
     if is_makefile(p) or os.environ.get("GRISTMILL_NO_CACHE"):
         from .loader import load_workflow
-        return load_workflow(p, variables)
+        return load_workflow(p, variables, goals=goals)
     if folder is None:
         from ..paths import cache_dir
         folder = cache_dir()

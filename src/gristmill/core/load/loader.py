@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import Location, WorkflowError
 from ..decide.graph import TaskGraph
@@ -32,7 +32,7 @@ from .tomlpos import parse_toml
 from ..workflow import CapacityOverride, Workflow, WorkflowWarning
 
 def load_workflow(path: str | Path, variables: dict[str, str] | None = None,
-                  probe: Probe = DIRECT) -> Workflow:
+                  probe: Probe = DIRECT, goals: Sequence[str] = ()) -> Workflow:
     """Load the workflow in ``path`` (a folder or a file); ``variables`` override ``[vars]``.
 
     Raises WorkflowError (``path:line:col: message``) for every problem in the files.
@@ -44,7 +44,7 @@ def load_workflow(path: str | Path, variables: dict[str, str] | None = None,
         # Imported here, not at the top: the Makefile reader is sizeable and a
         # gristmill.toml run should not pay for loading it.
         from ..makefile import load_makefile
-        return load_makefile(p, variables)
+        return load_makefile(p, variables, goals)
     # A load makes a few objects per task and frees none: the cyclic garbage collector
     # would only rescan them, again and again (a third of the time for 100,000 tasks).
     gc_was_enabled = gc.isenabled()

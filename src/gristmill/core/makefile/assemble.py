@@ -9,6 +9,7 @@ pattern rule with several targets) are one task with several outputs.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 
@@ -20,6 +21,8 @@ from .facts import MakeFacts, matches
 from .hints import HintBook
 from .prefixes import analyse_line, assign_noerror
 from .recording import clean_env
+
+_POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "busybox", "ash"}
 
 NOTPARALLEL_POOL = "make.notparallel"
 
@@ -137,6 +140,7 @@ class WorkflowAssembler:
             kind="make",
             warnings=tuple(self.warnings),
             files=tuple(f.files()),
+            messages=tuple(f.read_messages),
         )
 
     def _task(self, rep: str, members: list[str], member_of: dict[str, str], phony: set[str],
@@ -172,6 +176,15 @@ class WorkflowAssembler:
             resources = Resources(resources.cpu, resources.mem, resources.gpu,
                                   resources.pools + ((NOTPARALLEL_POOL, 1),))
         self._add(task_cautions(f, rep, main, recs, location, set(members)))
+        ignore = self._ignore_errors(rep, main, len(commands), location)
+        silent = bool(recs) and all(not rec.echoed for rec in recs)
+        said = f.recipe_info.get(rep)
+        if said and rep not in f.failing and os.path.basename(shell_path) in _POSIX_SHELLS:
+            # make prints a recipe's $(info ...) as it expands it, before the first command
+            # runs: the task prints it first, when (and only when) it runs.
+            commands = ("printf '%s\\n' " + " ".join(shlex.quote(x) for x in said),) + commands
+            ignore = (False,) + tuple(ignore) if ignore else ()
+            silent = silent or len(commands) == 1
         return Task(
             name=rep,
             commands=commands,
@@ -186,8 +199,8 @@ class WorkflowAssembler:
             cwd=str(f.folder),
             group=rep,
             location=location,
-            ignore_errors=self._ignore_errors(rep, main, len(commands), location),
-            silent=bool(recs) and all(not rec.echoed for rec in recs),
+            ignore_errors=ignore,
+            silent=silent,
             shell=shell,
             description=self._description(main),
         )

@@ -36,6 +36,8 @@ class MakeFacts:
     remade_makefiles: list[str] = field(default_factory=list)
     warnings: list[WorkflowWarning] = field(default_factory=list)
     cmdgoals_b: list[str] = field(default_factory=list)     # MAKECMDGOALS of pass B
+    recipe_info: dict[str, list[str]] = field(default_factory=dict)  # target -> $(info) of its recipe
+    read_messages: list[str] = field(default_factory=list)  # what reading the Makefile printed
 
     # -- places -----------------------------------------------------------------------
     def display(self, file: str) -> str:

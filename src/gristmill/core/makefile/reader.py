@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -25,15 +26,20 @@ from .facts import MakeFacts, makefile_list
 from .database import SPECIAL_TARGETS, Database, FileEntry, extract_database, parse_database
 from .diagnostics import Diagnostic, parse_stderr
 from .gnumake import GnuMake, base_env, find_gnu_make, find_makefile, run_make, variable_args
-from .recording import Recorder, Recording
+from .recording import Recorder, Recording, printed_by_recipes, printed_while_reading
 from .source import SourceFile, scan_file
 
 _MAX_RETRIES = 25
 _NOOP = "__gristmill_noop__"
 
 
-def load_makefile(path: str | Path, variables: dict[str, str] | None = None) -> Workflow:
-    """Read a GNU Makefile (or a folder holding one) as a Workflow of kind "make"."""
+def load_makefile(path: str | Path, variables: dict[str, str] | None = None,
+                  goals: list[str] | tuple[str, ...] = ()) -> Workflow:
+    """Read a GNU Makefile (or a folder holding one) as a Workflow of kind "make".
+
+    ``goals`` are targets the user named: one that no rule names but a built-in or
+    pattern rule can make (``make hello`` with ``hello.c`` beside it) is read too.
+    """
     makefile_path = _locate(Path(path))
     parent = str(makefile_path.parent)
     display_base = "" if parent in ("", ".") else parent.rstrip("/") + "/"
@@ -44,6 +50,7 @@ def load_makefile(path: str | Path, variables: dict[str, str] | None = None) -> 
     env = base_env()
     with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
         reader = _Reader(make, folder, name, display_base, user_vars, env, Path(tmp))
+        reader.asked = [os.path.normpath(g) for g in goals if g and not os.path.isabs(g)]
         return reader.read()
 
 
@@ -74,6 +81,7 @@ class _Reader:
         self.warnings: list[WorkflowWarning] = []
         self.sources: dict[str, SourceFile] = {}
         self.recipe_prefix = "\t"
+        self.asked: list[str] = []
 
     def display(self, file: str | None) -> str:
         file = file or self.name
@@ -92,6 +100,8 @@ class _Reader:
         self._raise_read_errors(a)
         from_a = {n for n, e in a.db.files.items() if e.updated} | {r.target for r in a.records}
         goals = self._other_targets(a.db, from_a, set(mlist))
+        goals += [g for g in self.asked if g not in goals and g not in from_a
+                  and not (g in a.db.files and a.db.files[g].is_target)]
         b, failing = self._record_others(goals) if goals else (None, {})
         if b is not None:
             for f in makefile_list(b.db, self.private):
@@ -99,10 +109,15 @@ class _Reader:
                     mlist.append(f)
             self._scan_sources(mlist)
         records = a.by_target()
+        info = printed_by_recipes(a.before_db, self.recorder.marker, a.records)
         if b is not None:
             for target, recs in b.by_target().items():
                 if target not in from_a:
                     records.setdefault(target, recs)
+            for target, lines in printed_by_recipes(b.before_db, self.recorder.marker,
+                                                    b.records).items():
+                if target not in from_a:
+                    info.setdefault(target, lines)
         facts = MakeFacts(
             folder=self.folder, makefile=self.name, display_base=self.display_base,
             db_read=first, db_a=a.db, db_b=b.db if b else None, records=records, from_a=from_a,
@@ -110,7 +125,8 @@ class _Reader:
             private_files=self.private, base_env=self.env, user_vars=self.user_vars,
             sources=self.sources, makefile_list=mlist, make_command=self.make.command,
             failing=failing, remade_makefiles=remade, warnings=self.warnings,
-            cmdgoals_b=goals if b else [])
+            cmdgoals_b=goals if b else [], recipe_info=info,
+            read_messages=printed_while_reading(a.before_db))
         return WorkflowAssembler(facts).build()
 
     def _record(self, goals: list[str], extra: list[str] = ()) -> Recording:
@@ -190,13 +206,20 @@ class _Reader:
         failing: dict[str, str] = {}
         warned: set[tuple] = set()
         for _ in range(_MAX_RETRIES):
-            extra = [f"--assume-old={x}" for x in assume_old]
+            extra = ["--debug=m", *(f"--assume-old={x}" for x in assume_old)]
             b = self._record(goals, extra)
             progress = False
             for d in parse_stderr(b.run.stderr, self.make.command):
                 if d.kind == "no-rule" and d.target not in assume_old:
                     assume_old.append(d.target)
                     progress = True
+                    if d.target in self.asked and not d.needed_by:
+                        # A goal the user typed that nothing can make: the command line
+                        # says so ("unknown target"), not a warning of the Makefile's.
+                        goals.remove(d.target)
+                        if not goals:
+                            return b, failing
+                        continue
                     where = self._place_of(d.needed_by, b.db) if d.needed_by else None
                     key = ("no-rule", d.target, d.needed_by)
                     if key not in warned:

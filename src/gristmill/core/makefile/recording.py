@@ -180,6 +180,75 @@ class Recorder:
         return out
 
 
+_DEBUG_RE = re.compile(
+    r"^ *(?:Must remake target '.*'\.|Successfully remade target file '.*'\.|"
+    r"Failed to remake target file '.*'\.|File '.*' does not exist\.|Target '.*' not remade.*|"
+    r"Prerequisite '.*' is newer than target '.*'\.|Updating (?:makefiles|goal targets)\.\.\.\.|"
+    r"Reading makefiles\.\.\.)$")
+_MUST_RE = re.compile(r"^ *Must remake target '(.*)'\.$")
+
+
+def printed_while_reading(before: str) -> list[str]:
+    """What make printed while it read the makefiles (``$(info ...)``, ``$(warning`` goes to stderr).
+
+    ``before`` is a pass run with ``--debug=m``: the text between the last
+    "Reading makefiles..." and "Updating makefiles....".
+    """
+    start = before.rfind("Reading makefiles...\n")
+    if start < 0:
+        return []
+    start += len("Reading makefiles...\n")
+    end = before.find("Updating makefiles....\n", start)
+    text = before[start:end if end >= 0 else len(before)].rstrip("\n")
+    return text.split("\n") if text else []
+
+
+def printed_by_recipes(before: str, marker: str, records: list[Record]) -> dict[str, list[str]]:
+    """Per target, what make printed as it expanded the recipe (``$(info ...)`` in a recipe).
+
+    Make expands all of a recipe's lines before it runs the first; with
+    ``--debug=m`` the expansion's output lies between "Must remake target 'T'."
+    and the first command handed to the shell (our marker, after make's echo of
+    that command), or the next line of make's own when no command runs.
+    """
+    goals_at = max(before.find("Updating goal targets....\n"), 0)
+    k = before[:goals_at].count(marker)     # the makefiles' remakes came first
+    out: dict[str, list[str]] = {}
+    target: str | None = None
+    lines: list[str] = []
+    bare = marker.rstrip("\n")
+
+    def close(rec: Record | None) -> None:
+        nonlocal target, lines
+        if target is not None:
+            text = "".join(lines)
+            if rec is not None and rec.target == target and rec.echoed \
+                    and text.endswith(rec.command + "\n"):
+                text = text[:-len(rec.command) - 1]
+            if text:
+                out.setdefault(target, []).extend(text.rstrip("\n").split("\n"))
+        target, lines = None, []
+
+    # Split at newlines only: str.splitlines() also splits at our marker's \x1e.
+    for line in re.findall(r"[^\n]*\n|[^\n]+$", before[goals_at:]):
+        if line.rstrip("\n") == bare or line.endswith(marker):
+            close(records[k] if k < len(records) else None)
+            k += 1
+            continue
+        m = _MUST_RE.match(line.rstrip("\n"))
+        if m:
+            close(None)
+            target = m.group(1)
+            continue
+        if _DEBUG_RE.match(line.rstrip("\n")):
+            close(None)
+            continue
+        if target is not None:
+            lines.append(line)
+    close(None)
+    return out
+
+
 def _mk_target(name: str, pattern: bool = False) -> str:
     """A file name (or pattern) written so make reads it back as that one name.
 

@@ -27,7 +27,7 @@ from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
 from ..record.runlog import RunLog, run_log_path
-from ..decide.scheduler import critical_path, schedule
+from ..decide.scheduler import critical_path, make_order, schedule
 from ..sizes import format_size
 from ..decide.staleness import Decision, StalenessScan
 from ..workflow import Task, Workflow, blake2b
@@ -46,6 +46,8 @@ class RunOptions:
     capacity: Capacity | None = None     # use this instead of detecting the machine
     log_dir: Path | None = None          # run logs; default: paths.logs_dir()/runs
     structured_log: bool = True          # write the JSON-lines run log
+    make_order: bool = False             # start tasks in a serial make's order (a Makefile
+                                         # without -j), not by critical path
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class Engine:
             now = time.time()
             publish(RunFinished(run_id, now, RunStatus.SUCCEEDED, now - t0, counts))
             return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
-        loop = _RunLoop(self, run_id, log_dir, decisions, scan, capacity, states)
+        loop = _RunLoop(self, run_id, log_dir, decisions, scan, capacity, states, names)
         return loop.run(t0)
 
 
@@ -222,7 +224,8 @@ class _RunLoop:
 
     def __init__(self, engine: Engine, run_id: str, log_dir: Path,
                  decisions: dict[str, Decision], scan: StalenessScan,
-                 capacity: Capacity, states: dict[str, TaskState]):
+                 capacity: Capacity, states: dict[str, TaskState],
+                 goals: tuple[str, ...] = ()):
         self.e = engine
         self.wf = engine.workflow
         self.run_id = run_id
@@ -236,10 +239,13 @@ class _RunLoop:
         self.free = FreeCapacity(capacity)
         stale = [n for n, d in decisions.items() if d.stale]
         self.plan = Plan(engine.graph, stale)
-        durations: Mapping[str, float] = {}
-        if engine.history is not None:
-            durations = engine.history.durations(str(self.wf.path))  # type: ignore[attr-defined]
-        self.priority = critical_path(engine.graph, stale, durations)
+        if engine.options.make_order:
+            self.priority = make_order(engine.graph, goals, stale)
+        else:
+            durations: Mapping[str, float] = {}
+            if engine.history is not None:
+                durations = engine.history.durations(str(self.wf.path))  # type: ignore[attr-defined]
+            self.priority = critical_path(engine.graph, stale, durations)
         self.ready: list[Task] = []      # in priority order (highest first)
         self.ready_keys: list[float] = []    # -priority of each, for bisect
         self.retry_at: list[tuple[float, str]] = []
@@ -438,8 +444,9 @@ class _RunLoop:
             # The ready tasks that fit in the slots the successes left start before the
             # rest of their books are kept (a freed slot waits for the reap and the
             # TaskFinished, not for the plan). A failure never gets here first: without
-            # --keep-going nothing new may start after it.
-            if not self.stopping and not self.e._cancel:
+            # --keep-going nothing new may start after it. In make's order the next task
+            # may be one these successes make ready: it waits for the books.
+            if not self.stopping and not self.e._cancel and not self.e.options.make_order:
                 self._start_ready(ex)
             for a in succeeded:
                 self.set_state(a.task.name, TaskState.DONE, (), a.attempt)
