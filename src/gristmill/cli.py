@@ -140,8 +140,18 @@ def _load(args, variables: dict[str, str] | None = None,
 
 
 def _history():
-    from .core.record.history import History
-    return History()
+    """The history, or None where its file cannot be used at all (damaged, locked by
+    another process, read-only): the command goes on without it, and says so once, in
+    one line with how to mend it. A fault later on (a full disk) is said the same way."""
+    from .core.record.history import History, HistoryError
+
+    def tell(line: str) -> None:
+        print(f"gristmill: {line}", file=sys.stderr, flush=True)
+    try:
+        return History(on_problem=tell)
+    except HistoryError as exc:
+        tell(str(exc))
+        return None
 
 
 def _stamps(prefetch: list[StampPrefetch]):
@@ -163,7 +173,8 @@ def cmd_run(args) -> int:
         os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
     os.chdir(wf.root)
     history = _history()
-    history.mark_interrupted(str(wf.path))
+    if history is not None:
+        history.mark_interrupted(str(wf.path))
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     jobs, make_order = args.jobs, False
     if wf.kind == "make" and jobs is None:
@@ -222,7 +233,8 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
         _, decisions, _ = engine.decide(targets)       # a stale `all:` with no recipe runs
         tasks = wf.tasks                                 # nothing, and is no answer of its own
         return 1 if any(d.stale and tasks[n].commands for n, d in decisions.items()) else 0
-    reporter = ConsoleReporter(durations=lambda: history.durations(str(wf.path)),
+    reporter = ConsoleReporter(durations=lambda: history.durations(str(wf.path))
+                               if history is not None else {},
                                verbose=args.verbose, quiet=args.quiet)
     bus.subscribe(reporter)
     interrupted = []
@@ -258,7 +270,8 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
-        history.close()
+        if history is not None:
+            history.close()
     return 130 if interrupted else (1 if failed_turns else result.exit_code)
 
 
@@ -410,6 +423,8 @@ def cmd_graph(args) -> int:
 
 def cmd_history(args) -> int:
     history = _history()
+    if history is None:
+        return 2
     try:
         wf_path = None
         if not args.all:
