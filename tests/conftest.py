@@ -13,3 +13,30 @@ def gristmill_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("gristmill-home")
     monkeypatch.setenv("GRISTMILL_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a tiny tmpfs that is already full: every write there fails with ENOSPC.
+
+    Needs root (as in CI); skipped, with the reason, where mount is not allowed.
+    """
+    import subprocess
+    mount = tmp_path / "full"
+    mount.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip() or p.returncode}")
+    try:
+        (mount / "runs").mkdir()
+        (mount / "data").mkdir()
+        with open(mount / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

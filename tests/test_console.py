@@ -56,3 +56,19 @@ def test_a_failure_that_printed_nothing_points_to_no_log():
     text = out.getvalue()
     assert "✗ a failed: exit status 1" in text and "  (it printed nothing)\n" in text
     assert "full log" not in text
+
+
+def test_a_long_line_is_printed_cut_with_a_word_and_a_log_trouble_is_said():
+    from gristmill.console import LINE_MAX
+    out = io.StringIO()
+    rep = ConsoleReporter(out, live=False)
+    rep(RunStarted("r", 1.0, "wf", "/w", (), ("a",)))
+    rep(TaskStateChanged("r", 1.0, "a", TaskState.WAITING))
+    rep(TaskStarted("r", 1.0, "a", 1, 0, log_path="/logs/a.1.log"))
+    rep(OutputLine("r", 1.0, "a", 1, "y" * 16000))
+    rep(TaskFinished("r", 2.0, "a", 1, Outcome.SUCCEEDED, 0, 1.0,
+                     message="its log /logs/a.1.log lacks 5 bytes of its output"))
+    lines = out.getvalue().splitlines()
+    (long,) = [line for line in lines if "yyy" in line]
+    assert long == "  " + "y" * LINE_MAX + f" … [cut: {16000 - LINE_MAX:,} more characters]"
+    assert "  ! its log /logs/a.1.log lacks 5 bytes of its output" in lines

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from . import __version__
-from .core.errors import GristmillError, UsageError
+from .core.errors import GristmillError, UsageError, WorkflowError
 from .core.sizes import format_duration, format_size
 from .core.load.cache import StampPrefetch, load_cached, write_deferred
 from .core.workflow import Workflow
@@ -121,6 +121,9 @@ def _load(args, variables: dict[str, str] | None = None,
     target = base / args.file if args.file else base
     if args.file and not target.exists():
         raise UsageError(f"{target}: no such file")
+    if args.file and target.is_dir():
+        raise WorkflowError("-f names a folder, not a workflow file (-C DIR opens the "
+                            "workflow in a folder)", path=str(target))
     # The goals go to a Makefile's reader: one that only a built-in rule can make
     # (`make hello` beside hello.c) is read as make would build it.
     wf = load_cached(target, variables or None, defer=True, prefetch=prefetch, goals=goals)
@@ -137,8 +140,18 @@ def _load(args, variables: dict[str, str] | None = None,
 
 
 def _history():
-    from .core.record.history import History
-    return History()
+    """The history, or None where its file cannot be used at all (damaged, locked by
+    another process, read-only): the command goes on without it, and says so once, in
+    one line with how to mend it. A fault later on (a full disk) is said the same way."""
+    from .core.record.history import History, HistoryError
+
+    def tell(line: str) -> None:
+        print(f"gristmill: {line}", file=sys.stderr, flush=True)
+    try:
+        return History(on_problem=tell)
+    except HistoryError as exc:
+        tell(str(exc))
+        return None
 
 
 def _stamps(prefetch: list[StampPrefetch]):
@@ -160,7 +173,8 @@ def cmd_run(args) -> int:
         os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
     os.chdir(wf.root)
     history = _history()
-    history.mark_interrupted(str(wf.path))
+    if history is not None:
+        history.mark_interrupted(str(wf.path))
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     jobs, make_order = args.jobs, False
     if wf.kind == "make" and jobs is None:
@@ -219,7 +233,8 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
         _, decisions, _ = engine.decide(targets)       # a stale `all:` with no recipe runs
         tasks = wf.tasks                                 # nothing, and is no answer of its own
         return 1 if any(d.stale and tasks[n].commands for n, d in decisions.items()) else 0
-    reporter = ConsoleReporter(durations=lambda: history.durations(str(wf.path)),
+    reporter = ConsoleReporter(durations=lambda: history.durations(str(wf.path))
+                               if history is not None else {},
                                verbose=args.verbose, quiet=args.quiet)
     bus.subscribe(reporter)
     interrupted = []
@@ -255,7 +270,8 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
-        history.close()
+        if history is not None:
+            history.close()
     return 130 if interrupted else (1 if failed_turns else result.exit_code)
 
 
@@ -407,6 +423,8 @@ def cmd_graph(args) -> int:
 
 def cmd_history(args) -> int:
     history = _history()
+    if history is None:
+        return 2
     try:
         wf_path = None
         if not args.all:

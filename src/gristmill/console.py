@@ -22,6 +22,7 @@ from .core.sizes import format_duration
 
 KEEP = 10_000      # lines of a task's output held in memory; past that, its log is read
 TICK = 0.2         # seconds between redraws of the live line
+LINE_MAX = 2000    # characters of one output line printed; the log file has it whole
 STREAM_AFTER = 0.5  # seconds a task runs alone before its output is shown as it comes
 COMMAND_LINES = 5  # lines of a failed task's command shown
 # The line a failure is most likely about: what a compiler, a test runner or Python say.
@@ -50,6 +51,13 @@ class _Output:
             self.lines.append(text)
         else:
             self.spilled = True
+
+
+def _capped(line: str) -> str:
+    """An output line as printed: at most ``LINE_MAX`` characters, and a word if cut."""
+    if len(line) <= LINE_MAX:
+        return line
+    return f"{line[:LINE_MAX]} … [cut: {len(line) - LINE_MAX:,} more characters]"
 
 
 def _columns() -> int:
@@ -103,7 +111,7 @@ class ConsoleReporter:
                 out = self.output[ev.task] = _Output()
             out.add(ev.text)
             if out.streamed:
-                self._print("  " + ev.text)
+                self._print("  " + _capped(ev.text))
             elif (self.streaming is None and not self.quiet and len(self.running) == 1
                     and ev.time - self.running.get(ev.task, ev.time) >= STREAM_AFTER):
                 # Alone on the console, and not over at once: from here on its lines are
@@ -112,7 +120,7 @@ class ConsoleReporter:
                 out.streamed = True
                 self._print(f"▸ {ev.task}")
                 for line in out.lines:
-                    self._print("  " + line)
+                    self._print("  " + _capped(line))
                 out.lines = []
         elif isinstance(ev, TaskStateChanged):
             self._state(ev)
@@ -192,9 +200,11 @@ class ConsoleReporter:
             self.done += 1
             self.ended.add(ev.task)
             self.finished_durations.append(ev.duration)
-            if not self.quiet and (out.count or not self.live):
+            if not self.quiet and (out.count or not self.live or ev.message):
                 self._print(f"✓ {ev.task} ({format_duration(ev.duration)})")
                 self._print_lines(ev.task, out, "  ")
+            if ev.message:     # it succeeded, but something went wrong beside it
+                self._print(f"  ! {ev.message}")
         elif ev.outcome is Outcome.CANCELLED and not ev.will_retry:
             self._cancelled_attempts[ev.task] = (ev, out)
             return
@@ -224,7 +234,7 @@ class ConsoleReporter:
         if out.spilled and self._print_log(task, prefix):
             return
         for line in out.lines:
-            self._print(prefix + line)
+            self._print(prefix + _capped(line))
         if out.spilled:
             self._print(f"  … {out.count - len(out.lines)} more lines "
                         f"(full log: {self.log_paths.get(task) or 'not written'})")
@@ -237,7 +247,7 @@ class ConsoleReporter:
             with open(path, encoding="utf-8", errors="replace", newline="") as f:
                 self._clear()
                 for line in f:
-                    self.out.write(prefix + line.rstrip("\n").rstrip("\r") + "\n")
+                    self.out.write(prefix + _capped(line.rstrip("\n").rstrip("\r")) + "\n")
         except OSError:
             return False
         return True
@@ -253,7 +263,7 @@ class ConsoleReporter:
                 self._print(f"  $ … ({len(lines) - COMMAND_LINES} more command lines)")
         if out.first_error is not None and out.count > 1:
             number, text = out.first_error
-            self._print(f"  first error (line {number} of {out.count}): {text}")
+            self._print(f"  first error (line {number} of {out.count}): {_capped(text)}")
         if not out.count:
             # A log file is made at the first byte: a task that printed nothing
             # has none to point to.

@@ -60,6 +60,22 @@ def test_json_duplicate_key(tmp_path):
         tmp_path, 3, 3, "duplicate key 'a' (first at line 2, column 3)", "gristmill.json")
 
 
+@pytest.mark.parametrize("text, line, col, escape", [
+    ('{"tasks": {\n  "a\\ud800": {"cmd": "true"}}}', 2, 5, "\\ud800"),
+    ('{"tasks": {"a": {\n "cmd": "echo \\\\ud800 \\udc00x"}}}', 2, 23, "\\udc00"),
+    ('{"tasks": {"a": {"cmd": "\\ud83d\\ude00 \\uD83D"}}}', 1, 39, "\\uD83D"),
+])
+def test_json_lone_surrogate_is_an_error_at_its_escape(tmp_path, text, line, col, escape):
+    assert error(tmp_path, text, "gristmill.json") == at(
+        tmp_path, line, col, f"invalid JSON: {escape} is half of a UTF-16 surrogate pair, "
+        "not a character", "gristmill.json")
+
+
+def test_json_surrogate_pairs_and_escaped_backslashes_load(tmp_path):
+    write(tmp_path, "gristmill.json", '{"tasks": {"a": {"cmd": "echo \\ud83d\\ude00 \\\\ud800"}}}')
+    assert load_workflow(tmp_path / "gristmill.json").tasks["a"].commands == ("echo 😀 \\ud800",)
+
+
 def test_json_top_level_must_be_an_object(tmp_path):
     (tmp_path / "gristmill.json").write_text('\n  [1]')
     with pytest.raises(WorkflowError) as e:

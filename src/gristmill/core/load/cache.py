@@ -33,6 +33,7 @@ import marshal
 import os
 import pickle
 import signal
+import stat
 import sys
 import threading
 import time
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..decide.graph import TaskGraph
-from .locate import Probe, is_makefile, workflow_file
+from .locate import Probe, is_makefile, read_file, workflow_file
 from ..workflow import Workflow, blake2b
 
 FORMAT = 4
@@ -188,8 +189,17 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
 def _read(entry: Path, fingerprint: tuple,
           prefetch: list[StampPrefetch] | None = None) -> Workflow | None:
     try:
-        with open(entry, "rb") as f:
-            st = os.fstat(f.fileno())
+        # Not blocking: an entry that is a FIFO is passed over, not waited on; one that is
+        # a device or a folder is passed over too (and replaced by the next store).
+        fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None          # a fresh load's store replaces it (a folder stays)
+            os.set_blocking(fd, True)
             identity = (st.st_ino, st.st_size)
             blob = f.read()
     except OSError:
@@ -227,10 +237,9 @@ def _still_valid(header: dict) -> tuple[bool, bool]:
     could be marked settled)."""
     for path, digest in header["files"]:
         try:
-            with open(path, "rb") as f:
-                if _digest(f.read()) != digest:
-                    return False, False
-        except OSError:
+            if _digest(read_file(path)) != digest:
+                return False, False
+        except OSError:          # gone, or now a FIFO or a device: the load says so
             return False, False
     for how, path, answer in header["answers"]:
         if _QUESTIONS[how](path) != answer:

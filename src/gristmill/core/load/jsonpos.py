@@ -32,6 +32,12 @@ def parse_json(path: str, text: str) -> tuple[Any, Source]:
         src = Source(path, text, "json")
         loc = src.location_at(m.start()) if m else Location(path)
         raise WorkflowError(f"invalid JSON: {exc}", loc) from None
+    if _SURROGATE.search(text):
+        at = _lone_surrogate(text)
+        if at is not None:
+            src = Source(path, text, "json")
+            raise WorkflowError(f"invalid JSON: {text[at:at + 6]} is half of a UTF-16 "
+                                "surrogate pair, not a character", src.location_at(at))
     keys, values, dups = scan(text)
     src = Source(path, text, "json", keys, values)
     if dups:
@@ -40,6 +46,34 @@ def parse_json(path: str, text: str) -> tuple[Any, Source]:
         raise WorkflowError(f"duplicate key {key[-1]!r} (first at line {line}, column {col})",
                             src.location_at(off))
     return data, src
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """The offset of the first ``\\uD800``-``\\uDFFF`` escape in a string that is not
+    half of a pair (``json`` takes it, and no file name or command can hold it)."""
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        if token[0] != '"' or not _SURROGATE.search(token):
+            continue
+        high = -1                       # the offset of a high half waiting for its low half
+        for e in _ESCAPE.finditer(token):
+            code = int(e.group(1), 16) if e.group(1) else -1
+            if 0xDC00 <= code <= 0xDFFF and high >= 0 and e.start() == high + 6:
+                high = -1
+                continue
+            if high >= 0:
+                return m.start() + high
+            if 0xD800 <= code <= 0xDBFF:
+                high = e.start()
+            elif 0xDC00 <= code <= 0xDFFF:
+                return m.start() + e.start()
+        if high >= 0:
+            return m.start() + high
+    return None
 
 
 def scan(text: str) -> tuple[dict[tuple, int], dict[tuple, int], list[tuple[tuple, int, int]]]:

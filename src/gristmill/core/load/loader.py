@@ -25,7 +25,8 @@ from .globs import DIRECT, Disk, Probe
 from .source import Source, describe
 from .spec import FileDoc, JsonVar, Path_, Sections, TaskParser, TaskSpec, check_var_value, \
     read_sections, var_text
-from .locate import MAKEFILE_NAMES, WORKFLOW_FILES, find_workflow_file, is_makefile, workflow_file
+from .locate import MAKEFILE_NAMES, WORKFLOW_FILES, find_workflow_file, is_makefile, read_file, \
+    workflow_file
 from .placeholders import did_you_mean
 from .tomlpos import parse_toml
 from ..workflow import CapacityOverride, Workflow, WorkflowWarning
@@ -80,8 +81,7 @@ class _Loader:
 
     def _read(self, abspath: str, display: str, at: tuple[Source, Path_] | None) -> str:
         try:
-            with open(abspath, "rb") as f:
-                data = f.read()
+            data = read_file(abspath)
         except OSError as exc:
             if at is not None:
                 raise at[0].error(f"cannot read {display}: {exc.strerror}", at[1], value=True) from None

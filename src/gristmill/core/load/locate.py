@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from ..errors import WorkflowError
@@ -30,6 +32,44 @@ def is_makefile(path: str | Path) -> bool:
     return Path(path).suffix.lower() not in (".toml", ".json")
 
 
+class NotAFile(OSError):
+    """A path that names something other than a regular file (a FIFO, a device, a folder):
+    reading it would wait for a writer forever, or never end."""
+
+
+def kind_of(mode: int) -> str | None:
+    """"a FIFO", "a device", ... for a file mode that is not a regular file's; else None."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path``; ``NotAFile`` (an OSError) for anything
+    else. Opened without blocking, so that a FIFO is refused instead of waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        kind = kind_of(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotAFile(errno.EINVAL, f"it is {kind}, not a file" if kind[0] == "a"
+                           else f"it is {kind}", os.fspath(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            return f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def workflow_file(path: str | Path) -> Path:
     """The workflow file ``path`` names: itself, or the one in a folder. WorkflowError if none."""
     p = Path(path)
@@ -42,6 +82,11 @@ def workflow_file(path: str | Path) -> Path:
             p = found
         elif not p.exists():
             raise WorkflowError("no such file or folder", path=str(p))
+        else:
+            kind = kind_of(p.stat().st_mode)
+            if kind is not None:
+                raise WorkflowError(f"cannot read: it is {kind}, not a workflow file",
+                                    path=str(p))
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"cannot open: {exc}", path=str(p)) from None
     return p

@@ -16,13 +16,17 @@ scheduler reads the durations.
 
 from __future__ import annotations
 
+import functools
+import sqlite3
+import threading
 from pathlib import Path
+from typing import Callable
 
 from .. import paths
 from .queries import HistoryReader
 from .recorder import Recorder
 from .store import (SCHEMA_VERSION, AttemptRecord, HistoryError, RunRecord, TaskRecord,
-                    create_schema)
+                    create_schema, empty_database, is_locked)
 
 __all__ = ["History", "HistoryError", "RunRecord", "AttemptRecord", "TaskRecord",
            "SCHEMA_VERSION"]
@@ -35,12 +39,44 @@ class History(Recorder, HistoryReader):
     Queries may be called from any thread.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None,
+                 on_problem: Callable[[str], None] | None = None) -> None:
+        """``on_problem`` is called once (from any thread) with one line when the file
+        turns out damaged, locked, read-only or full: from then on queries answer as an
+        empty history does, and the run goes on. A file that cannot be opened at all
+        raises ``HistoryError`` with that line (``problem_line`` makes it)."""
         path = Path(path) if path is not None else paths.history_db()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        create_schema(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create_schema(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise HistoryError(problem_line(path, exc)) from None
+        self._on_problem = on_problem
+        self._problem_lock = threading.Lock()
+        self.problem: str | None = None      # the line told, once something went wrong
+        self._fallback: sqlite3.Connection | None = None
         HistoryReader.__init__(self, path, self.active_runs)
         Recorder.__init__(self, path)
+
+    def _trouble(self, exc: BaseException, what: str = "") -> None:
+        with self._problem_lock:
+            if self.problem is not None:
+                return
+            self.problem = problem_line(self.path, exc, what)
+        if self._on_problem is not None:
+            self._on_problem(self.problem)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._fallback is not None:
+            return self._fallback
+        return HistoryReader._conn(self)
+
+    def _fall_back(self, exc: sqlite3.Error) -> None:
+        """Queries read an empty history from now on; the user is told once."""
+        with self._problem_lock:
+            if self._fallback is None:
+                self._fallback = empty_database()
+        self._trouble(exc)
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the writer thread and close connections."""
@@ -48,3 +84,37 @@ class History(Recorder, HistoryReader):
             return
         Recorder.close(self, timeout)
         self.close_readers()
+        if self._fallback is not None:
+            self._fallback.close()
+
+
+def problem_line(path: Path, exc: BaseException, what: str = "") -> str:
+    """The one line that tells the user history cannot be used, and how to mend it."""
+    if is_locked(exc):
+        why = "it is locked by another process"
+        mend = "it is used again once that process lets go"
+    else:
+        why = str(exc) or type(exc).__name__
+        mend = f"to start a new history, move {path} aside"
+    what = f" ({what})" if what else ""
+    return f"history {path} cannot be used: {why}{what}; the run goes on without it ({mend})"
+
+
+def _guarded(method):
+    """A query that answers as an empty history does when the file fails under it."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self._fallback is None:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:      # damaged, locked, read-only, full
+                self._fall_back(exc)
+        return method(self, *args, **kwargs)
+    return guarded
+
+
+# Every query and maintenance call of the reader (those added later too) is guarded.
+for _name, _method in list(vars(HistoryReader).items()):
+    if callable(_method) and not _name.startswith("_") and _name != "close_readers":
+        setattr(History, _name, _guarded(_method))
+del _name, _method

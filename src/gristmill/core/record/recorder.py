@@ -20,7 +20,8 @@ from typing import Iterable
 from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
                       TaskStarted, TaskStateChanged)
 from ..reasons import Reason
-from .store import _HOSTNAME, _LOCKED_RETRIES, _norm_path, _process_start, _reasons_json, connect
+from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
+                    connect, is_locked)
 from .writer import BackgroundWriter
 
 log = logging.getLogger("gristmill.core.record.history")
@@ -136,15 +137,26 @@ def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
 _RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
 
 
+RETRY_EVERY = 0.5     # seconds between tries while another process holds the lock
+CLOSE_GRACE = 3.0     # seconds a close keeps trying before it gives up what it holds
+
+
 class Recorder(BackgroundWriter):
     """Writes the events of runs into the history database at ``path``.
 
     Writes happen on a background thread; ``flush()`` waits for them. ``active_runs()``
     says which runs started here have not had their end written yet.
+
+    A storage fault never reaches the run: while another process holds the lock, the
+    events are kept and written when it lets go (a close tries for ``CLOSE_GRACE`` more
+    seconds); a damaged, read-only or full database stops the writing. Either way
+    ``_trouble`` is told once, in one line.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._backlog: list[Event] = []     # events kept while the database was locked
+        self._broken = False                # the database cannot be written: events dropped
         super().__init__("gristmill-history")
         self._lock = threading.Lock()
         self._active: set[str] = set()     # runs started here whose end is not yet written
@@ -178,24 +190,59 @@ class Recorder(BackgroundWriter):
 
     # -- the writer thread ----------------------------------------------------
 
+    def _trouble(self, exc: BaseException, what: str) -> None:
+        """Say once, in one line, that history has a problem (``History`` tells the user)."""
+        log.warning("history: %s: %s", what, exc)
+
     def _writer_started(self) -> None:
-        self._writer_conn = connect(self.path)
+        try:
+            self._writer_conn = connect(self.path, WRITER_BUSY_MS)
+        except sqlite3.Error as exc:
+            self._broken = True
+            self._trouble(exc, "cannot be written")
 
     def _writer_stopped(self) -> None:
         if self._writer_conn is not None:
             self._writer_conn.close()
 
+    def _retry_in(self) -> float | None:
+        return RETRY_EVERY if self._backlog and not self._broken else None
+
     def _write_batch(self, events: list[Event]) -> None:
-        assert self._writer_conn is not None
-        self._write_events(self._writer_conn, events)
+        if self._broken or self._writer_conn is None:
+            return
+        if self._backlog:
+            events, self._backlog = self._backlog + events, []
+        if events:
+            self._write_events(self._writer_conn, events)
+
+    def _last_batch(self) -> None:
+        deadline = time.monotonic() + CLOSE_GRACE
+        while self._backlog and not self._broken and time.monotonic() < deadline:
+            time.sleep(RETRY_EVERY / 5)
+            self._write_batch([])
+        if self._backlog and not self._broken:
+            lost, self._backlog = len(self._backlog), []
+            self._trouble(sqlite3.OperationalError("database is locked"),
+                          f"still locked by another process at the end: {lost} events of "
+                          "this run were not recorded")
 
     def _write_events(self, conn: sqlite3.Connection, events: list[Event]) -> None:
         """Apply events in one transaction. Waiting happens at BEGIN only (another
-        process may hold the write lock), so each event is applied exactly once."""
+        process may hold the write lock): events that could not begin are kept for the
+        next try, so each event is applied exactly once."""
         finished: list[str] = []
         rows = _Rows()
         try:
-            self._begin(conn)
+            conn.execute("BEGIN IMMEDIATE")     # waits up to WRITER_BUSY_MS
+        except sqlite3.Error as exc:
+            if is_locked(exc):
+                self._backlog = events
+            else:
+                self._broken = True
+                self._trouble(exc, "cannot be written")
+            return
+        try:
             for event in events:
                 try:
                     if not self._gather(event, rows):
@@ -207,23 +254,17 @@ class Recorder(BackgroundWriter):
                     log.exception("history: could not record %r", event)
             rows.write(conn)
             conn.execute("COMMIT")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            log.exception("history: dropped %d events", len(events))
+        except sqlite3.Error as exc:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._broken = True
+            self._trouble(exc, f"cannot be written ({len(events)} events not recorded)")
+            return
         with self._lock:
             self._active.difference_update(finished)
-
-    @staticmethod
-    def _begin(conn: sqlite3.Connection) -> None:
-        for attempt in range(_LOCKED_RETRIES):
-            try:
-                conn.execute("BEGIN IMMEDIATE")     # waits up to the busy timeout
-                return
-            except sqlite3.OperationalError:
-                if attempt + 1 == _LOCKED_RETRIES:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
 
     def _gather(self, event: Event, rows: _Rows) -> bool:
         """Take in a task's state change, start or finish, adding its rows to ``rows``;

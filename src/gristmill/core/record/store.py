@@ -91,25 +91,51 @@ CREATE TABLE IF NOT EXISTS last_success (
 """,
 )
 
-_LOCKED_RETRIES = 5      # whole-batch retries while another process holds the write lock
-_BUSY_TIMEOUT_MS = 5000
+_BUSY_TIMEOUT_MS = 1000   # a query waits this long for another process's lock
+WRITER_BUSY_MS = 250      # the recorder, per try: it keeps what it could not write, and tries again
 _CHUNK = 500             # ids per IN (...) list
 
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode that waits for another writer's lock."""
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+def connect(path: Path | str, busy_ms: int = _BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A connection in autocommit mode that waits ``busy_ms`` for another writer's lock."""
+    conn = sqlite3.connect(path, timeout=busy_ms / 1000, isolation_level=None,
                            check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
+def empty_database() -> sqlite3.Connection:
+    """An empty history in memory: what queries read once the file cannot be used."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    return conn
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` says another process holds the database's lock (it may let go)."""
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc) for word in ("locked", "busy"))
+
+
 def create_schema(path: Path) -> None:
-    """Create the tables (WAL mode) or check that their schema is one this version reads."""
+    """Create the tables (WAL mode) or check that their schema is one this version reads.
+
+    A history already made by this version is only read here: a ``plan`` needs no write
+    lock, and waits on no other process's."""
     conn = connect(path)
     try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION and \
+                conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()
+            return
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -73,29 +73,43 @@ class BackgroundWriter:
     def _writer_started(self) -> None:
         """On the writer thread, before the first batch."""
 
+    def _last_batch(self) -> None:
+        """On the writer thread, at close, after the last events were handed over."""
+
     def _writer_stopped(self) -> None:
         """On the writer thread, after the last batch (also after an error)."""
 
     def _write_batch(self, events: list[Event]) -> None:
         raise NotImplementedError
 
+    def _retry_in(self) -> float | None:
+        """Seconds until ``_write_batch([])`` should be called again though nothing new
+        came (it kept events it could not write); None: wait for events."""
+        return None
+
     def _write_loop(self) -> None:
         self._writer_started()
         try:
             while True:
-                batch = [self._queue.get()]
+                retry = self._retry_in()
+                try:
+                    batch = [self._queue.get(timeout=retry)]
+                except queue.Empty:
+                    self._write_batch([])
+                    continue
                 while len(batch) < self.batch_size:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
                 events = [item for item in batch if isinstance(item, Event)]
-                if events:
+                if events or retry is not None:
                     self._write_batch(events)
                 for item in batch:
                     if isinstance(item, threading.Event):
                         item.set()
                 if any(item is _STOP for item in batch):
+                    self._last_batch()
                     return
                 if not any(isinstance(item, threading.Event) for item in batch):
                     # Let events gather: one wake-up (and one GIL hand-over) per batch,

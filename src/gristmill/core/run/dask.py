@@ -469,7 +469,8 @@ class DaskExecutor:
         r.future = None                 # let Dask forget the key
         killed = r.killed if killed is None else killed
         self._events.append(JobExited(r.job.id, code, sig, peak or None, killed or over_memory,
-                                      message, over_memory))
+                                      message, over_memory,
+                                      r.out.trouble))  # type: ignore[union-attr]
 
     # -- killing --------------------------------------------------------------------
     def kill(self, job_id: int) -> None:

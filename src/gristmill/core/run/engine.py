@@ -278,7 +278,10 @@ class _RunLoop:
             e._executor = ex
             cancelled = e._cancel
         if self.plan.more():
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass     # a full or read-only disk: each attempt's log says what it lacks
         try:
             self._take_ready()
             self._look_up_outputs(self.ready)
@@ -463,7 +466,7 @@ class _RunLoop:
         self.free.give(task.resources, a.gpus, a.slot)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
                                         Outcome.SUCCEEDED, ev.exit_code, now - a.started,
-                                        ev.peak_mem))
+                                        ev.peak_mem, message=ev.log_trouble))
 
     def _finished(self, a: _Active, ev: JobExited) -> None:
         """A failed, timed-out or cancelled attempt (successes: ``_succeeded``)."""
@@ -492,6 +495,8 @@ class _RunLoop:
             if ev.message:
                 message = f"{message}: {ev.message}" if message else ev.message
             message = message or "failed"
+        if ev.log_trouble:
+            message = f"{message}; {ev.log_trouble}"
         removed = self._remove_partial(a)
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
                  and a.attempt <= task.retries and not self._cancelled()

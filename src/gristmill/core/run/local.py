@@ -77,6 +77,7 @@ class JobExited:
     killed: bool = False            # ended by kill()
     message: str = ""
     over_memory: bool = False       # killed for using more than its mem_limit
+    log_trouble: str = ""           # what its log file lacks (JobOutputLog.trouble)
 
 
 ExecEvent = JobOutput | JobExited
@@ -93,6 +94,18 @@ class Executor(Protocol):
     def running(self) -> int: ...
 
 
+MAX_LINE = 16384     # bytes of one output line that become an event; the log has it whole
+CUT_MARK = " … [cut: the line goes on past 16 KiB; the log file has it whole]"
+
+
+def _head(line: bytes) -> str:
+    """The first ``MAX_LINE`` bytes of an overlong line, cut at a character's start."""
+    end = MAX_LINE
+    while end > MAX_LINE - 4 and (line[end] & 0xC0) == 0x80:
+        end -= 1
+    return line[:end].decode("utf-8", "replace") + CUT_MARK
+
+
 class JobOutputLog:
     """One job's output: appended to its log file (made at the first byte, so a silent
     task costs no file) and cut into whole lines as JobOutput events.
@@ -100,9 +113,19 @@ class JobOutputLog:
     Lines Gristmill writes itself before the output (the echoed command) are held back
     until the command writes something or the job fails: a silent task that succeeds
     leaves no file (history keeps its command), one that fails or speaks has them first.
+
+    Each chunk is split once and the unterminated rest is kept only up to ``MAX_LINE``
+    bytes: a line longer than that becomes one event of its first 16 KiB and a mark,
+    and the rest of it goes only to the file (output with no newline at all, such as a
+    progress bar redrawn with ``\r``, costs time and memory in proportion to the chunk,
+    not to everything before it).
+
+    A write to the file that fails (a full disk) never stops the job: the bytes lost
+    are counted, and ``trouble`` says so in one line.
     """
 
-    __slots__ = ("job_id", "path", "file", "partial", "held")
+    __slots__ = ("job_id", "path", "file", "partial", "held", "cut", "lost", "error",
+                 "cannot_open")
 
     def __init__(self, job_id: int, path: str | Path | None):
         self.job_id = job_id
@@ -110,30 +133,84 @@ class JobOutputLog:
         self.file = None
         self.partial = b""
         self.held: list[bytes] = []
+        self.cut = False            # the line under way was cut: the rest of it is dropped
+        self.lost = 0               # bytes that could not be written to the file
+        self.error = ""             # the first write error's words
+        self.cannot_open = False
+
+    @property
+    def trouble(self) -> str:
+        """"" or one line: how much of the output its log file lacks, and why."""
+        if not self.lost:
+            return ""
+        return (f"its log {self.path} lacks {self.lost:,} bytes of its output, which "
+                f"could not be written ({self.error})")
+
+    def _lose(self, size: int, exc: OSError) -> None:
+        self.lost += size
+        if not self.error:
+            self.error = exc.strerror or str(exc)
 
     def _write(self, data: bytes) -> None:
         if self.file is None:
             if self.path is None:
                 return
-            self.file = open(self.path, "ab", buffering=0)
             if self.held:
                 data = b"".join(self.held) + data
                 self.held = []
-        self.file.write(data)
+            if self.cannot_open:
+                self.lost += len(data)
+                return
+            try:
+                self.file = open(self.path, "ab", buffering=0)
+            except OSError as exc:
+                self.cannot_open = True
+                self._lose(len(data), exc)
+                return
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.file.write(view)
+            except OSError as exc:
+                self._lose(len(view), exc)
+                return
+            if not n:                   # nothing taken (cannot happen on a regular file)
+                self.lost += len(view)
+                return
+            view = view[n:]
 
     def data(self, data: bytes, events: list) -> None:
         self._write(data)
-        *complete, self.partial = (self.partial + data).split(b"\n")
+        *complete, rest = data.split(b"\n")
+        lines: list[str] = []
         if complete:
-            events.append(JobOutput(self.job_id, tuple(
-                c.decode("utf-8", "replace").rstrip("\r") for c in complete)))
+            first = complete[0]
+            if self.cut:                    # the end of a line already cut: dropped
+                self.cut = False
+                complete = complete[1:]
+            elif self.partial:
+                complete[0] = self.partial + first
+            self.partial = b""
+            for c in complete:
+                lines.append(_head(c) if len(c) > MAX_LINE else
+                             c.decode("utf-8", "replace").rstrip("\r"))
+        if not self.cut:
+            rest = self.partial + rest if self.partial else rest
+            if len(rest) > MAX_LINE:
+                lines.append(_head(rest))
+                self.cut = True
+                rest = b""
+            self.partial = rest
+        if lines:
+            events.append(JobOutput(self.job_id, tuple(lines)))
 
     def line(self, text: str, events: list, held: bool = False) -> None:
         """A line of Gristmill's own; ``held``: written only with what follows it."""
+        data = text.encode("utf-8", "surrogateescape") + b"\n"
         if held and self.file is None:
-            self.held.append(text.encode() + b"\n")
+            self.held.append(data)
         else:
-            self._write(text.encode() + b"\n")
+            self._write(data)
         events.append(JobOutput(self.job_id, (text,)))
 
     def close(self, events: list | None = None, keep_held: bool = True) -> None:
@@ -142,11 +219,15 @@ class JobOutputLog:
         if self.partial and events is not None:
             events.append(JobOutput(self.job_id, (self.partial.decode("utf-8", "replace"),)))
         self.partial = b""
+        self.cut = False
         if self.held and keep_held:
             self._write(b"")
         self.held = []
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError as exc:
+                self._lose(0, exc)
             self.file = None
 
 
@@ -440,10 +521,11 @@ class LocalExecutor:
 
     def _finish(self, r: _Running, code: int | None, sig: int | None = None,
                 message: str = "") -> None:
-        r.out.close(self._events, keep_held=code != 0 or r.killed)  # type: ignore[union-attr]
+        out = r.out
+        out.close(self._events, keep_held=code != 0 or r.killed)  # type: ignore[union-attr]
         self._jobs.pop(r.job.id, None)
         self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
-                                      r.over_memory))
+                                      r.over_memory, out.trouble))  # type: ignore[union-attr]
 
     # -- killing ----------------------------------------------------------
     def kill(self, job_id: int) -> None:
