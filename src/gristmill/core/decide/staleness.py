@@ -88,6 +88,7 @@ class FileStamps:
         self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
         self._misses: dict[str, int] = {}         # folder -> paths found missing so far
         self._fresh: set[str] = set()             # forgotten paths: always stat'ed
+        self._never: frozenset[str] = frozenset()  # read as missing whatever is there
         self._fd: int | None = None
         if os.stat in os.supports_dir_fd:
             try:
@@ -104,6 +105,9 @@ class FileStamps:
         value = self._cache.get(rel, _UNLISTED)
         if value is not _UNLISTED:
             return value  # type: ignore[return-value]
+        if self._never and rel in self._never:
+            self._cache[rel] = None
+            return None
         if self._listing:       # some folder was listed: its missing names cost no stat
             cut = rel.rfind("/")
             names = self._listing.get(rel[:cut] if cut > 0 else ("/" if cut == 0 else ""),
@@ -139,6 +143,14 @@ class FileStamps:
             self._listing[folder] = None
         except OSError:       # not a folder, no permission...: stat each path instead
             pass
+
+    def never_files(self, paths: Iterable[str]) -> None:
+        """``paths`` are read as missing whatever is on disk: the names of phony targets,
+        which make never compares as files (a phony ``sub`` beside a folder ``sub/``)."""
+        self._never = frozenset(paths)
+        cache = self._cache
+        for p in self._never:
+            cache[p] = None
 
     def forget(self, paths: Iterable[str]) -> None:
         """The files at ``paths`` may have changed: the next ``get`` looks again."""
@@ -187,6 +199,15 @@ class StalenessScan:
             hashes = history.definition_hashes(str(workflow.path))  # type: ignore[attr-defined]
         self.hashes = hashes
         self.stamps = FileStamps(workflow.root, stamps)
+        # As make: a phony target is never a file, so what depends on it always runs,
+        # even where a file or folder of its name exists (``sub:`` beside ``sub/``).
+        # (A Makefile's phony target is named by its target; elsewhere by its outputs.)
+        by_name = workflow.kind == "make"
+        self._phony_of: dict[str, str] = {
+            o: t.name for t in workflow.tasks.values() if t.phony
+            for o in ((t.name, *t.outputs) if by_name else t.outputs)}
+        if self._phony_of:
+            self.stamps.never_files(self._phony_of)
         self._get = self.stamps.get
         self._deps = self.graph.dependencies_of()
         self._words = _MtimeWords()
@@ -367,8 +388,8 @@ class StalenessScan:
             m = get(i)
             if m is None:
                 # As in make: a prerequisite that is not a file counts as newer.
-                producer = self.graph.producer.get(i)
-                if producer is not None and self.workflow.tasks[producer].phony:
+                producer = self._phony_of.get(i)
+                if producer is not None:
                     phony.append(producer)
                 else:
                     gone.append(i)
