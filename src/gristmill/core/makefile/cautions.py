@@ -22,8 +22,9 @@ def task_cautions(f: MakeFacts, name: str, e: FileEntry | None, recs: list[Recor
 
     raws = f.raw_recipe(e)
     if f.runs_sub_make(e, recs):
-        warn(f"'{name}' runs a sub-make ($(MAKE)): Gristmill runs it as one step and cannot "
-             "see, schedule or explain the targets inside it")
+        warn(f"'{name}' runs a sub-make ($(MAKE)): Gristmill runs it as one task (with -j it "
+             "shares Gristmill's slots through the jobserver) and cannot show or explain the "
+             "targets inside it")
     if any(_uses_auto(raw, "?") for raw in raws):
         warn(f"the recipe of '{name}' uses $? (prerequisites newer than the target): "
              "Gristmill expands it when it reads the Makefile, to all of them")

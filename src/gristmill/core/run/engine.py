@@ -22,6 +22,7 @@ from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+from .jobserver import Jobserver
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
@@ -219,6 +220,14 @@ class Engine:
         return loop.run(t0)
 
 
+def _with_letter(makeflags: str, letter: str) -> str:
+    """MAKEFLAGS with a single-letter flag added to its first word (``k``, ``s``)."""
+    first, _, rest = makeflags.partition(" ")
+    if makeflags and not makeflags.startswith((" ", "-")):
+        return makeflags if letter in first else f"{first}{letter} {rest}".rstrip()
+    return f"{letter}{makeflags}" if makeflags.startswith(" ") else f"{letter} {makeflags}".rstrip()
+
+
 def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
     by_id = Counter(map(id, states.values()))      # ints hash in C; an enum's hash is Python
     return {state.value: by_id[id(state)] for state in TaskState if id(state) in by_id}
@@ -265,6 +274,39 @@ class _RunLoop:
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
+        self.capacity = capacity
+        self.jobserver: Jobserver | None = None
+        self.starved = False          # ready tasks wait for a jobserver token
+        self._makeflags: dict[str, str] = {}
+
+    def _open_jobserver(self) -> Jobserver | None:
+        """A parent make's jobserver when there is one (``gristmill run`` in a recipe of
+        ``make -j8``); else, for a Makefile run in parallel, a jobserver of Gristmill's
+        own, so that the sub-makes of its tasks share its slots."""
+        opts = self.e.options
+        joined = Jobserver.join(os.environ.get("MAKEFLAGS", ""))
+        if joined is not None:
+            return joined
+        if self.wf.kind != "make" or opts.make_order or opts.dry_run:
+            return None
+        jobs = opts.jobs or self.capacity.jobs or int(self.capacity.cpu)
+        return Jobserver.serve(jobs) if jobs > 1 else None
+
+    def _sub_make_env(self, env: dict[str, str]) -> None:
+        """A sub-make's MAKEFLAGS, as make writes them for a recipe: the jobserver, and
+        ``k`` with --keep-going."""
+        old = env.get("MAKEFLAGS")
+        if old is None:
+            return
+        new = self._makeflags.get(old)
+        if new is None:
+            new = old
+            if self.e.options.keep_going:
+                new = _with_letter(new, "k")
+            if self.jobserver is not None:
+                new = self.jobserver.makeflags(new)
+            self._makeflags[old] = new
+        env["MAKEFLAGS"] = new
 
     def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
         self.states[name] = state
@@ -282,6 +324,7 @@ class _RunLoop:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
             except OSError:
                 pass     # a full or read-only disk: each attempt's log says what it lacks
+        self.jobserver = self._open_jobserver()
         try:
             self._take_ready()
             self._look_up_outputs(self.ready)
@@ -307,6 +350,8 @@ class _RunLoop:
             with e._lock:
                 e._executor = None
             ex.close()
+            if self.jobserver is not None:
+                self.jobserver.close()
         # Whatever never got to run is skipped, with the reason.
         reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
                   Reason(ReasonKind.UPSTREAM_FAILED, "the run stopped after a failure"))
@@ -375,6 +420,15 @@ class _RunLoop:
         chosen = schedule(self.ready, self.free)
         if not chosen:
             return
+        js = self.jobserver
+        if js is not None:
+            # The sub-makes of running tasks may hold some of the slots: a task beyond
+            # the first takes a token from the jobserver, as a make's job does.
+            allowed = js.admit(len(self.active), len(chosen))
+            self.starved = allowed < len(chosen)
+            if not allowed:
+                return
+            chosen = chosen[:allowed]
         tasks = [self.ready[i] for i in chosen]
         for i in reversed(chosen):
             del self.ready[i]
@@ -403,6 +457,11 @@ class _RunLoop:
         env.update(task.env)
         env["GRISTMILL_TASK"] = task.name
         env["GRISTMILL_ATTEMPT"] = str(attempt)
+        keep_fds: tuple[int, ...] = ()
+        if task.env and self.wf.kind == "make" and any(k == "MAKEFLAGS" for k, _ in task.env):
+            self._sub_make_env(env)
+            if self.jobserver is not None:
+                keep_fds = self.jobserver.fds
         if task.resources.gpu or self.free.total.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         job_id = self.next_job
@@ -414,7 +473,8 @@ class _RunLoop:
         self.by_name[task.name] = job_id
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
-        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
+        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
+                     keep_fds))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, log_path,
@@ -424,6 +484,8 @@ class _RunLoop:
         now = time.monotonic()
         times = [a.deadline for a in self.active.values() if a.deadline is not None]
         times += [t for t, _ in self.retry_at]
+        if self.starved and self.ready:
+            times.append(now + 0.05)     # a sub-make gives its tokens back unannounced
         if not times:
             return None
         return max(0.0, min(times) - now)
@@ -458,6 +520,8 @@ class _RunLoop:
             for a in succeeded:
                 self.set_state(a.task.name, TaskState.DONE, (), a.attempt)
                 self.plan.finished(a.task.name, True)
+        if self.jobserver is not None:
+            self.jobserver.settle(len(self.active))
 
     def _succeeded(self, a: _Active, ev: JobExited) -> None:
         """A successful attempt: its capacity back and its TaskFinished published."""

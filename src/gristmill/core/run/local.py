@@ -60,6 +60,7 @@ class Job:
     env: Mapping[str, str]          # the whole environment of the process
     log_path: str | Path | None = None    # where its output goes (stdout and stderr together)
     mem_limit: int | None = None    # bytes: the process tree is killed above this
+    keep_fds: tuple[int, ...] = ()  # descriptors it inherits (a jobserver's pipe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +322,7 @@ class LocalExecutor:
                 proc = subprocess.Popen(
                     argv, executable=exe, cwd=task.cwd, env=dict(r.job.env),
                     stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    start_new_session=True, close_fds=True)
+                    start_new_session=True, close_fds=True, pass_fds=r.job.keep_fds)
                 pid = proc.pid
                 out_fd = os.dup(proc.stdout.fileno())  # type: ignore[union-attr]
                 proc.stdout.close()                     # type: ignore[union-attr]
