@@ -40,13 +40,40 @@ class _Parser(argparse.ArgumentParser):
 
 # What a make user should know about the letters `run` shares with make.
 MAKE_LETTERS = """\
-options that mean what they mean to make: -C, -f, -j, -k, -B, -q, NAME=VALUE.
+options that mean what they mean to make: -C, -f, -j, -k, -B, -q, -s, -t, -W FILE,
+NAME=VALUE. For a Makefile, -n prints the commands that would run, as make -n
+does (sub-makes are run with -n, as make runs them); `gristmill plan` says why.
 short options that differ from make's:
-  -n  prints the plan, in run order, with the reason each task would run
-      (make -n prints the commands)
+  -n  for gristmill.toml and .json: prints the plan, in run order, with the
+      reason each task would run
   -v  prints each command as it starts (make -v prints make's version;
       here that is gristmill --version)
+make options that are refused, with what to do instead: -i, -o, -e, -r, -R, -I,
+-L, -O, -w, -p, --trace, --eval.
 """
+
+# make's options that `run` does not honour: each is refused with what to do instead,
+# never ignored (option, its long form, takes an argument?, what to do instead).
+_REFUSED = (
+    ("-i", "--ignore-errors", False, "put '-' before the commands whose failures may be "
+     "ignored, or use -k to go on with the rest after a failure"),
+    ("-o", "--old-file", True, "Gristmill cannot hold a file back as old; touch what "
+     "depends on it with -t, or run the targets that do not need it"),
+    ("-e", "--environment-overrides", False, "set the variable on the command line "
+     "(NAME=VALUE), which overrides the Makefile"),
+    ("-r", "--no-builtin-rules", False, "add MAKEFLAGS += -r to the Makefile"),
+    ("-R", "--no-builtin-variables", False, "add MAKEFLAGS += -R to the Makefile"),
+    ("-I", "--include-dir", True, "name the include with its path in the Makefile"),
+    ("-L", "--check-symlink-times", False, "Gristmill compares the times of the files "
+     "links point to, as make does without -L"),
+    ("-O", "--output-sync", False, "Gristmill keeps each task's output together already"),
+    ("-w", "--print-directory", False, "each task's output is shown under its name already"),
+    ("-p", "--print-data-base", False, "run make -p yourself; `gristmill graph` exports "
+     "the task graph"),
+    (None, "--trace", False, "`gristmill plan` says why each task runs; -v prints each "
+     "command as it starts"),
+    (None, "--eval", True, "write the line into the Makefile, or pass NAME=VALUE"),
+)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -79,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--question", action="store_true",
                    help="as make -q: run nothing, exit 1 if anything would run, else 0")
     r.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    r.add_argument("-s", "--silent", action="store_true",
+                   help="as make -s: commands are not echoed into the output")
+    r.add_argument("-t", "--touch", action="store_true",
+                   help="as make -t: touch the outputs that are out of date instead of "
+                        "running their commands")
+    r.add_argument("-W", "--what-if", "--new-file", "--assume-new", action="append",
+                   default=[], metavar="FILE",
+                   help="as make -W: run as if FILE had just changed")
+    for short, long, takes, _ in _REFUSED:
+        flags = [f for f in (short, long) if f]
+        r.add_argument(*flags, dest="refused_" + long.strip("-").replace("-", "_"),
+                       action="append_const" if not takes else "append",
+                       **({"const": True} if not takes else {}), help=argparse.SUPPRESS)
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -160,6 +200,7 @@ def _stamps(prefetch: list[StampPrefetch]):
 
 
 def cmd_run(args) -> int:
+    _refuse_make_options(args)
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
@@ -176,6 +217,8 @@ def cmd_run(args) -> int:
     if history is not None:
         history.mark_interrupted(str(wf.path))
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
+    if args.what_if:
+        forced += _what_if(wf, args.what_if)
     jobs, make_order = args.jobs, False
     if wf.kind == "make" and jobs is None:
         # make's default is one job at a time, in its own order; -j (or MAKEFLAGS) asks
@@ -183,7 +226,8 @@ def cmd_run(args) -> int:
         parallel, jobs = _makeflags_jobs(os.environ.get("MAKEFLAGS", ""))
         make_order = not parallel
     options = RunOptions(jobs=jobs, keep_going=args.keep_going, force=forced,
-                         force_all=args.force_all, dry_run=args.dry_run, make_order=make_order)
+                         force_all=args.force_all, dry_run=args.dry_run, make_order=make_order,
+                         silent=args.silent)
     dask = None
     if args.dask:
         from .core.run.dask_cluster import connect   # the optional extra, only when asked for
@@ -195,6 +239,71 @@ def cmd_run(args) -> int:
             p.cancel()
         if dask is not None:
             dask.close()
+
+
+def _refuse_make_options(args) -> None:
+    """A make option `run` does not honour is an error that says what to do instead."""
+    for short, long, _, instead in _REFUSED:
+        if getattr(args, "refused_" + long.strip("-").replace("-", "_"), None):
+            name = f"{short} ({long})" if short else long
+            raise UsageError(f"make's {name} is not supported by gristmill run: {instead}")
+
+
+def _what_if(wf: Workflow, files: list[str]) -> tuple[str, ...]:
+    """make -W FILE: the tasks that read FILE run as if it were new (FILE is relative
+    to the workflow's folder, as make -C DIR -W FILE reads it)."""
+    root = str(wf.root)
+    found: list[str] = []
+    for f in files:
+        p = os.path.normpath(os.path.join(root, f))
+        rel = os.path.relpath(p, root) if p.startswith(root + os.sep) else p
+        readers = [n for n, t in wf.tasks.items() if rel in t.inputs]
+        if not readers:
+            raise UsageError(f"-W {f}: no task reads {rel}")
+        found += readers
+    return tuple(found)
+
+
+def _make_dry_run(engine: Engine, wf: Workflow, targets: list[str], letter: str) -> int:
+    """make -n (``letter`` "n": print the commands that would run) and make -t ("t":
+    touch the outputs that are out of date), in the order make takes, goal by goal.
+    As make does, a recipe that runs a sub-make is run, with the letter in its
+    MAKEFLAGS, so that the sub-make prints (or touches) its own."""
+    import subprocess
+    from .core.decide.scheduler import make_order
+    from .core.run.jobserver import with_make_letter
+    turns = [[t] for t in targets] if wf.kind == "make" and len(targets) > 1 else [targets]
+    status = 0
+    for goals in turns:
+        names, decisions, _ = engine.decide(goals)
+        stale = [n for n, d in decisions.items() if d.stale]
+        if wf.kind == "make":
+            order = make_order(engine.graph, tuple(names), stale)
+            stale.sort(key=lambda n: -order.get(n, 0.0))
+        for name in stale:
+            task = wf.tasks[name]
+            env = dict(task.env)
+            if "MAKEFLAGS" in env:           # a sub-make: make runs it, with -n or -t
+                env["MAKEFLAGS"] = with_make_letter(env["MAKEFLAGS"], letter)
+                full = {**os.environ, **env}
+                for cmd in task.commands:
+                    print(cmd, flush=True)
+                    if subprocess.run([*task.shell, cmd], cwd=task.cwd, env=full).returncode:
+                        return 2
+            elif letter == "n":
+                for cmd in task.commands:
+                    print(cmd)
+            elif not task.phony and task.commands:
+                for out in task.outputs:
+                    print(f"touch {out}")
+                    try:
+                        p = Path(wf.root, out)
+                        p.parent.mkdir(parents=True, exist_ok=True)
+                        p.touch()
+                    except OSError as exc:
+                        print(f"gristmill: cannot touch {out}: {exc.strerror}", file=sys.stderr)
+                        status = 2
+    return status
 
 
 _MAKEFLAGS_JOBS = re.compile(r"(?:^|\s)(?:-j|--jobs(?:=|\s|$))\s*(\d*)")
@@ -227,6 +336,10 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
         capacity = cluster_capacity(dask.client, wf.pools, args.jobs)
         engine = Engine(wf, bus=bus, history=history, options=replace(options, capacity=capacity),
                         executor_factory=lambda: DaskExecutor(dask.client))
+    if args.dry_run and wf.kind == "make":
+        return _make_dry_run(engine, wf, targets, "n")
+    if args.touch:
+        return _make_dry_run(engine, wf, targets, "t")
     if args.dry_run:
         return _print_plan(engine, targets, show_all=False)
     if args.question:        # make -q: nothing runs, nothing is printed, the status says

@@ -264,7 +264,7 @@ class DaskExecutor:
         spec = {
             "token": r.token, "topic": self._client.id, "commands": list(task.commands),
             "argvs": [direct_argv(task.shell, c) or [*task.shell, c] for c in task.commands],
-            "silent": task.silent, "cwd": task.cwd, "env": dict(job.env),
+            "silent": task.silent or not job.echo, "cwd": task.cwd, "env": dict(job.env),
             "ignore_errors": list(task.ignore_errors), "mem_limit": job.mem_limit,
             "gpu": task.resources.gpu, "cuda": "GPU" in self._declared, "flush": self._flush,
         }

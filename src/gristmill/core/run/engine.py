@@ -22,7 +22,7 @@ from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
-from .jobserver import Jobserver
+from .jobserver import Jobserver, with_make_letter
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
@@ -49,6 +49,7 @@ class RunOptions:
     structured_log: bool = True          # write the JSON-lines run log
     make_order: bool = False             # start tasks in a serial make's order (a Makefile
                                          # without -j), not by critical path
+    silent: bool = False                 # -s: no command is echoed into the output
 
 
 @dataclass(frozen=True)
@@ -220,14 +221,6 @@ class Engine:
         return loop.run(t0)
 
 
-def _with_letter(makeflags: str, letter: str) -> str:
-    """MAKEFLAGS with a single-letter flag added to its first word (``k``, ``s``)."""
-    first, _, rest = makeflags.partition(" ")
-    if makeflags and not makeflags.startswith((" ", "-")):
-        return makeflags if letter in first else f"{first}{letter} {rest}".rstrip()
-    return f"{letter}{makeflags}" if makeflags.startswith(" ") else f"{letter} {makeflags}".rstrip()
-
-
 def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
     by_id = Counter(map(id, states.values()))      # ints hash in C; an enum's hash is Python
     return {state.value: by_id[id(state)] for state in TaskState if id(state) in by_id}
@@ -302,7 +295,9 @@ class _RunLoop:
         if new is None:
             new = old
             if self.e.options.keep_going:
-                new = _with_letter(new, "k")
+                new = with_make_letter(new, "k")
+            if self.e.options.silent:
+                new = with_make_letter(new, "s")
             if self.jobserver is not None:
                 new = self.jobserver.makeflags(new)
             self._makeflags[old] = new
@@ -474,7 +469,7 @@ class _RunLoop:
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
-                     keep_fds))
+                     keep_fds, not self.e.options.silent))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, log_path,

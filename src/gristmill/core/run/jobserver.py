@@ -149,6 +149,17 @@ def _own_reader(read_fd: int) -> int:
         return fd
 
 
+def with_make_letter(makeflags: str, letter: str) -> str:
+    """MAKEFLAGS with a single-letter flag (``k``, ``s``, ``n``) in its first word, as
+    make writes them: ``k -j4 ...``, ``ks``, or the letter alone."""
+    if makeflags and makeflags[0] not in " -":
+        first = makeflags.split(" ", 1)[0]
+        return makeflags if letter in first else letter + makeflags
+    if not makeflags or makeflags[0] == " ":
+        return letter + makeflags
+    return f"{letter} {makeflags}"
+
+
 def _jobs_of(makeflags: str) -> int | None:
     m = re.search(r"(?:^|\s)-j(\d+)", makeflags)
     return int(m.group(1)) if m else None

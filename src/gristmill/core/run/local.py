@@ -61,6 +61,7 @@ class Job:
     log_path: str | Path | None = None    # where its output goes (stdout and stderr together)
     mem_limit: int | None = None    # bytes: the process tree is killed above this
     keep_fds: tuple[int, ...] = ()  # descriptors it inherits (a jobserver's pipe)
+    echo: bool = True               # False: no command is echoed (make -s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +309,7 @@ class LocalExecutor:
     def _spawn(self, r: _Running) -> None:
         task = r.job.task
         cmd = task.commands[r.index]
-        if not task.silent:
+        if not task.silent and r.job.echo:
             # As make does: the command goes into the output before it runs.
             out, events = r.out, self._events
             for line in cmd.splitlines() or [""]:

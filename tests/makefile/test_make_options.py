@@ -1,0 +1,102 @@
+"""The make options a make user types, through the real `gristmill run`, each checked
+against GNU make on a copy of the same folder: -n prints the commands, -t touches,
+-s echoes nothing, -W pretends a file changed; the rest are refused with what to do
+instead, never ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from make_harness import assert_same_files, needs_make, snapshot
+from test_everyday import _twins, gristmill, home, make  # noqa: F401  (fixture)
+
+pytestmark = needs_make
+
+RECURSIVE = """
+    .PHONY: all sub
+    all: top.txt
+    sub:
+    > $(MAKE) -C sub
+    top.txt: sub
+    > @cat sub/sub.txt > top.txt
+    """
+FILES = {"sub__Makefile": "sub.txt: in.txt\n\tcp in.txt sub.txt\n", "sub__in.txt": "one\n"}
+
+
+def _without_dirs(text: str, *folders) -> str:
+    """The folders' names as DIR, and without the lines ``make -C`` adds at level 0."""
+    for f in folders:
+        text = text.replace(str(f), "DIR")
+    return "".join(line for line in text.splitlines(True)
+                   if not line.startswith(("make: Entering directory", "make: Leaving directory")))
+
+
+def test_n_prints_the_commands_as_make_n_and_changes_nothing(tmp_path, home):
+    mk, gm = _twins(tmp_path, RECURSIVE, **FILES)
+    before = snapshot(gm)
+    m, g = make(mk, "-n"), gristmill(gm, "-n")
+    assert g.returncode == m.returncode == 0, g.stderr
+    # Every command, the silent one too, and the sub-make's own, run with -n.
+    assert _without_dirs(g.stdout, gm) == _without_dirs(m.stdout, mk)
+    assert "cp in.txt sub.txt" in g.stdout and "cat sub/sub.txt > top.txt" in g.stdout
+    assert snapshot(gm) == before
+
+
+def test_t_touches_what_is_out_of_date_as_make_t(tmp_path, home):
+    mk, gm = _twins(tmp_path, RECURSIVE, **FILES)
+    m, g = make(mk, "-t"), gristmill(gm, "-t")
+    assert g.returncode == m.returncode == 0, g.stderr
+    assert _without_dirs(g.stdout, gm) == _without_dirs(m.stdout, mk)
+    assert (gm / "top.txt").read_text() == "" and (gm / "sub" / "sub.txt").exists()
+    assert_same_files(mk, gm, "-t")
+
+
+def test_s_echoes_no_command_but_keeps_the_output(tmp_path, home):
+    text = """
+        out.txt: in.txt
+        > cp in.txt out.txt
+        > echo copied
+        """
+    mk, gm = _twins(tmp_path, text, **{"in.txt": "x\n"})
+    m, g = make(mk, "-s"), gristmill(gm, "-s")
+    assert m.returncode == g.returncode == 0, g.stderr
+    assert "cp in.txt" not in m.stdout and "cp in.txt" not in g.stdout, g.stdout
+    assert "copied" in m.stdout and "copied" in g.stdout
+    assert_same_files(mk, gm, "-s")
+
+
+def test_W_runs_what_reads_the_file_as_if_it_had_changed(tmp_path, home):
+    text = """
+        all: out.txt other.txt
+        out.txt: in.txt
+        > cp in.txt out.txt
+        other.txt:
+        > echo other > other.txt
+        """
+    mk, gm = _twins(tmp_path, text, **{"in.txt": "x\n"})
+    assert make(mk).returncode == 0 and gristmill(gm).returncode == 0
+    m, g = make(mk, "-W", "in.txt"), gristmill(gm, "-W", "in.txt")
+    assert "cp in.txt out.txt" in m.stdout and "echo other" not in m.stdout
+    assert g.returncode == 0, g.stderr
+    assert "cp in.txt out.txt" in g.stdout and "echo other" not in g.stdout, g.stdout
+    bad = gristmill(gm, "-W", "nothing.txt")
+    assert bad.returncode == 2 and "no task reads nothing.txt" in bad.stderr
+
+
+@pytest.mark.parametrize("words, named", [
+    (["-i"], "-i (--ignore-errors)"), (["-o", "in.txt"], "-o (--old-file)"),
+    (["-e"], "-e (--environment-overrides)"), (["--trace"], "--trace"),
+    (["-r"], "-r (--no-builtin-rules)"), (["--eval=X=1"], "--eval"),
+])
+def test_a_make_option_gristmill_does_not_honour_is_refused_before_anything_runs(
+        tmp_path, home, words, named):
+    text = """
+        out.txt: in.txt
+        > cp in.txt out.txt
+        """
+    _, gm = _twins(tmp_path, text, **{"in.txt": "x\n"})
+    g = gristmill(gm, *words)
+    assert g.returncode == 2
+    assert f"make's {named} is not supported" in g.stderr, g.stderr
+    assert "Traceback" not in g.stderr
+    assert not (gm / "out.txt").exists()
