@@ -128,6 +128,12 @@ class TaskFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class IntermediatesRemoved(Event):
+    """A Makefile's intermediate files this run made, deleted at its end as make does."""
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     status: RunStatus
     duration: float

@@ -140,6 +140,9 @@ class Workflow:
     warnings: tuple[WorkflowWarning, ...] = ()
     files: tuple[Path, ...] = ()                # every file read (includes), for reload/watch
     messages: tuple[str, ...] = ()              # what reading printed (a Makefile's $(info ...))
+    # A Makefile's intermediate files: deleted after the run that made them, and not
+    # remade while missing unless what is made from them must be (make's rules).
+    intermediate: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
@@ -151,7 +154,7 @@ class Workflow:
         # TaskGraph.of is left out (``wfcache`` keeps it beside the workflow).
         return (Workflow, (self.name, self.path, self.root, dict(self.tasks), self.default,
                            dict(self.pools), self.capacity, dict(self.vars), self.kind,
-                           self.warnings, self.files, self.messages))
+                           self.warnings, self.files, self.messages, self.intermediate))
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Declared name -> concrete instance names, in order."""

@@ -211,6 +211,12 @@ class StalenessScan:
         self._get = self.stamps.get
         self._deps = self.graph.dependencies_of()
         self._words = _MtimeWords()
+        # A Makefile's intermediate files (make's rules): one that is missing is not
+        # remade while what is made from it is newer than its own prerequisites.
+        self._intermediate = workflow.intermediate
+        self._needed: set[str] = set()           # missing intermediates that must be made
+        self._skipped: dict[str, str] = {}       # missing intermediates let be -> producer
+        self._goals: set[str] = set()
 
     def scan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (),
              force_all: bool = False) -> dict[str, Decision]:
@@ -227,24 +233,33 @@ class StalenessScan:
                 [n for n in graph.order if n in names]
         forced = set(force)
         decide = self.decide
-        will_run: set[str] = set()
-        out: dict[str, Decision] = {}
+        self._goals = set(wanted)
         # Every decision is kept: the cyclic collector would only walk them again and
         # again (as in the loader).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            if not forced and not force_all:
-                self._scan(order, tasks, will_run, out)
-            else:
-                for name in order:
-                    d = out[name] = decide(tasks[name], will_run, force_all or name in forced)
-                    if d.stale:
-                        will_run.add(name)
+            while True:
+                will_run: set[str] = set()
+                out: dict[str, Decision] = {}
+                self._skipped = {}
+                if not forced and not force_all:
+                    self._scan(order, tasks, will_run, out)
+                else:
+                    for name in order:
+                        d = out[name] = decide(tasks[name], will_run, force_all or name in forced)
+                        if d.stale:
+                            will_run.add(name)
+                # A missing intermediate let be, but something made from it must be
+                # remade after all: make makes it first. Decide again with it needed.
+                needed = {p for p, producer in self._skipped.items()
+                          if any(out[d].stale for d in self.graph.dependants(producer) if d in out)}
+                if not needed:
+                    return out
+                self._needed |= needed
         finally:
             if gc_was_enabled:
                 gc.enable()
-        return out
 
     def _scan(self, order: Iterable[str], tasks: Mapping[str, Task], will_run: set[str],
               out: dict[str, Decision]) -> None:
@@ -257,7 +272,7 @@ class StalenessScan:
             outputs = task.outputs
             if len(outputs) == 1 and not task.phony and not task.after:
                 path = outputs[0]
-                if get(path) is None:
+                if get(path) is None and not (self._intermediate and path in self._intermediate):
                     reason = _reason(_MISSING, f"output {path} is missing")
                     ds = deps[name]
                     if not ds:
@@ -284,6 +299,10 @@ class StalenessScan:
             out = outputs[0]
             get = self._get
             m_out = get(out)
+            if m_out is None and self._intermediate and out in self._intermediate:
+                let_be = self._let_be(task, out)
+                if let_be is not None:
+                    return let_be
             if m_out is None:
                 reason = _reason(_MISSING, f"output {out} is missing")
                 if will_run:
@@ -326,6 +345,34 @@ class StalenessScan:
         if reasons:
             return Decision(True, tuple(reasons))
         return self._definition_changed(task) or Decision(False, (self._up_to_date_reason(task),))
+
+    def _let_be(self, task: Task, out: str) -> Decision | None:
+        """An intermediate file that is missing and need not be made (make's rule: it is
+        made only when something made from it must be remade, or when it is a goal)."""
+        if out in self._needed or task.name in self._goals:
+            return None
+        if self._virtual(out) is None:
+            return None
+        self._skipped[out] = task.name
+        return Decision(False, (Reason(
+            ReasonKind.UP_TO_DATE, f"intermediate file {out} is missing, but what is made from "
+            "it is newer than its prerequisites: make does not remake it"),))
+
+    def _virtual(self, path: str) -> int | None:
+        """The time a missing intermediate file stands for: the newest of its producer's
+        inputs (through missing intermediates in turn); None if one of them is missing."""
+        producer = self.graph.producer.get(path)
+        if producer is None:
+            return None
+        newest = None
+        for i in self.workflow.tasks[producer].inputs:
+            m = self._get(i)
+            if m is None and i in self._intermediate and i not in self._needed:
+                m = self._virtual(i)
+            if m is None:
+                return None
+            newest = m if newest is None or m > newest else newest
+        return newest
 
     def _definition_changed(self, task: Task) -> Decision | None:
         """From history: its command or definition changed since it last succeeded."""
@@ -386,6 +433,8 @@ class StalenessScan:
         phony: list[str] = []
         for i in task.inputs:
             m = get(i)
+            if m is None and i in self._skipped:
+                m = self._virtual(i)        # a missing intermediate: its prerequisites' time
             if m is None:
                 # As in make: a prerequisite that is not a file counts as newer.
                 producer = self._phony_of.get(i)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import Location
 from ..workflow import WorkflowWarning
 from .database import FileEntry
@@ -52,21 +54,36 @@ def task_cautions(f: MakeFacts, name: str, e: FileEntry | None, recs: list[Recor
     return out
 
 
-def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[WorkflowWarning]:
-    out: list[WorkflowWarning] = []
+def intermediate_files(f: MakeFacts) -> frozenset[str]:
+    """The files make treats as intermediate, and deletes after a build that made them:
+    those only a chain of implicit rules reaches, and those of ``.INTERMEDIATE``; not
+    those of ``.SECONDARY`` (or all, for ``.SECONDARY:`` alone) or ``.PRECIOUS``
+    (names or ``%`` patterns)."""
+    out: set[str] = set()
     for db in (f.db_a, f.db_b):
         if db is None:
             continue
         secondary = db.special_prereqs(".SECONDARY")
         if secondary is not None and not secondary:
             continue          # ".SECONDARY:" alone: make deletes no intermediate file
-        kept = set(secondary or ()) | set(db.special_prereqs(".PRECIOUS") or ())
+        # (``.PRECIOUS: %`` is the reader's own: it keeps make from deleting anything
+        # while the Makefile is read.)
+        precious = [p for p in db.special_prereqs(".PRECIOUS") or () if p != "%"]
+        kept = set(secondary or ()) | {p for p in precious if "%" not in p}
+        patterns = [re.compile(re.escape(p).replace("%", ".+", 1) + r"\Z")
+                    for p in precious if "%" in p]
+        declared = set(db.special_prereqs(".INTERMEDIATE") or ())
         for n, e in db.files.items():
-            if n in kept or e.precious or f.skip_name(n):
+            if not (e.intermediate or n in declared) or n in kept or e.precious \
+                    or f.skip_name(n):
                 continue
-            if e.intermediate and e.has_recipe and n in f.records:
-                out.append(WorkflowWarning(f"make deletes the intermediate file '{n}' after a build; "
-                                           "Gristmill keeps it", f.location(n, e)))
+            if n in f.records and not any(p.match(n) for p in patterns):
+                out.add(n)
+    return frozenset(out)
+
+
+def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[WorkflowWarning]:
+    out: list[WorkflowWarning] = []
     for p in f.db_a.special_prereqs(".PRECIOUS") or []:
         if "%" not in p:
             out.append(WorkflowWarning(f"'{p}' is .PRECIOUS: Gristmill still removes a failed task's "

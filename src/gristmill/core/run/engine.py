@@ -20,8 +20,9 @@ from typing import Callable, Mapping
 
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
-from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
-                     TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
+                     RunStarted, RunStatus, TaskFinished, TaskStarted, TaskState,
+                     TaskStateChanged, TasksUpToDate)
 from .jobserver import Jobserver, with_make_letter
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
@@ -265,6 +266,7 @@ class _RunLoop:
         self.next_job = 0
         self.stopping = False        # a failure without --keep-going: start nothing more
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
+        self.made_intermediate: list[str] = []   # a Makefile's, made by this run
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
         self.capacity = capacity
@@ -347,6 +349,7 @@ class _RunLoop:
             ex.close()
             if self.jobserver is not None:
                 self.jobserver.close()
+        self._remove_intermediates()
         # Whatever never got to run is skipped, with the reason.
         reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
                   Reason(ReasonKind.UPSTREAM_FAILED, "the run stopped after a failure"))
@@ -518,9 +521,27 @@ class _RunLoop:
         if self.jobserver is not None:
             self.jobserver.settle(len(self.active))
 
+    def _remove_intermediates(self) -> None:
+        """make deletes the intermediate files it made once the build is over (a failed
+        one too); a file that was there before the run is left alone."""
+        made = [p for p in self.made_intermediate if os.path.lexists(self.root_prefix + p)]
+        removed = []
+        for p in made:
+            try:
+                os.unlink(self.root_prefix + p)
+                removed.append(p)
+            except OSError:
+                pass
+        if removed:
+            self.scan.stamps.forget(removed)
+            self.e.bus.publish(IntermediatesRemoved(self.run_id, time.time(), tuple(removed)))
+
     def _succeeded(self, a: _Active, ev: JobExited) -> None:
         """A successful attempt: its capacity back and its TaskFinished published."""
         task = a.task
+        if self.wf.intermediate:
+            self.made_intermediate += [o for o in task.outputs if o in self.wf.intermediate
+                                       and a.before.get(o) is None]
         now = time.time()
         self.free.give(task.resources, a.gpus, a.slot)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
