@@ -128,7 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("targets", nargs="*", metavar="TARGET")
     pl.add_argument("-a", "--all", action="store_true", help="list up-to-date tasks too")
     pl.add_argument("--force", action="store_true")
+    pl.add_argument("-B", "--force-all", action="store_true",
+                    help="as if every task the targets need were out of date")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--on", action="append", default=[], metavar="CAPACITY",
+                    help="predict how long the stale tasks take on CAPACITY: cpu=8,mem=32GB,"
+                         "gpu=1 (keys left out are this machine's), a sweep such as cpu=1..32, "
+                         "or dask:ADDRESS for a live cluster's shape; may be repeated")
 
     g = sub.add_parser("graph", help="export the task graph")
     _common(g)
@@ -483,9 +489,11 @@ def _plan(args) -> int:
         # the database, start its writer and stop it again.
         history = _history() if history_db().exists() else None
         forced = tuple(wf.resolve_targets(targets)) if args.force else ()
-        engine = Engine(wf, history=history, options=RunOptions(force=forced),
-                        stamps=_stamps(prefetch))
+        engine = Engine(wf, history=history, options=RunOptions(
+            force=forced, force_all=args.force_all), stamps=_stamps(prefetch))
         try:
+            if args.on:
+                return _print_predictions(engine, wf, targets, history, args.on, args.json)
             return _print_plan(engine, targets, args.all, args.json)
         finally:
             if history is not None:
@@ -493,6 +501,62 @@ def _plan(args) -> int:
     finally:
         for p in prefetch:
             p.cancel()
+
+
+def _capacities(specs: list[str], here, pools) -> list[tuple[str, object]]:
+    from .core.decide.simulate import parse_on
+    out = []
+    for spec in specs:
+        if spec.startswith("dask:"):
+            from .core.run.dask_cluster import cluster_capacity, connect
+            dask = connect(spec[len("dask:"):])
+            try:
+                out.append((spec, cluster_capacity(dask.client, pools, None)))
+            finally:
+                dask.close()
+        else:
+            out += parse_on(spec, here)
+    return out
+
+
+def _print_predictions(engine: Engine, wf: Workflow, targets: list[str], history,
+                       specs: list[str], as_json: bool) -> int:
+    """`plan --on`: the engine's scheduler over simulated time, per capacity."""
+    from .core.decide.simulate import estimate_durations, explain, simulate
+    names, decisions, _ = engine.decide(targets)
+    stale = [n for n, d in decisions.items() if d.stale]
+    known = history.recent_durations(str(wf.path)) if history is not None else {}
+    durations = estimate_durations(wf, stale, known)
+    here = engine.capacity()
+    capacities = [("this machine", here)] + _capacities(specs, here, wf.pools)
+    predictions = explain([simulate(wf, engine.graph, stale, durations.seconds, cap, label)
+                           for label, cap in capacities], wf, engine.graph, stale,
+                          durations.seconds)
+    if as_json:
+        print(json.dumps({"tasks": len(stale), "durations": {
+            "history": len(durations.from_history), "siblings": len(durations.from_siblings),
+            "guessed": sorted(durations.guessed)},
+            "predictions": [p.as_json() for p in predictions]}, indent=2))
+        return 0
+    print(f"{len(stale)} task{'s' if len(stale) != 1 else ''} to run; durations: "
+          f"{durations.describe()}.")
+    if not stale:
+        return 0
+    width = max(len(p.label) for p in predictions)
+    print(f"  {'on':<{width}}  {'makespan':>10}  {'cpu':>5}  {'mem':>5}  {'gpu':>5}")
+    for p in predictions:
+        u = p.utilisation
+        cells = [f"{u[k]:>5.0%}" if u[k] else f"{'–':>5}" for k in ("cpu", "mem", "gpu")]
+        print(f"  {p.label:<{width}}  {format_duration(p.makespan):>10}  {'  '.join(cells)}")
+    first = predictions[0]
+    print(f"critical path: {' → '.join(first.critical_path)} "
+          f"({format_duration(first.critical_length)})")
+    for p in predictions:
+        print(f"{p.label}: {p.bottleneck}")
+    if durations.guessed:
+        print("(a task never run is guessed at 1 s: run it once, and the next prediction "
+              "uses what it took)")
+    return 0
 
 
 def _dot_quote(s: str) -> str:

@@ -109,6 +109,27 @@ class HistoryReader:
             (_norm_path(workflow_path),))
         return dict(rows.fetchall())
 
+    def recent_durations(self, workflow_path: str | os.PathLike[str],
+                         last: int = 5) -> dict[str, float]:
+        """Task name -> the median of the seconds its ``last`` most recent successes took
+        (the capacity planner's durations)."""
+        rows = self._conn().execute(
+            "SELECT task, duration FROM ("
+            " SELECT a.task, a.duration, ROW_NUMBER() OVER ("
+            "  PARTITION BY a.task ORDER BY a.ended DESC) AS n"
+            " FROM attempts a JOIN runs r ON r.id = a.run_id"
+            " WHERE r.workflow_path = ? AND a.outcome = 'succeeded' AND a.duration IS NOT NULL)"
+            " WHERE n <= ?", (_norm_path(workflow_path), last))
+        seen: dict[str, list[float]] = {}
+        for task, duration in rows:
+            seen.setdefault(task, []).append(duration)
+        out = {}
+        for task, values in seen.items():
+            values.sort()
+            mid = len(values) // 2
+            out[task] = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        return out
+
     # -- maintenance (any thread) ---------------------------------------------
 
     def mark_interrupted(self, workflow_path: str | os.PathLike[str] | None = None) -> list[str]:
