@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -22,6 +22,7 @@ from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+from .gpu_sampler import GpuSampler
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
@@ -151,7 +152,7 @@ class Engine:
         if self.options.capacity is not None:
             cap = self.options.capacity
             if self.options.jobs and not cap.jobs:
-                cap = Capacity(cap.cpu, cap.mem, cap.gpu, cap.pools, self.options.jobs)
+                cap = replace(cap, jobs=self.options.jobs)
             return cap
         return detect_capacity(self.workflow.capacity, self.workflow.pools, self.options.jobs)
 
@@ -265,6 +266,7 @@ class _RunLoop:
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
+        self.sampler: GpuSampler | None = None    # made at the first GPU task's start
 
     def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
         self.states[name] = state
@@ -307,6 +309,8 @@ class _RunLoop:
             with e._lock:
                 e._executor = None
             ex.close()
+            if self.sampler is not None:
+                self.sampler.close()
         # Whatever never got to run is skipped, with the reason.
         reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
                   Reason(ReasonKind.UPSTREAM_FAILED, "the run stopped after a failure"))
@@ -403,8 +407,13 @@ class _RunLoop:
         env.update(task.env)
         env["GRISTMILL_TASK"] = task.name
         env["GRISTMILL_ATTEMPT"] = str(attempt)
-        if task.resources.gpu or self.free.total.gpu:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+        devices = tuple(self.free.devices[p] for p in gpus)
+        if task.resources.wants_gpu or self.free.devices:
+            # Its devices, named as the user named them when starting Gristmill; none
+            # (the empty string) for a task that asks for no GPU on a machine with some.
+            words = ",".join(d.word for d in devices)
+            env["CUDA_VISIBLE_DEVICES"] = words
+            env["NVIDIA_VISIBLE_DEVICES"] = words
         job_id = self.next_job
         self.next_job += 1
         log_path = f"{self.log_dir_text}/{log_file_name(task.name, attempt)}"
@@ -416,9 +425,14 @@ class _RunLoop:
         # executor reports of the job (output, its end) comes from a later wait().
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
+        if devices:
+            if self.sampler is None:
+                self.sampler = GpuSampler(self.run_id)
+            self.sampler.begin(task.name, attempt, tuple(d.uuid for d in devices))
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
-                                       task.resources, gpus, log_path,
-                                       "\n".join(task.commands), task.definition_hash))
+                                       task.resources, tuple(d.index for d in devices),
+                                       log_path, "\n".join(task.commands),
+                                       task.definition_hash, devices))
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -464,9 +478,16 @@ class _RunLoop:
         task = a.task
         now = time.time()
         self.free.give(task.resources, a.gpus, a.slot)
+        gpu_peak, gpu_util = self._gpu_figures(a)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
                                         Outcome.SUCCEEDED, ev.exit_code, now - a.started,
-                                        ev.peak_mem, message=ev.log_trouble))
+                                        ev.peak_mem, message=ev.log_trouble,
+                                        gpu_peak_mem=gpu_peak, gpu_util=gpu_util))
+
+    def _gpu_figures(self, a: _Active) -> tuple[int | None, float | None]:
+        if not a.gpus or self.sampler is None:
+            return None, None
+        return self.sampler.end(a.task.name, a.attempt)
 
     def _finished(self, a: _Active, ev: JobExited) -> None:
         """A failed, timed-out or cancelled attempt (successes: ``_succeeded``)."""
@@ -501,9 +522,10 @@ class _RunLoop:
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
                  and a.attempt <= task.retries and not self._cancelled()
                  and task.name not in self.cancelling)
+        gpu_peak, gpu_util = self._gpu_figures(a)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
-                                        message))
+                                        message, gpu_peak, gpu_util))
         if task.name in self.cancelling and not self._cancelled():
             self._task_cancelled(task.name, a.attempt, message)
             return
