@@ -149,8 +149,15 @@ def test_unknown_key_in_json(tmp_path):
      "tasks.a.retries: expected a non-negative integer, got a boolean (true)"),
     ('resources = { cpu = "two" }', 21,
      "tasks.a.resources.cpu: expected a non-negative number, got a string ('two')"),
-    ('resources = { gpu = 0.5 }', 21,
-     "tasks.a.resources.gpu: expected a non-negative integer, got a number (0.5)"),
+    ('resources = { gpu = 1.5 }', 21,
+     "tasks.a.resources.gpu: gpu = 1.5: more than one GPU must be a whole number (a share is "
+     "less than 1, such as 0.25)"),
+    ('resources = { gpu = "1" }', 21,
+     "tasks.a.resources.gpu: expected a number such as 1 or 0.25, got a string ('1')"),
+    ('resources = { gpu = -0.5 }', 21, "tasks.a.resources.gpu: gpu must be 0 or more, got -0.5"),
+    ('resources = { gpu_mem = 20 }', 25,
+     "tasks.a.resources.gpu_mem: size 20 has no unit: add one of B, KB, MB, GB, TB, KiB, MiB, "
+     'GiB, TiB (e.g. "20MB" or "20GB")'),
     ('resources = 4', 13, "tasks.a.resources: expected a table, got an integer (4)"),
     ('env = { A = [1] }', 13, "tasks.a.env.A: expected a string, got an array"),
     ('description = 1979-05-27', 15, "tasks.a.description: expected a string, got a date"),

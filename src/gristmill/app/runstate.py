@@ -39,6 +39,9 @@ class TaskRun:
     log_path: str = ""
     peak_mem: int | None = None
     message: str = ""
+    devices: tuple = ()                    # GpuDevice of the last attempt
+    gpu_peak_mem: int | None = None
+    gpu_util: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,8 @@ class RunState:
         tr.slot = ev.slot
         tr.resources = ev.resources
         tr.log_path = ev.log_path
+        tr.devices = ev.devices
+        tr.gpu_peak_mem = tr.gpu_util = None
         self._open_bars[(ev.task, ev.attempt)] = len(self.bars)
         self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path))
         changes.tasks.add(ev.task)
@@ -203,6 +208,8 @@ class RunState:
         tr.exit_code = ev.exit_code
         tr.peak_mem = ev.peak_mem
         tr.message = ev.message
+        tr.gpu_peak_mem = ev.gpu_peak_mem
+        tr.gpu_util = ev.gpu_util
         index = self._open_bars.pop((ev.task, ev.attempt), None)
         if index is not None:
             b = self.bars[index]
@@ -234,7 +241,7 @@ class RunState:
     def running_tasks(self) -> list[str]:
         return [n for n, tr in self.tasks.items() if tr.state is TaskState.RUNNING]
 
-    def in_use(self) -> tuple[float, int, int]:
+    def in_use(self) -> tuple[float, int, float]:
         """(cpu, mem bytes, gpu) declared by the tasks running now."""
         cpu, mem, gpu = 0.0, 0, 0
         for tr in self.tasks.values():
