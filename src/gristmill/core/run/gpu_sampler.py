@@ -10,7 +10,7 @@ which device, and gives each process to the attempt whose environment it carries
 groups they make.
 
 Peak memory: the most, over the samples, that the attempt's processes held on all
-its devices together. Utilisation: the mean, over the samples, of its devices' mean
+its devices together (memory they hold on other devices is not counted). Utilisation: the mean, over the samples, of its devices' mean
 utilisation (a shared device's figure is the whole device's). An attempt that ended
 before any sample has neither.
 """
@@ -102,7 +102,7 @@ class GpuSampler:
         if got is None:
             return
         procs, util = got
-        used: dict[Key, int] = {}
+        used: dict[tuple[Key, str], int] = {}     # (attempt, device UUID) -> bytes
         for pid, uuid, nbytes in procs:
             env = self._environ(pid)
             if env.get("GRISTMILL_RUN_ID") != self.run_id:
@@ -111,11 +111,11 @@ class GpuSampler:
                 key = (env["GRISTMILL_TASK"], int(env["GRISTMILL_ATTEMPT"]))
             except (KeyError, ValueError):
                 continue
-            used[key] = used.get(key, 0) + nbytes
+            used[(key, uuid)] = used.get((key, uuid), 0) + nbytes
         with self._lock:
             for key, f in self._active.items():
                 f.samples += 1
-                mem = used.get(key, 0)
+                mem = sum(used.get((key, u), 0) for u in f.uuids)
                 f.peak = mem if f.peak is None or mem > f.peak else f.peak
                 seen = [util[u] for u in f.uuids if u in util]
                 if seen:
