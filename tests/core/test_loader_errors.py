@@ -129,6 +129,19 @@ def test_unknown_key_in_workflow_and_capacity(tmp_path):
         tmp_path, 2, 1, "unknown key 'gpus' in capacity (did you mean 'gpu'?)")
 
 
+@pytest.mark.parametrize("value, col, message", [
+    ('10', 22, 'capacity.gpu_mem_used_below: expected a percentage such as "10%", got 10'),
+    ('"ten%"', 22,
+     "capacity.gpu_mem_used_below: expected a percentage such as \"10%\", got 'ten%'"),
+    ('"0%"', 22,
+     "capacity.gpu_mem_used_below: a percentage must be more than 0% and at most 100%, "
+     "got '0%'"),
+])
+def test_gpu_mem_used_below_is_a_percentage(tmp_path, value, col, message):
+    assert error(tmp_path, f'[capacity]\ngpu_mem_used_below = {value}\n') == at(
+        tmp_path, 2, col, message)
+
+
 def test_unknown_key_in_json(tmp_path):
     text = '{\n  "tasks": {\n    "a": {"cmd": "x", "output": []}\n  }\n}'
     assert error(tmp_path, text, "gristmill.json") == at(

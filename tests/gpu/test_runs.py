@@ -202,6 +202,15 @@ def test_devices_peak_gpu_memory_and_utilisation_are_in_history(tmp_path, machin
     assert attempts["b"].gpu_peak_mem == 0
     finished = {e.task: e for e in events if isinstance(e, TaskFinished)}
     assert finished["a"].gpu_peak_mem == 1500 * MIB
+    # The app's Explain says it in a line, from the same events.
+    from gristmill.app.explain import explain
+    from gristmill.app.runstate import RunState
+    from gristmill.core.decide.graph import TaskGraph
+    state = RunState()
+    state.apply(events)
+    sections = dict(explain(wf, TaskGraph.of(wf), result.decisions, "a", state.tasks["a"]))
+    assert sections["In the current run"].splitlines()[-1] == (
+        f"GPUs: 0 {uuid(0)} (NVIDIA H100 80GB HBM3, 85.5 GB); peak 1.6 GB, 40% busy")
 
 
 def test_a_history_without_the_gpu_columns_gets_them_and_keeps_its_runs(tmp_path):
