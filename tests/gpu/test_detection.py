@@ -91,6 +91,17 @@ def test_the_users_restriction_is_all_there_is_named_as_the_user_named_it(
         assert d.uuid.startswith(d.word) or d.index == int(d.word)
 
 
+def test_nvidia_visible_devices_of_a_container_names_the_hosts_devices(tmp_path, monkeypatch,
+                                                                       no_nvml):
+    # docker run --gpus '"device=2,3"': the container sees two GPUs, numbered 0 and 1.
+    smi(tmp_path, monkeypatch, [gpu(0), gpu(1)])
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "2,3")
+    assert [d.word for d in detect_devices()] == ["0", "1"]
+    # CUDA_VISIBLE_DEVICES is the user's own: a word naming nothing ends the list there.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert detect_devices() == ()
+
+
 def test_a_restriction_naming_a_mig_gpu_gives_its_instances(tmp_path, monkeypatch, no_nvml):
     smi(tmp_path, monkeypatch, mig_machine())
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")

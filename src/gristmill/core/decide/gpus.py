@@ -188,7 +188,8 @@ def visible_devices(found: Iterable[GpuDevice],
     Without a restriction: every usable device, a GPU named by its index, a MIG instance
     by its UUID. With one: the devices its words name, in its order, named by those
     words (as CUDA does, a word that names no device ends the list). A word naming a GPU
-    in MIG mode gives its instances, by UUID.
+    in MIG mode gives its instances, by UUID. ``NVIDIA_VISIBLE_DEVICES`` with a word that
+    names no device seen here is a container's: every device seen is used.
     """
     found = list(found)
     environ = os.environ if environ is None else environ
@@ -203,6 +204,10 @@ def visible_devices(found: Iterable[GpuDevice],
         else:
             match = [d for d in found if d.uuid and d.uuid.startswith(word)]
         if len(match) != 1:
+            if limit[0] == "NVIDIA_VISIBLE_DEVICES":
+                # The container runtime's variable, naming the host's devices: inside the
+                # container they are renumbered and the others are already hidden.
+                return visible_devices(found, {})
             break            # unknown, or an ambiguous UUID prefix: CUDA stops there too
         for d in _instances(match[0], found):
             if d.uuid in seen:
