@@ -198,6 +198,10 @@ def test_devices_peak_gpu_memory_and_utilisation_are_in_history(tmp_path, machin
     assert a.gpus_text == f"0 {uuid(0)}"
     assert a.gpu_peak_mem == 1500 * MIB
     assert a.gpu_util == 40.0
+    # A past run's timeline draws each attempt in its GPU's row too.
+    from gristmill.app.models.history import bars_from_attempts
+    assert {b.task: b.devices for b in bars_from_attempts(list(attempts.values()))} == \
+        {"a": ("GPU 0",), "b": ("GPU 0",)}
     # b wrote device 1's UUID, where it did not run: nothing of it is on its device 0.
     assert attempts["b"].gpu_peak_mem == 0
     finished = {e.task: e for e in events if isinstance(e, TaskFinished)}

@@ -56,6 +56,17 @@ class Bar:
     outcome: Outcome | None = None
     exit_code: int | None = None
     log_path: str = ""
+    devices: tuple[str, ...] = ()      # the GPU rows it is drawn in too: "GPU 0", "MIG-5f0e…"
+
+
+def device_rows(devices) -> tuple[str, ...]:
+    """The timeline's row names of GPU devices (``GpuDevice`` or history's dicts)."""
+    out = []
+    for d in devices:
+        d = d if isinstance(d, Mapping) else d.as_json()
+        uuid = str(d.get("uuid") or "")
+        out.append(uuid[:12] + "…" if d.get("mig") and uuid else f"GPU {d.get('index')}")
+    return tuple(out)
 
 
 @dataclass
@@ -196,7 +207,8 @@ class RunState:
         tr.devices = ev.devices
         tr.gpu_peak_mem = tr.gpu_util = None
         self._open_bars[(ev.task, ev.attempt)] = len(self.bars)
-        self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path))
+        self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path,
+                             devices=device_rows(ev.devices)))
         changes.tasks.add(ev.task)
         changes.bars = True
 
@@ -214,7 +226,7 @@ class RunState:
         if index is not None:
             b = self.bars[index]
             self.bars[index] = Bar(b.task, b.attempt, b.slot, b.start, ev.time, ev.outcome,
-                                   ev.exit_code, b.log_path)
+                                   ev.exit_code, b.log_path, b.devices)
             changes.bars = True
         changes.tasks.add(ev.task)
 
