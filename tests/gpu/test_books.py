@@ -87,3 +87,28 @@ def test_the_books_never_hand_out_more_than_a_device_has(steps):
         for p in range(3):
             assert share[p] <= 1 + 1e-9 and mem[p] <= 80 * GB
             assert whole[p] <= 1 and not (whole[p] and (share[p] or mem[p]))
+
+
+def test_the_sampler_gives_each_attempt_its_own_processes_on_its_own_devices():
+    from gristmill.core.run.gpu_sampler import GpuSampler
+    envs = {1: {"GRISTMILL_RUN_ID": "r", "GRISTMILL_TASK": "a", "GRISTMILL_ATTEMPT": "1"},
+            2: {"GRISTMILL_RUN_ID": "r", "GRISTMILL_TASK": "a", "GRISTMILL_ATTEMPT": "1"},
+            3: {"GRISTMILL_RUN_ID": "other", "GRISTMILL_TASK": "a", "GRISTMILL_ATTEMPT": "1"},
+            4: {"GRISTMILL_RUN_ID": "r", "GRISTMILL_TASK": "m", "GRISTMILL_ATTEMPT": "2"}}
+    samples = iter([
+        ([(1, "GPU-0", 100), (2, "GPU-0", 50), (3, "GPU-0", 999), (1, "GPU-1", 7),
+          (4, "GPU-P", 30)], {"GPU-0": 20.0, "GPU-1": 90.0, "GPU-P": 55.0}),
+        ([(1, "GPU-0", 400), (4, "MIG-9", 10)], {"GPU-0": 60.0}),
+    ])
+    s = GpuSampler("r", every=3600, read=lambda uuids: next(samples),
+                   environ=lambda pid: envs.get(pid, {}))
+    s.begin("a", 1, ("GPU-0",))
+    s.begin("m", 2, ("MIG-9",), parents=("GPU-P",))
+    s.close()                     # its thread never samples: these are taken by hand
+    assert s.end("nobody", 1) == (None, None)
+    s.sample()
+    s.sample()
+    # a: its two processes on its device (not another run's, not its memory elsewhere).
+    assert s.end("a", 1) == (400, 40.0)
+    # m, a MIG instance: its memory under its GPU's UUID counts; that GPU's load does not.
+    assert s.end("m", 2) == (30, None)

@@ -277,9 +277,12 @@ def _use_nvml(nv, uuids: list[str]) -> tuple[list[tuple[int, str, int]], dict[st
     procs: list[tuple[int, str, int]] = []
     util: dict[str, float] = {}
     for uuid in uuids:
-        h = nv.nvmlDeviceGetHandleByUUID(uuid)
-        for p in nv.nvmlDeviceGetComputeRunningProcesses(h):
-            procs.append((int(p.pid), uuid, int(p.usedGpuMemory or 0)))
+        try:
+            h = nv.nvmlDeviceGetHandleByUUID(uuid)
+            for p in nv.nvmlDeviceGetComputeRunningProcesses(h):
+                procs.append((int(p.pid), uuid, int(p.usedGpuMemory or 0)))
+        except Exception:      # a GPU in MIG mode lists its processes per instance
+            continue
         try:
             util[uuid] = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
         except Exception:

@@ -428,7 +428,8 @@ class _RunLoop:
         if devices:
             if self.sampler is None:
                 self.sampler = GpuSampler(self.run_id)
-            self.sampler.begin(task.name, attempt, tuple(d.uuid for d in devices))
+            self.sampler.begin(task.name, attempt, tuple(d.uuid for d in devices),
+                               tuple(d.parent for d in devices if d.mig))
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, tuple(d.index for d in devices),
                                        log_path, "\n".join(task.commands),

@@ -41,10 +41,11 @@ def _environ(pid: int) -> dict[str, str]:
 
 
 class _Figures:
-    __slots__ = ("uuids", "peak", "util_sum", "util_n", "samples")
+    __slots__ = ("uuids", "mem_uuids", "peak", "util_sum", "util_n", "samples")
 
-    def __init__(self, uuids: tuple[str, ...]):
+    def __init__(self, uuids: tuple[str, ...], mem_uuids: tuple[str, ...]):
         self.uuids = uuids
+        self.mem_uuids = mem_uuids
         self.peak: int | None = None
         self.util_sum = 0.0
         self.util_n = 0
@@ -63,12 +64,17 @@ class GpuSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def begin(self, task: str, attempt: int, uuids: tuple[str, ...]) -> None:
+    def begin(self, task: str, attempt: int, uuids: tuple[str, ...],
+              parents: tuple[str, ...] = ()) -> None:
+        """``parents``: the GPUs of MIG instances among ``uuids`` (nvidia-smi may report a
+        MIG instance's processes under its GPU's UUID); their memory counts, their
+        utilisation (the whole GPU's) does not."""
         uuids = tuple(u for u in uuids if u)
         if not uuids:
             return
+        mem_uuids = uuids + tuple(p for p in parents if p and p not in uuids)
         with self._lock:
-            self._active[(task, attempt)] = _Figures(uuids)
+            self._active[(task, attempt)] = _Figures(uuids, mem_uuids)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="gristmill-gpu-sampler",
                                             daemon=True)
@@ -95,7 +101,7 @@ class GpuSampler:
 
     def sample(self) -> None:
         with self._lock:
-            uuids = {u for f in self._active.values() for u in f.uuids}
+            uuids = {u for f in self._active.values() for u in f.mem_uuids}
         if not uuids:
             return
         got = self._read(sorted(uuids))
@@ -115,7 +121,7 @@ class GpuSampler:
         with self._lock:
             for key, f in self._active.items():
                 f.samples += 1
-                mem = sum(used.get((key, u), 0) for u in f.uuids)
+                mem = sum(used.get((key, u), 0) for u in f.mem_uuids)
                 f.peak = mem if f.peak is None or mem > f.peak else f.peak
                 seen = [util[u] for u in f.uuids if u in util]
                 if seen:
