@@ -142,6 +142,15 @@ def test_gpu_mem_used_below_is_a_percentage(tmp_path, value, col, message):
         tmp_path, 2, col, message)
 
 
+def test_a_gpu_request_with_capacity_gpu_0_is_an_error_at_load(tmp_path):
+    text = '[capacity]\ngpu = 0\n[tasks.a]\ncmd = "x"\nresources = { gpu_mem = "1GB" }\n'
+    assert error(tmp_path, text) == at(
+        tmp_path, 5, 25, "task 'a' asks for a GPU but [capacity] has gpu = 0")
+    text = '[capacity]\ngpu = 1\n[tasks.a]\ncmd = "x"\nresources = { gpu = 2 }\n'
+    assert error(tmp_path, text) == at(
+        tmp_path, 5, 21, "task 'a' asks for gpu = 2 but [capacity] has gpu = 1")
+
+
 def test_unknown_key_in_json(tmp_path):
     text = '{\n  "tasks": {\n    "a": {"cmd": "x", "output": []}\n  }\n}'
     assert error(tmp_path, text, "gristmill.json") == at(
