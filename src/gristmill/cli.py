@@ -425,13 +425,26 @@ def _run_on_thread(engine, targets: list[str]):
     return box["result"]
 
 
+def _gpu_request(r) -> dict:
+    """A task's GPU request for plan --json: nothing when it asks for none."""
+    if not r.wants_gpu:
+        return {}
+    return {"gpu": r.gpu, "gpu_mem": r.gpu_mem}
+
+
 def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: bool = False) -> int:
     names, decisions, _ = engine.decide(targets)
     if as_json:
+        tasks = engine.workflow.tasks
         print(json.dumps({"targets": list(names), "tasks": [
             {"name": n, "stale": d.stale, "reasons": [
-                {"kind": r.kind.value, "message": r.message} for r in d.reasons]}
-            for n, d in decisions.items() if d.stale or show_all]}, indent=2))
+                {"kind": r.kind.value, "message": r.message} for r in d.reasons],
+             **_gpu_request(tasks[n].resources)}
+            for n, d in decisions.items() if d.stale or show_all],
+            # The devices tasks would be handed (each "visible_as" its word in the
+            # task's CUDA_VISIBLE_DEVICES), when the machine has any.
+            **({"gpus": [g.as_json() for g in engine.capacity().devices]}
+               if engine.capacity().devices else {})}, indent=2))
         return 0
     # Written at once: 200,000 print calls cost a quarter second. One string per task
     # (its line and its reasons' lines), the step number counted as they go.
@@ -577,7 +590,8 @@ def cmd_graph(args) -> int:
                        "commands": list(t.commands), "inputs": list(t.inputs),
                        "outputs": list(t.outputs), "after": list(t.after), "phony": t.phony,
                        "resources": {"cpu": t.resources.cpu, "mem": t.resources.mem,
-                                     "gpu": t.resources.gpu, "pools": dict(t.resources.pools)},
+                                     "gpu": t.resources.gpu, "gpu_mem": t.resources.gpu_mem,
+                                     "pools": dict(t.resources.pools)},
                        "deps": list(graph.deps(n))}
                       for n in order for t in (wf.tasks[n],)],
             "edges": [[a, b] for a, b in graph.edges() if a in names and b in names],

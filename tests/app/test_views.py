@@ -165,6 +165,33 @@ def test_timeline_hover_shows_task_times_and_exit_code(qtbot):
     assert selection.names == ("compile",)
 
 
+def test_timeline_has_a_row_per_gpu_device_under_the_slots(qtbot):
+    from gristmill.core.gpu import GpuDevice
+    run = RunState()
+    gpu = [GpuDevice(i, f"GPU-{i}", handle=str(i)) for i in (0, 10)]
+    run.apply([RunStarted("r", 100.0, "wf", "/wf", (), ("w", "s1", "s2", "c")),
+               TaskStarted("r", 100.0, "w", 1, 0, devices=(gpu[1],)),
+               TaskStarted("r", 100.0, "s1", 1, 1, devices=(gpu[0],)),
+               TaskStarted("r", 101.0, "s2", 1, 2, devices=(gpu[0],)),
+               TaskStarted("r", 101.0, "c", 1, 3)])
+    pane = TimelinePane(Selection())
+    qtbot.addWidget(pane)
+    pane.resize(800, 400)
+    pane.show()
+    pane.show_run(run.bars, 100.0, 104.0, 103.0, "Current run")
+    canvas = pane.canvas
+    assert canvas.device_rows == ["GPU 0", "GPU 10"]
+    assert canvas.lanes() == 4 + 2
+    by = {b.task: b for b in run.bars}
+    # s1 and s2 share the row of GPU 0; hovering it there finds one of them, named so.
+    rects = canvas._rects(by["s2"])
+    assert len(rects) == 2 and rects[1].top() == canvas._rects(by["s1"])[1].top()
+    assert canvas.bar_at(rects[1].center().toPoint()) is by["s2"]
+    assert canvas.describe(by["s2"]).endswith("on GPU 0")
+    assert len(canvas._rects(by["c"])) == 1
+    assert canvas._rects(by["w"])[1].top() > rects[1].top()
+
+
 def test_log_follows_the_selected_task_and_finds_text(qtbot):
     run = RunState()
     log = LogPane()

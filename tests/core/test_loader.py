@@ -640,3 +640,25 @@ def test_workflow_is_frozen_and_the_graph_builds(example):
     with pytest.raises(TypeError):
         wf.tasks["x"] = None                       # type: ignore[index]
     assert TaskGraph(wf).order[-1] in ("train", "clean")
+
+
+def test_gpu_shares_gpu_memory_and_the_busy_threshold(tmp_path):
+    write(tmp_path, "gristmill.toml", textwrap.dedent('''\
+        [capacity]
+        gpu_mem_used_below = "10%"
+        [tasks.share]
+        cmd = "true"
+        resources = { gpu = 0.25 }
+        [tasks.small]
+        cmd = "true"
+        resources = { gpu_mem = "20GB" }
+        [tasks.two]
+        cmd = "true"
+        resources = { gpu = 2.0, gpu_mem = "40GiB" }
+        '''))
+    wf = load_workflow(tmp_path)
+    assert wf.capacity == CapacityOverride(gpu_mem_used_below=0.1)
+    assert wf.tasks["share"].resources == Resources(gpu=0.25)
+    assert wf.tasks["small"].resources == Resources(gpu_mem=20_000_000_000)
+    two = wf.tasks["two"].resources
+    assert (two.gpu, type(two.gpu), two.gpu_mem) == (2, int, 40 * 1024 ** 3)

@@ -129,6 +129,28 @@ def test_unknown_key_in_workflow_and_capacity(tmp_path):
         tmp_path, 2, 1, "unknown key 'gpus' in capacity (did you mean 'gpu'?)")
 
 
+@pytest.mark.parametrize("value, col, message", [
+    ('10', 22, 'capacity.gpu_mem_used_below: expected a percentage such as "10%", got 10'),
+    ('"ten%"', 22,
+     "capacity.gpu_mem_used_below: expected a percentage such as \"10%\", got 'ten%'"),
+    ('"0%"', 22,
+     "capacity.gpu_mem_used_below: a percentage must be more than 0% and at most 100%, "
+     "got '0%'"),
+])
+def test_gpu_mem_used_below_is_a_percentage(tmp_path, value, col, message):
+    assert error(tmp_path, f'[capacity]\ngpu_mem_used_below = {value}\n') == at(
+        tmp_path, 2, col, message)
+
+
+def test_a_gpu_request_with_capacity_gpu_0_is_an_error_at_load(tmp_path):
+    text = '[capacity]\ngpu = 0\n[tasks.a]\ncmd = "x"\nresources = { gpu_mem = "1GB" }\n'
+    assert error(tmp_path, text) == at(
+        tmp_path, 5, 25, "task 'a' asks for a GPU but [capacity] has gpu = 0")
+    text = '[capacity]\ngpu = 1\n[tasks.a]\ncmd = "x"\nresources = { gpu = 2 }\n'
+    assert error(tmp_path, text) == at(
+        tmp_path, 5, 21, "task 'a' asks for gpu = 2 but [capacity] has gpu = 1")
+
+
 def test_unknown_key_in_json(tmp_path):
     text = '{\n  "tasks": {\n    "a": {"cmd": "x", "output": []}\n  }\n}'
     assert error(tmp_path, text, "gristmill.json") == at(
@@ -149,8 +171,15 @@ def test_unknown_key_in_json(tmp_path):
      "tasks.a.retries: expected a non-negative integer, got a boolean (true)"),
     ('resources = { cpu = "two" }', 21,
      "tasks.a.resources.cpu: expected a non-negative number, got a string ('two')"),
-    ('resources = { gpu = 0.5 }', 21,
-     "tasks.a.resources.gpu: expected a non-negative integer, got a number (0.5)"),
+    ('resources = { gpu = 1.5 }', 21,
+     "tasks.a.resources.gpu: gpu = 1.5: more than one GPU must be a whole number (a share is "
+     "less than 1, such as 0.25)"),
+    ('resources = { gpu = "1" }', 21,
+     "tasks.a.resources.gpu: expected a number such as 1 or 0.25, got a string ('1')"),
+    ('resources = { gpu = -0.5 }', 21, "tasks.a.resources.gpu: gpu must be 0 or more, got -0.5"),
+    ('resources = { gpu_mem = 20 }', 25,
+     "tasks.a.resources.gpu_mem: size 20 has no unit: add one of B, KB, MB, GB, TB, KiB, MiB, "
+     'GiB, TiB (e.g. "20MB" or "20GB")'),
     ('resources = 4', 13, "tasks.a.resources: expected a table, got an integer (4)"),
     ('env = { A = [1] }', 13, "tasks.a.env.A: expected a string, got an array"),
     ('description = 1979-05-27', 15, "tasks.a.description: expected a string, got a date"),

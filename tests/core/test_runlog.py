@@ -73,7 +73,8 @@ def test_each_event_is_one_json_line_with_run_task_attempt_and_event(runlog: Run
     assert changed["state"] == "waiting" and changed["attempt"] == 0
     assert changed["reasons"] == [{"kind": "missing-output", "message": "out.txt is missing"}]
     assert (task_started["task"], task_started["attempt"]) == ("a", 1)
-    assert task_started["resources"] == {"cpu": 2, "mem": 300, "gpu": 0, "pools": [["net", 1]]}
+    assert task_started["resources"] == {"cpu": 2, "mem": 300, "gpu": 0, "pools": [["net", 1]],
+                                         "gpu_mem": 0}
     assert task_started["gpus"] == [0] and task_started["definition_hash"] == "abc"
     assert output["text"] == "héllo {json} \"quoted\""
     assert finished["outcome"] == "failed" and finished["exit_code"] == 2

@@ -113,6 +113,8 @@ def test_bad_variable_name_is_a_usage_error(tmp_path):
     ("mem=1", 14, "size '1' has no unit: add one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"),
     ("cpu=2 mem=512", 20, "size '512' has no unit"),
     ("cpu=1 gpu=two", 20, "whole number"),
+    ("cpu=1 gpu=1.5", 20, "more than one GPU must be a whole number"),
+    ("gpu=1 gpu_mem=20", 20, "size '20' has no unit"),
     ("cpu=0", 14, "positive"),
     ("ram=4GB", 14, "unknown gristmill hint 'ram'"),
     ("timeout=soon", 14, "bad duration"),

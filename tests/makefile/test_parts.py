@@ -238,6 +238,9 @@ def test_hints():
     assert h.resources == Resources(cpu=0.5, mem=4_000_000_000, gpu=1, pools=(("net", 1),))
     assert (h.retries, h.timeout, h.pool_sizes) == (2, 1200.0, (("net", 3),))
     assert parse_hint("", Location("M", 1, 1)).resources == Resources()
+    # A share of one GPU, and GPU memory: as resources.gpu and resources.gpu_mem.
+    assert parse_hint("gpu=0.25 gpu_mem=20GB", Location("M", 1, 14)).resources == \
+        Resources(gpu=0.25, gpu_mem=20_000_000_000)
     with pytest.raises(WorkflowError) as info:
         parse_hint("cpu=1  gpu=x", Location("M", 4, 14))
     assert (info.value.location.line, info.value.location.col) == (4, 21)

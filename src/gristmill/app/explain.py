@@ -6,6 +6,8 @@ import html
 from typing import Mapping
 
 from gristmill.core.events import TaskState
+from gristmill.core.gpu import describe_devices
+from gristmill.core.sizes import format_size
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.decide.staleness import Decision
 from gristmill.core.workflow import Workflow
@@ -20,6 +22,20 @@ def _names(names: tuple[str, ...]) -> str:
         return "nothing"
     shown = ", ".join(names[:SHOW])
     return shown + (f" and {len(names) - SHOW} more" if len(names) > SHOW else "")
+
+
+def gpu_line(run: TaskRun) -> str:
+    """"GPUs: 0 GPU-5f0e… (NVIDIA H200, 141.0 GB); peak 2.1 GB, 37% busy": the devices
+    the last attempt had, and what was sampled of them; "" when it had none."""
+    if not run.devices:
+        return ""
+    text = "GPUs: " + describe_devices(run.devices)
+    figures = []
+    if run.gpu_peak_mem is not None:
+        figures.append(f"peak {format_size(run.gpu_peak_mem)}")
+    if run.gpu_util is not None:
+        figures.append(f"{run.gpu_util:.0f}% busy")
+    return text + ("; " + ", ".join(figures) if figures else "")
 
 
 def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decision],
@@ -46,6 +62,9 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
             text += "\n" + "\n".join(f"• {r.message}" for r in run.reasons)
         if run.message:
             text += f"\n{run.message}"
+        gpus = gpu_line(run)
+        if gpus:
+            text += f"\n{gpus}"
         out.append(("In the current run", text))
     if task.description:
         out.append(("What it does", task.description))

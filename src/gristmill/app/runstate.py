@@ -39,6 +39,9 @@ class TaskRun:
     log_path: str = ""
     peak_mem: int | None = None
     message: str = ""
+    devices: tuple = ()                    # GpuDevice of the last attempt
+    gpu_peak_mem: int | None = None
+    gpu_util: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,17 @@ class Bar:
     outcome: Outcome | None = None
     exit_code: int | None = None
     log_path: str = ""
+    devices: tuple[str, ...] = ()      # the GPU rows it is drawn in too: "GPU 0", "MIG-5f0e…"
+
+
+def device_rows(devices) -> tuple[str, ...]:
+    """The timeline's row names of GPU devices (``GpuDevice`` or history's dicts)."""
+    out = []
+    for d in devices:
+        d = d if isinstance(d, Mapping) else d.as_json()
+        uuid = str(d.get("uuid") or "")
+        out.append(uuid[:12] + "…" if d.get("mig") and uuid else f"GPU {d.get('index')}")
+    return tuple(out)
 
 
 @dataclass
@@ -190,8 +204,11 @@ class RunState:
         tr.slot = ev.slot
         tr.resources = ev.resources
         tr.log_path = ev.log_path
+        tr.devices = ev.devices
+        tr.gpu_peak_mem = tr.gpu_util = None
         self._open_bars[(ev.task, ev.attempt)] = len(self.bars)
-        self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path))
+        self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path,
+                             devices=device_rows(ev.devices)))
         changes.tasks.add(ev.task)
         changes.bars = True
 
@@ -203,11 +220,13 @@ class RunState:
         tr.exit_code = ev.exit_code
         tr.peak_mem = ev.peak_mem
         tr.message = ev.message
+        tr.gpu_peak_mem = ev.gpu_peak_mem
+        tr.gpu_util = ev.gpu_util
         index = self._open_bars.pop((ev.task, ev.attempt), None)
         if index is not None:
             b = self.bars[index]
             self.bars[index] = Bar(b.task, b.attempt, b.slot, b.start, ev.time, ev.outcome,
-                                   ev.exit_code, b.log_path)
+                                   ev.exit_code, b.log_path, b.devices)
             changes.bars = True
         changes.tasks.add(ev.task)
 
@@ -234,7 +253,7 @@ class RunState:
     def running_tasks(self) -> list[str]:
         return [n for n, tr in self.tasks.items() if tr.state is TaskState.RUNNING]
 
-    def in_use(self) -> tuple[float, int, int]:
+    def in_use(self) -> tuple[float, int, float]:
         """(cpu, mem bytes, gpu) declared by the tasks running now."""
         cpu, mem, gpu = 0.0, 0, 0
         for tr in self.tasks.values():

@@ -14,7 +14,7 @@ from pathlib import Path
 import tomlkit
 from tomlkit.items import Table
 
-from gristmill.core.sizes import parse_duration, parse_size
+from gristmill.core.sizes import parse_duration, parse_gpu, parse_size
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -61,8 +61,10 @@ def validate(form: TaskForm, existing: set[str], original: str | None = None) ->
         except ValueError as e:
             problems["mem"] = str(e)
     if form.gpu.strip():
-        if not form.gpu.strip().isdigit():
-            problems["gpu"] = "gpu must be a whole number, such as 0 or 1"
+        try:
+            parse_gpu(form.gpu.strip())
+        except ValueError as e:
+            problems["gpu"] = str(e)
     if form.retries.strip():
         if not form.retries.strip().isdigit():
             problems["retries"] = "retries must be a whole number, such as 0 or 2"
@@ -164,7 +166,7 @@ def _apply(table: Table, form: TaskForm) -> None:
     if form.mem.strip():
         res["mem"] = form.mem.strip()
     if form.gpu.strip():
-        res["gpu"] = int(form.gpu.strip())
+        res["gpu"] = parse_gpu(form.gpu.strip())
     old = table.get("resources")
     if old is not None:
         # Keep keys the form does not show (pools) and the user's own spelling.

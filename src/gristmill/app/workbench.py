@@ -18,7 +18,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from gristmill.core import paths
-from gristmill.core.decide.capacity import Capacity, detect_cpus, detect_gpus, detect_memory
+from gristmill.core.decide.capacity import Capacity, detect_cpus, detect_memory, machine_devices
+from gristmill.core.decide.gpus import detect_devices
+from gristmill.core.workflow import CapacityOverride
 from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus
@@ -41,9 +43,9 @@ CLEAN_TASK = "clean"
 
 
 @lru_cache(maxsize=1)
-def _machine() -> tuple[float, int, int]:
-    """The machine's cpu, memory and gpus, detected once (nvidia-smi is slow)."""
-    return float(detect_cpus()), detect_memory(), detect_gpus()
+def _machine() -> tuple[float, int, tuple]:
+    """The machine's cpu, memory and GPU devices, detected once (nvidia-smi is slow)."""
+    return float(detect_cpus()), detect_memory(), detect_devices()
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ class Workbench(QObject):
     def capacity(self) -> Capacity:
         """Detected machine < preferences < the workflow's own [capacity]."""
         prefs = self.settings.preferences
-        cpu, mem, gpu = _machine()
+        cpu, mem, found = _machine()
+        gpu = None
         if prefs.cpu > 0:
             cpu = prefs.cpu
         if prefs.mem:
@@ -134,7 +137,10 @@ class Workbench(QObject):
             mem = wf.capacity.mem if wf.capacity.mem is not None else mem
             gpu = wf.capacity.gpu if wf.capacity.gpu is not None else gpu
             pools = wf.pools
-        return Capacity(cpu=cpu, mem=mem, gpu=gpu, pools=dict(pools), jobs=prefs.jobs or None)
+        below = wf.capacity.gpu_mem_used_below if wf is not None else None
+        devices = machine_devices(CapacityOverride(gpu=gpu, gpu_mem_used_below=below), found)
+        return Capacity(cpu=cpu, mem=mem, gpu=len(devices), pools=dict(pools),
+                        jobs=prefs.jobs or None, devices=devices)
 
     # -- opening ------------------------------------------------------------------
 

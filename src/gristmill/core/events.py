@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from .gpu import GpuDevice
 from .reasons import Reason
 from .workflow import Resources
 
@@ -101,10 +102,11 @@ class TaskStarted(Event):
     attempt: int                      # 1 for the first attempt
     slot: int                         # a lane for timelines: lowest free slot index
     resources: Resources = field(default_factory=Resources)
-    gpus: tuple[int, ...] = ()        # device indices in CUDA_VISIBLE_DEVICES
+    gpus: tuple[int, ...] = ()        # the devices' indices (a MIG instance: its GPU's)
     log_path: str = ""                # this attempt's output
     command: str = ""                 # the commands, one per line
     definition_hash: str = ""         # Task.definition_hash, remembered by history on success
+    devices: tuple[GpuDevice, ...] = ()   # the GPU devices it was handed (index, UUID, …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,8 @@ class TaskFinished(Event):
     will_retry: bool = False
     removed_outputs: tuple[str, ...] = ()   # partial outputs removed after a failure
     message: str = ""
+    gpu_peak_mem: int | None = None   # bytes: the most GPU memory its processes held, sampled
+    gpu_util: float | None = None     # percent: its devices' mean utilisation while it ran
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,3 +101,42 @@ def format_duration(seconds: float | None) -> str:
         return f"{m}m{s:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+def parse_gpu(value: object) -> int | float:
+    """A task's ``gpu``: 0, a share of one device (``0.25``), or whole devices (``2``).
+
+    Whole devices come back as an ``int``. Raises ValueError with a message fit for a user.
+    """
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            raise ValueError(f"gpu must be a whole number or a share below 1, such as 0.25, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"gpu must be a whole number or a share below 1, such as 0.25, got {value!r}")
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+        raise ValueError(f"gpu must be 0 or more, got {value!r}")
+    if number > 1 and not number.is_integer():
+        raise ValueError(f"gpu = {value!r}: more than one GPU must be a whole number "
+                         "(a share is less than 1, such as 0.25)")
+    if number >= 1 or number == 0:
+        if number >= 2**31:
+            raise ValueError(f"gpu = {value!r} is too many")
+        return int(number)
+    return number
+
+
+def parse_percent(value: object) -> float:
+    """``"10%"`` -> 0.1 (more than 0, at most 100%). Raises ValueError for a user."""
+    text = value.strip() if isinstance(value, str) else None
+    if not text or not text.endswith("%"):
+        raise ValueError(f"expected a percentage such as \"10%\", got {value!r}")
+    try:
+        number = float(text[:-1])
+    except ValueError:
+        raise ValueError(f"expected a percentage such as \"10%\", got {value!r}") from None
+    if not 0 < number <= 100:
+        raise ValueError(f"a percentage must be more than 0% and at most 100%, got {value!r}")
+    return number / 100

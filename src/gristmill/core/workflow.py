@@ -27,12 +27,22 @@ from .frozen import quick_new
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """What one task needs while it runs. ``mem`` is in bytes."""
+    """What one task needs while it runs. ``mem`` and ``gpu_mem`` are in bytes.
+
+    ``gpu``: 0, a share of one device (``0 < gpu < 1``: four tasks of 0.25 may share a
+    card) or a whole number of whole devices (an ``int``). ``gpu_mem``: free declared
+    memory on the device it gets (with whole devices: each must have that much).
+    """
 
     cpu: float = 1.0
     mem: int = 0
-    gpu: int = 0
+    gpu: int | float = 0
     pools: tuple[tuple[str, int], ...] = ()
+    gpu_mem: int = 0
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.gpu > 0 or self.gpu_mem > 0
 
     def pool(self, name: str) -> int:
         for n, amount in self.pools:
@@ -48,6 +58,7 @@ class CapacityOverride:
     cpu: float | None = None
     mem: int | None = None
     gpu: int | None = None
+    gpu_mem_used_below: float | None = None   # a fraction: count only GPUs using less at the start
 
 
 @dataclass(frozen=True, slots=True)

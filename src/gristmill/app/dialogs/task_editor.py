@@ -64,7 +64,7 @@ class TaskEditorDialog(QDialog):
             "cpu": ("CPU", "CPUs it needs while it runs, e.g. 1 or 0.5 (empty: 1)"),
             "mem": ("Memory", "Memory it needs, with its unit: e.g. 300MB or 4GB; a bare number is "
                     "refused (empty: none declared)"),
-            "gpu": ("GPU", "GPUs it needs, e.g. 1 (empty: none)"),
+            "gpu": ("GPU", "whole GPUs (1, 2) or a share (0.25); empty: none"),
             "retries": ("Retries", "Extra attempts after a failure (empty: 0)"),
             "timeout": ("Timeout", "Kill it after this long, e.g. 90s, 30m, 1h30m (empty: never)"),
         }

@@ -11,7 +11,7 @@ from gristmill.core.events import RunStatus, run_status_words
 from gristmill.core.record.history import AttemptRecord, RunRecord
 from gristmill.core.sizes import format_duration
 
-from ..runstate import Bar
+from ..runstate import Bar, device_rows
 
 Index = QModelIndex | QPersistentModelIndex
 ROLE_RUN_ID = Qt.ItemDataRole.UserRole + 1
@@ -45,7 +45,8 @@ def bars_from_attempts(attempts: Sequence[AttemptRecord]) -> list[Bar]:
         while len(lane_free) <= slot:
             lane_free.append(0.0)
         lane_free[slot] = max(lane_free[slot], end)
-        bars.append(Bar(a.task, a.attempt, slot, a.started, end, a.outcome, a.exit_code, a.log_path))
+        bars.append(Bar(a.task, a.attempt, slot, a.started, end, a.outcome, a.exit_code, a.log_path,
+                        device_rows(a.gpus)))
     return bars
 
 

@@ -60,7 +60,9 @@ def describe_resources(task: Task) -> str:
     if r.mem:
         parts.append(format_size(r.mem))
     if r.gpu:
-        parts.append(f"{r.gpu} gpu")
+        parts.append(f"{r.gpu:g} gpu")
+    if r.gpu_mem:
+        parts.append(f"{format_size(r.gpu_mem)} gpu mem")
     parts += [f"{n}×{a}" for n, a in r.pools]
     return ", ".join(parts)
 

@@ -63,7 +63,7 @@ class RunStatusWidgets:
         cpu, mem, gpu = run.in_use()
         text = f"CPU {cpu:g}/{capacity.cpu:g} · Mem {format_size(mem) if mem else '0'}/{format_size(capacity.mem)}"
         if capacity.gpu:
-            text += f" · GPU {gpu}/{capacity.gpu}"
+            text += f" · GPU {gpu:g}/{capacity.gpu}"
         running = counts.get(TaskState.RUNNING, 0)
         if capacity.jobs:
             text += f" · Jobs {running}/{capacity.jobs}"

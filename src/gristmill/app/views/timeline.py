@@ -1,4 +1,8 @@
-"""The timeline: a Gantt chart of a run, one lane per running slot, bars coloured by outcome."""
+"""The timeline: a Gantt chart of a run, one lane per running slot, bars coloured by outcome.
+
+Below the slots, a row per GPU device that a task of the run held: each attempt is drawn
+again in the row of every device it had (shares of one device overlap there).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from typing import Sequence
 
 from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QHelpEvent, QMouseEvent, QPainter, QPalette, QPen, QWheelEvent
+from PySide6.QtGui import QColor, QHelpEvent, QMouseEvent, QPainter, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QToolTip,
                                QVBoxLayout, QWidget)
 
@@ -37,6 +41,12 @@ def nice_step(span: float, pixels: float, min_px: float = 90) -> float:
     return 10 * k
 
 
+def _row_order(name: str) -> tuple:
+    """"GPU 2" before "GPU 10", then MIG instances by UUID."""
+    head, _, tail = name.partition(" ")
+    return (0, int(tail), "") if head == "GPU" and tail.isdigit() else (1, 0, name)
+
+
 def clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
@@ -52,6 +62,8 @@ class TimelineCanvas(QWidget):
         self.setObjectName("timeline-canvas")
         self.setMouseTracking(True)
         self.bars: list[Bar] = []
+        self.device_rows: list[str] = []        # GPU rows below the slots, by name
+        self._slots = 0
         self.t0 = 0.0
         self.t1 = 1.0
         self.now: float | None = None
@@ -60,6 +72,11 @@ class TimelineCanvas(QWidget):
 
     def set_bars(self, bars: Sequence[Bar], t0: float | None, t1: float | None, now: float | None) -> None:
         self.bars = list(bars)
+        rows: dict[str, None] = {}
+        for b in self.bars:
+            rows.update(dict.fromkeys(b.devices))
+        self.device_rows: list[str] = sorted(rows, key=_row_order)
+        self._slots = max((b.slot for b in self.bars), default=-1) + 1
         starts = [b.start for b in self.bars]
         self.t0 = t0 if t0 is not None else (min(starts) if starts else 0.0)
         ends = [b.end for b in self.bars if b.end is not None]
@@ -69,7 +86,17 @@ class TimelineCanvas(QWidget):
         self.update()
 
     def lanes(self) -> int:
-        return max((b.slot for b in self.bars), default=-1) + 1
+        """Slot lanes and GPU rows."""
+        return self._slots + len(self.device_rows)
+
+    def _rects(self, b: Bar) -> list[QRectF]:
+        """Where ``b`` is drawn: its slot, then the row of each GPU it had."""
+        rects = [self._bar_rect(b)]
+        for d in b.devices:
+            r = QRectF(rects[0])
+            r.moveTop(AXIS_H + (self._slots + self.device_rows.index(d)) * LANE_H + 3)
+            rects.append(r)
+        return rects
 
     def sizeHint(self) -> QSize:
         return QSize(600, AXIS_H + max(self.lanes(), 1) * LANE_H + 8)
@@ -85,7 +112,7 @@ class TimelineCanvas(QWidget):
 
     def bar_at(self, pos: QPoint) -> Bar | None:
         for b in reversed(self.bars):
-            if self._bar_rect(b).adjusted(-1, -1, 1, 1).contains(pos):
+            if any(r.adjusted(-1, -1, 1, 1).contains(pos) for r in self._rects(b)):
                 return b
         return None
 
@@ -101,8 +128,11 @@ class TimelineCanvas(QWidget):
             if i % 2:
                 painter.fillRect(QRect(0, AXIS_H + i * LANE_H, self.width(), LANE_H), alt)
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+            name = f"slot {i + 1}" if i < self._slots else self.device_rows[i - self._slots]
             painter.drawText(QRect(6, AXIS_H + i * LANE_H, GUTTER - 10, LANE_H),
-                             Qt.AlignmentFlag.AlignVCenter, f"slot {i + 1}")
+                             Qt.AlignmentFlag.AlignVCenter,
+                             painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight,
+                                                              GUTTER - 10))
         # the time axis
         span = max(self.t1 - self.t0, 1e-6)
         step = nice_step(span, self.width() - GUTTER)
@@ -129,23 +159,29 @@ class TimelineCanvas(QWidget):
         highlight = pal.color(QPalette.ColorRole.Highlight)
         fm = painter.fontMetrics()
         for b in self.bars:
-            r = self._bar_rect(b)
-            if not r.intersects(clip):
-                continue
-            color = theme.outcome_color(b.outcome)
-            selected = b.task in self.selected
-            painter.setPen(QPen(highlight, 2) if selected else QPen(color.darker(140), 1))
-            painter.setBrush(color)
-            painter.drawRoundedRect(r, 3, 3)
-            if r.width() > 40:
-                painter.setPen(theme.text_on(color))
-                label = short_name(b.task) + (f" (#{b.attempt})" if b.attempt > 1 else "")
-                painter.drawText(r.adjusted(4, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter,
-                                 fm.elidedText(label, Qt.TextElideMode.ElideMiddle, int(r.width() - 7)))
+            for n, r in enumerate(self._rects(b)):
+                if r.intersects(clip):
+                    self._paint_bar(painter, b, r, highlight, fm, shared=n > 0)
         if self.now is not None:
             x = int(self._x(self.now))
             painter.setPen(QPen(highlight, 1, Qt.PenStyle.DashLine))
             painter.drawLine(x, AXIS_H, x, self.height())
+
+    def _paint_bar(self, painter: QPainter, b: Bar, r: QRectF, highlight, fm,
+                   shared: bool) -> None:
+        color = theme.outcome_color(b.outcome)
+        if shared:           # a GPU row: see-through, so that shares on one device show
+            color = QColor(color)
+            color.setAlpha(170)
+        selected = b.task in self.selected
+        painter.setPen(QPen(highlight, 2) if selected else QPen(color.darker(140), 1))
+        painter.setBrush(color)
+        painter.drawRoundedRect(r, 3, 3)
+        if r.width() > 40:
+            painter.setPen(theme.text_on(color))
+            label = short_name(b.task) + (f" (#{b.attempt})" if b.attempt > 1 else "")
+            painter.drawText(r.adjusted(4, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter,
+                             fm.elidedText(label, Qt.TextElideMode.ElideMiddle, int(r.width() - 7)))
 
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip:
@@ -167,6 +203,8 @@ class TimelineCanvas(QWidget):
                  f"({format_duration(end - b.start)})"]
         if b.end is not None:
             lines.append(f"exit code {b.exit_code}" if b.exit_code is not None else "no exit code (killed)")
+        if b.devices:
+            lines.append("on " + ", ".join(b.devices))
         return "\n".join(lines)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:

@@ -82,8 +82,8 @@ def schedule(ready: Sequence[Task], free: FreeCapacity) -> list[int]:
     behind it can fill the gap. Reserves nothing: the caller takes the capacity.
     """
     cpu, mem, jobs = free.cpu, free.mem, free.jobs
-    gpus = len(free.gpus)
     pools = dict(free.pools)
+    share = gpu_mem = None         # the GPU books, copied at the first task that asks
     chosen: list[int] = []
     misfits: set = set()       # resource shapes already found not to fit this time
     for i, t in enumerate(ready):
@@ -92,13 +92,20 @@ def schedule(ready: Sequence[Task], free: FreeCapacity) -> list[int]:
         r = t.resources
         if r in misfits:
             continue
-        if (r.cpu > cpu + 1e-9 or r.mem > mem or r.gpu > gpus
+        if (r.cpu > cpu + 1e-9 or r.mem > mem
                 or any(amount > pools.get(name, 0) for name, amount in r.pools)):
             misfits.add(r)
             continue
+        if r.gpu or r.gpu_mem:
+            if share is None:
+                share, gpu_mem = list(free.share), list(free.gpu_mem)
+            where = free.pick(r, share, gpu_mem)
+            if where is None:
+                misfits.add(r)
+                continue
+            free.book(r, where, share, gpu_mem)
         cpu -= r.cpu
         mem -= r.mem
-        gpus -= r.gpu
         jobs -= 1
         for name, amount in r.pools:
             pools[name] -= amount

@@ -228,7 +228,7 @@ def _bottleneck(p: Prediction, tasks, workflow: Workflow, graph: TaskGraph,
             "more capacity buys nothing"
         return f"{more}: the critical path is {crit} ({' → '.join(_short(p.critical_path))})"
     if cap.gpu and p.utilisation.get("gpu", 0) >= max(p.utilisation.get("cpu", 0), 0.5):
-        more = simulate(workflow, graph, names, durations, replace(cap, gpu=cap.gpu + 1))
+        more = simulate(workflow, graph, names, durations, _with_gpus(cap, cap.gpu + 1))
         saved = 1 - more.makespan / p.makespan
         return (f"GPU-bound: {'a second GPU' if cap.gpu == 1 else 'one GPU more'} saves "
                 f"{saved:.0%}" if saved > 0.01 else "GPU-bound, but one GPU more saves nothing")
@@ -292,10 +292,23 @@ def parse_on(spec: str, base: Capacity) -> list[tuple[str, Capacity]]:
             raise UsageError(f"--on {spec}: {part} is not a number{' with a unit' if key == 'mem' else ''}") from None
         if (values[key] or 0) <= 0 and key in ("cpu", "mem", "jobs"):  # type: ignore[operator]
             raise UsageError(f"--on {spec}: {key} must be more than 0")
+    gpus = values.pop("gpu", None)
     cap = replace(base, **{k: v for k, v in values.items()})  # type: ignore[arg-type]
+    if gpus is not None:
+        cap = _with_gpus(cap, int(gpus))  # type: ignore[arg-type]
     if sweep is None:
         return [(spec, cap)]
     key, steps = sweep
     fixed = ",".join(p for p in spec.split(",") if not p.strip().startswith(key))
     return [(f"{key}={n}" + (f",{fixed}" if fixed else ""),
+             _with_gpus(cap, n) if key == "gpu" else
              replace(cap, **{key: float(n) if key == "cpu" else n})) for n in steps]
+
+
+def _with_gpus(cap: Capacity, n: int) -> Capacity:
+    """``cap`` with ``n`` GPUs: the first ``n`` of its devices, and devices like its first
+    one (or of unknown memory) beyond those."""
+    have = cap.devices
+    if n <= len(have):
+        return replace(cap, gpu=n, devices=have[:n])
+    return replace(cap, gpu=n, devices=())

@@ -19,15 +19,15 @@ from . import placeholders
 from ..errors import Location, WorkflowError
 from .source import Source, short_number
 from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
-from ..sizes import format_size, parse_duration, parse_size
+from ..sizes import format_size, parse_duration, parse_gpu, parse_percent, parse_size
 from ..workflow import CapacityOverride, Resources
 
 TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
 WORKFLOW_KEYS = ("name", "default", "include")
-CAPACITY_KEYS = ("cpu", "mem", "gpu")
+CAPACITY_KEYS = ("cpu", "mem", "gpu", "gpu_mem_used_below")
 TASK_KEYS = ("cmd", "inputs", "outputs", "after", "foreach", "phony", "resources",
              "retries", "timeout", "env", "cwd", "description")
-RESOURCE_KEYS = ("cpu", "mem", "gpu", "pools")
+RESOURCE_KEYS = ("cpu", "mem", "gpu", "gpu_mem", "pools")
 JSON_VAR_KEYS = ("json", "path")
 
 _TASK_NAME = re.compile(r"[^\s\[\]{}]+")
@@ -274,7 +274,14 @@ def read_sections(doc: FileDoc) -> Sections:
             mem = check_size(src, table["mem"], ("capacity", "mem"))
         if "gpu" in table:
             gpu = check_int(src, table["gpu"], ("capacity", "gpu"), 0, "a non-negative integer")
-        sec.capacity = CapacityOverride(cpu, mem, gpu)
+        below = None
+        if "gpu_mem_used_below" in table:
+            key = ("capacity", "gpu_mem_used_below")
+            try:
+                below = parse_percent(table["gpu_mem_used_below"])
+            except ValueError as exc:
+                raise src.error(f"{dotted(key)}: {exc}", key, value=True) from None
+        sec.capacity = CapacityOverride(cpu, mem, gpu, below)
 
     if "tasks" in data:
         table = check_table(src, data["tasks"], ("tasks",))
@@ -425,13 +432,22 @@ class TaskParser:
         src = spec.source
         table = check_table(src, value, path)
         check_keys(src, table, path, RESOURCE_KEYS)
-        cpu, mem, gpu = 1.0, 0, 0
+        cpu, mem, gpu, gpu_mem = 1.0, 0, 0, 0
         if "cpu" in table:
             cpu = check_number(src, table["cpu"], path + ("cpu",), 0, "a non-negative number")
         if "mem" in table:
             mem = check_size(src, table["mem"], path + ("mem",))
         if "gpu" in table:
-            gpu = check_int(src, table["gpu"], path + ("gpu",), 0, "a non-negative integer")
+            value = table["gpu"]
+            if isinstance(value, str) or isinstance(value, bool):
+                raise type_error(src, value, path + ("gpu",), "a number such as 1 or 0.25")
+            try:
+                gpu = parse_gpu(value)
+            except ValueError as exc:
+                raise src.error(f"{dotted(path + ('gpu',))}: {exc}", path + ("gpu",),
+                                value=True) from None
+        if "gpu_mem" in table:
+            gpu_mem = check_size(src, table["gpu_mem"], path + ("gpu_mem",))
         pools: list[tuple[str, int]] = []
         if "pools" in table:
             ptable = check_table(src, table["pools"], path + ("pools",))
@@ -447,7 +463,7 @@ class TaskParser:
                     raise src.error(f"task {spec.name!r} asks for {amount} of pool {name!r}, "
                                     f"which has {self.pools[name]}", p, value=True)
                 pools.append((name, amount))
-        return Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple(pools))
+        return Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple(pools), gpu_mem=gpu_mem)
 
     def _check_capacity(self, spec: TaskSpec) -> None:
         cap = self.capacity
@@ -463,5 +479,10 @@ class TaskParser:
                                     f"[capacity] has mem = {format_size(cap.mem)}",
                                     path + ("mem",), value=True)
         if cap.gpu is not None and r.gpu > cap.gpu:
-            raise spec.source.error(f"task {spec.name!r} asks for gpu = {r.gpu} but [capacity] "
-                                    f"has gpu = {cap.gpu}", path + ("gpu",), value=True)
+            raise spec.source.error(f"task {spec.name!r} asks for gpu = {r.gpu:g} but "
+                                    f"[capacity] has gpu = {cap.gpu}", path + ("gpu",),
+                                    value=True)
+        if cap.gpu == 0 and r.wants_gpu:
+            what = "gpu_mem" if not r.gpu else "gpu"
+            raise spec.source.error(f"task {spec.name!r} asks for a GPU but [capacity] has "
+                                    "gpu = 0", path + (what,), value=True)

@@ -175,7 +175,7 @@ class WorkflowAssembler:
         resources = hint.resources if hint else Resources()
         if notparallel and commands:
             resources = Resources(resources.cpu, resources.mem, resources.gpu,
-                                  resources.pools + ((NOTPARALLEL_POOL, 1),))
+                                  resources.pools + ((NOTPARALLEL_POOL, 1),), resources.gpu_mem)
         self._add(task_cautions(f, rep, main, recs, location, set(members)))
         ignore = self._ignore_errors(rep, main, len(commands), location)
         silent = bool(recs) and all(not rec.echoed for rec in recs)

@@ -1,4 +1,5 @@
-"""``# gristmill: mem=4GB gpu=1 retries=2 timeout=20m cpu=2 pool=NAME:N`` above a rule.
+"""``# gristmill: mem=4GB gpu=1 gpu_mem=20GB retries=2 timeout=20m cpu=2 pool=NAME:N``
+above a rule.
 
 GNU make sees a comment; Gristmill reads what the rule's tasks need.
 ``pool=NAME:N`` puts the tasks in pool NAME, which lets N of its tasks run at
@@ -11,13 +12,13 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Location, WorkflowError
-from ..sizes import parse_duration, parse_size
+from ..sizes import parse_duration, parse_gpu, parse_size
 from ..workflow import Resources
 from .database import FileEntry
 from .facts import MakeFacts
 
 _TOKEN = re.compile(r"\S+")
-KEYS = ("cpu", "mem", "gpu", "retries", "timeout", "pool")
+KEYS = ("cpu", "mem", "gpu", "gpu_mem", "retries", "timeout", "pool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class TaskHint:
 
 def parse_hint(text: str, location: Location) -> TaskHint:
     """Parse the text after ``gristmill:``; ``location`` points at its first character."""
-    cpu, mem, gpu, retries, timeout = 1.0, 0, 0, 0, None
+    cpu, mem, gpu, gpu_mem, retries, timeout = 1.0, 0, 0, 0, 0, None
     pools: dict[str, int] = {}
     seen: set[str] = set()
     for m in _TOKEN.finditer(text):
@@ -55,7 +56,9 @@ def parse_hint(text: str, location: Location) -> TaskHint:
             elif key == "mem":
                 mem = parse_size(value)
             elif key == "gpu":
-                gpu = _count(value, "gpu")
+                gpu = parse_gpu(value)
+            elif key == "gpu_mem":
+                gpu_mem = parse_size(value)
             elif key == "retries":
                 retries = _count(value, "retries")
             elif key == "timeout":
@@ -71,7 +74,8 @@ def parse_hint(text: str, location: Location) -> TaskHint:
                 pools[name] = _count(size, "pool size", positive=True) if colon else 0
         except ValueError as exc:
             raise WorkflowError(f"bad gristmill hint {tok!r}: {exc}", where) from None
-    resources = Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple((n, 1) for n in pools))
+    resources = Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple((n, 1) for n in pools),
+                          gpu_mem=gpu_mem)
     sizes = tuple((n, s) for n, s in pools.items() if s)
     return TaskHint(resources, retries, timeout, sizes, location)
 

@@ -21,7 +21,7 @@ from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFi
                       TaskStarted, TaskStateChanged)
 from ..reasons import Reason
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
-                    connect, is_locked)
+                    connect, gpus_json, is_locked)
 from .writer import BackgroundWriter
 
 log = logging.getLogger("gristmill.core.record.history")
@@ -29,31 +29,36 @@ log = logging.getLogger("gristmill.core.record.history")
 
 _INSERT_STARTED = (
     "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-    "definition_hash, reasons, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "definition_hash, reasons, log_path, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
     "slot = excluded.slot, command = excluded.command, "
     "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-    "log_path = excluded.log_path")
+    "log_path = excluded.log_path, gpus = excluded.gpus")
+_STARTED_WIDTH = 10     # columns of a start's row
 
 _INSERT_FINISHED = (
     "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
-    "exit_code, peak_mem, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "exit_code, peak_mem, message, gpu_peak_mem, gpu_util) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET ended = excluded.ended, "
     "duration = excluded.duration, outcome = excluded.outcome, "
     "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
-    "message = excluded.message")
+    "message = excluded.message, gpu_peak_mem = excluded.gpu_peak_mem, "
+    "gpu_util = excluded.gpu_util")
 
 _INSERT_WHOLE = (          # an attempt whose start and finish are written together
     "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-    "definition_hash, reasons, log_path, ended, duration, outcome, exit_code, peak_mem, "
-    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "definition_hash, reasons, log_path, gpus, ended, duration, outcome, exit_code, "
+    "peak_mem, message, gpu_peak_mem, gpu_util) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
     "slot = excluded.slot, command = excluded.command, "
     "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-    "log_path = excluded.log_path, ended = excluded.ended, "
+    "log_path = excluded.log_path, gpus = excluded.gpus, ended = excluded.ended, "
     "duration = excluded.duration, outcome = excluded.outcome, "
     "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
-    "message = excluded.message")
+    "message = excluded.message, gpu_peak_mem = excluded.gpu_peak_mem, "
+    "gpu_util = excluded.gpu_util")
 
 _UPSERT_SUCCESS = (
     "INSERT INTO last_success (workflow_path, task, definition_hash, time, duration, run_id) "
@@ -65,13 +70,14 @@ _UPSERT_SUCCESS = (
 
 def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
     return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
-            event.definition_hash, _reasons_json(reasons), event.log_path)
+            event.definition_hash, _reasons_json(reasons), event.log_path,
+            gpus_json(event.devices))
 
 
 def _finished_row(event: TaskFinished) -> tuple:
     return (event.run_id, event.task, event.attempt, event.time - event.duration, event.time,
             event.duration, event.outcome.value, event.exit_code, event.peak_mem,
-            event.message)
+            event.message, event.gpu_peak_mem, event.gpu_util)
 
 
 class _Rows:
@@ -116,8 +122,8 @@ class _Rows:
                 _execute_logged(conn, _INSERT_STARTED, row)
             for sql, row, ok in ends:
                 if sql is _INSERT_WHOLE:     # as two statements: a bad finish keeps the start
-                    _execute_logged(conn, _INSERT_STARTED, row[:9])
-                    sql, row = _INSERT_FINISHED, row[:4] + row[9:]
+                    _execute_logged(conn, _INSERT_STARTED, row[:_STARTED_WIDTH])
+                    sql, row = _INSERT_FINISHED, row[:4] + row[_STARTED_WIDTH:]
                 if _execute_logged(conn, sql, row) and ok is not None:
                     _execute_logged(conn, _UPSERT_SUCCESS, ok)
 

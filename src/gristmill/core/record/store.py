@@ -7,7 +7,8 @@ queries from any thread. The tables:
 - ``runs``: one row per run, written ``running`` at ``RunStarted`` with this
   process's pid and host, finished at ``RunFinished``.
 - ``attempts``: one row per task attempt, with the reasons that put the task
-  in the plan, its command, slot, outcome, exit code, duration and peak memory.
+  in the plan, its command, slot, outcome, exit code, duration and peak memory;
+  the GPU devices it had (JSON), its peak GPU memory and mean GPU utilisation.
 - ``last_success``: per (workflow path, task) the definition hash, time and
   duration of the last success.
 """
@@ -30,6 +31,14 @@ from ..reasons import Reason, ReasonKind
 log = logging.getLogger("gristmill.core.record.history")
 
 SCHEMA_VERSION = 1
+# Columns added to schema 1 since it was first written, with their declarations. A
+# history without them gets them (ALTER TABLE … ADD COLUMN) when opened; the version
+# stays 1, since an older Gristmill names its columns and reads such a history still.
+_ADDED_COLUMNS = (
+    ("attempts", "gpus", "TEXT NOT NULL DEFAULT '[]'"),    # JSON list of {index, uuid, …}
+    ("attempts", "gpu_peak_mem", "INTEGER"),               # bytes
+    ("attempts", "gpu_util", "REAL"),                      # percent, mean of samples
+)
 
 _SCHEMA = (   # one statement each; schema SCHEMA_VERSION
     """\
@@ -75,6 +84,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     reasons         TEXT NOT NULL DEFAULT '[]',  -- JSON list of {kind, message}
     log_path        TEXT NOT NULL DEFAULT '',
     message         TEXT NOT NULL DEFAULT '',
+    gpus            TEXT NOT NULL DEFAULT '[]',  -- JSON list of {index, uuid, name, mem, ...}
+    gpu_peak_mem    INTEGER,                     -- bytes, sampled
+    gpu_util        REAL,                        -- percent, the mean of the samples
     PRIMARY KEY (run_id, task, attempt)
 )
 """,
@@ -132,7 +144,7 @@ def create_schema(path: Path) -> None:
     conn = connect(path)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION and \
+        if version == SCHEMA_VERSION and not _missing_columns(conn) and \
                 conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()
             return
@@ -148,12 +160,25 @@ def create_schema(path: Path) -> None:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for table, column, declaration in _missing_columns(conn):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
     finally:
         conn.close()
+
+
+def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    have: dict[str, set[str]] = {}
+    out = []
+    for table, column, declaration in _ADDED_COLUMNS:
+        if table not in have:
+            have[table] = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if have[table] and column not in have[table]:
+            out.append((table, column, declaration))
+    return out
 
 
 class HistoryError(RuntimeError):
@@ -206,6 +231,14 @@ class AttemptRecord:
     reasons: tuple[Reason, ...]        # why the task was in the plan (or retried)
     log_path: str
     message: str
+    gpus: tuple[Mapping[str, object], ...] = ()   # the devices it had: {index, uuid, name, …}
+    gpu_peak_mem: int | None = None
+    gpu_util: float | None = None
+
+    @property
+    def gpus_text(self) -> str:
+        """"0 GPU-5f0e…, 1 GPU-77aa…": each device's index and UUID; "" without any."""
+        return ", ".join(f"{g.get('index')} {g.get('uuid')}".strip() for g in self.gpus)
 
     @property
     def reasons_text(self) -> str:
@@ -342,15 +375,31 @@ def _run_record(row: tuple) -> RunRecord:
 
 
 _ATTEMPT_COLUMNS = ("run_id, task, attempt, started, ended, duration, outcome, exit_code, "
-                    "peak_mem, slot, command, definition_hash, reasons, log_path, message")
+                    "peak_mem, slot, command, definition_hash, reasons, log_path, message, "
+                    "gpus, gpu_peak_mem, gpu_util")
+
+
+def gpus_json(devices: Iterable) -> str:
+    return json.dumps([d.as_json() for d in devices], ensure_ascii=False) if devices else "[]"
+
+
+def _gpus_from_json(text: str | None) -> tuple[Mapping[str, object], ...]:
+    try:
+        items = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    return tuple(MappingProxyType(i) for i in items if isinstance(i, dict)) \
+        if isinstance(items, list) else ()
 
 
 def _attempt_record(row: tuple) -> AttemptRecord:
     (run_id, task, attempt, started, ended, duration, outcome, exit_code,
-     peak_mem, slot, command, definition_hash, reasons, log_path, message) = row
+     peak_mem, slot, command, definition_hash, reasons, log_path, message,
+     gpus, gpu_peak_mem, gpu_util) = row
     return AttemptRecord(
         run_id=run_id, task=task, attempt=attempt, started=started, ended=ended,
         duration=duration, outcome=Outcome(outcome) if outcome is not None else None,
         exit_code=exit_code, peak_mem=peak_mem, slot=slot, command=command,
         definition_hash=definition_hash, reasons=_reasons_from_json(reasons),
-        log_path=log_path, message=message)
+        log_path=log_path, message=message, gpus=_gpus_from_json(gpus),
+        gpu_peak_mem=gpu_peak_mem, gpu_util=gpu_util)

@@ -4,12 +4,15 @@ The engine's one loop does not change: it packs tasks against the cluster's
 capacity (``cluster_capacity``), calls ``start``, ``wait``, ``kill``. Each job
 becomes one Dask task (``remote.run_job``) that runs the task's commands on a
 worker exactly as ``LocalExecutor`` runs them locally, and asks Dask for the
-worker resources ``CPU``, ``MEM`` (bytes) and ``GPU`` that the task declares,
+worker resources ``CPU``, ``MEM`` (bytes), ``GPU`` (devices; a share asks its
+fraction, ``GPU=0.25``) and ``GPU_MEM`` (bytes of GPU memory) that the task declares,
 so that Dask places it on a worker with room for it. Workers started by
 ``local_cluster`` (``gristmill run --dask local``) declare those resources; on
 a cluster of your own, start the workers with them, e.g.::
 
-    dask worker tcp://sched:8786 --nthreads 16 --resources "CPU=8 MEM=32e9 GPU=2"
+    dask worker tcp://sched:8786 --nthreads 16 --resources "CPU=8 MEM=32e9 GPU=2 GPU_MEM=160e9"
+
+(start it with ``CUDA_VISIBLE_DEVICES`` naming its GPUs when it may use only some).
 
 A name no worker declares is not asked for (a cluster declaring none gets no
 resource constraints at all, and its capacity is counted from threads and
@@ -25,7 +28,9 @@ What crosses the wire:
   folder must be the same path on every worker (a shared filesystem, as for
   make on NFS), and outputs are checked and cleaned up by the engine here.
 - Commands get the engine's whole environment (as ``srun``'s default does),
-  the task's env, and ``CUDA_VISIBLE_DEVICES`` naming GPUs of *their* worker.
+  the task's env, and ``CUDA_VISIBLE_DEVICES`` (and ``NVIDIA_VISIBLE_DEVICES``) naming
+  devices of *their* worker, as its own ``CUDA_VISIBLE_DEVICES`` names them; the worker
+  books shares and memory per device (``dask_worker``).
 - A kill is ``Client.run(remote.kill_jobs)`` on every worker, from a
   background thread so the engine never blocks on the network; a job not yet
   running is also cancelled.
@@ -221,7 +226,7 @@ class DaskExecutor:
 
     def request(self, r: Resources) -> dict[str, float]:
         """The Dask worker resources a task asks for: only names the cluster declares."""
-        wanted = {"CPU": r.cpu, "MEM": r.mem, "GPU": r.gpu}
+        wanted = {"CPU": r.cpu, "MEM": r.mem, "GPU": r.gpu, "GPU_MEM": r.gpu_mem}
         return {k: float(v) for k, v in wanted.items() if v and k in self._declared}
 
     def _unplaceable(self, req: Mapping[str, float]) -> str | None:
@@ -229,8 +234,8 @@ class DaskExecutor:
         offers = list(self._offers.values())
         if not req or any(all(o.get(k, 0) >= v for k, v in req.items()) for o in offers):
             return None
-        names = {"CPU": "cpu", "MEM": "mem", "GPU": "gpu"}
-        show = (lambda k, v: format_size(int(v)) if k == "MEM" else f"{v:g}")
+        names = {"CPU": "cpu", "MEM": "mem", "GPU": "gpu", "GPU_MEM": "gpu_mem"}
+        show = (lambda k, v: format_size(int(v)) if k in ("MEM", "GPU_MEM") else f"{v:g}")
         too_big = []
         for k, v in req.items():
             most = max((o.get(k, 0) for o in offers), default=0)
@@ -266,7 +271,8 @@ class DaskExecutor:
             "argvs": [direct_argv(task.shell, c) or [*task.shell, c] for c in task.commands],
             "silent": task.silent or not job.echo, "cwd": task.cwd, "env": dict(job.env),
             "ignore_errors": list(task.ignore_errors), "mem_limit": job.mem_limit,
-            "gpu": task.resources.gpu, "cuda": "GPU" in self._declared, "flush": self._flush,
+            "gpu": task.resources.gpu, "gpu_mem": task.resources.gpu_mem,
+            "cuda": "GPU" in self._declared, "flush": self._flush,
         }
         self._hub.routes[r.token] = self
         try:

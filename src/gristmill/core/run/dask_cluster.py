@@ -14,7 +14,9 @@ import threading
 from typing import Mapping
 
 from . import dask_worker as remote
-from ..decide.capacity import Capacity, detect_cpus, detect_gpus, detect_memory
+from ..decide.capacity import Capacity, counted_devices, detect_cpus, detect_memory, \
+    machine_devices
+from ..gpu import GpuDevice
 from ..errors import UsageError
 
 INSTALL_HINT = "pip install 'gristmill[dask]'"
@@ -30,7 +32,7 @@ try:
 except ValueError:   # not the main thread
     pass
 """
-RESOURCE_NAMES = ("CPU", "MEM", "GPU")
+RESOURCE_NAMES = ("CPU", "MEM", "GPU", "GPU_MEM")
 
 
 def _distributed():
@@ -81,22 +83,37 @@ def local_cluster(n_workers: int = 1, *, cpu: float | None = None, mem: int | No
     By default one worker holds the whole machine (so packing is the same as
     running locally); ``cpu``, ``mem`` and ``gpu`` are totals split evenly
     between ``n_workers``. GPUs are only declared with one worker, since
-    workers of one machine would otherwise hand out the same devices.
+    workers of one machine would otherwise hand out the same devices. The worker
+    gets the devices this process may use (``gpu`` given: that many, ``0 … gpu-1``):
+    ``GPU`` (their count), ``GPU_MEM`` (their memory, when known) and a
+    ``CUDA_VISIBLE_DEVICES`` naming them as they are named here.
     """
     distributed = _distributed()
     import dask
 
     cpu = float(cpu if cpu is not None else detect_cpus())
     mem = int(mem if mem is not None else detect_memory())
-    gpu = int(gpu if gpu is not None else (detect_gpus() if n_workers == 1 else 0))
+    devices: tuple[GpuDevice, ...] = ()
+    if gpu is not None:
+        devices = counted_devices(int(gpu))
+    elif n_workers == 1:
+        devices = machine_devices()
     per_cpu, per_mem = cpu / n_workers, mem // n_workers
     resources: dict[str, float] = {"CPU": per_cpu, "MEM": per_mem}
-    if gpu:
-        resources["GPU"] = gpu // n_workers
+    worker_env: dict[str, str] = {}
+    if devices and n_workers == 1:
+        resources["GPU"] = len(devices)
+        if all(d.mem for d in devices):
+            resources["GPU_MEM"] = sum(d.mem for d in devices)
+        worker_env["CUDA_VISIBLE_DEVICES"] = ",".join(d.word for d in devices)
+    elif devices:
+        resources["GPU"] = len(devices) // n_workers
     options = dict(n_workers=n_workers, processes=True, memory_limit=per_mem,
                    threads_per_worker=threads or max(4, 2 * math.ceil(per_cpu)),
                    resources=resources, dashboard_address=":0",
                    preload=[_WORKER_IGNORES_SIGINT])
+    if worker_env:
+        options["env"] = worker_env
     options.update(kwargs)
     # Worker processes born now ignore SIGINT until their preload takes over.
     main = threading.current_thread() is threading.main_thread()
@@ -151,6 +168,7 @@ def _worker_amounts(w: dict, declared: set[str]) -> dict[str, float]:
         "CPU": res.get("CPU", 0) if "CPU" in declared else w.get("nthreads", 0),
         "MEM": res.get("MEM", 0) if "MEM" in declared else (w.get("memory_limit") or UNBOUNDED_MEM),
         "GPU": res.get("GPU", 0),
+        "GPU_MEM": res.get("GPU_MEM", 0),
     }
 
 
@@ -164,11 +182,19 @@ def cluster_capacity(client, pools: Mapping[str, int] | None = None,
     """
     workers = _workers(client)
     declared = _declared(workers)
-    cpu = mem = gpu = 0.0
+    cpu = mem = 0.0
+    devices: list[GpuDevice] = []
     for w in workers:
         a = _worker_amounts(w, declared)
         cpu += a["CPU"]
         mem += a["MEM"]
-        gpu += a["GPU"]
-    return Capacity(cpu=float(cpu), mem=int(min(mem, UNBOUNDED_MEM)), gpu=int(gpu),
-                    pools=dict(pools or {}), jobs=jobs)
+        count = int(a["GPU"])
+        # Its devices, as the engine books them: numbered across the cluster, each with
+        # its part of the worker's GPU_MEM. Which of its own each task gets, and under
+        # what name, is the worker's to say (dask_worker).
+        per = int(a["GPU_MEM"] // count) if count and a["GPU_MEM"] else 0
+        for i in range(count):
+            devices.append(GpuDevice(len(devices), mem=per, handle=str(i),
+                                     name=str(w.get("id") or w.get("name") or "")))
+    return Capacity(cpu=float(cpu), mem=int(min(mem, UNBOUNDED_MEM)), gpu=len(devices),
+                    pools=dict(pools or {}), jobs=jobs, devices=tuple(devices))

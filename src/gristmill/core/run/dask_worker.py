@@ -25,6 +25,7 @@ globals: every call brings its own copy of this module's globals.
 
 from __future__ import annotations
 
+import math
 import os
 import selectors
 import signal
@@ -39,15 +40,55 @@ _STATE_ATTR = "gristmill_jobs"
 
 
 def _state(worker) -> dict:
-    """This worker's books: running process groups, killed tokens, free GPUs."""
+    """This worker's books: running process groups, killed tokens, and its GPUs.
+
+    The worker's devices are its own ``CUDA_VISIBLE_DEVICES`` (as the one who started
+    it named them), else ``0 … GPU-1``, as many as its ``GPU`` resource; each has a free
+    share (1.0: nobody holds any of it) and free memory (its part of ``GPU_MEM``, split
+    evenly; None when the worker declares none).
+    """
     state = worker.__dict__.get(_STATE_ATTR)
     if state is None:
+        total = worker.state.total_resources
+        count = int(math.ceil(total.get("GPU", 0) - 1e-9))
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
-        count = int(worker.state.total_resources.get("GPU", 0))
-        ids = [g for g in gpus.split(",") if g] if gpus else [str(i) for i in range(count)]
-        fresh = {"lock": threading.Lock(), "pgids": {}, "killed": {}, "gpus": ids[:count]}
+        ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus \
+            else [str(i) for i in range(count)]
+        ids = ids[:count]
+        per_mem = int(total["GPU_MEM"] // len(ids)) if ids and total.get("GPU_MEM") else None
+        lock = threading.Lock()
+        fresh = {"lock": lock, "pgids": {}, "killed": {}, "gpus": ids,
+                 "gpu_freed": threading.Condition(lock),
+                 "share": [1.0] * len(ids), "gpu_mem": [per_mem] * len(ids), "per_mem": per_mem}
         state = worker.__dict__.setdefault(_STATE_ATTR, fresh)
     return state
+
+
+def _pick(state: dict, gpu: float, need: int) -> list[int] | None:
+    """Positions of the worker's devices for a task (whole devices: the lowest free;
+    a share or memory: the fullest device that still fits); None if none fit now.
+    As ``decide.capacity.FreeCapacity.pick`` does in the engine (this module imports
+    nothing of gristmill)."""
+    share, mem, per = state["share"], state["gpu_mem"], state["per_mem"]
+    if gpu >= 1:
+        free = [p for p in range(len(share)) if share[p] >= 1 - 1e-9 and mem[p] == per
+                and (per is None or per >= need)]
+        return free[:int(gpu)] if len(free) >= int(gpu) else None
+    fits = [p for p in range(len(share)) if share[p] + 1e-9 >= gpu
+            and (not need or mem[p] is None or mem[p] >= need)]
+    return [min(fits, key=lambda p: (share[p], mem[p] or 0))] if fits else None
+
+
+def _book(state: dict, where: list[int], gpu: float, need: int, sign: int) -> None:
+    share, mem, per = state["share"], state["gpu_mem"], state["per_mem"]
+    for p in where:
+        if gpu >= 1:
+            share[p] = 0.0 if sign < 0 else 1.0
+            mem[p] = (0 if sign < 0 else per) if per is not None else None
+        else:
+            share[p] = min(1.0, share[p] + sign * gpu)
+            if mem[p] is not None:
+                mem[p] += sign * need
 
 
 def _page_size() -> int:
@@ -164,29 +205,42 @@ class _Job:
         with self.state["lock"]:
             return self.token in self.state["killed"]
 
-    def _take_gpus(self, n: int) -> list[str]:
-        with self.state["lock"]:
-            free = self.state["gpus"]
-            ids, free[:] = free[:n], free[n:]
-        return ids
+    def _take_gpus(self, gpu: float, need: int) -> list[int]:
+        """The devices for this job, waiting while none fit: Dask counts the worker's
+        ``GPU`` as one sum, and shares may be spread so that none has room yet."""
+        if not (gpu or need) or not self.state["gpus"]:
+            return []
+        with self.state["gpu_freed"]:
+            while True:
+                where = _pick(self.state, gpu, need)
+                if where is not None:
+                    _book(self.state, where, gpu, need, -1)
+                    return where
+                if self.token in self.state["killed"]:
+                    return []
+                self.state["gpu_freed"].wait(1.0)
 
-    def _give_gpus(self, ids: list[str]) -> None:
-        if ids:
-            with self.state["lock"]:
-                self.state["gpus"].extend(ids)
+    def _give_gpus(self, where: list[int], gpu: float, need: int) -> None:
+        if where:
+            with self.state["gpu_freed"]:
+                _book(self.state, where, gpu, need, +1)
+                self.state["gpu_freed"].notify_all()
 
     # -- running --------------------------------------------------------
     def run(self) -> dict:
         spec = self.spec
         env = dict(spec["env"])
         env["GRISTMILL_WORKER"] = self.out.worker.address
-        gpus = self._take_gpus(spec.get("gpu", 0)) if spec.get("cuda") else []
+        gpu, need = spec.get("gpu", 0), spec.get("gpu_mem", 0)
+        where = self._take_gpus(gpu, need) if spec.get("cuda") else []
         if spec.get("cuda"):
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+            words = ",".join(self.state["gpus"][p] for p in where)
+            env["CUDA_VISIBLE_DEVICES"] = words
+            env["NVIDIA_VISIBLE_DEVICES"] = words
         try:
             result = self._commands(env)
         finally:
-            self._give_gpus(gpus)
+            self._give_gpus(where, gpu, need)
             with self.state["lock"]:
                 self.state["pgids"].pop(self.token, None)
                 self.state["killed"].pop(self.token, None)
@@ -332,7 +386,8 @@ def run_job(spec: dict) -> dict:
 
     ``spec``: token, topic, commands, argvs (one per command), silent, cwd, env,
     ignore_errors, mem_limit,
-    gpu (how many), cuda (set CUDA_VISIBLE_DEVICES to this worker's GPUs),
+    gpu (whole devices, or a share of one below 1), gpu_mem (bytes on that device),
+    cuda (set CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES to this worker's GPUs),
     flush (seconds between output batches). Commands also get
     ``GRISTMILL_WORKER``, the worker's address. Returns (and sends as the job's
     last message) code, signal, message, killed, over_memory, peak, sent.

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -23,6 +23,7 @@ from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacit
 from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
                      RunStarted, RunStatus, TaskFinished, TaskStarted, TaskState,
                      TaskStateChanged, TasksUpToDate)
+from .gpu_sampler import GpuSampler
 from .jobserver import Jobserver, with_make_letter
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
@@ -154,7 +155,7 @@ class Engine:
         if self.options.capacity is not None:
             cap = self.options.capacity
             if self.options.jobs and not cap.jobs:
-                cap = Capacity(cap.cpu, cap.mem, cap.gpu, cap.pools, self.options.jobs)
+                cap = replace(cap, jobs=self.options.jobs)
             return cap
         return detect_capacity(self.workflow.capacity, self.workflow.pools, self.options.jobs)
 
@@ -304,6 +305,7 @@ class _RunLoop:
                 new = self.jobserver.makeflags(new)
             self._makeflags[old] = new
         env["MAKEFLAGS"] = new
+        self.sampler: GpuSampler | None = None    # made at the first GPU task's start
 
     def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
         self.states[name] = state
@@ -349,6 +351,8 @@ class _RunLoop:
             ex.close()
             if self.jobserver is not None:
                 self.jobserver.close()
+            if self.sampler is not None:
+                self.sampler.close()
         self._remove_intermediates()
         # Whatever never got to run is skipped, with the reason.
         reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
@@ -460,8 +464,13 @@ class _RunLoop:
             self._sub_make_env(env)
             if self.jobserver is not None:
                 keep_fds = self.jobserver.fds
-        if task.resources.gpu or self.free.total.gpu:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+        devices = tuple(self.free.devices[p] for p in gpus)
+        if task.resources.wants_gpu or self.free.devices:
+            # Its devices, named as the user named them when starting Gristmill; none
+            # (the empty string) for a task that asks for no GPU on a machine with some.
+            words = ",".join(d.word for d in devices)
+            env["CUDA_VISIBLE_DEVICES"] = words
+            env["NVIDIA_VISIBLE_DEVICES"] = words
         job_id = self.next_job
         self.next_job += 1
         log_path = f"{self.log_dir_text}/{log_file_name(task.name, attempt)}"
@@ -474,9 +483,15 @@ class _RunLoop:
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
                      keep_fds, not self.e.options.silent))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
+        if devices:
+            if self.sampler is None:
+                self.sampler = GpuSampler(self.run_id)
+            self.sampler.begin(task.name, attempt, tuple(d.uuid for d in devices),
+                               tuple(d.parent for d in devices if d.mig))
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
-                                       task.resources, gpus, log_path,
-                                       "\n".join(task.commands), task.definition_hash))
+                                       task.resources, tuple(d.index for d in devices),
+                                       log_path, "\n".join(task.commands),
+                                       task.definition_hash, devices))
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -544,9 +559,16 @@ class _RunLoop:
                                        and a.before.get(o) is None]
         now = time.time()
         self.free.give(task.resources, a.gpus, a.slot)
+        gpu_peak, gpu_util = self._gpu_figures(a)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
                                         Outcome.SUCCEEDED, ev.exit_code, now - a.started,
-                                        ev.peak_mem, message=ev.log_trouble))
+                                        ev.peak_mem, message=ev.log_trouble,
+                                        gpu_peak_mem=gpu_peak, gpu_util=gpu_util))
+
+    def _gpu_figures(self, a: _Active) -> tuple[int | None, float | None]:
+        if not a.gpus or self.sampler is None:
+            return None, None
+        return self.sampler.end(a.task.name, a.attempt)
 
     def _finished(self, a: _Active, ev: JobExited) -> None:
         """A failed, timed-out or cancelled attempt (successes: ``_succeeded``)."""
@@ -581,9 +603,10 @@ class _RunLoop:
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
                  and a.attempt <= task.retries and not self._cancelled()
                  and task.name not in self.cancelling)
+        gpu_peak, gpu_util = self._gpu_figures(a)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
-                                        message))
+                                        message, gpu_peak, gpu_util))
         if task.name in self.cancelling and not self._cancelled():
             self._task_cancelled(task.name, a.attempt, message)
             return
