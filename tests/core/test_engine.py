@@ -459,7 +459,7 @@ def test_a_small_memory_limit_is_never_shown_as_zero(tmp_path):
     assert "declared mem (200.0 KB)" in fin.message
     lines = [e.text for e in rec.of(OutputLine) if e.text.startswith("gristmill: killed")]
     assert lines and lines[0].endswith("over its declared mem of 200.0 KB"), lines
-    assert "0 MB" not in lines[0]
+    assert "of 0 MB" not in lines[0] and " 0 MB" not in lines[0]   # ("65.0 MB" is fine)
 
 
 def test_commands_are_echoed_unless_silent(tmp_path):

@@ -233,11 +233,13 @@ def _bottleneck(p: Prediction, tasks, workflow: Workflow, graph: TaskGraph,
         return (f"GPU-bound: {'a second GPU' if cap.gpu == 1 else 'one GPU more'} saves "
                 f"{saved:.0%}" if saved > 0.01 else "GPU-bound, but one GPU more saves nothing")
     if p.utilisation.get("mem", 0) > p.utilisation.get("cpu", 0) and cap.mem:
-        big = [tasks[n] for n in names if tasks[n].resources.mem * 2 > cap.mem]
-        if big:
-            size = max(t.resources.mem for t in big)
+        size = max(tasks[n].resources.mem for n in names)
+        big = [n for n in names if tasks[n].resources.mem == size]
+        at_once = int(cap.mem // size) if size else 0
+        if size and at_once < min(len(big), cap.cpu):
             return (f"memory-bound: {len(big)} task{'s' if len(big) != 1 else ''} of "
-                    f"{format_size(size)} serialise on {format_size(cap.mem)}")
+                    f"{format_size(size)} share {format_size(cap.mem)}, at most {at_once} "
+                    "at once")
         return f"memory-bound: {p.utilisation['mem']:.0%} of {format_size(cap.mem)} in use"
     if cap.jobs and p.utilisation.get("cpu", 0) < 0.9:
         return f"-j {cap.jobs} limits it: more jobs at once would shorten it"
@@ -306,8 +308,8 @@ def parse_on(spec: str, base: Capacity) -> list[tuple[str, Capacity]]:
 
 
 def _with_gpus(cap: Capacity, n: int) -> Capacity:
-    """``cap`` with ``n`` GPUs: the first ``n`` of its devices, and devices like its first
-    one (or of unknown memory) beyond those."""
+    """``cap`` with ``n`` GPUs: the first ``n`` of its devices, or ``n`` devices of
+    unknown memory when it has fewer."""
     have = cap.devices
     if n <= len(have):
         return replace(cap, gpu=n, devices=have[:n])

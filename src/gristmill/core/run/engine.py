@@ -274,6 +274,7 @@ class _RunLoop:
         self.jobserver: Jobserver | None = None
         self.starved = False          # ready tasks wait for a jobserver token
         self._makeflags: dict[str, str] = {}
+        self.sampler: GpuSampler | None = None    # made at the first GPU task's start
 
     def _open_jobserver(self) -> Jobserver | None:
         """A parent make's jobserver when there is one (``gristmill run`` in a recipe of
@@ -305,7 +306,6 @@ class _RunLoop:
                 new = self.jobserver.makeflags(new)
             self._makeflags[old] = new
         env["MAKEFLAGS"] = new
-        self.sampler: GpuSampler | None = None    # made at the first GPU task's start
 
     def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
         self.states[name] = state
