@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--question", action="store_true",
                    help="as make -q: run nothing, exit 1 if anything would run, else 0")
     r.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    r.add_argument("--audit", action="store_true",
+                   help="trace each task's file accesses (strace) and report what it reads "
+                        "or writes undeclared, and declared inputs it never reads")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -183,7 +186,8 @@ def cmd_run(args) -> int:
         parallel, jobs = _makeflags_jobs(os.environ.get("MAKEFLAGS", ""))
         make_order = not parallel
     options = RunOptions(jobs=jobs, keep_going=args.keep_going, force=forced,
-                         force_all=args.force_all, dry_run=args.dry_run, make_order=make_order)
+                         force_all=args.force_all, dry_run=args.dry_run, make_order=make_order,
+                         audit=args.audit)
     dask = None
     if args.dask:
         from .core.run.dask_cluster import connect   # the optional extra, only when asked for

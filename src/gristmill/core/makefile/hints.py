@@ -1,4 +1,4 @@
-"""``# gristmill: mem=4GB gpu=1 retries=2 timeout=20m cpu=2 pool=NAME:N`` above a rule.
+"""``# gristmill: mem=4GB gpu=1 retries=2 timeout=20m cpu=2 pool=NAME:N audit=true`` above a rule.
 
 GNU make sees a comment; Gristmill reads what the rule's tasks need.
 ``pool=NAME:N`` puts the tasks in pool NAME, which lets N of its tasks run at
@@ -17,7 +17,7 @@ from .database import FileEntry
 from .facts import MakeFacts
 
 _TOKEN = re.compile(r"\S+")
-KEYS = ("cpu", "mem", "gpu", "retries", "timeout", "pool")
+KEYS = ("cpu", "mem", "gpu", "retries", "timeout", "pool", "audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +27,12 @@ class TaskHint:
     timeout: float | None = None
     pool_sizes: tuple[tuple[str, int], ...] = ()
     location: Location | None = None
+    audit: bool = False             # audit=true: trace the tasks' file accesses
 
 
 def parse_hint(text: str, location: Location) -> TaskHint:
     """Parse the text after ``gristmill:``; ``location`` points at its first character."""
-    cpu, mem, gpu, retries, timeout = 1.0, 0, 0, 0, None
+    cpu, mem, gpu, retries, timeout, audit = 1.0, 0, 0, 0, None, False
     pools: dict[str, int] = {}
     seen: set[str] = set()
     for m in _TOKEN.finditer(text):
@@ -58,6 +59,10 @@ def parse_hint(text: str, location: Location) -> TaskHint:
                 gpu = _count(value, "gpu")
             elif key == "retries":
                 retries = _count(value, "retries")
+            elif key == "audit":
+                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(f"audit must be true or false, got {value!r}")
+                audit = value.lower() in ("true", "yes", "1")
             elif key == "timeout":
                 timeout = parse_duration(value)
                 if timeout <= 0:
@@ -73,7 +78,7 @@ def parse_hint(text: str, location: Location) -> TaskHint:
             raise WorkflowError(f"bad gristmill hint {tok!r}: {exc}", where) from None
     resources = Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple((n, 1) for n in pools))
     sizes = tuple((n, s) for n, s in pools.items() if s)
-    return TaskHint(resources, retries, timeout, sizes, location)
+    return TaskHint(resources, retries, timeout, sizes, location, audit)
 
 
 def _count(value: str, what: str, positive: bool = False) -> int:

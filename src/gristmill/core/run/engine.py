@@ -22,6 +22,7 @@ from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+from .audit import RunAudit, audit_strace
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
@@ -48,6 +49,7 @@ class RunOptions:
     structured_log: bool = True          # write the JSON-lines run log
     make_order: bool = False             # start tasks in a serial make's order (a Makefile
                                          # without -j), not by critical path
+    audit: bool = False                  # --audit: trace every task's file accesses
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class _Active:
     slot: int
     before: dict[str, tuple[int, int, bool] | None]   # output -> (mtime_ns, size, is_dir)
     timed_out: bool = False
+    trace: str = ""                  # its strace files' prefix, when audited
 
 
 class Engine:
@@ -112,6 +115,7 @@ class Engine:
         self._cancel_tasks: set[str] = set()
         self.run_id: str | None = None
         self._capacity: Capacity | None = None
+        self._strace: str | None = None      # the strace program, when this run audits
 
     # -- thread-safe controls ----------------------------------------------
     def cancel(self) -> None:
@@ -170,6 +174,7 @@ class Engine:
     # -- running -----------------------------------------------------------
     def run(self, targets: list[str] | tuple[str, ...] = ()) -> RunResult:
         names, decisions, scan = self.decide(targets)
+        self._strace = audit_strace(self.workflow, decisions, self.options)   # exit 2 if missing
         capacity = self.capacity()
         run_id = new_run_id()
         self.run_id = run_id
@@ -265,6 +270,7 @@ class _RunLoop:
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
+        self.auditor = RunAudit(engine, run_id) if engine._strace else None
 
     def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
         self.states[name] = state
@@ -410,11 +416,14 @@ class _RunLoop:
         log_path = f"{self.log_dir_text}/{log_file_name(task.name, attempt)}"
         now = time.time()
         deadline = time.monotonic() + task.timeout if task.timeout else None
-        self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before)
+        trace = self.auditor.prefix(task, log_path) if self.auditor is not None else ""
+        self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before,
+                                      trace=trace)
         self.by_name[task.name] = job_id
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
-        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
+        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
+                     (self.e._strace, trace) if trace else None))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, log_path,
@@ -445,6 +454,8 @@ class _RunLoop:
                     succeeded.append(a)
                 else:
                     self._finished(a, ev)
+                if a.trace:
+                    self.auditor.finished(a.task, a.attempt, a.trace, ev)   # type: ignore[union-attr]
                 del self.active[ev.job_id]
                 self.by_name.pop(a.task.name, None)
         if succeeded:

@@ -23,6 +23,7 @@ from typing import Mapping, Protocol
 
 from ..sizes import format_size
 from ..workflow import Task
+from .trace import trace_argv
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
@@ -60,6 +61,7 @@ class Job:
     env: Mapping[str, str]          # the whole environment of the process
     log_path: str | Path | None = None    # where its output goes (stdout and stderr together)
     mem_limit: int | None = None    # bytes: the process tree is killed above this
+    trace: tuple[str, str] | None = None   # (strace, file prefix): each command traced (audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +315,8 @@ class LocalExecutor:
             for line in cmd.splitlines() or [""]:
                 out.line(line, events, held=True)   # type: ignore[union-attr]
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
+        if r.job.trace:     # the dependency audit: the command runs under strace
+            argv = trace_argv(r.job.trace[0], argv, f"{r.job.trace[1]}.{r.index}")
         try:
             exe = self._which(argv[0], r.job.env)
             if task.cwd == self._cwd and _POSIX_SPAWN:
