@@ -10,6 +10,9 @@ queries from any thread. The tables:
   in the plan, its command, slot, outcome, exit code, duration and peak memory.
 - ``last_success``: per (workflow path, task) the definition hash, time and
   duration of the last success.
+- ``audits`` (schema 2): per audited attempt, the dependency audit's findings (JSON).
+  A schema-1 history gains the table when this version first opens it; its runs are
+  kept as they were.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from types import MappingProxyType
 from typing import Iterable, Mapping, NamedTuple
 
 from ..events import Outcome, RunStatus
+from ..findings import AuditFinding, findings_from_json
 from ..reasons import Reason, ReasonKind
 
 log = logging.getLogger("gristmill.core.record.history")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2     # 2: the audits table
 
 _SCHEMA = (   # one statement each; schema SCHEMA_VERSION
     """\
@@ -87,6 +91,16 @@ CREATE TABLE IF NOT EXISTS last_success (
     duration        REAL NOT NULL,
     run_id          TEXT NOT NULL,
     PRIMARY KEY (workflow_path, task)
+) WITHOUT ROWID
+""",
+    """\
+CREATE TABLE IF NOT EXISTS audits (
+    run_id   TEXT NOT NULL,
+    task     TEXT NOT NULL,
+    attempt  INTEGER NOT NULL,
+    traced   INTEGER NOT NULL DEFAULT 1,     -- 0: it could not be traced
+    findings TEXT NOT NULL DEFAULT '[]',     -- JSON list of {kind, path, producer, fix, where}
+    PRIMARY KEY (run_id, task, attempt)
 ) WITHOUT ROWID
 """,
 )
@@ -210,6 +224,17 @@ class AttemptRecord:
     @property
     def reasons_text(self) -> str:
         return "; ".join(r.message for r in self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """The dependency audit of one attempt."""
+
+    run_id: str
+    task: str
+    attempt: int
+    traced: bool
+    findings: tuple[AuditFinding, ...]
 
 
 class TaskRecord(NamedTuple):
@@ -354,3 +379,11 @@ def _attempt_record(row: tuple) -> AttemptRecord:
         exit_code=exit_code, peak_mem=peak_mem, slot=slot, command=command,
         definition_hash=definition_hash, reasons=_reasons_from_json(reasons),
         log_path=log_path, message=message)
+
+
+_AUDIT_COLUMNS = "run_id, task, attempt, traced, findings"
+
+
+def _audit_record(row: tuple) -> AuditRecord:
+    run_id, task, attempt, traced, findings = row
+    return AuditRecord(run_id, task, attempt, bool(traced), findings_from_json(findings, task))
