@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from typing import Iterable
 
 from ..findings import (LIST, MISSING_EDGE, MKDIR, MOVE_AWAY, PROBE, READ, REMOVE,
@@ -178,16 +179,37 @@ class Auditor:
             if kind == UNDECLARED_WRITE:
                 return f"{' '.join((*task.outputs, path))} &: …  (grouped targets)", where
             return f"remove {path} from the prerequisites of {target}", where
-        folder = os.path.dirname(loc.path) if loc is not None else str(self.wf.root)
-        path = os.path.relpath(self._abs(r), folder) if os.path.isabs(folder) else r
-        key = "outputs" if kind == UNDECLARED_WRITE else "inputs"
+        edit = file_edit(self.wf, task, kind, r)
         if self.wf.kind == "json":
-            verb = "remove" if kind == UNREAD_INPUT else "add"
-            return f'{verb} "{path}" {"from" if verb == "remove" else "to"} "{key}"', where
-        op = "-=" if kind == UNREAD_INPUT else "+="
-        name = task.group or task.name
-        table = name if _BARE.fullmatch(name) else _toml_string(name)
-        return f"[tasks.{table}] {key} {op} {_toml_string(path)}", where
+            if edit.remove:
+                return f'remove "{edit.value}" from "{edit.key}"', where
+            return f'add "{edit.value}" to "{edit.key}"', where
+        op = "-=" if edit.remove else "+="
+        table = edit.table if _BARE.fullmatch(edit.table) else _toml_string(edit.table)
+        return f"[tasks.{table}] {edit.key} {op} {_toml_string(edit.value)}", where
+
+
+@dataclass(frozen=True, slots=True)
+class FileEdit:
+    """A finding's fix in a gristmill.toml or gristmill.json: in ``file``, the task table
+    ``table``, add ``value`` to (or ``remove`` it from) the list ``key``."""
+
+    file: str
+    table: str
+    key: str
+    value: str
+    remove: bool = False
+
+
+def file_edit(workflow: Workflow, task: Task, kind: str, path: str) -> FileEdit:
+    """The edit that answers a finding of ``kind`` about ``path`` (relative to the
+    workflow's folder): the path as the declaring file's folder sees it."""
+    loc = task.location
+    file = loc.path if loc is not None else str(workflow.path)
+    folder = os.path.dirname(os.path.abspath(file))
+    value = os.path.relpath(os.path.join(str(workflow.root), path), folder).replace(os.sep, "/")
+    key = "outputs" if kind == UNDECLARED_WRITE else "inputs"
+    return FileEdit(file, task.group or task.name, key, value, kind == UNREAD_INPUT)
 
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")

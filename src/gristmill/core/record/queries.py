@@ -93,6 +93,23 @@ class HistoryReader:
         rows = self._conn().execute(sql + " ORDER BY task, attempt", args)
         return [_audit_record(row) for row in rows]
 
+    def last_audits(self, workflow_path: str | os.PathLike[str]) -> list[AuditRecord]:
+        """The audits of the newest run of a workflow that audited any task."""
+        row = self._conn().execute(
+            "SELECT r.id FROM runs r WHERE r.workflow_path = ? AND EXISTS "
+            "(SELECT 1 FROM audits a WHERE a.run_id = r.id) ORDER BY r.started DESC, r.id DESC "
+            "LIMIT 1", (_norm_path(workflow_path),)).fetchone()
+        return self.audits(row[0]) if row else []
+
+    def task_audit(self, workflow_path: str | os.PathLike[str], task: str) -> AuditRecord | None:
+        """A task's newest audit in the runs of a workflow, or None."""
+        row = self._conn().execute(
+            f"SELECT {', '.join('a.' + c for c in _AUDIT_COLUMNS.split(', '))} FROM audits a "
+            "JOIN runs r ON r.id = a.run_id WHERE r.workflow_path = ? AND a.task = ? "
+            "ORDER BY r.started DESC, r.id DESC, a.attempt DESC LIMIT 1",
+            (_norm_path(workflow_path), task)).fetchone()
+        return _audit_record(row) if row else None
+
     def task_records(self, workflow_path: str | os.PathLike[str]) -> dict[str, TaskRecord]:
         """Task name -> its last success, for every task of a workflow, in one query."""
         rows = self._conn().execute(
