@@ -10,9 +10,12 @@ this parser follows through ``chdir``, ``fchdir`` and the ``clone``/``fork`` tha
 the process (``CLONE_FS`` shares it).
 
 ``--seccomp-bpf`` stops the tracee only at the calls traced, not at every system call:
-the C example builds about 1.6x slower audited than plain (measured in
-``tests/benchmarks``). fanotify would cost less per access but needs root and watches a
-whole mount, not a process tree; a ptrace tracer of our own would be strace again.
+``make -j2`` of the bundled C example costs 1.8x its CPU under it against 3.7x under
+plain ``strace -f``, and ``gristmill run --audit`` of it about 1.1x a plain run
+(``tests/benchmarks/bench_audit.py``; RESULTS.md). fanotify would cost less per access
+but needs root (CAP_SYS_ADMIN) and marks a whole mount or filesystem, not a process
+tree, so parallel tasks could not be told apart; an LD_PRELOAD shim misses static
+binaries and direct system calls; a ptrace tracer of our own would be strace again.
 """
 
 from __future__ import annotations
