@@ -105,6 +105,38 @@ def test_a_file_another_task_makes_read_without_an_edge_is_a_missing_edge(tmp_pa
     assert (late.kind, late.path, late.producer) == (UNDECLARED_READ, "gen.txt", "gen")
 
 
+def test_a_file_written_undeclared_and_read_by_another_task_is_a_missing_edge(tmp_path):
+    root = folder_with(tmp_path, '[tasks.gen]\ncmd = "echo g > gen.txt; echo s > side.txt"\n'
+                       'outputs = ["gen.txt"]\n[tasks.use]\ncmd = "cat side.txt > use.txt"\n'
+                       'after = ["gen"]\noutputs = ["use.txt"]\n[tasks.racer]\n'
+                       'cmd = "cat side.txt > racer.txt"\noutputs = ["racer.txt"]\n'
+                       '[tasks.clobber]\ncmd = "echo c > gen.txt"\n'
+                       'after = ["use"]\nphony = true\n', {})
+    # One at a time, gen first (the longest chain), racer last (none after it).
+    result, found, _ = audit(root, jobs=1, targets=["gen", "use", "racer", "clobber"])
+    assert result.exit_code == 0
+    assert kinds(found["gen"]) == [(UNDECLARED_WRITE, "side.txt")]
+    [late] = found["use"]           # after gen: ordered, but not rerun when it changes
+    assert (late.kind, late.path, late.producer) == (UNDECLARED_READ, "side.txt", "gen")
+    [edge] = found["racer"]         # nothing orders it after gen: it ran after it by chance
+    assert (edge.kind, edge.path, edge.producer) == (MISSING_EDGE, "side.txt", "gen")
+    [clobber] = found["clobber"]
+    assert (clobber.kind, clobber.path, clobber.producer) == (UNDECLARED_WRITE, "gen.txt", "gen")
+    assert "an output of task gen" in clobber.message
+
+
+def test_the_run_log_has_each_audit(tmp_path):
+    import json
+    root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt > out.txt"\noutputs = ["out.txt"]\n',
+                       {"a.txt": "a"})
+    logs = tmp_path / "runs"
+    result = Engine(load_workflow(root), options=RunOptions(audit=True, log_dir=logs)).run([])
+    lines = [json.loads(line) for line in (logs / f"{result.run_id}.jsonl").read_text().splitlines()]
+    [audited] = [r for r in lines if r["event"] == "task_audited"]
+    assert audited["task"] == "t" and audited["traced"] is True
+    assert [(f["kind"], f["path"]) for f in audited["findings"]] == [(UNDECLARED_READ, "a.txt")]
+
+
 def test_temporaries_listings_its_log_and_its_own_outputs_are_not_findings(tmp_path):
     cmd = ("ls > /dev/null; ls . sub > /dev/null; echo t > tmp.$$; mv tmp.$$ out.txt; "
            "echo s > scratch; cat scratch out.txt > /dev/null; rm scratch; cat in.txt; "

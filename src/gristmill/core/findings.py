@@ -58,6 +58,8 @@ class AuditFinding:
                         f"declaring it: a change to it does not rerun this task")
             return f"read {p}, which it does not declare: a change to it does not rerun this task"
         if self.kind == UNDECLARED_WRITE:
+            if self.producer:
+                return f"wrote {p}, which is an output of task {self.producer}, not one of its own"
             return f"wrote {p}, which is not one of its declared outputs"
         if self.kind == UNREAD_INPUT:
             return f"never read its declared input {p}"

@@ -32,6 +32,9 @@ class Auditor:
         root = os.path.normpath(str(workflow.root))
         self.roots = tuple(dict.fromkeys((root, os.path.realpath(root))))
         self.producer = {o: t.name for t in workflow.tasks.values() for o in t.outputs}
+        # Files audited tasks of this run wrote without declaring them: a later reader's
+        # producer (its missing edge) though no task declares the file.
+        self.written: dict[str, str] = {}
         self._venv: dict[str, bool] = {}
         self._ancestors: dict[str, set[str]] = {}
 
@@ -128,7 +131,7 @@ class Auditor:
         for r in reads:
             if declared(r) or os.path.isdir(self._abs(r)):
                 continue
-            producer = self.producer.get(r, "")
+            producer = self.producer.get(r) or self.written.get(r, "")
             if producer == task.name:
                 continue
             if ancestors is None:
@@ -152,6 +155,7 @@ class Auditor:
             if not os.path.lexists(p) or os.path.isdir(p):
                 continue
             found.append(self._finding(UNDECLARED_WRITE, r, task, self.producer.get(r, "")))
+            self.written.setdefault(r, task.name)
         if complete:
             for i in task.inputs:
                 if i in touched or any(t.startswith(i + "/") for t in touched):
