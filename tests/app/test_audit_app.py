@@ -98,3 +98,20 @@ def test_explain_shows_the_findings_kept_in_history(qtbot, make_window, folder):
     assert "b.txt" in text
     later.actions["audit_findings"].trigger()
     assert later.dialogs["audit"].view.topLevelItemCount() == 1
+    # A past run opened from Run History: its own findings (none: it was not audited).
+    later.actions["audit"].trigger()
+    later.actions["audit"].trigger()          # checked, then unchecked again
+    assert not later.bench.audit
+    later.settings.trust(folder)
+    later.bench.start_run([], force=("t",))
+    wait_run_over(qtbot, later)
+    plain = later.bench.run.run_id
+    assert plain != run_id and later.bench.run.audits == {}
+    later.bench.history.flush()
+    assert later.show_past_run(plain)
+    later.actions["audit_findings"].trigger()
+    assert later.dialogs["audit"].view.topLevelItemCount() == 0
+    assert later.dialogs["audit"].title.text() == f"No task of run {plain} was audited."
+    assert later.show_past_run(run_id)
+    later.actions["audit_findings"].trigger()
+    assert later.dialogs["audit"].view.topLevelItemCount() == 1

@@ -207,6 +207,24 @@ def test_hostile_names_reach_strace_as_single_arguments(tmp_path):
     assert ("write", str(odd)) in [(a.op, a.path) for a in parse_trace(out.read_text(), "/")]
 
 
+def test_the_console_prints_a_block_per_task_after_the_summary(tmp_path):
+    root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt b.txt > out.txt"\n'
+                       'inputs = ["a.txt"]\noutputs = ["out.txt"]\n'
+                       '[tasks.fine]\ncmd = "cat a.txt > f.txt"\ninputs = ["a.txt"]\n'
+                       'outputs = ["f.txt"]\n', {"a.txt": "a\n", "b.txt": "b\n"})
+    p = subprocess.run([sys.executable, "-m", "gristmill", "run", "--audit", "-C", str(root)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    tail = p.stdout[p.stdout.index("gristmill: run finished"):].splitlines()[1:]
+    assert tail == [
+        f"audit: t: 1 finding (declared at {root / 'gristmill.toml'}:1)",
+        "  - read b.txt, which it does not declare: a change to it does not rerun this task",
+        '    edit: [tasks.t] inputs += "b.txt"']
+    again = subprocess.run([sys.executable, "-m", "gristmill", "run", "--audit", "-C", str(root)],
+                           capture_output=True, text=True, timeout=120)
+    assert "nothing to do" in again.stdout and "audit:" not in again.stdout
+
+
 def test_findings_are_kept_in_history_with_the_attempt(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt b.txt > out.txt"\n'
                        'inputs = ["a.txt"]\noutputs = ["out.txt"]\n'

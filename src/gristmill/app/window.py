@@ -408,10 +408,11 @@ class MainWindow(QMainWindow):
         if not isinstance(dialog, AuditDialog):
             dialog = AuditDialog(self)
             dialog.applied.connect(lambda _file: self.reload())
-        audits, which = self.bench.run_audits()
+        audits, which = self.bench.run_audits(self.past_run_id)   # the past run shown, if one is
         rows = finding_rows(self.bench.workflow, audits)
         if not audits:
-            title = ("No audited run yet: check Run > Audit Dependencies and run, or "
+            title = (f"No task of {which} was audited." if self.past_run_id else
+                     "No audited run yet: check Run > Audit Dependencies and run, or "
                      "run `gristmill run --audit`.")
         else:
             title = (f"The dependency audit of {which}: {len(audits)} task"

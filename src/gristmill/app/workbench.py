@@ -490,8 +490,12 @@ class Workbench(QObject):
         record = self.history.task_audit(wf.path, task)
         return (record, f"of run {record.run_id}") if record is not None else None
 
-    def run_audits(self) -> tuple[list, str]:
-        """(the audits of the current run, or of the newest audited run recorded, which)."""
+    def run_audits(self, run_id: str | None = None) -> tuple[list, str]:
+        """(the audits of run ``run_id``, or of the current run, or of the newest audited
+        run recorded; which run, in words)."""
+        if run_id is not None:
+            records = self.history.audits(run_id) if self.history is not None else []
+            return records, f"run {run_id}"
         if self.run.audits:
             return list(self.run.audits.values()), f"the current run ({self.run.run_id})"
         wf = self.workflow
