@@ -149,6 +149,15 @@ def test_temporaries_listings_its_log_and_its_own_outputs_are_not_findings(tmp_p
     assert found["t"] == ()
 
 
+def test_an_audited_command_that_is_not_found_fails_as_it_does_unaudited(tmp_path):
+    root = folder_with(tmp_path, '[tasks.t]\ncmd = "no-such-program-here x"\nphony = true\n', {})
+    result, found, events = audit(root, targets=["t"])
+    [finished] = [e for e in events if isinstance(e, TaskFinished)]
+    assert (finished.exit_code, result.exit_code) == (127, 1)
+    assert "command not found" in finished.message
+    assert found["t"] == ()
+
+
 def test_hostile_file_names_are_read_back_exactly(tmp_path):
     names = ["sp ace.txt", "q\"uo'te.txt", "-lead.txt", "nl\nname.txt", "$(echo pwned).txt",
              "back\\slash.txt", "ünï.txt"]

@@ -315,10 +315,11 @@ class LocalExecutor:
             for line in cmd.splitlines() or [""]:
                 out.line(line, events, held=True)   # type: ignore[union-attr]
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
-        if r.job.trace:     # the dependency audit: the command runs under strace
-            argv = trace_argv(r.job.trace[0], argv, f"{r.job.trace[1]}.{r.index}")
         try:
             exe = self._which(argv[0], r.job.env)
+            if r.job.trace:     # the dependency audit: the command runs under strace
+                argv = trace_argv(r.job.trace[0], argv, f"{r.job.trace[1]}.{r.index}")
+                exe = argv[0]
             if task.cwd == self._cwd and _POSIX_SPAWN:
                 pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, r.job.env)
             else:
