@@ -115,3 +115,19 @@ def test_explain_shows_the_findings_kept_in_history(qtbot, make_window, folder):
     assert later.show_past_run(run_id)
     later.actions["audit_findings"].trigger()
     assert later.dialogs["audit"].view.topLevelItemCount() == 1
+
+
+def test_without_strace_an_audited_run_is_refused_in_words(qtbot, make_window, folder,
+                                                            monkeypatch, tmp_path):
+    from gristmill.app import prompts
+    window = make_window()
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    window.actions["audit"].trigger()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: not window.bench.busy and any(p[0] == prompts.RUN_ERROR
+                                                          for p in prompts.LOG), timeout=10_000)
+    message = next(p[2] for p in prompts.LOG if p[0] == prompts.RUN_ERROR)
+    assert "strace" in message and "apt install strace" in message
+    assert not (folder / "out.txt").exists()
