@@ -125,6 +125,17 @@ def test_a_file_written_undeclared_and_read_by_another_task_is_a_missing_edge(tm
     assert "an output of task gen" in clobber.message
 
 
+def test_a_phony_task_without_outputs_may_write_but_its_readers_are_told(tmp_path):
+    root = folder_with(tmp_path, '[tasks.install]\ncmd = "mkdir -p stage && cp a.txt stage/a.txt"\n'
+                       'inputs = ["a.txt"]\nphony = true\n[tasks.check]\n'
+                       'cmd = "cat stage/a.txt"\nphony = true\nafter = ["install"]\n',
+                       {"a.txt": "a"})
+    _, found, _ = audit(root, targets=["install", "check"])
+    assert found["install"] == ()
+    [read] = found["check"]
+    assert (read.kind, read.path, read.producer) == (UNDECLARED_READ, "stage/a.txt", "install")
+
+
 def test_the_run_log_has_each_audit(tmp_path):
     import json
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt > out.txt"\noutputs = ["out.txt"]\n',

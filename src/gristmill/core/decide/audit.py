@@ -4,7 +4,9 @@ Pure: ``Auditor.audit`` takes the accesses ``run/trace.py`` read from strace and
 the findings. It looks only inside the workflow's folder and leaves out the task's own
 log, version-control and byte-code folders (``.git``, ``__pycache__``), virtual
 environments (a folder holding ``pyvenv.cfg``), files the task made and removed again
-(temporaries), folders listed or made, and reads of its own outputs.
+(temporaries), folders listed or made, reads of its own outputs, and what a phony task
+with no outputs writes (``install``: it has none to declare; a later reader of such a
+file still learns who wrote it), unless it is another task's output.
 """
 
 from __future__ import annotations
@@ -154,8 +156,11 @@ class Auditor:
             p = self._abs(r)
             if not os.path.lexists(p) or os.path.isdir(p):
                 continue
-            found.append(self._finding(UNDECLARED_WRITE, r, task, self.producer.get(r, "")))
             self.written.setdefault(r, task.name)
+            producer = self.producer.get(r, "")
+            if task.phony and not task.outputs and not producer:
+                continue     # install, dist...: a phony task has no outputs to declare
+            found.append(self._finding(UNDECLARED_WRITE, r, task, producer))
         if complete:
             for i in task.inputs:
                 if i in touched or any(t.startswith(i + "/") for t in touched):
