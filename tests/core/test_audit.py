@@ -148,6 +148,24 @@ def test_the_run_log_has_each_audit(tmp_path):
     assert [(f["kind"], f["path"]) for f in audited["findings"]] == [(UNDECLARED_READ, "a.txt")]
 
 
+def test_an_audit_without_a_log_folder_still_traces_and_the_task_succeeds(tmp_path):
+    root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt > out.txt"\noutputs = ["out.txt"]\n',
+                       {"a.txt": "a"})
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the run logs' folder would be")
+    bus = EventBus()
+    events = []
+    bus.subscribe(events.append)
+    result = Engine(load_workflow(root), bus=bus, options=RunOptions(
+        audit=True, log_dir=blocked, structured_log=False)).run([])
+    assert result.exit_code == 0
+    [audited] = [e for e in events if isinstance(e, TaskAudited)]
+    assert kinds(audited.findings) == [(UNDECLARED_READ, "a.txt")]
+    import tempfile
+    assert not [n for n in os.listdir(tempfile.gettempdir())
+                if n.startswith(f"gristmill-{result.run_id}")]      # the trace is removed
+
+
 def test_temporaries_listings_its_log_and_its_own_outputs_are_not_findings(tmp_path):
     cmd = ("ls > /dev/null; ls . sub > /dev/null; echo t > tmp.$$; mv tmp.$$ out.txt; "
            "echo s > scratch; cat scratch out.txt > /dev/null; rm scratch; cat in.txt; "

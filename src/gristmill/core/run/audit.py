@@ -10,6 +10,7 @@ the attempt ends ``RunAudit.finished`` reads the traces back, removes them, has
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from typing import Mapping
 
@@ -47,14 +48,21 @@ class RunAudit:
         self.auditor = Auditor(engine.workflow, engine.graph)
 
     def prefix(self, task: Task, log_path: str) -> str:
-        """The trace files' prefix for an attempt, or "" when it is not audited."""
-        return log_path + SUFFIX if audited(task, self.options) else ""
+        """The trace files' prefix for an attempt, or "" when it is not audited: beside
+        its log, or in the temporary folder when the run's log folder could not be made
+        (strace must be able to write it, or the task would fail for it)."""
+        if not audited(task, self.options):
+            return ""
+        if not os.path.isdir(os.path.dirname(log_path)):
+            name = f"gristmill-{self.run_id}-{os.path.basename(log_path)}"
+            return os.path.join(tempfile.gettempdir(), name) + SUFFIX
+        return log_path + SUFFIX
 
     def finished(self, task: Task, attempt: int, prefix: str, ev) -> None:
         accesses = collect(prefix, task.cwd)
         if ev.killed:
             return               # cancelled or timed out: what it did is not the whole story
-        log_path = prefix[:-len(SUFFIX)]
+        log_path = prefix[:-len(SUFFIX)]     # (its log, when the trace is beside it)
         if accesses is None:
             findings, traced = (), False
         else:
