@@ -146,6 +146,7 @@ def test_the_run_log_has_each_audit(tmp_path):
     [audited] = [r for r in lines if r["event"] == "task_audited"]
     assert audited["task"] == "t" and audited["traced"] is True
     assert [(f["kind"], f["path"]) for f in audited["findings"]] == [(UNDECLARED_READ, "a.txt")]
+    assert not list(logs.rglob("*.strace*"))       # the traces are read, then removed
 
 
 def test_an_audit_without_a_log_folder_still_traces_and_the_task_succeeds(tmp_path):
