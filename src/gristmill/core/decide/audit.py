@@ -163,11 +163,11 @@ class Auditor:
             found.append(self._finding(UNDECLARED_WRITE, r, task, producer))
         if complete:
             for i in task.inputs:
-                if i in touched or any(t.startswith(i + "/") for t in touched):
+                if i in touched or i.startswith("../"):
                     continue
                 p = self._abs(i)
-                if i.startswith("../") or not os.path.lexists(p) or os.path.isdir(p):
-                    continue      # outside the folder, or a folder: not judged
+                if not os.path.lexists(p) or os.path.isdir(p):
+                    continue      # outside the folder, gone, or a folder: not judged
                 found.append(self._finding(UNREAD_INPUT, i, task, self.producer.get(i, "")))
         return tuple(found)
 
