@@ -11,6 +11,7 @@ file still learns who wrote it), unless it is another task's output.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -190,9 +191,10 @@ class Auditor:
             return f"remove {path} from the prerequisites of {target}", where
         edit = file_edit(self.wf, task, kind, r)
         if self.wf.kind == "json":
+            value, of = json.dumps(edit.value, ensure_ascii=False), json.dumps(edit.table)
             if edit.remove:
-                return f'remove "{edit.value}" from "{edit.key}"', where
-            return f'add "{edit.value}" to "{edit.key}"', where
+                return f'remove {value} from "{edit.key}" of task {of}', where
+            return f'add {value} to "{edit.key}" of task {of}', where
         op = "-=" if edit.remove else "+="
         table = edit.table if _BARE.fullmatch(edit.table) else _toml_string(edit.table)
         return f"[tasks.{table}] {edit.key} {op} {_toml_string(edit.value)}", where
