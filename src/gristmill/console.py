@@ -369,12 +369,12 @@ class ConsoleReporter:
 def fix_label(f: AuditFinding) -> str:
     """What to do with a finding's fix, in words: "add the line" to a Makefile, else
     the edit of the workflow file."""
-    if f.fix.startswith("remove "):
-        return "fix"
+    if f.fix.startswith("[tasks.") or '" of task ' in f.fix:
+        return "edit"                      # gristmill.toml, gristmill.json
     if " &: " in f.fix:
         return "declare it"
-    if f.fix.startswith("[tasks.") or f.fix.startswith(("add ", "remove ")):
-        return "edit"
+    if f.fix.startswith("remove "):
+        return "fix"
     return "add the line"
 
 

@@ -264,6 +264,18 @@ def test_the_console_prints_a_block_per_task_after_the_summary(tmp_path):
     assert "nothing to do" in again.stdout and "audit:" not in again.stdout
 
 
+def test_a_json_workflow_is_told_the_edit_of_its_task(tmp_path):
+    root = tmp_path / "wf"
+    root.mkdir()
+    (root / "gristmill.json").write_text('{"tasks": {"t": {"cmd": "cat b.txt > out.txt", '
+                                         '"inputs": ["a.txt"], "outputs": ["out.txt"]}}}')
+    (root / "a.txt").write_text("a")
+    (root / "b.txt").write_text("b")
+    _, found, _ = audit(root)
+    assert sorted(f.fix for f in found["t"]) == [
+        'add "b.txt" to "inputs" of task "t"', 'remove "a.txt" from "inputs" of task "t"']
+
+
 def test_findings_are_kept_in_history_with_the_attempt(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt b.txt > out.txt"\n'
                        'inputs = ["a.txt"]\noutputs = ["out.txt"]\n'
