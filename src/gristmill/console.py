@@ -26,6 +26,7 @@ TICK = 0.2         # seconds between redraws of the live line
 LINE_MAX = 2000    # characters of one output line printed; the log file has it whole
 STREAM_AFTER = 0.5  # seconds a task runs alone before its output is shown as it comes
 COMMAND_LINES = 5  # lines of a failed task's command shown
+AUDIT_SHOWN = 10   # findings of one task printed after the run
 # The line a failure is most likely about: what a compiler, a test runner or Python say.
 _ERROR = re.compile(r"\b(?:error|Error|ERROR|fatal|Fatal|FATAL|FAILED|Traceback)\b")
 
@@ -393,10 +394,13 @@ def audit_summary(audits: list[TaskAudited]) -> list[str]:
         where = a.findings[0].where
         lines.append(f"audit: {a.task}: {n} finding{'s' if n != 1 else ''}"
                      + (f" (declared at {where})" if where else ""))
-        for f in a.findings:
-            lines.append(f"  - {f.message}")
+        for f in a.findings[:AUDIT_SHOWN]:
+            lines.append(f"  - {_capped(f.message)}")
             if f.fix:
-                lines.append(f"    {fix_label(f)}: {f.fix}")
+                lines.append(f"    {fix_label(f)}: {_capped(f.fix)}")
+        if n > AUDIT_SHOWN:
+            lines.append(f"  … {n - AUDIT_SHOWN} more (all of them: the run log, history, "
+                         "the app's Audit Findings)")
     if untraced:
         lines.append("audit: not traced (the executor runs no strace): " + ", ".join(untraced))
     return lines

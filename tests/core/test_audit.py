@@ -264,6 +264,16 @@ def test_the_console_prints_a_block_per_task_after_the_summary(tmp_path):
     assert "nothing to do" in again.stdout and "audit:" not in again.stdout
 
 
+def test_the_console_shows_ten_findings_of_a_task_and_counts_the_rest(tmp_path):
+    root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat d/*.txt > out.txt"\noutputs = ["out.txt"]\n',
+                       {f"d/{i:02}.txt": str(i) for i in range(13)})
+    p = subprocess.run([sys.executable, "-m", "gristmill", "run", "--audit", "-C", str(root)],
+                       capture_output=True, text=True, timeout=120)
+    assert f"audit: t: 13 findings (declared at {root / 'gristmill.toml'}:1)" in p.stdout
+    assert p.stdout.count("  - read d/") == 10
+    assert "  … 3 more (all of them: the run log, history, the app's Audit Findings)" in p.stdout
+
+
 def test_a_json_workflow_is_told_the_edit_of_its_task(tmp_path):
     root = tmp_path / "wf"
     root.mkdir()
