@@ -21,8 +21,8 @@ from gristmill.core.record.history import SCHEMA_VERSION, History
 from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.run.trace import parse_trace, trace_argv
 
-pytestmark = pytest.mark.skipif(shutil.which("strace") is None,
-                                reason="strace is not installed (apt install strace)")
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None,
+                                  reason="strace is not installed (apt install strace)")
 
 
 def folder_with(tmp_path: Path, toml: str, files: dict[str, str]) -> Path:
@@ -52,6 +52,7 @@ def kinds(findings) -> list[tuple[str, str]]:
     return sorted((f.kind, f.path) for f in findings)
 
 
+@needs_strace
 def test_an_undeclared_read_is_found_with_the_edit_to_make(tmp_path):
     root = folder_with(tmp_path, '# the report\n[tasks.t]\ncmd = "cat a.txt b.txt > out.txt"\n'
                        'inputs = ["a.txt"]\noutputs = ["out.txt"]\n',
@@ -68,6 +69,7 @@ def test_an_undeclared_read_is_found_with_the_edit_to_make(tmp_path):
     assert order == [TaskFinished, TaskAudited]
 
 
+@needs_strace
 def test_an_undeclared_write_is_found(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "echo x > out.txt; echo y > sub/side.txt"\n'
                        'outputs = ["out.txt"]\n', {"sub/keep": ""})
@@ -76,6 +78,7 @@ def test_an_undeclared_write_is_found(tmp_path):
     assert found["t"][0].fix == '[tasks.t] outputs += "sub/side.txt"'
 
 
+@needs_strace
 def test_a_declared_input_never_read_is_found_but_not_after_a_failure(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt > out.txt"\n'
                        'inputs = ["a.txt", "never.txt"]\noutputs = ["out.txt"]\n'
@@ -88,6 +91,7 @@ def test_a_declared_input_never_read_is_found_but_not_after_a_failure(tmp_path):
     assert found["bad"] == ()        # it stopped early: what it did not read says nothing
 
 
+@needs_strace
 def test_a_file_another_task_makes_read_without_an_edge_is_a_missing_edge(tmp_path):
     # gen runs first (late waits for it), then use and late in declaration order.
     root = folder_with(tmp_path, '[tasks.gen]\ncmd = "echo g > gen.txt"\noutputs = ["gen.txt"]\n'
@@ -105,6 +109,7 @@ def test_a_file_another_task_makes_read_without_an_edge_is_a_missing_edge(tmp_pa
     assert (late.kind, late.path, late.producer) == (UNDECLARED_READ, "gen.txt", "gen")
 
 
+@needs_strace
 def test_a_file_written_undeclared_and_read_by_another_task_is_a_missing_edge(tmp_path):
     root = folder_with(tmp_path, '[tasks.gen]\ncmd = "echo g > gen.txt; echo s > side.txt"\n'
                        'outputs = ["gen.txt"]\n[tasks.use]\ncmd = "cat side.txt > use.txt"\n'
@@ -125,6 +130,7 @@ def test_a_file_written_undeclared_and_read_by_another_task_is_a_missing_edge(tm
     assert "an output of task gen" in clobber.message
 
 
+@needs_strace
 def test_a_phony_task_without_outputs_may_write_but_its_readers_are_told(tmp_path):
     root = folder_with(tmp_path, '[tasks.install]\ncmd = "mkdir -p stage && cp a.txt stage/a.txt"\n'
                        'inputs = ["a.txt"]\nphony = true\n[tasks.check]\n'
@@ -136,6 +142,7 @@ def test_a_phony_task_without_outputs_may_write_but_its_readers_are_told(tmp_pat
     assert (read.kind, read.path, read.producer) == (UNDECLARED_READ, "stage/a.txt", "install")
 
 
+@needs_strace
 def test_the_run_log_has_each_audit(tmp_path):
     import json
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt > out.txt"\noutputs = ["out.txt"]\n',
@@ -149,6 +156,7 @@ def test_the_run_log_has_each_audit(tmp_path):
     assert not list(logs.rglob("*.strace*"))       # the traces are read, then removed
 
 
+@needs_strace
 def test_an_audit_without_a_log_folder_still_traces_and_the_task_succeeds(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt > out.txt"\noutputs = ["out.txt"]\n',
                        {"a.txt": "a"})
@@ -167,6 +175,7 @@ def test_an_audit_without_a_log_folder_still_traces_and_the_task_succeeds(tmp_pa
                 if n.startswith(f"gristmill-{result.run_id}")]      # the trace is removed
 
 
+@needs_strace
 def test_temporaries_listings_its_log_and_its_own_outputs_are_not_findings(tmp_path):
     cmd = ("ls > /dev/null; ls . sub > /dev/null; echo t > tmp.$$; mv tmp.$$ out.txt; "
            "echo s > scratch; cat scratch out.txt > /dev/null; rm scratch; cat in.txt; "
@@ -179,6 +188,7 @@ def test_temporaries_listings_its_log_and_its_own_outputs_are_not_findings(tmp_p
     assert found["t"] == ()
 
 
+@needs_strace
 def test_an_audited_command_that_is_not_found_fails_as_it_does_unaudited(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "no-such-program-here x"\nphony = true\n', {})
     result, found, events = audit(root, targets=["t"])
@@ -188,6 +198,7 @@ def test_an_audited_command_that_is_not_found_fails_as_it_does_unaudited(tmp_pat
     assert found["t"] == ()
 
 
+@needs_strace
 def test_hostile_file_names_are_read_back_exactly(tmp_path):
     names = ["sp ace.txt", "q\"uo'te.txt", "-lead.txt", "nl\nname.txt", "$(echo pwned).txt",
              "back\\slash.txt", "ünï.txt"]
@@ -207,6 +218,7 @@ def test_hostile_file_names_are_read_back_exactly(tmp_path):
     assert not (root / "pwned.txt").exists()
 
 
+@needs_strace
 def test_chdir_in_children_and_calls_without_at_are_resolved_in_each_process(tmp_path):
     cmd = ("cd sub && cat data.txt > ../out.txt && (cd deep && mv a.tmp b.txt) && "
            "sh -c 'cd .. && cat top.txt > /dev/null'")
@@ -235,6 +247,7 @@ def test_the_parser_follows_clone_fs_and_fchdir(tmp_path):
                    ("remove", "/w/other dir/gone")]
 
 
+@needs_strace
 def test_hostile_names_reach_strace_as_single_arguments(tmp_path):
     """A command word that looks like an option or holds a newline is not strace's."""
     out = tmp_path / "trace"
@@ -246,6 +259,7 @@ def test_hostile_names_reach_strace_as_single_arguments(tmp_path):
     assert ("write", str(odd)) in [(a.op, a.path) for a in parse_trace(out.read_text(), "/")]
 
 
+@needs_strace
 def test_the_console_prints_a_block_per_task_after_the_summary(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt b.txt > out.txt"\n'
                        'inputs = ["a.txt"]\noutputs = ["out.txt"]\n'
@@ -264,6 +278,7 @@ def test_the_console_prints_a_block_per_task_after_the_summary(tmp_path):
     assert "nothing to do" in again.stdout and "audit:" not in again.stdout
 
 
+@needs_strace
 def test_the_console_shows_ten_findings_of_a_task_and_counts_the_rest(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat d/*.txt > out.txt"\noutputs = ["out.txt"]\n',
                        {f"d/{i:02}.txt": str(i) for i in range(13)})
@@ -274,6 +289,7 @@ def test_the_console_shows_ten_findings_of_a_task_and_counts_the_rest(tmp_path):
     assert "  … 3 more (all of them: the run log, history, the app's Audit Findings)" in p.stdout
 
 
+@needs_strace
 def test_a_json_workflow_is_told_the_edit_of_its_task(tmp_path):
     root = tmp_path / "wf"
     root.mkdir()
@@ -286,6 +302,7 @@ def test_a_json_workflow_is_told_the_edit_of_its_task(tmp_path):
         'add "b.txt" to "inputs" of task "t"', 'remove "a.txt" from "inputs" of task "t"']
 
 
+@needs_strace
 def test_findings_are_kept_in_history_with_the_attempt(tmp_path):
     root = folder_with(tmp_path, '[tasks.t]\ncmd = "cat a.txt b.txt > out.txt"\n'
                        'inputs = ["a.txt"]\noutputs = ["out.txt"]\n'
@@ -308,6 +325,7 @@ def test_findings_are_kept_in_history_with_the_attempt(tmp_path):
         history.close()
 
 
+@needs_strace
 def test_a_history_of_schema_1_gains_the_audits_table_and_keeps_its_runs(tmp_path):
     db = tmp_path / "old.db"
     History(db).close()
@@ -329,6 +347,7 @@ def test_a_history_of_schema_1_gains_the_audits_table_and_keeps_its_runs(tmp_pat
     conn.close()
 
 
+@needs_strace
 def test_audit_true_on_one_task_audits_that_task_alone(tmp_path):
     root = folder_with(tmp_path, '[tasks.a]\ncmd = "cat x.txt > a.txt"\noutputs = ["a.txt"]\n'
                        'audit = true\n[tasks.b]\ncmd = "cat x.txt > b.txt"\noutputs = ["b.txt"]\n',
