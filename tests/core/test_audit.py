@@ -290,6 +290,18 @@ def test_the_console_shows_ten_findings_of_a_task_and_counts_the_rest(tmp_path):
 
 
 @needs_strace
+def test_the_bundled_pipeline_audits_clean(tmp_path):
+    """Python scripts, fan-out, a fan-in, byte-code written beside the scripts: a
+    workflow that declares what it reads has nothing to report."""
+    example = Path(__file__).resolve().parents[2] / "resources" / "examples" / "pipeline"
+    root = Path(shutil.copytree(example, tmp_path / "pipeline",
+                                ignore=shutil.ignore_patterns("build")))
+    result, found, _ = audit(root)
+    assert result.exit_code == 0
+    assert len(found) == 9 and all(f == () for f in found.values()), found
+
+
+@needs_strace
 def test_a_json_workflow_is_told_the_edit_of_its_task(tmp_path):
     root = tmp_path / "wf"
     root.mkdir()
