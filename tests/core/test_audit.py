@@ -331,8 +331,12 @@ def test_findings_are_kept_in_history_with_the_attempt(tmp_path):
         assert (f.kind, f.path, f.task, f.fix) == (UNDECLARED_READ, "b.txt", "t",
                                                    '[tasks.t] inputs += "b.txt"')
         assert [r.attempt for r in history.audits(result.run_id, task="t")] == [1]
-        assert [a.task for a in history.attempts(result.run_id)] and \
-            {a.task for a in history.attempts(result.run_id)} == {"t", "clean_one"}
+        assert {a.task for a in history.attempts(result.run_id)} == {"t", "clean_one"}
+        assert [(r.task, len(r.findings)) for r in history.last_audits(root / "gristmill.toml")] \
+            == [("clean_one", 0), ("t", 1)]
+        assert history.task_audit(root / "gristmill.toml", "t").findings == records["t"].findings
+        assert history.prune(keep_runs=0) == [result.run_id]     # pruned with its run
+        assert history.audits(result.run_id) == []
     finally:
         history.close()
 
