@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument(*flags, dest="refused_" + long.strip("-").replace("-", "_"),
                        action="append_const" if not takes else "append",
                        **({"const": True} if not takes else {}), help=argparse.SUPPRESS)
+    r.add_argument("--audit", action="store_true",
+                   help="trace each task's file accesses (strace) and report what it reads "
+                        "or writes undeclared, and declared inputs it never reads")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -233,7 +236,7 @@ def cmd_run(args) -> int:
         make_order = not parallel
     options = RunOptions(jobs=jobs, keep_going=args.keep_going, force=forced,
                          force_all=args.force_all, dry_run=args.dry_run, make_order=make_order,
-                         silent=args.silent)
+                         silent=args.silent, audit=args.audit)
     dask = None
     if args.dask:
         from .core.run.dask_cluster import connect   # the optional extra, only when asked for

@@ -16,8 +16,10 @@ import threading
 import time
 from typing import Callable, Mapping, TextIO
 
-from .core.events import (Event, IntermediatesRemoved, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
-                          TaskStarted, TaskState, TaskStateChanged, Outcome)
+from .core.events import (Event, IntermediatesRemoved, OutputLine, RunFinished, RunStarted,
+                          RunStatus, TaskAudited, TaskFinished, TaskStarted, TaskState,
+                          TaskStateChanged, Outcome)
+from .core.findings import AuditFinding
 from .core.sizes import format_duration
 
 KEEP = 10_000      # lines of a task's output held in memory; past that, its log is read
@@ -25,6 +27,7 @@ TICK = 0.2         # seconds between redraws of the live line
 LINE_MAX = 2000    # characters of one output line printed; the log file has it whole
 STREAM_AFTER = 0.5  # seconds a task runs alone before its output is shown as it comes
 COMMAND_LINES = 5  # lines of a failed task's command shown
+AUDIT_SHOWN = 10   # findings of one task printed after the run
 # The line a failure is most likely about: what a compiler, a test runner or Python say.
 _ERROR = re.compile(r"\b(?:error|Error|ERROR|fatal|Fatal|FATAL|FAILED|Traceback)\b")
 
@@ -98,6 +101,7 @@ class ConsoleReporter:
         self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self.audits: dict[str, TaskAudited] = {}   # the dependency audit: task -> its last
 
     # -- the subscriber -----------------------------------------------------
     def __call__(self, ev: Event) -> None:
@@ -136,12 +140,15 @@ class ConsoleReporter:
             self._draw()
         elif isinstance(ev, TaskFinished):
             self._finished(ev)
+        elif isinstance(ev, TaskAudited):
+            self.audits[ev.task] = ev
         elif isinstance(ev, RunStarted):
             self.started = ev.time
             self.dry_run = ev.dry_run
             # One reporter may see several runs (make's goals, one after another).
             self.total = self.done = 0
             self.to_run, self.ended = set(), set()
+            self.audits = {}
             self._stop = threading.Event()
             if self.live and not self.quiet and not ev.dry_run:
                 self._ticker = threading.Thread(target=self._tick, daemon=True,
@@ -293,6 +300,9 @@ class ConsoleReporter:
         else:
             self.out.write(f"gristmill: run {word} in {took}: "
                            f"{', '.join(parts)}\n")
+        if self.audits:
+            for line in audit_summary(list(self.audits.values())):
+                self.out.write(line + "\n")
         self.out.flush()
 
     # -- drawing ------------------------------------------------------------
@@ -359,3 +369,42 @@ class ConsoleReporter:
         self.out.write(text + "\n")
         if not self.live:
             self.out.flush()
+
+
+def fix_label(f: AuditFinding) -> str:
+    """What to do with a finding's fix, in words: "add the line" to a Makefile, else
+    the edit of the workflow file."""
+    if f.fix.startswith("[tasks.") or '" of task ' in f.fix:
+        return "edit"                      # gristmill.toml, gristmill.json
+    if " &: " in f.fix:
+        return "declare it"
+    if f.fix.startswith("remove "):
+        return "fix"
+    return "add the line"
+
+
+def audit_summary(audits: list[TaskAudited]) -> list[str]:
+    """The dependency audit after a run: a short block per task with findings."""
+    lines: list[str] = []
+    traced = [a for a in audits if a.traced]
+    untraced = [a.task for a in audits if not a.traced]
+    with_findings = [a for a in traced if a.findings]
+    if not with_findings:
+        lines.append(f"audit: {len(traced)} task{'s' if len(traced) != 1 else ''} traced; "
+                     "every file each read and wrote is declared, and every declared input "
+                     "was read")
+    for a in with_findings:
+        n = len(a.findings)
+        where = a.findings[0].where
+        lines.append(f"audit: {a.task}: {n} finding{'s' if n != 1 else ''}"
+                     + (f" (declared at {where})" if where else ""))
+        for f in a.findings[:AUDIT_SHOWN]:
+            lines.append(f"  - {_capped(f.message)}")
+            if f.fix:
+                lines.append(f"    {fix_label(f)}: {_capped(f.fix)}")
+        if n > AUDIT_SHOWN:
+            lines.append(f"  … {n - AUDIT_SHOWN} more (all of them: the run log, history, "
+                         "the app's Audit Findings)")
+    if untraced:
+        lines.append("audit: not traced (the executor runs no strace): " + ", ".join(untraced))
+    return lines

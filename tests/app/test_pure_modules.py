@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-PURE = ("runstate", "states", "past_logs", "names", "graph_layout", "explain", "settings", "tomledit", "guide")
+PURE = ("runstate", "states", "past_logs", "names", "graph_layout", "explain", "settings", "tomledit", "guide",
+        "audit")
 
 
 def test_pure_modules_import_without_qt():

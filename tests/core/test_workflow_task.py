@@ -12,7 +12,7 @@ VALUES = dict(name="t[a.txt]", commands=("cp a.txt b.txt",), inputs=("a.txt",),
               outputs=("b.txt",), after=("x",), phony=False, resources=Resources(cpu=2),
               retries=1, timeout=3.0, env=(("K", "V"),), cwd="/w", group="t", item="a.txt",
               location=Location("w/gristmill.toml", 3, 1), ignore_errors=(), silent=True,
-              shell=("/bin/sh", "-c"), description="copy")
+              shell=("/bin/sh", "-c"), description="copy", audit=True)
 
 
 @pytest.mark.parametrize("make", [lambda: task_from_fields(tuple(VALUES.values())),

@@ -29,6 +29,7 @@ class ActionSpec:
     icon: str = ""
     toolbar: bool = False
     enabled_when: tuple[str, ...] = ()
+    checkable: bool = False
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -61,6 +62,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("plan", "&Plan (Dry Run)", "&Run", "run",
                "Show what the default targets would run, and why, without running anything (F6)",
                "F6", "plan", toolbar=True, enabled_when=(WORKFLOW, IDLE)),
+    ActionSpec("audit", "&Audit Dependencies", "&Run", "audit",
+               "Trace each task's file accesses with strace in the runs that follow, and report "
+               "what it reads or writes undeclared and declared inputs it never reads",
+               None, checkable=True),
+    ActionSpec("audit_findings", "Audit &Findings…", "&Run", "audit",
+               "Every finding of the latest audited run, with the fix for each",
+               None, enabled_when=(WORKFLOW,)),
     ActionSpec("cancel", "&Cancel Run", "&Run", "cancel",
                "Stop the run: kill every running task, start nothing more (Shift+F5)",
                "Shift+F5", "cancel", toolbar=True, enabled_when=(RUNNING,)),
@@ -92,6 +100,7 @@ def create_actions(parent: QMainWindow, handlers: Mapping[str, Callable[[], None
     for spec in ACTIONS:
         action = QAction(spec.title.replace("&&", "&"), parent)
         action.setObjectName(f"action-{spec.id}")
+        action.setCheckable(spec.checkable)
         if spec.icon:
             action.setIcon(icons.icon(spec.icon))
         if spec.shortcut is not None:

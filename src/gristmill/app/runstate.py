@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from gristmill.core.events import (Event, OutputLine, Outcome, RunFinished, RunStarted, RunStatus,
-                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged,
-                                   TasksUpToDate)
+                                   TaskAudited, TaskFinished, TaskStarted, TaskState,
+                                   TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import Reason
 from gristmill.core.workflow import Resources
 
@@ -126,6 +126,7 @@ class RunState:
         self.bars: list[Bar] = []
         self._open_bars: dict[tuple[str, int], int] = {}
         self.log = LogBook()
+        self.audits: dict[str, TaskAudited] = {}      # the dependency audit, per task
         self._fallback_of: Mapping[str, float] | None = None
         self._fallback_len = 0
         self._fallback_value = 1.0
@@ -162,6 +163,9 @@ class RunState:
                 changes.lines.append(ev)
             elif isinstance(ev, TaskFinished):
                 self._task_finished(ev, changes)
+            elif isinstance(ev, TaskAudited):
+                self.audits[ev.task] = ev
+                changes.tasks.add(ev.task)
             elif isinstance(ev, RunFinished):
                 self.status = ev.status
                 self.finished_at = ev.time

@@ -203,8 +203,45 @@ def write_task(path: str | Path, form: TaskForm, original: str | None = None) ->
         table = tomlkit.table()
         tasks[name] = table
     _apply(table, form)
+    _save(path, doc)
+
+
+def _save(path: Path, doc) -> None:
+    """Write ``doc`` over ``path`` at once (a new file renamed over it, mode kept)."""
     text = tomlkit.dumps(doc)
     tmp = path.with_name(path.name + ".gristmill-tmp")
     tmp.write_text(text, encoding="utf-8")
     os.chmod(tmp, path.stat().st_mode & 0o7777)
     os.replace(tmp, path)
+
+
+def edit_list(path: str | Path, name: str, key: str, add: str | None = None,
+              remove: str | None = None) -> bool:
+    """Add ``add`` to (or take ``remove`` out of) the list ``key`` of ``[tasks.NAME]``,
+    keeping the file's comments and layout; False when there was nothing to change.
+    A string value (``inputs = "a.txt"``) becomes a list when it gains a second path."""
+    path = Path(path)
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    table = doc.get("tasks", {}).get(name)
+    if table is None:
+        raise KeyError(name)
+    old = table.get(key)
+    values = _strings(old.unwrap() if hasattr(old, "unwrap") else old)
+    if add is not None:
+        if add in values:
+            return False
+        if isinstance(old, list):       # a tomlkit array: appended in place, comments kept
+            old.append(add)
+        else:
+            _set(table, key, values + [add])
+    if remove is not None:
+        if remove not in values:
+            return False
+        if isinstance(old, list):
+            del old[values.index(remove)]
+            if not values[1:] and key in table:
+                del table[key]
+        else:
+            del table[key]
+    _save(path, doc)
+    return True

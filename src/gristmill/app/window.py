@@ -80,6 +80,8 @@ class MainWindow(QMainWindow):
             "plan": lambda: self.bench.start_run([], dry_run=True),
             "cancel": self.bench.cancel, "cancel_task": self.cancel_selected_tasks,
             "explain": lambda: self.show_explain(self.selection.current),
+            "audit": lambda: setattr(self.bench, "audit", self.actions["audit"].isChecked()),
+            "audit_findings": self.show_audit_findings,
             "clean": self.bench.clean,
             "show_graph": lambda: self.show_tab(self.graph), "show_board": lambda: self.show_tab(self.board),
             "show_timeline": lambda: self.show_tab(self.timeline),
@@ -392,9 +394,32 @@ class MainWindow(QMainWindow):
         dialog = self.dialogs.get("explain")
         if not isinstance(dialog, ExplainDialog):
             dialog = ExplainDialog(self)
-        dialog.show_task(name, explain(wf, graph, self.bench.decisions, name,
-                                       self.bench.run.tasks.get(name)))
+        sections = explain(wf, graph, self.bench.decisions, name, self.bench.run.tasks.get(name))
+        from .audit import audit_section
+        audit = self.bench.task_audit(name)
+        section = audit_section(*audit) if audit is not None else None
+        dialog.show_task(name, sections + [section] if section else sections)
         self._keep("explain", dialog)
+
+    def show_audit_findings(self) -> None:
+        from .audit import finding_rows
+        from .dialogs.audit import AuditDialog
+        dialog = self.dialogs.get("audit")
+        if not isinstance(dialog, AuditDialog):
+            dialog = AuditDialog(self)
+            dialog.applied.connect(lambda _file: self.reload())
+        audits, which = self.bench.run_audits(self.past_run_id)   # the past run shown, if one is
+        rows = finding_rows(self.bench.workflow, audits)
+        if not audits:
+            title = (f"No task of {which} was audited." if self.past_run_id else
+                     "No audited run yet: check Run > Audit Dependencies and run, or "
+                     "run `gristmill run --audit`.")
+        else:
+            title = (f"The dependency audit of {which}: {len(audits)} task"
+                     f"{'s' if len(audits) != 1 else ''} traced, {len(rows)} finding"
+                     f"{'s' if len(rows) != 1 else ''}.")
+        dialog.set_findings(title, rows)
+        self._keep("audit", dialog)
 
     def edit_task(self, name: str | None) -> None:
         wf = self.bench.workflow

@@ -93,6 +93,7 @@ class Workbench(QObject):
         self._scanning = False
         self._latest = LatestAttempts(history, None)
         self._close_requested = False
+        self.audit = False             # Run > Audit Dependencies: runs trace their tasks
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self.workflowFailed)
         self.bridge.applied.connect(self._applied)
@@ -298,7 +299,7 @@ class Workbench(QObject):
             return False
         prefs = self.settings.preferences
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
-                             capacity=self.capacity())
+                             capacity=self.capacity(), audit=self.audit)
         bus = EventBus()
         engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
         self.session.hold(True)
@@ -482,6 +483,32 @@ class Workbench(QObject):
         if record is None:
             return None
         return PastRun(record, tuple(self.history.attempts(run_id)))
+
+    def task_audit(self, task: str) -> tuple[object, str] | None:
+        """(the task's latest dependency audit, which run it is of in words): the current
+        run's, else the newest recorded; None if it was never audited."""
+        current = self.run.audits.get(task)
+        if current is not None:
+            return current, "in the current run"
+        wf = self.workflow
+        if self.history is None or wf is None:
+            return None
+        record = self.history.task_audit(wf.path, task)
+        return (record, f"of run {record.run_id}") if record is not None else None
+
+    def run_audits(self, run_id: str | None = None) -> tuple[list, str]:
+        """(the audits of run ``run_id``, or of the current run, or of the newest audited
+        run recorded; which run, in words)."""
+        if run_id is not None:
+            records = self.history.audits(run_id) if self.history is not None else []
+            return records, f"run {run_id}"
+        if self.run.audits:
+            return list(self.run.audits.values()), f"the current run ({self.run.run_id})"
+        wf = self.workflow
+        if self.history is None or wf is None:
+            return [], ""
+        records = self.history.last_audits(wf.path)
+        return records, (f"run {records[0].run_id}" if records else "")
 
     def prune_history(self) -> None:
         if self.history is None:

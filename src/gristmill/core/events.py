@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from .gpu import GpuDevice
+from .findings import AuditFinding
 from .reasons import Reason
 from .workflow import Resources
 
@@ -142,6 +143,17 @@ class RunFinished(Event):
     status: RunStatus
     duration: float
     counts: Mapping[str, int] = field(default_factory=dict)   # TaskState.value -> count
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAudited(Event):
+    """The dependency audit of one finished attempt (``--audit``, ``audit = true``),
+    published after its ``TaskFinished``."""
+
+    task: str
+    attempt: int
+    findings: tuple[AuditFinding, ...] = ()
+    traced: bool = True               # False: it could not be traced (nothing ran under strace)
 
 
 Subscriber = Callable[[Event], None]

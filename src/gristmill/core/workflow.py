@@ -92,6 +92,7 @@ class Task:
     silent: bool = False                       # make's "@": the command is not echoed to the log
     shell: tuple[str, ...] = ("/bin/sh", "-c")  # each command runs as [*shell, command]
     description: str = ""
+    audit: bool = False                        # trace its file accesses (the dependency audit)
     # definition_hash, once asked for (kept by the workflow cache, so that a no-op run
     # of 20,000 tasks does not hash them all again); never part of equality.
     # Not an argument of __init__, so that dataclasses.replace() forgets it.

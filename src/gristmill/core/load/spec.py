@@ -26,7 +26,7 @@ TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
 WORKFLOW_KEYS = ("name", "default", "include")
 CAPACITY_KEYS = ("cpu", "mem", "gpu", "gpu_mem_used_below")
 TASK_KEYS = ("cmd", "inputs", "outputs", "after", "foreach", "phony", "resources",
-             "retries", "timeout", "env", "cwd", "description")
+             "retries", "timeout", "env", "cwd", "description", "audit")
 RESOURCE_KEYS = ("cpu", "mem", "gpu", "gpu_mem", "pools")
 JSON_VAR_KEYS = ("json", "path")
 
@@ -89,6 +89,7 @@ class TaskSpec:
     env: tuple[tuple[str, str], ...] = ()
     cwd: str = ""
     description: str = ""
+    audit: bool = False
 
     @property
     def source(self) -> Source:
@@ -353,6 +354,8 @@ class TaskParser:
                                      "a non-negative integer")
         if "timeout" in table:
             spec.timeout = check_duration(src, table["timeout"], key + ("timeout",))
+        if "audit" in table:
+            spec.audit = check_bool(src, table["audit"], key + ("audit",))
         if "description" in table:
             spec.description = check_str(src, table["description"], key + ("description",))
         if "env" in table:

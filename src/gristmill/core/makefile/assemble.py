@@ -204,6 +204,7 @@ class WorkflowAssembler:
             silent=silent,
             shell=shell,
             description=self._description(main),
+            audit=hint.audit if hint else False,
         )
 
     def _clean_command(self, text: str, shell_path: str) -> str:

@@ -1,5 +1,5 @@
-"""``# gristmill: mem=4GB gpu=1 gpu_mem=20GB retries=2 timeout=20m cpu=2 pool=NAME:N``
-above a rule.
+"""``# gristmill: mem=4GB gpu=1 gpu_mem=20GB retries=2 timeout=20m cpu=2 pool=NAME:N
+audit=true`` above a rule.
 
 GNU make sees a comment; Gristmill reads what the rule's tasks need.
 ``pool=NAME:N`` puts the tasks in pool NAME, which lets N of its tasks run at
@@ -18,7 +18,7 @@ from .database import FileEntry
 from .facts import MakeFacts
 
 _TOKEN = re.compile(r"\S+")
-KEYS = ("cpu", "mem", "gpu", "gpu_mem", "retries", "timeout", "pool")
+KEYS = ("cpu", "mem", "gpu", "gpu_mem", "retries", "timeout", "pool", "audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +28,12 @@ class TaskHint:
     timeout: float | None = None
     pool_sizes: tuple[tuple[str, int], ...] = ()
     location: Location | None = None
+    audit: bool = False             # audit=true: trace the tasks' file accesses
 
 
 def parse_hint(text: str, location: Location) -> TaskHint:
     """Parse the text after ``gristmill:``; ``location`` points at its first character."""
-    cpu, mem, gpu, gpu_mem, retries, timeout = 1.0, 0, 0, 0, 0, None
+    cpu, mem, gpu, gpu_mem, retries, timeout, audit = 1.0, 0, 0, 0, 0, None, False
     pools: dict[str, int] = {}
     seen: set[str] = set()
     for m in _TOKEN.finditer(text):
@@ -61,6 +62,10 @@ def parse_hint(text: str, location: Location) -> TaskHint:
                 gpu_mem = parse_size(value)
             elif key == "retries":
                 retries = _count(value, "retries")
+            elif key == "audit":
+                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(f"audit must be true or false, got {value!r}")
+                audit = value.lower() in ("true", "yes", "1")
             elif key == "timeout":
                 timeout = parse_duration(value)
                 if timeout <= 0:
@@ -77,7 +82,7 @@ def parse_hint(text: str, location: Location) -> TaskHint:
     resources = Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple((n, 1) for n in pools),
                           gpu_mem=gpu_mem)
     sizes = tuple((n, s) for n, s in pools.items() if s)
-    return TaskHint(resources, retries, timeout, sizes, location)
+    return TaskHint(resources, retries, timeout, sizes, location, audit)
 
 
 def _count(value: str, what: str, positive: bool = False) -> int:

@@ -25,11 +25,11 @@ from typing import Callable
 from .. import paths
 from .queries import HistoryReader
 from .recorder import Recorder
-from .store import (SCHEMA_VERSION, AttemptRecord, HistoryError, RunRecord, TaskRecord,
-                    create_schema, empty_database, is_locked)
+from .store import (SCHEMA_VERSION, AttemptRecord, AuditRecord, HistoryError, RunRecord,
+                    TaskRecord, create_schema, empty_database, is_locked)
 
-__all__ = ["History", "HistoryError", "RunRecord", "AttemptRecord", "TaskRecord",
-           "SCHEMA_VERSION"]
+__all__ = ["History", "HistoryError", "RunRecord", "AttemptRecord", "AuditRecord",
+           "TaskRecord", "SCHEMA_VERSION"]
 
 
 class History(Recorder, HistoryReader):

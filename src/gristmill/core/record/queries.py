@@ -18,9 +18,9 @@ from typing import Callable, Iterable
 
 from .. import paths
 from ..events import RunStatus
-from .store import (_ATTEMPT_COLUMNS, _HOSTNAME, _RUN_COLUMNS, AttemptRecord, HistoryError,
-                    RunRecord, TaskRecord, _attempt_record, _chunks, _norm_path,
-                    _process_alive, _run_record, connect)
+from .store import (_ATTEMPT_COLUMNS, _AUDIT_COLUMNS, _HOSTNAME, _RUN_COLUMNS, AttemptRecord,
+                    AuditRecord, HistoryError, RunRecord, TaskRecord, _attempt_record,
+                    _audit_record, _chunks, _norm_path, _process_alive, _run_record, connect)
 
 log = logging.getLogger("gristmill.core.record.history")
 
@@ -81,6 +81,34 @@ class HistoryReader:
             f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? "
             "ORDER BY started, task, attempt", (run_id,))
         return [_attempt_record(row) for row in rows]
+
+    def audits(self, run_id: str, task: str | None = None) -> list[AuditRecord]:
+        """The dependency audits of one run's attempts (of one task when ``task`` is
+        given), in task and attempt order."""
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audits WHERE run_id = ?"
+        args: list[object] = [run_id]
+        if task is not None:
+            sql += " AND task = ?"
+            args.append(task)
+        rows = self._conn().execute(sql + " ORDER BY task, attempt", args)
+        return [_audit_record(row) for row in rows]
+
+    def last_audits(self, workflow_path: str | os.PathLike[str]) -> list[AuditRecord]:
+        """The audits of the newest run of a workflow that audited any task."""
+        row = self._conn().execute(
+            "SELECT r.id FROM runs r WHERE r.workflow_path = ? AND EXISTS "
+            "(SELECT 1 FROM audits a WHERE a.run_id = r.id) ORDER BY r.started DESC, r.id DESC "
+            "LIMIT 1", (_norm_path(workflow_path),)).fetchone()
+        return self.audits(row[0]) if row else []
+
+    def task_audit(self, workflow_path: str | os.PathLike[str], task: str) -> AuditRecord | None:
+        """A task's newest audit in the runs of a workflow, or None."""
+        row = self._conn().execute(
+            f"SELECT {', '.join('a.' + c for c in _AUDIT_COLUMNS.split(', '))} FROM audits a "
+            "JOIN runs r ON r.id = a.run_id WHERE r.workflow_path = ? AND a.task = ? "
+            "ORDER BY r.started DESC, r.id DESC, a.attempt DESC LIMIT 1",
+            (_norm_path(workflow_path), task)).fetchone()
+        return _audit_record(row) if row else None
 
     def task_records(self, workflow_path: str | os.PathLike[str]) -> dict[str, TaskRecord]:
         """Task name -> its last success, for every task of a workflow, in one query."""
@@ -208,6 +236,7 @@ class HistoryReader:
                     f"UNION SELECT log_path FROM attempts WHERE run_id IN ({marks}) "
                     "AND log_path != ''", ids + ids)]
                 conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM audits WHERE run_id IN ({marks})", ids)
                 conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
             conn.execute("COMMIT")
         except BaseException:

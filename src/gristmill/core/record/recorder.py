@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
-                      TaskStarted, TaskStateChanged)
+from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskAudited,
+                      TaskFinished, TaskStarted, TaskStateChanged)
+from ..findings import findings_json
 from ..reasons import Reason
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
                     connect, gpus_json, is_locked)
@@ -140,7 +141,8 @@ def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
 
 
 # Which events history looks at; anything else (output lines) costs one set lookup.
-_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
+_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished,
+                       TaskAudited})
 
 
 RETRY_EVERY = 0.5     # seconds between tries while another process holds the lock
@@ -323,6 +325,11 @@ class Recorder(BackgroundWriter):
                     "definition_hash = excluded.definition_hash, time = excluded.time, "
                     "duration = excluded.duration, run_id = excluded.run_id",
                     (event.time, event.duration, run_id, event.task, event.attempt))
+        elif isinstance(event, TaskAudited):
+            conn.execute(
+                "INSERT OR REPLACE INTO audits (run_id, task, attempt, traced, findings) "
+                "VALUES (?, ?, ?, ?, ?)", (run_id, event.task, event.attempt, int(event.traced),
+                                           findings_json(event.findings)))
         elif isinstance(event, RunStarted):
             if event.dry_run:
                 self._dry_runs.add(run_id)

@@ -11,6 +11,9 @@ queries from any thread. The tables:
   the GPU devices it had (JSON), its peak GPU memory and mean GPU utilisation.
 - ``last_success``: per (workflow path, task) the definition hash, time and
   duration of the last success.
+- ``audits`` (schema 2): per audited attempt, the dependency audit's findings (JSON).
+  A schema-1 history gains the table when this version first opens it; its runs are
+  kept as they were.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from types import MappingProxyType
 from typing import Iterable, Mapping, NamedTuple
 
 from ..events import Outcome, RunStatus
+from ..findings import AuditFinding, findings_from_json
 from ..reasons import Reason, ReasonKind
 
 log = logging.getLogger("gristmill.core.record.history")
 
-SCHEMA_VERSION = 1
-# Columns added to schema 1 since it was first written, with their declarations. A
-# history without them gets them (ALTER TABLE … ADD COLUMN) when opened; the version
-# stays 1, since an older Gristmill names its columns and reads such a history still.
+SCHEMA_VERSION = 2     # 2: the audits table
+# Columns added to the schema since it was first written, with their declarations. A
+# history without them gets them (ALTER TABLE … ADD COLUMN) when opened; an older
+# Gristmill names its columns and reads such a history still.
 _ADDED_COLUMNS = (
     ("attempts", "gpus", "TEXT NOT NULL DEFAULT '[]'"),    # JSON list of {index, uuid, …}
     ("attempts", "gpu_peak_mem", "INTEGER"),               # bytes
@@ -99,6 +103,16 @@ CREATE TABLE IF NOT EXISTS last_success (
     duration        REAL NOT NULL,
     run_id          TEXT NOT NULL,
     PRIMARY KEY (workflow_path, task)
+) WITHOUT ROWID
+""",
+    """\
+CREATE TABLE IF NOT EXISTS audits (
+    run_id   TEXT NOT NULL,
+    task     TEXT NOT NULL,
+    attempt  INTEGER NOT NULL,
+    traced   INTEGER NOT NULL DEFAULT 1,     -- 0: it could not be traced
+    findings TEXT NOT NULL DEFAULT '[]',     -- JSON list of {kind, path, producer, fix, where}
+    PRIMARY KEY (run_id, task, attempt)
 ) WITHOUT ROWID
 """,
 )
@@ -243,6 +257,17 @@ class AttemptRecord:
     @property
     def reasons_text(self) -> str:
         return "; ".join(r.message for r in self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """The dependency audit of one attempt."""
+
+    run_id: str
+    task: str
+    attempt: int
+    traced: bool
+    findings: tuple[AuditFinding, ...]
 
 
 class TaskRecord(NamedTuple):
@@ -403,3 +428,11 @@ def _attempt_record(row: tuple) -> AttemptRecord:
         definition_hash=definition_hash, reasons=_reasons_from_json(reasons),
         log_path=log_path, message=message, gpus=_gpus_from_json(gpus),
         gpu_peak_mem=gpu_peak_mem, gpu_util=gpu_util)
+
+
+_AUDIT_COLUMNS = "run_id, task, attempt, traced, findings"
+
+
+def _audit_record(row: tuple) -> AuditRecord:
+    run_id, task, attempt, traced, findings = row
+    return AuditRecord(run_id, task, attempt, bool(traced), findings_from_json(findings, task))

@@ -23,6 +23,7 @@ from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacit
 from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
                      RunStarted, RunStatus, TaskFinished, TaskStarted, TaskState,
                      TaskStateChanged, TasksUpToDate)
+from .audit import RunAudit, audit_strace
 from .gpu_sampler import GpuSampler
 from .jobserver import Jobserver, with_make_letter
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
@@ -52,6 +53,7 @@ class RunOptions:
     make_order: bool = False             # start tasks in a serial make's order (a Makefile
                                          # without -j), not by critical path
     silent: bool = False                 # -s: no command is echoed into the output
+    audit: bool = False                  # --audit: trace every task's file accesses
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class _Active:
     slot: int
     before: dict[str, tuple[int, int, bool] | None]   # output -> (mtime_ns, size, is_dir)
     timed_out: bool = False
+    trace: str = ""                  # its strace files' prefix, when audited
 
 
 class Engine:
@@ -116,6 +119,7 @@ class Engine:
         self._cancel_tasks: set[str] = set()
         self.run_id: str | None = None
         self._capacity: Capacity | None = None
+        self._strace: str | None = None      # the strace program, when this run audits
 
     # -- thread-safe controls ----------------------------------------------
     def cancel(self) -> None:
@@ -174,6 +178,7 @@ class Engine:
     # -- running -----------------------------------------------------------
     def run(self, targets: list[str] | tuple[str, ...] = ()) -> RunResult:
         names, decisions, scan = self.decide(targets)
+        self._strace = audit_strace(self.workflow, decisions, self.options)   # exit 2 if missing
         capacity = self.capacity()
         run_id = new_run_id()
         self.run_id = run_id
@@ -275,6 +280,7 @@ class _RunLoop:
         self.starved = False          # ready tasks wait for a jobserver token
         self._makeflags: dict[str, str] = {}
         self.sampler: GpuSampler | None = None    # made at the first GPU task's start
+        self.auditor = RunAudit(engine, run_id) if engine._strace else None
 
     def _open_jobserver(self) -> Jobserver | None:
         """A parent make's jobserver when there is one (``gristmill run`` in a recipe of
@@ -476,12 +482,15 @@ class _RunLoop:
         log_path = f"{self.log_dir_text}/{log_file_name(task.name, attempt)}"
         now = time.time()
         deadline = time.monotonic() + task.timeout if task.timeout else None
-        self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before)
+        trace = self.auditor.prefix(task, log_path) if self.auditor is not None else ""
+        self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before,
+                                      trace=trace)
         self.by_name[task.name] = job_id
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
-                     keep_fds, not self.e.options.silent))
+                     keep_fds, not self.e.options.silent,
+                     (self.e._strace, trace) if trace else None))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         if devices:
             if self.sampler is None:
@@ -520,6 +529,8 @@ class _RunLoop:
                     succeeded.append(a)
                 else:
                     self._finished(a, ev)
+                if a.trace:
+                    self.auditor.finished(a.task, a.attempt, a.trace, ev)   # type: ignore[union-attr]
                 del self.active[ev.job_id]
                 self.by_name.pop(a.task.name, None)
         if succeeded:

@@ -23,6 +23,7 @@ from typing import Mapping, Protocol
 
 from ..sizes import format_size
 from ..workflow import Task
+from .trace import trace_argv
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
@@ -62,6 +63,7 @@ class Job:
     mem_limit: int | None = None    # bytes: the process tree is killed above this
     keep_fds: tuple[int, ...] = ()  # descriptors it inherits (a jobserver's pipe)
     echo: bool = True               # False: no command is echoed (make -s)
+    trace: tuple[str, str] | None = None   # (strace, file prefix): each command traced (audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,9 @@ class LocalExecutor:
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         try:
             exe = self._which(argv[0], r.job.env)
+            if r.job.trace:     # the dependency audit: the command runs under strace
+                argv = trace_argv(r.job.trace[0], argv, f"{r.job.trace[1]}.{r.index}")
+                exe = argv[0]
             if task.cwd == self._cwd and _POSIX_SPAWN:
                 pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, r.job.env)
             else:
