@@ -248,7 +248,8 @@ def test_a_history_without_the_gpu_columns_gets_them_and_keeps_its_runs(tmp_path
         history.close()
     columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(attempts)")}
     assert {"gpus", "gpu_peak_mem", "gpu_util"} <= columns
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    from gristmill.core.record.store import SCHEMA_VERSION
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 # -- the CLI: errors before the run, and the plan -------------------------------------------
