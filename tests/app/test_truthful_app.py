@@ -97,3 +97,49 @@ def test_preferences_refuse_a_bare_number_for_memory(qtbot, window):
     dialog.mem.setText("8")
     assert not dialog.save()
     assert "size '8' has no unit: add one of B, KB" in dialog.mem_error.text()
+
+
+def _events_of_a_run(folder: Path, targets=()) -> list:
+    """Every event a real engine run of the workflow in ``folder`` publishes, in order."""
+    from gristmill.core.events import EventBus
+    from gristmill.core.load.loader import load_workflow
+    from gristmill.core.run.engine import Engine, RunOptions
+    bus, events = EventBus(), []
+    bus.subscribe(events.append)
+    Engine(load_workflow(folder), bus, options=RunOptions(structured_log=False)).run(list(targets))
+    return events
+
+
+def test_the_status_bar_shows_the_engines_books_after_every_event(qtbot, tmp_path):
+    # 2 CPUs, 40 tasks of 0.25 CPU: at most 8 at once. The engine starts the tasks a
+    # finished one's slot lets in before it says that one is done: the status bar read
+    # "CPU 3.75/2 · 13 running" in between.
+    from PySide6.QtWidgets import QStatusBar
+    from gristmill.app.runstate import RunState
+    from gristmill.app.views.status import RunStatusWidgets
+    from gristmill.core.decide.capacity import Capacity
+    tasks = "".join(f'''
+[tasks.t{i}]
+cmd = "touch t{i}"
+outputs = ["t{i}"]
+resources = {{ cpu = 0.25 }}
+''' for i in range(40))
+    folder = _write(tmp_path / "packed", "[capacity]\ncpu = 2\n" + tasks)
+    events = _events_of_a_run(folder)
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    status = RunStatusWidgets(bar)
+    run = RunState()
+    capacity = Capacity(cpu=2, mem=8 * 2**30, gpu=0)
+    shown_cpu, shown_running = [], []
+    for ev in events:
+        run.apply([ev])
+        status.update(run, {}, capacity)
+        cpu_text = status.capacity.text().split(" · ")[0]          # "CPU 1.25/2"
+        shown_cpu.append(float(cpu_text.removeprefix("CPU ").split("/")[0]))
+        counts = dict(reversed(part.split(" ", 1)) for part in status.counts.text().split(" · ")
+                      if part)
+        shown_running.append(int(counts.get("running", 0)))
+    assert max(shown_cpu) == 2 and max(shown_running) == 8
+    assert shown_cpu[-1] == 0 and shown_running[-1] == 0
+    assert status.counts.text() == "40 done"

@@ -111,6 +111,10 @@ class RunState:
         self.tasks: dict[str, TaskRun] = {}
         self.bars: list[Bar] = []
         self._open_bars: dict[tuple[str, int], int] = {}
+        # The engine's books: what each attempt started and not yet finished holds. Its
+        # capacity is taken just before TaskStarted and given back just before
+        # TaskFinished, so these are what the engine has allocated after every event.
+        self.allocated: dict[tuple[str, int], Resources] = {}
         self.log = LogBook()
         self._fallback_of: Mapping[str, float] | None = None
         self._fallback_len = 0
@@ -190,6 +194,7 @@ class RunState:
         tr.slot = ev.slot
         tr.resources = ev.resources
         tr.log_path = ev.log_path
+        self.allocated[(ev.task, ev.attempt)] = ev.resources
         self._open_bars[(ev.task, ev.attempt)] = len(self.bars)
         self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path))
         changes.tasks.add(ev.task)
@@ -203,6 +208,11 @@ class RunState:
         tr.exit_code = ev.exit_code
         tr.peak_mem = ev.peak_mem
         tr.message = ev.message
+        self.allocated.pop((ev.task, ev.attempt), None)
+        if ev.outcome is Outcome.SUCCEEDED and tr.state is TaskState.RUNNING:
+            # Done, as the engine's TaskStateChanged will say: it may first start the
+            # tasks this one's slot lets in, and the task must not count as running then.
+            tr.state = TaskState.DONE
         index = self._open_bars.pop((ev.task, ev.attempt), None)
         if index is not None:
             b = self.bars[index]
@@ -217,6 +227,7 @@ class RunState:
             self.bars[index] = Bar(b.task, b.attempt, b.slot, b.start, when, Outcome.CANCELLED,
                                    None, b.log_path)
         self._open_bars.clear()
+        self.allocated.clear()
 
     # -- questions ------------------------------------------------------------
 
@@ -232,16 +243,20 @@ class RunState:
         return Counter(tr.state for tr in self.tasks.values() if tr.state is not None)
 
     def running_tasks(self) -> list[str]:
-        return [n for n, tr in self.tasks.items() if tr.state is TaskState.RUNNING]
+        """The tasks with an attempt started and not finished (the engine's books)."""
+        return list(dict.fromkeys(task for task, _ in self.allocated))
+
+    def running_count(self) -> int:
+        return len(self.allocated)
 
     def in_use(self) -> tuple[float, int, int]:
-        """(cpu, mem bytes, gpu) declared by the tasks running now."""
+        """(cpu, mem bytes, gpu) the engine has allocated now: what the attempts started
+        and not yet finished declared."""
         cpu, mem, gpu = 0.0, 0, 0
-        for tr in self.tasks.values():
-            if tr.state is TaskState.RUNNING and tr.resources is not None:
-                cpu += tr.resources.cpu
-                mem += tr.resources.mem
-                gpu += tr.resources.gpu
+        for r in self.allocated.values():
+            cpu += r.cpu
+            mem += r.mem
+            gpu += r.gpu
         return cpu, mem, gpu
 
     def _fallback(self, estimates: Mapping[str, float]) -> float:

@@ -41,6 +41,8 @@ class RunStatusWidgets:
                now: float | None = None) -> None:
         now = time.time() if now is None else now
         counts = run.state_counts()
+        if run.status is RunStatus.RUNNING:
+            counts[TaskState.RUNNING] = run.running_count()     # the engine's books
         parts = [f"{counts[s]} {theme.STATE_TITLES[s].lower()}" for s in theme.BOARD_STATES if counts.get(s)]
         self.counts.setText(" · ".join(parts))
         if run.status is None:
@@ -64,7 +66,7 @@ class RunStatusWidgets:
         text = f"CPU {cpu:g}/{capacity.cpu:g} · Mem {format_size(mem) if mem else '0'}/{format_size(capacity.mem)}"
         if capacity.gpu:
             text += f" · GPU {gpu}/{capacity.gpu}"
-        running = counts.get(TaskState.RUNNING, 0)
+        running = run.running_count()
         if capacity.jobs:
             text += f" · Jobs {running}/{capacity.jobs}"
         self.capacity.setText(text)
