@@ -143,3 +143,31 @@ resources = {{ cpu = 0.25 }}
     assert max(shown_cpu) == 2 and max(shown_running) == 8
     assert shown_cpu[-1] == 0 and shown_running[-1] == 0
     assert status.counts.text() == "40 done"
+
+
+def test_an_open_explain_follows_its_task_live(qtbot, window, tmp_path):
+    # Explain opened before the run said "Will it run? Yes" after the task had run.
+    folder = _write(tmp_path / "live", '''
+[tasks.slow]
+cmd = "while [ ! -e go ]; do sleep 0.05; done; touch slow.out"
+outputs = ["slow.out"]
+''')
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    window.selection.set(["slow"], "test")
+    window.actions["explain"].trigger()
+    dialog = window.dialogs["explain"]
+
+    def answer() -> str:
+        return dict(dialog.sections)["Will it run?"]
+    assert answer().startswith("Yes, the next time")
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: answer() == "It is running now (attempt 1).", timeout=15_000)
+    assert "running" in dict(dialog.sections)["In the current run"]
+    (folder / "go").touch()
+    wait_run_over(qtbot, window)
+    # after the run and its scan: the scan's verdict again, and what the run did
+    qtbot.waitUntil(lambda: answer() == "No: it is up to date.", timeout=15_000)
+    assert dict(dialog.sections)["In the current run"].startswith("done (exit code 0, attempt 1)")
+    assert dialog.isVisible() and dialog.windowTitle() == "Explain — slow"
+    assert dialog.when.text().startswith("Live: follows the task · as of ")

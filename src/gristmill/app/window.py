@@ -265,6 +265,7 @@ class MainWindow(QMainWindow):
         self.selection.keep_only(workflow.tasks)
         self.warnings.set_warnings(str(workflow.path), workflow.warnings, workflow.root)
         self.show_current_run()
+        self._follow_explain()
         self._update_actions()
 
     def _workflow_failed(self, error: GristmillError) -> None:
@@ -316,6 +317,7 @@ class MainWindow(QMainWindow):
             self.log.tasks_changed(changes.tasks)
             if changes.bars:
                 self._refresh_timeline()
+        self._follow_explain(changes.tasks)
         self._refresh_status()
 
     def _run_ended(self, _ended) -> None:
@@ -331,6 +333,7 @@ class MainWindow(QMainWindow):
 
     def _scanned(self) -> None:
         self.graph.update_states(None)
+        self._follow_explain()
         self._refresh_status()
 
     def _tick(self) -> None:
@@ -388,13 +391,35 @@ class MainWindow(QMainWindow):
         if not name or wf is None or graph is None or name not in wf.tasks:
             return
         from .dialogs.explain import ExplainDialog
-        from .explain import explain
         dialog = self.dialogs.get("explain")
         if not isinstance(dialog, ExplainDialog):
             dialog = ExplainDialog(self)
-        dialog.show_task(name, explain(wf, graph, self.bench.decisions, name,
-                                       self.bench.run.tasks.get(name)))
+        dialog.show_task(name, self._explain(name))
         self._keep("explain", dialog)
+
+    def _explain(self, name: str) -> list[tuple[str, str]]:
+        from .explain import explain
+        wf, graph, run = self.bench.workflow, self.bench.graph, self.bench.run
+        assert wf is not None and graph is not None
+        newer = (not run.dry_run and run.started_at is not None
+                 and run.started_at >= self.bench.decided_at)
+        return explain(wf, graph, self.bench.decisions, name, run.tasks.get(name),
+                       newer=newer, going=run.running)
+
+    def _follow_explain(self, names=None) -> None:
+        """An open Explain follows its task: shown again when the task's state changed
+        (``names``), after a scan or a reload (None)."""
+        dialog = self.dialogs.get("explain")
+        task = getattr(dialog, "task", None)
+        if dialog is None or task is None or not dialog.isVisible():
+            return
+        if names is not None and task not in names:
+            return
+        wf = self.bench.workflow
+        if wf is None or task not in wf.tasks or self.bench.graph is None:
+            dialog.close()
+            return
+        dialog.show_task(task, self._explain(task))
 
     def edit_task(self, name: str | None) -> None:
         wf = self.bench.workflow

@@ -9,6 +9,7 @@ import gc
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +64,7 @@ class _Scan:
     outputs: Mapping[str, float | None]  # output times of the changed rows (all if None)
     generation: int = 0
     ended: object = None                 # the RunEnded it completes, after a run
+    taken: float = 0.0                   # time.time() as the scan began
 
 
 class Workbench(QObject):
@@ -86,6 +88,7 @@ class Workbench(QObject):
         self.session = WorkflowSession(self)
         self.bridge = EngineBridge(self.run, self)
         self.decisions: dict[str, Decision] = {}
+        self.decided_at = 0.0                # time.time() as the scan of ``decisions`` began
         self._durations: dict[str, float] = {}
         self._scan_generation = 0
         self._scanning = False
@@ -215,6 +218,7 @@ class Workbench(QObject):
         """Scan, read history, and compare with what is shown: safe on any thread (the
         comparison and the output times of 20,000 tasks would stall the window).
         ``full``: for rows not shown yet (every row counts as changed)."""
+        taken = time.time()
         records = {}
         if self.history is not None:
             try:
@@ -241,10 +245,11 @@ class Workbench(QObject):
         else:
             changed = None
         return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed, stamp),
-                     generation, ended)
+                     generation, ended, taken)
 
     def _take_scan(self, scan: _Scan) -> None:
         self.decisions = scan.decisions or {}
+        self.decided_at = scan.taken
         if scan.error:
             self.message.emit(scan.error)
         self._durations = dict(scan.durations)
