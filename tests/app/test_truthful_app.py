@@ -171,3 +171,41 @@ outputs = ["slow.out"]
     assert dict(dialog.sections)["In the current run"].startswith("done (exit code 0, attempt 1)")
     assert dialog.isVisible() and dialog.windowTitle() == "Explain — slow"
     assert dialog.when.text().startswith("Live: follows the task · as of ")
+
+
+def test_the_banner_lists_every_error_of_the_file(qtbot, window, tmp_path):
+    folder = _write(tmp_path / "typos", '[tasks.a]\ncmd = "true"\nouputs = ["x"]\nretires = 2\n')
+    window.open_path(str(folder))
+    text = window.banner_text.text()
+    assert "<b>The workflow has 2 errors</b>" in text
+    toml = folder / "gristmill.toml"
+    assert (f"<code>{toml}:3:1: unknown key &#x27;ouputs&#x27; in tasks.a (did you mean "
+            f"&#x27;outputs&#x27;?)</code><br><code>{toml}:4:1: unknown key &#x27;retires&#x27; "
+            f"in tasks.a (did you mean &#x27;retries&#x27;?)</code>") in text
+
+
+def test_opening_a_broken_folder_shows_that_folder_not_the_previous_tasks(qtbot, window, example,
+                                                                          tmp_path):
+    # Issue 19: the previous workflow's tasks were shown under the broken folder's name.
+    window.settings.trust(example)
+    window.open_path(str(example))
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    window.selection.set(["report"], "test")
+    assert window.bench.tasks.rowCount() == 10
+    broken = _write(tmp_path / "broken", '[tasks.a]\ncmd = "true"\nouputs = ["x"]\n')
+    window.open_path(str(broken))
+    assert window.windowTitle() == "broken — Gristmill"
+    assert window.banner.isVisible()
+    assert "nothing of it can be shown until it loads" in window.banner_text.text()
+    assert "ouputs" in window.banner_text.text()
+    assert window.bench.tasks.rowCount() == 0
+    assert window.graph.items == {} and window.graph.info.text() == ""
+    assert sum(window.board.counts().values()) == 0
+    assert window.bench.run.status is None and window.status.counts.text() == ""
+    assert window.selection.names == ()
+    # fixed: it loads, as itself
+    (broken / "gristmill.toml").write_text('[tasks.a]\ncmd = "true"\noutputs = ["x"]\n')
+    window.reload()
+    assert window.bench.workflow.root == broken.resolve() and window.bench.tasks.rowCount() == 1
+    assert not window.banner.isVisible()

@@ -272,3 +272,18 @@ def test_jobs_flag_caps_parallelism_and_a_json_log_is_written(tmp_path, gristmil
     finished = [x for x in lines if x["event"] == "task_finished"]
     assert {x["task"] for x in finished} == {"t[a]", "t[b]", "t[c]"}
     assert all(x["run"] == lines[0]["run"] and x["attempt"] == 1 for x in finished)
+
+
+def test_every_error_of_a_bad_workflow_is_printed_and_exit_2(tmp_path):
+    # Only `ouputs` was named; `retires` on the next line was told after it was fixed.
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.a]\ncmd = "true"\nouputs = ["x"]\nretires = 2\n')
+    for command in ("run", "plan"):
+        p = gristmill(command, "-C", tmp_path)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        lines = p.stderr.splitlines()
+        assert len(lines) == 2, p.stderr
+        assert re.fullmatch(r".*gristmill\.toml:3:1: unknown key 'ouputs' in tasks\.a "
+                            r"\(did you mean 'outputs'\?\)", lines[0])
+        assert re.fullmatch(r".*gristmill\.toml:4:1: unknown key 'retires' in tasks\.a "
+                            r"\(did you mean 'retries'\?\)", lines[1])

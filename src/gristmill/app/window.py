@@ -275,9 +275,16 @@ class MainWindow(QMainWindow):
             self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
         else:
             self._show_workbench()
-            self.banner.show_error(message)
-            if self.bench.workflow is None:
+            kept = self.bench.workflow is not None
+            self.banner.show_error(message, len(getattr(error, "errors", (error,))), kept)
+            if not kept:
+                # This folder's name, and none of the previous workflow's tasks.
                 self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
+                self.graph.set_workflow(None, None)
+                self.selection.set([], "window")
+                self.warnings.clear()
+                self.show_current_run()
+                self._refresh_status()
         if not self._error_shown:
             self._error_shown = True
             prompts.notify(self, prompts.WORKFLOW_ERROR, "The workflow could not be loaded", message)

@@ -95,7 +95,7 @@ class Workbench(QObject):
         self._latest = LatestAttempts(history, None)
         self._close_requested = False
         self.session.loaded.connect(self._loaded)
-        self.session.failed.connect(self.workflowFailed)
+        self.session.failed.connect(self._failed)
         self.bridge.applied.connect(self._applied)
         self.bridge.ended.connect(self._ended)
         self._scanFinished.connect(self._scanned_after_run)
@@ -178,9 +178,19 @@ class Workbench(QObject):
 
     def close_workflow(self) -> None:
         self.session.close()
+        self._forget_workflow()
+
+    def _failed(self, error: GristmillError) -> None:
+        if self.session.workflow is None and self.tasks.workflow is not None:
+            # Another workflow that does not load: what was shown is not of it.
+            self._forget_workflow()
+        self.workflowFailed.emit(error)
+
+    def _forget_workflow(self) -> None:
         self._latest = LatestAttempts(None, None)
         self.run.reset()
         self.decisions = {}
+        self._durations = {}
         self.tasks.set_workflow(None)
 
     def _loaded(self, workflow: Workflow) -> None:
