@@ -209,3 +209,62 @@ def test_opening_a_broken_folder_shows_that_folder_not_the_previous_tasks(qtbot,
     window.reload()
     assert window.bench.workflow.root == broken.resolve() and window.bench.tasks.rowCount() == 1
     assert not window.banner.isVisible()
+
+
+PHONY_OUTSIDE = '''
+[workflow]
+default = ["build"]
+
+[tasks.build]
+cmd = "touch out"
+outputs = ["out"]
+
+[tasks.clean]
+cmd = "rm -f out"
+phony = true
+
+[tasks.install]
+cmd = "true"
+phony = true
+'''
+
+
+def test_phony_tasks_outside_the_default_are_not_counted_as_would_run(qtbot, window, tmp_path):
+    from gristmill.app.views.board import describe_outside
+    folder = _write(tmp_path / "phony", PHONY_OUTSIDE)
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    assert describe_outside(window.bench.tasks).startswith(
+        "No run yet in this session (1 would run, 2 only when asked for). ")
+    assert window.graph.info.text().endswith(
+        "greyed, outside the run: 1 would run (dashed), 2 only when asked for (dashed)")
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    assert window.bench.run.status is RunStatus.SUCCEEDED and (folder / "out").exists()
+    assert describe_outside(window.bench.tasks) == (
+        "1 task in this run. Not in it: 2 (2 only when asked for), shown greyed in the task "
+        "table and the graph.")
+    assert "would run" not in window.graph.info.text()
+
+
+def test_a_workflow_of_phony_tasks_alone_runs_every_task_on_f5(qtbot, window, tmp_path):
+    # Issue 19: the table said "will run" for each, and F5 ran nothing.
+    folder = _write(tmp_path / "allphony", '''
+[tasks.hello]
+cmd = "echo hi > said"
+phony = true
+
+[tasks.bye]
+cmd = "echo bye >> said"
+phony = true
+after = ["hello"]
+''')
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    from gristmill.app.views.board import describe_outside
+    assert describe_outside(window.bench.tasks).startswith("No run yet in this session (2 would run)")
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    run = window.bench.run
+    assert run.state_of("hello") is TaskState.DONE and run.state_of("bye") is TaskState.DONE
+    assert (folder / "said").read_text() == "hi\nbye\n"

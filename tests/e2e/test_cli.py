@@ -287,3 +287,14 @@ def test_every_error_of_a_bad_workflow_is_printed_and_exit_2(tmp_path):
                             r"\(did you mean 'outputs'\?\)", lines[0])
         assert re.fullmatch(r".*gristmill\.toml:4:1: unknown key 'retires' in tasks\.a "
                             r"\(did you mean 'retries'\?\)", lines[1])
+
+
+def test_a_workflow_of_phony_tasks_alone_runs_every_task(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.hello]\ncmd = "echo hi > said"\nphony = true\n\n'
+        '[tasks.bye]\ncmd = "echo bye >> said"\nphony = true\nafter = ["hello"]\n')
+    p = gristmill("plan", "-C", tmp_path)
+    assert p.returncode == 0 and "2 to run" in p.stdout, p.stdout
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "said").read_text() == "hi\nbye\n"

@@ -198,7 +198,8 @@ class _Loader:
         if main_sec.default is not None:
             default = self._default(main, main_sec, expander.groups())
         else:
-            default = tuple(t.name for t in tasks if not t.phony)
+            # Every task that is not phony; a workflow of phony tasks alone: every task.
+            default = tuple(t.name for t in tasks if not t.phony) or tuple(t.name for t in tasks)
         workflow = Workflow(
             name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
             path=Path(self.abspath), root=Path(self.root),
