@@ -268,3 +268,45 @@ after = ["hello"]
     run = window.bench.run
     assert run.state_of("hello") is TaskState.DONE and run.state_of("bye") is TaskState.DONE
     assert (folder / "said").read_text() == "hi\nbye\n"
+
+
+def test_a_cancelled_run_shows_its_tasks_cancelled_not_failed(qtbot, window, tmp_path):
+    # Issue 19: a cancelled run's tasks landed under Failed, the status bar said
+    # "2 failed", progress 100%, Explain "failed • cancelled cancelled".
+    folder = _write(tmp_path / "naps", '''
+[capacity]
+cpu = 2
+
+[tasks.nap]
+foreach = ["a", "b"]
+cmd = "echo $$ > {item}.pid; sleep 300"
+phony = true
+
+[tasks.after]
+cmd = "touch after"
+outputs = ["after"]
+after = ["nap"]
+''')
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: window.bench.run.running_count() == 2, timeout=15_000)
+    window.actions["cancel"].trigger()
+    wait_run_over(qtbot, window)
+    run = window.bench.run
+    assert run.status is RunStatus.CANCELLED
+    assert run.state_of("nap[a]") is TaskState.CANCELLED
+    assert run.state_of("nap[b]") is TaskState.CANCELLED
+    assert run.state_of("after") is TaskState.SKIPPED
+    counts = window.board.counts()
+    assert counts[TaskState.CANCELLED] == 2 and counts[TaskState.FAILED] == 0
+    assert window.status.counts.text() == "1 skipped · 2 cancelled"
+    assert window.status.eta.text().startswith("cancelled: 2 stopped, 1 not started, in ")
+    assert window.status.progress.value() == 0          # nothing got done
+    window.selection.set(["nap[b]"], "test")
+    window.actions["explain"].trigger()
+    sections = dict(window.dialogs["explain"].sections)
+    assert sections["In the current run"] == "cancelled\n• stopped when the run was cancelled"
+    assert sections["Will it run?"].startswith("Yes")
+    window.selection.set(["after"], "test")
+    assert "failed" not in dict(window.dialogs["explain"].sections)["In the current run"]

@@ -196,7 +196,9 @@ def test_second_ctrl_c_kills_a_task_that_ignores_sigterm_and_still_reports(tmp_p
     assert not _alive(child)
     assert "Traceback" not in err
     assert "cancelling" in err and "killing every running task now" in err
-    assert "stubborn failed: cancelled" in out and "CANCELLED" in out
+    assert "⊘ stubborn stopped: the run was cancelled (attempt 1, " in out
+    assert re.search(r"^gristmill: run CANCELLED in \S+ m?s: 1 stopped$", out, re.M), out
+    assert "failed" not in out
     assert "cancelled" in gristmill("history", "-C", tmp_path).stdout
 
 

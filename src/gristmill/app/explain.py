@@ -78,10 +78,12 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
         if run.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED) and run.exit_code is not None:
             state += f" (exit code {run.exit_code}, attempt {run.attempt})"
         text = state
+        told = {state}
         if run.reasons and run.state in (TaskState.SKIPPED, TaskState.UP_TO_DATE, TaskState.FAILED,
                                          TaskState.CANCELLED):
             text += "\n" + "\n".join(f"• {r.message}" for r in run.reasons)
-        if run.message:
+            told.update(r.message for r in run.reasons)
+        if run.message and run.message not in told:
             text += f"\n{run.message}"
         out.append(("In the current run", text))
     if task.description:

@@ -272,23 +272,29 @@ class RunState:
         """(fraction done, seconds left or None), weighted by estimated durations.
 
         Tasks found up to date or skipped weigh nothing; a running task counts
-        its elapsed time, capped just below its estimate.
+        its elapsed time, capped just below its estimate. A cancelled run stays at
+        what it got done: what it stopped or never started is not done.
         """
         if not self.plan:
             return 0.0, None
         fallback = self._fallback(estimates)
         total = done = 0.0
+        stopped = self.status is RunStatus.CANCELLED
+        ended = (TaskState.DONE,) if stopped else (TaskState.DONE, TaskState.FAILED,
+                                                  TaskState.CANCELLED)
         for name in self.plan:
             tr = self.tasks.get(name)
             state = tr.state if tr else None
-            if state in (TaskState.UP_TO_DATE, TaskState.SKIPPED):
+            if state is TaskState.UP_TO_DATE or (state is TaskState.SKIPPED and not stopped):
                 continue
             w = max(estimates.get(name) or fallback, 0.05)
             total += w
-            if state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+            if state in ended:
                 done += w
             elif state is TaskState.RUNNING and tr is not None and tr.started is not None:
                 done += min(max(now - tr.started, 0.0), 0.95 * w)
+        if stopped:
+            return (done / total if total > 0 else 0.0), 0.0
         if self.status is not None and self.status is not RunStatus.RUNNING:
             return 1.0, 0.0
         if total <= 0:

@@ -58,7 +58,8 @@ class RunStatusWidgets:
             else:
                 took = (run.finished_at or now) - (run.started_at or now)
                 words = run_status_words(run.status, run.counts)
-                self.eta.setText(f"{words} in {format_duration(took)}")
+                self.eta.setText(f"{words}{', in' if ':' in words else ' in'} "
+                                 f"{format_duration(took)}")
         if capacity is None:
             self.capacity.setText("")
             return
