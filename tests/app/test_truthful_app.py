@@ -310,3 +310,34 @@ after = ["nap"]
     assert sections["Will it run?"].startswith("Yes")
     window.selection.set(["after"], "test")
     assert "failed" not in dict(window.dialogs["explain"].sections)["In the current run"]
+
+
+def test_a_plan_is_shown_as_a_plan_not_as_a_finished_run(qtbot, window, tmp_path):
+    # Issue 19: Plan (F6) reported "Run succeeded · 100% · 0 ms".
+    folder = _write(tmp_path / "plan", PHONY_OUTSIDE + '''
+[tasks.report]
+cmd = "cat out > report"
+inputs = ["out"]
+outputs = ["report"]
+''')
+    (folder / "gristmill.toml").write_text((folder / "gristmill.toml").read_text().replace(
+        'default = ["build"]', 'default = ["report"]'))
+    window.open_path(str(folder))
+    window.actions["plan"].trigger()
+    wait_run_over(qtbot, window)
+    assert window.bench.run.dry_run
+    assert not (folder / "out").exists()
+    assert window.status.eta.text() == "Plan: 2 would run; nothing ran"
+    assert not window.status.progress.isVisible() and "succeeded" not in window.status.eta.text()
+    assert window.status.counts.text() == "2 would run"
+    assert window.timeline.title.text().endswith("plan: 2 would run; nothing ran")
+    # the plan in run order, with why, where the log shows the whole run
+    assert window.log.whole_run
+    assert window.log.text.toPlainText().splitlines() == [
+        "   1. build", "        because output out is missing",
+        "   2. report", "        because output report is missing",
+        "        because it reads the output of build, which will run",
+        "Plan: 2 would run; nothing ran."]
+    window.selection.set(["report"], "test")
+    window.actions["explain"].trigger()
+    assert dict(window.dialogs["explain"].sections)["In the plan (dry run)"] == "would run"

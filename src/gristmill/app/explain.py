@@ -52,12 +52,12 @@ def _in_run_answer(run: TaskRun, going: bool) -> str | None:
 
 def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decision],
             name: str, run: TaskRun | None = None, *, newer: bool = False,
-            going: bool = False) -> list[tuple[str, str]]:
+            going: bool = False, plan: bool = False) -> list[tuple[str, str]]:
     """(heading, text) pairs for one task, in the order a person reads them.
 
     ``newer``: the run shown (``run`` is the task's part in it) started after the scan
     that made ``decisions``, so what the run says of the task is the later news;
-    ``going``: that run is still going."""
+    ``going``: that run is still going; ``plan``: that run is a plan (a dry run)."""
     task = workflow.tasks[name]
     out: list[tuple[str, str]] = []
     d = decisions.get(name)
@@ -73,7 +73,10 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
     if d is not None:
         heading = "Why, as the run started" if answer is not None else "Why"
         out.append((heading, "\n".join(f"• {r.message}" for r in d.reasons) or "• no reason recorded"))
-    if run is not None and run.state is not None:
+    if run is not None and run.state is not None and plan:
+        out.append(("In the plan (dry run)", "would run" if run.state is TaskState.WAITING
+                    else run.state.value.replace("-", " ")))
+    elif run is not None and run.state is not None:
         state = run.state.value
         if run.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED) and run.exit_code is not None:
             state += f" (exit code {run.exit_code}, attempt {run.attempt})"

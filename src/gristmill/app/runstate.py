@@ -246,6 +246,21 @@ class RunState:
         """The tasks with an attempt started and not finished (the engine's books)."""
         return list(dict.fromkeys(task for task, _ in self.allocated))
 
+    def would_run(self) -> list[str]:
+        """A plan's (dry run's) tasks that would run, in run order."""
+        if not self.dry_run:
+            return []
+        return [n for n in self.plan if self.state_of(n) is TaskState.WAITING]
+
+    def plan_words(self) -> str:
+        """A plan in words: "plan: 3 would run, 2 up to date; nothing ran"."""
+        would = len(self.would_run())
+        fresh = len(self.plan) - would
+        if not would:
+            return f"plan: nothing would run ({fresh} up to date); nothing ran"
+        up = f", {fresh} up to date" if fresh else ""
+        return f"plan: {would} would run{up}; nothing ran"
+
     def running_count(self) -> int:
         return len(self.allocated)
 

@@ -331,6 +331,8 @@ class MainWindow(QMainWindow):
         self.ticker.stop()
         self.graph.update_states(None)
         if self.past_run_id is None:
+            if self.bench.run.dry_run:
+                self.log.show_whole_run()        # a plan is read there, in run order
             self.log.reload()
         self._refresh_timeline()
         self._refresh_status()
@@ -359,8 +361,11 @@ class MainWindow(QMainWindow):
         if run.status is None:
             title = "No run yet in this session — press F5 to run the default targets"
         else:
-            kind = "Plan (dry run)" if run.dry_run else "Current run"
-            title = f"{kind} — started {clock(run.started_at or time.time())} · {run.status.value}"
+            when = clock(run.started_at or time.time())
+            if run.dry_run:
+                title = f"Plan (dry run) — {when} · {run.plan_words()}"
+            else:
+                title = f"Current run — started {when} · {run.status.value}"
         self.timeline.show_run(run.bars, run.started_at, run.finished_at,
                                time.time() if run.running else None, title)
 
@@ -411,7 +416,7 @@ class MainWindow(QMainWindow):
         newer = (not run.dry_run and run.started_at is not None
                  and run.started_at >= self.bench.decided_at)
         return explain(wf, graph, self.bench.decisions, name, run.tasks.get(name),
-                       newer=newer, going=run.running)
+                       newer=newer, going=run.running, plan=run.dry_run)
 
     def _follow_explain(self, names=None) -> None:
         """An open Explain follows its task: shown again when the task's state changed

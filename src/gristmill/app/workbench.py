@@ -372,6 +372,9 @@ class Workbench(QObject):
             prompts.notify(self._window, prompts.RUN_ERROR, "The run could not start",
                            str(ended.error))
             self.message.emit(f"The run could not start: {ended.error}")
+        elif self.run.dry_run and self.run.status is not None:
+            words = self.run.plan_words()
+            self.message.emit(f"{words[0].upper()}{words[1:]}: see the Log's Whole run for the order.")
         elif self.run.status is not None:
             self.message.emit(f"Run {self.run.status.value}.")
         self.runEnded.emit(ended)

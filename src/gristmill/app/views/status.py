@@ -43,9 +43,17 @@ class RunStatusWidgets:
         counts = run.state_counts()
         if run.status is RunStatus.RUNNING:
             counts[TaskState.RUNNING] = run.running_count()     # the engine's books
-        parts = [f"{counts[s]} {theme.STATE_TITLES[s].lower()}" for s in theme.BOARD_STATES if counts.get(s)]
+        titles = dict(theme.STATE_TITLES)
+        if run.dry_run:          # a plan: its waiting tasks would run; nothing ran
+            titles[TaskState.WAITING] = "Would run"
+        parts = [f"{counts[s]} {titles[s].lower()}" for s in theme.BOARD_STATES if counts.get(s)]
         self.counts.setText(" · ".join(parts))
-        if run.status is None:
+        if run.dry_run and run.status is not RunStatus.RUNNING:
+            self.progress.setValue(0)
+            self.progress.setVisible(False)     # a plan is not a run: nothing to be done with
+            words = run.plan_words()
+            self.eta.setText(words[0].upper() + words[1:])
+        elif run.status is None:
             self.progress.setValue(0)
             self.progress.setVisible(False)
             self.eta.setText("")
