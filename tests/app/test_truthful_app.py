@@ -341,3 +341,21 @@ outputs = ["report"]
     window.selection.set(["report"], "test")
     window.actions["explain"].trigger()
     assert dict(window.dialogs["explain"].sections)["In the plan (dry run)"] == "would run"
+
+
+def test_the_live_log_never_doubles_lines(qtbot, window, tmp_path):
+    # Issue 19: a task's second run showed "tick 1, tick 1, tick 2"; "Whole run" showed
+    # start lines twice. A run's first batch of events (its start, the task's start and
+    # first lines) was shown by the reload at the run's start, then appended again.
+    folder = _write(tmp_path / "ticks", '[tasks.tick]\ncmd = "echo tick 1; echo tick 2"\nphony = true\n')
+    window.open_path(str(folder))
+    window.selection.set(["tick"], "test")
+    for whole in (False, False, True):
+        if whole:
+            window.log.show_whole_run()
+        events = _events_of_a_run(folder)           # a real run's events, in one batch
+        window.bench.bridge.feed(events)
+        qtbot.waitUntil(lambda: window.bench.run.run_id == events[0].run_id
+                        and window.bench.run.status is RunStatus.SUCCEEDED, timeout=10_000)
+        expected = ["[tick] tick 1", "[tick] tick 2"] if whole else ["tick 1", "tick 2"]
+        assert window.log.text.toPlainText().splitlines() == expected

@@ -317,10 +317,13 @@ class MainWindow(QMainWindow):
     def _run_changed(self, changes: Changes) -> None:
         # A run's start names the old and the new run's tasks: only their nodes change.
         self.graph.update_states(changes.tasks, legend=changes.started is not None)
-        if changes.started is not None and self.past_run_id is None:
-            self.log.set_source(self.live_log)
         if self.past_run_id is None:
-            self.log.append(changes.lines)
+            if changes.started is not None:
+                # The reload shows what the run holds, this batch's lines too: they
+                # must not be appended again (doubled lines at a run's start).
+                self.log.set_source(self.live_log)
+            else:
+                self.log.append(changes.lines)
             self.log.tasks_changed(changes.tasks)
             if changes.bars:
                 self._refresh_timeline()
