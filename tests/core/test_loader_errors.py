@@ -591,3 +591,34 @@ def test_a_file_with_many_errors_lists_twenty_and_counts_the_rest(tmp_path):
     assert lines[19].startswith(f"{path}:79:1: unknown key 'retires' in tasks.t19 ")
     # the first error is the error's own place, as for one error
     assert str(e.value.location) == f"{path}:3:1"
+
+
+def test_once_the_tasks_are_sound_every_missing_input_unknown_after_and_default_is_told(tmp_path):
+    import pickle
+    from gristmill.core.errors import WorkflowErrors
+    path = write(tmp_path, "gristmill.toml", '''
+        [workflow]
+        default = ["build", "nope"]
+
+        [tasks.build]
+        cmd = "touch out"
+        inputs = ["missing.txt"]
+        outputs = ["out"]
+        after = ["fetc"]
+
+        [tasks.fetch]
+        cmd = "x"
+        inputs = ["gone.csv"]
+        ''')
+    with pytest.raises(WorkflowErrors) as e:
+        load_workflow(path)
+    assert str(e.value).splitlines() == [
+        at(tmp_path, 2, 21, "default: unknown task 'nope'"),
+        at(tmp_path, 6, 11, "input 'missing.txt' of task 'build' neither exists nor is "
+                            "produced by any task"),
+        at(tmp_path, 8, 10, "after: unknown task 'fetc' (did you mean 'fetch'?)"),
+        at(tmp_path, 12, 11, "input 'gone.csv' of task 'fetch' neither exists nor is produced "
+                             "by any task"),
+    ]
+    again = pickle.loads(pickle.dumps(e.value))
+    assert str(again) == str(e.value) and again.location == e.value.location

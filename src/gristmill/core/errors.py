@@ -53,6 +53,9 @@ class WorkflowErrors(WorkflowError):
         first = self.errors[0]
         super().__init__(first.message, first.location)
 
+    def __reduce__(self):
+        return (WorkflowErrors, (self.errors,))
+
     def __str__(self) -> str:
         lines = [WorkflowError.__str__(e) for e in self.errors[:SHOWN_ERRORS]]
         more = len(self.errors) - SHOWN_ERRORS

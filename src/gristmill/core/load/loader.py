@@ -192,14 +192,17 @@ class _Loader:
         # What is wrong in the files so far, all of it; fan-out needs every task sound.
         self.errors.raise_any()
 
-        expander = Expander(specs, self.root, Disk(self.root, self.probe))
+        expander = Expander(specs, self.root, Disk(self.root, self.probe), self.errors)
         tasks = expander.run()
         self.warnings.extend(expander.warnings)
+        default: tuple[str, ...] = ()
         if main_sec.default is not None:
-            default = self._default(main, main_sec, expander.groups())
+            with self.errors.going_on():
+                default = self._default(main, main_sec, expander.groups())
         else:
             # Every task that is not phony; a workflow of phony tasks alone: every task.
             default = tuple(t.name for t in tasks if not t.phony) or tuple(t.name for t in tasks)
+        self.errors.raise_any()         # the tasks' inputs and afters, and the default
         workflow = Workflow(
             name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
             path=Path(self.abspath), root=Path(self.root),
