@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 SHOWN_ERRORS = 20       # errors of a file listed in one report; the rest are counted
 
@@ -68,24 +67,35 @@ class ErrorCollector:
     """Gathers the errors of a load that can go on after them (an unknown key, a bad
     value, one bad task), so a file's errors are all told at once, not the first alone."""
 
+    __slots__ = ("errors", "_seen")
+
     def __init__(self) -> None:
         self.errors: list[WorkflowError] = []
-        self._seen: set[str] = set()
+        self._seen: set[str] | None = None
 
     def add(self, error: WorkflowError) -> None:
+        if self._seen is None:
+            self._seen = set()
         for e in getattr(error, "errors", (error,)):
             text = WorkflowError.__str__(e)
             if text not in self._seen:
                 self._seen.add(text)
                 self.errors.append(e)
 
-    @contextmanager
-    def going_on(self) -> Iterator[None]:
-        """Run the block; a WorkflowError in it is kept, and what follows the block runs."""
-        try:
-            yield
-        except WorkflowError as e:
-            self.add(e)
+    def going_on(self) -> "ErrorCollector":
+        """``with errors.going_on():`` runs the block; a WorkflowError in it is kept, and
+        what follows the block runs. (The collector is its own context manager: no
+        generator per block, as a load enters thousands.)"""
+        return self
+
+    def __enter__(self) -> "ErrorCollector":
+        return self
+
+    def __exit__(self, kind, error, _tb) -> bool:
+        if kind is not None and issubclass(kind, WorkflowError):
+            self.add(error)
+            return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self.errors)

@@ -125,12 +125,14 @@ def check_table(src: Source, value: Any, path: Path_) -> dict[str, Any]:
 
 def check_keys(src: Source, table: dict[str, Any], path: Path_, allowed: tuple[str, ...]) -> None:
     """Every unknown key of ``table`` is an error (all of them in one ``WorkflowErrors``)."""
+    unknown = [key for key in table if key not in allowed]
+    if not unknown:
+        return
     errors = ErrorCollector()
-    for key in table:
-        if key not in allowed:
-            where = f" in {dotted(path)}" if path else ""
-            errors.add(src.error(f"unknown key {key!r}{where}{did_you_mean(key, allowed)}",
-                                 path + (key,)))
+    where = f" in {dotted(path)}" if path else ""
+    for key in unknown:
+        errors.add(src.error(f"unknown key {key!r}{where}{did_you_mean(key, allowed)}",
+                             path + (key,)))
     errors.raise_any()
 
 
