@@ -1,11 +1,13 @@
-"""The app tells the truth (issue 22): cancelling one task, the status bar's books, a live
-Explain, every error of a file, what the default targets would run, sizes with units.
-Driven through the app's own actions, offscreen, with the real engine."""
+"""The app tells the truth (issues 22 and 19): cancelling one task, the status bar's books, a
+live Explain, every error of a file, what the default targets would run, sizes with units;
+cancelled runs, plans, broken folders, the live log, all-phony workflows. Driven through the
+app's own actions, offscreen, with the real engine."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from gristmill.app import prompts
 from gristmill.core.events import RunStatus, TaskState
 
 from conftest import wait_run_over
@@ -359,3 +361,19 @@ def test_the_live_log_never_doubles_lines(qtbot, window, tmp_path):
                         and window.bench.run.status is RunStatus.SUCCEEDED, timeout=10_000)
         expected = ["[tick] tick 1", "[tick] tick 2"] if whole else ["tick 1", "tick 2"]
         assert window.log.text.toPlainText().splitlines() == expected
+
+
+def test_a_folder_with_no_workflow_leaves_the_open_workflow_as_it_was(qtbot, window, example,
+                                                                      tmp_path):
+    # The banner said the open workflow "has an error", naming the other folder.
+    window.open_path(str(example))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not window.open_path(str(empty))
+    assert not window.banner.isVisible()
+    assert window.windowTitle() == "weather-pipeline — Gristmill"
+    assert window.bench.workflow.name == "weather-pipeline" and window.bench.tasks.rowCount() == 10
+    assert prompts.LOG[-1][:2] == (prompts.WORKFLOW_ERROR, "Nothing to open")
+    assert f"no gristmill.toml, gristmill.json or Makefile in {empty}" in prompts.LOG[-1][2]
+    window.reload()                  # the open workflow is not the one in error
+    assert not window.banner.isVisible() and window.bench.session.error is None

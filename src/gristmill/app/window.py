@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         b = self.bench
         b.workflowLoaded.connect(self._workflow_loaded)
         b.workflowFailed.connect(self._workflow_failed)
+        b.openFailed.connect(self._open_failed)
         b.scanned.connect(self._scanned)
         b.changed.connect(self._run_changed)
         b.busyChanged.connect(self._busy_changed)
@@ -268,23 +269,28 @@ class MainWindow(QMainWindow):
         self._follow_explain()
         self._update_actions()
 
+    def _open_failed(self, error: GristmillError) -> None:
+        """A path with no workflow file: said, and what is shown stays as it was (the
+        workflow open is not the one in error)."""
+        self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
+        self.statusBar().showMessage(f"Nothing opened: {error}", 8000)
+        prompts.notify(self, prompts.WORKFLOW_ERROR, "Nothing to open", str(error))
+        self._update_actions()
+
     def _workflow_failed(self, error: GristmillError) -> None:
         message = str(error)
         session = self.bench.session
-        if session.path is None and self.bench.workflow is None:
-            self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
-        else:
-            self._show_workbench()
-            kept = self.bench.workflow is not None
-            self.banner.show_error(message, len(getattr(error, "errors", (error,))), kept)
-            if not kept:
-                # This folder's name, and none of the previous workflow's tasks.
-                self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
-                self.graph.set_workflow(None, None)
-                self.selection.set([], "window")
-                self.warnings.clear()
-                self.show_current_run()
-                self._refresh_status()
+        self._show_workbench()
+        kept = self.bench.workflow is not None
+        self.banner.show_error(message, len(getattr(error, "errors", (error,))), kept)
+        if not kept and session.path is not None:
+            # This folder's name, and none of the previous workflow's tasks.
+            self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
+            self.graph.set_workflow(None, None)
+            self.selection.set([], "window")
+            self.warnings.clear()
+            self.show_current_run()
+            self._refresh_status()
         if not self._error_shown:
             self._error_shown = True
             prompts.notify(self, prompts.WORKFLOW_ERROR, "The workflow could not be loaded", message)

@@ -70,6 +70,7 @@ class _Scan:
 class Workbench(QObject):
     workflowLoaded = Signal(object)      # Workflow: a new good state
     workflowFailed = Signal(object)      # GristmillError (the last good state stays)
+    openFailed = Signal(object)          # GristmillError: no workflow there; nothing changed
     scanned = Signal()                   # decisions and durations refreshed
     changed = Signal(object)             # Changes from one batch of engine events
     busyChanged = Signal(bool)
@@ -96,6 +97,7 @@ class Workbench(QObject):
         self._close_requested = False
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self._failed)
+        self.session.openFailed.connect(self.openFailed)
         self.bridge.applied.connect(self._applied)
         self.bridge.ended.connect(self._ended)
         self._scanFinished.connect(self._scanned_after_run)
