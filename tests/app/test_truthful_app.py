@@ -377,3 +377,30 @@ def test_a_folder_with_no_workflow_leaves_the_open_workflow_as_it_was(qtbot, win
     assert f"no gristmill.toml, gristmill.json or Makefile in {empty}" in prompts.LOG[-1][2]
     window.reload()                  # the open workflow is not the one in error
     assert not window.banner.isVisible() and window.bench.session.error is None
+
+
+def test_a_first_run_says_its_eta_is_unknown_then_a_guess(qtbot, window, tmp_path):
+    # Issue 19: with no history, progress sat at 38% while the ETA grew from 6 s to 23 s.
+    folder = _write(tmp_path / "first", '''
+[capacity]
+cpu = 1
+
+[tasks.one]
+cmd = "touch one.out"
+outputs = ["one.out"]
+
+[tasks.two]
+cmd = "while [ ! -e go ]; do sleep 0.05; done; touch two.out"
+outputs = ["two.out"]
+inputs = ["one.out"]
+''')
+    window.settings.trust(folder)
+    window.open_path(str(folder))
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: window.bench.run.state_of("two") is TaskState.RUNNING, timeout=15_000)
+    window._refresh_status()
+    assert window.status.progress.value() == 500            # one of two tasks done
+    assert window.status.eta.text().startswith("ETA ~")
+    assert window.status.eta.text().endswith(" (a guess: no history for 2 tasks)")
+    (folder / "go").touch()
+    wait_run_over(qtbot, window)

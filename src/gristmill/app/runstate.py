@@ -55,6 +55,16 @@ class Bar:
     log_path: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """How far a run is: the fraction done, the seconds left (None: not known yet), and
+    how many of its tasks have no estimate (no recorded success): then it is a guess."""
+
+    fraction: float
+    left: float | None
+    guessed: int = 0
+
+
 @dataclass
 class Changes:
     """What one batch of events changed."""
@@ -284,24 +294,42 @@ class RunState:
         return self._fallback_value
 
     def progress(self, estimates: Mapping[str, float], now: float) -> tuple[float, float | None]:
-        """(fraction done, seconds left or None), weighted by estimated durations.
+        """(fraction done, seconds left or None): ``estimate`` without its honesty."""
+        e = self.estimate(estimates, now)
+        return e.fraction, e.left
 
-        Tasks found up to date or skipped weigh nothing; a running task counts
-        its elapsed time, capped just below its estimate. A cancelled run stays at
-        what it got done: what it stopped or never started is not done.
+    def estimate(self, estimates: Mapping[str, float], now: float) -> Estimate:
+        """How far the run is, and how long it has left.
+
+        With an estimate (a recorded success) for every task it runs: weighted by
+        them; tasks found up to date or skipped weigh nothing, a running task counts
+        its elapsed time, capped just below its estimate. Without (a guess): the
+        tasks finished, counted; the time left is what the running ones have left
+        and the waiting ones take, each at its estimate or else at the mean of this
+        run's finished tasks, and unknown until one has finished. A cancelled run
+        stays at what it got done: what it stopped or never started is not done.
         """
         if not self.plan:
-            return 0.0, None
-        fallback = self._fallback(estimates)
-        total = done = 0.0
+            return Estimate(0.0, None)
         stopped = self.status is RunStatus.CANCELLED
         ended = (TaskState.DONE,) if stopped else (TaskState.DONE, TaskState.FAILED,
                                                   TaskState.CANCELLED)
+        counted: list[tuple[str, TaskRun | None]] = []
+        guessed = 0
         for name in self.plan:
             tr = self.tasks.get(name)
             state = tr.state if tr else None
             if state is TaskState.UP_TO_DATE or (state is TaskState.SKIPPED and not stopped):
                 continue
+            counted.append((name, tr))
+            if not estimates.get(name):
+                guessed += 1
+        if guessed:
+            return self._guess(counted, estimates, now, ended, stopped, guessed)
+        fallback = self._fallback(estimates)
+        total = done = 0.0
+        for name, tr in counted:
+            state = tr.state if tr else None
             w = max(estimates.get(name) or fallback, 0.05)
             total += w
             if state in ended:
@@ -309,14 +337,47 @@ class RunState:
             elif state is TaskState.RUNNING and tr is not None and tr.started is not None:
                 done += min(max(now - tr.started, 0.0), 0.95 * w)
         if stopped:
-            return (done / total if total > 0 else 0.0), 0.0
+            return Estimate(done / total if total > 0 else 0.0, 0.0)
         if self.status is not None and self.status is not RunStatus.RUNNING:
-            return 1.0, 0.0
+            return Estimate(1.0, 0.0)
         if total <= 0:
-            return 1.0 if self.finished_at else 0.0, None
+            return Estimate(1.0 if self.finished_at else 0.0, None)
         fraction = min(done / total, 1.0)
         elapsed = now - self.started_at if self.started_at is not None else 0.0
         if done <= 0 or elapsed < 1.0:
-            return fraction, None
+            return Estimate(fraction, None)
         rate = done / elapsed            # estimated work-seconds per wall second
-        return fraction, max(total - done, 0.0) / rate
+        return Estimate(fraction, max(total - done, 0.0) / rate)
+
+    def _guess(self, counted: list[tuple[str, TaskRun | None]], estimates: Mapping[str, float],
+               now: float, ended: tuple[TaskState, ...], stopped: bool, guessed: int) -> Estimate:
+        """``estimate`` when some task has no estimate: finished tasks counted."""
+        finished = 0
+        took = [tr.duration for _, tr in counted
+                if tr is not None and tr.state is TaskState.DONE and tr.duration is not None]
+        mean = sum(took) / len(took) if took else None
+        left: float | None = 0.0
+        running = 0
+        for name, tr in counted:
+            state = tr.state if tr else None
+            if state in ended:
+                finished += 1
+                continue
+            expected = estimates.get(name) or mean
+            if state is TaskState.RUNNING:
+                running += 1
+            if expected is None or left is None:
+                left = None
+                continue
+            if state is TaskState.RUNNING and tr is not None and tr.started is not None:
+                left += max(expected - max(now - tr.started, 0.0), 0.0)
+            else:
+                left += expected
+        fraction = finished / len(counted) if counted else 0.0
+        if stopped:
+            return Estimate(fraction, 0.0, guessed)
+        if self.status is not None and self.status is not RunStatus.RUNNING:
+            return Estimate(1.0, 0.0, guessed)
+        if left is not None:
+            left /= max(running, 1)          # as many at once as run now
+        return Estimate(fraction, left, guessed)

@@ -12,7 +12,17 @@ from gristmill.core.events import RunStatus, TaskState, run_status_words
 from gristmill.core.sizes import format_duration, format_size
 
 from .. import theme
-from ..runstate import RunState
+from ..runstate import Estimate, RunState
+
+
+def eta_words(est: Estimate) -> str:
+    """The time left in words, saying when it is a guess (tasks with no history)."""
+    if not est.guessed:
+        return f"ETA {format_duration(est.left)}" if est.left is not None else "ETA …"
+    tasks = f"{est.guessed} task{'s' if est.guessed != 1 else ''}"
+    if est.left is None:
+        return f"ETA unknown: no history yet for {tasks}"
+    return f"ETA ~{format_duration(est.left)} (a guess: no history for {tasks})"
 
 
 class RunStatusWidgets:
@@ -58,11 +68,11 @@ class RunStatusWidgets:
             self.progress.setVisible(False)
             self.eta.setText("")
         else:
-            fraction, left = run.progress(estimates, now)
+            est = run.estimate(estimates, now)
             self.progress.setVisible(True)
-            self.progress.setValue(int(fraction * 1000))
+            self.progress.setValue(int(est.fraction * 1000))
             if run.status is RunStatus.RUNNING:
-                self.eta.setText(f"ETA {format_duration(left)}" if left is not None else "ETA …")
+                self.eta.setText(eta_words(est))
             else:
                 took = (run.finished_at or now) - (run.started_at or now)
                 words = run_status_words(run.status, run.counts)
