@@ -1,7 +1,7 @@
 """The ``gristmill`` command: headless subcommands, or the app with none.
 
 Exit status: 0 success, 1 a task failed (or the run was cancelled), 2 a usage
-or workflow error. Errors are one line, ``path:line:col: message``.
+or workflow error. Errors are one line each, ``path:line:col: message``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from .core.events import (Event, IntermediatesRemoved, OutputLine, RunFinished, 
                           RunStatus, TaskAudited, TaskFinished, TaskStarted, TaskState,
                           TaskStateChanged, Outcome)
 from .core.findings import AuditFinding
+from .core.reasons import ReasonKind
 from .core.sizes import format_duration
 
 KEEP = 10_000      # lines of a task's output held in memory; past that, its log is read
@@ -181,9 +182,12 @@ class ConsoleReporter:
             if ev.state is TaskState.CANCELLED:
                 self.done += 1
                 self.ended.add(ev.task)
-                self.cancelled.append(ev.task)
-                self._print(f"⊘ {ev.task} cancelled (attempt {finished.attempt}, "
-                            f"{format_duration(finished.duration)}); the run goes on without it")
+                took = f"attempt {finished.attempt}, {format_duration(finished.duration)}"
+                if ev.reasons and ev.reasons[0].kind is ReasonKind.RUN_CANCELLED:
+                    self._print(f"⊘ {ev.task} stopped: the run was cancelled ({took})")
+                else:
+                    self.cancelled.append(ev.task)
+                    self._print(f"⊘ {ev.task} cancelled ({took}); the run goes on without it")
                 if finished.removed_outputs:
                     self._print("  removed partial outputs: " + ", ".join(finished.removed_outputs))
                 self._draw()
@@ -284,7 +288,10 @@ class ConsoleReporter:
     def _summary(self, ev: RunFinished) -> None:
         self._clear()
         c = ev.counts
-        parts = [f"{c[k]} {k.replace('-', ' ')}" for k in
+        # A cancelled run's cancelled tasks were stopped, its skipped ones never started.
+        words = ({"cancelled": "stopped", "skipped": "not started"}
+                 if ev.status is RunStatus.CANCELLED else {})
+        parts = [f"{c[k]} {words.get(k) or k.replace('-', ' ')}" for k in
                  ("done", "up-to-date", "failed", "cancelled", "skipped", "waiting", "ready")
                  if c.get(k)]
         word = {RunStatus.SUCCEEDED: "finished", RunStatus.FAILED: "FAILED",

@@ -190,11 +190,11 @@ def test_idle_counts_are_the_tasks_outside_the_run(tmp_path):
     run, model, wf = make_model(tmp_path, n=6)
     (tmp_path / "t0.out").write_text("x")
     model.set_decisions(StalenessScan(wf, TaskGraph(wf)).scan(list(wf.tasks)))
-    assert model.idle_counts() == (5, 1)
+    assert model.idle_counts() == (5, 1, 0)
     model.apply_changes(run.apply([RunStarted("r", 0.0, "chain", str(wf.path), (), ("t0", "t1", "t2"))]))
-    assert model.idle_counts() == (3, 0)
+    assert model.idle_counts() == (3, 0, 0)
     expected = (sum(model.idle_state(n) is IdleState.STALE for n in wf.tasks),
-                sum(model.idle_state(n) is IdleState.FRESH for n in wf.tasks))
+                sum(model.idle_state(n) is IdleState.FRESH for n in wf.tasks), 0)
     assert model.idle_counts() == expected
 
 

@@ -87,3 +87,30 @@ def test_none_survives_many_qt_calls(qapp):
     for _ in range(200_000):
         w.update()
     assert sys.getrefcount(None) > 1_000_000 or sys.getrefcount(None) >= before
+
+
+def test_without_history_progress_counts_finished_tasks_and_says_it_is_a_guess():
+    # Issue 19: with no estimates each task weighed 1 s, so two running 20 s tasks sat
+    # at 47% while the ETA grew from 6 s to 22 s.
+    run = RunState()
+    run.apply([started(("a", "b", "c", "d"), t=0.0),
+               TaskStarted(R, 0.0, "a", 1, 0), TaskStarted(R, 0.0, "b", 1, 1)])
+    for now in (5.0, 20.0):
+        assert run.progress({}, now) == (0.0, None)       # nothing known yet
+        assert run.estimate({}, now).guessed == 4
+    run.apply([TaskFinished(R, 20.0, "a", 1, Outcome.SUCCEEDED, 0, 20.0),
+               TaskFinished(R, 20.0, "b", 1, Outcome.SUCCEEDED, 0, 20.0),
+               TaskStarted(R, 20.0, "c", 1, 0), TaskStarted(R, 20.0, "d", 1, 1)])
+    e = run.estimate({}, 25.0)
+    # half the tasks done; c and d should take 20 s as a and b did: 15 s left, both at once
+    assert (e.fraction, e.left, e.guessed) == (0.5, 15.0, 4)
+    e = run.estimate({"c": 30.0}, 25.0)        # an estimate wins over the run's mean
+    assert (e.fraction, e.left, e.guessed) == (0.5, (25.0 + 15.0) / 2, 3)
+
+
+def test_the_status_bar_says_when_the_eta_is_a_guess(qapp):
+    from gristmill.app.runstate import Estimate
+    from gristmill.app.views.status import eta_words
+    assert eta_words(Estimate(0.0, None, 4)) == "ETA unknown: no history yet for 4 tasks"
+    assert eta_words(Estimate(0.5, 15.0, 1)) == "ETA ~15.0 s (a guess: no history for 1 task)"
+    assert eta_words(Estimate(0.5, 15.0, 0)) == "ETA 15.0 s"

@@ -246,6 +246,13 @@ def test_cancel_kills_every_process_tree_within_two_seconds(tmp_path):
     assert result["r"].status is RunStatus.CANCELLED
     assert rec.final()["later"] is TaskState.SKIPPED
     assert rec.of(RunFinished)[0].status is RunStatus.CANCELLED
+    # What the cancel stopped is cancelled, not failed (issue 19): its own outcome.
+    assert rec.final()["t0"] is TaskState.CANCELLED and rec.final()["t1"] is TaskState.CANCELLED
+    assert rec.of(RunFinished)[0].counts == {"skipped": 1, "cancelled": 2}
+    assert result["r"].failed == ()
+    stopped = [e for e in rec.of(TaskStateChanged) if e.task == "t0"][-1]
+    assert stopped.reasons[0].kind is ReasonKind.RUN_CANCELLED
+    assert stopped.reasons[0].message == "stopped when the run was cancelled"
 
 
 def test_abort_after_cancel_kills_without_waiting_out_the_grace(tmp_path, monkeypatch):

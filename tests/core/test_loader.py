@@ -165,6 +165,16 @@ def test_default_is_every_task_that_is_not_phony(example):
     assert wf.default == ("thumb[images/a.png]", "thumb[images/b.png]", "fetch", "train")
 
 
+def test_a_workflow_of_phony_tasks_alone_defaults_to_every_task(tmp_path):
+    # Issue 19: with no default and nothing but phony tasks, F5 and `run` ran nothing.
+    write(tmp_path, "gristmill.toml", '[tasks.hello]\ncmd = "echo hi"\nphony = true\n\n'
+                                      '[tasks.bye]\ncmd = "echo bye"\nphony = true\n')
+    assert load_workflow(tmp_path).default == ("hello", "bye")
+    write(tmp_path, "gristmill.toml", '[tasks.hello]\ncmd = "echo hi"\nphony = true\n\n'
+                                      '[tasks.out]\ncmd = "touch out"\noutputs = ["out"]\n')
+    assert load_workflow(tmp_path).default == ("out",)
+
+
 def test_name_defaults_to_the_folder_name(tmp_path):
     folder = tmp_path / "my-project"
     write(folder, "gristmill.toml", '[tasks.a]\ncmd = "true"\n')

@@ -555,3 +555,99 @@ def test_syntax_error_in_a_json_var_file_names_that_file(tmp_path):
     write(tmp_path, "conf.json", '{\n  "a": tru\n}')
     assert error(tmp_path, '[vars]\nm = { json = "conf.json", path = "a" }\n') == at(
         tmp_path, 2, 8, "invalid JSON: Expecting value", "conf.json")
+
+
+# -- every error of a file, in one pass -------------------------------------------------
+
+def test_every_error_of_a_file_is_told_in_one_pass_in_file_order(tmp_path):
+    write(tmp_path, "more.toml", '''
+        [tasks.two]
+        cmd = "x"
+        phony = "yes"
+        ''')
+    text = error(tmp_path, '''
+        [workflow]
+        include = ["more.toml"]
+        nmae = "w"
+
+        [tasks.one]
+        cmd = "touch out"
+        timeout = -1
+        ouputs = ["out"]
+        retires = 3
+        resources = { cpu = "a", mem = 1 }
+
+        [capacity]
+        cpu = 0
+        ''')
+    more = tmp_path / "more.toml"
+    assert text.splitlines() == [
+        at(tmp_path, 3, 1, "unknown key 'nmae' in workflow (did you mean 'name'?)"),
+        at(tmp_path, 7, 11, "tasks.one.timeout: bad duration: -1"),
+        at(tmp_path, 8, 1, "unknown key 'ouputs' in tasks.one (did you mean 'outputs'?)"),
+        at(tmp_path, 9, 1, "unknown key 'retires' in tasks.one (did you mean 'retries'?)"),
+        at(tmp_path, 10, 21, "tasks.one.resources.cpu: expected a non-negative number, "
+                             "got a string ('a')"),
+        at(tmp_path, 10, 32, 'tasks.one.resources.mem: size 1 has no unit: add one of B, KB, '
+                             'MB, GB, TB, KiB, MiB, GiB, TiB (e.g. "1MB" or "1GB")'),
+        at(tmp_path, 13, 7, "capacity.cpu: expected a positive number, got 0"),
+        f"{more}:3:9: tasks.two.phony: expected a boolean (true or false), got a string ('yes')",
+    ]
+
+
+def test_the_errors_of_a_json_file_are_all_told_too(tmp_path):
+    text = error(tmp_path, '{"tasks": {\n  "a": {"cmd": "x", "ouputs": []},\n'
+                           '  "b": {"retires": 1}\n}}', "gristmill.json")
+    assert text.splitlines() == [
+        at(tmp_path, 2, 21, "unknown key 'ouputs' in tasks.a (did you mean 'outputs'?)",
+           "gristmill.json"),
+        at(tmp_path, 3, 9, "unknown key 'retires' in tasks.b (did you mean 'retries'?)",
+           "gristmill.json"),
+    ]
+
+
+def test_a_file_with_many_errors_lists_twenty_and_counts_the_rest(tmp_path):
+    from gristmill.core.errors import WorkflowErrors
+    path = write(tmp_path, "gristmill.toml", "".join(
+        f'[tasks.t{i}]\ncmd = "x"\nretires = 1\n\n' for i in range(25)))
+    with pytest.raises(WorkflowErrors) as e:
+        load_workflow(path)
+    assert len(e.value.errors) == 25
+    lines = str(e.value).splitlines()
+    assert len(lines) == 21 and lines[-1] == "… and 5 more errors"
+    assert lines[0] == at(tmp_path, 3, 1, "unknown key 'retires' in tasks.t0 "
+                                          "(did you mean 'retries'?)")
+    assert lines[19].startswith(f"{path}:79:1: unknown key 'retires' in tasks.t19 ")
+    # the first error is the error's own place, as for one error
+    assert str(e.value.location) == f"{path}:3:1"
+
+
+def test_once_the_tasks_are_sound_every_missing_input_unknown_after_and_default_is_told(tmp_path):
+    import pickle
+    from gristmill.core.errors import WorkflowErrors
+    path = write(tmp_path, "gristmill.toml", '''
+        [workflow]
+        default = ["build", "nope"]
+
+        [tasks.build]
+        cmd = "touch out"
+        inputs = ["missing.txt"]
+        outputs = ["out"]
+        after = ["fetc"]
+
+        [tasks.fetch]
+        cmd = "x"
+        inputs = ["gone.csv"]
+        ''')
+    with pytest.raises(WorkflowErrors) as e:
+        load_workflow(path)
+    assert str(e.value).splitlines() == [
+        at(tmp_path, 2, 21, "default: unknown task 'nope'"),
+        at(tmp_path, 6, 11, "input 'missing.txt' of task 'build' neither exists nor is "
+                            "produced by any task"),
+        at(tmp_path, 8, 10, "after: unknown task 'fetc' (did you mean 'fetch'?)"),
+        at(tmp_path, 12, 11, "input 'gone.csv' of task 'fetch' neither exists nor is produced "
+                             "by any task"),
+    ]
+    again = pickle.loads(pickle.dumps(e.value))
+    assert str(again) == str(e.value) and again.location == e.value.location

@@ -196,7 +196,9 @@ def test_second_ctrl_c_kills_a_task_that_ignores_sigterm_and_still_reports(tmp_p
     assert not _alive(child)
     assert "Traceback" not in err
     assert "cancelling" in err and "killing every running task now" in err
-    assert "stubborn failed: cancelled" in out and "CANCELLED" in out
+    assert "⊘ stubborn stopped: the run was cancelled (attempt 1, " in out
+    assert re.search(r"^gristmill: run CANCELLED in \S+ m?s: 1 stopped$", out, re.M), out
+    assert "failed" not in out
     assert "cancelled" in gristmill("history", "-C", tmp_path).stdout
 
 
@@ -272,3 +274,29 @@ def test_jobs_flag_caps_parallelism_and_a_json_log_is_written(tmp_path, gristmil
     finished = [x for x in lines if x["event"] == "task_finished"]
     assert {x["task"] for x in finished} == {"t[a]", "t[b]", "t[c]"}
     assert all(x["run"] == lines[0]["run"] and x["attempt"] == 1 for x in finished)
+
+
+def test_every_error_of_a_bad_workflow_is_printed_and_exit_2(tmp_path):
+    # Only `ouputs` was named; `retires` on the next line was told after it was fixed.
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.a]\ncmd = "true"\nouputs = ["x"]\nretires = 2\n')
+    for command in ("run", "plan"):
+        p = gristmill(command, "-C", tmp_path)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        lines = p.stderr.splitlines()
+        assert len(lines) == 2, p.stderr
+        assert re.fullmatch(r".*gristmill\.toml:3:1: unknown key 'ouputs' in tasks\.a "
+                            r"\(did you mean 'outputs'\?\)", lines[0])
+        assert re.fullmatch(r".*gristmill\.toml:4:1: unknown key 'retires' in tasks\.a "
+                            r"\(did you mean 'retries'\?\)", lines[1])
+
+
+def test_a_workflow_of_phony_tasks_alone_runs_every_task(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.hello]\ncmd = "echo hi > said"\nphony = true\n\n'
+        '[tasks.bye]\ncmd = "echo bye >> said"\nphony = true\nafter = ["hello"]\n')
+    p = gristmill("plan", "-C", tmp_path)
+    assert p.returncode == 0 and "2 to run" in p.stdout, p.stdout
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "said").read_text() == "hi\nbye\n"

@@ -36,31 +36,71 @@ def gpu_line(run: TaskRun) -> str:
     if run.gpu_util is not None:
         figures.append(f"{run.gpu_util:.0f}% busy")
     return text + ("; " + ", ".join(figures) if figures else "")
+_NEXT_TIME = "the next time it is a target or a target needs it"
+
+
+def _in_run_answer(run: TaskRun, going: bool) -> str | None:
+    """"Will it run?" told by the run shown, for a task in it, when that run is newer
+    than the scan (the scan's answer was given before the task ran)."""
+    state = run.state
+    if state is TaskState.WAITING:
+        return "Yes: it is in the run going on, waiting for what it needs." if going else None
+    if state is TaskState.READY:
+        return "Yes: it is in the run going on, ready to start." if going else None
+    if state is TaskState.RUNNING:
+        return f"It is running now (attempt {run.attempt or 1})."
+    if state is TaskState.DONE:
+        then = (" Whether anything changed since is checked when the run ends." if going
+                else "")
+        return "No: it ran in this run and succeeded." + then
+    if state is TaskState.FAILED:
+        return f"Yes: it failed in this run, so it runs again {_NEXT_TIME}."
+    if state is TaskState.CANCELLED:
+        return f"Yes: it was cancelled in this run, so it runs {_NEXT_TIME}."
+    if state is TaskState.SKIPPED:
+        return f"Yes: it was skipped in this run, so it runs {_NEXT_TIME}."
+    if state is TaskState.UP_TO_DATE:
+        return "No: this run found it up to date."
+    return None
 
 
 def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decision],
-            name: str, run: TaskRun | None = None) -> list[tuple[str, str]]:
-    """(heading, text) pairs for one task, in the order a person reads them."""
+            name: str, run: TaskRun | None = None, *, newer: bool = False,
+            going: bool = False, plan: bool = False) -> list[tuple[str, str]]:
+    """(heading, text) pairs for one task, in the order a person reads them.
+
+    ``newer``: the run shown (``run`` is the task's part in it) started after the scan
+    that made ``decisions``, so what the run says of the task is the later news;
+    ``going``: that run is still going; ``plan``: that run is a plan (a dry run)."""
     task = workflow.tasks[name]
     out: list[tuple[str, str]] = []
     d = decisions.get(name)
-    if d is None:
+    answer = _in_run_answer(run, going) if newer and run is not None and run.state else None
+    if answer is not None:
+        out.append(("Will it run?", answer))
+    elif d is None:
         out.append(("Will it run?", "Not known yet: the workflow has not been scanned."))
     elif d.stale:
-        out.append(("Will it run?", "Yes, the next time it is a target or a target needs it."))
+        out.append(("Will it run?", f"Yes, {_NEXT_TIME}."))
     else:
         out.append(("Will it run?", "No: it is up to date."))
     if d is not None:
-        out.append(("Why", "\n".join(f"• {r.message}" for r in d.reasons) or "• no reason recorded"))
-    if run is not None and run.state is not None:
+        heading = "Why, as the run started" if answer is not None else "Why"
+        out.append((heading, "\n".join(f"• {r.message}" for r in d.reasons) or "• no reason recorded"))
+    if run is not None and run.state is not None and plan:
+        out.append(("In the plan (dry run)", "would run" if run.state is TaskState.WAITING
+                    else run.state.value.replace("-", " ")))
+    elif run is not None and run.state is not None:
         state = run.state.value
         if run.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED) and run.exit_code is not None:
             state += f" (exit code {run.exit_code}, attempt {run.attempt})"
         text = state
+        told = {state}
         if run.reasons and run.state in (TaskState.SKIPPED, TaskState.UP_TO_DATE, TaskState.FAILED,
                                          TaskState.CANCELLED):
             text += "\n" + "\n".join(f"• {r.message}" for r in run.reasons)
-        if run.message:
+            told.update(r.message for r in run.reasons)
+        if run.message and run.message not in told:
             text += f"\n{run.message}"
         gpus = gpu_line(run)
         if gpus:

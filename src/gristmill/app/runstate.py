@@ -69,6 +69,16 @@ def device_rows(devices) -> tuple[str, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """How far a run is: the fraction done, the seconds left (None: not known yet), and
+    how many of its tasks have no estimate (no recorded success): then it is a guess."""
+
+    fraction: float
+    left: float | None
+    guessed: int = 0
+
+
 @dataclass
 class Changes:
     """What one batch of events changed."""
@@ -125,6 +135,10 @@ class RunState:
         self.tasks: dict[str, TaskRun] = {}
         self.bars: list[Bar] = []
         self._open_bars: dict[tuple[str, int], int] = {}
+        # The engine's books: what each attempt started and not yet finished holds. Its
+        # capacity is taken just before TaskStarted and given back just before
+        # TaskFinished, so these are what the engine has allocated after every event.
+        self.allocated: dict[tuple[str, int], Resources] = {}
         self.log = LogBook()
         self.audits: dict[str, TaskAudited] = {}      # the dependency audit, per task
         self._fallback_of: Mapping[str, float] | None = None
@@ -210,6 +224,7 @@ class RunState:
         tr.log_path = ev.log_path
         tr.devices = ev.devices
         tr.gpu_peak_mem = tr.gpu_util = None
+        self.allocated[(ev.task, ev.attempt)] = ev.resources
         self._open_bars[(ev.task, ev.attempt)] = len(self.bars)
         self.bars.append(Bar(ev.task, ev.attempt, ev.slot, ev.time, log_path=ev.log_path,
                              devices=device_rows(ev.devices)))
@@ -226,6 +241,11 @@ class RunState:
         tr.message = ev.message
         tr.gpu_peak_mem = ev.gpu_peak_mem
         tr.gpu_util = ev.gpu_util
+        self.allocated.pop((ev.task, ev.attempt), None)
+        if ev.outcome is Outcome.SUCCEEDED and tr.state is TaskState.RUNNING:
+            # Done, as the engine's TaskStateChanged will say: it may first start the
+            # tasks this one's slot lets in, and the task must not count as running then.
+            tr.state = TaskState.DONE
         index = self._open_bars.pop((ev.task, ev.attempt), None)
         if index is not None:
             b = self.bars[index]
@@ -240,6 +260,7 @@ class RunState:
             self.bars[index] = Bar(b.task, b.attempt, b.slot, b.start, when, Outcome.CANCELLED,
                                    None, b.log_path)
         self._open_bars.clear()
+        self.allocated.clear()
 
     # -- questions ------------------------------------------------------------
 
@@ -255,16 +276,35 @@ class RunState:
         return Counter(tr.state for tr in self.tasks.values() if tr.state is not None)
 
     def running_tasks(self) -> list[str]:
-        return [n for n, tr in self.tasks.items() if tr.state is TaskState.RUNNING]
+        """The tasks with an attempt started and not finished (the engine's books)."""
+        return list(dict.fromkeys(task for task, _ in self.allocated))
+
+    def would_run(self) -> list[str]:
+        """A plan's (dry run's) tasks that would run, in run order."""
+        if not self.dry_run:
+            return []
+        return [n for n in self.plan if self.state_of(n) is TaskState.WAITING]
+
+    def plan_words(self) -> str:
+        """A plan in words: "plan: 3 would run, 2 up to date; nothing ran"."""
+        would = len(self.would_run())
+        fresh = len(self.plan) - would
+        if not would:
+            return f"plan: nothing would run ({fresh} up to date); nothing ran"
+        up = f", {fresh} up to date" if fresh else ""
+        return f"plan: {would} would run{up}; nothing ran"
+
+    def running_count(self) -> int:
+        return len(self.allocated)
 
     def in_use(self) -> tuple[float, int, float]:
-        """(cpu, mem bytes, gpu) declared by the tasks running now."""
+        """(cpu, mem bytes, gpu) the engine has allocated now: what the attempts started
+        and not yet finished declared."""
         cpu, mem, gpu = 0.0, 0, 0
-        for tr in self.tasks.values():
-            if tr.state is TaskState.RUNNING and tr.resources is not None:
-                cpu += tr.resources.cpu
-                mem += tr.resources.mem
-                gpu += tr.resources.gpu
+        for r in self.allocated.values():
+            cpu += r.cpu
+            mem += r.mem
+            gpu += r.gpu
         return cpu, mem, gpu
 
     def _fallback(self, estimates: Mapping[str, float]) -> float:
@@ -277,33 +317,90 @@ class RunState:
         return self._fallback_value
 
     def progress(self, estimates: Mapping[str, float], now: float) -> tuple[float, float | None]:
-        """(fraction done, seconds left or None), weighted by estimated durations.
+        """(fraction done, seconds left or None): ``estimate`` without its honesty."""
+        e = self.estimate(estimates, now)
+        return e.fraction, e.left
 
-        Tasks found up to date or skipped weigh nothing; a running task counts
-        its elapsed time, capped just below its estimate.
+    def estimate(self, estimates: Mapping[str, float], now: float) -> Estimate:
+        """How far the run is, and how long it has left.
+
+        With an estimate (a recorded success) for every task it runs: weighted by
+        them; tasks found up to date or skipped weigh nothing, a running task counts
+        its elapsed time, capped just below its estimate. Without (a guess): the
+        tasks finished, counted; the time left is what the running ones have left
+        and the waiting ones take, each at its estimate or else at the mean of this
+        run's finished tasks, and unknown until one has finished. A cancelled run
+        stays at what it got done: what it stopped or never started is not done.
         """
         if not self.plan:
-            return 0.0, None
-        fallback = self._fallback(estimates)
-        total = done = 0.0
+            return Estimate(0.0, None)
+        stopped = self.status is RunStatus.CANCELLED
+        ended = (TaskState.DONE,) if stopped else (TaskState.DONE, TaskState.FAILED,
+                                                  TaskState.CANCELLED)
+        counted: list[tuple[str, TaskRun | None]] = []
+        guessed = 0
         for name in self.plan:
             tr = self.tasks.get(name)
             state = tr.state if tr else None
-            if state in (TaskState.UP_TO_DATE, TaskState.SKIPPED):
+            if state is TaskState.UP_TO_DATE or (state is TaskState.SKIPPED and not stopped):
                 continue
+            counted.append((name, tr))
+            if not estimates.get(name):
+                guessed += 1
+        if guessed:
+            return self._guess(counted, estimates, now, ended, stopped, guessed)
+        fallback = self._fallback(estimates)
+        total = done = 0.0
+        for name, tr in counted:
+            state = tr.state if tr else None
             w = max(estimates.get(name) or fallback, 0.05)
             total += w
-            if state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+            if state in ended:
                 done += w
             elif state is TaskState.RUNNING and tr is not None and tr.started is not None:
                 done += min(max(now - tr.started, 0.0), 0.95 * w)
+        if stopped:
+            return Estimate(done / total if total > 0 else 0.0, 0.0)
         if self.status is not None and self.status is not RunStatus.RUNNING:
-            return 1.0, 0.0
+            return Estimate(1.0, 0.0)
         if total <= 0:
-            return 1.0 if self.finished_at else 0.0, None
+            return Estimate(1.0 if self.finished_at else 0.0, None)
         fraction = min(done / total, 1.0)
         elapsed = now - self.started_at if self.started_at is not None else 0.0
         if done <= 0 or elapsed < 1.0:
-            return fraction, None
+            return Estimate(fraction, None)
         rate = done / elapsed            # estimated work-seconds per wall second
-        return fraction, max(total - done, 0.0) / rate
+        return Estimate(fraction, max(total - done, 0.0) / rate)
+
+    def _guess(self, counted: list[tuple[str, TaskRun | None]], estimates: Mapping[str, float],
+               now: float, ended: tuple[TaskState, ...], stopped: bool, guessed: int) -> Estimate:
+        """``estimate`` when some task has no estimate: finished tasks counted."""
+        finished = 0
+        took = [tr.duration for _, tr in counted
+                if tr is not None and tr.state is TaskState.DONE and tr.duration is not None]
+        mean = sum(took) / len(took) if took else None
+        left: float | None = 0.0
+        running = 0
+        for name, tr in counted:
+            state = tr.state if tr else None
+            if state in ended:
+                finished += 1
+                continue
+            expected = estimates.get(name) or mean
+            if state is TaskState.RUNNING:
+                running += 1
+            if expected is None or left is None:
+                left = None
+                continue
+            if state is TaskState.RUNNING and tr is not None and tr.started is not None:
+                left += max(expected - max(now - tr.started, 0.0), 0.0)
+            else:
+                left += expected
+        fraction = finished / len(counted) if counted else 0.0
+        if stopped:
+            return Estimate(fraction, 0.0, guessed)
+        if self.status is not None and self.status is not RunStatus.RUNNING:
+            return Estimate(1.0, 0.0, guessed)
+        if left is not None:
+            left /= max(running, 1)          # as many at once as run now
+        return Estimate(fraction, left, guessed)

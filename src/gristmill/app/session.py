@@ -46,6 +46,7 @@ def _signature(paths: list[Path]) -> tuple:
 class WorkflowSession(QObject):
     loaded = Signal(object)     # Workflow: a new good state
     failed = Signal(object)     # GristmillError: the last good state is kept
+    openFailed = Signal(object)  # GristmillError: a path with no workflow; nothing changed
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -65,12 +66,12 @@ class WorkflowSession(QObject):
         self._timer.timeout.connect(self._reload_if_changed)
 
     def open(self, path: str | os.PathLike[str]) -> bool:
-        """Open a folder or a workflow file. On failure the previous workflow is closed."""
+        """Open a folder or a workflow file. A path with no workflow file changes nothing
+        (``openFailed``); a workflow file that does not load closes the previous one."""
         try:
             file = resolve_workflow_path(path)
         except GristmillError as e:
-            self.error = e
-            self.failed.emit(e)
+            self.openFailed.emit(e)
             return False
         self.path = file
         self.workflow = None

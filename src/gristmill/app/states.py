@@ -9,6 +9,7 @@ run did not include, such as a phony ``clean``) has no run state: it shows an
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 from gristmill.core.events import TaskState
 
@@ -48,3 +49,26 @@ def title(state: ShownState) -> str:
 
 def is_idle(state: ShownState | None) -> bool:
     return isinstance(state, IdleState)
+
+
+class IdleCounts(NamedTuple):
+    """The tasks outside the run shown, by what the scan says of them."""
+
+    would_run: int      # stale, and the default targets need it: F5 would run it
+    up_to_date: int
+    if_asked: int       # stale, but no default target needs it (a phony clean, install)
+
+    @property
+    def total(self) -> int:
+        return self.would_run + self.up_to_date + self.if_asked
+
+    def parts(self, dashed: bool = False) -> list[str]:
+        """Their counts in words, the empty ones left out."""
+        out = []
+        if self.would_run:
+            out.append(f"{self.would_run} would run" + (" (dashed)" if dashed else ""))
+        if self.up_to_date:
+            out.append(f"{self.up_to_date} up to date")
+        if self.if_asked:
+            out.append(f"{self.if_asked} only when asked for" + (" (dashed)" if dashed else ""))
+        return out

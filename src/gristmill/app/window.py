@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         b = self.bench
         b.workflowLoaded.connect(self._workflow_loaded)
         b.workflowFailed.connect(self._workflow_failed)
+        b.openFailed.connect(self._open_failed)
         b.scanned.connect(self._scanned)
         b.changed.connect(self._run_changed)
         b.busyChanged.connect(self._busy_changed)
@@ -267,18 +268,31 @@ class MainWindow(QMainWindow):
         self.selection.keep_only(workflow.tasks)
         self.warnings.set_warnings(str(workflow.path), workflow.warnings, workflow.root)
         self.show_current_run()
+        self._follow_explain()
+        self._update_actions()
+
+    def _open_failed(self, error: GristmillError) -> None:
+        """A path with no workflow file: said, and what is shown stays as it was (the
+        workflow open is not the one in error)."""
+        self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
+        self.statusBar().showMessage(f"Nothing opened: {error}", 8000)
+        prompts.notify(self, prompts.WORKFLOW_ERROR, "Nothing to open", str(error))
         self._update_actions()
 
     def _workflow_failed(self, error: GristmillError) -> None:
         message = str(error)
         session = self.bench.session
-        if session.path is None and self.bench.workflow is None:
-            self.settings.remove_recent(getattr(getattr(error, "location", None), "path", "") or "")
-        else:
-            self._show_workbench()
-            self.banner.show_error(message)
-            if self.bench.workflow is None:
-                self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
+        self._show_workbench()
+        kept = self.bench.workflow is not None
+        self.banner.show_error(message, len(getattr(error, "errors", (error,))), kept)
+        if not kept and session.path is not None:
+            # This folder's name, and none of the previous workflow's tasks.
+            self.setWindowTitle(f"{session.path.parent.name} — {APP_NAME}")
+            self.graph.set_workflow(None, None)
+            self.selection.set([], "window")
+            self.warnings.clear()
+            self.show_current_run()
+            self._refresh_status()
         if not self._error_shown:
             self._error_shown = True
             prompts.notify(self, prompts.WORKFLOW_ERROR, "The workflow could not be loaded", message)
@@ -311,19 +325,25 @@ class MainWindow(QMainWindow):
     def _run_changed(self, changes: Changes) -> None:
         # A run's start names the old and the new run's tasks: only their nodes change.
         self.graph.update_states(changes.tasks, legend=changes.started is not None)
-        if changes.started is not None and self.past_run_id is None:
-            self.log.set_source(self.live_log)
         if self.past_run_id is None:
-            self.log.append(changes.lines)
+            if changes.started is not None:
+                # The reload shows what the run holds, this batch's lines too: they
+                # must not be appended again (doubled lines at a run's start).
+                self.log.set_source(self.live_log)
+            else:
+                self.log.append(changes.lines)
             self.log.tasks_changed(changes.tasks)
             if changes.bars:
                 self._refresh_timeline()
+        self._follow_explain(changes.tasks)
         self._refresh_status()
 
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()
         self.graph.update_states(None)
         if self.past_run_id is None:
+            if self.bench.run.dry_run:
+                self.log.show_whole_run()        # a plan is read there, in run order
             self.log.reload()
         self._refresh_timeline()
         self._refresh_status()
@@ -333,6 +353,7 @@ class MainWindow(QMainWindow):
 
     def _scanned(self) -> None:
         self.graph.update_states(None)
+        self._follow_explain()
         self._refresh_status()
 
     def _tick(self) -> None:
@@ -351,8 +372,11 @@ class MainWindow(QMainWindow):
         if run.status is None:
             title = "No run yet in this session — press F5 to run the default targets"
         else:
-            kind = "Plan (dry run)" if run.dry_run else "Current run"
-            title = f"{kind} — started {clock(run.started_at or time.time())} · {run.status.value}"
+            when = clock(run.started_at or time.time())
+            if run.dry_run:
+                title = f"Plan (dry run) — {when} · {run.plan_words()}"
+            else:
+                title = f"Current run — started {when} · {run.status.value}"
         self.timeline.show_run(run.bars, run.started_at, run.finished_at,
                                time.time() if run.running else None, title)
 
@@ -390,16 +414,25 @@ class MainWindow(QMainWindow):
         if not name or wf is None or graph is None or name not in wf.tasks:
             return
         from .dialogs.explain import ExplainDialog
-        from .explain import explain
         dialog = self.dialogs.get("explain")
         if not isinstance(dialog, ExplainDialog):
             dialog = ExplainDialog(self)
-        sections = explain(wf, graph, self.bench.decisions, name, self.bench.run.tasks.get(name))
+        dialog.show_task(name, self._explain(name))
+        self._keep("explain", dialog)
+
+    def _explain(self, name: str) -> list[tuple[str, str]]:
+        from .explain import explain
+        wf, graph, run = self.bench.workflow, self.bench.graph, self.bench.run
+        assert wf is not None and graph is not None
+        newer = (not run.dry_run and run.started_at is not None
+                 and run.started_at >= self.bench.decided_at)
+        sections = explain(wf, graph, self.bench.decisions, name, run.tasks.get(name),
+                           newer=newer, going=run.running, plan=run.dry_run)
         from .audit import audit_section
         audit = self.bench.task_audit(name)
         section = audit_section(*audit) if audit is not None else None
-        dialog.show_task(name, sections + [section] if section else sections)
-        self._keep("explain", dialog)
+        return sections + [section] if section else sections
+
 
     def show_audit_findings(self) -> None:
         from .audit import finding_rows
@@ -420,6 +453,21 @@ class MainWindow(QMainWindow):
                      f"{'s' if len(rows) != 1 else ''}.")
         dialog.set_findings(title, rows)
         self._keep("audit", dialog)
+
+    def _follow_explain(self, names=None) -> None:
+        """An open Explain follows its task: shown again when the task's state changed
+        (``names``), after a scan or a reload (None)."""
+        dialog = self.dialogs.get("explain")
+        task = getattr(dialog, "task", None)
+        if dialog is None or task is None or not dialog.isVisible():
+            return
+        if names is not None and task not in names:
+            return
+        wf = self.bench.workflow
+        if wf is None or task not in wf.tasks or self.bench.graph is None:
+            dialog.close()
+            return
+        dialog.show_task(task, self._explain(task))
 
     def edit_task(self, name: str | None) -> None:
         wf = self.bench.workflow

@@ -9,6 +9,7 @@ import gc
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,11 +66,13 @@ class _Scan:
     outputs: Mapping[str, float | None]  # output times of the changed rows (all if None)
     generation: int = 0
     ended: object = None                 # the RunEnded it completes, after a run
+    taken: float = 0.0                   # time.time() as the scan began
 
 
 class Workbench(QObject):
     workflowLoaded = Signal(object)      # Workflow: a new good state
     workflowFailed = Signal(object)      # GristmillError (the last good state stays)
+    openFailed = Signal(object)          # GristmillError: no workflow there; nothing changed
     scanned = Signal()                   # decisions and durations refreshed
     changed = Signal(object)             # Changes from one batch of engine events
     busyChanged = Signal(bool)
@@ -88,6 +91,7 @@ class Workbench(QObject):
         self.session = WorkflowSession(self)
         self.bridge = EngineBridge(self.run, self)
         self.decisions: dict[str, Decision] = {}
+        self.decided_at = 0.0                # time.time() as the scan of ``decisions`` began
         self._durations: dict[str, float] = {}
         self._scan_generation = 0
         self._scanning = False
@@ -95,7 +99,8 @@ class Workbench(QObject):
         self._close_requested = False
         self.audit = False             # Run > Audit Dependencies: runs trace their tasks
         self.session.loaded.connect(self._loaded)
-        self.session.failed.connect(self.workflowFailed)
+        self.session.failed.connect(self._failed)
+        self.session.openFailed.connect(self.openFailed)
         self.bridge.applied.connect(self._applied)
         self.bridge.ended.connect(self._ended)
         self._scanFinished.connect(self._scanned_after_run)
@@ -182,9 +187,19 @@ class Workbench(QObject):
 
     def close_workflow(self) -> None:
         self.session.close()
+        self._forget_workflow()
+
+    def _failed(self, error: GristmillError) -> None:
+        if self.session.workflow is None and self.tasks.workflow is not None:
+            # Another workflow that does not load: what was shown is not of it.
+            self._forget_workflow()
+        self.workflowFailed.emit(error)
+
+    def _forget_workflow(self) -> None:
         self._latest = LatestAttempts(None, None)
         self.run.reset()
         self.decisions = {}
+        self._durations = {}
         self.tasks.set_workflow(None)
 
     def _loaded(self, workflow: Workflow) -> None:
@@ -222,6 +237,7 @@ class Workbench(QObject):
         """Scan, read history, and compare with what is shown: safe on any thread (the
         comparison and the output times of 20,000 tasks would stall the window).
         ``full``: for rows not shown yet (every row counts as changed)."""
+        taken = time.time()
         records = {}
         if self.history is not None:
             try:
@@ -248,10 +264,11 @@ class Workbench(QObject):
         else:
             changed = None
         return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed, stamp),
-                     generation, ended)
+                     generation, ended, taken)
 
     def _take_scan(self, scan: _Scan) -> None:
         self.decisions = scan.decisions or {}
+        self.decided_at = scan.taken
         if scan.error:
             self.message.emit(scan.error)
         self._durations = dict(scan.durations)
@@ -364,6 +381,9 @@ class Workbench(QObject):
             prompts.notify(self._window, prompts.RUN_ERROR, "The run could not start",
                            str(ended.error))
             self.message.emit(f"The run could not start: {ended.error}")
+        elif self.run.dry_run and self.run.status is not None:
+            words = self.run.plan_words()
+            self.message.emit(f"{words[0].upper()}{words[1:]}: see the Log's Whole run for the order.")
         elif self.run.status is not None:
             self.message.emit(f"Run {self.run.status.value}.")
         self.runEnded.emit(ended)

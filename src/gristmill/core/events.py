@@ -45,10 +45,18 @@ class RunStatus(enum.Enum):
 
 def run_status_words(status: RunStatus, counts: Mapping[str, int]) -> str:
     """A finished run's status in words: "succeeded", or "succeeded, with 1 task
-    cancelled" when the user cancelled tasks one by one and the run went on."""
+    cancelled" when the user cancelled tasks one by one and the run went on; a
+    cancelled run says what it stopped and what never started ("cancelled: 2
+    stopped, 1 not started")."""
     words = status.value
     cancelled = counts.get(TaskState.CANCELLED.value, 0)
-    if cancelled and status is not RunStatus.CANCELLED:
+    if status is RunStatus.CANCELLED:
+        skipped = counts.get(TaskState.SKIPPED.value, 0)
+        parts = [f"{n} {what}" for n, what in ((cancelled, "stopped"), (skipped, "not started"))
+                 if n]
+        if parts:
+            words += ": " + ", ".join(parts)
+    elif cancelled:
         words += f", with {cancelled} task{'s' if cancelled != 1 else ''} cancelled"
     return words
 

@@ -18,6 +18,7 @@ class ReasonKind(enum.Enum):
     UP_TO_DATE = "up-to-date"
     UPSTREAM_FAILED = "upstream-failed"
     CANCELLED = "cancelled"
+    RUN_CANCELLED = "run-cancelled"      # it was running when the whole run was cancelled
     RETRY = "retry"
 
 

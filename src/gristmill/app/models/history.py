@@ -99,7 +99,7 @@ class RunHistoryModel(QAbstractTableModel):
         if col == 2:
             return " ".join(run.targets) or "(default)"
         if col == 3:
-            if run.status is RunStatus.SUCCEEDED:
+            if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
                 return run_status_words(run.status, run.counts)
             return STATUS_TEXT.get(run.status, run.status.value)
         if col == 4:

@@ -14,13 +14,14 @@ from PySide6.QtGui import QFont
 
 from gristmill.core.events import TaskState
 from gristmill.core.sizes import format_duration, format_size
+from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.decide.staleness import Decision
 from gristmill.core.workflow import Task, Workflow
 
 from .. import states, theme
 from ..names import group_affixes
 from ..runstate import Changes, RunState
-from ..states import IdleState, ShownState
+from ..states import IdleCounts, IdleState, ShownState
 
 Index = QModelIndex | QPersistentModelIndex
 ROLE_NAME = Qt.ItemDataRole.UserRole + 1      # the task name
@@ -121,6 +122,8 @@ class TaskTableModel(QAbstractTableModel):
         self._row: dict[str, int] = {}
         self._decisions: Mapping[str, Decision] = {}
         self._stale_count = 0               # decisions that say stale
+        self._stale_outside = 0             # … of tasks no default target needs
+        self._in_default: set[str] = set()  # the default targets and what they need
         self._affixes: dict[tuple[str, bool], tuple[int, int]] = {}
         self._groups_of: Workflow | None = None         # the workflow _groups are of
         self._groups: Mapping[str, tuple[str, ...]] = {}
@@ -145,6 +148,8 @@ class TaskTableModel(QAbstractTableModel):
         self._names = list(workflow.tasks) if workflow else []
         self._row = {n: i for i, n in enumerate(self._names)}
         self._affixes = {}
+        self._in_default = (TaskGraph.of(workflow).closure(workflow.default)
+                            if workflow is not None else set())
         self._set_decisions(decisions or {})
         if durations is not None:
             self._last, self._estimates = dict(durations), dict(durations)
@@ -156,7 +161,10 @@ class TaskTableModel(QAbstractTableModel):
 
     def _set_decisions(self, decisions: Mapping[str, Decision]) -> None:
         self._decisions = dict(decisions)
-        self._stale_count = sum(1 for d in self._decisions.values() if d.stale)
+        stale = [n for n, d in self._decisions.items() if d.stale]
+        self._stale_count = len(stale)
+        in_default = self._in_default
+        self._stale_outside = sum(1 for n in stale if n not in in_default)
 
     def set_decisions(self, decisions: Mapping[str, Decision], notify: bool = True) -> None:
         self._set_decisions(decisions)
@@ -285,22 +293,27 @@ class TaskTableModel(QAbstractTableModel):
         d = self._decisions.get(name)
         return "" if d is None else _STALE if d.stale else _FRESH
 
-    def idle_counts(self) -> tuple[int, int]:
-        """(would run, up to date) among the tasks outside the run shown. Counts the run's
-        tasks, not the workflow's: the board asks at each run start."""
-        stale, fresh = self._stale_count, len(self._decisions) - self._stale_count
-        decisions = self._decisions
+    def idle_counts(self) -> IdleCounts:
+        """The tasks outside the run shown: those the default targets would run (stale
+        and needed by a default target), up to date, and stale but run only when asked
+        for. Counts the run's tasks, not the workflow's: the board asks at each run start."""
+        outside = self._stale_outside
+        stale = self._stale_count - outside
+        fresh = len(self._decisions) - self._stale_count
+        decisions, in_default = self._decisions, self._in_default
         for name, tr in self._run.tasks.items():
             if tr.state is None:
                 continue
             d = decisions.get(name)
             if d is None:
                 continue
-            if d.stale:
+            if not d.stale:
+                fresh -= 1
+            elif name in in_default:
                 stale -= 1
             else:
-                fresh -= 1
-        return stale, fresh
+                outside -= 1
+        return IdleCounts(stale, fresh, outside)
 
     def group_affixes(self, group: str, short: bool) -> tuple[int, int]:
         """The prefix and suffix lengths a fan-out's items share (``names.common_affixes``;

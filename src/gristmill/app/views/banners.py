@@ -41,9 +41,15 @@ class ErrorBanner(QFrame):
         row.addWidget(reload)
         self.hide()
 
-    def show_error(self, message: str) -> None:
-        self.text.setText(f"<b>The workflow has an error</b> — the last good state is shown; "
-                          f"it reloads when the file is fixed.<br><code>{html.escape(message)}</code>")
+    def show_error(self, message: str, count: int = 1, kept: bool = True) -> None:
+        """``message``: one error a line (``WorkflowErrors`` lists at most 20 and counts the
+        rest); ``count``: how many errors; ``kept``: the last good state is shown."""
+        what = "an error" if count == 1 else f"{count} errors"
+        state = ("the last good state is shown" if kept else
+                 "nothing of it can be shown until it loads")
+        lines = "<br>".join(f"<code>{html.escape(line)}</code>" for line in message.splitlines())
+        self.text.setText(f"<b>The workflow has {what}</b> — {state}; it reloads when the "
+                          f"file is fixed.<br>{lines}")
         self.show()
 
 

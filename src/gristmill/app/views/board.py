@@ -182,12 +182,8 @@ def describe_outside(model: TaskTableModel) -> str:
     """The line above the columns: which tasks have no card, and where to see them."""
     if model.workflow is None:
         return ""
-    stale, fresh = model.idle_counts()
-    parts = []
-    if stale:
-        parts.append(f"{stale} would run")
-    if fresh:
-        parts.append(f"{fresh} up to date")
+    counts = model.idle_counts()
+    parts = counts.parts()
     run = model.run
     if run.status is None:
         what = ", ".join(parts) or "nothing known yet"
@@ -196,7 +192,7 @@ def describe_outside(model: TaskTableModel) -> str:
     plan = "Plan (dry run): nothing ran; waiting tasks would run. " if run.dry_run else ""
     if not parts:
         return plan + f"Every task of the workflow is in this run ({len(run.plan)})."
-    total = stale + fresh
+    total = counts.total
     return (plan + f"{len(run.plan)} task{'s' if len(run.plan) != 1 else ''} in this run. "
             f"Not in it: {total} ({', '.join(parts)}), shown greyed in the task table and the graph.")
 

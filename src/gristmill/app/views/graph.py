@@ -22,7 +22,7 @@ from gristmill.core.workflow import Workflow
 from .. import icons, states, theme
 from ..graph_layout import NODE_H, NODE_W, Layout, Node, build_layout
 from ..selection import Selection
-from ..states import IdleState, ShownState
+from ..states import IdleCounts, IdleState, ShownState
 
 ORIGIN = "graph"
 COLLAPSE_ABOVE = 12
@@ -192,14 +192,14 @@ class GraphPane(QWidget):
     def __init__(self, selection: Selection, state_of: Callable[[str], ShownState | None],
                  parent: QWidget | None = None, reason_of: Callable[[str], str] | None = None,
                  states_of: Callable[[Iterable[str]], list[ShownState | None]] | None = None,
-                 idle_counts: Callable[[], tuple[int, int]] | None = None):
+                 idle_counts: Callable[[], IdleCounts] | None = None):
         super().__init__(parent)
         self._selection = selection
         self._state_of = state_of
         # Many at once: a group of 18,000 instances is recoloured at every run's start.
         self._states_of = states_of or (lambda names: list(map(state_of, names)))
         self._reason_of = reason_of or (lambda _name: "")
-        # (would run, up to date) outside the run, for the legend: counted over the
+        # (would run, up to date, only if asked) outside the run, for the legend: counted over the
         # run's tasks by the model, not over the workflow's at every run start.
         self._idle_counts = idle_counts or self._count_idle
         self._syncing = False
@@ -356,21 +356,16 @@ class GraphPane(QWidget):
         if names is None or legend:
             self._update_info()
 
-    def _count_idle(self) -> tuple[int, int]:
+    def _count_idle(self) -> IdleCounts:
         wf = self._workflow
         counts = Counter(self._states_of(wf.tasks)) if wf is not None else Counter()
-        return counts[IdleState.STALE], counts[IdleState.FRESH]
+        return IdleCounts(counts[IdleState.STALE], counts[IdleState.FRESH], 0)
 
     def _update_info(self) -> None:
         """The counts line, with a legend for greyed tasks (those not in the run shown)."""
         text = self._info_base
         if self._workflow is not None:
-            stale, fresh = self._idle_counts()
-            parts = []
-            if stale:
-                parts.append(f"{stale} would run (dashed)")
-            if fresh:
-                parts.append(f"{fresh} up to date")
+            parts = self._idle_counts().parts(dashed=True)
             if parts:
                 text += " · greyed, outside the run: " + ", ".join(parts)
         self.info.setText(text)

@@ -81,6 +81,19 @@ class LiveLogSource:
     def run_lines(self) -> list[tuple[str, int, str]]:
         return list(self.run.log.run)
 
+    def plan_lines(self) -> list[str] | None:
+        """A plan (dry run) shown: what would run, in run order, with why; else None."""
+        run = self.run
+        if not run.dry_run or run.status is None:
+            return None
+        lines: list[str] = []
+        for step, name in enumerate(run.would_run(), 1):
+            lines.append(f"{step:>4}. {name}")
+            lines += [f"        because {r.message}" for r in run.tasks[name].reasons]
+        words = run.plan_words()
+        lines.append(words[0].upper() + words[1:] + ".")
+        return lines
+
 
 def read_log(path: str, limit: int = MAX_BLOCKS) -> list[str]:
     if not path:
@@ -243,6 +256,9 @@ class LogPane(QWidget):
     def whole_run(self) -> bool:
         return self.mode.currentIndex() == WHOLE_RUN
 
+    def show_whole_run(self) -> None:
+        self.mode.setCurrentIndex(WHOLE_RUN)
+
     def set_source(self, source: LogSource | None) -> None:
         self.source = source
         self.attempt = 0
@@ -264,6 +280,10 @@ class LogPane(QWidget):
         src = self.source
         if src is None:
             self._set_text([], "")
+            return
+        plan = getattr(src, "plan_lines", lambda: None)() if self.whole_run else None
+        if plan is not None:
+            self._set_text(plan, "Plan (dry run): what would run, in run order, and why")
             return
         if self.whole_run:
             lines = [f"[{t}] {text}" for t, _a, text in src.run_lines()]

@@ -12,7 +12,17 @@ from gristmill.core.events import RunStatus, TaskState, run_status_words
 from gristmill.core.sizes import format_duration, format_size
 
 from .. import theme
-from ..runstate import RunState
+from ..runstate import Estimate, RunState
+
+
+def eta_words(est: Estimate) -> str:
+    """The time left in words, saying when it is a guess (tasks with no history)."""
+    if not est.guessed:
+        return f"ETA {format_duration(est.left)}" if est.left is not None else "ETA …"
+    tasks = f"{est.guessed} task{'s' if est.guessed != 1 else ''}"
+    if est.left is None:
+        return f"ETA unknown: no history yet for {tasks}"
+    return f"ETA ~{format_duration(est.left)} (a guess: no history for {tasks})"
 
 
 class RunStatusWidgets:
@@ -41,22 +51,33 @@ class RunStatusWidgets:
                now: float | None = None) -> None:
         now = time.time() if now is None else now
         counts = run.state_counts()
-        parts = [f"{counts[s]} {theme.STATE_TITLES[s].lower()}" for s in theme.BOARD_STATES if counts.get(s)]
+        if run.status is RunStatus.RUNNING:
+            counts[TaskState.RUNNING] = run.running_count()     # the engine's books
+        titles = dict(theme.STATE_TITLES)
+        if run.dry_run:          # a plan: its waiting tasks would run; nothing ran
+            titles[TaskState.WAITING] = "Would run"
+        parts = [f"{counts[s]} {titles[s].lower()}" for s in theme.BOARD_STATES if counts.get(s)]
         self.counts.setText(" · ".join(parts))
-        if run.status is None:
+        if run.dry_run and run.status is not RunStatus.RUNNING:
+            self.progress.setValue(0)
+            self.progress.setVisible(False)     # a plan is not a run: nothing to be done with
+            words = run.plan_words()
+            self.eta.setText(words[0].upper() + words[1:])
+        elif run.status is None:
             self.progress.setValue(0)
             self.progress.setVisible(False)
             self.eta.setText("")
         else:
-            fraction, left = run.progress(estimates, now)
+            est = run.estimate(estimates, now)
             self.progress.setVisible(True)
-            self.progress.setValue(int(fraction * 1000))
+            self.progress.setValue(int(est.fraction * 1000))
             if run.status is RunStatus.RUNNING:
-                self.eta.setText(f"ETA {format_duration(left)}" if left is not None else "ETA …")
+                self.eta.setText(eta_words(est))
             else:
                 took = (run.finished_at or now) - (run.started_at or now)
                 words = run_status_words(run.status, run.counts)
-                self.eta.setText(f"{words} in {format_duration(took)}")
+                self.eta.setText(f"{words}{', in' if ':' in words else ' in'} "
+                                 f"{format_duration(took)}")
         if capacity is None:
             self.capacity.setText("")
             return
@@ -64,7 +85,7 @@ class RunStatusWidgets:
         text = f"CPU {cpu:g}/{capacity.cpu:g} · Mem {format_size(mem) if mem else '0'}/{format_size(capacity.mem)}"
         if capacity.gpu:
             text += f" · GPU {gpu:g}/{capacity.gpu}"
-        running = counts.get(TaskState.RUNNING, 0)
+        running = run.running_count()
         if capacity.jobs:
             text += f" · Jobs {running}/{capacity.jobs}"
         self.capacity.setText(text)

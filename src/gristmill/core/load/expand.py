@@ -28,7 +28,7 @@ import posixpath
 from operator import attrgetter
 from typing import Any
 
-from ..errors import WorkflowError
+from ..errors import ErrorCollector, WorkflowError
 from ..decide.graph import task_deps
 from .globs import BadGlob, Disk, OutputIndex, glob_regex, has_magic, join_root, \
     literal_prefix, relative_to
@@ -93,8 +93,12 @@ class _Plan:
 class Expander:
     """Expands the declared tasks of one workflow; ``run()`` returns the concrete tasks."""
 
-    def __init__(self, specs: list[TaskSpec], root: str, disk: Disk):
+    def __init__(self, specs: list[TaskSpec], root: str, disk: Disk,
+                 errors: ErrorCollector | None = None):
+        """``errors``: where an unknown ``after`` task or a missing input is told, the
+        load going on (the caller raises them); without, ``run`` raises them at its end."""
         self.specs = specs
+        self.errors = errors
         self.root = root
         self.disk = disk
         self.plans = {id(s): _Plan(s, root) for s in specs}
@@ -109,6 +113,17 @@ class Expander:
     # -- the steps --------------------------------------------------------------------
 
     def run(self) -> list[Task]:
+        own = self.errors is None
+        if own:
+            self.errors = ErrorCollector()
+        tasks = self._run()
+        if own:
+            self.errors.raise_any()
+        return tasks
+
+    def _run(self) -> list[Task]:
+        errors = self.errors
+        assert errors is not None
         glob_specs = []
         for spec in self.specs:
             plan = self.plans[id(spec)]
@@ -146,8 +161,14 @@ class Expander:
             for inst in plan.instances:
                 if only_item:
                     inputs: tuple[str, ...] = (inst.item_root,)   # type: ignore[assignment]
+                elif has_inputs:
+                    try:
+                        inputs = inputs_of(spec, plan, inst)
+                    except WorkflowError as exc:     # told with the rest; the load goes on
+                        errors.add(exc)
+                        inputs = ()
                 else:
-                    inputs = inputs_of(spec, plan, inst) if has_inputs else ()
+                    inputs = ()
                 name = inst.name
                 if len(inputs) == 1 and not after:        # the common case, quickly
                     p = find(inputs[0])
@@ -274,9 +295,9 @@ class Expander:
                 elif word in names:
                     out[word] = None
                 else:
-                    raise spec.source.error(
+                    self.errors.add(spec.source.error(   # type: ignore[union-attr]
                         f"after: unknown task {word!r}{did_you_mean(word, groups)}", path,
-                        value=True)
+                        value=True))
             self.plans[id(spec)].after = tuple(out)
 
     # -- inputs and commands ----------------------------------------------------------

@@ -6,6 +6,8 @@ an error), merges ``[vars]`` (the including file wins; command-line
 checks every ``[tasks.NAME]`` (``load_spec``), expands fan-out, placeholders
 and globs (``load_expand``), and builds the ``TaskGraph`` once to reject
 dependency cycles. Every problem is a ``WorkflowError`` at ``path:line:col``;
+the checks of the files' contents go on after a problem where they safely can, and
+all a load found is raised at once (``WorkflowErrors``), before fan-out;
 paths in messages are the files' paths as given (the main file's, joined with
 each include), while ``Workflow.path``, ``root`` and ``files`` are absolute.
 """
@@ -17,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import Location, WorkflowError
+from ..errors import ErrorCollector, Location, WorkflowError
 from ..decide.graph import TaskGraph
 from .jsonpos import parse_json
 from .expand import Expander
@@ -75,6 +77,7 @@ class _Loader:
         self.sections: list[tuple[FileDoc, Sections]] = []
         self.loaded: set[str] = set()
         self.warnings: list[WorkflowWarning] = []
+        self.errors = ErrorCollector()
         self._json: dict[str, tuple[Any, Source]] = {}
 
     # -- reading files --------------------------------------------------------------------
@@ -114,45 +117,50 @@ class _Loader:
 
     def _walk(self, doc: FileDoc, stack: list[tuple[str, str]]) -> None:
         """Read ``doc``'s sections, then its includes depth-first (each file once)."""
-        sec = read_sections(doc)
+        sec = read_sections(doc, self.errors)
         self.sections.append((doc, sec))
-        src = doc.source
         for inc, key in sec.include:
-            abspath = os.path.normpath(os.path.join(doc.folder_abs, inc))
-            display = os.path.normpath(os.path.join(os.path.dirname(src.path), inc))
-            is_dir = False
-            try:
-                probe = self.probe
-                if probe.isdir(abspath):
-                    is_dir = True
-                    for name in ("gristmill.toml", "gristmill.json"):
-                        if probe.isfile(os.path.join(abspath, name)):
-                            abspath = os.path.join(abspath, name)
-                            display = os.path.join(display, name)
-                            break
-                is_file = probe.isfile(abspath)
-                real = os.path.realpath(abspath)
-            except (OSError, ValueError):
-                is_file, real = False, abspath
-            if not is_file:
-                if is_dir:
-                    raise src.error(f"included folder {inc!r} has no gristmill.toml or "
-                                    "gristmill.json", key, value=True)
-                raise src.error(f"included file {inc!r} not found", key, value=True)
-            if not abspath.lower().endswith((".toml", ".json")):
-                raise src.error(f"cannot include {inc!r}: only .toml and .json files can be "
-                                "included", key, value=True)
-            reals = [r for r, _ in stack]
-            if real in reals:
-                if real == reals[-1]:
-                    raise src.error(f"{src.path} includes itself", key, value=True)
-                cycle = [d for _, d in stack[reals.index(real):]] + [display]
-                raise src.error("include cycle: " + " -> ".join(cycle), key, value=True)
-            if real in self.loaded:
-                continue
-            self.loaded.add(real)
-            child = self._doc(abspath, display, main=False, at=(src, key))
-            self._walk(child, stack + [(real, display)])
+            with self.errors.going_on():
+                self._include(doc, inc, key, stack)
+
+    def _include(self, doc: FileDoc, inc: str, key: Path_, stack: list[tuple[str, str]]) -> None:
+        """One include of ``doc``: read and walked, unless it is not there or already read."""
+        src = doc.source
+        abspath = os.path.normpath(os.path.join(doc.folder_abs, inc))
+        display = os.path.normpath(os.path.join(os.path.dirname(src.path), inc))
+        is_dir = False
+        try:
+            probe = self.probe
+            if probe.isdir(abspath):
+                is_dir = True
+                for name in ("gristmill.toml", "gristmill.json"):
+                    if probe.isfile(os.path.join(abspath, name)):
+                        abspath = os.path.join(abspath, name)
+                        display = os.path.join(display, name)
+                        break
+            is_file = probe.isfile(abspath)
+            real = os.path.realpath(abspath)
+        except (OSError, ValueError):
+            is_file, real = False, abspath
+        if not is_file:
+            if is_dir:
+                raise src.error(f"included folder {inc!r} has no gristmill.toml or "
+                                "gristmill.json", key, value=True)
+            raise src.error(f"included file {inc!r} not found", key, value=True)
+        if not abspath.lower().endswith((".toml", ".json")):
+            raise src.error(f"cannot include {inc!r}: only .toml and .json files can be "
+                            "included", key, value=True)
+        reals = [r for r, _ in stack]
+        if real in reals:
+            if real == reals[-1]:
+                raise src.error(f"{src.path} includes itself", key, value=True)
+            cycle = [d for _, d in stack[reals.index(real):]] + [display]
+            raise src.error("include cycle: " + " -> ".join(cycle), key, value=True)
+        if real in self.loaded:
+            return
+        self.loaded.add(real)
+        child = self._doc(abspath, display, main=False, at=(src, key))
+        self._walk(child, stack + [(real, display)])
 
     # -- merging ------------------------------------------------------------------------
 
@@ -173,21 +181,28 @@ class _Loader:
         declared: dict[str, TaskSpec] = {}
         for doc, sec in self.sections:
             for name, table, key in sec.tasks:
-                first = declared.get(name)
-                if first is not None:
-                    raise doc.source.error(f"task {name!r} is already declared at {first.location}",
-                                           key)
-                spec = parser.parse(doc, name, table, key)
-                declared[name] = spec
-                specs.append(spec)
+                with self.errors.going_on():
+                    first = declared.get(name)
+                    if first is not None:
+                        raise doc.source.error(f"task {name!r} is already declared at "
+                                               f"{first.location}", key)
+                    spec = parser.parse(doc, name, table, key)
+                    declared[name] = spec
+                    specs.append(spec)
+        # What is wrong in the files so far, all of it; fan-out needs every task sound.
+        self.errors.raise_any()
 
-        expander = Expander(specs, self.root, Disk(self.root, self.probe))
+        expander = Expander(specs, self.root, Disk(self.root, self.probe), self.errors)
         tasks = expander.run()
         self.warnings.extend(expander.warnings)
+        default: tuple[str, ...] = ()
         if main_sec.default is not None:
-            default = self._default(main, main_sec, expander.groups())
+            with self.errors.going_on():
+                default = self._default(main, main_sec, expander.groups())
         else:
-            default = tuple(t.name for t in tasks if not t.phony)
+            # Every task that is not phony; a workflow of phony tasks alone: every task.
+            default = tuple(t.name for t in tasks if not t.phony) or tuple(t.name for t in tasks)
+        self.errors.raise_any()         # the tasks' inputs and afters, and the default
         workflow = Workflow(
             name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
             path=Path(self.abspath), root=Path(self.root),
@@ -220,7 +235,9 @@ class _Loader:
                 if name in self.overrides:
                     values[name] = self.overrides[name]
                 elif isinstance(value, JsonVar):
-                    values[name] = self._json_var(doc, value)
+                    values[name] = ""        # if it cannot be read: its error is told
+                    with self.errors.going_on():
+                        values[name] = self._json_var(doc, value)
                 else:
                     values[name] = value
         for name, value in self.overrides.items():
@@ -272,19 +289,21 @@ class _Loader:
                 if first is None:
                     pools[name] = (size, doc.source.loc(key))
                 elif first[0] != size:
-                    raise doc.source.error(f"pool {name!r} is already declared with size "
-                                           f"{first[0]} at {first[1]}", key, value=True)
+                    self.errors.add(doc.source.error(f"pool {name!r} is already declared with size "
+                                           f"{first[0]} at {first[1]}", key, value=True))
         return {name: size for name, (size, _) in pools.items()}
 
     def _default(self, doc: FileDoc, sec: Sections, groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
         names = {n for g in groups.values() for n in g}
         out: dict[str, None] = {}
+        errors = ErrorCollector()
         for word, key in sec.default or ():
             if word in groups:
                 out.update(dict.fromkeys(groups[word]))
             elif word in names:
                 out[word] = None
             else:
-                raise doc.source.error(f"default: unknown task {word!r}{did_you_mean(word, groups)}",
-                                       key, value=True)
+                errors.add(doc.source.error(f"default: unknown task {word!r}"
+                                            f"{did_you_mean(word, groups)}", key, value=True))
+        errors.raise_any()
         return tuple(out)

@@ -4,7 +4,9 @@
 and ``[capacity]`` of one file; ``parse_task`` checks one ``[tasks.NAME]`` and
 returns a ``TaskSpec``: still declared (not fanned out), with its placeholders
 parsed and the variables already substituted. Every problem is a
-``WorkflowError`` pointing at the offending key or value.
+``WorkflowError`` pointing at the offending key or value. A check that can go on
+after a problem (the next key, the next section, the next task) does, and the
+problems are gathered in an ``ErrorCollector``: a file's errors are told at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import placeholders
-from ..errors import Location, WorkflowError
+from ..errors import ErrorCollector, Location, WorkflowError
 from .source import Source, short_number
 from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
 from ..sizes import format_size, parse_duration, parse_gpu, parse_percent, parse_size
@@ -123,11 +125,16 @@ def check_table(src: Source, value: Any, path: Path_) -> dict[str, Any]:
 
 
 def check_keys(src: Source, table: dict[str, Any], path: Path_, allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            where = f" in {dotted(path)}" if path else ""
-            raise src.error(f"unknown key {key!r}{where}{did_you_mean(key, allowed)}",
-                            path + (key,))
+    """Every unknown key of ``table`` is an error (all of them in one ``WorkflowErrors``)."""
+    unknown = [key for key in table if key not in allowed]
+    if not unknown:
+        return
+    errors = ErrorCollector()
+    where = f" in {dotted(path)}" if path else ""
+    for key in unknown:
+        errors.add(src.error(f"unknown key {key!r}{where}{did_you_mean(key, allowed)}",
+                             path + (key,)))
+    errors.raise_any()
 
 
 def check_str(src: Source, value: Any, path: Path_) -> str:
@@ -225,74 +232,109 @@ def var_text(value: Any) -> str:
 
 # -- the sections of one file -----------------------------------------------------------
 
-def read_sections(doc: FileDoc) -> Sections:
-    """Check everything but the tasks' contents; included files keep only what applies."""
+def read_sections(doc: FileDoc, errors: ErrorCollector | None = None) -> Sections:
+    """Check everything but the tasks' contents; included files keep only what applies.
+
+    With ``errors``, problems are gathered there and what could be read is returned;
+    without, the problems are raised (all of them) at the end."""
+    own = errors is None
+    errors = ErrorCollector() if errors is None else errors
+    sec = _read_sections(doc, errors)
+    if own:
+        errors.raise_any()
+    return sec
+
+
+def _read_sections(doc: FileDoc, errors: ErrorCollector) -> Sections:
     src, data = doc.source, doc.data
     sec = Sections()
+    going_on = errors.going_on
     for key in data:
         if key not in TOP_KEYS and not (src.kind == "json" and key == "$schema"):
-            raise src.error(f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}", (key,))
+            errors.add(src.error(f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}", (key,)))
 
     if "workflow" in data:
-        wf = check_table(src, data["workflow"], ("workflow",))
-        check_keys(src, wf, ("workflow",), WORKFLOW_KEYS)
-        if "name" in wf:
-            sec.name = check_str(src, wf["name"], ("workflow", "name"))
-        if "default" in wf:
-            sec.default = check_strings(src, wf["default"], ("workflow", "default"))
-        if "include" in wf:
-            sec.include = check_strings(src, wf["include"], ("workflow", "include"))
+        with going_on():
+            wf = check_table(src, data["workflow"], ("workflow",))
+            with going_on():
+                check_keys(src, wf, ("workflow",), WORKFLOW_KEYS)
+            if "name" in wf:
+                with going_on():
+                    sec.name = check_str(src, wf["name"], ("workflow", "name"))
+            if "default" in wf:
+                with going_on():
+                    sec.default = check_strings(src, wf["default"], ("workflow", "default"))
+            if "include" in wf:
+                with going_on():
+                    sec.include = check_strings(src, wf["include"], ("workflow", "include"))
 
     if "vars" in data:
-        table = check_table(src, data["vars"], ("vars",))
-        for name, value in table.items():
-            path = ("vars", name)
-            if isinstance(value, dict):
-                check_keys(src, value, path, JSON_VAR_KEYS)
-                if "json" not in value:
-                    raise src.error(f"{dotted(path)}: a value read from JSON needs "
-                                    "json = \"file.json\"", path)
-                file = no_nul(src, check_str(src, value["json"], path + ("json",)), path + ("json",))
-                where = check_str(src, value.get("path", ""), path + ("path",))
-                sec.vars.append((name, JsonVar(file, path + ("json",), where, path + ("path",)), path))
-            else:
-                sec.vars.append((name, check_var_value(src, value, path), path))
+        with going_on():
+            table = check_table(src, data["vars"], ("vars",))
+            for name, value in table.items():
+                with going_on():
+                    sec.vars.append(_var(src, name, value))
 
     if "pools" in data:
-        table = check_table(src, data["pools"], ("pools",))
-        for name, value in table.items():
-            size = check_int(src, value, ("pools", name), 1, "a positive integer")
-            sec.pools.append((name, size, ("pools", name)))
+        with going_on():
+            table = check_table(src, data["pools"], ("pools",))
+            for name, value in table.items():
+                with going_on():
+                    size = check_int(src, value, ("pools", name), 1, "a positive integer")
+                    sec.pools.append((name, size, ("pools", name)))
 
     if "capacity" in data:
-        table = check_table(src, data["capacity"], ("capacity",))
-        check_keys(src, table, ("capacity",), CAPACITY_KEYS)
-        cpu = mem = gpu = None
-        if "cpu" in table:
-            cpu = check_number(src, table["cpu"], ("capacity", "cpu"), 0, "a positive number",
-                               strict=True)
-        if "mem" in table:
-            mem = check_size(src, table["mem"], ("capacity", "mem"))
-        if "gpu" in table:
-            gpu = check_int(src, table["gpu"], ("capacity", "gpu"), 0, "a non-negative integer")
-        below = None
-        if "gpu_mem_used_below" in table:
-            key = ("capacity", "gpu_mem_used_below")
-            try:
-                below = parse_percent(table["gpu_mem_used_below"])
-            except ValueError as exc:
-                raise src.error(f"{dotted(key)}: {exc}", key, value=True) from None
-        sec.capacity = CapacityOverride(cpu, mem, gpu, below)
+        with going_on():
+            table = check_table(src, data["capacity"], ("capacity",))
+            with going_on():
+                check_keys(src, table, ("capacity",), CAPACITY_KEYS)
+            cpu = mem = gpu = None
+            if "cpu" in table:
+                with going_on():
+                    cpu = check_number(src, table["cpu"], ("capacity", "cpu"), 0,
+                                       "a positive number", strict=True)
+            if "mem" in table:
+                with going_on():
+                    mem = check_size(src, table["mem"], ("capacity", "mem"))
+            if "gpu" in table:
+                with going_on():
+                    gpu = check_int(src, table["gpu"], ("capacity", "gpu"), 0,
+                                    "a non-negative integer")
+            below = None
+            if "gpu_mem_used_below" in table:
+                key = ("capacity", "gpu_mem_used_below")
+                with going_on():
+                    try:
+                        below = parse_percent(table["gpu_mem_used_below"])
+                    except ValueError as exc:
+                        raise src.error(f"{dotted(key)}: {exc}", key, value=True) from None
+            sec.capacity = CapacityOverride(cpu, mem, gpu, below)
 
     if "tasks" in data:
-        table = check_table(src, data["tasks"], ("tasks",))
-        for name, value in table.items():
-            path = ("tasks", name)
-            if not _TASK_NAME.fullmatch(name):
-                raise src.error(f"bad task name {name!r}: a name cannot be empty or hold "
-                                "spaces, brackets or braces", path)
-            sec.tasks.append((name, check_table(src, value, path), path))
+        with going_on():
+            table = check_table(src, data["tasks"], ("tasks",))
+            for name, value in table.items():
+                path = ("tasks", name)
+                with going_on():
+                    if not _TASK_NAME.fullmatch(name):
+                        raise src.error(f"bad task name {name!r}: a name cannot be empty or hold "
+                                        "spaces, brackets or braces", path)
+                    sec.tasks.append((name, check_table(src, value, path), path))
     return sec
+
+
+def _var(src: Source, name: str, value: Any) -> tuple[str, Any, Path_]:
+    """One entry of [vars]: a value, or a ``JsonVar`` to read later."""
+    path = ("vars", name)
+    if not isinstance(value, dict):
+        return name, check_var_value(src, value, path), path
+    check_keys(src, value, path, JSON_VAR_KEYS)
+    if "json" not in value:
+        raise src.error(f"{dotted(path)}: a value read from JSON needs "
+                        "json = \"file.json\"", path)
+    file = no_nul(src, check_str(src, value["json"], path + ("json",)), path + ("json",))
+    where = check_str(src, value.get("path", ""), path + ("path",))
+    return name, JsonVar(file, path + ("json",), where, path + ("path",)), path
 
 
 def check_var_value(src: Source, value: Any, path: Path_) -> str | int | float | bool:
@@ -327,46 +369,68 @@ class TaskParser:
         self.capacity = capacity
 
     def parse(self, doc: FileDoc, name: str, table: dict[str, Any], key: Path_) -> TaskSpec:
+        """The task's spec; every problem of its table is raised, all at once."""
         src = doc.source
-        check_keys(src, table, key, TASK_KEYS)
+        errors = ErrorCollector()
+        going_on = errors.going_on
+        with going_on():
+            check_keys(src, table, key, TASK_KEYS)
         spec = TaskSpec(name=name, doc=doc, key=key, location=src.loc(key))
         fanout = "foreach" in table
 
         if fanout:
-            self._foreach(spec, table["foreach"], key + ("foreach",))
+            with going_on():
+                self._foreach(spec, table["foreach"], key + ("foreach",))
         if "cmd" in table:
-            for text, path in check_strings(src, table["cmd"], key + ("cmd",)):
-                no_nul(src, text, path)
-                spec.commands.append((self._template(spec, text, path, "cmd", fanout), path))
+            with going_on():
+                for text, path in check_strings(src, table["cmd"], key + ("cmd",)):
+                    with going_on():
+                        no_nul(src, text, path)
+                        spec.commands.append((self._template(spec, text, path, "cmd", fanout), path))
         for what in ("inputs", "outputs"):
             if what in table:
-                for text, path in check_strings(src, table[what], key + (what,)):
-                    no_nul(src, text, path)
-                    if not text:
-                        raise src.error(f"{dotted(path)}: a path cannot be empty", path, value=True)
-                    getattr(spec, what).append((self._template(spec, text, path, what, fanout), path))
+                with going_on():
+                    for text, path in check_strings(src, table[what], key + (what,)):
+                        with going_on():
+                            no_nul(src, text, path)
+                            if not text:
+                                raise src.error(f"{dotted(path)}: a path cannot be empty", path,
+                                                value=True)
+                            getattr(spec, what).append(
+                                (self._template(spec, text, path, what, fanout), path))
         if "after" in table:
-            spec.after = check_strings(src, table["after"], key + ("after",))
+            with going_on():
+                spec.after = check_strings(src, table["after"], key + ("after",))
         if "phony" in table:
-            spec.phony = check_bool(src, table["phony"], key + ("phony",))
+            with going_on():
+                spec.phony = check_bool(src, table["phony"], key + ("phony",))
         if "retries" in table:
-            spec.retries = check_int(src, table["retries"], key + ("retries",), 0,
-                                     "a non-negative integer")
+            with going_on():
+                spec.retries = check_int(src, table["retries"], key + ("retries",), 0,
+                                         "a non-negative integer")
         if "timeout" in table:
-            spec.timeout = check_duration(src, table["timeout"], key + ("timeout",))
+            with going_on():
+                spec.timeout = check_duration(src, table["timeout"], key + ("timeout",))
         if "audit" in table:
-            spec.audit = check_bool(src, table["audit"], key + ("audit",))
+            with going_on():
+                spec.audit = check_bool(src, table["audit"], key + ("audit",))
         if "description" in table:
-            spec.description = check_str(src, table["description"], key + ("description",))
+            with going_on():
+                spec.description = check_str(src, table["description"], key + ("description",))
         if "env" in table:
-            spec.env = self._env(src, table["env"], key + ("env",))
+            with going_on():
+                spec.env = self._env(src, table["env"], key + ("env",))
         cwd = ""
         if "cwd" in table:
-            cwd = no_nul(src, check_str(src, table["cwd"], key + ("cwd",)), key + ("cwd",))
+            with going_on():
+                cwd = no_nul(src, check_str(src, table["cwd"], key + ("cwd",)), key + ("cwd",))
         spec.cwd = os.path.normpath(os.path.join(doc.folder_abs, cwd))
         if "resources" in table:
-            spec.resources = self._resources(spec, table["resources"], key + ("resources",))
-        self._check_capacity(spec)
+            with going_on():
+                spec.resources = self._resources(spec, table["resources"], key + ("resources",))
+        with going_on():
+            self._check_capacity(spec)
+        errors.raise_any()
         return spec
 
     def _template(self, spec: TaskSpec, text: str, path: Path_, what: str, fanout: bool) -> Template:
@@ -434,39 +498,52 @@ class TaskParser:
     def _resources(self, spec: TaskSpec, value: Any, path: Path_) -> Resources:
         src = spec.source
         table = check_table(src, value, path)
-        check_keys(src, table, path, RESOURCE_KEYS)
+        errors = ErrorCollector()
+        going_on = errors.going_on
+        with going_on():
+            check_keys(src, table, path, RESOURCE_KEYS)
         cpu, mem, gpu, gpu_mem = 1.0, 0, 0, 0
         if "cpu" in table:
-            cpu = check_number(src, table["cpu"], path + ("cpu",), 0, "a non-negative number")
+            with going_on():
+                cpu = check_number(src, table["cpu"], path + ("cpu",), 0, "a non-negative number")
         if "mem" in table:
-            mem = check_size(src, table["mem"], path + ("mem",))
+            with going_on():
+                mem = check_size(src, table["mem"], path + ("mem",))
         if "gpu" in table:
-            value = table["gpu"]
-            if isinstance(value, str) or isinstance(value, bool):
-                raise type_error(src, value, path + ("gpu",), "a number such as 1 or 0.25")
-            try:
-                gpu = parse_gpu(value)
-            except ValueError as exc:
-                raise src.error(f"{dotted(path + ('gpu',))}: {exc}", path + ("gpu",),
-                                value=True) from None
+            with going_on():
+                value = table["gpu"]
+                if isinstance(value, str) or isinstance(value, bool):
+                    raise type_error(src, value, path + ("gpu",), "a number such as 1 or 0.25")
+                try:
+                    gpu = parse_gpu(value)
+                except ValueError as exc:
+                    raise src.error(f"{dotted(path + ('gpu',))}: {exc}", path + ("gpu",),
+                                    value=True) from None
         if "gpu_mem" in table:
-            gpu_mem = check_size(src, table["gpu_mem"], path + ("gpu_mem",))
+            with going_on():
+                gpu_mem = check_size(src, table["gpu_mem"], path + ("gpu_mem",))
         pools: list[tuple[str, int]] = []
         if "pools" in table:
-            ptable = check_table(src, table["pools"], path + ("pools",))
-            for name, n in ptable.items():
-                p = path + ("pools", name)
-                if name not in self.pools:
-                    declared = "; [pools] declares " + ", ".join(map(repr, self.pools)) if self.pools \
-                        else "; declare it in [pools]"
-                    hint = did_you_mean(name, self.pools)
-                    raise src.error(f"unknown pool {name!r}{hint or declared}", p)
-                amount = check_int(src, n, p, 1, "a positive integer")
-                if amount > self.pools[name]:
-                    raise src.error(f"task {spec.name!r} asks for {amount} of pool {name!r}, "
-                                    f"which has {self.pools[name]}", p, value=True)
-                pools.append((name, amount))
+            with going_on():
+                ptable = check_table(src, table["pools"], path + ("pools",))
+                for name, n in ptable.items():
+                    with going_on():
+                        pools.append((name, self._pool(spec, name, n, path + ("pools", name))))
+        errors.raise_any()
         return Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple(pools), gpu_mem=gpu_mem)
+
+    def _pool(self, spec: TaskSpec, name: str, n: Any, p: Path_) -> int:
+        src = spec.source
+        if name not in self.pools:
+            declared = "; [pools] declares " + ", ".join(map(repr, self.pools)) if self.pools \
+                else "; declare it in [pools]"
+            hint = did_you_mean(name, self.pools)
+            raise src.error(f"unknown pool {name!r}{hint or declared}", p)
+        amount = check_int(src, n, p, 1, "a positive integer")
+        if amount > self.pools[name]:
+            raise src.error(f"task {spec.name!r} asks for {amount} of pool {name!r}, "
+                            f"which has {self.pools[name]}", p, value=True)
+        return amount
 
     def _check_capacity(self, spec: TaskSpec) -> None:
         cap = self.capacity

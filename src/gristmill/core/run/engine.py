@@ -36,6 +36,7 @@ from ..sizes import format_size
 from ..decide.staleness import Decision, StalenessScan
 from ..workflow import Task, Workflow, blake2b
 
+STOPPED = "stopped when the run was cancelled"
 RETRY_BASE = 0.5       # seconds before the first retry; doubles each time
 RETRY_MAX = 30.0
 
@@ -596,7 +597,7 @@ class _RunLoop:
         elif ev.killed and task.name in self.cancelling:
             outcome, message = Outcome.CANCELLED, "cancelled by the user; the run went on"
         elif ev.killed:
-            outcome, message = Outcome.CANCELLED, "cancelled"
+            outcome, message = Outcome.CANCELLED, STOPPED
         else:
             outcome = Outcome.FAILED
             if ev.exit_code is not None:
@@ -620,6 +621,13 @@ class _RunLoop:
                                         message, gpu_peak, gpu_util))
         if task.name in self.cancelling and not self._cancelled():
             self._task_cancelled(task.name, a.attempt, message)
+            return
+        if outcome is Outcome.CANCELLED:
+            # Stopped by the run's cancel: cancelled, not failed (what depends on it is
+            # skipped with everything else that did not start).
+            self.cancelling.discard(task.name)
+            self.set_state(task.name, TaskState.CANCELLED,
+                           (Reason(ReasonKind.RUN_CANCELLED, message),), a.attempt)
             return
         if retry:
             delay = min(RETRY_MAX, RETRY_BASE * 2 ** (a.attempt - 1))
