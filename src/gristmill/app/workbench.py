@@ -24,6 +24,7 @@ from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.record.history import AttemptRecord, History, RunRecord
+from gristmill.core.record.runlock import RunLock, RunLocked
 from gristmill.core.load.loader import is_makefile
 from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
@@ -73,6 +74,7 @@ class Workbench(QObject):
     busyChanged = Signal(bool)
     runEnded = Signal(object)            # RunEnded
     message = Signal(str)                # a line for the status bar
+    runRefused = Signal(str)             # a run could not start: why (another run holds it)
     _scanFinished = Signal(object)       # _Scan from the worker thread (queued to this one)
 
     def __init__(self, settings: Settings, history: History | None = None,
@@ -91,6 +93,7 @@ class Workbench(QObject):
         self._scanning = False
         self._latest = LatestAttempts(history, None)
         self._close_requested = False
+        self._run_lock: RunLock | None = None
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self.workflowFailed)
         self.bridge.applied.connect(self._applied)
@@ -216,13 +219,16 @@ class Workbench(QObject):
         comparison and the output times of 20,000 tasks would stall the window).
         ``full``: for rows not shown yet (every row counts as changed)."""
         records = {}
+        untrusted = {}
         if self.history is not None:
             try:
                 records = self.history.task_records(wf.path)
+                # The trust rule: a task whose last attempt did not succeed is stale.
+                untrusted = self.history.untrusted(wf.path)
             except Exception:
                 records = {}
         error = None
-        scanner = StalenessScan(wf, graph, records=records)
+        scanner = StalenessScan(wf, graph, records=records, untrusted=untrusted)
         stamp = None
         try:
             decisions = scanner.scan(list(wf.tasks))
@@ -293,6 +299,16 @@ class Workbench(QObject):
         prefs = self.settings.preferences
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
                              capacity=self.capacity())
+        if not dry_run:
+            # One run of a workflow at a time: a CLI run (or another window) may hold it.
+            lock = RunLock(wf.path, "the Gristmill app")
+            try:
+                lock.acquire()
+            except RunLocked as exc:
+                self.message.emit(f"The run did not start: {exc}")
+                self.runRefused.emit(str(exc))
+                return False
+            self._run_lock = lock
         bus = EventBus()
         engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
         self.session.hold(True)
@@ -320,6 +336,9 @@ class Workbench(QObject):
 
     def _ended(self, ended: RunEnded) -> None:
         self.session.hold(False)
+        lock, self._run_lock = self._run_lock, None
+        if lock is not None:
+            lock.release()
         if self.history is not None:
             self.history.flush(timeout=5)
         self._latest.forget()

@@ -19,8 +19,8 @@ from typing import Callable, Iterable
 from .. import paths
 from ..events import RunStatus
 from .store import (_ATTEMPT_COLUMNS, _HOSTNAME, _RUN_COLUMNS, AttemptRecord, HistoryError,
-                    RunRecord, TaskRecord, _attempt_record, _chunks, _norm_path,
-                    _process_alive, _run_record, connect)
+                    LastAttempt, Leftover, RunRecord, TaskRecord, _attempt_record, _chunks,
+                    _norm_path, _process_alive, _run_record, connect, group_alive)
 
 log = logging.getLogger("gristmill.core.record.history")
 
@@ -109,6 +109,62 @@ class HistoryReader:
             (_norm_path(workflow_path),))
         return dict(rows.fetchall())
 
+    def untrusted(self, workflow_path: str | os.PathLike[str]) -> dict[str, LastAttempt]:
+        """Task name -> its latest attempt, for the tasks whose latest attempt did not
+        succeed (failed, cancelled, timed out, never finished): their outputs are not
+        trusted. A run still marked running whose process is gone counts as interrupted
+        (nothing is written: a plan only reads)."""
+        rows = self._conn().execute(
+            "SELECT l.task, l.run_id, l.attempt, l.outcome, r.status, a.message, r.pid, "
+            "r.hostname, r.process_start FROM last_attempt l "
+            "LEFT JOIN runs r ON r.id = l.run_id "
+            "LEFT JOIN attempts a ON a.run_id = l.run_id AND a.task = l.task "
+            "AND a.attempt = l.attempt "
+            "WHERE l.workflow_path = ? AND l.outcome IS NOT 'succeeded'",
+            (_norm_path(workflow_path),)).fetchall()
+        if not rows:
+            return {}
+        active = self._active_runs()
+        out: dict[str, LastAttempt] = {}
+        gone: dict[str, bool] = {}
+        for task, run_id, attempt, outcome, status, message, pid, host, start in rows:
+            if status == RunStatus.RUNNING.value and run_id not in active:
+                dead = gone.get(run_id)
+                if dead is None:
+                    dead = gone[run_id] = host == _HOSTNAME and (
+                        pid is None or pid == os.getpid() or not _process_alive(pid, start))
+                if dead:
+                    status = RunStatus.INTERRUPTED.value
+            out[task] = LastAttempt(task, run_id, attempt, outcome, status or "", message or "")
+        return out
+
+    def leftovers(self, workflow_path: str | os.PathLike[str] | None = None) -> list[Leftover]:
+        """Task process groups that a run left running when Gristmill itself was killed:
+        attempts that never finished, of runs whose process is gone, whose process group
+        still lives (the same group: its leader's start time matches)."""
+        conn = self._conn()
+        sql = ("SELECT id, status, pid, process_start FROM runs WHERE hostname = ? "
+               "AND status IN ('running', 'interrupted')")
+        args: list[object] = [_HOSTNAME]
+        if workflow_path is not None:
+            sql += " AND workflow_path = ?"
+            args.append(_norm_path(workflow_path))
+        active = self._active_runs()
+        me = os.getpid()
+        found: list[Leftover] = []
+        for run_id, status, pid, start in conn.execute(sql, args).fetchall():
+            if run_id in active:
+                continue
+            if status == RunStatus.RUNNING.value and pid is not None and pid != me \
+                    and _process_alive(pid, start):
+                continue                        # its Gristmill still runs it
+            for task, attempt, pgid, pstart in conn.execute(
+                    "SELECT task, attempt, pgid, process_start FROM attempts WHERE run_id = ? "
+                    "AND outcome IS NULL AND pgid IS NOT NULL", (run_id,)).fetchall():
+                if group_alive(pgid, pstart):
+                    found.append(Leftover(run_id, task, attempt, pgid, pstart))
+        return found
+
     # -- maintenance (any thread) ---------------------------------------------
 
     def mark_interrupted(self, workflow_path: str | os.PathLike[str] | None = None) -> list[str]:
@@ -118,7 +174,8 @@ class HistoryReader:
         alone). It is gone when that pid no longer lives (or now belongs to
         another process), or when it is this very process but the run is not
         active in this History. The end time is the last moment the run was
-        seen doing something; attempts it left open get that end time too.
+        seen alive (its recorder marks it while it runs) or doing something; attempts it
+        left open get that end time too.
         """
         conn = self._conn()
         sql = "SELECT id, pid, hostname, process_start FROM runs WHERE status = 'running'"
@@ -139,7 +196,8 @@ class HistoryReader:
         try:
             for run_id in gone:
                 (last_seen,) = conn.execute(
-                    "SELECT MAX(r.started, COALESCE(MAX(a.ended), 0), COALESCE(MAX(a.started), 0))"
+                    "SELECT MAX(r.started, COALESCE(r.seen, 0), COALESCE(MAX(a.ended), 0), "
+                    "COALESCE(MAX(a.started), 0))"
                     " FROM runs r LEFT JOIN attempts a ON a.run_id = r.id WHERE r.id = ?",
                     (run_id,)).fetchone()
                 cur = conn.execute(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskFinished,
-                      TaskStarted, TaskStateChanged)
+                      TaskProcess, TaskStarted, TaskStateChanged)
 from ..reasons import Reason
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
                     connect, is_locked)
@@ -63,6 +63,23 @@ _UPSERT_SUCCESS = (
     "duration = excluded.duration, run_id = excluded.run_id")
 
 
+# Each task's latest attempt (the trust rule): a start writes it with no outcome, a
+# finish with its outcome. A later attempt of the same run is never overwritten by an
+# earlier one's finish (a batch writes the starts before the finishes of earlier starts).
+_UPSERT_LAST = (
+    "INSERT INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "SELECT workflow_path, ?, id, ?, ? FROM runs WHERE id = ? "
+    "ON CONFLICT (workflow_path, task) DO UPDATE SET run_id = excluded.run_id, "
+    "attempt = excluded.attempt, outcome = excluded.outcome "
+    "WHERE excluded.run_id != last_attempt.run_id OR excluded.attempt >= last_attempt.attempt")
+
+_SET_PROCESS = "UPDATE attempts SET pgid = ?, process_start = ? WHERE run_id = ? AND task = ? AND attempt = ?"
+
+
+def _last_row(run_id: str, task: str, attempt: int, outcome: str | None) -> tuple:
+    return (task, attempt, outcome, run_id)
+
+
 def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
     return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
             event.definition_hash, _reasons_json(reasons), event.log_path)
@@ -80,20 +97,21 @@ class _Rows:
     whole rows, then the other starts, then the other finishes, then successes (an
     attempt's start comes before its finish, in this stretch or an earlier one)."""
 
-    __slots__ = ("started", "finished")
+    __slots__ = ("started", "finished", "processes")
 
     def __init__(self) -> None:
         self.started: dict[tuple, tuple] = {}                  # (run, task, attempt) -> row
         self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
+        self.processes: list[tuple] = []                       # _SET_PROCESS rows
 
     def start(self, row: tuple) -> None:
         self.started[row[:3]] = row
 
     def write(self, conn: sqlite3.Connection) -> None:
-        started, finished = self.started, self.finished
-        if not started and not finished:
+        started, finished, processes = self.started, self.finished, self.processes
+        if not started and not finished and not processes:
             return
-        self.started, self.finished = {}, []
+        self.started, self.finished, self.processes = {}, [], []
         ends: list[tuple[str, tuple, tuple | None]] = []
         for row, ok in finished:
             begun = started.pop(row[:3], None)
@@ -107,6 +125,8 @@ class _Rows:
             conn.executemany(_INSERT_FINISHED,
                              [r for sql, r, _ in ends if sql is _INSERT_FINISHED])
             conn.executemany(_UPSERT_SUCCESS, [ok for _, _, ok in ends if ok is not None])
+            conn.executemany(_UPSERT_LAST, _last_rows(started.values(), ends))
+            conn.executemany(_SET_PROCESS, processes)
         except sqlite3.OperationalError:
             raise
         except Exception:
@@ -120,6 +140,19 @@ class _Rows:
                     sql, row = _INSERT_FINISHED, row[:4] + row[9:]
                 if _execute_logged(conn, sql, row) and ok is not None:
                     _execute_logged(conn, _UPSERT_SUCCESS, ok)
+            for row in _last_rows(started.values(), ends):
+                _execute_logged(conn, _UPSERT_LAST, row)
+            for row in processes:
+                _execute_logged(conn, _SET_PROCESS, row)
+
+
+def _last_rows(starts: Iterable[tuple], ends: list[tuple[str, tuple, tuple | None]]) -> list[tuple]:
+    """The last_attempt rows of a stretch: starts (no outcome), then finishes."""
+    rows = [_last_row(r[0], r[1], r[2], None) for r in starts]
+    for sql, row, _ in ends:
+        outcome = row[11] if sql is _INSERT_WHOLE else row[6]
+        rows.append(_last_row(row[0], row[1], row[2], outcome))
+    return rows
 
 
 def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
@@ -134,10 +167,12 @@ def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
 
 
 # Which events history looks at; anything else (output lines) costs one set lookup.
-_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished})
+_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskProcess, TaskFinished,
+                       RunFinished})
 
 
 RETRY_EVERY = 0.5     # seconds between tries while another process holds the lock
+HEARTBEAT = 1.0       # seconds between marks of a run under way as seen alive
 CLOSE_GRACE = 3.0     # seconds a close keeps trying before it gives up what it holds
 
 
@@ -167,6 +202,7 @@ class Recorder(BackgroundWriter):
         self._run_paths: dict[str, str] = {}
         self._hashes: dict[tuple[str, str, int], str] = {}
         self._writer_conn: sqlite3.Connection | None = None
+        self._next_seen = 0.0                # monotonic time of the next heartbeat
         self._start_writer()
 
     def active_runs(self) -> set[str]:
@@ -206,7 +242,13 @@ class Recorder(BackgroundWriter):
             self._writer_conn.close()
 
     def _retry_in(self) -> float | None:
-        return RETRY_EVERY if self._backlog and not self._broken else None
+        if self._broken:
+            return None
+        if self._backlog:
+            return RETRY_EVERY
+        if self._hashes:        # an attempt under way: wake up to mark its run seen alive
+            return max(0.0, self._next_seen - time.monotonic())
+        return None
 
     def _write_batch(self, events: list[Event]) -> None:
         if self._broken or self._writer_conn is None:
@@ -215,6 +257,27 @@ class Recorder(BackgroundWriter):
             events, self._backlog = self._backlog + events, []
         if events:
             self._write_events(self._writer_conn, events)
+            self._next_seen = time.monotonic() + HEARTBEAT    # the events said it lives
+        elif not self._backlog and not self._broken:
+            self._mark_seen(self._writer_conn)
+
+    def _mark_seen(self, conn: sqlite3.Connection) -> None:
+        """While an attempt runs and no event comes, its run is marked seen alive every
+        ``HEARTBEAT`` seconds: a run whose process is killed ends, in history, when it
+        was last seen (not when its last task started)."""
+        now = time.monotonic()
+        if now < self._next_seen:
+            return
+        runs = {key[0] for key in self._hashes}
+        if not runs:
+            return
+        self._next_seen = now + HEARTBEAT
+        wall = time.time()
+        try:
+            conn.executemany("UPDATE runs SET seen = ? WHERE id = ? AND status = 'running'",
+                             [(wall, run_id) for run_id in runs])
+        except sqlite3.Error:
+            pass        # locked or failing: the next events' write finds out and tells
 
     def _last_batch(self) -> None:
         deadline = time.monotonic() + CLOSE_GRACE
@@ -280,6 +343,13 @@ class Recorder(BackgroundWriter):
             reasons = self._reasons.get(run_id, {}).get(event.task, ())
             self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
             rows.start(_started_row(event, reasons))
+            if event.pgid:
+                rows.processes.append((event.pgid, event.process_start or None, run_id,
+                                       event.task, event.attempt))
+            return True
+        if isinstance(event, TaskProcess):
+            rows.processes.append((event.pgid, event.process_start or None, run_id,
+                                   event.task, event.attempt))
             return True
         if not isinstance(event, TaskFinished):
             return False
@@ -307,6 +377,8 @@ class Recorder(BackgroundWriter):
         if isinstance(event, TaskFinished):     # one whose success needs the join
             self._hashes.pop((run_id, event.task, event.attempt), None)
             conn.execute(_INSERT_FINISHED, _finished_row(event))
+            conn.execute(_UPSERT_LAST, _last_row(run_id, event.task, event.attempt,
+                                                 event.outcome.value))
             if event.outcome is Outcome.SUCCEEDED:
                 conn.execute(
                     "INSERT INTO last_success (workflow_path, task, definition_hash, time, "

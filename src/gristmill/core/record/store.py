@@ -10,6 +10,14 @@ queries from any thread. The tables:
   in the plan, its command, slot, outcome, exit code, duration and peak memory.
 - ``last_success``: per (workflow path, task) the definition hash, time and
   duration of the last success.
+- ``last_attempt``: per (workflow path, task) its latest attempt and outcome (NULL
+  while it runs, or when it never finished): an output is trusted only if the attempt
+  that last wrote it succeeded.
+
+Schema 2 added ``last_attempt``, ``runs.seen`` (the last moment the run was seen
+alive) and ``attempts.pgid``/``attempts.process_start`` (the process group a running
+attempt left, to find it again after Gristmill was killed); a schema 1 file is
+brought up to 2 when it is opened (``create_schema``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from ..reasons import Reason, ReasonKind
 
 log = logging.getLogger("gristmill.core.record.history")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = (   # one statement each; schema SCHEMA_VERSION
     """\
@@ -46,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid           INTEGER,
     hostname      TEXT NOT NULL DEFAULT '',
     process_start TEXT,                          -- tells a reused pid from ours
-    log_path      TEXT NOT NULL DEFAULT ''       -- the JSON-lines run log
+    log_path      TEXT NOT NULL DEFAULT '',      -- the JSON-lines run log
+    seen          REAL                           -- last moment the run was seen alive
 )
 """,
     """\
@@ -75,6 +84,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     reasons         TEXT NOT NULL DEFAULT '[]',  -- JSON list of {kind, message}
     log_path        TEXT NOT NULL DEFAULT '',
     message         TEXT NOT NULL DEFAULT '',
+    pgid            INTEGER,                     -- process group of its running command
+    process_start   TEXT,                        -- that group leader's start (_process_start)
     PRIMARY KEY (run_id, task, attempt)
 )
 """,
@@ -89,7 +100,34 @@ CREATE TABLE IF NOT EXISTS last_success (
     PRIMARY KEY (workflow_path, task)
 ) WITHOUT ROWID
 """,
+    """\
+CREATE TABLE IF NOT EXISTS last_attempt (
+    workflow_path   TEXT NOT NULL,
+    task            TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    outcome         TEXT,                        -- NULL: running, or never finished
+    PRIMARY KEY (workflow_path, task)
+) WITHOUT ROWID
+""",
+    """\
+CREATE INDEX IF NOT EXISTS last_attempt_untrusted ON last_attempt (workflow_path)
+    WHERE outcome IS NOT 'succeeded'
+""",
 )
+
+# Columns added after schema 1, for files made by an older version (ALTER TABLE).
+_ADDED_COLUMNS = (
+    ("runs", "seen", "REAL"),
+    ("attempts", "pgid", "INTEGER"),
+    ("attempts", "process_start", "TEXT"),
+)
+
+# last_attempt for a file made before it existed: each task's latest attempt.
+_FILL_LAST_ATTEMPT = (
+    "INSERT OR REPLACE INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "SELECT r.workflow_path, a.task, a.run_id, a.attempt, a.outcome FROM attempts a "
+    "JOIN runs r ON r.id = a.run_id ORDER BY COALESCE(a.started, r.started), a.attempt")
 
 _BUSY_TIMEOUT_MS = 1000   # a query waits this long for another process's lock
 WRITER_BUSY_MS = 250      # the recorder, per try: it keeps what it could not write, and tries again
@@ -145,8 +183,14 @@ def create_schema(path: Path) -> None:
                     f"{path}: history written by a newer Gristmill "
                     f"(schema {version}; this version reads {SCHEMA_VERSION})")
             if version < SCHEMA_VERSION:
+                had_attempts = _has_table(conn, "attempts")
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                for table, column, kind in _ADDED_COLUMNS:
+                    if column not in _columns(conn, table):
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                if had_attempts:
+                    conn.execute(_FILL_LAST_ATTEMPT)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -154,6 +198,15 @@ def create_schema(path: Path) -> None:
             raise
     finally:
         conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 class HistoryError(RuntimeError):
@@ -212,6 +265,27 @@ class AttemptRecord:
         return "; ".join(r.message for r in self.reasons)
 
 
+class LastAttempt(NamedTuple):
+    """A task's latest attempt, one that did not succeed: its outputs are not trusted."""
+
+    task: str
+    run_id: str
+    attempt: int
+    outcome: str | None                # an Outcome value; None: it never finished
+    run_status: str                    # a RunStatus value ('interrupted': the run died)
+    message: str                       # what its end said ("exit status 1")
+
+
+class Leftover(NamedTuple):
+    """A task's process group still alive after the Gristmill that ran it was killed."""
+
+    run_id: str
+    task: str
+    attempt: int
+    pgid: int
+    process_start: str | None
+
+
 class TaskRecord(NamedTuple):
     """The last success of one task of one workflow (a tuple: a no-op run of 20,000
     tasks reads 20,000 of them, and a tuple is made in a third of the time)."""
@@ -251,6 +325,48 @@ def _process_start(pid: int) -> str | None:
     """A token that differs between two processes that had the same pid; None if unknown."""
     stat = _proc_stat(pid)
     return f"{_BOOT_ID}:{stat[1]}" if stat and _BOOT_ID else None
+
+
+process_start = _process_start
+
+
+def proc_stats():
+    """(pid, the fields of /proc/<pid>/stat after the command's name) of every process."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        yield int(entry), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``, from /proc."""
+    return [pid for pid, fields in proc_stats()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X")]
+
+
+def group_alive(pgid: int | None, start: str | None) -> bool:
+    """Whether the process group a task left is still there, and is that same group:
+    its leader has the start time recorded, or is gone while others of the group live
+    (a pid is not given again while a group of that id exists)."""
+    if not pgid or pgid <= 1:
+        return False
+    members = group_members(pgid)
+    if not members:
+        return False
+    if pgid in members and start:
+        now = _process_start(pgid)
+        if now is not None and now != start:
+            return False                    # the pid was given to another process
+    return True
 
 
 def _pid_exists(pid: int) -> bool:

@@ -21,8 +21,9 @@ from typing import Callable, Mapping
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
-                     TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
-from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
+                     TaskFinished, TaskProcess, TaskStarted, TaskState, TaskStateChanged,
+                     TasksUpToDate)
+from .local import Executor, Job, JobExited, JobOutput, JobSpawned, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
@@ -265,6 +266,7 @@ class _RunLoop:
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
+        self.process_of: Callable[[int], tuple[int, str] | None] | None = None
 
     def set_state(self, name: str, state: TaskState, reasons=(), attempt: int = 0) -> None:
         self.states[name] = state
@@ -274,6 +276,7 @@ class _RunLoop:
     def run(self, t0: float) -> RunResult:
         e = self.e
         ex = e._executor_factory()
+        self.process_of = getattr(ex, "process", None)   # local processes: their groups
         with e._lock:
             e._executor = ex
             cancelled = e._cancel
@@ -415,10 +418,13 @@ class _RunLoop:
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
+        process = self.process_of(job_id) if self.process_of is not None else None
+        pgid, pstart = process if process is not None else (0, "")
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, log_path,
-                                       "\n".join(task.commands), task.definition_hash))
+                                       "\n".join(task.commands), task.definition_hash,
+                                       pgid, pstart))
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -439,6 +445,9 @@ class _RunLoop:
                 now = time.time()
                 for line in ev.lines:
                     publish(OutputLine(self.run_id, now, a.task.name, a.attempt, line))
+            elif isinstance(ev, JobSpawned):
+                publish(TaskProcess(self.run_id, time.time(), a.task.name, a.attempt,
+                                    ev.pgid, ev.process_start))
             elif isinstance(ev, JobExited):
                 if ev.exit_code == 0 and not ev.killed:
                     self._succeeded(a, ev)
