@@ -162,12 +162,18 @@ def test_kill9_mid_rebuild_after_an_earlier_success_is_not_trusted(tmp_path, lef
     assert p.returncode == 0, p.stderr
     later = time.time() + 5
     os.utime(root / "in.txt", (later, later))
-    kill9_mid_run(root, home, leftovers)
+    pgid = kill9_mid_run(root, home, leftovers)
+    os.killpg(pgid, signal.SIGKILL)           # a power cut: the whole tree is gone
+    wait_for(lambda: not alive(pgid), "the task to die")
     # out.txt is now newer than its input: timestamps alone call it up to date.
     os.utime(root / "out.txt", (later + 5, later + 5))
     p = gristmill("plan", cwd=root, home=home)
     assert "never finished: the run was interrupted" in p.stdout, p.stdout
     assert "1 to run" in p.stdout
+    assert "still running" not in p.stderr, p.stderr
+    p = gristmill("run", cwd=root, home=home)
+    assert p.returncode == 0, p.stderr
+    assert (root / "out.txt").read_text() == "first\nsecond\n"
 
 
 def test_a_failed_rebuild_of_an_output_folder_that_existed_is_not_trusted(tmp_path):

@@ -116,7 +116,7 @@ class HistoryReader:
         (nothing is written: a plan only reads)."""
         rows = self._conn().execute(
             "SELECT l.task, l.run_id, l.attempt, l.outcome, r.status, a.message, r.pid, "
-            "r.hostname, r.process_start FROM last_attempt l "
+            "r.hostname, r.process_start FROM last_attempt l INDEXED BY last_attempt_untrusted "
             "LEFT JOIN runs r ON r.id = l.run_id "
             "LEFT JOIN attempts a ON a.run_id = l.run_id AND a.task = l.task "
             "AND a.attempt = l.attempt "

@@ -29,11 +29,13 @@ log = logging.getLogger("gristmill.core.record.history")
 
 _INSERT_STARTED = (
     "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-    "definition_hash, reasons, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "definition_hash, reasons, log_path, pgid, process_start) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
     "slot = excluded.slot, command = excluded.command, "
     "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-    "log_path = excluded.log_path")
+    "log_path = excluded.log_path, pgid = excluded.pgid, "
+    "process_start = excluded.process_start")
 
 _INSERT_FINISHED = (
     "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
@@ -45,12 +47,13 @@ _INSERT_FINISHED = (
 
 _INSERT_WHOLE = (          # an attempt whose start and finish are written together
     "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-    "definition_hash, reasons, log_path, ended, duration, outcome, exit_code, peak_mem, "
-    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "definition_hash, reasons, log_path, pgid, process_start, ended, duration, outcome, "
+    "exit_code, peak_mem, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
     "slot = excluded.slot, command = excluded.command, "
     "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-    "log_path = excluded.log_path, ended = excluded.ended, "
+    "log_path = excluded.log_path, pgid = excluded.pgid, "
+    "process_start = excluded.process_start, ended = excluded.ended, "
     "duration = excluded.duration, outcome = excluded.outcome, "
     "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
     "message = excluded.message")
@@ -66,23 +69,29 @@ _UPSERT_SUCCESS = (
 # Each task's latest attempt (the trust rule): a start writes it with no outcome, a
 # finish with its outcome. A later attempt of the same run is never overwritten by an
 # earlier one's finish (a batch writes the starts before the finishes of earlier starts).
-_UPSERT_LAST = (
-    "INSERT INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
-    "SELECT workflow_path, ?, id, ?, ? FROM runs WHERE id = ? "
-    "ON CONFLICT (workflow_path, task) DO UPDATE SET run_id = excluded.run_id, "
+_ON_LAST = (
+    " ON CONFLICT (workflow_path, task) DO UPDATE SET run_id = excluded.run_id, "
     "attempt = excluded.attempt, outcome = excluded.outcome "
     "WHERE excluded.run_id != last_attempt.run_id OR excluded.attempt >= last_attempt.attempt")
+_UPSERT_LAST = (           # (path, task, run, attempt, outcome)
+    "INSERT INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "VALUES (?, ?, ?, ?, ?)" + _ON_LAST)
+_UPSERT_LAST_JOINED = (    # (task, attempt, outcome, run): the run's path from its row
+    "INSERT INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "SELECT workflow_path, ?, id, ?, ? FROM runs WHERE id = ?" + _ON_LAST)
 
 _SET_PROCESS = "UPDATE attempts SET pgid = ?, process_start = ? WHERE run_id = ? AND task = ? AND attempt = ?"
 
 
-def _last_row(run_id: str, task: str, attempt: int, outcome: str | None) -> tuple:
-    return (task, attempt, outcome, run_id)
+
+
+_STARTED_COLUMNS = 11      # the columns of a started row (a whole row: then the finish's)
 
 
 def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
     return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
-            event.definition_hash, _reasons_json(reasons), event.log_path)
+            event.definition_hash, _reasons_json(reasons), event.log_path,
+            event.pgid or None, event.process_start or None)
 
 
 def _finished_row(event: TaskFinished) -> tuple:
@@ -97,9 +106,10 @@ class _Rows:
     whole rows, then the other starts, then the other finishes, then successes (an
     attempt's start comes before its finish, in this stretch or an earlier one)."""
 
-    __slots__ = ("started", "finished", "processes")
+    __slots__ = ("started", "finished", "processes", "paths")
 
-    def __init__(self) -> None:
+    def __init__(self, paths: dict[str, str] | None = None) -> None:
+        self.paths = paths if paths is not None else {}        # run -> workflow path
         self.started: dict[tuple, tuple] = {}                  # (run, task, attempt) -> row
         self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
         self.processes: list[tuple] = []                       # _SET_PROCESS rows
@@ -125,7 +135,9 @@ class _Rows:
             conn.executemany(_INSERT_FINISHED,
                              [r for sql, r, _ in ends if sql is _INSERT_FINISHED])
             conn.executemany(_UPSERT_SUCCESS, [ok for _, _, ok in ends if ok is not None])
-            conn.executemany(_UPSERT_LAST, _last_rows(started.values(), ends))
+            known, joined = _last_rows(self.paths, started.values(), ends)
+            conn.executemany(_UPSERT_LAST, known)
+            conn.executemany(_UPSERT_LAST_JOINED, joined)
             conn.executemany(_SET_PROCESS, processes)
         except sqlite3.OperationalError:
             raise
@@ -136,23 +148,35 @@ class _Rows:
                 _execute_logged(conn, _INSERT_STARTED, row)
             for sql, row, ok in ends:
                 if sql is _INSERT_WHOLE:     # as two statements: a bad finish keeps the start
-                    _execute_logged(conn, _INSERT_STARTED, row[:9])
-                    sql, row = _INSERT_FINISHED, row[:4] + row[9:]
+                    _execute_logged(conn, _INSERT_STARTED, row[:_STARTED_COLUMNS])
+                    sql, row = _INSERT_FINISHED, row[:4] + row[_STARTED_COLUMNS:]
                 if _execute_logged(conn, sql, row) and ok is not None:
                     _execute_logged(conn, _UPSERT_SUCCESS, ok)
-            for row in _last_rows(started.values(), ends):
+            known, joined = _last_rows(self.paths, started.values(), ends)
+            for row in known:
                 _execute_logged(conn, _UPSERT_LAST, row)
+            for row in joined:
+                _execute_logged(conn, _UPSERT_LAST_JOINED, row)
             for row in processes:
                 _execute_logged(conn, _SET_PROCESS, row)
 
 
-def _last_rows(starts: Iterable[tuple], ends: list[tuple[str, tuple, tuple | None]]) -> list[tuple]:
-    """The last_attempt rows of a stretch: starts (no outcome), then finishes."""
-    rows = [_last_row(r[0], r[1], r[2], None) for r in starts]
-    for sql, row, _ in ends:
-        outcome = row[11] if sql is _INSERT_WHOLE else row[6]
-        rows.append(_last_row(row[0], row[1], row[2], outcome))
-    return rows
+def _last_rows(paths: dict[str, str], starts: Iterable[tuple],
+               ends: list[tuple[str, tuple, tuple | None]]) -> tuple[list[tuple], list[tuple]]:
+    """The last_attempt rows of a stretch, starts (no outcome) then finishes: those of
+    runs whose path this writer knows, and the others (the path joined from ``runs``)."""
+    known: list[tuple] = []
+    joined: list[tuple] = []
+    items = [(r[0], r[1], r[2], None) for r in starts]
+    items += [(row[0], row[1], row[2], row[_STARTED_COLUMNS + 2] if sql is _INSERT_WHOLE
+               else row[6]) for sql, row, _ in ends]
+    for run_id, task, attempt, outcome in items:
+        path = paths.get(run_id)
+        if path is not None:
+            known.append((path, task, run_id, attempt, outcome))
+        else:
+            joined.append((task, attempt, outcome, run_id))
+    return known, joined
 
 
 def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
@@ -295,7 +319,7 @@ class Recorder(BackgroundWriter):
         process may hold the write lock): events that could not begin are kept for the
         next try, so each event is applied exactly once."""
         finished: list[str] = []
-        rows = _Rows()
+        rows = _Rows(self._run_paths)
         try:
             conn.execute("BEGIN IMMEDIATE")     # waits up to WRITER_BUSY_MS
         except sqlite3.Error as exc:
@@ -343,9 +367,6 @@ class Recorder(BackgroundWriter):
             reasons = self._reasons.get(run_id, {}).get(event.task, ())
             self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
             rows.start(_started_row(event, reasons))
-            if event.pgid:
-                rows.processes.append((event.pgid, event.process_start or None, run_id,
-                                       event.task, event.attempt))
             return True
         if isinstance(event, TaskProcess):
             rows.processes.append((event.pgid, event.process_start or None, run_id,
@@ -377,8 +398,8 @@ class Recorder(BackgroundWriter):
         if isinstance(event, TaskFinished):     # one whose success needs the join
             self._hashes.pop((run_id, event.task, event.attempt), None)
             conn.execute(_INSERT_FINISHED, _finished_row(event))
-            conn.execute(_UPSERT_LAST, _last_row(run_id, event.task, event.attempt,
-                                                 event.outcome.value))
+            conn.execute(_UPSERT_LAST_JOINED, (event.task, event.attempt, event.outcome.value,
+                                               run_id))
             if event.outcome is Outcome.SUCCEEDED:
                 conn.execute(
                     "INSERT INTO last_success (workflow_path, task, definition_hash, time, "
