@@ -93,6 +93,7 @@ def test_a_closed_terminal_does_not_stop_the_reporter():
         rep = ConsoleReporter(stream=stream, live=True)
         feed(rep)                            # no OSError
         assert rep.live is False
+        rep.out.close()
     finally:
         try:
             stream.close()
