@@ -20,7 +20,8 @@ from .. import paths
 from ..events import RunStatus
 from .store import (_ATTEMPT_COLUMNS, _HOSTNAME, _RUN_COLUMNS, AttemptRecord, HistoryError,
                     LastAttempt, Leftover, RunRecord, TaskRecord, _attempt_record, _chunks,
-                    _norm_path, _process_alive, _run_record, connect, group_alive)
+                    _norm_path, _process_alive, _run_record, connect, group_alive,
+                    live_groups)
 
 log = logging.getLogger("gristmill.core.record.history")
 
@@ -138,32 +139,41 @@ class HistoryReader:
             out[task] = LastAttempt(task, run_id, attempt, outcome, status or "", message or "")
         return out
 
-    def leftovers(self, workflow_path: str | os.PathLike[str] | None = None) -> list[Leftover]:
+    def leftovers(self, workflow_path: str | os.PathLike[str]) -> list[Leftover]:
         """Task process groups that a run left running when Gristmill itself was killed:
-        attempts that never finished, of runs whose process is gone, whose process group
-        still lives (the same group: its leader's start time matches)."""
-        conn = self._conn()
-        sql = ("SELECT id, status, pid, process_start FROM runs WHERE hostname = ? "
-               "AND status IN ('running', 'interrupted')")
-        args: list[object] = [_HOSTNAME]
-        if workflow_path is not None:
-            sql += " AND workflow_path = ?"
-            args.append(_norm_path(workflow_path))
+        each task's latest attempt, one that never finished, of a run whose process is
+        gone, whose process group still lives (the same group: its leader's start time
+        matches). Only tasks not trusted are looked at, and /proc is read once."""
+        rows = self._conn().execute(
+            "SELECT l.run_id, l.task, l.attempt, a.pgid, a.process_start, r.status, r.pid, "
+            "r.process_start FROM last_attempt l INDEXED BY last_attempt_untrusted "
+            "JOIN attempts a ON a.run_id = l.run_id AND a.task = l.task "
+            "AND a.attempt = l.attempt JOIN runs r ON r.id = l.run_id "
+            "WHERE l.workflow_path = ? AND l.outcome IS NOT 'succeeded' AND l.outcome IS NULL "
+            "AND a.pgid IS NOT NULL AND r.hostname = ? "
+            "AND r.status IN ('running', 'interrupted')",
+            (_norm_path(workflow_path), _HOSTNAME)).fetchall()
+        if not rows:
+            return []
         active = self._active_runs()
         me = os.getpid()
-        found: list[Leftover] = []
-        for run_id, status, pid, start in conn.execute(sql, args).fetchall():
+        candidates: list[Leftover] = []
+        runs_alive: dict[str, bool] = {}
+        for run_id, task, attempt, pgid, pstart, status, pid, start in rows:
             if run_id in active:
                 continue
-            if status == RunStatus.RUNNING.value and pid is not None and pid != me \
-                    and _process_alive(pid, start):
-                continue                        # its Gristmill still runs it
-            for task, attempt, pgid, pstart in conn.execute(
-                    "SELECT task, attempt, pgid, process_start FROM attempts WHERE run_id = ? "
-                    "AND outcome IS NULL AND pgid IS NOT NULL", (run_id,)).fetchall():
-                if group_alive(pgid, pstart):
-                    found.append(Leftover(run_id, task, attempt, pgid, pstart))
-        return found
+            if status == RunStatus.RUNNING.value:
+                up = runs_alive.get(run_id)
+                if up is None:
+                    up = runs_alive[run_id] = pid is not None and pid != me \
+                        and _process_alive(pid, start)
+                if up:
+                    continue                    # its Gristmill still runs it
+            candidates.append(Leftover(run_id, task, attempt, pgid, pstart))
+        if not candidates:
+            return []
+        live = live_groups({c.pgid for c in candidates})
+        return [c for c in candidates if group_alive(c.pgid, c.process_start, live)]
 
     # -- maintenance (any thread) ---------------------------------------------
 

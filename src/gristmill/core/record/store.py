@@ -347,19 +347,27 @@ def proc_stats():
         yield int(entry), fields
 
 
-def group_members(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group ``pgid``, from /proc."""
-    return [pid for pid, fields in proc_stats()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X")]
+def live_groups(pgids: set[int]) -> dict[int, list[int]]:
+    """Process group -> its live (not zombie) processes, for the groups in ``pgids``,
+    from one reading of /proc."""
+    found: dict[int, list[int]] = {}
+    for pid, fields in proc_stats():
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            pgrp = int(fields[2])
+            if pgrp in pgids:
+                found.setdefault(pgrp, []).append(pid)
+    return found
 
 
-def group_alive(pgid: int | None, start: str | None) -> bool:
+def group_alive(pgid: int | None, start: str | None,
+                live: dict[int, list[int]] | None = None) -> bool:
     """Whether the process group a task left is still there, and is that same group:
     its leader has the start time recorded, or is gone while others of the group live
-    (a pid is not given again while a group of that id exists)."""
+    (a pid is not given again while a group of that id exists). ``live``: from
+    ``live_groups``, when several groups are asked about at once."""
     if not pgid or pgid <= 1:
         return False
-    members = group_members(pgid)
+    members = (live if live is not None else live_groups({pgid})).get(pgid)
     if not members:
         return False
     if pgid in members and start:
