@@ -356,6 +356,8 @@ def test_a_second_run_says_who_holds_the_workflow_and_exits_2(tmp_path, leftover
         assert not (root / "out.txt").exists()
 
         # A plan takes no lock: it answers, and does not trust what is being written.
+        wait_for(lambda: history_rows(home, "SELECT 1 FROM last_attempt WHERE outcome IS NULL"),
+                 "the first run's attempt in history")
         p = gristmill("plan", cwd=root, home=home)
         assert p.returncode == 0, p.stderr
         assert "is still running: its outputs may be half-written" in p.stdout, p.stdout
