@@ -305,8 +305,9 @@ class Workbench(QObject):
             try:
                 lock.acquire()
             except RunLocked as exc:
-                self.message.emit(f"The run did not start: {exc}")
-                self.runRefused.emit(str(exc))
+                why = f"{exc.who()}: wait for it to end, or stop it first"
+                self.message.emit(f"The run did not start: {why}")
+                self.runRefused.emit(why)
                 return False
             self._run_lock = lock
         bus = EventBus()

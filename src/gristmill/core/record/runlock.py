@@ -54,8 +54,12 @@ class RunLocked(UsageError):
     def __init__(self, workflow_path: str, holder: Holder):
         self.workflow_path = workflow_path
         self.holder = holder
-        super().__init__(f"another run of {workflow_path} is under way ({holder.words()}); "
-                         "wait for it to end (gristmill run --wait), or stop it first")
+        super().__init__(f"{self.who()}; wait for it to end (gristmill run --wait), or stop "
+                         "it first")
+
+    def who(self) -> str:
+        """"another run of PATH is under way (pid, started, command)"."""
+        return f"another run of {self.workflow_path} is under way ({self.holder.words()})"
 
 
 def lock_path(workflow_path: str | os.PathLike[str]) -> Path:
