@@ -384,3 +384,32 @@ def test_the_lock_goes_with_a_killed_run(tmp_path, leftovers):
     kill9_mid_run(root, home, leftovers)       # its task runs on: it holds no lock
     p = gristmill("run", cwd=root, home=home)
     assert p.returncode == 0, p.stderr
+
+
+def test_a_later_command_of_a_task_is_found_after_a_kill9(tmp_path, leftovers):
+    # Each command of a task runs in a process group of its own: the one running when
+    # Gristmill was killed is the one found, and stopped.
+    home = tmp_path / "home"
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "gristmill.toml").write_text("""\
+[tasks.two_steps]
+cmd = ["echo one > first.txt", "if [ -e slow ]; then rm slow; touch hold.$$; fi; echo $$ > step.pid; while [ -e hold.$$ ]; do sleep 0.05; done"]
+outputs = ["first.txt"]
+""")
+    (root / "slow").touch()
+    cli = start("run", cwd=root, home=home)
+    pgid = int(wait_for(lambda: (root / "step.pid").exists()
+                        and (root / "step.pid").read_text().strip(), "the second command"))
+    leftovers.append(pgid)
+    wait_for(lambda: history_rows(home, "SELECT 1 FROM attempts WHERE pgid = ?", (pgid,)),
+             "the second command's group in history")
+    cli.kill()
+    cli.wait(timeout=HANG)
+    plan = json.loads(gristmill("plan", "--json", cwd=root, home=home).stdout)
+    assert [g["process_group"] for g in plan["still_running"]] == [pgid]
+    p = gristmill("run", cwd=root, home=home)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"stopped task two_steps of interrupted run" in p.stderr
+    assert f"(process group {pgid})" in p.stderr
+    assert not alive(pgid)
