@@ -12,9 +12,19 @@ from pathlib import Path
 from gristmill.app.explain import explain
 from gristmill.core.events import RunStatus
 
-from conftest import wait_for, wait_run_over
+from conftest import process_alive, wait_for, wait_run_over
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def leftover_group(pgid: int) -> bool:
+    import sqlite3
+    from gristmill.core import paths
+    conn = sqlite3.connect(paths.history_db())
+    try:
+        return conn.execute("SELECT 1 FROM attempts WHERE pgid = ?", (pgid,)).fetchone() is not None
+    finally:
+        conn.close()
 
 
 def _write(folder: Path, text: str) -> Path:
@@ -89,3 +99,44 @@ outputs = ["out.txt"]
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def test_a_run_from_the_app_stops_what_a_killed_cli_run_left(qtbot, window, tmp_path):
+    folder = _write(tmp_path / "left", """
+[tasks.half]
+cmd = "echo first > out.txt; if [ -e slow ]; then rm slow; touch hold.$$; fi; echo $$ > half.pid; while [ -e hold.$$ ]; do sleep 0.05; done; echo second >> out.txt"
+outputs = ["out.txt"]
+""")
+    (folder / "slow").touch()
+    cli = subprocess.Popen([sys.executable, "-m", "gristmill", "run"], cwd=folder,
+                           env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    pgid = 0
+    try:
+        assert wait_for(lambda: (folder / "half.pid").exists()
+                        and (folder / "half.pid").read_text().strip(), timeout=60)
+        pgid = int((folder / "half.pid").read_text())
+        history = window.bench.history
+        assert wait_for(lambda: any(a.task == "half" for r in history.runs()
+                                    for a in history.attempts(r.id)), timeout=60)
+        # its process group is written with its start
+        assert leftover_group(pgid)
+        cli.kill()
+        cli.wait()
+        window.settings.trust(folder)
+        window.open_path(str(folder))
+        assert window.bench.decisions["half"].stale          # never finished: not trusted
+        window.actions["run_default"].trigger()
+        assert not process_alive(pgid)
+        wait_run_over(qtbot, window)
+        assert window.bench.run.status is RunStatus.SUCCEEDED
+        assert (folder / "out.txt").read_text() == "first\nsecond\n"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        if pgid:
+            try:
+                os.killpg(pgid, 9)
+            except OSError:
+                pass

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QWidget
 from gristmill.core import paths
 from gristmill.core.decide.capacity import Capacity, detect_cpus, detect_gpus, detect_memory
 from gristmill.core.run.engine import Engine, RunOptions
+from gristmill.core.run.leftovers import leftover_words, stop_leftovers
 from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus
 from gristmill.core.decide.graph import TaskGraph
@@ -310,6 +311,7 @@ class Workbench(QObject):
                 self.runRefused.emit(why)
                 return False
             self._run_lock = lock
+            self._stop_leftovers(wf)
         bus = EventBus()
         engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
         self.session.hold(True)
@@ -318,6 +320,24 @@ class Workbench(QObject):
         what = "Planning" if dry_run else "Running"
         self.message.emit(f"{what} {' '.join(targets) or 'the default targets'}…")
         return True
+
+    def _stop_leftovers(self, wf: Workflow) -> None:
+        """Task trees a killed Gristmill left running (found from history): stopped
+        before the run decides anything, as the CLI's run does."""
+        if self.history is None:
+            return
+        try:
+            found = self.history.leftovers(wf.path)
+        except Exception:                 # history is a convenience, never a blocker
+            return
+        if not found:
+            return
+        stuck = stop_leftovers(found)
+        words = "; ".join(leftover_words(g) for g in found)
+        if stuck:
+            self.message.emit(f"Could not stop what a killed run left running: {words}")
+        else:
+            self.message.emit(f"Stopped what a killed run left running: {words}")
 
     def cancel(self) -> None:
         if self.busy:
