@@ -17,6 +17,13 @@ from conftest import process_alive, wait_for, wait_run_over
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+def start_cli_run(folder: Path) -> subprocess.Popen:
+    """`gristmill run` in ``folder``, in a session of its own (this test's home)."""
+    return subprocess.Popen([sys.executable, "-m", "gristmill", "run"], cwd=folder,
+                            env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def leftover_group(pgid: int) -> bool:
     import sqlite3
     from gristmill.core import paths
@@ -72,9 +79,7 @@ cmd = "echo $$ > gated.pid; while [ -e slow ]; do sleep 0.05; done; echo done > 
 outputs = ["out.txt"]
 """)
     (folder / "slow").touch()
-    cli = subprocess.Popen([sys.executable, "-m", "gristmill", "run"], cwd=folder,
-                           env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    cli = start_cli_run(folder)
     try:
         assert wait_for(lambda: (folder / "gated.pid").exists(), timeout=60)
         window.settings.trust(folder)
@@ -108,9 +113,7 @@ cmd = "echo first > out.txt; if [ -e slow ]; then rm slow; touch hold.$$; fi; ec
 outputs = ["out.txt"]
 """)
     (folder / "slow").touch()
-    cli = subprocess.Popen([sys.executable, "-m", "gristmill", "run"], cwd=folder,
-                           env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    cli = start_cli_run(folder)
     pgid = 0
     try:
         assert wait_for(lambda: (folder / "half.pid").exists()
@@ -126,8 +129,13 @@ outputs = ["out.txt"]
         window.settings.trust(folder)
         window.open_path(str(folder))
         assert window.bench.decisions["half"].stale          # never finished: not trusted
+        said = []
+        window.bench.message.connect(said.append)
         window.actions["run_default"].trigger()
         assert not process_alive(pgid)
+        assert any(m.startswith("Stopped what a killed run left running: task half of "
+                                "interrupted run ") and f"(process group {pgid})" in m
+                   for m in said), said
         wait_run_over(qtbot, window)
         assert window.bench.run.status is RunStatus.SUCCEEDED
         assert (folder / "out.txt").read_text() == "first\nsecond\n"
