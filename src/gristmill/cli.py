@@ -232,10 +232,7 @@ def _take_run_lock(wf: Workflow, wait: bool):
         waited.append(holder)
         _say(f"gristmill: another run of {wf.path} is under way ({holder.words()}); "
              "waiting for it to end...")
-    try:
-        lock.acquire(wait=wait, on_wait=waiting)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+    lock.acquire(wait=wait, on_wait=waiting)      # Ctrl-C while it waits: exit 130
     return lock, bool(waited)
 
 
@@ -610,6 +607,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:      # Ctrl-C before a run's own handling (a load, --wait)
+        _say("")
+        return 130
     finally:
         write_deferred()       # the loaded workflow, for the next run: after everything else
 

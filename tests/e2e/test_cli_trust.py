@@ -413,3 +413,25 @@ outputs = ["first.txt"]
     assert f"stopped task two_steps of interrupted run" in p.stderr
     assert f"(process group {pgid})" in p.stderr
     assert not alive(pgid)
+
+
+def test_ctrl_c_while_waiting_for_the_lock_exits_130_without_a_traceback(tmp_path, leftovers):
+    home = tmp_path / "home"
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "gristmill.toml").write_text(GATED)
+    (root / "slow").touch()
+    first = start("run", cwd=root, home=home)
+    try:
+        leftovers.append(int(wait_for(lambda: (root / "gated.pid").exists() and
+                                      (root / "gated.pid").read_text().strip(),
+                                      "the first run's task")))
+        waiter = start("run", "--wait", cwd=root, home=home)
+        wait_for(lambda: "waiting for it to end" in waiter.log.read_text(), "the waiter")
+        waiter.send_signal(signal.SIGINT)
+        assert waiter.wait(timeout=HANG) == 130
+        assert "Traceback" not in waiter.log.read_text()
+        assert first.poll() is None               # the first run goes on
+    finally:
+        (root / "slow").unlink(missing_ok=True)
+        first.wait(timeout=HANG)
