@@ -335,8 +335,8 @@ outputs = ["out.txt"]
 """
 
 
-def test_a_second_run_says_who_holds_the_workflow_and_exits_2(tmp_path, leftovers):
-    home = tmp_path / "home"
+def a_run_under_way(tmp_path: Path, home: Path, leftovers: list[int]):
+    """(its folder, a `gristmill run` whose task waits while `slow` is there)."""
     root = tmp_path / "p"
     root.mkdir()
     (root / "gristmill.toml").write_text(GATED)
@@ -346,6 +346,17 @@ def test_a_second_run_says_who_holds_the_workflow_and_exits_2(tmp_path, leftover
         leftovers.append(int(wait_for(lambda: (root / "gated.pid").exists() and
                                       (root / "gated.pid").read_text().strip(),
                                       "the first run's task")))
+    except BaseException:
+        first.kill()
+        first.wait()
+        raise
+    return root, first
+
+
+def test_a_second_run_says_who_holds_the_workflow_and_exits_2(tmp_path, leftovers):
+    home = tmp_path / "home"
+    root, first = a_run_under_way(tmp_path, home, leftovers)
+    try:
         p = gristmill("run", cwd=root, home=home)
         assert p.returncode == 2
         assert "Traceback" not in p.stderr
@@ -417,15 +428,8 @@ outputs = ["first.txt"]
 
 def test_ctrl_c_while_waiting_for_the_lock_exits_130_without_a_traceback(tmp_path, leftovers):
     home = tmp_path / "home"
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "gristmill.toml").write_text(GATED)
-    (root / "slow").touch()
-    first = start("run", cwd=root, home=home)
+    root, first = a_run_under_way(tmp_path, home, leftovers)
     try:
-        leftovers.append(int(wait_for(lambda: (root / "gated.pid").exists() and
-                                      (root / "gated.pid").read_text().strip(),
-                                      "the first run's task")))
         waiter = start("run", "--wait", cwd=root, home=home)
         wait_for(lambda: "waiting for it to end" in waiter.log.read_text(), "the waiter")
         waiter.send_signal(signal.SIGINT)
