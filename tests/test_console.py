@@ -72,3 +72,30 @@ def test_a_long_line_is_printed_cut_with_a_word_and_a_log_trouble_is_said():
     (long,) = [line for line in lines if "yyy" in line]
     assert long == "  " + "y" * LINE_MAX + f" … [cut: {16000 - LINE_MAX:,} more characters]"
     assert "  ! its log /logs/a.1.log lacks 5 bytes of its output" in lines
+
+
+def test_a_closed_terminal_does_not_stop_the_reporter():
+    # A terminal window closed mid-run: every write to it fails with EIO. The reporter is
+    # a subscriber on the engine's thread: it must not raise into the run.
+    import os
+    master, slave = os.openpty()
+    stream = open(slave, "w", buffering=1)
+    os.close(master)                         # hung up
+    try:
+        try:
+            stream.write("x\n")
+            stream.flush()
+        except OSError:
+            pass
+        else:
+            import pytest
+            pytest.skip("writes to a hung-up pty do not fail here")
+        rep = ConsoleReporter(stream=stream, live=True)
+        feed(rep)                            # no OSError
+        assert rep.live is False
+        rep.out.close()
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--audit", action="store_true",
                    help="trace each task's file accesses (strace) and report what it reads "
                         "or writes undeclared, and declared inputs it never reads")
+    r.add_argument("--wait", action="store_true",
+                   help="when another run of this workflow is under way, wait for it to end "
+                        "(without --wait: say who runs it, and exit 2)")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -222,8 +225,17 @@ def cmd_run(args) -> int:
     if home:
         os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
     os.chdir(wf.root)
+    lock = None
+    if not args.dry_run and not args.question:
+        lock, waited = _take_run_lock(wf, args.wait)      # one run of a workflow at a time
+        if waited:      # the files were stat'ed before the other run changed them
+            for p in prefetch:
+                p.cancel()
+            prefetch = []
     history = _history()
     if history is not None:
+        if lock is not None:
+            _stop_leftovers(history, wf)
         history.mark_interrupted(str(wf.path))
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     if args.what_if:
@@ -248,6 +260,49 @@ def cmd_run(args) -> int:
             p.cancel()
         if dask is not None:
             dask.close()
+        if lock is not None:
+            lock.release()
+
+
+def _say(line: str) -> None:
+    """A line on stderr; a closed terminal (EIO) or pipe swallows it, never a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _take_run_lock(wf: Workflow, wait: bool):
+    """(the workflow's run lock, whether it waited for it), or ``RunLocked`` (exit 2)
+    saying who holds it."""
+    import shlex
+    from .core.record.runlock import RunLock
+    lock = RunLock(wf.path, "gristmill " + shlex.join(sys.argv[1:]))
+
+    waited = []
+
+    def waiting(holder) -> None:
+        waited.append(holder)
+        _say(f"gristmill: another run of {wf.path} is under way ({holder.words()}); "
+             "waiting for it to end...")
+    lock.acquire(wait=wait, on_wait=waiting)      # Ctrl-C while it waits: exit 130
+    return lock, bool(waited)
+
+
+def _stop_leftovers(history, wf: Workflow) -> None:
+    """Task trees a killed Gristmill left running: stopped before anything is decided."""
+    from .core.run.leftovers import leftover_words, stop_leftovers
+    found = history.leftovers(str(wf.path))
+    if not found:
+        return
+    stuck = stop_leftovers(found)
+    for group in found:
+        if group in stuck:
+            _say(f"gristmill: {leftover_words(group)} is still running and could not be "
+                 "stopped; its outputs are not trusted")
+        else:
+            _say(f"gristmill: stopped {leftover_words(group)}, left running when Gristmill "
+                 "was killed")
 
 
 def _refuse_make_options(args) -> None:
@@ -359,23 +414,38 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
                                if history is not None else {},
                                verbose=args.verbose, quiet=args.quiet)
     bus.subscribe(reporter)
-    interrupted = []
+    interrupted: list[int] = []
+    terminals = [fd for fd in (1, 2) if _isatty(fd)]
 
-    def on_sigint(signum, frame):
-        interrupted.append(True)
+    def on_signal(signum, frame):
+        interrupted.append(signum)
+        if signum == signal.SIGHUP:
+            # The terminal is gone: what would be printed there goes nowhere, and no
+            # write fails (EIO) while the run is cancelled and recorded.
+            _detach(terminals)
+        if signum != signal.SIGINT:
+            # A closed terminal (SIGHUP) or a stop request (SIGTERM), as Ctrl-C: every
+            # task tree stopped, partial outputs removed, the run recorded cancelled.
+            # Again: every task killed at once. Never a quit that leaves tasks running.
+            if len(interrupted) == 1:
+                _say(f"\ngristmill: {signal.Signals(signum).name}: cancelling the run...")
+                engine.cancel()
+            else:
+                engine.abort()
+            return
         if len(interrupted) == 1:
-            print("\ngristmill: cancelling the run (Ctrl-C again to kill every task at once)...",
-                  file=sys.stderr)
+            _say("\ngristmill: cancelling the run (Ctrl-C again to kill every task at once)...")
             engine.cancel()
         elif len(interrupted) == 2:
-            print("gristmill: killing every running task now (Ctrl-C again to quit without "
-                  "waiting)...", file=sys.stderr)
+            _say("gristmill: killing every running task now (Ctrl-C again to quit without "
+                 "waiting)...")
             engine.abort()
         else:
             raise SystemExit(130)    # the engine thread is a daemon; its tasks are killed
 
-    old = signal.signal(signal.SIGINT, on_sigint)
-    old_term = signal.signal(signal.SIGTERM, on_sigint)
+    old = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_hup = signal.signal(signal.SIGHUP, on_signal) if hasattr(signal, "SIGHUP") else None
     # make builds its goals one after another, each decided when its turn comes:
     # `clean all` cleans, then builds what clean removed.
     turns = [[t] for t in targets] if wf.kind == "make" and len(targets) > 1 else [targets]
@@ -392,9 +462,36 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
+        if old_hup is not None:
+            signal.signal(signal.SIGHUP, old_hup)
         if history is not None:
             history.close()
-    return 130 if interrupted else (1 if failed_turns else result.exit_code)
+    if interrupted:
+        return 128 + interrupted[0]       # 130 Ctrl-C, 129 a closed terminal, 143 SIGTERM
+    return 1 if failed_turns else result.exit_code
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _detach(fds: list[int]) -> None:
+    """Point the terminal's descriptors at /dev/null (the terminal hung up)."""
+    if not fds:
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+    os.close(null)
 
 
 def _run_on_thread(engine, targets: list[str]):
@@ -435,19 +532,24 @@ def _gpu_request(r) -> dict:
     return {"gpu": r.gpu, "gpu_mem": r.gpu_mem}
 
 
-def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: bool = False) -> int:
+def _print_plan(engine: Engine, targets: list[str], show_all: bool, as_json: bool = False,
+                left: Sequence = ()) -> int:
     names, decisions, _ = engine.decide(targets)
     if as_json:
         tasks = engine.workflow.tasks
-        print(json.dumps({"targets": list(names), "tasks": [
+        plan: dict = {"targets": list(names), "tasks": [
             {"name": n, "stale": d.stale, "reasons": [
                 {"kind": r.kind.value, "message": r.message} for r in d.reasons],
              **_gpu_request(tasks[n].resources)}
-            for n, d in decisions.items() if d.stale or show_all],
-            # The devices tasks would be handed (each "visible_as" its word in the
-            # task's CUDA_VISIBLE_DEVICES), when the machine has any.
-            **({"gpus": [g.as_json() for g in engine.capacity().devices]}
-               if engine.capacity().devices else {})}, indent=2))
+            for n, d in decisions.items() if d.stale or show_all]}
+        # The devices tasks would be handed (each "visible_as" its word in the task's
+        # CUDA_VISIBLE_DEVICES), when the machine has any.
+        if engine.capacity().devices:
+            plan["gpus"] = [g.as_json() for g in engine.capacity().devices]
+        if left:      # task trees a killed Gristmill left running
+            plan["still_running"] = [{"task": g.task, "run": g.run_id, "attempt": g.attempt,
+                                      "process_group": g.pgid} for g in left]
+        print(json.dumps(plan, indent=2))
         return 0
     # Written at once: 200,000 print calls cost a quarter second. One string per task
     # (its line and its reasons' lines), the step number counted as they go.
@@ -508,9 +610,16 @@ def _plan(args) -> int:
         engine = Engine(wf, history=history, options=RunOptions(
             force=forced, force_all=args.force_all), stamps=_stamps(prefetch))
         try:
+            left = history.leftovers(str(wf.path)) if history is not None else []
+            if left:
+                from .core.run.leftovers import leftover_words
+                for group in left:
+                    _say(f"gristmill: {leftover_words(group)} is still running, left when "
+                         "Gristmill was killed: its outputs are not trusted (`gristmill run` "
+                         "stops it)")
             if args.on:
                 return _print_predictions(engine, wf, targets, history, args.on, args.json)
-            return _print_plan(engine, targets, args.all, args.json)
+            return _print_plan(engine, targets, args.all, args.json, left)
         finally:
             if history is not None:
                 history.close()
@@ -692,6 +801,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:      # Ctrl-C before a run's own handling (a load, --wait)
+        _say("")
+        return 130
     finally:
         write_deferred()       # the loaded workflow, for the next run: after everything else
 

@@ -10,6 +10,7 @@ first error line, and where the full log is.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -107,7 +108,17 @@ class ConsoleReporter:
     # -- the subscriber -----------------------------------------------------
     def __call__(self, ev: Event) -> None:
         with self._lock:
-            self._on(ev)
+            try:
+                self._on(ev)
+            except OSError:
+                self._gone()
+
+    def _gone(self) -> None:
+        """The console cannot be written (a closed terminal: EIO): the run goes on, and
+        is recorded, without it."""
+        self.live = False
+        self._line_shown = False
+        self.out = open(os.devnull, "w")
 
     def _on(self, ev: Event) -> None:
         if isinstance(ev, OutputLine):
@@ -165,7 +176,10 @@ class ConsoleReporter:
     def _tick(self) -> None:
         while not self._stop.wait(TICK):
             with self._lock:
-                self._draw()
+                try:
+                    self._draw()
+                except OSError:
+                    self._gone()
 
     def _state(self, ev: TaskStateChanged) -> None:
         if ev.state is TaskState.WAITING and ev.attempt == 0:

@@ -430,3 +430,51 @@ def test_a_database_from_a_newer_version_is_refused(db: Path):
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(HistoryError, match="newer"):
         History(db)
+
+
+def test_each_tasks_latest_attempt_that_did_not_succeed_is_untrusted(history: History,
+                                                                      workflow: str):
+    # b failed, then its retry succeeded (the retry's start and the failure's end are
+    # written in one stretch); c failed; d never finished: its run is still open.
+    publish(history, run_stream("r1", workflow, 1000.0,
+                                {"a": [Outcome.SUCCEEDED],
+                                 "b": [Outcome.FAILED, Outcome.SUCCEEDED],
+                                 "c": [Outcome.FAILED]}))
+    publish(history, [RunStarted("r2", 2000.0, "demo", workflow, ("d",), ("d",)),
+                      TaskStarted("r2", 2001.0, "d", 1, 0, command="make d")])
+    assert history.flush(timeout=30)
+    untrusted = history.untrusted(workflow)
+    assert sorted(untrusted) == ["c", "d"]
+    assert (untrusted["c"].run_id, untrusted["c"].outcome) == ("r1", "failed")
+    assert (untrusted["d"].outcome, untrusted["d"].run_status) == (None, "running")
+    # A later success of c trusts it again.
+    publish(history, run_stream("r3", workflow, 3000.0, {"c": [Outcome.SUCCEEDED]}))
+    assert history.flush(timeout=30)
+    assert sorted(history.untrusted(workflow)) == ["d"]
+
+
+def test_a_history_of_schema_1_opens_and_keeps_its_runs(db: Path, workflow: str):
+    # A file written by the version before: no last_attempt, no seen, no process groups.
+    with History(db) as h:
+        publish(h, run_stream("old", workflow, 1000.0,
+                              {"a": [Outcome.SUCCEEDED], "b": [Outcome.FAILED]}))
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        DROP TABLE last_attempt;
+        ALTER TABLE runs DROP COLUMN seen;
+        ALTER TABLE attempts DROP COLUMN pgid;
+        ALTER TABLE attempts DROP COLUMN process_start;
+        PRAGMA user_version = 1;
+    """)
+    conn.close()
+    with History(db) as h:
+        assert [r.id for r in h.runs()] == ["old"]
+        assert sorted(h.task_records(workflow)) == ["a"]
+        # Each task's latest attempt is read from the attempts it had.
+        assert sorted(h.untrusted(workflow)) == ["b"]
+        publish(h, run_stream("new", workflow, 2000.0, {"b": [Outcome.SUCCEEDED]}))
+        assert h.flush(timeout=30)
+        assert h.untrusted(workflow) == {}
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    conn.close()

@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         b.busyChanged.connect(self._busy_changed)
         b.runEnded.connect(self._run_ended)
         b.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        b.runRefused.connect(self.banner.show_refusal)
         self.selection.changed.connect(self._selection_changed)
         self.table.activated.connect(self.show_explain)
         self.board.activated.connect(self.show_explain)

@@ -23,10 +23,12 @@ from gristmill.core.decide.capacity import Capacity, detect_cpus, detect_memory,
 from gristmill.core.decide.gpus import detect_devices
 from gristmill.core.workflow import CapacityOverride
 from gristmill.core.run.engine import Engine, RunOptions
+from gristmill.core.run.leftovers import leftover_words, stop_leftovers
 from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.record.history import AttemptRecord, History, RunRecord
+from gristmill.core.record.runlock import RunLock, RunLocked
 from gristmill.core.load.loader import is_makefile
 from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
@@ -78,6 +80,7 @@ class Workbench(QObject):
     busyChanged = Signal(bool)
     runEnded = Signal(object)            # RunEnded
     message = Signal(str)                # a line for the status bar
+    runRefused = Signal(str)             # a run could not start: why (another run holds it)
     _scanFinished = Signal(object)       # _Scan from the worker thread (queued to this one)
 
     def __init__(self, settings: Settings, history: History | None = None,
@@ -98,6 +101,7 @@ class Workbench(QObject):
         self._latest = LatestAttempts(history, None)
         self._close_requested = False
         self.audit = False             # Run > Audit Dependencies: runs trace their tasks
+        self._run_lock: RunLock | None = None
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self._failed)
         self.session.openFailed.connect(self.openFailed)
@@ -239,13 +243,16 @@ class Workbench(QObject):
         ``full``: for rows not shown yet (every row counts as changed)."""
         taken = time.time()
         records = {}
+        untrusted = {}
         if self.history is not None:
             try:
                 records = self.history.task_records(wf.path)
+                # The trust rule: a task whose last attempt did not succeed is stale.
+                untrusted = self.history.untrusted(wf.path)
             except Exception:
                 records = {}
         error = None
-        scanner = StalenessScan(wf, graph, records=records)
+        scanner = StalenessScan(wf, graph, records=records, untrusted=untrusted)
         stamp = None
         try:
             decisions = scanner.scan(list(wf.tasks))
@@ -317,6 +324,18 @@ class Workbench(QObject):
         prefs = self.settings.preferences
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
                              capacity=self.capacity(), audit=self.audit)
+        if not dry_run:
+            # One run of a workflow at a time: a CLI run (or another window) may hold it.
+            lock = RunLock(wf.path, "the Gristmill app")
+            try:
+                lock.acquire()
+            except RunLocked as exc:
+                why = f"{exc.who()}: wait for it to end, or stop it first"
+                self.message.emit(f"The run did not start: {why}")
+                self.runRefused.emit(why)
+                return False
+            self._run_lock = lock
+            self._stop_leftovers(wf)
         bus = EventBus()
         engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
         self.session.hold(True)
@@ -325,6 +344,24 @@ class Workbench(QObject):
         what = "Planning" if dry_run else "Running"
         self.message.emit(f"{what} {' '.join(targets) or 'the default targets'}…")
         return True
+
+    def _stop_leftovers(self, wf: Workflow) -> None:
+        """Task trees a killed Gristmill left running (found from history): stopped
+        before the run decides anything, as the CLI's run does."""
+        if self.history is None:
+            return
+        try:
+            found = self.history.leftovers(wf.path)
+        except Exception:                 # history is a convenience, never a blocker
+            return
+        if not found:
+            return
+        stuck = stop_leftovers(found)
+        words = "; ".join(leftover_words(g) for g in found)
+        if stuck:
+            self.message.emit(f"Could not stop what a killed run left running: {words}")
+        else:
+            self.message.emit(f"Stopped what a killed run left running: {words}")
 
     def cancel(self) -> None:
         if self.busy:
@@ -344,6 +381,9 @@ class Workbench(QObject):
 
     def _ended(self, ended: RunEnded) -> None:
         self.session.hold(False)
+        lock, self._run_lock = self._run_lock, None
+        if lock is not None:
+            lock.release()
         if self.history is not None:
             self.history.flush(timeout=5)
         self._latest.forget()

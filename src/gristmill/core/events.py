@@ -116,6 +116,17 @@ class TaskStarted(Event):
     command: str = ""                 # the commands, one per line
     definition_hash: str = ""         # Task.definition_hash, remembered by history on success
     devices: tuple[GpuDevice, ...] = ()   # the GPU devices it was handed (index, UUID, …)
+    pgid: int = 0                     # the process group of its first command (0: none, remote)
+    process_start: str = ""           # that group leader's start token (store.process_start)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskProcess(Event):
+    """A later command of a running attempt started, in a process group of its own."""
+    task: str
+    attempt: int
+    pgid: int
+    process_start: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ class ReasonKind(enum.Enum):
     DEPENDENCY_RUNS = "dependency-runs"
     DEFINITION_CHANGED = "definition-changed"
     LAST_RUN_FAILED = "last-run-failed"
+    NOT_TRUSTED = "not-trusted"          # its last attempt did not succeed: outputs untrusted
     PHONY = "phony"
     FORCED = "forced"
     NO_OUTPUTS = "no-outputs"

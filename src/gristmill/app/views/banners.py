@@ -52,6 +52,11 @@ class ErrorBanner(QFrame):
                           f"file is fixed.<br>{lines}")
         self.show()
 
+    def show_refusal(self, message: str) -> None:
+        """A run that could not start (another run of the workflow holds its lock)."""
+        self.text.setText(f"<b>The run did not start</b><br>{html.escape(message)}")
+        self.show()
+
 
 def describe_warning(warning: WorkflowWarning, root: Path | None) -> str:
     """``gristmill.toml:3:11: message``, with the path relative to the workflow's folder."""

@@ -2,8 +2,11 @@
 
 Make's rules: an output is missing; an input is newer than the oldest output;
 a task it reads from will run. Plus: phony, forced, and (when history exists)
-"its definition changed since it last succeeded". History only adds facts: a
-task with up-to-date outputs and no history is up to date, as in make.
+"its definition changed since it last succeeded", and the trust rule: an output is
+trusted only if the attempt that last wrote it succeeded (a task whose latest attempt
+failed, was cancelled, timed out or never finished is stale, whatever the timestamps
+say). History only adds facts: a task with up-to-date outputs and no history is up to
+date, as in make.
 """
 
 from __future__ import annotations
@@ -36,6 +39,33 @@ class Decision:
 
 class TaskRecordLike(Protocol):
     definition_hash: str
+
+
+class LastAttemptLike(Protocol):
+    """The facts about a task's latest attempt that did not succeed (``record.queries``)."""
+    run_id: str
+    attempt: int
+    outcome: str | None          # an ``Outcome`` value; None: it never finished (or runs)
+    run_status: str              # its run's ``RunStatus`` value ('interrupted': the run died)
+    message: str                 # what the attempt's end said ("exit status 1")
+
+
+def untrusted_words(last: LastAttemptLike) -> str:
+    """Why a task's outputs are not trusted, in words, from its latest attempt."""
+    where = f"its last attempt, in run {last.run_id},"
+    outcome, message = last.outcome, last.message
+    if outcome is None:
+        if last.run_status == "running":
+            return f"{where} is still running: its outputs may be half-written"
+        if last.run_status == "interrupted":
+            return f"{where} never finished: the run was interrupted"
+        return f"{where} never finished: no outcome was recorded"
+    if outcome == "cancelled":
+        return f"{where} was cancelled" + (f" ({message})" if message and message != "cancelled"
+                                          else "")
+    if outcome == "timed out":
+        return f"{where} {message}" if message.startswith("timed out") else f"{where} timed out"
+    return f"{where} failed" + (f" ({message})" if message else "")
 
 
 def format_mtime(ns: int, now: float | None = None) -> str:
@@ -187,17 +217,26 @@ class StalenessScan:
                  history: object | None = None,
                  records: Mapping[str, TaskRecordLike] | None = None,
                  hashes: Mapping[str, str] | None = None,
-                 stamps: Mapping[str, int | None] | None = None):
+                 stamps: Mapping[str, int | None] | None = None,
+                 untrusted: Mapping[str, LastAttemptLike] | None = None):
         """``hashes`` (task -> definition hash at its last success) come from ``records``
         or ``history`` when not given; with none of the three, definitions are not compared.
-        ``stamps``: mtimes already read, as ``FileStamps`` takes them."""
+        ``stamps``: mtimes already read, as ``FileStamps`` takes them. ``untrusted``
+        (task -> its latest attempt, one that did not succeed) comes from ``history``
+        when not given: those tasks are stale (the trust rule)."""
         self.workflow = workflow
         self.graph = graph or TaskGraph.of(workflow)
         if hashes is None and records is not None:
             hashes = {name: r.definition_hash for name, r in records.items()}
         if hashes is None and history is not None:
             hashes = history.definition_hashes(str(workflow.path))  # type: ignore[attr-defined]
+        if untrusted is None and history is not None and hasattr(history, "untrusted"):
+            untrusted = history.untrusted(str(workflow.path))  # type: ignore[attr-defined]
         self.hashes = hashes
+        # task -> the reason its outputs are not trusted
+        self.untrusted: dict[str, Reason] = {
+            name: Reason(ReasonKind.NOT_TRUSTED, untrusted_words(last))
+            for name, last in (untrusted or {}).items()}
         self.stamps = FileStamps(workflow.root, stamps)
         # As make: a phony target is never a file, so what depends on it always runs,
         # even where a file or folder of its name exists (``sub:`` beside ``sub/``).
@@ -267,10 +306,12 @@ class StalenessScan:
         a first run, one output and missing, is decided here without the calls (the
         same decision: tested against ``decide``)."""
         decide, get, deps, add = self.decide, self._get, self._deps, will_run.add
+        untrusted = self.untrusted
         for name in order:
             task = tasks[name]
             outputs = task.outputs
-            if len(outputs) == 1 and not task.phony and not task.after:
+            if len(outputs) == 1 and not task.phony and not task.after and \
+                    not (untrusted and name in untrusted):
                 path = outputs[0]
                 if get(path) is None and not (self._intermediate and path in self._intermediate):
                     reason = _reason(_MISSING, f"output {path} is missing")
@@ -294,7 +335,9 @@ class StalenessScan:
 
     def decide(self, task: Task, will_run: set[str], forced: bool = False) -> Decision:
         outputs = task.outputs
-        if not forced and not task.phony and len(outputs) == 1:
+        untrusted = self.untrusted
+        if not forced and not task.phony and len(outputs) == 1 and \
+                not (untrusted and task.name in untrusted):
             # The two common cases, without building lists: one output, missing...
             out = outputs[0]
             get = self._get
@@ -338,6 +381,10 @@ class StalenessScan:
             reasons.append(Reason(ReasonKind.NO_OUTPUTS, "it declares no outputs, so it always runs"))
         else:
             reasons.extend(self.file_reasons(task))
+            if untrusted:
+                distrust = untrusted.get(task.name)
+                if distrust is not None:
+                    reasons.append(distrust)
         if will_run:
             running = self._running(task, will_run)
             if running:

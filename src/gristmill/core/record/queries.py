@@ -19,8 +19,9 @@ from typing import Callable, Iterable
 from .. import paths
 from ..events import RunStatus
 from .store import (_ATTEMPT_COLUMNS, _AUDIT_COLUMNS, _HOSTNAME, _RUN_COLUMNS, AttemptRecord,
-                    AuditRecord, HistoryError, RunRecord, TaskRecord, _attempt_record,
-                    _audit_record, _chunks, _norm_path, _process_alive, _run_record, connect)
+                    AuditRecord, HistoryError, LastAttempt, Leftover, RunRecord, TaskRecord,
+                    _attempt_record, _audit_record, _chunks, _norm_path, _process_alive,
+                    _run_record, connect, group_alive, live_groups)
 
 log = logging.getLogger("gristmill.core.record.history")
 
@@ -158,6 +159,71 @@ class HistoryReader:
             out[task] = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
         return out
 
+    def untrusted(self, workflow_path: str | os.PathLike[str]) -> dict[str, LastAttempt]:
+        """Task name -> its latest attempt, for the tasks whose latest attempt did not
+        succeed (failed, cancelled, timed out, never finished): their outputs are not
+        trusted. A run still marked running whose process is gone counts as interrupted
+        (nothing is written: a plan only reads)."""
+        rows = self._conn().execute(
+            "SELECT l.task, l.run_id, l.attempt, l.outcome, r.status, a.message, r.pid, "
+            "r.hostname, r.process_start FROM last_attempt l INDEXED BY last_attempt_untrusted "
+            "LEFT JOIN runs r ON r.id = l.run_id "
+            "LEFT JOIN attempts a ON a.run_id = l.run_id AND a.task = l.task "
+            "AND a.attempt = l.attempt "
+            "WHERE l.workflow_path = ? AND l.outcome IS NOT 'succeeded'",
+            (_norm_path(workflow_path),)).fetchall()
+        if not rows:
+            return {}
+        active = self._active_runs()
+        out: dict[str, LastAttempt] = {}
+        gone: dict[str, bool] = {}
+        for task, run_id, attempt, outcome, status, message, pid, host, start in rows:
+            if status == RunStatus.RUNNING.value and run_id not in active:
+                dead = gone.get(run_id)
+                if dead is None:
+                    dead = gone[run_id] = host == _HOSTNAME and (
+                        pid is None or pid == os.getpid() or not _process_alive(pid, start))
+                if dead:
+                    status = RunStatus.INTERRUPTED.value
+            out[task] = LastAttempt(task, run_id, attempt, outcome, status or "", message or "")
+        return out
+
+    def leftovers(self, workflow_path: str | os.PathLike[str]) -> list[Leftover]:
+        """Task process groups that a run left running when Gristmill itself was killed:
+        each task's latest attempt, one that never finished, of a run whose process is
+        gone, whose process group still lives (the same group: its leader's start time
+        matches). Only tasks not trusted are looked at, and /proc is read once."""
+        rows = self._conn().execute(
+            "SELECT l.run_id, l.task, l.attempt, a.pgid, a.process_start, r.status, r.pid, "
+            "r.process_start FROM last_attempt l INDEXED BY last_attempt_untrusted "
+            "JOIN attempts a ON a.run_id = l.run_id AND a.task = l.task "
+            "AND a.attempt = l.attempt JOIN runs r ON r.id = l.run_id "
+            "WHERE l.workflow_path = ? AND l.outcome IS NOT 'succeeded' AND l.outcome IS NULL "
+            "AND a.pgid IS NOT NULL AND r.hostname = ? "
+            "AND r.status IN ('running', 'interrupted')",
+            (_norm_path(workflow_path), _HOSTNAME)).fetchall()
+        if not rows:
+            return []
+        active = self._active_runs()
+        me = os.getpid()
+        candidates: list[Leftover] = []
+        runs_alive: dict[str, bool] = {}
+        for run_id, task, attempt, pgid, pstart, status, pid, start in rows:
+            if run_id in active:
+                continue
+            if status == RunStatus.RUNNING.value:
+                up = runs_alive.get(run_id)
+                if up is None:
+                    up = runs_alive[run_id] = pid is not None and pid != me \
+                        and _process_alive(pid, start)
+                if up:
+                    continue                    # its Gristmill still runs it
+            candidates.append(Leftover(run_id, task, attempt, pgid, pstart))
+        if not candidates:
+            return []
+        live = live_groups({c.pgid for c in candidates})
+        return [c for c in candidates if group_alive(c.pgid, c.process_start, live)]
+
     # -- maintenance (any thread) ---------------------------------------------
 
     def mark_interrupted(self, workflow_path: str | os.PathLike[str] | None = None) -> list[str]:
@@ -167,7 +233,8 @@ class HistoryReader:
         alone). It is gone when that pid no longer lives (or now belongs to
         another process), or when it is this very process but the run is not
         active in this History. The end time is the last moment the run was
-        seen doing something; attempts it left open get that end time too.
+        seen alive (its recorder marks it while it runs) or doing something; attempts it
+        left open get that end time too.
         """
         conn = self._conn()
         sql = "SELECT id, pid, hostname, process_start FROM runs WHERE status = 'running'"
@@ -188,7 +255,8 @@ class HistoryReader:
         try:
             for run_id in gone:
                 (last_seen,) = conn.execute(
-                    "SELECT MAX(r.started, COALESCE(MAX(a.ended), 0), COALESCE(MAX(a.started), 0))"
+                    "SELECT MAX(r.started, COALESCE(r.seen, 0), COALESCE(MAX(a.ended), 0), "
+                    "COALESCE(MAX(a.started), 0))"
                     " FROM runs r LEFT JOIN attempts a ON a.run_id = r.id WHERE r.id = ?",
                     (run_id,)).fetchone()
                 cur = conn.execute(

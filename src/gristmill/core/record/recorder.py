@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskAudited,
-                      TaskFinished, TaskStarted, TaskStateChanged)
+                      TaskFinished, TaskProcess, TaskStarted, TaskStateChanged)
 from ..findings import findings_json
 from ..reasons import Reason
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
@@ -30,12 +30,13 @@ log = logging.getLogger("gristmill.core.record.history")
 
 _INSERT_STARTED = (
     "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-    "definition_hash, reasons, log_path, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "definition_hash, reasons, log_path, gpus, pgid, process_start) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
     "slot = excluded.slot, command = excluded.command, "
     "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-    "log_path = excluded.log_path, gpus = excluded.gpus")
-_STARTED_WIDTH = 10     # columns of a start's row
+    "log_path = excluded.log_path, gpus = excluded.gpus, pgid = excluded.pgid, "
+    "process_start = excluded.process_start")
 
 _INSERT_FINISHED = (
     "INSERT INTO attempts (run_id, task, attempt, started, ended, duration, outcome, "
@@ -49,13 +50,14 @@ _INSERT_FINISHED = (
 
 _INSERT_WHOLE = (          # an attempt whose start and finish are written together
     "INSERT INTO attempts (run_id, task, attempt, started, slot, command, "
-    "definition_hash, reasons, log_path, gpus, ended, duration, outcome, exit_code, "
-    "peak_mem, message, gpu_peak_mem, gpu_util) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "definition_hash, reasons, log_path, gpus, pgid, process_start, ended, duration, "
+    "outcome, exit_code, peak_mem, message, gpu_peak_mem, gpu_util) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, attempt) DO UPDATE SET started = excluded.started, "
     "slot = excluded.slot, command = excluded.command, "
     "definition_hash = excluded.definition_hash, reasons = excluded.reasons, "
-    "log_path = excluded.log_path, gpus = excluded.gpus, ended = excluded.ended, "
+    "log_path = excluded.log_path, gpus = excluded.gpus, pgid = excluded.pgid, "
+    "process_start = excluded.process_start, ended = excluded.ended, "
     "duration = excluded.duration, outcome = excluded.outcome, "
     "exit_code = excluded.exit_code, peak_mem = excluded.peak_mem, "
     "message = excluded.message, gpu_peak_mem = excluded.gpu_peak_mem, "
@@ -69,10 +71,32 @@ _UPSERT_SUCCESS = (
     "duration = excluded.duration, run_id = excluded.run_id")
 
 
+# Each task's latest attempt (the trust rule): a start writes it with no outcome, a
+# finish with its outcome. A later attempt of the same run is never overwritten by an
+# earlier one's finish (a batch writes the starts before the finishes of earlier starts).
+_ON_LAST = (
+    " ON CONFLICT (workflow_path, task) DO UPDATE SET run_id = excluded.run_id, "
+    "attempt = excluded.attempt, outcome = excluded.outcome "
+    "WHERE excluded.run_id != last_attempt.run_id OR excluded.attempt >= last_attempt.attempt")
+_UPSERT_LAST = (           # (path, task, run, attempt, outcome)
+    "INSERT INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "VALUES (?, ?, ?, ?, ?)" + _ON_LAST)
+_UPSERT_LAST_JOINED = (    # (task, attempt, outcome, run): the run's path from its row
+    "INSERT INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "SELECT workflow_path, ?, id, ?, ? FROM runs WHERE id = ?" + _ON_LAST)
+
+_SET_PROCESS = "UPDATE attempts SET pgid = ?, process_start = ? WHERE run_id = ? AND task = ? AND attempt = ?"
+
+
+
+
+_STARTED_COLUMNS = 12      # the columns of a started row (a whole row: then the finish's)
+
+
 def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
     return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
             event.definition_hash, _reasons_json(reasons), event.log_path,
-            gpus_json(event.devices))
+            gpus_json(event.devices), event.pgid or None, event.process_start or None)
 
 
 def _finished_row(event: TaskFinished) -> tuple:
@@ -87,20 +111,22 @@ class _Rows:
     whole rows, then the other starts, then the other finishes, then successes (an
     attempt's start comes before its finish, in this stretch or an earlier one)."""
 
-    __slots__ = ("started", "finished")
+    __slots__ = ("started", "finished", "processes", "paths")
 
-    def __init__(self) -> None:
+    def __init__(self, paths: dict[str, str] | None = None) -> None:
+        self.paths = paths if paths is not None else {}        # run -> workflow path
         self.started: dict[tuple, tuple] = {}                  # (run, task, attempt) -> row
         self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
+        self.processes: list[tuple] = []                       # _SET_PROCESS rows
 
     def start(self, row: tuple) -> None:
         self.started[row[:3]] = row
 
     def write(self, conn: sqlite3.Connection) -> None:
-        started, finished = self.started, self.finished
-        if not started and not finished:
+        started, finished, processes = self.started, self.finished, self.processes
+        if not started and not finished and not processes:
             return
-        self.started, self.finished = {}, []
+        self.started, self.finished, self.processes = {}, [], []
         ends: list[tuple[str, tuple, tuple | None]] = []
         for row, ok in finished:
             begun = started.pop(row[:3], None)
@@ -114,6 +140,10 @@ class _Rows:
             conn.executemany(_INSERT_FINISHED,
                              [r for sql, r, _ in ends if sql is _INSERT_FINISHED])
             conn.executemany(_UPSERT_SUCCESS, [ok for _, _, ok in ends if ok is not None])
+            known, joined = _last_rows(self.paths, started.values(), ends)
+            conn.executemany(_UPSERT_LAST, known)
+            conn.executemany(_UPSERT_LAST_JOINED, joined)
+            conn.executemany(_SET_PROCESS, processes)
         except sqlite3.OperationalError:
             raise
         except Exception:
@@ -123,10 +153,35 @@ class _Rows:
                 _execute_logged(conn, _INSERT_STARTED, row)
             for sql, row, ok in ends:
                 if sql is _INSERT_WHOLE:     # as two statements: a bad finish keeps the start
-                    _execute_logged(conn, _INSERT_STARTED, row[:_STARTED_WIDTH])
-                    sql, row = _INSERT_FINISHED, row[:4] + row[_STARTED_WIDTH:]
+                    _execute_logged(conn, _INSERT_STARTED, row[:_STARTED_COLUMNS])
+                    sql, row = _INSERT_FINISHED, row[:4] + row[_STARTED_COLUMNS:]
                 if _execute_logged(conn, sql, row) and ok is not None:
                     _execute_logged(conn, _UPSERT_SUCCESS, ok)
+            known, joined = _last_rows(self.paths, started.values(), ends)
+            for row in known:
+                _execute_logged(conn, _UPSERT_LAST, row)
+            for row in joined:
+                _execute_logged(conn, _UPSERT_LAST_JOINED, row)
+            for row in processes:
+                _execute_logged(conn, _SET_PROCESS, row)
+
+
+def _last_rows(paths: dict[str, str], starts: Iterable[tuple],
+               ends: list[tuple[str, tuple, tuple | None]]) -> tuple[list[tuple], list[tuple]]:
+    """The last_attempt rows of a stretch, starts (no outcome) then finishes: those of
+    runs whose path this writer knows, and the others (the path joined from ``runs``)."""
+    known: list[tuple] = []
+    joined: list[tuple] = []
+    items = [(r[0], r[1], r[2], None) for r in starts]
+    items += [(row[0], row[1], row[2], row[_STARTED_COLUMNS + 2] if sql is _INSERT_WHOLE
+               else row[6]) for sql, row, _ in ends]
+    for run_id, task, attempt, outcome in items:
+        path = paths.get(run_id)
+        if path is not None:
+            known.append((path, task, run_id, attempt, outcome))
+        else:
+            joined.append((task, attempt, outcome, run_id))
+    return known, joined
 
 
 def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
@@ -141,11 +196,12 @@ def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
 
 
 # Which events history looks at; anything else (output lines) costs one set lookup.
-_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskFinished, RunFinished,
-                       TaskAudited})
+_RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskProcess, TaskFinished,
+                       RunFinished, TaskAudited})
 
 
 RETRY_EVERY = 0.5     # seconds between tries while another process holds the lock
+HEARTBEAT = 1.0       # seconds between marks of a run under way as seen alive
 CLOSE_GRACE = 3.0     # seconds a close keeps trying before it gives up what it holds
 
 
@@ -175,6 +231,7 @@ class Recorder(BackgroundWriter):
         self._run_paths: dict[str, str] = {}
         self._hashes: dict[tuple[str, str, int], str] = {}
         self._writer_conn: sqlite3.Connection | None = None
+        self._next_seen = 0.0                # monotonic time of the next heartbeat
         self._start_writer()
 
     def active_runs(self) -> set[str]:
@@ -214,7 +271,13 @@ class Recorder(BackgroundWriter):
             self._writer_conn.close()
 
     def _retry_in(self) -> float | None:
-        return RETRY_EVERY if self._backlog and not self._broken else None
+        if self._broken:
+            return None
+        if self._backlog:
+            return RETRY_EVERY
+        if self._hashes:        # an attempt under way: wake up to mark its run seen alive
+            return max(0.0, self._next_seen - time.monotonic())
+        return None
 
     def _write_batch(self, events: list[Event]) -> None:
         if self._broken or self._writer_conn is None:
@@ -223,6 +286,27 @@ class Recorder(BackgroundWriter):
             events, self._backlog = self._backlog + events, []
         if events:
             self._write_events(self._writer_conn, events)
+            self._next_seen = time.monotonic() + HEARTBEAT    # the events said it lives
+        elif not self._backlog and not self._broken:
+            self._mark_seen(self._writer_conn)
+
+    def _mark_seen(self, conn: sqlite3.Connection) -> None:
+        """While an attempt runs and no event comes, its run is marked seen alive every
+        ``HEARTBEAT`` seconds: a run whose process is killed ends, in history, when it
+        was last seen (not when its last task started)."""
+        now = time.monotonic()
+        if now < self._next_seen:
+            return
+        runs = {key[0] for key in self._hashes}
+        if not runs:
+            return
+        self._next_seen = now + HEARTBEAT
+        wall = time.time()
+        try:
+            conn.executemany("UPDATE runs SET seen = ? WHERE id = ? AND status = 'running'",
+                             [(wall, run_id) for run_id in runs])
+        except sqlite3.Error:
+            pass        # locked or failing: the next events' write finds out and tells
 
     def _last_batch(self) -> None:
         deadline = time.monotonic() + CLOSE_GRACE
@@ -240,7 +324,7 @@ class Recorder(BackgroundWriter):
         process may hold the write lock): events that could not begin are kept for the
         next try, so each event is applied exactly once."""
         finished: list[str] = []
-        rows = _Rows()
+        rows = _Rows(self._run_paths)
         try:
             conn.execute("BEGIN IMMEDIATE")     # waits up to WRITER_BUSY_MS
         except sqlite3.Error as exc:
@@ -289,6 +373,10 @@ class Recorder(BackgroundWriter):
             self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
             rows.start(_started_row(event, reasons))
             return True
+        if isinstance(event, TaskProcess):
+            rows.processes.append((event.pgid, event.process_start or None, run_id,
+                                   event.task, event.attempt))
+            return True
         if not isinstance(event, TaskFinished):
             return False
         key = (run_id, event.task, event.attempt)
@@ -315,6 +403,8 @@ class Recorder(BackgroundWriter):
         if isinstance(event, TaskFinished):     # one whose success needs the join
             self._hashes.pop((run_id, event.task, event.attempt), None)
             conn.execute(_INSERT_FINISHED, _finished_row(event))
+            conn.execute(_UPSERT_LAST_JOINED, (event.task, event.attempt, event.outcome.value,
+                                               run_id))
             if event.outcome is Outcome.SUCCEEDED:
                 conn.execute(
                     "INSERT INTO last_success (workflow_path, task, definition_hash, time, "

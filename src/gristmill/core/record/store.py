@@ -11,9 +11,16 @@ queries from any thread. The tables:
   the GPU devices it had (JSON), its peak GPU memory and mean GPU utilisation.
 - ``last_success``: per (workflow path, task) the definition hash, time and
   duration of the last success.
-- ``audits`` (schema 2): per audited attempt, the dependency audit's findings (JSON).
-  A schema-1 history gains the table when this version first opens it; its runs are
-  kept as they were.
+- ``audits``: per audited attempt, the dependency audit's findings (JSON).
+- ``last_attempt``: per (workflow path, task) its latest attempt and outcome (NULL
+  while it runs, or when it never finished): an output is trusted only if the attempt
+  that last wrote it succeeded.
+
+Schema 2 added ``audits``, ``last_attempt``, ``runs.seen`` (the last moment the run was
+seen alive), ``attempts.pgid``/``attempts.process_start`` (the process group a running
+attempt left, to find it again after Gristmill was killed) and the GPU columns of
+``attempts``; a schema 1 file is brought up to 2 when it is opened (``create_schema``),
+its runs kept as they were.
 """
 
 from __future__ import annotations
@@ -34,15 +41,7 @@ from ..reasons import Reason, ReasonKind
 
 log = logging.getLogger("gristmill.core.record.history")
 
-SCHEMA_VERSION = 2     # 2: the audits table
-# Columns added to the schema since it was first written, with their declarations. A
-# history without them gets them (ALTER TABLE … ADD COLUMN) when opened; an older
-# Gristmill names its columns and reads such a history still.
-_ADDED_COLUMNS = (
-    ("attempts", "gpus", "TEXT NOT NULL DEFAULT '[]'"),    # JSON list of {index, uuid, …}
-    ("attempts", "gpu_peak_mem", "INTEGER"),               # bytes
-    ("attempts", "gpu_util", "REAL"),                      # percent, mean of samples
-)
+SCHEMA_VERSION = 2
 
 _SCHEMA = (   # one statement each; schema SCHEMA_VERSION
     """\
@@ -59,7 +58,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid           INTEGER,
     hostname      TEXT NOT NULL DEFAULT '',
     process_start TEXT,                          -- tells a reused pid from ours
-    log_path      TEXT NOT NULL DEFAULT ''       -- the JSON-lines run log
+    log_path      TEXT NOT NULL DEFAULT '',      -- the JSON-lines run log
+    seen          REAL                           -- last moment the run was seen alive
 )
 """,
     """\
@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     gpus            TEXT NOT NULL DEFAULT '[]',  -- JSON list of {index, uuid, name, mem, ...}
     gpu_peak_mem    INTEGER,                     -- bytes, sampled
     gpu_util        REAL,                        -- percent, the mean of the samples
+    pgid            INTEGER,                     -- process group of its running command
+    process_start   TEXT,                        -- that group leader's start (_process_start)
     PRIMARY KEY (run_id, task, attempt)
 )
 """,
@@ -115,7 +117,38 @@ CREATE TABLE IF NOT EXISTS audits (
     PRIMARY KEY (run_id, task, attempt)
 ) WITHOUT ROWID
 """,
+CREATE TABLE IF NOT EXISTS last_attempt (
+    workflow_path   TEXT NOT NULL,
+    task            TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    outcome         TEXT,                        -- NULL: running, or never finished
+    PRIMARY KEY (workflow_path, task)
+) WITHOUT ROWID
+""",
+    """\
+CREATE INDEX IF NOT EXISTS last_attempt_untrusted ON last_attempt (workflow_path)
+    WHERE outcome IS NOT 'succeeded'
+""",
 )
+
+# Columns added after schema 1, for files made by an older version (ALTER TABLE): a
+# history without them gets them when opened; an older Gristmill names its columns and
+# reads such a history still.
+_ADDED_COLUMNS = (
+    ("runs", "seen", "REAL"),
+    ("attempts", "pgid", "INTEGER"),
+    ("attempts", "process_start", "TEXT"),
+    ("attempts", "gpus", "TEXT NOT NULL DEFAULT '[]'"),    # JSON list of {index, uuid, …}
+    ("attempts", "gpu_peak_mem", "INTEGER"),               # bytes
+    ("attempts", "gpu_util", "REAL"),                      # percent, mean of samples
+)
+
+# last_attempt for a file made before it existed: each task's latest attempt.
+_FILL_LAST_ATTEMPT = (
+    "INSERT OR REPLACE INTO last_attempt (workflow_path, task, run_id, attempt, outcome) "
+    "SELECT r.workflow_path, a.task, a.run_id, a.attempt, a.outcome FROM attempts a "
+    "JOIN runs r ON r.id = a.run_id ORDER BY COALESCE(a.started, r.started), a.attempt")
 
 _BUSY_TIMEOUT_MS = 1000   # a query waits this long for another process's lock
 WRITER_BUSY_MS = 250      # the recorder, per try: it keeps what it could not write, and tries again
@@ -171,8 +204,14 @@ def create_schema(path: Path) -> None:
                     f"{path}: history written by a newer Gristmill "
                     f"(schema {version}; this version reads {SCHEMA_VERSION})")
             if version < SCHEMA_VERSION:
+                had_attempts = _has_table(conn, "attempts")
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                for table, column, kind in _ADDED_COLUMNS:
+                    if column not in _columns(conn, table):
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                if had_attempts:
+                    conn.execute(_FILL_LAST_ATTEMPT)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             for table, column, declaration in _missing_columns(conn):
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
@@ -193,6 +232,13 @@ def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
         if have[table] and column not in have[table]:
             out.append((table, column, declaration))
     return out
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 class HistoryError(RuntimeError):
@@ -270,6 +316,27 @@ class AuditRecord:
     findings: tuple[AuditFinding, ...]
 
 
+class LastAttempt(NamedTuple):
+    """A task's latest attempt, one that did not succeed: its outputs are not trusted."""
+
+    task: str
+    run_id: str
+    attempt: int
+    outcome: str | None                # an Outcome value; None: it never finished
+    run_status: str                    # a RunStatus value ('interrupted': the run died)
+    message: str                       # what its end said ("exit status 1")
+
+
+class Leftover(NamedTuple):
+    """A task's process group still alive after the Gristmill that ran it was killed."""
+
+    run_id: str
+    task: str
+    attempt: int
+    pgid: int
+    process_start: str | None
+
+
 class TaskRecord(NamedTuple):
     """The last success of one task of one workflow (a tuple: a no-op run of 20,000
     tasks reads 20,000 of them, and a tuple is made in a third of the time)."""
@@ -309,6 +376,56 @@ def _process_start(pid: int) -> str | None:
     """A token that differs between two processes that had the same pid; None if unknown."""
     stat = _proc_stat(pid)
     return f"{_BOOT_ID}:{stat[1]}" if stat and _BOOT_ID else None
+
+
+process_start = _process_start
+
+
+def proc_stats():
+    """(pid, the fields of /proc/<pid>/stat after the command's name) of every process."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        yield int(entry), fields
+
+
+def live_groups(pgids: set[int]) -> dict[int, list[int]]:
+    """Process group -> its live (not zombie) processes, for the groups in ``pgids``,
+    from one reading of /proc."""
+    found: dict[int, list[int]] = {}
+    for pid, fields in proc_stats():
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            pgrp = int(fields[2])
+            if pgrp in pgids:
+                found.setdefault(pgrp, []).append(pid)
+    return found
+
+
+def group_alive(pgid: int | None, start: str | None,
+                live: dict[int, list[int]] | None = None) -> bool:
+    """Whether the process group a task left is still there, and is that same group:
+    its leader has the start time recorded, or is gone while others of the group live
+    (a pid is not given again while a group of that id exists). ``live``: from
+    ``live_groups``, when several groups are asked about at once."""
+    if not pgid or pgid <= 1:
+        return False
+    members = (live if live is not None else live_groups({pgid})).get(pgid)
+    if not members:
+        return False
+    if pgid in members and start:
+        now = _process_start(pgid)
+        if now is not None and now != start:
+            return False                    # the pid was given to another process
+    return True
 
 
 def _pid_exists(pid: int) -> bool:

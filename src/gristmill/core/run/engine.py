@@ -21,12 +21,12 @@ from typing import Callable, Mapping
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
-                     RunStarted, RunStatus, TaskFinished, TaskStarted, TaskState,
+                     RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted, TaskState,
                      TaskStateChanged, TasksUpToDate)
 from .audit import RunAudit, audit_strace
 from .gpu_sampler import GpuSampler
 from .jobserver import Jobserver, with_make_letter
-from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
+from .local import Executor, Job, JobExited, JobOutput, JobSpawned, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
@@ -276,6 +276,7 @@ class _RunLoop:
         self.made_intermediate: list[str] = []   # a Makefile's, made by this run
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
+        self.process_of: Callable[[int], tuple[int, str] | None] | None = None
         self.capacity = capacity
         self.jobserver: Jobserver | None = None
         self.starved = False          # ready tasks wait for a jobserver token
@@ -322,6 +323,7 @@ class _RunLoop:
     def run(self, t0: float) -> RunResult:
         e = self.e
         ex = e._executor_factory()
+        self.process_of = getattr(ex, "process", None)   # local processes: their groups
         with e._lock:
             e._executor = ex
             cancelled = e._cancel
@@ -492,6 +494,8 @@ class _RunLoop:
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
                      keep_fds, not self.e.options.silent,
                      (self.e._strace, trace) if trace else None))
+        process = self.process_of(job_id) if self.process_of is not None else None
+        pgid, pstart = process if process is not None else (0, "")
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         if devices:
             if self.sampler is None:
@@ -501,7 +505,7 @@ class _RunLoop:
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, tuple(d.index for d in devices),
                                        log_path, "\n".join(task.commands),
-                                       task.definition_hash, devices))
+                                       task.definition_hash, devices, pgid, pstart))
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -524,6 +528,9 @@ class _RunLoop:
                 now = time.time()
                 for line in ev.lines:
                     publish(OutputLine(self.run_id, now, a.task.name, a.attempt, line))
+            elif isinstance(ev, JobSpawned):
+                publish(TaskProcess(self.run_id, time.time(), a.task.name, a.attempt,
+                                    ev.pgid, ev.process_start))
             elif isinstance(ev, JobExited):
                 if ev.exit_code == 0 and not ev.killed:
                     self._succeeded(a, ev)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
 
+from ..record.store import proc_stats, process_start
 from ..sizes import format_size
 from ..workflow import Task
 from .trace import trace_argv
@@ -35,18 +36,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 def tree_memory(pgids: set[int]) -> dict[int, int]:
     """Resident memory (bytes) of every process group in ``pgids``, from /proc."""
     totals = dict.fromkeys(pgids, 0)
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return totals
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
+    for _, fields in proc_stats():
         pgrp = int(fields[2])
         if pgrp in totals:
             totals[pgrp] += int(fields[21]) * _PAGE
@@ -84,7 +74,16 @@ class JobExited:
     log_trouble: str = ""           # what its log file lacks (JobOutputLog.trouble)
 
 
-ExecEvent = JobOutput | JobExited
+@dataclass(frozen=True, slots=True)
+class JobSpawned:
+    """A later command of a job started, in a process group of its own (the first
+    command's group: ``LocalExecutor.process``)."""
+    job_id: int
+    pgid: int
+    process_start: str
+
+
+ExecEvent = JobOutput | JobExited | JobSpawned
 
 
 class Executor(Protocol):
@@ -249,6 +248,7 @@ class _Running:
     pgid: int = 0
     over_memory: bool = False
     started: float = 0.0             # time.monotonic() at the start of its first command
+    pgid_start: str = ""             # the group leader's start token (store.process_start)
 
 
 # A command made only of these runs without a shell, as GNU make does: one process
@@ -298,6 +298,13 @@ class LocalExecutor:
     def running(self) -> int:
         return len(self._jobs)
 
+    def process(self, job_id: int) -> tuple[int, str] | None:
+        """(process group, its leader's start token) of a running job's command."""
+        r = self._jobs.get(job_id)
+        if r is None or not r.pgid:
+            return None
+        return r.pgid, r.pgid_start
+
     # -- starting ---------------------------------------------------------
     def start(self, job: Job) -> None:
         r = _Running(job=job, index=0, out=JobOutputLog(job.id, job.log_path),
@@ -338,6 +345,11 @@ class LocalExecutor:
             self._finish(r, 127, message=str(exc))
             return
         r.pgid = pid
+        # Recorded in history: after a kill -9 of Gristmill the next start finds the
+        # group again (the same group: its leader started at this time).
+        r.pgid_start = process_start(pid) or ""
+        if r.index:
+            self._events.append(JobSpawned(r.job.id, pid, r.pgid_start))
         r.out_fd = out_fd
         os.set_blocking(out_fd, False)
         self._watch(out_fd, "out", r.job.id)
