@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS audits (
     PRIMARY KEY (run_id, task, attempt)
 ) WITHOUT ROWID
 """,
+    """\
 CREATE TABLE IF NOT EXISTS last_attempt (
     workflow_path   TEXT NOT NULL,
     task            TEXT NOT NULL,
