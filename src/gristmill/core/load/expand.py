@@ -137,6 +137,7 @@ class Expander:
             timeout, env, cwd, group, location = spec.timeout, spec.env, spec.cwd, spec.name, \
                 spec.location
             description, const, render = spec.description, plan.const_commands, plan.render
+            isolation = spec.isolation
             has_inputs = bool(spec.inputs)
             only_item = plan.input_modes == (1,)      # inputs = ["{item}"]: the item alone
 
@@ -162,7 +163,7 @@ class Expander:
                     group, inst.item, location,
                     (),                 # ignore_errors: none
                     True,               # silent: commands are not echoed into a task's output (make's @)
-                    _SHELL, description, ""))
+                    _SHELL, description, isolation, ""))
         return tasks
 
     def groups(self) -> dict[str, tuple[str, ...]]:

@@ -22,6 +22,7 @@ from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+from .isolate import check_isolation
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
@@ -165,6 +166,8 @@ class Engine:
         tasks = self.workflow.tasks
         check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),
                    str(self.workflow.path))
+        check_isolation([tasks[n] for n, d in decisions.items() if d.stale],
+                        str(self.workflow.path), str(self.workflow.root), not self.options.dry_run)
         return names, decisions, scan
 
     # -- running -----------------------------------------------------------
@@ -238,6 +241,7 @@ class _RunLoop:
         self.log_dir_text = str(log_dir)     # attempts' log paths are joined as text
         root = str(engine.workflow.root)
         self.root_prefix = root if root.endswith("/") else root + "/"   # outputs joined as text
+        self.root_text = root
         self.decisions = decisions
         self.scan = scan
         self.states = states
@@ -414,7 +418,8 @@ class _RunLoop:
         self.by_name[task.name] = job_id
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
-        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None))
+        ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
+                     self.root_text))
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
         self.e.bus.publish(TaskStarted(self.run_id, now, task.name, attempt, slot,
                                        task.resources, gpus, log_path,

@@ -23,6 +23,7 @@ from typing import Mapping, Protocol
 
 from ..sizes import format_size
 from ..workflow import Task
+from . import isolate
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
@@ -60,6 +61,7 @@ class Job:
     env: Mapping[str, str]          # the whole environment of the process
     log_path: str | Path | None = None    # where its output goes (stdout and stderr together)
     mem_limit: int | None = None    # bytes: the process tree is killed above this
+    root: str = ""                  # the workflow's folder (sandboxes and containers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,7 @@ class _Running:
     pgid: int = 0
     over_memory: bool = False
     started: float = 0.0             # time.monotonic() at the start of its first command
+    iso: object | None = None        # isolate.wrapper(): a sandbox or a container, if any
 
 
 # A command made only of these runs without a shell, as GNU make does: one process
@@ -299,6 +302,8 @@ class LocalExecutor:
         r = _Running(job=job, index=0, out=JobOutputLog(job.id, job.log_path),
                      started=time.monotonic())
         self._jobs[job.id] = r
+        if job.task.isolation.kind != "process":
+            r.iso = isolate.wrapper(job.task, job.root, job.id, job.attempt, job.env)
         if not job.task.commands:
             self._finish(r, 0)
             return
@@ -314,6 +319,8 @@ class LocalExecutor:
                 out.line(line, events, held=True)   # type: ignore[union-attr]
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         try:
+            if r.iso is not None:
+                argv = r.iso.argv(argv, r.index)  # type: ignore[attr-defined]
             exe = self._which(argv[0], r.job.env)
             if task.cwd == self._cwd and _POSIX_SPAWN:
                 pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, r.job.env)
@@ -523,6 +530,10 @@ class LocalExecutor:
                 message: str = "") -> None:
         out = r.out
         out.close(self._events, keep_held=code != 0 or r.killed)  # type: ignore[union-attr]
+        if r.iso is not None:    # outputs moved into place, or thrown away; what went wrong
+            problem = r.iso.finish(code == 0 and not r.killed, r.job.log_path)  # type: ignore[attr-defined]
+            code = 1 if problem and code == 0 else code
+            message = f"{message}; {problem}" if message and problem else message or problem
         self._jobs.pop(r.job.id, None)
         self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
                                       r.over_memory, out.trouble))  # type: ignore[union-attr]
@@ -547,6 +558,8 @@ class LocalExecutor:
                 self.kill(job_id)
 
     def _signal(self, r: _Running, sig: int) -> None:
+        if r.iso is not None:
+            r.iso.kill()            # type: ignore[attr-defined]
         if r.pgid:
             try:
                 os.killpg(r.pgid, sig)
@@ -576,6 +589,8 @@ class LocalExecutor:
         for r in list(self._jobs.values()):
             self._signal(r, signal.SIGKILL)
             self._close_hold(r)
+            if r.iso is not None:
+                r.iso.abandon()     # type: ignore[attr-defined]
         self._epoll.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
             try:
