@@ -7,36 +7,20 @@ import json
 import os
 import shutil
 import socket
-import textwrap
 import threading
 import uuid
 
 import pytest
 
-from gristmill.core.decide.capacity import Capacity
-from gristmill.core.events import EventBus, Outcome, OutputLine, TaskFinished
-from gristmill.core.load.loader import load_workflow
-from gristmill.core.run.engine import Engine, RunOptions
+from gristmill.core.events import Outcome
+from wf import run_file
 from gristmill.core.run.sandbox import STAGE_PREFIX
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 
 def run(folder, text, targets=(), **opts):
-    (folder / "gristmill.toml").write_text(textwrap.dedent(text).lstrip("\n"))
-    wf = load_workflow(folder / "gristmill.toml")
-    events = []
-    bus = EventBus()
-    bus.subscribe(events.append)
-    opts.setdefault("keep_going", True)
-    result = Engine(wf, bus=bus, options=RunOptions(capacity=Capacity(cpu=4, mem=8 * 10**9),
-                                                    **opts)).run(list(targets))
-    finished = {e.task: e for e in events if isinstance(e, TaskFinished) and not e.will_retry}
-    output = {}
-    for e in events:
-        if isinstance(e, OutputLine):
-            output.setdefault(e.task, []).append(e.text)
-    return result, finished, output
+    return run_file(folder, text, targets, **opts)
 
 
 def no_stage_left(folder):

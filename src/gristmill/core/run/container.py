@@ -158,7 +158,7 @@ class Container:
         if not self.name:
             return
         try:
-            subprocess.run([self.engine, "rm", "-f", self.name], stdin=subprocess.DEVNULL,
+            subprocess.run([self.engine, *_rm_now(self.engine), self.name], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             pass
@@ -190,11 +190,17 @@ def remove_leftovers(engine: str) -> list[str]:
         gone.append(name)
     if gone:
         try:
-            subprocess.run([engine, "rm", "-f", *gone], stdin=subprocess.DEVNULL,
+            subprocess.run([engine, *_rm_now(engine), *gone], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired):
             pass
     return gone
+
+
+def _rm_now(engine: str) -> list[str]:
+    """``rm -f`` without the grace: a shell as the container's pid 1 ignores SIGTERM, and
+    podman would wait 10 s for it (docker's ``rm -f`` kills at once)."""
+    return ["rm", "-f", "-t", "0"] if os.path.basename(engine) == "podman" else ["rm", "-f"]
 
 
 def _alive(pid: int) -> bool:
