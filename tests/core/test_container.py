@@ -8,9 +8,9 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import textwrap
 
+import busybox_image
 import pytest
 
 from gristmill.core.decide.capacity import Capacity
@@ -22,9 +22,7 @@ from gristmill.core.run.engine import Engine, RunOptions
 from wf import run_file
 
 PODMAN = shutil.which("podman")
-BUSYBOX = "/bin/busybox"
-IMAGE = "localhost/gristmill-test-busybox:1"
-pytestmark = pytest.mark.skipif(PODMAN is None or not os.path.exists(BUSYBOX),
+pytestmark = pytest.mark.skipif(not busybox_image.available(),
                                 reason="needs podman and busybox-static")
 
 
@@ -34,24 +32,9 @@ def podman(*args, check=True):
 
 
 @pytest.fixture(scope="session")
-def image(tmp_path_factory):
-    """A busybox image, made once: a rootfs with busybox and its applets as links."""
-    if podman("image", "exists", IMAGE, check=False).returncode != 0:
-        root = tmp_path_factory.mktemp("rootfs")
-        for d in ("bin", "tmp", "etc", "proc", "sys", "dev"):
-            (root / d).mkdir()
-        shutil.copy(BUSYBOX, root / "bin/busybox")
-        applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
-                                 check=True).stdout.split()
-        for name in applets:
-            if name != "busybox":
-                os.symlink("busybox", root / "bin" / name)
-        (root / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-        tar = tmp_path_factory.mktemp("image") / "rootfs.tar"
-        with tarfile.open(tar, "w") as t:
-            t.add(root, arcname=".")
-        podman("import", "--change", "ENV PATH=/bin", str(tar), IMAGE)
-    return IMAGE
+def image():
+    """The busybox image, imported once (``busybox_image``)."""
+    return busybox_image.ensure_image(PODMAN)
 
 
 def run(folder, text, targets=(), **opts):
@@ -133,7 +116,7 @@ def test_containers_left_by_a_crashed_run_are_removed_at_the_next_start(tmp_path
         assert old not in names            # its run is gone: removed
         assert mine in names               # a live run's: kept
     finally:
-        podman("rm", "-f", "-t", "0", old, mine, check=False)
+        podman("rm", "-f", "-i", "-t", "0", old, mine, check=False)
 
 
 def test_a_missing_image_is_an_error_before_anything_runs(tmp_path, image):
