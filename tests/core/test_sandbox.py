@@ -201,6 +201,41 @@ def test_a_sandboxed_task_cannot_reach_a_listener_on_localhost_unless_it_asks(tm
     assert listener.heard == [b"hello\n"]
 
 
+def test_a_process_without_network_sees_the_machine_but_not_a_listener(tmp_path):
+    (tmp_path / "undeclared.txt").write_text("seen\n")
+    listener = Listener()
+    try:
+        result, done, out = run(tmp_path, f"""
+            [tasks.offline]
+            network = false
+            cmd = ["cat undeclared.txt", "echo x > copy.txt",
+                   "bash -c 'echo hello > /dev/tcp/127.0.0.1/{listener.port}'"]
+            outputs = "copy.txt"
+            """)
+    finally:
+        listener.close()
+    assert done["offline"].outcome is Outcome.FAILED
+    assert listener.heard == []
+    assert out["offline"][0] == "seen"             # the whole machine, undeclared files too
+    assert not (tmp_path / "copy.txt").exists()    # a failed attempt's output is removed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's capabilities: run as root")
+def test_a_sandboxed_task_run_by_root_has_no_capabilities(tmp_path):
+    result, done, out = run(tmp_path, """
+        [tasks.mount]
+        isolation = "sandbox"
+        cmd = "grep CapEff /proc/self/status; mount -t tmpfs none /tmp"
+        phony = true
+        [tasks.mknod]
+        isolation = "sandbox"
+        cmd = "mknod /tmp/disk b 8 0"
+        phony = true
+        """, ["mount", "mknod"])
+    assert done["mount"].outcome is Outcome.FAILED and done["mknod"].outcome is Outcome.FAILED
+    assert out["mount"][0].split() == ["CapEff:", "0000000000000000"]
+
+
 HOSTILE = ["a b.txt", "it's \"q\".txt", "$(touch pwned).txt", "-rf x.txt", "`touch pwned2`"]
 
 

@@ -75,3 +75,9 @@ def test_isolation_is_part_of_what_the_task_does():
     other = Task(**VALUES)
     assert len({plain.definition_hash, boxed.definition_hash, other.definition_hash}) == 3
     assert pickle.loads(pickle.dumps(other)).isolation == VALUES["isolation"]
+
+
+def test_a_plain_process_comes_back_from_a_pickle_as_process_itself():
+    from gristmill.core.workflow import PROCESS
+    task = Task(**{**VALUES, "isolation": Isolation()})
+    assert pickle.loads(pickle.dumps(task)).isolation is PROCESS

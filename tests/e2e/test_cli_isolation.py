@@ -19,6 +19,8 @@ def gristmill(*args, path="", timeout=120):
 @pytest.mark.parametrize("isolation, missing", [
     ('isolation = "sandbox"', "needs bubblewrap (bwrap), not found on PATH: install bubblewrap "
                               "(Debian/Ubuntu: apt-get install bubblewrap"),
+    ('network = false', "has network = false (a network of its own), which needs bubblewrap "
+                        "(bwrap), not found on PATH"),
     ('container = "debian:12"', "which needs podman or docker, not found on PATH: install "
                                 "podman (Debian/Ubuntu: apt-get install podman"),
     ('container = { image = "debian:12", engine = "docker" }',

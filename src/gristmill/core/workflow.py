@@ -57,6 +57,11 @@ class Isolation:
     engine: str = ""
     options: tuple[str, ...] = ()
 
+    def __reduce__(self):
+        # The plain process comes back as PROCESS itself (``is PROCESS`` is the executor's
+        # quick test), from the workflow cache too.
+        return (_isolation, (self.kind, self.network, self.image, self.engine, self.options))
+
     def describe(self) -> str:
         """One line for people: "sandbox (bubblewrap), no network"."""
         if self.kind == "process":
@@ -73,6 +78,11 @@ class Isolation:
 
 
 PROCESS = Isolation()
+
+
+def _isolation(*values) -> Isolation:
+    isolation = Isolation(*values)
+    return PROCESS if isolation == PROCESS else isolation
 
 
 @dataclass(frozen=True, slots=True)

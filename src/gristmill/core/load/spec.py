@@ -20,8 +20,8 @@ from ..errors import Location, WorkflowError
 from .source import Source, short_number
 from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
 from ..sizes import format_size, parse_duration, parse_size
-from ..workflow import CONTAINER_ENGINES, ISOLATION_KINDS, CapacityOverride, Isolation, \
-    Resources
+from ..workflow import CONTAINER_ENGINES, ISOLATION_KINDS, PROCESS, CapacityOverride, \
+    Isolation, Resources
 
 TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
 ISOLATION_KEYS = ("isolation", "container", "network")
@@ -334,6 +334,8 @@ class IsolationSpec:
                             "image: add container = \"IMAGE\"", self.kind_key or key,
                             value=bool(self.kind_key))
         network = self.network if self.network is not None else kind == "process"
+        if kind == "process" and network:
+            return PROCESS
         if kind != "container":
             return Isolation(kind, network)
         return Isolation(kind, network, self.image, self.engine, self.options)

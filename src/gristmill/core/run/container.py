@@ -126,9 +126,6 @@ class Container:
         return [self.engine, "run", "--name", self.name, *self._fixed,
                 self.task.isolation.image, *argv]
 
-    def env(self, env: Mapping[str, str]) -> Mapping[str, str]:
-        return env
-
     def kill(self) -> None:
         """Ask the engine to kill the container (its client may not pass the signal on)."""
         if not self.name or self._killed:

@@ -6,7 +6,7 @@ task its engine and image; what is missing is an error naming the task, what is 
 and how to install it (exit status 2). It also removes containers a crashed run left.
 
 ``wrapper(task, root, job_id, attempt, env)`` gives ``None`` for a plain process, else an
-object with ``argv(argv, index)``, ``env(env)``, ``kill()``, ``finish(ok, log_path) -> str``
+object with ``argv(argv, index)``, ``kill()``, ``finish(ok, log_path) -> str``
 (a problem to add to the attempt's message, or "") and ``abandon()``.
 """
 
@@ -17,9 +17,9 @@ import shutil
 from typing import Iterable, Mapping
 
 from ..errors import WorkflowError
-from ..workflow import Task
+from ..workflow import PROCESS, Task
 from . import container as _container
-from .sandbox import STAGE_PREFIX, Sandbox
+from .sandbox import STAGE_PREFIX, Offline, Sandbox
 
 INSTALL = {
     "bwrap": "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: "
@@ -49,14 +49,18 @@ def check_isolation(tasks: Iterable[Task], workflow_path: str, root: str,
     """Raise ``WorkflowError`` at the first task whose isolation cannot be had here.
 
     ``clean``: also remove what crashed runs left (containers, sandbox stages)."""
-    boxed = [t for t in tasks if t.isolation.kind != "process"]
+    boxed = [t for t in tasks if t.isolation != PROCESS]
     if not boxed:
         return
     sandboxed = [t for t in boxed if t.isolation.kind == "sandbox"]
-    if sandboxed and find_tool("bwrap") is None:
-        t = sandboxed[0]
-        more = f" (and {len(sandboxed) - 1} more)" if len(sandboxed) > 1 else ""
-        raise WorkflowError(f"task {t.name!r}{more} has isolation = \"sandbox\", which needs "
+    offline = [t for t in boxed if t.isolation.kind == "process"]
+    if (sandboxed or offline) and find_tool("bwrap") is None:
+        t = (sandboxed or offline)[0]
+        n = len(sandboxed or offline) - 1
+        more = f" (and {n} more)" if n else ""
+        what = ("has isolation = \"sandbox\"" if sandboxed else
+                "has network = false (a network of its own)")
+        raise WorkflowError(f"task {t.name!r}{more} {what}, which needs "
                             f"bubblewrap (bwrap), not found on PATH: {INSTALL['bwrap']}",
                             t.location, path=workflow_path)
     engines_used: set[str] = set()
@@ -105,7 +109,7 @@ def remove_stale_stages(root: str, tasks: list[Task]) -> None:
 
 
 def wrapper(task: Task, root: str, job_id: int, attempt: int, env: Mapping[str, str]):
-    """The wrapper of one attempt, or None for a plain process."""
+    """The wrapper of one attempt, or None for a plain process (with its network)."""
     kind = task.isolation.kind
     if kind == "sandbox":
         return Sandbox(find_tool("bwrap", env) or "bwrap", task, root, job_id)
@@ -113,4 +117,6 @@ def wrapper(task: Task, root: str, job_id: int, attempt: int, env: Mapping[str, 
         engine = find_engine(task.isolation.engine, env) or task.isolation.engine or "podman"
         return _container.Container(engine, task, root, env.get("GRISTMILL_RUN_ID", "run"),
                                     attempt, env)
+    if not task.isolation.network:
+        return Offline(find_tool("bwrap", env) or "bwrap", task)
     return None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Mapping, Protocol
 
 from ..sizes import format_size
-from ..workflow import Task
+from ..workflow import PROCESS, Task
 from . import isolate
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
@@ -302,7 +302,7 @@ class LocalExecutor:
         r = _Running(job=job, index=0, out=JobOutputLog(job.id, job.log_path),
                      started=time.monotonic())
         self._jobs[job.id] = r
-        if job.task.isolation.kind != "process":
+        if job.task.isolation is not PROCESS:
             r.iso = isolate.wrapper(job.task, job.root, job.id, job.attempt, job.env)
         if not job.task.commands:
             self._finish(r, 0)

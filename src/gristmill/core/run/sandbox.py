@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Mapping
 
 from ..workflow import Task
 
@@ -82,7 +81,9 @@ class Sandbox:
         cwd = os.path.normpath(self.task.cwd)
         if _under(cwd, base):
             os.makedirs(self._staged(cwd), exist_ok=True)
-        args = [self.bwrap, "--die-with-parent", "--unshare-all"]
+        # --cap-drop ALL: run by root, the task would keep every capability (and could
+        # mount, or make a device node of a disk and read it).
+        args = [self.bwrap, "--die-with-parent", "--unshare-all", "--cap-drop", "ALL"]
         if self.task.isolation.network:
             args.append("--share-net")
         args += system_args()
@@ -109,9 +110,6 @@ class Sandbox:
         if self._args is None:
             self._args = self._prepare()
         return [*self._args, *argv]
-
-    def env(self, env: Mapping[str, str]) -> Mapping[str, str]:
-        return env
 
     # -- after -------------------------------------------------------------------------
     def finish(self, ok: bool, log_path: str | None) -> str:
@@ -152,6 +150,27 @@ class Sandbox:
         if self.stage:
             shutil.rmtree(self.stage, ignore_errors=True)
             self.stage = ""
+
+
+class Offline:
+    """``isolation = "process"`` with ``network = false``: the whole machine as it is, in a
+    network namespace of its own (bwrap ``--dev-bind / / --unshare-net``)."""
+
+    def __init__(self, bwrap: str, task: Task):
+        self.args = [bwrap, "--die-with-parent", "--dev-bind", "/", "/", "--unshare-net",
+                     "--chdir", task.cwd, "--"]
+
+    def argv(self, argv: list[str], index: int) -> list[str]:
+        return [*self.args, *argv]
+
+    def finish(self, ok: bool, log_path: str | None) -> str:
+        return ""
+
+    def kill(self) -> None:
+        """bwrap dies with its process group."""
+
+    def abandon(self) -> None:
+        """Nothing was staged."""
 
 
 # Words a task's message about a missing file is made of: "cat: secret.txt: No such file
