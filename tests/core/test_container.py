@@ -185,3 +185,21 @@ def test_ctrl_c_of_a_run_stops_its_container(tmp_path, image):
     assert proc.returncode == 130 and "Traceback" not in err
     left = podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
     assert not set(ours) & set(left)
+
+
+def test_declared_cpu_mem_and_assigned_gpus_reach_the_engine_as_flags(tmp_path):
+    from gristmill.core.run.container import Container
+    from gristmill.core.workflow import Isolation, Resources, Task
+    task = Task("train", ("python train.py",), cwd=str(tmp_path),
+                resources=Resources(cpu=2.5, mem=3 * 2**30, gpu=2),
+                isolation=Isolation("container", False, "img:1", "", ("--shm-size", "1g")))
+    env = {"CUDA_VISIBLE_DEVICES": "1,3", "GRISTMILL_TASK": "train"}
+    podman_argv = Container("/usr/bin/podman", task, str(tmp_path), "r1", 1, env).argv(["true"], 0)
+    docker_argv = Container("/usr/bin/docker", task, str(tmp_path), "r1", 1, env).argv(["true"], 0)
+    flags = " ".join(podman_argv)
+    assert "--cpus 2.5 --memory 3221225472b" in flags
+    assert "--device nvidia.com/gpu=1 --device nvidia.com/gpu=3" in flags
+    assert "--network none" in flags and "--env GRISTMILL_TASK" in flags
+    assert "CUDA_VISIBLE_DEVICES" not in flags       # inside, the devices it has are its own
+    assert flags.endswith("--shm-size 1g img:1 true")
+    assert '--gpus "device=1,3"' in " ".join(docker_argv)

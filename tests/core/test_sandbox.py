@@ -7,12 +7,16 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import uuid
 
 import pytest
 
-from gristmill.core.events import Outcome
+from gristmill.core.decide.capacity import Capacity
+from gristmill.core.events import EventBus, Outcome, TaskFinished
+from gristmill.core.load.loader import load_workflow
+from gristmill.core.run.engine import Engine, RunOptions
 from wf import run_file
 from gristmill.core.run.sandbox import STAGE_PREFIX
 
@@ -256,3 +260,50 @@ def test_hostile_file_names_reach_bwrap_as_single_arguments(tmp_path):
     assert (root / "-o $(touch pwned3).txt").read_text() == "".join(f"{i}\n" for i in range(5))
     for folder in (root, tmp_path, tmp_path.parent):
         assert not [n for n in os.listdir(folder) if n.startswith("pwned")]
+
+
+def test_a_crashed_runs_stage_is_removed_when_the_next_sandboxed_run_starts(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"{STAGE_PREFIX}{dead.pid}-7"
+    live = tmp_path / f"{STAGE_PREFIX}{os.getpid()}-9999"
+    for folder in (stale, live):
+        (folder / "out").mkdir(parents=True)
+        (folder / "out/half.txt").write_text("half")
+    result, done, out = run(tmp_path, """
+        [tasks.t]
+        isolation = "sandbox"
+        cmd = "echo x > t.txt"
+        outputs = "t.txt"
+        """)
+    assert done["t"].outcome is Outcome.SUCCEEDED
+    assert not stale.exists()
+    assert live.exists()            # a run still going (this process) keeps its own
+    shutil.rmtree(live)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None or shutil.which("make") is None,
+                    reason="needs cc and make")
+def test_a_makefile_rule_in_a_sandbox_that_reads_an_undeclared_header_fails_naming_it(tmp_path):
+    (tmp_path / "util.h").write_text("#define ANSWER 42\n")
+    (tmp_path / "main.c").write_text('#include "util.h"\nint main(void) { return ANSWER - 42; }\n')
+    (tmp_path / "Makefile").write_text(
+        "# gristmill: isolation=sandbox\n"
+        "main.o: main.c\n"
+        "\tcc -c main.c -o main.o\n")
+    wf = load_workflow(tmp_path / "Makefile")
+    events = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    Engine(wf, bus=bus, options=RunOptions(capacity=Capacity(cpu=2, mem=10**9))).run()
+    done, = [e for e in events if isinstance(e, TaskFinished)]
+    assert done.outcome is Outcome.FAILED
+    assert "util.h is in the workflow folder but not declared as an input" in done.message
+    assert not (tmp_path / "main.o").exists()
+    (tmp_path / "Makefile").write_text(
+        "# gristmill: isolation=sandbox\n"
+        "main.o: main.c util.h\n"
+        "\tcc -c main.c -o main.o\n")
+    wf = load_workflow(tmp_path / "Makefile")
+    result = Engine(wf, options=RunOptions(capacity=Capacity(cpu=2, mem=10**9))).run()
+    assert result.exit_code == 0 and (tmp_path / "main.o").exists()
