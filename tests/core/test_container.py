@@ -203,3 +203,17 @@ def test_declared_cpu_mem_and_assigned_gpus_reach_the_engine_as_flags(tmp_path):
     assert "CUDA_VISIBLE_DEVICES" not in flags       # inside, the devices it has are its own
     assert flags.endswith("--shm-size 1g img:1 true")
     assert '--gpus "device=1,3"' in " ".join(docker_argv)
+
+
+def test_rlimits_podman_cannot_set_here_are_explained(tmp_path, image):
+    hard = subprocess.run(["sh", "-c", "ulimit -Hn"], capture_output=True, text=True).stdout.strip()
+    if not hard.isdigit():
+        pytest.skip("no hard limit on open files here")
+    result, done, out = run(tmp_path, f"""
+        [tasks.t]
+        container = {{ image = "{image}", options = ["--ulimit", "nofile={int(hard) + 1}:{int(hard) + 1}"] }}
+        cmd = "true"
+        phony = true
+        """, ["t"])
+    assert done["t"].outcome is Outcome.FAILED
+    assert "podman cannot give the container its default rlimits on this machine" in done["t"].message

@@ -23,6 +23,7 @@ import subprocess
 from typing import Iterable, Mapping
 
 from ..record.store import _pid_exists
+from .sandbox import log_tail
 from ..workflow import Task, blake2b
 
 PREFIX = "gristmill-"
@@ -149,6 +150,11 @@ class Container:
                 p.kill()
                 p.wait()
         self._killers = []
+        if not ok and not self._killed and "error setting rlimit" in log_tail(log_path):
+            return (f"{self.kind} cannot give the container its default rlimits on this machine "
+                    "(over the hard limits here): set default_ulimits in "
+                    "/etc/containers/containers.conf, or add --ulimit options to the task's "
+                    "container (see Isolation in docs/WORKFLOW.md)")
         return ""
 
     def remove(self) -> None:

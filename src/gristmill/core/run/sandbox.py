@@ -181,16 +181,23 @@ _WORD = re.compile(r"[^\s:'\"‘’“”`,()]+")
 TAIL = 65536
 
 
-def undeclared_reads(task: Task, root: str, log_path: str | None) -> str:
-    """Files of the workflow folder the task's messages say it could not find, that are
-    there but are not declared: "secret.txt is not a declared input ..." or ""."""
+def log_tail(log_path: str | os.PathLike | None) -> str:
+    """The last ``TAIL`` bytes of an attempt's log, as text ("" without one)."""
     if not log_path:
         return ""
     try:
         with open(log_path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL))
-            text = f.read().decode("utf-8", "replace")
+            return f.read().decode("utf-8", "replace")
     except OSError:
+        return ""
+
+
+def undeclared_reads(task: Task, root: str, log_path: str | None) -> str:
+    """Files of the workflow folder the task's messages say it could not find, that are
+    there but are not declared: "secret.txt is not a declared input ..." or ""."""
+    text = log_tail(log_path)
+    if not text:
         return ""
     root = os.path.normpath(root)
     declared = {os.path.normpath(os.path.join(root, p)) for p in (*task.inputs, *task.outputs)}
