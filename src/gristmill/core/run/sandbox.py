@@ -73,8 +73,9 @@ class Sandbox:
         if base == "/" or any(_under(base, d) for d in _SYSTEM):
             raise SandboxError(f"its outputs are spread too far apart to be written aside "
                                f"(they meet only at {base})")
-        self.stage = os.path.join(base, f"{STAGE_PREFIX}{os.getpid()}-{self.job_id}")
-        shutil.rmtree(self.stage, ignore_errors=True)
+        # PID first: remove_stale_stages keeps the stages of processes still alive.
+        self.stage = os.path.join(base, f"{STAGE_PREFIX}{os.getpid()}-{self.job_id}-"
+                                        f"{os.urandom(3).hex()}")
         os.mkdir(self.stage, 0o755)
         for out in self.outputs:
             os.makedirs(self._staged(os.path.dirname(out)), exist_ok=True)
