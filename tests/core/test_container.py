@@ -33,8 +33,14 @@ def podman(*args, check=True):
 
 @pytest.fixture(scope="session")
 def image():
-    """The busybox image, imported once (``busybox_image``)."""
-    return busybox_image.ensure_image(PODMAN)
+    """The busybox image, imported once (``busybox_image``), and podman able to run it."""
+    name = busybox_image.ensure_image(PODMAN)
+    p = podman("run", "--rm", name, "true", check=False)
+    if p.returncode != 0:
+        pytest.fail(f"podman cannot run a container here: {p.stderr.strip()} (on a CI machine, "
+                    ".ci/run writes /etc/containers/containers.conf: see Isolation in "
+                    "docs/WORKFLOW.md)")
+    return name
 
 
 def run(folder, text, targets=(), **opts):
