@@ -224,6 +224,17 @@ def test_a_process_without_network_sees_the_machine_but_not_a_listener(tmp_path)
     assert not (tmp_path / "copy.txt").exists()    # a failed attempt's output is removed
 
 
+def test_a_sandboxed_task_sees_only_its_own_processes(tmp_path):
+    result, done, out = run(tmp_path, """
+        [tasks.ps]
+        isolation = "sandbox"
+        cmd = "ls /proc"
+        phony = true
+        """, ["ps"])
+    pids = [w for w in out["ps"] if w.isdigit()]
+    assert done["ps"].outcome is Outcome.SUCCEEDED and 1 <= len(pids) <= 3, pids
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's capabilities: run as root")
 def test_a_sandboxed_task_run_by_root_has_no_capabilities(tmp_path):
     result, done, out = run(tmp_path, """
