@@ -223,3 +223,16 @@ def test_rlimits_podman_cannot_set_here_are_explained(tmp_path, image):
         """, ["t"])
     assert done["t"].outcome is Outcome.FAILED
     assert "podman cannot give the container its default rlimits on this machine" in done["t"].message
+
+
+def test_a_folder_an_engine_cannot_mount_is_an_error_before_anything_runs(tmp_path, image):
+    root = tmp_path / "data:2026"
+    root.mkdir()
+    (root / "gristmill.toml").write_text(f'[tasks.t]\ncontainer = "{image}"\ncmd = "true"\n'
+                                         'phony = true\n')
+    wf = load_workflow(root / "gristmill.toml")
+    with pytest.raises(WorkflowError) as e:
+        Engine(wf, options=RunOptions(capacity=Capacity(cpu=4, mem=10**9))).run(["t"])
+    assert str(e.value) == (f"{root / 'gristmill.toml'}:1:1: task 't' runs in a container, but "
+                            f"the folder {str(root)!r} holds ':' or ',', which a container "
+                            "engine cannot mount")
