@@ -318,3 +318,17 @@ def test_a_makefile_rule_in_a_sandbox_that_reads_an_undeclared_header_fails_nami
     wf = load_workflow(tmp_path / "Makefile")
     result = Engine(wf, options=RunOptions(capacity=Capacity(cpu=2, mem=10**9))).run()
     assert result.exit_code == 0 and (tmp_path / "main.o").exists()
+
+
+def test_a_dask_run_refuses_a_sandboxed_task_rather_than_run_it_bare(tmp_path):
+    from gristmill.core.errors import WorkflowError
+    from gristmill.core.run.dask import DaskExecutor
+    (tmp_path / "gristmill.toml").write_text('[tasks.t]\nisolation = "sandbox"\ncmd = "true"\n'
+                                             'phony = true\n')
+    wf = load_workflow(tmp_path / "gristmill.toml")
+    engine = Engine(wf, options=RunOptions(capacity=Capacity(cpu=2, mem=10**9)),
+                    executor_factory=lambda: DaskExecutor("tcp://127.0.0.1:1"))
+    with pytest.raises(WorkflowError) as e:
+        engine.run(["t"])
+    assert "task 't' asks for isolation (sandbox (bubblewrap" in str(e.value)
+    assert "which only a local run gives, not a Dask cluster" in str(e.value)

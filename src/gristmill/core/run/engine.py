@@ -167,7 +167,8 @@ class Engine:
         check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),
                    str(self.workflow.path))
         check_isolation([tasks[n] for n, d in decisions.items() if d.stale],
-                        str(self.workflow.path), str(self.workflow.root), not self.options.dry_run)
+                        str(self.workflow.path), str(self.workflow.root), not self.options.dry_run,
+                        local=self._executor_factory is LocalExecutor)
         return names, decisions, scan
 
     # -- running -----------------------------------------------------------

@@ -45,13 +45,20 @@ def find_engine(wanted: str, env: Mapping[str, str] | None = None) -> str | None
 
 
 def check_isolation(tasks: Iterable[Task], workflow_path: str, root: str,
-                    clean: bool = True) -> None:
+                    clean: bool = True, local: bool = True) -> None:
     """Raise ``WorkflowError`` at the first task whose isolation cannot be had here.
 
-    ``clean``: also remove what crashed runs left (containers, sandbox stages)."""
+    ``clean``: also remove what crashed runs left (containers, sandbox stages).
+    ``local``: the tasks run as local processes (not on a Dask cluster, which gives no
+    isolation: a task that asks for one is an error rather than run without it)."""
     boxed = [t for t in tasks if t.isolation != PROCESS]
     if not boxed:
         return
+    if not local:
+        t = boxed[0]
+        raise WorkflowError(f"task {t.name!r} asks for isolation ({t.isolation.describe()}), "
+                            "which only a local run gives, not a Dask cluster: run it without "
+                            "--dask", t.location, path=workflow_path)
     sandboxed = [t for t in boxed if t.isolation.kind == "sandbox"]
     offline = [t for t in boxed if t.isolation.kind == "process"]
     if (sandboxed or offline) and find_tool("bwrap") is None:
