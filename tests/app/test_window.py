@@ -283,6 +283,7 @@ def test_explain_says_why_in_plain_words(window, example):
     assert headings["Will it run?"].startswith("Yes")
     assert "build/report.md is missing" in headings["Why"]
     assert "summarise[data/raw/birds.csv]" in headings["Needs"]
+    assert headings["Isolation"] == "process (a plain process)"
 
 
 def test_clean_runs_the_workflows_own_clean_task_after_asking(qtbot, window, example, auto_answers):

@@ -6,13 +6,14 @@ import pickle
 import pytest
 
 from gristmill.core.errors import Location
-from gristmill.core.workflow import Resources, Task, new_task, task_from_fields
+from gristmill.core.workflow import Isolation, Resources, Task, new_task, task_from_fields
 
 VALUES = dict(name="t[a.txt]", commands=("cp a.txt b.txt",), inputs=("a.txt",),
               outputs=("b.txt",), after=("x",), phony=False, resources=Resources(cpu=2),
               retries=1, timeout=3.0, env=(("K", "V"),), cwd="/w", group="t", item="a.txt",
               location=Location("w/gristmill.toml", 3, 1), ignore_errors=(), silent=True,
-              shell=("/bin/sh", "-c"), description="copy", audit=True)
+              shell=("/bin/sh", "-c"), description="copy", audit=True,
+              isolation=Isolation("container", False, "img:1", "podman", ("--ulimit", "host")))
 
 
 @pytest.mark.parametrize("make", [lambda: task_from_fields(tuple(VALUES.values())),
@@ -66,3 +67,17 @@ def test_quick_new_refuses_classes_it_cannot_twin():
     for cls in (WithDict, WithPostInit):
         with pytest.raises(TypeError):
             quick_new(cls)
+
+
+def test_isolation_is_part_of_what_the_task_does():
+    plain = Task(**{**VALUES, "isolation": Isolation()})
+    boxed = Task(**{**VALUES, "isolation": Isolation("sandbox", False)})
+    other = Task(**VALUES)
+    assert len({plain.definition_hash, boxed.definition_hash, other.definition_hash}) == 3
+    assert pickle.loads(pickle.dumps(other)).isolation == VALUES["isolation"]
+
+
+def test_a_plain_process_comes_back_from_a_pickle_as_process_itself():
+    from gristmill.core.workflow import PROCESS
+    task = Task(**{**VALUES, "isolation": Isolation()})
+    assert pickle.loads(pickle.dumps(task)).isolation is PROCESS

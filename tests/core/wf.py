@@ -31,3 +31,27 @@ def workflow(root: Path, *tasks: Task, default=None, pools=None) -> Workflow:
 def _with_cwd(t: Task, root: Path) -> Task:
     from dataclasses import replace
     return replace(t, cwd=str(root))
+
+
+def run_file(folder: Path, text: str, targets=(), **opts):
+    """Write ``text`` (dedented) as ``folder``/gristmill.toml, load it, run it with
+    ``--keep-going``: (the RunResult, {task: its last TaskFinished}, {task: its lines})."""
+    import textwrap
+    from gristmill.core.decide.capacity import Capacity
+    from gristmill.core.events import EventBus, OutputLine, TaskFinished
+    from gristmill.core.load.loader import load_workflow
+    from gristmill.core.run.engine import Engine, RunOptions
+    (folder / "gristmill.toml").write_text(textwrap.dedent(text).lstrip("\n"))
+    wf = load_workflow(folder / "gristmill.toml")
+    events: list = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    opts.setdefault("keep_going", True)
+    opts.setdefault("capacity", Capacity(cpu=4, mem=8 * 10**9))
+    result = Engine(wf, bus=bus, options=RunOptions(**opts)).run(list(targets))
+    finished = {e.task: e for e in events if isinstance(e, TaskFinished) and not e.will_retry}
+    output: dict[str, list[str]] = {}
+    for e in events:
+        if isinstance(e, OutputLine):
+            output.setdefault(e.task, []).append(e.text)
+    return result, finished, output

@@ -116,6 +116,7 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
         out.append(("Inputs", _names(task.inputs)))
     if task.outputs:
         out.append(("Outputs", _names(task.outputs)))
+    out.append(("Isolation", task.isolation.describe()))
     if task.location is not None:
         out.append(("Declared at", str(task.location)))
     return out

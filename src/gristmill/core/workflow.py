@@ -51,6 +51,50 @@ class Resources:
         return 0
 
 
+ISOLATION_KINDS = ("process", "sandbox", "container")
+CONTAINER_ENGINES = ("podman", "docker")
+
+
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    """How a task runs: ``process`` (a plain process), ``sandbox`` (bubblewrap: it sees
+    only the system, its inputs and its outputs) or ``container`` (``image`` run by
+    podman or docker; ``engine`` "" means whichever is installed)."""
+
+    kind: str = "process"
+    network: bool = True
+    image: str = ""
+    engine: str = ""
+    options: tuple[str, ...] = ()
+
+    def __reduce__(self):
+        # The plain process comes back as PROCESS itself (``is PROCESS`` is the executor's
+        # quick test), from the workflow cache too.
+        return (_isolation, (self.kind, self.network, self.image, self.engine, self.options))
+
+    def describe(self) -> str:
+        """One line for people: "sandbox (bubblewrap), no network"."""
+        if self.kind == "process":
+            text = "process (a plain process)"
+        elif self.kind == "sandbox":
+            text = "sandbox (bubblewrap: only the system, its inputs and its outputs)"
+        else:
+            text = f"container {self.image} ({self.engine or 'podman or docker'})"
+            if self.options:
+                text += " with " + " ".join(self.options)
+        if self.kind != "process" or not self.network:
+            text += ", network on" if self.network else ", no network"
+        return text
+
+
+PROCESS = Isolation()
+
+
+def _isolation(*values) -> Isolation:
+    isolation = Isolation(*values)
+    return PROCESS if isolation == PROCESS else isolation
+
+
 @dataclass(frozen=True, slots=True)
 class CapacityOverride:
     """``[capacity]`` from the workflow file; ``None`` means "detect"."""
@@ -93,6 +137,7 @@ class Task:
     shell: tuple[str, ...] = ("/bin/sh", "-c")  # each command runs as [*shell, command]
     description: str = ""
     audit: bool = False                        # trace its file accesses (the dependency audit)
+    isolation: Isolation = PROCESS             # process, sandbox or container
     # definition_hash, once asked for (kept by the workflow cache, so that a no-op run
     # of 20,000 tasks does not hash them all again); never part of equality.
     # Not an argument of __init__, so that dataclasses.replace() forgets it.
@@ -105,7 +150,8 @@ class Task:
 
     @property
     def definition_hash(self) -> str:
-        """Changes whenever what the task does changes (commands, outputs, env, cwd, shell).
+        """Changes whenever what the task does changes (commands, outputs, env, cwd, shell,
+        isolation).
 
         Inputs are left out: a new or changed input is caught by its timestamp, and a
         command that names its inputs changes with them anyway. (A Makefile whose
@@ -117,6 +163,8 @@ class Task:
             return known
         blob = repr((self.commands, self.outputs, self.env, self.cwd, self.ignore_errors,
                      self.shell))       # only str, bool and tuples: the same in every run
+        if self.isolation != PROCESS:   # another image, sandbox or not: another result
+            blob += repr(self.isolation)
         known = blake2b(blob.encode(), digest_size=8).hexdigest()
         object.__setattr__(self, "_definition_hash", known)
         return known

@@ -44,7 +44,7 @@ from ..decide.graph import TaskGraph
 from .locate import Probe, is_makefile, read_file, workflow_file
 from ..workflow import Workflow, blake2b
 
-FORMAT = 4
+FORMAT = 5
 MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])
 RACY_NS = 2_000_000_000          # FAT's 2 s timestamps are the coarsest in use
 KEEP = 64                        # entries kept; the least recently written go first

@@ -153,6 +153,7 @@ class Expander:
                 spec.location
             description, const, render = spec.description, plan.const_commands, plan.render
             audit = spec.audit
+            isolation = spec.isolation
             has_inputs = bool(spec.inputs)
             only_item = plan.input_modes == (1,)      # inputs = ["{item}"]: the item alone
 
@@ -184,7 +185,7 @@ class Expander:
                     group, inst.item, location,
                     (),                 # ignore_errors: none
                     True,               # silent: commands are not echoed into a task's output (make's @)
-                    _SHELL, description, audit, ""))
+                    _SHELL, description, audit, isolation, ""))
         return tasks
 
     def groups(self) -> dict[str, tuple[str, ...]]:

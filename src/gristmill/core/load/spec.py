@@ -22,15 +22,18 @@ from ..errors import ErrorCollector, Location, WorkflowError
 from .source import Source, short_number
 from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
 from ..sizes import format_size, parse_duration, parse_gpu, parse_percent, parse_size
-from ..workflow import CapacityOverride, Resources
+from ..workflow import CONTAINER_ENGINES, ISOLATION_KINDS, PROCESS, CapacityOverride, \
+    Isolation, Resources
 
 TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
-WORKFLOW_KEYS = ("name", "default", "include")
+ISOLATION_KEYS = ("isolation", "container", "network")
+WORKFLOW_KEYS = ("name", "default", "include") + ISOLATION_KEYS
 CAPACITY_KEYS = ("cpu", "mem", "gpu", "gpu_mem_used_below")
 TASK_KEYS = ("cmd", "inputs", "outputs", "after", "foreach", "phony", "resources",
-             "retries", "timeout", "env", "cwd", "description", "audit")
+             "retries", "timeout", "env", "cwd", "description", "audit") + ISOLATION_KEYS
 RESOURCE_KEYS = ("cpu", "mem", "gpu", "gpu_mem", "pools")
 JSON_VAR_KEYS = ("json", "path")
+CONTAINER_KEYS = ("image", "engine", "options")
 
 _TASK_NAME = re.compile(r"[^\s\[\]{}]+")
 Path_ = tuple   # a key path: ("tasks", "build", "inputs", 0)
@@ -67,6 +70,7 @@ class Sections:
     vars: list[tuple[str, Any, Path_]] = field(default_factory=list)
     pools: list[tuple[str, int, Path_]] = field(default_factory=list)
     capacity: CapacityOverride | None = None
+    isolation: "IsolationSpec | None" = None
     tasks: list[tuple[str, dict[str, Any], Path_]] = field(default_factory=list)
 
 
@@ -92,6 +96,7 @@ class TaskSpec:
     cwd: str = ""
     description: str = ""
     audit: bool = False
+    isolation: Isolation = Isolation()
 
     @property
     def source(self) -> Source:
@@ -267,6 +272,10 @@ def _read_sections(doc: FileDoc, errors: ErrorCollector) -> Sections:
             if "include" in wf:
                 with going_on():
                     sec.include = check_strings(src, wf["include"], ("workflow", "include"))
+            if any(k in wf for k in ISOLATION_KEYS):
+                with going_on():
+                    sec.isolation = read_isolation(src, wf, ("workflow",), IsolationSpec())
+                    sec.isolation.resolve(src, ("workflow",))    # "container" needs an image
 
     if "vars" in data:
         with going_on():
@@ -355,13 +364,106 @@ def check_var_value(src: Source, value: Any, path: Path_) -> str | int | float |
                      "{ json = \"file.json\", path = \"a.b\" }")
 
 
+# -- isolation ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IsolationSpec:
+    """``isolation``, ``container`` and ``network`` as one table says them (``None``:
+    not said there), before the workflow's defaults are applied."""
+
+    kind: str | None = None
+    network: bool | None = None
+    image: str = ""
+    engine: str = ""
+    options: tuple[str, ...] = ()
+    kind_key: Path_ = ()
+
+    def resolve(self, src: Source, key: Path_) -> Isolation:
+        kind = self.kind or "process"
+        if kind == "container" and not self.image:
+            raise src.error(f"{dotted(self.kind_key or key)}: isolation = \"container\" needs an "
+                            "image: add container = \"IMAGE\"", self.kind_key or key,
+                            value=bool(self.kind_key))
+        network = self.network if self.network is not None else kind == "process"
+        if kind == "process" and network:
+            return PROCESS
+        if kind != "container":
+            return Isolation(kind, network)
+        return Isolation(kind, network, self.image, self.engine, self.options)
+
+
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*")
+
+
+def read_isolation(src: Source, table: dict[str, Any], key: Path_,
+                   base: IsolationSpec) -> IsolationSpec:
+    """The isolation keys of ``table`` (a task's or ``[workflow]``) over ``base``."""
+    kind, kind_key = base.kind, base.kind_key
+    network, image, engine, options = base.network, base.image, base.engine, base.options
+    if "isolation" in table:
+        path = key + ("isolation",)
+        kind = check_str(src, table["isolation"], path)
+        if kind not in ISOLATION_KINDS:
+            raise src.error(f"{dotted(path)}: expected one of "
+                            + ", ".join(f'"{k}"' for k in ISOLATION_KINDS)
+                            + f", got {kind!r}{did_you_mean(kind, ISOLATION_KINDS)}", path,
+                            value=True)
+        kind_key = path
+    if "container" in table:
+        path = key + ("container",)
+        value = table["container"]
+        engine, options = "", ()
+        if isinstance(value, dict):
+            check_keys(src, value, path, CONTAINER_KEYS)
+            if "image" not in value:
+                raise src.error(f"{dotted(path)}: a container table needs image = \"IMAGE\"", path)
+            image = _image(src, value["image"], path + ("image",))
+            if "engine" in value:
+                p = path + ("engine",)
+                engine = check_str(src, value["engine"], p)
+                if engine not in CONTAINER_ENGINES:
+                    raise src.error(f"{dotted(p)}: expected \"podman\" or \"docker\", got "
+                                    f"{engine!r}{did_you_mean(engine, CONTAINER_ENGINES)}", p,
+                                    value=True)
+            if "options" in value:
+                p = path + ("options",)
+                if not isinstance(value["options"], list):
+                    raise type_error(src, value["options"], p, "an array of strings")
+                options = tuple(no_nul(src, o, q) for o, q in check_strings(src, value["options"], p))
+        elif isinstance(value, str):
+            image = _image(src, value, path)
+        else:
+            raise type_error(src, value, path, "an image name or a table "
+                             "{ image = \"IMAGE\", engine = \"podman\", options = [...] }")
+        if "isolation" in table and kind != "container":
+            raise src.error(f"{dotted(path)}: a container image is for isolation = \"container\", "
+                            f"but {dotted(key)} has isolation = \"{kind}\"", path)
+        if "isolation" not in table:
+            kind, kind_key = "container", path
+    if "network" in table:
+        network = check_bool(src, table["network"], key + ("network",))
+    return IsolationSpec(kind, network, image, engine, options, kind_key)
+
+
+def _image(src: Source, value: Any, path: Path_) -> str:
+    image = check_str(src, value, path)
+    if not _IMAGE.fullmatch(image):
+        raise src.error(f"{dotted(path)}: bad image name {image!r}: expected e.g. "
+                        "\"debian:12\" or \"registry.example.com/team/tool:1.2\"", path,
+                        value=True)
+    return image
+
+
 # -- one task ---------------------------------------------------------------------------
 
 class TaskParser:
     """Checks ``[tasks.NAME]`` tables against the merged variables, pools and capacity."""
 
     def __init__(self, variables: dict[str, str], pools: dict[str, int],
-                 capacity: CapacityOverride | None):
+                 capacity: CapacityOverride | None, isolation: IsolationSpec | None = None):
+        self.isolation = isolation or IsolationSpec()
+        # Checked by read_sections already: resolving the default cannot fail.
+        self.default_isolation = self.isolation.resolve(None, ())  # type: ignore[arg-type]
         self.variables = variables
         self.raw_vars = {f"vars.{k}": v for k, v in variables.items()}
         self.quoted_vars = {f"vars.{k}": placeholders.quote(v) for k, v in variables.items()}
@@ -430,6 +532,11 @@ class TaskParser:
                 spec.resources = self._resources(spec, table["resources"], key + ("resources",))
         with going_on():
             self._check_capacity(spec)
+        with going_on():
+            if any(k in table for k in ISOLATION_KEYS):
+                spec.isolation = read_isolation(src, table, key, self.isolation).resolve(src, key)
+            else:
+                spec.isolation = self.default_isolation
         errors.raise_any()
         return spec
 

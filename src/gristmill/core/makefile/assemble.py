@@ -14,7 +14,7 @@ import shlex
 import shutil
 
 from ..errors import Location
-from ..workflow import Resources, Task, Workflow, WorkflowWarning
+from ..workflow import PROCESS, Resources, Task, Workflow, WorkflowWarning
 from .cautions import general_cautions, intermediate_files, task_cautions
 from .database import FileEntry
 from .facts import MakeFacts, matches
@@ -205,6 +205,7 @@ class WorkflowAssembler:
             shell=shell,
             description=self._description(main),
             audit=hint.audit if hint else False,
+            isolation=hint.isolation if hint else PROCESS,
         )
 
     def _clean_command(self, text: str, shell_path: str) -> str:

@@ -4,6 +4,8 @@ audit=true`` above a rule.
 GNU make sees a comment; Gristmill reads what the rule's tasks need.
 ``pool=NAME:N`` puts the tasks in pool NAME, which lets N of its tasks run at
 once (a later hint may repeat the size; two different sizes are an error).
+``isolation=sandbox``, ``container=IMAGE`` (``engine=podman|docker``) and
+``network=true|false`` say how the tasks run, as in gristmill.toml.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from dataclasses import dataclass
 
 from ..errors import Location, WorkflowError
 from ..sizes import parse_duration, parse_gpu, parse_size
-from ..workflow import Resources
+from ..workflow import CONTAINER_ENGINES, ISOLATION_KINDS, PROCESS, Isolation, Resources
 from .database import FileEntry
 from .facts import MakeFacts
 
 _TOKEN = re.compile(r"\S+")
-KEYS = ("cpu", "mem", "gpu", "gpu_mem", "retries", "timeout", "pool", "audit")
+KEYS = ("cpu", "mem", "gpu", "gpu_mem", "retries", "timeout", "pool", "audit", "isolation",
+        "container", "engine", "network")
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*")
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True,
+          "false": False, "no": False, "off": False, "0": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,7 @@ class TaskHint:
     pool_sizes: tuple[tuple[str, int], ...] = ()
     location: Location | None = None
     audit: bool = False             # audit=true: trace the tasks' file accesses
+    isolation: Isolation = PROCESS
 
 
 def parse_hint(text: str, location: Location) -> TaskHint:
@@ -36,6 +43,9 @@ def parse_hint(text: str, location: Location) -> TaskHint:
     cpu, mem, gpu, gpu_mem, retries, timeout, audit = 1.0, 0, 0, 0, 0, None, False
     pools: dict[str, int] = {}
     seen: set[str] = set()
+    kind = image = engine = ""
+    network: bool | None = None
+    where_of: dict[str, Location] = {}
     for m in _TOKEN.finditer(text):
         tok = m.group(0)
         where = Location(location.path, location.line, location.col + m.start())
@@ -49,6 +59,7 @@ def parse_hint(text: str, location: Location) -> TaskHint:
         if key in seen and key != "pool":
             raise WorkflowError(f"gristmill hint {key!r} given twice", where)
         seen.add(key)
+        where_of[key] = where
         try:
             if key == "cpu":
                 cpu = float(value)
@@ -70,6 +81,22 @@ def parse_hint(text: str, location: Location) -> TaskHint:
                 timeout = parse_duration(value)
                 if timeout <= 0:
                     raise ValueError(f"timeout must be positive, got {value!r}")
+            elif key == "isolation":
+                kind = value.lower()
+                if kind not in ISOLATION_KINDS:
+                    raise ValueError("isolation must be one of " + ", ".join(ISOLATION_KINDS))
+            elif key == "container":
+                if not _IMAGE.fullmatch(value):
+                    raise ValueError(f"bad image name {value!r}")
+                image = value
+            elif key == "engine":
+                engine = value.lower()
+                if engine not in CONTAINER_ENGINES:
+                    raise ValueError("engine must be podman or docker")
+            elif key == "network":
+                if value.lower() not in _BOOLS:
+                    raise ValueError("network must be true or false")
+                network = _BOOLS[value.lower()]
             else:
                 name, colon, size = value.partition(":")
                 if not name or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -82,7 +109,29 @@ def parse_hint(text: str, location: Location) -> TaskHint:
     resources = Resources(cpu=cpu, mem=mem, gpu=gpu, pools=tuple((n, 1) for n in pools),
                           gpu_mem=gpu_mem)
     sizes = tuple((n, s) for n, s in pools.items() if s)
-    return TaskHint(resources, retries, timeout, sizes, location, audit)
+    isolation = _isolation(kind, image, engine, network, where_of)
+    return TaskHint(resources, retries, timeout, sizes, location, audit, isolation)
+
+
+def _isolation(kind: str, image: str, engine: str, network: bool | None,
+               where: dict[str, Location]) -> Isolation:
+    if image and not kind:
+        kind = "container"
+    if image and kind != "container":
+        raise WorkflowError(f"gristmill hint container={image} is for isolation=container, "
+                            f"not isolation={kind}", where["container"])
+    if kind == "container" and not image:
+        raise WorkflowError("gristmill hint isolation=container needs container=IMAGE",
+                            where["isolation"])
+    if engine and kind != "container":
+        raise WorkflowError(f"gristmill hint engine={engine} needs container=IMAGE",
+                            where["engine"])
+    kind = kind or "process"
+    if network is None:
+        network = kind == "process"
+    if kind == "process" and network:
+        return PROCESS
+    return Isolation(kind, network, image, engine)
 
 
 def _count(value: str, what: str, positive: bool = False) -> int:

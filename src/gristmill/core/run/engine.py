@@ -25,6 +25,7 @@ from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFi
                      TaskStateChanged, TasksUpToDate)
 from .audit import RunAudit, audit_strace
 from .gpu_sampler import GpuSampler
+from .isolate import check_isolation
 from .jobserver import Jobserver, with_make_letter
 from .local import Executor, Job, JobExited, JobOutput, JobSpawned, LocalExecutor
 from ..decide.graph import TaskGraph
@@ -174,6 +175,9 @@ class Engine:
         tasks = self.workflow.tasks
         check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),
                    str(self.workflow.path))
+        check_isolation([tasks[n] for n, d in decisions.items() if d.stale],
+                        str(self.workflow.path), str(self.workflow.root), not self.options.dry_run,
+                        local=self._executor_factory is LocalExecutor)
         return names, decisions, scan
 
     # -- running -----------------------------------------------------------
@@ -248,6 +252,7 @@ class _RunLoop:
         self.log_dir_text = str(log_dir)     # attempts' log paths are joined as text
         root = str(engine.workflow.root)
         self.root_prefix = root if root.endswith("/") else root + "/"   # outputs joined as text
+        self.root_text = root
         self.decisions = decisions
         self.scan = scan
         self.states = states
@@ -493,7 +498,7 @@ class _RunLoop:
         # executor reports of the job (output, its end) comes from a later wait().
         ex.start(Job(job_id, task, attempt, env, log_path, task.resources.mem or None,
                      keep_fds, not self.e.options.silent,
-                     (self.e._strace, trace) if trace else None))
+                     (self.e._strace, trace) if trace else None, self.root_text))
         process = self.process_of(job_id) if self.process_of is not None else None
         pgid, pstart = process if process is not None else (0, "")
         self.set_state(task.name, TaskState.RUNNING, (), attempt)

@@ -23,7 +23,8 @@ from typing import Mapping, Protocol
 
 from ..record.store import proc_stats, process_start
 from ..sizes import format_size
-from ..workflow import Task
+from ..workflow import PROCESS, Task
+from . import isolate
 from .trace import trace_argv
 
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
@@ -54,6 +55,7 @@ class Job:
     keep_fds: tuple[int, ...] = ()  # descriptors it inherits (a jobserver's pipe)
     echo: bool = True               # False: no command is echoed (make -s)
     trace: tuple[str, str] | None = None   # (strace, file prefix): each command traced (audit)
+    root: str = ""                  # the workflow's folder (sandboxes and containers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,7 @@ class _Running:
     over_memory: bool = False
     started: float = 0.0             # time.monotonic() at the start of its first command
     pgid_start: str = ""             # the group leader's start token (store.process_start)
+    iso: object | None = None        # isolate.wrapper(): a sandbox or a container, if any
 
 
 # A command made only of these runs without a shell, as GNU make does: one process
@@ -310,6 +313,8 @@ class LocalExecutor:
         r = _Running(job=job, index=0, out=JobOutputLog(job.id, job.log_path),
                      started=time.monotonic())
         self._jobs[job.id] = r
+        if job.task.isolation is not PROCESS:
+            r.iso = isolate.wrapper(job.task, job.root, job.id, job.attempt, job.env)
         if not job.task.commands:
             self._finish(r, 0)
             return
@@ -325,6 +330,8 @@ class LocalExecutor:
                 out.line(line, events, held=True)   # type: ignore[union-attr]
         argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         try:
+            if r.iso is not None:
+                argv = r.iso.argv(argv, r.index)  # type: ignore[attr-defined]
             exe = self._which(argv[0], r.job.env)
             if r.job.trace:     # the dependency audit: the command runs under strace
                 argv = trace_argv(r.job.trace[0], argv, f"{r.job.trace[1]}.{r.index}")
@@ -542,6 +549,10 @@ class LocalExecutor:
                 message: str = "") -> None:
         out = r.out
         out.close(self._events, keep_held=code != 0 or r.killed)  # type: ignore[union-attr]
+        if r.iso is not None:    # outputs moved into place, or thrown away; what went wrong
+            problem = r.iso.finish(code == 0 and not r.killed, r.job.log_path)  # type: ignore[attr-defined]
+            code = 1 if problem and code == 0 else code
+            message = f"{message}; {problem}" if message and problem else message or problem
         self._jobs.pop(r.job.id, None)
         self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
                                       r.over_memory, out.trouble))  # type: ignore[union-attr]
@@ -566,6 +577,8 @@ class LocalExecutor:
                 self.kill(job_id)
 
     def _signal(self, r: _Running, sig: int) -> None:
+        if r.iso is not None:
+            r.iso.kill()            # type: ignore[attr-defined]
         if r.pgid:
             try:
                 os.killpg(r.pgid, sig)
@@ -595,6 +608,8 @@ class LocalExecutor:
         for r in list(self._jobs.values()):
             self._signal(r, signal.SIGKILL)
             self._close_hold(r)
+            if r.iso is not None:
+                r.iso.abandon()     # type: ignore[attr-defined]
         self._epoll.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
             try:
