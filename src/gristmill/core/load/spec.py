@@ -462,7 +462,10 @@ class TaskParser:
     def __init__(self, variables: dict[str, str], pools: dict[str, int],
                  capacity: CapacityOverride | None, isolation: IsolationSpec | None = None):
         self.isolation = isolation or IsolationSpec()
-        # Checked by read_sections already: resolving the default cannot fail.
+        # Checked by read_sections already (a container default without an image is an
+        # error there, reported with the rest: the tasks are checked as processes then).
+        if self.isolation.kind == "container" and not self.isolation.image:
+            self.isolation = IsolationSpec()
         self.default_isolation = self.isolation.resolve(None, ())  # type: ignore[arg-type]
         self.variables = variables
         self.raw_vars = {f"vars.{k}": v for k, v in variables.items()}
