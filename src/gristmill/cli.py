@@ -478,8 +478,20 @@ def open_app(path: str | None) -> int:
     return run_app(path)
 
 
+def _names_out() -> None:
+    """A file name that is not UTF-8 comes in with lone surrogates (``os.fsdecode``); it is
+    printed as the bytes it was (as ``ls`` does to a pipe), not as a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="surrogateescape")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _names_out()
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         if len(argv) > 1:
             print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history ...",

@@ -345,7 +345,7 @@ class RunLog(BackgroundWriter):
         path = self._paths.get(run_id) or self.run_log_path(run_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(path, "a", encoding="utf-8", newline="\n")
+            f = open(path, "a", encoding="utf-8", errors="backslashreplace", newline="\n")
         except OSError as exc:
             log.error("run log: cannot open %s: %s", path, exc)
             self._broken.add(run_id)

@@ -74,7 +74,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def log_file_name(task: str, attempt: int) -> str:
     safe = _UNSAFE.sub("_", task)[:80]
     if safe != task:
-        safe += "-" + blake2b(task.encode(), digest_size=4).hexdigest()
+        safe += "-" + blake2b(task.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
     return f"{safe}.{attempt}.log"
 
 
