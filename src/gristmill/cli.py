@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--question", action="store_true",
                    help="as make -q: run nothing, exit 1 if anything would run, else 0")
     r.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    r.add_argument("--keep-runs", type=_count, default=None, metavar="N",
+                   help="after the run, keep the newest N runs' history and logs, 0 for all "
+                        "(default: the app's preference, 200)")
+    r.add_argument("--keep-days", type=_count, default=None, metavar="N",
+                   help="after the run, forget runs older than N days, 0 for never "
+                        "(default: the app's preference, 30)")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -100,6 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("-n", "--limit", type=int, default=20)
     h.add_argument("--all", action="store_true", help="runs of every workflow")
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
+def _prune(args, history) -> None:
+    """Old runs' history, attempt logs and run logs go, by the app's retention (or the
+    options'), as the app prunes at its start."""
+    from dataclasses import replace
+    from .core.record.retention import configured
+    rule = configured()
+    if args.keep_runs is not None:
+        rule = replace(rule, keep_runs=args.keep_runs)
+    if args.keep_days is not None:
+        rule = replace(rule, keep_days=args.keep_days)
+    try:
+        # Not when the run's own rows are not written yet (a locked file): the next run
+        # prunes instead, and this one does not wait for the lock.
+        if history.problem is None and history.flush(timeout=2):
+            rule.prune(history)
+    except Exception as exc:        # pruning is housekeeping: never the run's outcome
+        print(f"gristmill: could not prune old runs: {exc}", file=sys.stderr)
 
 
 def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -271,6 +306,7 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)
         if history is not None:
+            _prune(args, history)
             history.close()
     return 130 if interrupted else (1 if failed_turns else result.exit_code)
 
