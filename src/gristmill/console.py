@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Callable, Mapping, TextIO
 
-from .core.events import (Event, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
-                          TaskStarted, TaskState, TaskStateChanged, Outcome)
+from .core.events import (Event, OutputLine, RunFinished, RunNotice, RunStarted, RunStatus,
+                          TaskFinished, TaskStarted, TaskState, TaskStateChanged, Outcome)
 from .core.sizes import format_duration
 
 KEEP = 10_000      # lines of a task's output held in memory; past that, its log is read
@@ -147,6 +147,8 @@ class ConsoleReporter:
                 self._ticker = threading.Thread(target=self._tick, daemon=True,
                                                 name="gristmill-progress")
                 self._ticker.start()
+        elif isinstance(ev, RunNotice):
+            self._print(f"gristmill: {ev.message}")
         elif isinstance(ev, RunFinished):
             self._stop.set()
             self._summary(ev)

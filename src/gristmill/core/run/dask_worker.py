@@ -16,6 +16,13 @@ marks the tokens killed in the worker's books (so a job that has not started
 yet never starts) and sends SIGTERM to their process groups; the job's own
 loop sends SIGKILL after a grace period, as locally.
 
+A worker that dies (SIGKILL, out of memory) leaves its jobs' process trees running:
+they are in sessions of their own. So each running job also has a file in
+``JOBS_DIR`` on its machine, its process group and that leader's start time;
+``fence_jobs`` (run through ``Client.run`` on the nannies and the workers, which
+outlive a dead worker on its machine) kills the groups of lost jobs with SIGKILL and
+waits until they are gone, before the engine may start a retry anywhere.
+
 This module imports only the standard library and ``distributed``, and the
 executor ships it to workers by value (cloudpickle), so workers need Python
 and ``distributed``, not Gristmill. For the same reason, state that must
@@ -29,6 +36,7 @@ import os
 import selectors
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -36,6 +44,8 @@ KILL_GRACE = 1.0      # seconds between SIGTERM and SIGKILL
 SAMPLE_EVERY = 0.25   # seconds between memory samples
 FLUSH_BYTES = 64 * 1024
 _STATE_ATTR = "gristmill_jobs"
+JOBS_DIR = os.path.join(tempfile.gettempdir(), "gristmill-dask-jobs")
+FENCE_WAIT = 5.0      # seconds to wait for a fenced process group to be gone
 
 
 def _state(worker) -> dict:
@@ -108,6 +118,88 @@ def kill_jobs(tokens, dask_worker=None) -> list[str]:
             if now - when > 3600 and token not in state["pgids"]:
                 del state["killed"][token]
     return hit
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot, from /proc): with the pid, it
+    names one process, whatever later reuses the number."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process (not a zombie) is in process group ``pgid``."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def _job_file(token: str) -> str:
+    return os.path.join(JOBS_DIR, "".join(c for c in token if c.isalnum()))
+
+
+def _note_group(token: str, pgid: int) -> None:
+    """Leave word of a running job's process group on this machine, for ``fence_jobs``."""
+    path = _job_file(token)
+    try:
+        os.makedirs(JOBS_DIR, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{pgid} {_start_time(pgid) or ''}\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _forget_group(token: str) -> None:
+    try:
+        os.unlink(_job_file(token))
+    except OSError:
+        pass
+
+
+def fence_jobs(tokens) -> list[str]:
+    """Kill what is left of these jobs on this machine (run through ``Client.run``, on
+    nannies and workers alike), and wait until it is gone; the tokens that had a process
+    group here. For a job whose worker died: its commands live on, in their own session,
+    and must not write beside the retry."""
+    fenced = []
+    for token in tokens:
+        path = _job_file(token)
+        try:
+            with open(path) as f:
+                words = f.read().split()
+            pgid = int(words[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        start = words[1] if len(words) > 1 else None
+        leader = _start_time(pgid)
+        # While any process is in the group its number is not reused; a leader with
+        # another start time means the group is gone and the number is someone else's.
+        if leader is None or start is None or leader == start:
+            if _group_alive(pgid):
+                _killpg(pgid, signal.SIGKILL)
+                fenced.append(token)
+                deadline = time.monotonic() + FENCE_WAIT
+                while _group_alive(pgid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        _forget_group(token)
+    return fenced
 
 
 class _Outbox:
@@ -232,6 +324,7 @@ class _Job:
     def _follow(self, proc: subprocess.Popen) -> int:
         """Stream one command's output until it exits; returns its exit code."""
         self.pgid = proc.pid
+        _note_group(self.token, self.pgid)
         with self.state["lock"]:
             self.state["pgids"][self.token] = self.pgid
             if self.token in self.state["killed"]:   # the kill came while it started
@@ -287,6 +380,7 @@ class _Job:
             proc.stdout.close()  # type: ignore[union-attr]
             with self.state["lock"]:
                 self.state["pgids"].pop(self.token, None)
+            _forget_group(self.token)
         return status
 
     def _read(self, fd: int, sel) -> None:

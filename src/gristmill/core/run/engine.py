@@ -20,9 +20,10 @@ from typing import Callable, Mapping
 
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
-from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
-                     TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
-from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
+from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunNotice, RunStarted,
+                     RunStatus, TaskFinished, TaskStarted, TaskState, TaskStateChanged,
+                     TasksUpToDate)
+from .local import ExecNotice, Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
@@ -262,6 +263,7 @@ class _RunLoop:
         self.cancelling: set[str] = set()      # killed by cancel_task, not yet reaped
         self.next_job = 0
         self.stopping = False        # a failure without --keep-going: start nothing more
+        self.fatal: str | None = None   # the executor can run nothing more: why
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.base_env = dict(os.environ)
         self.base_env["GRISTMILL_RUN_ID"] = run_id
@@ -309,6 +311,8 @@ class _RunLoop:
             ex.close()
         # Whatever never got to run is skipped, with the reason.
         reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
+                  Reason(ReasonKind.UPSTREAM_FAILED, f"the run stopped: {self.fatal}")
+                  if self.fatal else
                   Reason(ReasonKind.UPSTREAM_FAILED, "the run stopped after a failure"))
         for name in self.plan.abandon():
             if self.states[name] in (TaskState.WAITING, TaskState.READY):
@@ -316,7 +320,7 @@ class _RunLoop:
         counts = _count(self.states)
         if cancelled:
             status = RunStatus.CANCELLED
-        elif self.failed:
+        elif self.failed or self.fatal:
             status = RunStatus.FAILED
         else:
             status = RunStatus.SUCCEEDED
@@ -432,6 +436,9 @@ class _RunLoop:
         publish = self.e.bus.publish
         succeeded: list[_Active] = []
         for ev in events:
+            if type(ev) is ExecNotice:
+                self._notice(ev)
+                continue
             a = self.active.get(ev.job_id)
             if a is None:
                 continue
@@ -458,6 +465,12 @@ class _RunLoop:
             for a in succeeded:
                 self.set_state(a.task.name, TaskState.DONE, (), a.attempt)
                 self.plan.finished(a.task.name, True)
+
+    def _notice(self, ev: ExecNotice) -> None:
+        self.e.bus.publish(RunNotice(self.run_id, time.time(), ev.message, ev.kind))
+        if ev.fatal:
+            self.fatal = self.fatal or ev.message
+            self.stopping = True          # nothing more starts, nothing is retried
 
     def _succeeded(self, a: _Active, ev: JobExited) -> None:
         """A successful attempt: its capacity back and its TaskFinished published."""

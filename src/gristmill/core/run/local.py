@@ -80,7 +80,17 @@ class JobExited:
     log_trouble: str = ""           # what its log file lacks (JobOutputLog.trouble)
 
 
-ExecEvent = JobOutput | JobExited
+@dataclass(frozen=True, slots=True)
+class ExecNotice:
+    """Word from the executor about the run, not about one job (``RunNotice``). A
+    ``fatal`` one says it can run nothing more (a Dask scheduler gone): the run stops,
+    failed, and nothing is retried."""
+    message: str
+    kind: str = ""
+    fatal: bool = False
+
+
+ExecEvent = JobOutput | JobExited | ExecNotice
 
 
 class Executor(Protocol):
