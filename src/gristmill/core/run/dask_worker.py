@@ -67,14 +67,12 @@ def _page_size() -> int:
         return 4096
 
 
-def _group_memory(pgid: int) -> int:
-    """Resident memory (bytes) of one process group, from /proc."""
-    total = 0
+def _group_stats(pgid: int):
+    """The /proc stat fields (after the name) of each process in one process group."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return 0
-    page = _page_size()
+        return
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -84,8 +82,13 @@ def _group_memory(pgid: int) -> int:
         except OSError:
             continue
         if int(fields[2]) == pgid:
-            total += int(fields[21]) * page
-    return total
+            yield fields
+
+
+def _group_memory(pgid: int) -> int:
+    """Resident memory (bytes) of one process group, from /proc."""
+    page = _page_size()
+    return sum(int(fields[21]) * page for fields in _group_stats(pgid))
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -132,21 +135,7 @@ def _start_time(pid: int) -> str | None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any process (not a zombie) is in process group ``pgid``."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return False
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+    return any(fields[0] != b"Z" for fields in _group_stats(pgid))
 
 
 def _job_file(token: str) -> str:
