@@ -544,3 +544,21 @@ def test_without_distributed_the_core_imports_and_dask_says_how_to_install(tmp_p
     assert p.returncode == 2, p.stderr
     assert "pip install 'gristmill[dask]'" in p.stdout
     assert "pip install 'gristmill[dask]'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_file_name_that_is_not_utf8_runs_on_dask(client, tmp_path):
+    # Its task name in the Dask key, and its echoed command, broke the client's connection
+    # (msgpack takes only UTF-8), and the run failed as if the scheduler had gone.
+    name = os.fsdecode(b"caf\xe9.csv")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.csv"), "wb") as f:
+        f.write(b"x\n")
+    wf = workflow(tmp_path, task(f"p[{name}]", f"cp '{name}' '{name}.out'", inputs=[name],
+                                 outputs=[name + ".out"], silent=False))
+    result, rec = run(wf, client)
+    assert result.status is RunStatus.SUCCEEDED, rec.of(TaskFinished)
+    assert [e.text for e in rec.of(OutputLine)] == [f"cp '{name}' '{name}.out'"]
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.csv.out"), "rb") as f:
+        assert f.read() == b"x\n"
+    log = rec.of(TaskStarted)[0].log_path
+    with open(log, "rb") as f:
+        assert f.read() == b"cp 'caf\xe9.csv' 'caf\xe9.csv.out'\n"

@@ -294,7 +294,8 @@ class DaskExecutor:
         }
         self._hub.routes[r.token] = self
         try:
-            r.future = self._client.submit(remote.run_job, spec, key=f"{task.name}-{r.token}",
+            r.future = self._client.submit(remote.run_job, spec,
+                                           key=f"{remote._wire(task.name)}-{r.token}",
                                            resources=req or None, pure=False, retries=0,
                                            **self._placement(task.name))
         except Exception as exc:    # the client lost its scheduler
@@ -373,6 +374,8 @@ class DaskExecutor:
             for kind, data in msg["items"]:
                 if kind == "b":
                     self._data(r, data)
+                elif kind == "L":       # a line as bytes: a file name that is not UTF-8
+                    self._line(r, data.decode("utf-8", "surrogateescape"))
                 else:
                     self._line(r, data)
             if r.end is not None and r.received >= r.end.get("sent", 0):

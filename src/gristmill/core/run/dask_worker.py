@@ -211,7 +211,12 @@ class _Outbox:
         self._add(["b", chunk], len(chunk))
 
     def line(self, text: str) -> None:
-        self._add(["l", text], len(text))
+        try:
+            text.encode("utf-8")
+            item = ["l", text]
+        except UnicodeEncodeError:   # a name that is not UTF-8: its bytes, as they are
+            item = ["L", text.encode("utf-8", "surrogateescape")]
+        self._add(item, len(text))
 
     def _add(self, item: list, size: int) -> None:
         if self.due is None:
@@ -297,7 +302,7 @@ class _Job:
                     start_new_session=True, close_fds=True)
             except OSError as exc:
                 self.out.line(f"gristmill: cannot start {argv[0]}: {exc.strerror or exc}")
-                return {"code": 127, "signal": None, "message": str(exc)}
+                return {"code": 127, "signal": None, "message": _wire(str(exc))}
             code = self._follow(proc)
             ignored = index < len(ignore) and ignore[index]
             if self.killed:
@@ -426,6 +431,15 @@ def run_job(spec: dict) -> dict:
     job = _Job(spec, worker, _state(worker))
     job.out.send("start", pid=os.getpid(), worker=worker.address)
     return job.run()
+
+
+def _wire(text: str) -> str:
+    """Text Dask's messages can carry (UTF-8): a non-UTF-8 name's bytes as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _size(n: int) -> str:
