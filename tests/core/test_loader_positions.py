@@ -166,3 +166,12 @@ def test_parse_toml_of_a_5_mb_cmd_takes_under_ten_times_the_file():
     assert peak < 10 * len(text), f"{peak / len(text):.0f} bytes per byte"
     assert data["tasks"]["big"]["retries"] == 2
     assert pos(src, ("tasks", "big", "retries")) == (text.count("\n"), 1)
+
+
+def test_the_json_scan_of_a_5_mb_string_takes_a_small_multiple_of_the_file():
+    import json
+    text = json.dumps({"tasks": {"big": {"cmd": 'echo "a" \\ b ' * 400_000, "retries": 2}}},
+                      indent=1)
+    (data, src), peak = _peak(lambda: parse_json("g.json", text))
+    assert peak < 10 * len(text), f"{peak / len(text):.0f} bytes per byte"
+    assert pos(src, ("tasks", "big", "retries")) == (5, 4)     # the key, after 3 spaces
