@@ -33,9 +33,10 @@ What crosses the wire:
   ("worker tcp://… died"), so the engine's retries place them again; but first
   they are fenced: a worker killed by SIGKILL leaves its commands running (they
   are in sessions of their own), so ``remote.fence_jobs`` runs on every nanny
-  and worker and kills, with SIGKILL, the process groups the lost jobs left on
-  their machine (each running job leaves a note of its group there), and the
-  attempt ends only once they are gone. Two attempts never write one output.
+  and worker and kills, with SIGKILL, every process the lost jobs started on
+  their machine (found by ``GRISTMILL_DASK_JOB=<token>`` in their environment,
+  which all they start inherit), and the attempt ends only once they are gone.
+  Two attempts never write one output.
   A whole machine gone (its nanny too) cannot be fenced: its processes went with it.
 - A scheduler that goes away cancels every future: the running attempts fail
   (not cancelled: their commands may still run on the workers, beyond reach,

@@ -17,10 +17,10 @@ yet never starts) and sends SIGTERM to their process groups; the job's own
 loop sends SIGKILL after a grace period, as locally.
 
 A worker that dies (SIGKILL, out of memory) leaves its jobs' process trees running:
-they are in sessions of their own. So each running job also has a file in
-``JOBS_DIR`` on its machine, its process group and that leader's start time;
-``fence_jobs`` (run through ``Client.run`` on the nannies and the workers, which
-outlive a dead worker on its machine) kills the groups of lost jobs with SIGKILL and
+they are in sessions of their own. Every command has its job's token in its
+environment (``GRISTMILL_DASK_JOB``), and so has all it starts; ``fence_jobs`` (run
+through ``Client.run`` on the nannies and the workers, which outlive a dead worker
+on its machine) finds the processes of lost jobs by it, kills them with SIGKILL and
 waits until they are gone, before the engine may start a retry anywhere.
 
 This module imports only the standard library and ``distributed``, and the
@@ -36,7 +36,6 @@ import os
 import selectors
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -44,8 +43,8 @@ KILL_GRACE = 1.0      # seconds between SIGTERM and SIGKILL
 SAMPLE_EVERY = 0.25   # seconds between memory samples
 FLUSH_BYTES = 64 * 1024
 _STATE_ATTR = "gristmill_jobs"
-JOBS_DIR = os.path.join(tempfile.gettempdir(), "gristmill-dask-jobs")
-FENCE_WAIT = 5.0      # seconds to wait for a fenced process group to be gone
+JOB_VAR = "GRISTMILL_DASK_JOB"   # in every command's environment: the job's token
+FENCE_WAIT = 5.0      # seconds to wait for a fenced job's processes to be gone
 
 
 def _state(worker) -> dict:
@@ -123,72 +122,55 @@ def kill_jobs(tokens, dask_worker=None) -> list[str]:
     return hit
 
 
-def _start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot, from /proc): with the pid, it
-    names one process, whatever later reuses the number."""
+def _job_processes(marks: set[bytes]) -> dict[int, bytes]:
+    """pid -> mark, for every live process on this machine whose environment holds one
+    of ``marks`` (``GRISTMILL_DASK_JOB=<token>``: a job's commands and all they start)."""
+    found = {}
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process (not a zombie) is in process group ``pgid``."""
-    return any(fields[0] != b"Z" for fields in _group_stats(pgid))
-
-
-def _job_file(token: str) -> str:
-    return os.path.join(JOBS_DIR, "".join(c for c in token if c.isalnum()))
-
-
-def _note_group(token: str, pgid: int) -> None:
-    """Leave word of a running job's process group on this machine, for ``fence_jobs``."""
-    path = _job_file(token)
-    try:
-        os.makedirs(JOBS_DIR, mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{pgid} {_start_time(pgid) or ''}\n")
-        os.replace(tmp, path)
+        entries = os.listdir("/proc")
     except OSError:
-        pass
-
-
-def _forget_group(token: str) -> None:
-    try:
-        os.unlink(_job_file(token))
-    except OSError:
-        pass
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        for var in env.split(b"\0"):
+            if var in marks:
+                found[int(entry)] = var
+                break
+    return found
 
 
 def fence_jobs(tokens) -> list[str]:
-    """Kill what is left of these jobs on this machine (run through ``Client.run``, on
-    nannies and workers alike), and wait until it is gone; the tokens that had a process
-    group here. For a job whose worker died: its commands live on, in their own session,
-    and must not write beside the retry."""
-    fenced = []
-    for token in tokens:
-        path = _job_file(token)
-        try:
-            with open(path) as f:
-                words = f.read().split()
-            pgid = int(words[0])
-        except (OSError, ValueError, IndexError):
-            continue
-        start = words[1] if len(words) > 1 else None
-        leader = _start_time(pgid)
-        # While any process is in the group its number is not reused; a leader with
-        # another start time means the group is gone and the number is someone else's.
-        if leader is None or start is None or leader == start:
-            if _group_alive(pgid):
-                _killpg(pgid, signal.SIGKILL)
-                fenced.append(token)
-                deadline = time.monotonic() + FENCE_WAIT
-                while _group_alive(pgid) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-        _forget_group(token)
-    return fenced
+    """Kill, with SIGKILL, every process on this machine that a job of ``tokens`` started
+    (run through ``Client.run`` on nannies and workers alike), and wait until they are
+    gone; the tokens that had any. For a job whose worker died: its commands live on,
+    in sessions of their own, and must not write beside the retry. They are found by
+    the mark in their environment, which all they start inherit, whatever session or
+    process group they move to."""
+    marks = {f"{JOB_VAR}={t}".encode() for t in tokens}
+    hit: set[bytes] = set()
+    deadline = time.monotonic() + FENCE_WAIT
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:    # twice found none: a fork between
+        found = _job_processes(marks)                   # two looks is caught by the second
+        quiet = 0 if found else quiet + 1
+        for pid, mark in found.items():
+            hit.add(mark)
+            try:
+                _killpg(os.getpgid(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+    return [t for t in tokens if f"{JOB_VAR}={t}".encode() in hit]
 
 
 class _Outbox:
@@ -266,6 +248,7 @@ class _Job:
         spec = self.spec
         env = dict(spec["env"])
         env["GRISTMILL_WORKER"] = self.out.worker.address
+        env[JOB_VAR] = self.token
         gpus = self._take_gpus(spec.get("gpu", 0)) if spec.get("cuda") else []
         if spec.get("cuda"):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
@@ -318,7 +301,6 @@ class _Job:
     def _follow(self, proc: subprocess.Popen) -> int:
         """Stream one command's output until it exits; returns its exit code."""
         self.pgid = proc.pid
-        _note_group(self.token, self.pgid)
         with self.state["lock"]:
             self.state["pgids"][self.token] = self.pgid
             if self.token in self.state["killed"]:   # the kill came while it started
@@ -374,7 +356,6 @@ class _Job:
             proc.stdout.close()  # type: ignore[union-attr]
             with self.state["lock"]:
                 self.state["pgids"].pop(self.token, None)
-            _forget_group(self.token)
         return status
 
     def _read(self, fd: int, sel) -> None:
