@@ -28,7 +28,8 @@ from gristmill.core.run.dask_health import WorkerHealth  # noqa: E402
 from gristmill.core.run.engine import Engine, RunOptions  # noqa: E402
 from gristmill.console import ConsoleReporter  # noqa: E402
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunNotice,  # noqa: E402
-                                   RunStatus, TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+                                   RunStatus, TaskFinished, TaskStarted, TaskState,
+                                   TaskStateChanged, TasksUpToDate)
 from gristmill.core.run.local import Job, JobExited, LocalExecutor  # noqa: E402
 
 from wf import task, workflow  # noqa: E402

@@ -293,7 +293,8 @@ class Recorder(BackgroundWriter):
             definition_hash = self._hashes.get(key)
             if path is None or definition_hash is None:
                 return False
-            success = (path, db_text(event.task), definition_hash, event.time, event.duration, run_id)
+            success = (path, db_text(event.task), definition_hash, event.time, event.duration,
+                       run_id)
         self._hashes.pop(key, None)
         rows.finished.append((_finished_row(event), success))
         return True

@@ -52,8 +52,9 @@ What crosses the wire:
   on a worker and then succeeded elsewhere (or commands could not start
   there), no more jobs are sent to it in this run; a circuit breaker keeps at
   least half the workers. Each verdict is in the attempt's log and, as an
-  ``ExecNotice`` (a ``RunNotice`` event), on the console for the whole run. A retry prefers a worker other than the one its
-  last attempt failed on. Commands see their worker as ``GRISTMILL_WORKER``.
+  ``ExecNotice`` (a ``RunNotice`` event), on the console for the whole run. A
+  retry prefers a worker other than the one its last attempt failed on.
+  Commands see their worker as ``GRISTMILL_WORKER``.
 
 ``distributed`` is an optional extra (``pip install 'gristmill[dask]'``): it is
 imported in ``dask_cluster.py`` only, and a clear ``UsageError`` says how to install
@@ -414,8 +415,7 @@ class DaskExecutor:
             r.no_rerun = True
             self._lose([r], f"worker {worker} died")
             return
-        else:
-            message = f"Dask: {type(exc).__name__}: {exc}"
+        message = f"Dask: {type(exc).__name__}: {exc}"
         self._line(r, f"gristmill: {message}")
         self._finish(r, None, message=message)
 
