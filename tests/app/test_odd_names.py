@@ -1,5 +1,6 @@
 """A file name that is not UTF-8 in the app: the workflow opens and runs (the run used to
-never end: the engine thread died on the name)."""
+never end: the engine thread died on the name), and the name is shown whole, its odd byte
+as \\xNN (Qt cuts a text at a lone surrogate)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ def test_a_workflow_over_a_file_name_that_is_not_utf8_opens_and_runs(qtbot, wind
     wait_run_over(qtbot, window)
     assert window.bench.run.status is RunStatus.SUCCEEDED
     assert window.bench.run.state_of(task) is TaskState.DONE
+    from PySide6.QtWidgets import QLabel
+    model = window.bench.tasks
+    names = [model.index(row, 0).data() for row in range(model.rowCount())]
+    assert names == ["p[caf\\xe9.csv]"]
+    assert QLabel(names[0]).text() == "p[caf\\xe9.csv]"          # what Qt shows: all of it
+    window.selection.set([task], "test")
+    # The command's own output is bytes, decoded as a terminal shows them.
+    qtbot.waitUntil(lambda: "made caf\ufffd.csv" in window.log.text.toPlainText())
