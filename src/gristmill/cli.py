@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--wait", action="store_true",
                    help="when another run of this workflow is under way, wait for it to end "
                         "(without --wait: say who runs it, and exit 2)")
+    r.add_argument("--keep-runs", type=_count, default=None, metavar="N",
+                   help="after the run, keep the newest N runs' history and logs, 0 for all "
+                        "(default: the app's preference, 200)")
+    r.add_argument("--keep-days", type=_count, default=None, metavar="N",
+                   help="after the run, forget runs older than N days, 0 for never "
+                        "(default: the app's preference, 30)")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
@@ -152,6 +158,35 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("-n", "--limit", type=int, default=20)
     h.add_argument("--all", action="store_true", help="runs of every workflow")
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
+def _prune(args, history) -> None:
+    """Old runs' history, attempt logs and run logs go, by the app's retention (or the
+    options'), as the app prunes at its start."""
+    from dataclasses import replace
+    from .core.record.retention import configured
+    rule = configured()
+    if args.keep_runs is not None:
+        rule = replace(rule, keep_runs=args.keep_runs)
+    if args.keep_days is not None:
+        rule = replace(rule, keep_days=args.keep_days)
+    try:
+        # Not when the run's own rows are not written yet (a locked file): the next run
+        # prunes instead, and this one does not wait for the lock.
+        if history.problem is None and history.flush(timeout=2):
+            rule.prune(history)
+    except Exception as exc:        # pruning is housekeeping: never the run's outcome
+        print(f"gristmill: could not prune old runs: {exc}", file=sys.stderr)
 
 
 def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -465,6 +500,7 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
         if old_hup is not None:
             signal.signal(signal.SIGHUP, old_hup)
         if history is not None:
+            _prune(args, history)
             history.close()
     if interrupted:
         return 128 + interrupted[0]       # 130 Ctrl-C, 129 a closed terminal, 143 SIGTERM
@@ -781,8 +817,20 @@ def open_app(path: str | None) -> int:
     return run_app(path)
 
 
+def _names_out() -> None:
+    """A file name that is not UTF-8 comes in with lone surrogates (``os.fsdecode``); it is
+    printed as the bytes it was (as ``ls`` does to a pipe), not as a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="surrogateescape")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _names_out()
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         if len(argv) > 1:
             print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history ...",

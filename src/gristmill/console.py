@@ -17,9 +17,9 @@ import threading
 import time
 from typing import Callable, Mapping, TextIO
 
-from .core.events import (Event, IntermediatesRemoved, OutputLine, RunFinished, RunStarted,
-                          RunStatus, TaskAudited, TaskFinished, TaskStarted, TaskState,
-                          TaskStateChanged, Outcome)
+from .core.events import (Event, IntermediatesRemoved, OutputLine, RunFinished, RunNotice,
+                          RunStarted, RunStatus, TaskAudited, TaskFinished, TaskStarted,
+                          TaskState, TaskStateChanged, Outcome)
 from .core.findings import AuditFinding
 from .core.reasons import ReasonKind
 from .core.sizes import format_duration
@@ -169,6 +169,8 @@ class ConsoleReporter:
         elif isinstance(ev, IntermediatesRemoved):
             if not self.quiet:
                 self._print("rm " + " ".join(ev.paths))    # as make says it
+        elif isinstance(ev, RunNotice):
+            self._print(f"gristmill: {ev.message}")
         elif isinstance(ev, RunFinished):
             self._stop.set()
             self._summary(ev)

@@ -7,6 +7,7 @@ executor thread is left behind.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -25,8 +26,10 @@ from gristmill.core.run.dask import DaskExecutor  # noqa: E402
 from gristmill.core.run.dask_cluster import cluster_capacity, local_cluster  # noqa: E402
 from gristmill.core.run.dask_health import WorkerHealth  # noqa: E402
 from gristmill.core.run.engine import Engine, RunOptions  # noqa: E402
-from gristmill.core.events import (EventBus, Outcome, OutputLine, RunStatus,  # noqa: E402
-                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
+from gristmill.console import ConsoleReporter  # noqa: E402
+from gristmill.core.events import (EventBus, Outcome, OutputLine, RunNotice,  # noqa: E402
+                                   RunStatus, TaskFinished, TaskStarted, TaskState,
+                                   TaskStateChanged, TasksUpToDate)
 from gristmill.core.run.local import Job, JobExited, LocalExecutor  # noqa: E402
 
 from wf import task, workflow  # noqa: E402
@@ -394,6 +397,23 @@ def test_a_worker_that_dies_fails_the_attempt_and_the_retry_runs(client, tmp_pat
     assert (tmp_path / "out").read_text() == "ok\n"
 
 
+def test_what_a_dead_worker_left_running_is_killed_before_the_retry_starts(client, tmp_path):
+    # SIGKILL of a worker leaves its command running (its own session): it used to write
+    # into the output beside the retry, and the mix was reported as a success.
+    cmd = ("if [ ! -e died ]; then echo $$ > orphan.pid; touch died; kill -9 $PPID; "
+           "sleep 30; echo first >> out; exit 0; fi; "
+           "P=$(cat orphan.pid); if [ -e /proc/$P ] && ! grep -q ') Z' /proc/$P/stat; then "
+           "echo overlap > overlap; fi; echo second >> out")
+    wf = workflow(tmp_path, task("fragile", cmd, outputs=["out"], retries=1))
+    result, rec = run(wf, client)
+    first, second = rec.of(TaskFinished)
+    assert first.outcome is Outcome.FAILED and "died" in first.message and first.will_retry
+    assert second.outcome is Outcome.SUCCEEDED and result.status is RunStatus.SUCCEEDED
+    assert not (tmp_path / "overlap").exists()     # the retry ran alone
+    assert not alive(pids(tmp_path / "orphan.pid")[0])
+    assert (tmp_path / "out").read_text() == "second\n"
+
+
 def test_when_dask_reruns_a_lost_job_the_attempt_ends_after_the_rerun_is_killed(tmp_path):
     # A scheduler of one's own keeps Dask's default allowed-failures (3): it starts the job
     # again elsewhere at once. That rerun writes the output, then is killed; the attempt
@@ -459,12 +479,18 @@ def test_a_bad_worker_is_taken_out_of_rotation_and_gets_no_more_attempts(client,
     bus.subscribe(on_event)
     rec = Recorder()
     bus.subscribe(rec)
+    console = io.StringIO()
+    bus.subscribe(ConsoleReporter(console, live=False, quiet=True))
     Engine(wf, bus=bus, options=RunOptions(capacity=cluster_capacity(client)),
            executor_factory=factory).run([])
     assert executors[0].health.out == {bad}
     verdicts = [e.text for e in rec.of(OutputLine) if "taken out of rotation" in e.text]
     assert verdicts == [f"gristmill: worker {bad} taken out of rotation after 2 strikes "
                         f"(last: {verdicts[0].split('(last: ')[1]}"]
+    # Not only in one attempt's log: the run's own notice, which the console prints.
+    assert [(n.kind, n.message) for n in rec.of(RunNotice)] == \
+        [("worker-out", verdicts[0].removeprefix("gristmill: "))]
+    assert verdicts[0] + "\n" in console.getvalue()
     assert after and all(not (tmp_path / f"bad.{t}.{a}").exists() for t, a in after)
     # Every retry went elsewhere, so every task got done.
     assert {f.task for f in rec.of(TaskFinished) if f.outcome is Outcome.SUCCEEDED} == \
@@ -519,3 +545,21 @@ def test_without_distributed_the_core_imports_and_dask_says_how_to_install(tmp_p
     assert p.returncode == 2, p.stderr
     assert "pip install 'gristmill[dask]'" in p.stdout
     assert "pip install 'gristmill[dask]'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_file_name_that_is_not_utf8_runs_on_dask(client, tmp_path):
+    # Its task name in the Dask key, and its echoed command, broke the client's connection
+    # (msgpack takes only UTF-8), and the run failed as if the scheduler had gone.
+    name = os.fsdecode(b"caf\xe9.csv")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.csv"), "wb") as f:
+        f.write(b"x\n")
+    wf = workflow(tmp_path, task(f"p[{name}]", f"cp '{name}' '{name}.out'", inputs=[name],
+                                 outputs=[name + ".out"], silent=False))
+    result, rec = run(wf, client)
+    assert result.status is RunStatus.SUCCEEDED, rec.of(TaskFinished)
+    assert [e.text for e in rec.of(OutputLine)] == [f"cp '{name}' '{name}.out'"]
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.csv.out"), "rb") as f:
+        assert f.read() == b"x\n"
+    log = rec.of(TaskStarted)[0].log_path
+    with open(log, "rb") as f:
+        assert f.read() == b"cp 'caf\xe9.csv' 'caf\xe9.csv.out'\n"

@@ -133,3 +133,42 @@ def test_compiled_path_values_are_the_placeholders_functions(item):
     assert render(item, "t[x]") == (
         f"{item}|{item_name(item)}|{item_stem(item)}|{item_dir(item)}|t[x]", item_stem(item),
         f"{item_dir(item)}/{item_name(item)}")
+
+
+def _loop_tree(tmp_path, *links):
+    """``data/a.csv`` and ``data/sub/b.csv``, and symbolic links (name, target) below."""
+    _touch(tmp_path, "data/a.csv", "data/sub/b.csv")
+    for name, target in links:
+        os.symlink(target, tmp_path / name)
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.p]\nforeach = "data/**/*.csv"\ncmd = "cp {item} {output}"\n'
+        'outputs = ["out/{name}"]\n'
+        '[tasks.all]\ncmd = "cat {inputs}"\ninputs = ["data/**/*.csv"]\n')
+    return tmp_path
+
+
+def test_a_link_to_its_own_folder_is_skipped_once_with_a_warning_naming_it(tmp_path):
+    # One link to "." used to give 41 nested copies of every file (until the path was too
+    # long for the system); here each file once, and the warning says which link.
+    _loop_tree(tmp_path, ("data/self", "."))
+    wf = load_workflow(tmp_path)
+    assert list(wf.tasks) == ["p[data/a.csv]", "p[data/sub/b.csv]", "all"]
+    assert wf.tasks["all"].inputs == ("data/a.csv", "data/sub/b.csv")
+    texts = [str(w) for w in wf.warnings]
+    assert any("toml:2:" in t and "'data/self' -> '.'" in t and "loop" in t for t in texts), texts
+    # A link to a folder beside it is no loop: followed, as glob.glob does.
+    _touch(tmp_path, "other/c.csv")
+    os.symlink("../other", tmp_path / "data" / "more")
+    disk = Disk(str(tmp_path))
+    assert disk.glob("data/**/*.csv") == ("data/a.csv", "data/more/c.csv", "data/sub/b.csv")
+    assert disk.skipped_links == {"data/self": "."}
+
+
+def test_two_links_to_parents_end_and_each_is_named(tmp_path):
+    # Two links to folders above them made `plan` run for ever (2^depth paths).
+    _loop_tree(tmp_path, ("data/self", "."), ("data/sub/up", "../.."))
+    wf = load_workflow(tmp_path)
+    assert list(wf.tasks) == ["p[data/a.csv]", "p[data/sub/b.csv]", "all"]
+    texts = " ".join(str(w) for w in wf.warnings)
+    assert "'data/self' -> '.'" in texts and "'data/sub/up' -> '../..'" in texts
+

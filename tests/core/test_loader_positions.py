@@ -128,3 +128,50 @@ def test_json_errors():
     with pytest.raises(WorkflowError) as e:
         parse_json("w.json", '{"a":\n ' + "1" * 5000 + "}")
     assert str(e.value).startswith("w.json:2:2: invalid JSON: Exceeds the limit")
+
+
+def _peak(fn):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("value", [
+    "'''" + "echo 'a' ''b'' \n" * 330_000 + "'''",          # multi-line literal, ~5 MB
+    '"""' + 'echo "a" ""b"" \\" \n' * 250_000 + '"""',         # multi-line basic, escapes
+    '"' + 'echo \\"a\\" \\t ' * 350_000 + '"',                  # one line, an escape in 3
+])
+def test_the_scan_of_a_5_mb_string_takes_a_small_multiple_of_the_file(value):
+    # It took ~300 bytes per byte of a string (a 50 MB cmd: 14.6 GB), a regex frame per
+    # character; now the file, its tokens and little more.
+    from gristmill.core.load.tomlpos import scan
+    text = f'[tasks.big]\ncmd = {value}\nretries = 2\n\n[tasks.after]\ncmd = "x"\n'
+    (keys, values, _), peak = _peak(lambda: scan(text))
+    assert peak < 3 * len(text), f"{peak / len(text):.0f} bytes per byte"
+    assert values[("tasks", "big", "cmd")] == text.index(value)
+    src = Source("g.toml", text, "toml", keys, values)
+    line = text[:text.index("retries")].count("\n") + 1
+    assert pos(src, ("tasks", "big", "retries")) == (line, 1)
+    assert pos(src, ("tasks", "after"))[0] == line + 2
+
+
+def test_parse_toml_of_a_5_mb_cmd_takes_under_ten_times_the_file():
+    value = "'''" + "step --flag 'x' \n" * 300_000 + "'''"
+    text = f'[tasks.big]\ncmd = {value}\nretries = 2\n'
+    (data, src), peak = _peak(lambda: parse_toml("g.toml", text))
+    assert peak < 10 * len(text), f"{peak / len(text):.0f} bytes per byte"
+    assert data["tasks"]["big"]["retries"] == 2
+    assert pos(src, ("tasks", "big", "retries")) == (text.count("\n"), 1)
+
+
+def test_the_json_scan_of_a_5_mb_string_takes_a_small_multiple_of_the_file():
+    import json
+    text = json.dumps({"tasks": {"big": {"cmd": 'echo "a" \\ b ' * 400_000, "retries": 2}}},
+                      indent=1)
+    (data, src), peak = _peak(lambda: parse_json("g.json", text))
+    assert peak < 10 * len(text), f"{peak / len(text):.0f} bytes per byte"
+    assert pos(src, ("tasks", "big", "retries")) == (5, 4)     # the key, after 3 spaces

@@ -59,14 +59,13 @@ def test_each_event_is_one_json_line_with_run_task_attempt_and_event(runlog: Run
 
     lines = read_lines(path)              # RunStarted.log_path wins over the directory
     assert not (tmp_path / "runs").exists()
-    assert [line["event"] for line in lines] == [
-        "run_started", "task_state_changed", "task_started", "output_line",
-        "task_finished", "run_finished"]
+    assert [line["event"] for line in lines] == [        # no output: the attempt log has it
+        "run_started", "task_state_changed", "task_started", "task_finished", "run_finished"]
     for line in lines:
         assert list(line)[:5] == ["ts", "run", "task", "attempt", "event"]
         assert line["run"] == "r1"
         assert datetime.fromisoformat(line["ts"]).tzinfo is not None
-    started, changed, task_started, output, finished, run_finished = lines
+    started, changed, task_started, finished, run_finished = lines
     assert datetime.fromisoformat(started["ts"]).timestamp() == 1000.0
     assert (started["task"], started["attempt"]) == (None, None)
     assert started["targets"] == ["all"] and started["workflow_path"] == "/p/gristmill.toml"
@@ -76,7 +75,6 @@ def test_each_event_is_one_json_line_with_run_task_attempt_and_event(runlog: Run
     assert task_started["resources"] == {"cpu": 2, "mem": 300, "gpu": 0, "pools": [["net", 1]],
                                          "gpu_mem": 0}
     assert task_started["gpus"] == [0] and task_started["definition_hash"] == "abc"
-    assert output["text"] == "héllo {json} \"quoted\""
     assert finished["outcome"] == "failed" and finished["exit_code"] == 2
     assert finished["peak_mem"] == 4096 and finished["removed_outputs"] == ["out.txt"]
     assert run_finished["status"] == "failed" and run_finished["counts"] == {"failed": 1}
@@ -88,7 +86,7 @@ def test_without_a_log_path_the_file_goes_in_the_directory(runlog: RunLog, tmp_p
         runlog.on_event(event)
     assert runlog.flush(timeout=30)
     assert runlog.run_log_path("r2") == tmp_path / "runs" / "r2.jsonl"
-    assert len(read_lines(tmp_path / "runs" / "r2.jsonl")) == 6
+    assert len(read_lines(tmp_path / "runs" / "r2.jsonl")) == 5
 
 
 def test_the_file_is_open_during_the_run_and_closed_at_its_end(runlog: RunLog):
@@ -101,7 +99,7 @@ def test_the_file_is_open_during_the_run_and_closed_at_its_end(runlog: RunLog):
         runlog.on_event(event)
     assert runlog.flush(timeout=30)
     assert runlog.open_runs == frozenset()
-    assert len(read_lines(runlog.run_log_path("r1"))) == 6
+    assert len(read_lines(runlog.run_log_path("r1"))) == 5
 
 
 def test_interleaved_runs_go_to_their_own_files(runlog: RunLog):
@@ -111,7 +109,7 @@ def test_interleaved_runs_go_to_their_own_files(runlog: RunLog):
     assert runlog.flush(timeout=30)
     for run_id, task in (("r1", "a"), ("r2", "b")):
         lines = read_lines(runlog.run_log_path(run_id))
-        assert len(lines) == 6
+        assert len(lines) == 5
         assert {line["run"] for line in lines} == {run_id}
         assert {line["task"] for line in lines} == {None, task}
 
@@ -119,12 +117,12 @@ def test_interleaved_runs_go_to_their_own_files(runlog: RunLog):
 def test_a_burst_of_20000_events_is_all_written_in_order(runlog: RunLog):
     runlog.on_event(RunStarted("burst", 1.0, "demo", "/p", (), ()))
     for i in range(20_000):
-        runlog.on_event(OutputLine("burst", 2.0, "t", 1, str(i)))
+        runlog.on_event(TaskStateChanged("burst", 2.0, str(i), TaskState.WAITING))
     runlog.on_event(RunFinished("burst", 3.0, RunStatus.SUCCEEDED, 2.0))
     assert runlog.flush(timeout=60)
     lines = read_lines(runlog.run_log_path("burst"))
     assert len(lines) == 20_002
-    assert [line["text"] for line in lines[1:-1]] == [str(i) for i in range(20_000)]
+    assert [line["task"] for line in lines[1:-1]] == [str(i) for i in range(20_000)]
 
 
 def test_a_log_that_cannot_be_opened_does_not_stop_the_others(runlog: RunLog, tmp_path: Path,
@@ -136,7 +134,7 @@ def test_a_log_that_cannot_be_opened_does_not_stop_the_others(runlog: RunLog, tm
     for event in one_run("good"):
         runlog.on_event(event)
     assert runlog.flush(timeout=30)
-    assert len(read_lines(runlog.run_log_path("good"))) == 6
+    assert len(read_lines(runlog.run_log_path("good"))) == 5
     assert "cannot open" in caplog.text
     assert runlog.open_runs == frozenset()
 
@@ -151,7 +149,7 @@ def test_close_writes_what_was_queued_and_closes_the_files(tmp_path: Path):
     assert log.open_runs == frozenset()
     log.on_event(events[-1])                  # ignored after close
     assert log.flush(timeout=1)
-    assert len(read_lines(tmp_path / "r1.jsonl")) == 5
+    assert len(read_lines(tmp_path / "r1.jsonl")) == 4
 
 
 def test_event_record_is_the_line_as_a_dict():

@@ -106,3 +106,61 @@ def test_ctrl_c_cancels_the_run_and_kills_the_remote_trees(tmp_path):
                                psutil.STATUS_ZOMBIE for x in tree)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert marked(mark) == []
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dask(*args) -> subprocess.Popen:
+    return subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def test_a_scheduler_that_dies_mid_run_ends_the_run_failed_in_one_line(tmp_path):
+    # It used to cancel the running attempts, send the next task to the closed client and
+    # hang there until killed, then print ClosedClientError tracebacks.
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.slow]\ncmd = "echo $$ > started; sleep 30; echo late > out"\n'
+        'outputs = ["out"]\nretries = 2\n'
+        '[tasks.next]\ncmd = "cp out next.txt"\ninputs = ["out"]\noutputs = ["next.txt"]\n')
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                      "--no-dashboard")
+    worker = _dask("worker", address, "--nthreads", "2", "--no-dashboard")
+    p = None
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "--dask", address,
+                              "-C", str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "20s"})
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "started").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.05)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)       # the timeout stands for "it hangs"
+    finally:
+        for proc in (p, scheduler, worker):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL) if proc is not p else proc.kill()
+                proc.wait()
+        if (tmp_path / "started").exists():           # the command the worker left
+            try:
+                os.killpg(int((tmp_path / "started").read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+    assert p.returncode == 1, out + err
+    assert "Traceback" not in err and "ClosedClientError" not in out + err, err
+    said = [line for line in (out + err).splitlines() if line.startswith("gristmill: ")
+            and "scheduler" in line]
+    assert said == [f"gristmill: the Dask scheduler at {address} was lost: the run stops; "
+                    "1 running command may still run on the workers, and what they write "
+                    "is not trusted"], out + err
+    assert f"✗ slow failed: the Dask scheduler at {address} was lost (attempt 1" in out
+    assert "- next skipped" in out and "gristmill: run FAILED" in out
+    assert "attempt 2" not in out + err                # nothing retried on a lost cluster

@@ -14,6 +14,19 @@ from typing import Callable, Iterable, Mapping, Sequence
 ELLIPSIS = "…"
 
 
+def shown(text: str) -> str:
+    """``text`` as Qt can show it. A file name that is not UTF-8 comes with lone
+    surrogates (``os.fsdecode``), where Qt cuts the text short; its odd bytes are shown
+    as ``\\xNN`` instead."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def split_name(name: str) -> tuple[str, str] | None:
     """``thumb[images/a.png]`` -> (``thumb``, ``images/a.png``); None when not a fan-out instance."""
     if name.endswith("]") and "[" in name:
@@ -29,9 +42,9 @@ def short_item(item: str) -> str:
 def short_name(name: str) -> str:
     parts = split_name(name)
     if parts is None:
-        return name
+        return shown(name)
     group, item = parts
-    return f"{group}[{short_item(item)}]"
+    return shown(f"{group}[{short_item(item)}]")
 
 
 def common_affixes(items: Iterable[str]) -> tuple[int, int]:

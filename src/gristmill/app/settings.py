@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from gristmill.core import paths
+from gristmill.core.record import retention
 
 RECENT_LIMIT = 10
-FILE_NAME = "app-settings.json"
+FILE_NAME = retention.SETTINGS_FILE
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class Preferences:
     cpu: float = 0              # capacity overrides; 0 / "" means detect
     mem: str = ""
     gpu: int = -1               # -1 means detect
-    keep_days: int = 30         # history retention
-    keep_runs: int = 200
+    keep_days: int = retention.KEEP_DAYS    # history retention (the CLI reads it too)
+    keep_runs: int = retention.KEEP_RUNS
 
     @classmethod
     def from_dict(cls, data: object) -> "Preferences":

@@ -29,6 +29,7 @@ from gristmill.core.events import EventBus
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.record.history import AttemptRecord, History, RunRecord
 from gristmill.core.record.runlock import RunLock, RunLocked
+from gristmill.core.record.retention import Retention
 from gristmill.core.load.loader import is_makefile
 from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
@@ -575,7 +576,7 @@ class Workbench(QObject):
             return
         prefs = self.settings.preferences
         try:
-            self.history.prune(keep_days=prefs.keep_days or None, keep_runs=prefs.keep_runs or None)
+            Retention(prefs.keep_days, prefs.keep_runs).prune(self.history)
         except Exception as e:
             self.message.emit(f"Could not prune the run history: {e}")
 

@@ -158,6 +158,15 @@ class IntermediatesRemoved(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RunNotice(Event):
+    """Something about the run as a whole that the user must see, not one attempt's
+    output: a Dask worker taken out of rotation, the circuit breaker's verdict, a lost
+    scheduler. The console prints it; the run log keeps it."""
+    message: str
+    kind: str = ""                    # "worker-out", "circuit-breaker", "scheduler-lost"
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     status: RunStatus
     duration: float

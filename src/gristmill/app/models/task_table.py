@@ -19,7 +19,7 @@ from gristmill.core.decide.staleness import Decision
 from gristmill.core.workflow import Task, Workflow
 
 from .. import states, theme
-from ..names import group_affixes
+from ..names import group_affixes, shown
 from ..runstate import Changes, RunState
 from ..states import IdleCounts, IdleState, ShownState
 
@@ -400,11 +400,11 @@ class TaskTableModel(QAbstractTableModel):
             s = self.state(name)
             return s.value if s else ""
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(name, Column(col))
+            return shown(self._display(name, Column(col)))
         if role == ROLE_SORT:
             return self._sort_key(name, Column(col))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(name, Column(col))
+            return shown(self._tooltip(name, Column(col)))
         if role == Qt.ItemDataRole.DecorationRole and col == Column.STATE:
             return theme.state_color(self.state(name))
         if col == Column.STATE and isinstance(self.state(name), IdleState):

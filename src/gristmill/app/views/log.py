@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineE
 from gristmill.core.events import OutputLine
 from gristmill.core.record.history import AttemptRecord, RunRecord
 
+from ..names import shown
 from ..past_logs import TaskAttempts
 from ..runstate import RUN_LOG_LIMIT, RunState
 
@@ -326,10 +327,11 @@ class LogPane(QWidget):
             self.text.setPlaceholderText(self._empty_text())
 
     def _set_text(self, lines: list[str], heading: str, empty: str = NO_TASK) -> None:
+        heading = shown(heading)
         self.heading.setText(heading)
         self.heading.setToolTip(heading)
         self.text.setPlaceholderText(empty)       # shown while the text is empty
-        self.text.setPlainText("\n".join(lines))
+        self.text.setPlainText(shown("\n".join(lines)))
         self._highlight()
         if self.follow.isChecked():
             self._to_end()
@@ -354,7 +356,7 @@ class LogPane(QWidget):
         follow = self.follow.isChecked()
         cursor = QTextCursor(self.text.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        text = "\n".join(chosen)
+        text = shown("\n".join(chosen))
         cursor.insertText(("\n" if not self.text.document().isEmpty() else "") + text)
         if follow:
             self._to_end()

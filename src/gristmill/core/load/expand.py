@@ -237,7 +237,7 @@ class Expander:
                 regex = glob_regex(pattern)
             except BadGlob as exc:
                 raise spec.source.error(str(exc), spec.foreach_key, value=True) from None
-            found = self.disk.glob(pattern)
+            found = self._disk_glob(spec, pattern, spec.foreach_key)
             state[id(spec)] = (regex.fullmatch, literal_prefix(pattern), set(found))
             if found:
                 pending.append((spec, found))
@@ -350,12 +350,23 @@ class Expander:
             raise spec.source.error(str(exc), key, value=True) from None
         if self._index is None:
             self._index = OutputIndex(self.owner)
-        matches = set(self.disk.glob(pattern))
+        matches = set(self._disk_glob(spec, pattern, key))
         matches.update(self._index.match(regex, literal_prefix(pattern)))
         found = self._globs[pattern] = tuple(sorted(matches))
         if not found:
             self.warnings.append(WorkflowWarning(
                 f"input glob {pattern!r} of task {spec.name!r} matches no file and no task's output",
+                spec.source.loc(key, value=True)))
+        return found
+
+    def _disk_glob(self, spec: TaskSpec, pattern: str, key: Path_) -> tuple[str, ...]:
+        """The files matching ``pattern``; a warning for each link it skipped as a loop."""
+        seen = len(self.disk.skipped_links)
+        found = self.disk.glob(pattern)
+        for link, target in list(self.disk.skipped_links.items())[seen:]:
+            self.warnings.append(WorkflowWarning(
+                f"glob {pattern!r} of task {spec.name!r} skipped the link {link!r} -> "
+                f"{target!r}: it points to a folder it is inside, which would loop",
                 spec.source.loc(key, value=True)))
         return found
 

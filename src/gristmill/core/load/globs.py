@@ -160,6 +160,8 @@ class Disk:
         self._sorted: dict[str, list[str]] = {}        # folder -> its names, sorted
         self._listed: dict[str, list[str]] = {}        # folder -> its names as listed
         self._globs: dict[str, tuple[str, ...]] = {}   # pattern -> its matches
+        self._keys: dict[str, tuple[int, int] | None] = {}   # absolute folder -> (dev, inode)
+        self.skipped_links: dict[str, str] = {}        # link (root-relative) -> its target
 
     def known(self, paths: Iterable[str]) -> None:
         """Record paths known to exist (from a glob)."""
@@ -269,7 +271,12 @@ class Disk:
         return names
 
     def _walk(self, folder: str, dirs_only: bool) -> list[str]:
-        """Everything below ``folder`` (not hidden), or only the folders."""
+        """Everything below ``folder`` (not hidden), or only the folders.
+
+        A link to a folder is followed unless it points to a folder the walk is already
+        inside (found by device and inode): that would loop forever, or until the path is
+        too long, finding every file once per turn. Such links are skipped and kept in
+        ``skipped_links`` for the loader to warn about."""
         out: list[str] = []
         stack = [folder]
         while stack:
@@ -285,6 +292,8 @@ class Disk:
                     continue
                 try:
                     is_dir = e.is_dir()
+                    if is_dir and e.is_symlink() and self._loops(e, d):
+                        continue
                 except OSError:
                     is_dir = False
                 if is_dir:
@@ -293,3 +302,35 @@ class Disk:
                 elif not dirs_only:
                     out.append(prefix + e.name)
         return out
+
+    def _loops(self, entry: os.DirEntry[str], folder: str) -> bool:
+        """Whether the link ``entry`` in root-relative ``folder`` points to that folder or
+        to one it is inside (the root's own parents too); remembered when it does."""
+        st = entry.stat()
+        key = (st.st_dev, st.st_ino)
+        path = os.path.abspath(os.path.join(self.root, folder) if folder else self.root)
+        while True:
+            if self._key(path) == key:
+                link = folder + "/" + entry.name if folder else entry.name
+                if link not in self.skipped_links:
+                    try:
+                        target = os.readlink(entry.path)
+                    except OSError:
+                        target = "?"
+                    self.skipped_links[link] = target
+                return True
+            parent = os.path.dirname(path)
+            if parent == path:
+                return False
+            path = parent
+
+    def _key(self, path: str) -> tuple[int, int] | None:
+        key = self._keys.get(path, False)
+        if key is False:
+            try:
+                st = os.stat(path)
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = None
+            self._keys[path] = key
+        return key   # type: ignore[return-value]

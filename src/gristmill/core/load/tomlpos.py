@@ -22,14 +22,17 @@ _TOKEN = re.compile(r'''
    (?P<nl>\n)
  | (?P<ws>[^\S\n]+)
  | (?P<comment>\#[^\n]*)
- | (?P<mlb>"""(?:[^"\\]|\\.|"{1,2}(?!"))*(?:"{3,5}|\Z))
- | (?P<mll>\'\'\'(?:[^']|'{1,2}(?!'))*(?:'{3,5}|\Z))
- | (?P<bs>"(?:[^"\\\n]|\\.)*"?)
+ | (?P<mlb>"""[^"\\]*(?:(?:\\.|"{1,2}(?!"))[^"\\]*)*+(?:"{3,5}|\Z))
+ | (?P<mll>\'\'\'[^']*(?:'{1,2}(?!')[^']*)*+(?:'{3,5}|\Z))
+ | (?P<bs>"[^"\\\n]*(?:\\.[^"\\\n]*)*+"?)
  | (?P<ls>'[^'\n]*'?)
  | (?P<p>[\[\]{}=,.])
  | (?P<bare>[^\s\[\]{}=,.\#"']+)
  | (?P<other>.)
 ''', re.VERBOSE | re.DOTALL)
+
+# Strings are written as unrolled loops with possessive repeats: ``(?:a|b)*`` makes the
+# regex engine keep a frame per character (about 300 bytes per byte of a long string).
 
 _STRINGS = frozenset(("mlb", "mll", "bs", "ls"))
 _AT = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")

@@ -21,7 +21,7 @@ from ..events import RunStatus
 from .store import (_ATTEMPT_COLUMNS, _AUDIT_COLUMNS, _HOSTNAME, _RUN_COLUMNS, AttemptRecord,
                     AuditRecord, HistoryError, LastAttempt, Leftover, RunRecord, TaskRecord,
                     _attempt_record, _audit_record, _chunks, _norm_path, _process_alive,
-                    _run_record, connect, group_alive, live_groups)
+                    _run_record, connect, db_text, from_db, group_alive, live_groups)
 
 log = logging.getLogger("gristmill.core.record.history")
 
@@ -117,26 +117,27 @@ class HistoryReader:
             "SELECT task, definition_hash, time, duration, run_id FROM last_success "
             "WHERE workflow_path = ?", (_norm_path(workflow_path),))
         make = TaskRecord._make
-        return {row[0]: make(row) for row in rows}
+        return {from_db(row[0]): make((from_db(row[0]),) + row[1:]) for row in rows}
 
     def definition_hashes(self, workflow_path: str | os.PathLike[str]) -> dict[str, str]:
         """Task name -> ``definition_hash`` at its last success: what a staleness scan needs."""
-        return dict(self._conn().execute(
+        return {from_db(task): h for task, h in self._conn().execute(
             "SELECT task, definition_hash FROM last_success WHERE workflow_path = ?",
-            (_norm_path(workflow_path),)))
+            (_norm_path(workflow_path),))}
 
     def last_success(self, workflow_path: str | os.PathLike[str], task: str) -> TaskRecord | None:
         row = self._conn().execute(
             "SELECT task, definition_hash, time, duration, run_id FROM last_success "
-            "WHERE workflow_path = ? AND task = ?", (_norm_path(workflow_path), task)).fetchone()
-        return TaskRecord(*row) if row else None
+            "WHERE workflow_path = ? AND task = ?",
+            (_norm_path(workflow_path), db_text(task))).fetchone()
+        return TaskRecord(task, *row[1:]) if row else None
 
     def durations(self, workflow_path: str | os.PathLike[str]) -> dict[str, float]:
         """Task name -> seconds its last success took."""
         rows = self._conn().execute(
             "SELECT task, duration FROM last_success WHERE workflow_path = ?",
             (_norm_path(workflow_path),))
-        return dict(rows.fetchall())
+        return {from_db(task): d for task, d in rows.fetchall()}
 
     def recent_durations(self, workflow_path: str | os.PathLike[str],
                          last: int = 5) -> dict[str, float]:

@@ -22,7 +22,7 @@ from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskAu
 from ..findings import findings_json
 from ..reasons import Reason
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
-                    connect, gpus_json, is_locked)
+                    connect, db_text, gpus_json, is_locked)
 from .writer import BackgroundWriter
 
 log = logging.getLogger("gristmill.core.record.history")
@@ -94,15 +94,16 @@ _STARTED_COLUMNS = 12      # the columns of a started row (a whole row: then the
 
 
 def _started_row(event: TaskStarted, reasons: Iterable[Reason]) -> tuple:
-    return (event.run_id, event.task, event.attempt, event.time, event.slot, event.command,
-            event.definition_hash, _reasons_json(reasons), event.log_path,
-            gpus_json(event.devices), event.pgid or None, event.process_start or None)
+    return (event.run_id, db_text(event.task), event.attempt, event.time, event.slot,
+            db_text(event.command), event.definition_hash, _reasons_json(reasons),
+            db_text(event.log_path), gpus_json(event.devices), event.pgid or None,
+            event.process_start or None)
 
 
 def _finished_row(event: TaskFinished) -> tuple:
-    return (event.run_id, event.task, event.attempt, event.time - event.duration, event.time,
-            event.duration, event.outcome.value, event.exit_code, event.peak_mem,
-            event.message, event.gpu_peak_mem, event.gpu_util)
+    return (event.run_id, db_text(event.task), event.attempt, event.time - event.duration,
+            event.time, event.duration, event.outcome.value, event.exit_code, event.peak_mem,
+            db_text(event.message), event.gpu_peak_mem, event.gpu_util)
 
 
 class _Rows:
@@ -388,7 +389,8 @@ class Recorder(BackgroundWriter):
             definition_hash = self._hashes.get(key)
             if path is None or definition_hash is None:
                 return False
-            success = (path, event.task, definition_hash, event.time, event.duration, run_id)
+            success = (path, db_text(event.task), definition_hash, event.time, event.duration,
+                       run_id)
         self._hashes.pop(key, None)
         rows.finished.append((_finished_row(event), success))
         return True
@@ -414,12 +416,12 @@ class Recorder(BackgroundWriter):
                     "ON CONFLICT (workflow_path, task) DO UPDATE SET "
                     "definition_hash = excluded.definition_hash, time = excluded.time, "
                     "duration = excluded.duration, run_id = excluded.run_id",
-                    (event.time, event.duration, run_id, event.task, event.attempt))
+                    (event.time, event.duration, run_id, db_text(event.task), event.attempt))
         elif isinstance(event, TaskAudited):
             conn.execute(
                 "INSERT OR REPLACE INTO audits (run_id, task, attempt, traced, findings) "
-                "VALUES (?, ?, ?, ?, ?)", (run_id, event.task, event.attempt, int(event.traced),
-                                           findings_json(event.findings)))
+                "VALUES (?, ?, ?, ?, ?)", (run_id, db_text(event.task), event.attempt,
+                                           int(event.traced), findings_json(event.findings)))
         elif isinstance(event, RunStarted):
             if event.dry_run:
                 self._dry_runs.add(run_id)
@@ -430,10 +432,10 @@ class Recorder(BackgroundWriter):
                 "INSERT OR REPLACE INTO runs (id, workflow_path, workflow_name, targets, "
                 "task_count, started, status, pid, hostname, process_start, log_path) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, _norm_path(event.workflow_path), event.workflow,
-                 json.dumps(list(event.targets), ensure_ascii=False), len(event.tasks),
-                 event.time, RunStatus.RUNNING.value, os.getpid(), _HOSTNAME,
-                 _process_start(os.getpid()), event.log_path))
+                (run_id, _norm_path(event.workflow_path), db_text(event.workflow),
+                 db_text(json.dumps(list(event.targets), ensure_ascii=False)),
+                 len(event.tasks), event.time, RunStatus.RUNNING.value, os.getpid(),
+                 _HOSTNAME, _process_start(os.getpid()), db_text(event.log_path)))
         elif isinstance(event, RunFinished):
             self._reasons.pop(run_id, None)
             self._run_paths.pop(run_id, None)

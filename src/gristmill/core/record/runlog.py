@@ -12,6 +12,10 @@ the other fields are the event's own, with enums as their values and reasons
 as ``{"kind", "message"}``. A run's file is opened at its first event and
 closed at ``RunFinished``.
 
+Output lines are not copied here: the executor writes each attempt's output to its own
+log, and the ``task_started`` line names that file (``log_path``). A run log is a
+few lines per task however much the tasks print.
+
 The file is ``RunStarted.log_path`` when the engine sets it (so the path
 history records is the one written), else ``run_log_path(run_id, directory)``.
 """
@@ -31,7 +35,8 @@ from pathlib import Path
 from typing import IO, Mapping
 
 from .. import paths
-from ..events import Event, RunFinished, RunStarted, TasksUpToDate, TaskStateChanged
+from ..events import (Event, OutputLine, RunFinished, RunStarted, TasksUpToDate,
+                      TaskStateChanged)
 from ..reasons import Reason
 from .writer import BackgroundWriter
 
@@ -272,8 +277,9 @@ class RunLog(BackgroundWriter):
     # -- the subscriber (engine thread) ---------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """Queue an event for writing. Never blocks."""
-        if not self._closed:
+        """Queue an event for writing (not an output line: the attempt's log has it).
+        Never blocks."""
+        if not self._closed and type(event) is not OutputLine:
             self._enqueue(event)
 
     # -- the writer thread ----------------------------------------------------
@@ -345,7 +351,7 @@ class RunLog(BackgroundWriter):
         path = self._paths.get(run_id) or self.run_log_path(run_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(path, "a", encoding="utf-8", newline="\n")
+            f = open(path, "a", encoding="utf-8", errors="backslashreplace", newline="\n")
         except OSError as exc:
             log.error("run log: cannot open %s: %s", path, exc)
             self._broken.add(run_id)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 from dataclasses import dataclass
@@ -475,17 +476,41 @@ _HOSTNAME = socket.gethostname()
 # Small helpers
 
 
+_ESCAPED = re.compile(r"\\ud[89a-f][0-9a-f]{2}")
+
+
+def db_text(text: str | None) -> str | None:
+    """``text`` as SQLite can store it. A file name that is not UTF-8 reaches the core as
+    a str with lone surrogates (``os.fsdecode``), which SQLite cannot take: each becomes
+    the six characters ``\\udcXX``, which ``from_db`` turns back (and which, inside
+    JSON, is that surrogate's own escape)."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def from_db(text: str | None) -> str | None:
+    """What ``db_text`` stored, as it was."""
+    if text is None or "\\ud" not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(int(m.group()[2:], 16)), text)
+
+
 def _norm_path(path: str | os.PathLike[str] | None) -> str:
     """Workflow paths are stored absolute, so a Path and a str of it match."""
     if path is None:
         return ""
     text = os.fspath(path)
-    return os.path.abspath(text) if text else ""
+    return db_text(os.path.abspath(text)) if text else ""
 
 
 def _reasons_json(reasons: Iterable[Reason]) -> str:
-    return json.dumps([{"kind": r.kind.value, "message": r.message} for r in reasons],
-                      ensure_ascii=False)
+    return db_text(json.dumps([{"kind": r.kind.value, "message": r.message} for r in reasons],
+                              ensure_ascii=False))
 
 
 def _reasons_from_json(text: str | None) -> tuple[Reason, ...]:
@@ -511,10 +536,10 @@ def _run_record(row: tuple) -> RunRecord:
     (id_, wf_path, wf_name, targets, started, ended, status, counts,
      task_count, pid, hostname, log_path) = row
     return RunRecord(
-        id=id_, workflow_path=wf_path, workflow_name=wf_name,
+        id=id_, workflow_path=from_db(wf_path), workflow_name=from_db(wf_name),
         targets=tuple(json.loads(targets or "[]")), started=started, ended=ended,
         status=RunStatus(status), counts=MappingProxyType(json.loads(counts or "{}")),
-        task_count=task_count, pid=pid, hostname=hostname, log_path=log_path)
+        task_count=task_count, pid=pid, hostname=hostname, log_path=from_db(log_path))
 
 
 _ATTEMPT_COLUMNS = ("run_id, task, attempt, started, ended, duration, outcome, exit_code, "
@@ -540,11 +565,11 @@ def _attempt_record(row: tuple) -> AttemptRecord:
      peak_mem, slot, command, definition_hash, reasons, log_path, message,
      gpus, gpu_peak_mem, gpu_util) = row
     return AttemptRecord(
-        run_id=run_id, task=task, attempt=attempt, started=started, ended=ended,
+        run_id=run_id, task=from_db(task), attempt=attempt, started=started, ended=ended,
         duration=duration, outcome=Outcome(outcome) if outcome is not None else None,
-        exit_code=exit_code, peak_mem=peak_mem, slot=slot, command=command,
+        exit_code=exit_code, peak_mem=peak_mem, slot=slot, command=from_db(command),
         definition_hash=definition_hash, reasons=_reasons_from_json(reasons),
-        log_path=log_path, message=message, gpus=_gpus_from_json(gpus),
+        log_path=from_db(log_path), message=from_db(message), gpus=_gpus_from_json(gpus),
         gpu_peak_mem=gpu_peak_mem, gpu_util=gpu_util)
 
 

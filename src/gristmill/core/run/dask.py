@@ -35,7 +35,19 @@ What crosses the wire:
   background thread so the engine never blocks on the network; a job not yet
   running is also cancelled.
 - A worker that leaves the cluster ends its jobs' attempts as failed
-  ("worker tcp://… died"), so the engine's retries place them again. The
+  ("worker tcp://… died"), so the engine's retries place them again; but first
+  they are fenced: a worker killed by SIGKILL leaves its commands running (they
+  are in sessions of their own), so ``remote.fence_jobs`` runs on every nanny
+  and worker and kills, with SIGKILL, every process the lost jobs started on
+  their machine (found by ``GRISTMILL_DASK_JOB=<token>`` in their environment,
+  which all they start inherit), and the attempt ends only once they are gone.
+  Two attempts never write one output.
+  A whole machine gone (its nanny too) cannot be fenced: its processes went with it.
+- A scheduler that goes away cancels every future: the running attempts fail
+  (not cancelled: their commands may still run on the workers, beyond reach,
+  and what they write is not trusted), a fatal ``ExecNotice`` says so in one
+  line, the engine retries none of them and starts nothing more, and the run
+  ends failed at once, without waiting for the client's reconnect timeout. The
   cluster ``local_cluster`` starts has ``allowed-failures: 0`` so Dask does
   not rerun them itself. On your own scheduler set it too
   (``distributed.scheduler.allowed-failures: 0``); otherwise Dask starts the
@@ -44,8 +56,10 @@ What crosses the wire:
 - Bad workers go out of rotation (``WorkerHealth``): after two tasks failed
   on a worker and then succeeded elsewhere (or commands could not start
   there), no more jobs are sent to it in this run; a circuit breaker keeps at
-  least half the workers. A retry prefers a worker other than the one its
-  last attempt failed on. Commands see their worker as ``GRISTMILL_WORKER``.
+  least half the workers. Each verdict is in the attempt's log and, as an
+  ``ExecNotice`` (a ``RunNotice`` event), on the console for the whole run. A
+  retry prefers a worker other than the one its last attempt failed on.
+  Commands see their worker as ``GRISTMILL_WORKER``.
 
 ``distributed`` is an optional extra (``pip install 'gristmill[dask]'``): it is
 imported in ``dask_cluster.py`` only, and a clear ``UsageError`` says how to install
@@ -66,7 +80,7 @@ from typing import Mapping
 from . import dask_worker as remote
 from .dask_cluster import DaskConnection, _declared, _distributed, _worker_amounts, connect
 from .dask_health import WorkerHealth
-from .local import ExecEvent, Job, JobExited, JobOutputLog, direct_argv
+from .local import ExecEvent, ExecNotice, Job, JobExited, JobOutputLog, direct_argv
 from ..sizes import format_size
 from ..workflow import Resources
 
@@ -158,6 +172,8 @@ class _Remote:
     grace_until: float | None = None
     lost: str | None = None         # its worker left: why; it ends once no rerun can be running
     rerun: bool = False             # Dask started it again elsewhere (being killed)
+    fenced: bool = False            # what its dead worker left running was killed
+    no_rerun: bool = False          # Dask will not (or no longer) run it anywhere
 
 
 class DaskExecutor:
@@ -187,6 +203,11 @@ class DaskExecutor:
         self._kills: queue.SimpleQueue = queue.SimpleQueue()
         self._killer: threading.Thread | None = None
         self._closed = False
+        self._lost_scheduler: str | None = None     # why nothing can run any more
+        try:
+            self._address = str(client.scheduler.address)
+        except AttributeError:
+            self._address = "?"
         self._hub = _hub(client)
         self._hub.attach(self)
 
@@ -255,6 +276,11 @@ class DaskExecutor:
         if not task.commands:
             self._finish(r, 0)
             return
+        if self._lost_scheduler is None and self._client.status != "running":
+            self._scheduler_gone()
+        if self._lost_scheduler is not None:
+            self._finish(r, None, message=self._lost_scheduler)
+            return
         if self._workers_changed:
             try:
                 self._look_at_workers()
@@ -276,7 +302,8 @@ class DaskExecutor:
         }
         self._hub.routes[r.token] = self
         try:
-            r.future = self._client.submit(remote.run_job, spec, key=f"{task.name}-{r.token}",
+            r.future = self._client.submit(remote.run_job, spec,
+                                           key=f"{remote._wire(task.name)}-{r.token}",
                                            resources=req or None, pure=False, retries=0,
                                            **self._placement(task.name))
         except Exception as exc:    # the client lost its scheduler
@@ -343,7 +370,9 @@ class DaskExecutor:
             if what == "start":
                 r.rerun = True
             elif what == "end":
-                self._finish(r, None, message=r.lost)
+                r.no_rerun = True
+                if r.fenced:
+                    self._finish(r, None, message=r.lost)
             return
         if what == "start":
             r.started = True
@@ -353,6 +382,8 @@ class DaskExecutor:
             for kind, data in msg["items"]:
                 if kind == "b":
                     self._data(r, data)
+                elif kind == "L":       # a line as bytes: a file name that is not UTF-8
+                    self._line(r, data.decode("utf-8", "surrogateescape"))
                 else:
                     self._line(r, data)
             if r.end is not None and r.received >= r.end.get("sent", 0):
@@ -370,23 +401,47 @@ class DaskExecutor:
         status = future.status
         if r.lost is not None:
             if status == "error" and isinstance(self._exception(future), self._killed_worker):
-                self._finish(r, None, message=r.lost)   # Dask gave up: no rerun anywhere
+                r.no_rerun = True                         # Dask gave up: no rerun anywhere
+                if r.fenced:
+                    self._finish(r, None, message=r.lost)
             return
         if status == "finished":
             if r.end is None:   # its "end" message is still under way
                 r.grace_until = time.monotonic() + END_GRACE
             return
         if status == "cancelled":
+            if not r.killed and self._client.status != "running":
+                self._scheduler_gone()      # Dask cancels every future it loses with it
+                return
             self._finish(r, None, message="" if r.killed else "the Dask task was cancelled")
             return
         exc = self._exception(future)
         if isinstance(exc, self._killed_worker):
             worker = getattr(getattr(exc, "last_worker", None), "address", None) or r.worker
-            message = f"worker {worker} died"
-        else:
-            message = f"Dask: {type(exc).__name__}: {exc}"
+            r.no_rerun = True
+            self._lose([r], f"worker {worker} died")
+            return
+        message = f"Dask: {type(exc).__name__}: {exc}"
         self._line(r, f"gristmill: {message}")
         self._finish(r, None, message=message)
+
+    def _scheduler_gone(self) -> None:
+        """The client lost its scheduler: every running attempt fails (not cancelled:
+        their commands may still run on the workers, out of reach, so what they wrote
+        is not to be trusted) and nothing more can start. One notice says so, first,
+        so that the engine retries none of them."""
+        if self._lost_scheduler is not None:
+            return
+        self._lost_scheduler = f"the Dask scheduler at {self._address} was lost"
+        running = [r for r in self._jobs.values() if r.future is not None]
+        self._events.append(ExecNotice(
+            f"{self._lost_scheduler}: the run stops"
+            + (f"; {len(running)} running command{'s' if len(running) != 1 else ''} may "
+               "still run on the workers, and what they write is not trusted"
+               if running else ""), "scheduler-lost", fatal=True))
+        for r in running:
+            self._line(r, f"gristmill: {self._lost_scheduler}")
+            self._finish(r, None, message=self._lost_scheduler)
 
     @staticmethod
     def _exception(future) -> BaseException:
@@ -405,22 +460,31 @@ class DaskExecutor:
         # ends only when no such rerun can be running, so the engine's clean-up of partial
         # outputs and its retry never overlap with it: the kill's report says whether one
         # was, and then its end is awaited.
-        message = f"worker {worker} {'left the cluster' if expected else 'died'}"
+        self._lose(lost, f"worker {worker} {'left the cluster' if expected else 'died'}")
+
+    def _lose(self, lost: list[_Remote], message: str) -> None:
+        """These attempts' worker is gone. Their commands may live on there (a worker
+        killed by SIGKILL leaves its children), so they are fenced first: their process
+        trees killed through the nannies and workers of every machine
+        (``remote.fence_jobs``); the attempts end after that, so a retry never writes
+        beside them."""
         for r in lost:
             r.lost = message
             r.grace_until = time.monotonic() + 2 * END_GRACE
-            r.future.cancel()
+            if r.future is not None:
+                r.future.cancel()
             self._line(r, f"gristmill: {message}")
-        self._send_kill([r.token for r in lost])
+        self._send_kill([r.token for r in lost], fence=True)
 
-    def _kill_report(self, tokens: list[str], hit: set[str]) -> None:
+    def _kill_report(self, tokens: list[str], hit: set[str], fenced: set[str]) -> None:
         for token in tokens:
             r = self._by_token.get(token)
-            if r is None or r.lost is None:
+            if r is None or r.lost is None or (token not in fenced and not r.fenced):
                 continue
-            if token in hit:
+            r.fenced = True
+            if token in hit and not r.no_rerun:
                 r.rerun = True
-            elif not r.rerun:
+            elif not r.rerun or r.no_rerun:
                 self._finish(r, None, message=r.lost)
 
     def _expire_graces(self) -> None:
@@ -459,8 +523,10 @@ class DaskExecutor:
                                          bool(res.get("message")), workers)
         else:
             verdict = None
-        if verdict:
+        if verdict:       # in the attempt's log, and on the console for the whole run
             self._line(r, f"gristmill: {verdict}")
+            self._events.append(ExecNotice(verdict, "circuit-breaker" if verdict.startswith(
+                "circuit breaker") else "worker-out"))
         self._finish(r, res.get("code"), res.get("signal"), res.get("peak"),
                      message=res.get("message") or "", over_memory=bool(res.get("over_memory")),
                      killed=r.killed or bool(res.get("killed")) and not res.get("over_memory"))
@@ -504,18 +570,19 @@ class DaskExecutor:
             if r.future is not None and not r.started:
                 r.future.cancel()
 
-    def _send_kill(self, tokens: list[str]) -> None:
+    def _send_kill(self, tokens: list[str], fence: bool = False) -> None:
         if self._killer is None:
             self._killer = threading.Thread(target=self._kill_loop, name="gristmill-dask-kill",
                                             daemon=True)
             self._killer.start()
-        self._kills.put(tokens)
+        self._kills.put((tokens, fence))
 
     def _kill_loop(self) -> None:
         while True:
-            tokens = self._kills.get()
-            if tokens is None:
+            item = self._kills.get()
+            if item is None:
                 return
+            tokens, fence_tokens = list(item[0]), list(item[0]) if item[1] else []
             stop = False
             while True:     # one broadcast for every kill asked for meanwhile
                 try:
@@ -525,11 +592,25 @@ class DaskExecutor:
                 if more is None:
                     stop = True
                     break
-                tokens = tokens + more
+                tokens += more[0]
+                if more[1]:
+                    fence_tokens += more[0]
+            fenced = set(fence_tokens)
+            if fence_tokens:
+                self._fence(fence_tokens)
             hit = self._broadcast_kill(tokens)
-            self._post(("killed", tokens, hit))
+            self._post(("killed", tokens, hit, fenced))
             if stop:
                 return
+
+    def _fence(self, tokens: list[str]) -> None:
+        """Kill what lost jobs left running on any machine of the cluster: through the
+        nannies (a dead worker's nanny lives on) and the workers."""
+        for nanny in (True, False):
+            try:
+                self._client.run(remote.fence_jobs, tokens, nanny=nanny, on_error="ignore")
+            except Exception:   # no nannies, or the cluster is going away
+                pass
 
     def _broadcast_kill(self, tokens: list[str]) -> set[str]:
         """Kill on every worker; returns the tokens that had a process tree running."""
@@ -549,7 +630,8 @@ class DaskExecutor:
         self._closed = True
         live = list(self._jobs.values())
         if live:
-            self._broadcast_kill([r.token for r in live])
+            if self._lost_scheduler is None:        # else nobody is there to ask
+                self._broadcast_kill([r.token for r in live])
             for r in live:
                 if r.future is not None:
                     r.future.cancel()
@@ -557,7 +639,7 @@ class DaskExecutor:
             self._jobs.clear()
         if self._killer is not None:
             self._kills.put(None)
-            self._killer.join(timeout=10)
+            self._killer.join(timeout=10 if self._lost_scheduler is None else 1)
         for token in list(self._by_token):
             self._hub.routes.pop(token, None)
         self._by_token.clear()

@@ -63,6 +63,11 @@ class DaskConnection:
         return self.client.scheduler.address
 
     def close(self) -> None:
+        if getattr(self.client, "status", "running") == "connecting":
+            # The scheduler is gone (the run has said so, in one line): closing stops the
+            # client's attempts to reconnect, which Dask logs as tracebacks.
+            import logging
+            logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             self.client.close()
         finally:

@@ -16,6 +16,13 @@ marks the tokens killed in the worker's books (so a job that has not started
 yet never starts) and sends SIGTERM to their process groups; the job's own
 loop sends SIGKILL after a grace period, as locally.
 
+A worker that dies (SIGKILL, out of memory) leaves its jobs' process trees running:
+they are in sessions of their own. Every command has its job's token in its
+environment (``GRISTMILL_DASK_JOB``), and so has all it starts; ``fence_jobs`` (run
+through ``Client.run`` on the nannies and the workers, which outlive a dead worker
+on its machine) finds the processes of lost jobs by it, kills them with SIGKILL and
+waits until they are gone, before the engine may start a retry anywhere.
+
 This module imports only the standard library and ``distributed``, and the
 executor ships it to workers by value (cloudpickle), so workers need Python
 and ``distributed``, not Gristmill. For the same reason, state that must
@@ -37,6 +44,8 @@ KILL_GRACE = 1.0      # seconds between SIGTERM and SIGKILL
 SAMPLE_EVERY = 0.25   # seconds between memory samples
 FLUSH_BYTES = 64 * 1024
 _STATE_ATTR = "gristmill_jobs"
+JOB_VAR = "GRISTMILL_DASK_JOB"   # in every command's environment: the job's token
+FENCE_WAIT = 5.0      # seconds to wait for a fenced job's processes to be gone
 
 
 def _state(worker) -> dict:
@@ -98,14 +107,12 @@ def _page_size() -> int:
         return 4096
 
 
-def _group_memory(pgid: int) -> int:
-    """Resident memory (bytes) of one process group, from /proc."""
-    total = 0
+def _group_stats(pgid: int):
+    """The /proc stat fields (after the name) of each process in one process group."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return 0
-    page = _page_size()
+        return
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -115,8 +122,13 @@ def _group_memory(pgid: int) -> int:
         except OSError:
             continue
         if int(fields[2]) == pgid:
-            total += int(fields[21]) * page
-    return total
+            yield fields
+
+
+def _group_memory(pgid: int) -> int:
+    """Resident memory (bytes) of one process group, from /proc."""
+    page = _page_size()
+    return sum(int(fields[21]) * page for fields in _group_stats(pgid))
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -151,6 +163,57 @@ def kill_jobs(tokens, dask_worker=None) -> list[str]:
     return hit
 
 
+def _job_processes(marks: set[bytes]) -> dict[int, bytes]:
+    """pid -> mark, for every live process on this machine whose environment holds one
+    of ``marks`` (``GRISTMILL_DASK_JOB=<token>``: a job's commands and all they start)."""
+    found = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        for var in env.split(b"\0"):
+            if var in marks:
+                found[int(entry)] = var
+                break
+    return found
+
+
+def fence_jobs(tokens) -> list[str]:
+    """Kill, with SIGKILL, every process on this machine that a job of ``tokens`` started
+    (run through ``Client.run`` on nannies and workers alike), and wait until they are
+    gone; the tokens that had any. For a job whose worker died: its commands live on,
+    in sessions of their own, and must not write beside the retry. They are found by
+    the mark in their environment, which all they start inherit, whatever session or
+    process group they move to."""
+    marks = {f"{JOB_VAR}={t}".encode() for t in tokens}
+    hit: set[bytes] = set()
+    deadline = time.monotonic() + FENCE_WAIT
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:    # twice found none: a fork between
+        found = _job_processes(marks)                   # two looks is caught by the second
+        quiet = 0 if found else quiet + 1
+        for pid, mark in found.items():
+            hit.add(mark)
+            try:
+                _killpg(os.getpgid(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+    return [t for t in tokens if f"{JOB_VAR}={t}".encode() in hit]
+
+
 class _Outbox:
     """Output of one job on its way to the client, batched."""
 
@@ -171,7 +234,12 @@ class _Outbox:
         self._add(["b", chunk], len(chunk))
 
     def line(self, text: str) -> None:
-        self._add(["l", text], len(text))
+        try:
+            text.encode("utf-8")
+            item = ["l", text]
+        except UnicodeEncodeError:   # a name that is not UTF-8: its bytes, as they are
+            item = ["L", text.encode("utf-8", "surrogateescape")]
+        self._add(item, len(text))
 
     def _add(self, item: list, size: int) -> None:
         if self.due is None:
@@ -231,6 +299,7 @@ class _Job:
         spec = self.spec
         env = dict(spec["env"])
         env["GRISTMILL_WORKER"] = self.out.worker.address
+        env[JOB_VAR] = self.token
         gpu, need = spec.get("gpu", 0), spec.get("gpu_mem", 0)
         where = self._take_gpus(gpu, need) if spec.get("cuda") else []
         if spec.get("cuda"):
@@ -270,7 +339,7 @@ class _Job:
                     start_new_session=True, close_fds=True)
             except OSError as exc:
                 self.out.line(f"gristmill: cannot start {argv[0]}: {exc.strerror or exc}")
-                return {"code": 127, "signal": None, "message": str(exc)}
+                return {"code": 127, "signal": None, "message": _wire(str(exc))}
             code = self._follow(proc)
             ignored = index < len(ignore) and ignore[index]
             if self.killed:
@@ -398,6 +467,15 @@ def run_job(spec: dict) -> dict:
     job = _Job(spec, worker, _state(worker))
     job.out.send("start", pid=os.getpid(), worker=worker.address)
     return job.run()
+
+
+def _wire(text: str) -> str:
+    """Text Dask's messages can carry (UTF-8): a non-UTF-8 name's bytes as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _size(n: int) -> str:

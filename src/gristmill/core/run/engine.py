@@ -21,13 +21,13 @@ from typing import Callable, Mapping
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
 from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
-                     RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted, TaskState,
-                     TaskStateChanged, TasksUpToDate)
+                     RunNotice, RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted,
+                     TaskState, TaskStateChanged, TasksUpToDate)
 from .audit import RunAudit, audit_strace
 from .gpu_sampler import GpuSampler
 from .isolate import check_isolation
 from .jobserver import Jobserver, with_make_letter
-from .local import Executor, Job, JobExited, JobOutput, JobSpawned, LocalExecutor
+from .local import ExecNotice, Executor, Job, JobExited, JobOutput, JobSpawned, LocalExecutor
 from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
@@ -82,7 +82,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def log_file_name(task: str, attempt: int) -> str:
     safe = _UNSAFE.sub("_", task)[:80]
     if safe != task:
-        safe += "-" + blake2b(task.encode(), digest_size=4).hexdigest()
+        safe += "-" + blake2b(task.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
     return f"{safe}.{attempt}.log"
 
 
@@ -277,6 +277,7 @@ class _RunLoop:
         self.cancelling: set[str] = set()      # killed by cancel_task, not yet reaped
         self.next_job = 0
         self.stopping = False        # a failure without --keep-going: start nothing more
+        self.fatal: str | None = None   # the executor can run nothing more: why
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.made_intermediate: list[str] = []   # a Makefile's, made by this run
         self.base_env = dict(os.environ)
@@ -370,6 +371,8 @@ class _RunLoop:
         self._remove_intermediates()
         # Whatever never got to run is skipped, with the reason.
         reason = (Reason(ReasonKind.CANCELLED, "the run was cancelled") if cancelled else
+                  Reason(ReasonKind.UPSTREAM_FAILED, f"the run stopped: {self.fatal}")
+                  if self.fatal else
                   Reason(ReasonKind.UPSTREAM_FAILED, "the run stopped after a failure"))
         for name in self.plan.abandon():
             if self.states[name] in (TaskState.WAITING, TaskState.READY):
@@ -377,7 +380,7 @@ class _RunLoop:
         counts = _count(self.states)
         if cancelled:
             status = RunStatus.CANCELLED
-        elif self.failed:
+        elif self.failed or self.fatal:
             status = RunStatus.FAILED
         else:
             status = RunStatus.SUCCEEDED
@@ -526,6 +529,9 @@ class _RunLoop:
         publish = self.e.bus.publish
         succeeded: list[_Active] = []
         for ev in events:
+            if type(ev) is ExecNotice:
+                self._notice(ev)
+                continue
             a = self.active.get(ev.job_id)
             if a is None:
                 continue
@@ -574,6 +580,12 @@ class _RunLoop:
         if removed:
             self.scan.stamps.forget(removed)
             self.e.bus.publish(IntermediatesRemoved(self.run_id, time.time(), tuple(removed)))
+
+    def _notice(self, ev: ExecNotice) -> None:
+        self.e.bus.publish(RunNotice(self.run_id, time.time(), ev.message, ev.kind))
+        if ev.fatal:
+            self.fatal = self.fatal or ev.message
+            self.stopping = True          # nothing more starts, nothing is retried
 
     def _succeeded(self, a: _Active, ev: JobExited) -> None:
         """A successful attempt: its capacity back and its TaskFinished published."""

@@ -85,7 +85,17 @@ class JobSpawned:
     process_start: str
 
 
-ExecEvent = JobOutput | JobExited | JobSpawned
+@dataclass(frozen=True, slots=True)
+class ExecNotice:
+    """Word from the executor about the run, not about one job (``RunNotice``). A
+    ``fatal`` one says it can run nothing more (a Dask scheduler gone): the run stops,
+    failed, and nothing is retried."""
+    message: str
+    kind: str = ""
+    fatal: bool = False
+
+
+ExecEvent = JobOutput | JobExited | JobSpawned | ExecNotice
 
 
 class Executor(Protocol):
