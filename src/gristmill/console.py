@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Callable, Mapping, TextIO
 
-from .core.events import (Event, OutputLine, RunFinished, RunStarted, RunStatus, TaskFinished,
+from .core.events import (Event, OutputLine, RunFinished, RunNotice, RunStarted, RunStatus, TaskFinished,
                           TaskStarted, TaskState, TaskStateChanged, Outcome)
 from .core.sizes import format_duration
 
@@ -147,6 +147,8 @@ class ConsoleReporter:
                 self._ticker = threading.Thread(target=self._tick, daemon=True,
                                                 name="gristmill-progress")
                 self._ticker.start()
+        elif isinstance(ev, RunNotice):
+            self._print(f"gristmill: {ev.text}")
         elif isinstance(ev, RunFinished):
             self._stop.set()
             self._summary(ev)

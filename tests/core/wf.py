@@ -31,3 +31,20 @@ def workflow(root: Path, *tasks: Task, default=None, pools=None) -> Workflow:
 def _with_cwd(t: Task, root: Path) -> Task:
     from dataclasses import replace
     return replace(t, cwd=str(root))
+
+
+class Recorder:
+    """A bus subscriber that keeps every event."""
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, ev):
+        self.events.append(ev)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def finished(self, name):
+        from gristmill.core.events import TaskFinished
+        return [e for e in self.of(TaskFinished) if e.task == name]

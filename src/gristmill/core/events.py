@@ -128,6 +128,14 @@ class TaskFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RunNotice(Event):
+    """One line the user is told about the run as a whole (once): e.g. what this
+    machine cannot enforce of what tasks declare."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     status: RunStatus
     duration: float

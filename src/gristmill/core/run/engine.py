@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
-from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted, RunStatus,
+from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunNotice, RunStarted, RunStatus,
                      TaskFinished, TaskStarted, TaskState, TaskStateChanged, TasksUpToDate)
 from .local import Executor, Job, JobExited, JobOutput, LocalExecutor
 from ..decide.graph import TaskGraph
@@ -277,6 +277,9 @@ class _RunLoop:
         with e._lock:
             e._executor = ex
             cancelled = e._cancel
+        notice = getattr(ex, "notice", "")
+        if notice:
+            e.bus.publish(RunNotice(self.run_id, time.time(), notice))
         if self.plan.more():
             try:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -478,6 +481,8 @@ class _RunLoop:
         if ev.over_memory:
             outcome = Outcome.FAILED
             message = f"killed for using more than its declared mem ({format_size(task.resources.mem)})"
+            if ev.peak_mem:
+                message += f"; peak {format_size(ev.peak_mem)}"
         elif timed_out:
             outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
         elif ev.killed and task.name in self.cancelling:
