@@ -17,21 +17,12 @@ from gristmill.core.events import (EventBus, Outcome, OutputLine, RunFinished, R
                                    TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import ReasonKind
 
-from wf import task, workflow
+from wf import Recorder as _Recorder, task, workflow
 
 GB = 1000**3
 
 
-class Recorder:
-    def __init__(self):
-        self.events = []
-
-    def __call__(self, ev):
-        self.events.append(ev)
-
-    def of(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
-
+class Recorder(_Recorder):
     def states(self, name):
         return [e.state for e in self.of(TaskStateChanged) if e.task == name]
 
