@@ -413,3 +413,18 @@ def test_trust_prompt_enter_trusts_and_runs_esc_declines(qtbot, window, example,
     wait_run_over(qtbot, window)
     assert window.bench.run.status is RunStatus.SUCCEEDED
     assert window.settings.is_trusted(example)
+
+
+def test_help_system_check_shows_what_gristmill_doctor_says(qtbot, window):
+    from gristmill.core.run.doctor import checks
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    entry = next(a for a in help_menu.actions() if a.text().replace("&", "") == "System Check")
+    entry.trigger()
+    dialog = window.dialogs["system_check"]
+    assert dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.text.toPlainText().startswith("What this machine"),
+                    timeout=30000)
+    text = dialog.text.toPlainText()
+    for check in checks():
+        assert f" {check.name}: " in text
+    assert "enables:" in text

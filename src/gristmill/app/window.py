@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
             "show_timeline": lambda: self.show_tab(self.timeline),
             "fit_graph": lambda: self.graph.view.fit(),
             "history": self.show_history, "guide": self.show_guide, "about": self.show_about,
+            "system_check": self.show_system_check,
         }
         self.actions = act.create_actions(self, handlers)
         self.toolbar = act.build_toolbar(self, self.actions)
@@ -438,6 +439,11 @@ class MainWindow(QMainWindow):
     def show_guide(self) -> None:
         from .dialogs.about import UserGuideDialog
         self._keep("guide", self.dialogs.get("guide") or UserGuideDialog(self))
+
+    def show_system_check(self) -> None:
+        from ..core.run.doctor import report
+        from .dialogs.system_check import SystemCheckDialog
+        self._keep("system_check", SystemCheckDialog(report, self))
 
     def show_about(self) -> None:
         from .dialogs.about import AboutDialog
