@@ -234,3 +234,18 @@ def test_a_background_process_of_a_success_lives_on_outside_the_tasks_cgroup(
         assert not _leftover_cgroups()
     finally:
         os.kill(pid, 9)
+
+
+def test_a_task_whose_process_the_kernel_killed_fails_though_its_command_went_on(
+        tmp_path, mode):
+    if mode != "cgroup":
+        pytest.skip("only a kernel limit kills one process of a task and lets it go on")
+    alloc = "python3 -c 'b = b\"x\" * (400 * 1000 * 1000)'; echo went on > out"
+    wf = workflow(tmp_path, task("hog", alloc, outputs=["out"], mem=100 * MB))
+    engine, rec = _engine(wf)
+    result = engine.run([])
+    assert result.status is RunStatus.FAILED
+    (hog,) = rec.finished("hog")
+    assert hog.outcome is Outcome.FAILED
+    assert hog.message.startswith("killed for using more than its declared mem (100.0 MB)")
+    assert not (tmp_path / "out").exists()     # its output went with the failed attempt

@@ -443,7 +443,7 @@ class _RunLoop:
                 for line in ev.lines:
                     publish(OutputLine(self.run_id, now, a.task.name, a.attempt, line))
             elif isinstance(ev, JobExited):
-                if ev.exit_code == 0 and not ev.killed:
+                if ev.exit_code == 0 and not ev.killed and not ev.over_memory:
                     self._succeeded(a, ev)
                     succeeded.append(a)
                 else:
