@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from pathlib import Path
+import time
+
+import pytest
 
 
 def gristmill(*args, cwd=None, env=None, timeout=120):
@@ -49,3 +52,45 @@ def test_run_without_cgroups_tells_once_what_is_not_enforced(tmp_path):
     assert out.count("no cgroup for tasks (GRISTMILL_CGROUPS=off)") == 1
     assert "declared mem is enforced by sampling memory" in out
     assert (tmp_path / "a.txt").exists() and (tmp_path / "b.txt").exists()
+
+
+def _cgroups_offer():
+    from gristmill.core.run import cgroups
+    return cgroups.offer(refresh=True)
+
+
+def test_task_trees_left_by_a_killed_gristmill_are_stopped_by_the_next_run(tmp_path):
+    o = _cgroups_offer()
+    if not o.version:
+        pytest.skip(f"needs a writable cgroup: {o.why_not}")
+    marker = f"{4000 + os.getpid() % 1000}.{int(time.time() * 1000) % 1000:03d}"
+    (tmp_path / "gristmill.toml").write_text(
+        f'[tasks.daemon]\ncmd = "(setsid sleep {marker} &); echo $$ > started; sleep {marker}"\n'
+        'phony = true\n'
+        '[tasks.other]\ncmd = "echo done > other.txt"\noutputs = ["other.txt"]\n')
+    p = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "daemon"], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)           # no chance to stop its tasks
+    p.wait(10)
+
+    def left() -> list[str]:
+        found = []
+        for e in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{e}/cmdline", "rb") as f:
+                    if f"sleep\0{marker}".encode() in f.read():
+                        found.append(e)
+            except OSError:
+                pass
+        return found
+    assert len(left()) == 2                 # the task's sleep and its daemon outlived it
+    q = gristmill("run", "other", cwd=tmp_path)
+    assert q.returncode == 0, q.stderr
+    assert left() == []
+    # The shell, its sleep, and the daemon.
+    assert "stopped 3 processes that tasks of a Gristmill that died " \
+           f"(pid {p.pid}) had left running" in q.stdout

@@ -34,6 +34,7 @@ import itertools
 import os
 import shlex
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -351,10 +352,11 @@ class Cgroups:
                 raise
 
     @staticmethod
-    def sweep_stale() -> None:
+    def sweep_stale() -> str:
         """Folders left by a Gristmill that died (kill -9): their processes are killed
-        and the folders removed."""
+        and the folders removed. "" or a line that says what was stopped."""
         o = offer()
+        stopped: dict[int, int] = {}     # owner pid -> processes killed
         homes = [o.home] if o.version == 2 else list(o.v1_dirs.values())
         for home in homes:
             try:
@@ -368,7 +370,16 @@ class Cgroups:
                 if int(parts[1]) == os.getpid() or _pid_alive(int(parts[1])):
                     continue
                 base = os.path.join(home, n)
-                _remove_tree(base, kill=True, v2=o.version == 2)
+                killed = _remove_tree(base, kill=True, v2=o.version == 2)
+                if killed:
+                    owner = int(parts[1])
+                    stopped[owner] = stopped.get(owner, 0) + killed
+        if not stopped:
+            return ""
+        total = sum(stopped.values())
+        owners = ", ".join(map(str, sorted(stopped)))
+        return (f"stopped {total} process{'es' if total != 1 else ''} that tasks of a "
+                f"Gristmill that died (pid {owners}) had left running")
 
     def create(self, job_id: int, mem: int | None, cpu: float | None) -> "TaskCgroup":
         """A cgroup for one job, with its limits set; OSError if the kernel refuses."""
@@ -440,11 +451,14 @@ class Cgroups:
         self._bases = {}
 
 
-def _remove_tree(base: str, kill: bool, v2: bool) -> None:
+def _remove_tree(base: str, kill: bool, v2: bool) -> int:
+    """Remove ``base`` and its job folders (``kill``: killing what is in them first);
+    how many processes were killed."""
+    killed: set[int] = set()
     try:
         names = os.listdir(base)
     except OSError:
-        return
+        return 0
     for n in names:
         d = os.path.join(base, n)
         if n.startswith("job-") and os.path.isdir(d):
@@ -456,9 +470,10 @@ def _remove_tree(base: str, kill: bool, v2: bool) -> None:
                     for pid in pids:
                         try:
                             os.kill(pid, 9)
+                            killed.add(pid)
                         except OSError:
                             pass
-                    os.sched_yield()
+                    time.sleep(0.002)
             try:
                 os.rmdir(d)
             except OSError:
@@ -467,6 +482,7 @@ def _remove_tree(base: str, kill: bool, v2: bool) -> None:
         os.rmdir(base)
     except OSError:
         pass
+    return len(killed)
 
 
 class TaskCgroup:

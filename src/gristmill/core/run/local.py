@@ -268,9 +268,9 @@ def direct_argv(shell: tuple[str, ...], command: str) -> list[str] | None:
 class LocalExecutor:
     """Runs jobs as local processes; at most as many as the engine starts.
 
-    ``notice``: one line for the user, the first time in this process that what is
-    enforced falls short of what tasks declare (no cgroup: memory sampled, cpu free),
-    else "".
+    ``notice``: one line for the user, or "": the first time in this process, what
+    is not enforced of what tasks declare (no cgroup: memory sampled, cpu free); and
+    what was stopped of the task trees a Gristmill that died left in its cgroups.
     """
 
     def __init__(self) -> None:
@@ -290,14 +290,15 @@ class LocalExecutor:
         offer = cg_mod.offer()
         self._cgroups: cg_mod.Cgroups | None = None
         enforced = offer.enforced()
+        swept = ""
         if offer.version:
             try:
-                cg_mod.Cgroups.sweep_stale()
+                swept = cg_mod.Cgroups.sweep_stale()
                 self._cgroups = cg_mod.Cgroups(offer)
             except OSError as exc:
                 enforced = cg_mod.Offer(why_not=f"cannot make a cgroup folder: "
                                                 f"{exc.strerror or exc}").enforced()
-        self.notice = cg_mod.tell_once(enforced)
+        self.notice = "; ".join(filter(None, (cg_mod.tell_once(enforced), swept)))
         # Memory is sampled where the kernel does not hold the limit.
         self._sampled = self._cgroups is None or not offer.memory
         # Without a cgroup: orphans of the jobs come to us, and are found through /proc.
