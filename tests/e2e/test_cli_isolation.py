@@ -94,3 +94,17 @@ def test_task_trees_left_by_a_killed_gristmill_are_stopped_by_the_next_run(tmp_p
     # The shell, its sleep, and the daemon.
     assert "stopped 3 processes that tasks of a Gristmill that died " \
            f"(pid {p.pid}) had left running" in q.stdout
+
+
+def test_doctor_lists_the_gpus_nvidia_smi_finds(tmp_path):
+    # No GPU here: a stand-in nvidia-smi answers -L as the real one does.
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    smi = bin_ / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 9\n"
+                   "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0a1b)'\n"
+                   "echo 'GPU 1: NVIDIA H200 (UUID: GPU-2c3d)'\n")
+    smi.chmod(0o755)
+    p = gristmill("doctor", env={"PATH": f"{bin_}:{os.environ['PATH']}"})
+    assert p.returncode == 0, p.stderr
+    assert "✓ GPUs: 2: GPU 0: NVIDIA H200 (UUID: GPU-0a1b); GPU 1: NVIDIA H200" in p.stdout

@@ -39,10 +39,10 @@ def _version(argv: list[str], timeout: float = 10.0) -> str:
 
 def _program(name: str, names: list[str], enables: str, install: str,
              version_arg: str = "--version") -> Check:
-    for n in names:
-        path = shutil.which(n)
-        if path:
-            return Check(name, True, f"{_version([path, version_arg])} ({path})", enables)
+    found = [f"{_version([path, version_arg])} ({path})"
+             for path in filter(None, map(shutil.which, names))]
+    if found:
+        return Check(name, True, "; ".join(found), enables)
     return Check(name, False, f"not found ({', '.join(names)} not on PATH)", enables, install)
 
 
