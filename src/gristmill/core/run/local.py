@@ -302,12 +302,10 @@ class LocalExecutor:
         # Memory is sampled where the kernel does not hold the limit.
         self._sampled = self._cgroups is None or not offer.memory
         # Without a cgroup: orphans of the jobs come to us, and are found through /proc.
-        self._subreaper_was: bool | None = None
-        if self._cgroups is None:
-            self._subreaper_was = proctree.set_subreaper(True)
+        self._subreaper = self._cgroups is None and proctree.hold_subreaper()
         self._token = f"{os.getpid()}-{id(self):x}-"
-        self._sessions: set[int] = set()       # every leader started (fallback): sessions
-        self._orphans: set[int] = set()        # orphans of jobs seen alive (fallback)
+        self._sessions = proctree.sessions         # every leader started without a cgroup
+        self._orphans = proctree.known_orphans     # orphans of jobs seen alive
 
     @property
     def running(self) -> int:
@@ -729,11 +727,11 @@ class LocalExecutor:
                 r.cg = None
         if self._cgroups is not None:
             self._cgroups.close()
-        else:
-            procs = proctree.snapshot()
-            proctree.reap_orphans(procs, self._sessions, self._orphans)
-            if self._subreaper_was is False:
-                proctree.set_subreaper(False)
+        if self._sessions or self._orphans:
+            proctree.reap_orphans(proctree.snapshot(), self._sessions, self._orphans)
+        if self._subreaper:
+            proctree.release_subreaper()
+            self._subreaper = False
         self._epoll.close()
         for fd in (self._wake_r, self._wake_w, self._devnull):
             try:

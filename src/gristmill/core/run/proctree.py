@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from dataclasses import dataclass
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -32,6 +33,40 @@ try:
     _prctl = _libc.prctl
 except (OSError, AttributeError):      # pragma: no cover - not Linux
     _prctl = None
+
+
+_lock = threading.Lock()
+_holders = 0
+_was: bool | None = None
+# Process-wide: the sessions of every job leader started without a cgroup, and the
+# orphans of jobs seen alive, so that their zombies are reaped by whichever executor
+# looks next (an app runs one executor per run).
+sessions: set[int] = set()
+known_orphans: set[int] = set()
+
+
+def hold_subreaper() -> bool:
+    """This process becomes a child subreaper while any executor holds it; False where
+    the kernel cannot."""
+    global _holders, _was
+    with _lock:
+        if _holders == 0:
+            was = set_subreaper(True)
+            if was is None:
+                return False
+            _was = was
+        _holders += 1
+        return True
+
+
+def release_subreaper() -> None:
+    global _holders
+    with _lock:
+        if _holders == 0:
+            return
+        _holders -= 1
+        if _holders == 0 and _was is False:
+            set_subreaper(False)
 
 
 def set_subreaper(on: bool) -> bool | None:
