@@ -249,3 +249,31 @@ def test_a_task_whose_process_the_kernel_killed_fails_though_its_command_went_on
     assert hog.outcome is Outcome.FAILED
     assert hog.message.startswith("killed for using more than its declared mem (100.0 MB)")
     assert not (tmp_path / "out").exists()     # its output went with the failed attempt
+
+
+def test_without_cgroups_the_orphans_of_tasks_leave_no_zombies(tmp_path, monkeypatch):
+    # Gristmill is their subreaper: what it adopts, it reaps, also what died unseen.
+    monkeypatch.setenv(cgroups.ENV, "off")
+    cgroups.offer(refresh=True)
+    try:
+        script = "(sleep 0.2 &); (setsid sh -c 'sleep 0.1' &); echo started"
+        wf = workflow(tmp_path, *[task(f"t{i}", script, phony=True) for i in range(4)])
+        engine, rec = _engine(wf)
+        assert engine.run([]).status is RunStatus.SUCCEEDED
+        time.sleep(0.5)                    # every orphan is dead by now, a zombie of ours
+        engine, rec = _engine(workflow(tmp_path, task("next", "true", phony=True)))
+        assert engine.run([]).status is RunStatus.SUCCEEDED
+    finally:
+        monkeypatch.undo()
+        cgroups.offer(refresh=True)
+    me = os.getpid()
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me and fields[0] == b"Z":
+            children.append(int(entry))
+    assert children == []

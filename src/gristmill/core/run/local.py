@@ -493,11 +493,10 @@ class LocalExecutor:
         if by_tree:
             procs = proctree.snapshot()
             found = proctree.members({r.pgid: r.token for r in by_tree}, procs)
-            me = os.getpid()
             for r in by_tree:
                 tree = found.get(r.pgid, ())
                 rss[r.job.id] = sum(p.rss for p in tree)
-                self._orphans.update(p.pid for p in tree if p.ppid == me and p.pid != r.pgid)
+                self._orphans.update(p.pid for p in tree if p.pid != r.pgid)
             proctree.reap_orphans(procs, self._sessions, self._orphans)
         for r in live:
             if r.cg is not None:
@@ -613,6 +612,8 @@ class LocalExecutor:
         if by_tree:
             procs = proctree.snapshot()
             found = proctree.members({r.pgid: r.token for r in by_tree}, procs)
+            for r in by_tree:      # each may become our zombie once its parent is killed
+                self._orphans.update(p.pid for p in found.get(r.pgid, ()) if p.pid != r.pgid)
             proctree.reap_orphans(procs, self._sessions, self._orphans)
         now = time.monotonic()
         for r in draining:
@@ -679,8 +680,9 @@ class LocalExecutor:
         if r.cg is not None:
             r.cg.signal(sig)
         else:
-            found = proctree.members({r.pgid: r.token})
-            self._kill_pids(r, [p.pid for p in found.get(r.pgid, ())], sig)
+            tree = proctree.members({r.pgid: r.token}).get(r.pgid, ())
+            self._orphans.update(p.pid for p in tree if p.pid != r.pgid)
+            self._kill_pids(r, [p.pid for p in tree], sig)
 
     def _kill_pids(self, r: _Running, pids: list[int], sig: int) -> None:
         if r.cg is not None:

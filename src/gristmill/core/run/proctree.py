@@ -170,15 +170,23 @@ def members(leaders: dict[int, str], procs: dict[int, Proc] | None = None,
 def reap_orphans(procs: dict[int, Proc], sessions: set[int], known: set[int],
                  me: int | None = None) -> None:
     """Reap zombies re-parented to us that belonged to a job (their session is a job
-    leader's, or they were seen alive as a job's orphan). A zombie child of ours that
-    is neither (another part of the program started it) is left to its own waiter, and
-    so is a job's leader (``sessions`` holds them: the executor reaps its own)."""
+    leader's, they were seen alive as a job's orphan, or they lead a session of their
+    own). A zombie child of ours that is none of these (another part of the program
+    started it) is left to its own waiter, and so is a job's leader (``sessions``
+    holds them: the executor reaps its own)."""
     me = os.getpid() if me is None else me
+    own_session = os.getsid(0)
     for p in procs.values():
-        if (p.zombie and p.ppid == me and p.pid not in sessions
-                and (p.session in sessions or p.pid in known)):
+        if not p.zombie or p.ppid != me or p.pid in sessions:
+            continue
+        # A session leader that is not a job's: a job's orphan that called setsid and
+        # died before it was seen (Gristmill starts no other process in a session of
+        # its own; Dask's workers, which do, are processes of their own).
+        daemon = p.session == p.pid and p.session != own_session
+        if p.session in sessions or p.pid in known or daemon:
             try:
                 os.waitpid(p.pid, os.WNOHANG)
             except ChildProcessError:
                 pass
             known.discard(p.pid)
+    known.intersection_update(procs)       # the gone are forgotten
