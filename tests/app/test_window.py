@@ -428,3 +428,29 @@ def test_help_system_check_shows_what_gristmill_doctor_says(qtbot, window):
     for check in checks():
         assert f" {check.name}: " in text
     assert "enables:" in text
+
+
+def test_a_run_without_cgroups_says_in_the_status_bar_what_is_not_enforced(
+        qtbot, window, tmp_path, monkeypatch):
+    from gristmill.core.run import cgroups
+    monkeypatch.setenv(cgroups.ENV, "off")
+    cgroups.offer(refresh=True)
+    monkeypatch.setattr(cgroups, "_told", set())
+    try:
+        folder = tmp_path / "wf"
+        folder.mkdir()
+        (folder / "gristmill.toml").write_text('[tasks.a]\ncmd = "echo a > a.txt"\n'
+                                               'outputs = ["a.txt"]\n')
+        window.settings.trust(folder)
+        window.open_path(str(folder))
+        window.actions["run_default"].trigger()
+        wait_run_over(qtbot, window)
+        assert window.bench.run.status is RunStatus.SUCCEEDED
+        notice = window.notice
+        assert notice.isVisible()
+        assert notice.text().startswith("⚠ no cgroup for tasks (GRISTMILL_CGROUPS=off)")
+        assert notice.toolTip().startswith("no cgroup for tasks (GRISTMILL_CGROUPS=off)")
+        assert "declared mem is enforced by sampling" in notice.toolTip()
+    finally:
+        monkeypatch.undo()
+        cgroups.offer(refresh=True)

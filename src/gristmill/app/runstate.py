@@ -12,9 +12,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from gristmill.core.events import (Event, OutputLine, Outcome, RunFinished, RunStarted, RunStatus,
-                                   TaskFinished, TaskStarted, TaskState, TaskStateChanged,
-                                   TasksUpToDate)
+from gristmill.core.events import (Event, OutputLine, Outcome, RunFinished, RunNotice,
+                                   RunStarted, RunStatus, TaskFinished, TaskStarted, TaskState,
+                                   TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import Reason
 from gristmill.core.workflow import Resources
 
@@ -64,9 +64,11 @@ class Changes:
     bars: bool = False
     started: RunStarted | None = None
     finished: RunFinished | None = None
+    notices: list[str] = field(default_factory=list)    # RunNotice texts
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.lines or self.bars or self.started or self.finished)
+        return bool(self.tasks or self.lines or self.bars or self.started or self.finished
+                    or self.notices)
 
 
 class LogBook:
@@ -112,6 +114,7 @@ class RunState:
         self.bars: list[Bar] = []
         self._open_bars: dict[tuple[str, int], int] = {}
         self.log = LogBook()
+        self.notices: list[str] = []     # what the run told about itself (RunNotice)
         self._fallback_of: Mapping[str, float] | None = None
         self._fallback_len = 0
         self._fallback_value = 1.0
@@ -148,6 +151,9 @@ class RunState:
                 changes.lines.append(ev)
             elif isinstance(ev, TaskFinished):
                 self._task_finished(ev, changes)
+            elif isinstance(ev, RunNotice):
+                self.notices.append(ev.text)
+                changes.notices.append(ev.text)
             elif isinstance(ev, RunFinished):
                 self.status = ev.status
                 self.finished_at = ev.time

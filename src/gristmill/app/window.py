@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QMainWindow, QMenu, QStackedWidget, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
 from gristmill.core.record.history import History
@@ -157,6 +157,11 @@ class MainWindow(QMainWindow):
 
     def _init_status(self) -> None:
         self.status = RunStatusWidgets(self.statusBar())
+        # What a run told about itself (RunNotice: e.g. limits this machine cannot hold).
+        self.notice = QLabel(self)
+        self.notice.setObjectName("run-notice")
+        self.statusBar().addPermanentWidget(self.notice)
+        self.notice.hide()
         self.ticker = QTimer(self)
         self.ticker.setInterval(TICK_MS)
 
@@ -317,6 +322,10 @@ class MainWindow(QMainWindow):
             self.log.tasks_changed(changes.tasks)
             if changes.bars:
                 self._refresh_timeline()
+        for text in changes.notices:        # e.g. what this machine does not enforce
+            self.notice.setText("⚠ " + (text if len(text) <= 60 else text[:59] + "…"))
+            self.notice.setToolTip(text)
+            self.notice.show()
         self._refresh_status()
 
     def _run_ended(self, _ended) -> None:
