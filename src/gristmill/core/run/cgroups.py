@@ -528,7 +528,10 @@ class TaskCgroup:
             yield
         finally:
             for ctl in moved:
-                os.write(self.owner._back[ctl], tid)
+                try:
+                    os.write(self.owner._back[ctl], tid)
+                except OSError:
+                    pass        # the thread stays in the job's cgroup: harmless for v1
 
     # -- reading ---------------------------------------------------------------------------
     def pids(self) -> list[int]:

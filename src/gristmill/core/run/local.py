@@ -21,9 +21,9 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import nullcontext
 from typing import Mapping, Protocol
 
 from . import cgroups as cg_mod
@@ -235,7 +235,7 @@ class _Running:
     started: float = 0.0             # time.monotonic() at the start of its first command
     cg: cg_mod.TaskCgroup | None = None  # its cgroup, where it has one
     token: str = ""                  # without a cgroup: GRISTMILL_JOB in its environment
-    pending: tuple | None = None     # (code, signal, message): its end, once its tree is gone
+    pending: tuple | None = None     # (code, signal): its end, told once its tree is gone
     drain_since: float = 0.0
 
 
@@ -310,13 +310,6 @@ class LocalExecutor:
     @property
     def running(self) -> int:
         return len(self._jobs)
-
-    @property
-    def isolation(self) -> str:
-        """How jobs are held: "cgroup v1", "cgroup v2" or "process tree (subreaper)"."""
-        if self._cgroups is not None:
-            return f"cgroup v{self._cgroups.version}"
-        return "process tree (subreaper)"
 
     # -- starting ---------------------------------------------------------
     def start(self, job: Job) -> None:
