@@ -2,7 +2,8 @@
 
 ``Cgroups.detect()`` finds what this machine lets Gristmill use, once per process:
 
-- **cgroup v2**: a subtree we may write. Root may use the hierarchy's top; a user
+- **cgroup v2**: a subtree we may write. Root uses its own cgroup, or the
+  hierarchy's top where its own cannot have controllers below it; a user
   whose own cgroup is delegated (``systemd-run --user --scope -p Delegate=yes``, a
   service with ``Delegate=yes``) and holds no other process moves itself into a leaf
   of it and uses the rest. Without the memory controller (this hybrid machine's v2
@@ -296,10 +297,34 @@ def _detect_v2(ms: list[Mount], own: dict[str, str], tried: list[str]) -> Offer 
                                    f"{exc.strerror}")
     offer.memory = "memory" in wanted
     offer.cpu = "cpu" in wanted
+    if not offer.memory and not is_root and os.geteuid() == 0:
+        # Root, in a cgroup it may not enable controllers below (a login scope that
+        # holds a shell): job cgroups go below the hierarchy's top instead.
+        top = _v2_home_at_top(m.point)
+        if top is not None:
+            offer.home, offer.memory, offer.cpu = m.point, "memory" in top, "cpu" in top
     if not offer.memory:
         tried.append("cgroup v2: no memory controller to use" +
                      (f" ({'; '.join(offer.notes)})" if offer.notes else ""))
     return offer
+
+
+def _v2_home_at_top(point: str) -> set[str] | None:
+    """The controllers the top of the v2 hierarchy gives its children (enabling memory
+    and cpu there if they are not yet), or None where it gives no memory."""
+    try:
+        available = set(_read(os.path.join(point, "cgroup.controllers")).split())
+        enabled = set(_read(os.path.join(point, "cgroup.subtree_control")).split())
+        missing = {"memory", "cpu"} & available - enabled
+        if missing:
+            _write(os.path.join(point, "cgroup.subtree_control"),
+                   " ".join(f"+{c}" for c in sorted(missing)))
+            enabled |= missing
+    except OSError:
+        return None
+    if "memory" not in enabled or not _can_make_child(point):
+        return None
+    return enabled
 
 
 def _move_self_to_leaf(here: str, offer: Offer) -> bool:
