@@ -35,7 +35,8 @@ _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
 SAMPLE_EVERY = 0.25  # seconds between memory samples of running process trees
 SAMPLE_AFTER = 0.05  # a tree is sampled once it has run this long (a shorter job: wait4's max RSS)
-DRAIN_EVERY = 0.005  # seconds between looks at a killed job's processes until none is left
+DRAIN_EVERY = 0.005  # seconds before the first look again at what is left of a killed job
+DRAIN_MAX = 0.2      # ... the wait doubles up to this while some of it will not die
 DRAIN_GIVE_UP = 30.0 # seconds after which a job whose processes will not die is reported anyway
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -237,6 +238,8 @@ class _Running:
     token: str = ""                  # without a cgroup: GRISTMILL_JOB in its environment
     pending: tuple | None = None     # (code, signal): its end, told once its tree is gone
     drain_since: float = 0.0
+    drain_next: float = 0.0          # when to look at what is left of it again
+    drain_wait: float = DRAIN_EVERY
 
 
 # A command made only of these runs without a shell, as GNU make does: one process
@@ -431,7 +434,7 @@ class LocalExecutor:
             if self._jobs and self._sampled:
                 due.append(self._next_sample)
             if self._draining:
-                due.append(now + DRAIN_EVERY)
+                due.append(min(r.drain_next for r in self._draining.values()))
             if due:
                 until = max(0.0, min(due) - now)
                 timeout = until if timeout is None else min(timeout, until)
@@ -459,7 +462,8 @@ class LocalExecutor:
                 else:
                     self._reap(r)
             self._escalate_kills()
-            if self._draining:
+            if self._draining and time.monotonic() >= min(
+                    r.drain_next for r in self._draining.values()):
                 self._drain()
             if self._jobs and self._sampled and time.monotonic() >= self._next_sample:
                 self._sample_memory()
@@ -616,6 +620,8 @@ class LocalExecutor:
                 left = [p.pid for p in found.get(r.pgid, ())]
             if left and now - r.drain_since < DRAIN_GIVE_UP:
                 self._kill_pids(r, left, signal.SIGKILL)
+                r.drain_next = now + r.drain_wait
+                r.drain_wait = min(DRAIN_MAX, r.drain_wait * 2)
                 continue
             del self._draining[r.job.id]
             code, sig = r.pending  # type: ignore[misc]
