@@ -15,8 +15,9 @@
 ``GRISTMILL_CGROUPS=off`` (or ``v1``, ``v2``) overrides the choice; ``auto`` is the
 default. ``GRISTMILL_CPU_QUOTA=1`` turns declared ``cpu`` into a kernel quota.
 
-A run's executor makes one folder (``gristmill-PID-N``) and a cgroup per job below
-it (``job-ID``), removed when the job ends. How a new process gets in before it can
+A run's executor makes one folder (``gristmill-PID-PIDNS-N``) and a cgroup per job
+below it (``job-ID``), removed when the job ends; the folders of a Gristmill of the
+same pid namespace that died are swept, their processes killed. How a new process gets in before it can
 fork (see docs/ARCHITECTURE.md, "A task's cgroup"):
 
 - v1: the spawning *thread* moves itself into the job's cgroup (v1 places threads one
@@ -141,6 +142,15 @@ def _keyed(path: str) -> dict[str, int]:
     except OSError:
         pass
     return found
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace (its inode), so that a folder's owner pid is read
+    in the namespace it was written in."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -349,7 +359,7 @@ class Cgroups:
         self.offer = offer
         self.version = offer.version
         self.cpu_quota = offer.cpu and os.environ.get(CPU_ENV, "") not in ("", "0", "off")
-        name = f"gristmill-{os.getpid()}-{next(_counter)}"
+        name = f"gristmill-{os.getpid()}-{_pid_namespace()}-{next(_counter)}"
         self._bases: dict[str, str] = {}      # v1: controller -> our folder; v2: "" -> it
         self._back: dict[str, int] = {}       # v1: controller -> fd of our own "tasks"
         if self.version == 2:
@@ -381,6 +391,7 @@ class Cgroups:
         """Folders left by a Gristmill that died (kill -9): their processes are killed
         and the folders removed. "" or a line that says what was stopped."""
         o = offer()
+        ns = _pid_namespace()
         stopped: dict[int, int] = {}     # owner pid -> processes killed
         homes = [o.home] if o.version == 2 else list(o.v1_dirs.values())
         for home in homes:
@@ -390,9 +401,10 @@ class Cgroups:
                 continue
             for n in names:
                 parts = n.split("-")
-                if len(parts) != 3 or parts[0] != "gristmill" or not parts[1].isdigit():
+                if len(parts) != 4 or parts[0] != "gristmill" or not parts[1].isdigit():
                     continue
-                if int(parts[1]) == os.getpid() or _pid_alive(int(parts[1])):
+                # Only a Gristmill of this pid namespace can be known dead by its pid.
+                if parts[2] != ns or int(parts[1]) == os.getpid() or _pid_alive(int(parts[1])):
                     continue
                 base = os.path.join(home, n)
                 killed = _remove_tree(base, kill=True, v2=o.version == 2)
