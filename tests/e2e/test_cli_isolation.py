@@ -108,3 +108,39 @@ def test_doctor_lists_the_gpus_nvidia_smi_finds(tmp_path):
     p = gristmill("doctor", env={"PATH": f"{bin_}:{os.environ['PATH']}"})
     assert p.returncode == 0, p.stderr
     assert "✓ GPUs: 2: GPU 0: NVIDIA H200 (UUID: GPU-0a1b); GPU 1: NVIDIA H200" in p.stdout
+
+
+def _live_with(marker: str) -> list[int]:
+    found = []
+    for e in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                hit = marker.encode() in f.read().replace(b"\0", b" ")
+            with open(f"/proc/{e}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except OSError:
+            continue
+        if hit and not zombie:
+            found.append(int(e))
+    return found
+
+
+@pytest.mark.parametrize("cgroups", ["auto", "off"])
+def test_ctrl_c_leaves_nothing_of_gnu_timeout_nor_a_setsid_daemon(tmp_path, cgroups):
+    marker = f"{5000 + os.getpid() % 1000}.{int(time.time() * 1000) % 1000:03d}"
+    # GNU timeout makes a process group of its own; the daemon a session of its own.
+    (tmp_path / "gristmill.toml").write_text(
+        f'[tasks.escape]\ncmd = "(setsid sleep {marker} &); echo started > started; '
+        f'timeout 100 sleep {marker}"\nphony = true\n[workflow]\ndefault = ["escape"]\n')
+    env = dict(os.environ, GRISTMILL_CGROUPS=cgroups)
+    proc = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "-C", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists() or len(_live_with(f"sleep {marker}")) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert _live_with(f"sleep {marker}") == []
+    assert "Traceback" not in err
