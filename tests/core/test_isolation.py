@@ -277,3 +277,24 @@ def test_without_cgroups_the_orphans_of_tasks_leave_no_zombies(tmp_path, monkeyp
         if int(fields[1]) == me and fields[0] == b"Z":
             children.append(int(entry))
     assert children == []
+
+
+def test_with_cpu_quotas_on_a_task_gets_the_cpu_time_it_declares(tmp_path, mode, monkeypatch):
+    monkeypatch.setenv(cgroups.CPU_ENV, "1")
+    o = cgroups.offer()
+    if mode == "off" or not o.cpu:
+        pytest.skip(f"no cgroup with the cpu controller in this mode ({mode})")
+    # The task reads its own quota where the kernel keeps it.
+    if o.version == 2:
+        m = next(m for m in cgroups.mounts() if m.kind == "cgroup2")
+        where = f"{m.point}$(sed -n 's/^0:://p' /proc/self/cgroup)/cpu.max"
+    else:
+        m = next(m for m in cgroups.mounts() if m.kind == "cgroup" and "cpu" in m.controllers)
+        where = (f"{m.point}$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {{print $3}}' /proc/self/cgroup)"
+                 "/cpu.cfs_quota_us")
+    wf = workflow(tmp_path, task("half", f"cat {where} > quota", outputs=["quota"], cpu=0.5),
+                  task("free", f"cat {where} > free", outputs=["free"], cpu=0))
+    engine, rec = _engine(wf)
+    assert engine.run([]).status is RunStatus.SUCCEEDED
+    assert (tmp_path / "quota").read_text().split()[0] == "50000"
+    assert (tmp_path / "free").read_text().split()[0] in ("-1", "max")
