@@ -298,3 +298,31 @@ def test_with_cpu_quotas_on_a_task_gets_the_cpu_time_it_declares(tmp_path, mode,
     assert engine.run([]).status is RunStatus.SUCCEEDED
     assert (tmp_path / "quota").read_text().split()[0] == "50000"
     assert (tmp_path / "free").read_text().split()[0] in ("-1", "max")
+
+
+def test_a_task_that_makes_cgroups_of_its_own_cannot_escape_a_cancel(tmp_path, mode):
+    # A cgroup below the task's (a Gristmill run, or anything that makes cgroups, inside a
+    # task): its processes are the task's too.
+    o = cgroups.offer()
+    if mode == "off" or not o.version:
+        pytest.skip("only a task in a cgroup can make cgroups below it")
+    marker = _marker()
+    if o.version == 2:
+        m = next(m for m in cgroups.mounts() if m.kind == "cgroup2")
+        own = f"{m.point}$(sed -n 's/^0:://p' /proc/self/cgroup)"
+    else:
+        m = next(m for m in cgroups.mounts() if m.kind == "cgroup" and "memory" in m.controllers)
+        own = f"{m.point}$(awk -F: '$2 == \"memory\" {{print $3}}' /proc/self/cgroup)"
+    script = (f"d={own}/inner; mkdir $d; sh -c 'echo $$ > '$d'/cgroup.procs; "
+              f"echo $$ > inner.pid; exec sleep {marker}' & sleep {marker}")
+    wf = workflow(tmp_path, task("nested", script, phony=True))
+    engine, rec = _engine(wf)
+    th, result = _cancelled_run(engine)
+    _wait_for(tmp_path / "inner.pid")
+    assert len(_procs_with(f"sleep {marker}")) >= 2
+    engine.cancel()
+    th.join(20)
+    assert not th.is_alive()
+    assert result["r"].status is RunStatus.CANCELLED
+    assert not _procs_with(f"sleep {marker}")
+    assert not _leftover_cgroups()

@@ -488,6 +488,18 @@ class Cgroups:
         self._bases = {}
 
 
+def _tree(d: str) -> list[str]:
+    """``d`` and every cgroup below it, the deepest first."""
+    try:
+        with os.scandir(d) as entries:
+            subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        subs = []
+    found = [t for sub in subs for t in _tree(sub)]
+    found.append(d)
+    return found
+
+
 def _remove_tree(base: str, kill: bool, v2: bool) -> int:
     """Remove ``base`` and its job folders (``kill``: killing what is in them first);
     how many processes were killed."""
@@ -501,7 +513,7 @@ def _remove_tree(base: str, kill: bool, v2: bool) -> int:
         if n.startswith("job-") and os.path.isdir(d):
             if kill:
                 for _ in range(50):
-                    pids = _pids(os.path.join(d, "cgroup.procs"))
+                    pids = [p for t in _tree(d) for p in _pids(os.path.join(t, "cgroup.procs"))]
                     if not pids:
                         break
                     for pid in pids:
@@ -511,10 +523,11 @@ def _remove_tree(base: str, kill: bool, v2: bool) -> int:
                         except OSError:
                             pass
                     time.sleep(0.002)
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            for t in _tree(d):
+                try:
+                    os.rmdir(t)
+                except OSError:
+                    pass
     try:
         os.rmdir(base)
     except OSError:
@@ -572,7 +585,11 @@ class TaskCgroup:
 
     # -- reading ---------------------------------------------------------------------------
     def pids(self) -> list[int]:
-        return _pids(self.procs_path)
+        """Every process in the task's cgroup and in the cgroups below it (a task that
+        makes cgroups of its own, such as a Gristmill run inside it)."""
+        if not self._main:
+            return []
+        return [p for d in _tree(self._main) for p in _pids(os.path.join(d, "cgroup.procs"))]
 
     def empty(self) -> bool:
         if self.owner.version == 2:
@@ -641,7 +658,7 @@ class TaskCgroup:
 
     def remove(self) -> bool:
         ok = True
-        for d in self.dirs.values():
+        for d in [sub for top in self.dirs.values() for sub in _tree(top)]:
             for _ in range(3):
                 try:
                     os.rmdir(d)
