@@ -131,11 +131,19 @@ def test_timeout_python_under_a_mem_limit_is_killed_though_it_is_in_its_own_grou
 
 # -- escaping processes -------------------------------------------------------------------
 
-def _cancelled_run(engine):
+def _stopped_run(engine, marker: str, *started: Path, abort: bool = False):
+    """Run on a thread until ``started`` are written, then cancel (or abort) it: the
+    result, once no process of it, ``sleep MARKER``, is left."""
     result = {}
     th = threading.Thread(target=lambda: result.setdefault("r", engine.run([])))
     th.start()
-    return th, result
+    _wait_for(*started)
+    assert len(_procs_with(f"sleep {marker}")) >= 2
+    engine.abort() if abort else engine.cancel()
+    th.join(20)
+    assert not th.is_alive()
+    assert not _procs_with(f"sleep {marker}")
+    return result["r"]
 
 
 def test_a_double_forking_setsid_daemon_is_killed_on_cancel(tmp_path, mode):
@@ -146,15 +154,9 @@ def test_a_double_forking_setsid_daemon_is_killed_on_cancel(tmp_path, mode):
               f"wait' &); sleep {marker}")
     wf = workflow(tmp_path, task("daemon", script, phony=True))
     engine, rec = _engine(wf)
-    th, result = _cancelled_run(engine)
-    _wait_for(tmp_path / "daemon.pid", tmp_path / "child.pid")
+    result = _stopped_run(engine, marker, tmp_path / "daemon.pid", tmp_path / "child.pid")
+    assert result.status is RunStatus.CANCELLED
     pids = [int((tmp_path / n).read_text()) for n in ("daemon.pid", "child.pid")]
-    assert len(_procs_with(f"sleep {marker}")) >= 2
-    engine.cancel()
-    th.join(20)
-    assert not th.is_alive()
-    assert result["r"].status is RunStatus.CANCELLED
-    assert not _procs_with(f"sleep {marker}")
     assert not [p for p in pids if os.path.exists(f"/proc/{p}/cmdline")
                 and open(f"/proc/{p}/cmdline", "rb").read()]
     assert not _leftover_cgroups()
@@ -192,12 +194,8 @@ def test_ctrl_c_abort_kills_an_escaped_tree_at_once(tmp_path, mode):
               f"trap '' TERM; sleep {marker}")
     wf = workflow(tmp_path, task("stubborn", script, phony=True))
     engine, rec = _engine(wf)
-    th, result = _cancelled_run(engine)
-    _wait_for(tmp_path / "d.pid")
-    engine.abort()
-    th.join(20)
-    assert not th.is_alive()
-    assert not _procs_with(f"sleep {marker}")
+    result = _stopped_run(engine, marker, tmp_path / "d.pid", abort=True)
+    assert result.status is RunStatus.CANCELLED
 
 
 # -- what the user is told ----------------------------------------------------------------
@@ -317,12 +315,6 @@ def test_a_task_that_makes_cgroups_of_its_own_cannot_escape_a_cancel(tmp_path, m
               f"echo $$ > inner.pid; exec sleep {marker}' & sleep {marker}")
     wf = workflow(tmp_path, task("nested", script, phony=True))
     engine, rec = _engine(wf)
-    th, result = _cancelled_run(engine)
-    _wait_for(tmp_path / "inner.pid")
-    assert len(_procs_with(f"sleep {marker}")) >= 2
-    engine.cancel()
-    th.join(20)
-    assert not th.is_alive()
-    assert result["r"].status is RunStatus.CANCELLED
-    assert not _procs_with(f"sleep {marker}")
+    result = _stopped_run(engine, marker, tmp_path / "inner.pid")
+    assert result.status is RunStatus.CANCELLED
     assert not _leftover_cgroups()
