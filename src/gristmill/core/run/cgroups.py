@@ -639,7 +639,10 @@ class TaskCgroup:
                 _write(os.path.join(self._main, "cgroup.kill"), "1")
             except OSError:
                 pass
-        pids = self.pids()
+        # Never Gristmill itself: while its spawning thread sits in a v1 job cgroup, that
+        # cgroup's process list names Gristmill too.
+        me = os.getpid()
+        pids = [p for p in self.pids() if p != me]
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -650,8 +653,9 @@ class TaskCgroup:
     def release(self) -> None:
         """Move whatever is left (background processes of a task that succeeded) out
         into Gristmill's own cgroup, so this one can go."""
+        me = os.getpid()
         for _ in range(20):
-            pids = self.pids()
+            pids = [p for p in self.pids() if p != me]
             if not pids:
                 return
             self.owner.move_home(pids)
