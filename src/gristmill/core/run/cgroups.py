@@ -591,13 +591,6 @@ class TaskCgroup:
             return []
         return [p for d in _tree(self._main) for p in _pids(os.path.join(d, "cgroup.procs"))]
 
-    def empty(self) -> bool:
-        if self.owner.version == 2:
-            events = _keyed(os.path.join(self._main, "cgroup.events"))
-            if "populated" in events:
-                return events["populated"] == 0
-        return not self.pids()
-
     def peak(self) -> int | None:
         """The largest memory the task's cgroup ever held, in bytes (None: unknown)."""
         if self.owner.version == 2:
