@@ -45,6 +45,7 @@ CPU_ENV = "GRISTMILL_CPU_QUOTA"
 CPU_PERIOD = 100_000      # µs
 _SH = "/bin/sh"
 _counter = itertools.count(1)
+_LEAF = "gristmill-self"   # v2: where Gristmill moves itself in a delegated cgroup of its own
 
 
 # -- what the kernel offers ---------------------------------------------------------------
@@ -276,6 +277,17 @@ def _detect_v2(ms: list[Mount], own: dict[str, str], tried: list[str]) -> Offer 
         tried.append("cgroup v2: Gristmill's own cgroup is not visible")
         return None
     offer = Offer(version=2, home=here, self_dir=here)
+    if os.path.basename(here) == _LEAF:
+        # Moved into its leaf already (an earlier detection in this process): the jobs
+        # go beside it, as then.
+        parent = os.path.dirname(here)
+        try:
+            enabled = set(_read(os.path.join(parent, "cgroup.subtree_control")).split())
+        except OSError:
+            enabled = set()
+        if "memory" in enabled:
+            offer.home, offer.memory, offer.cpu = parent, True, "cpu" in enabled
+            return offer
     is_root = os.path.realpath(here) == os.path.realpath(m.point)
     if not _can_make_child(here):
         tried.append("cgroup v2: Gristmill's cgroup is not delegated to it (run it under "
@@ -340,7 +352,7 @@ def _v2_home_at_top(point: str) -> set[str] | None:
 def _move_self_to_leaf(here: str, offer: Offer) -> bool:
     """A delegated cgroup that holds only Gristmill: Gristmill moves into a leaf of it,
     so that controllers can be enabled for the job cgroups beside that leaf."""
-    leaf = os.path.join(here, "gristmill-self")
+    leaf = os.path.join(here, _LEAF)
     try:
         os.makedirs(leaf, exist_ok=True)
         _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
