@@ -17,8 +17,8 @@ default. ``GRISTMILL_CPU_QUOTA=1`` turns declared ``cpu`` into a kernel quota.
 
 A run's executor makes one folder (``gristmill-PID-PIDNS-N``) and a cgroup per job
 below it (``job-ID``), removed when the job ends; the folders of a Gristmill of the
-same pid namespace that died are swept, their processes killed. How a new process gets in before it can
-fork (see docs/ARCHITECTURE.md, "A task's cgroup"):
+same pid namespace that died are swept, their processes killed. How a new process
+gets in before it can fork (see docs/ARCHITECTURE.md, "A task's cgroup"):
 
 - v1: the spawning *thread* moves itself into the job's cgroup (v1 places threads one
   by one: ``tasks``), spawns (the child is born there), and moves back. Nothing runs
