@@ -28,7 +28,7 @@ from .core.workflow import Workflow
 if TYPE_CHECKING:
     from .core.run.engine import Engine, RunOptions
 
-SUBCOMMANDS = ("run", "plan", "graph", "history")
+SUBCOMMANDS = ("run", "plan", "graph", "history", "doctor")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
 
 
@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(h)
     h.add_argument("-n", "--limit", type=int, default=20)
     h.add_argument("--all", action="store_true", help="runs of every workflow")
+
+    sub.add_parser("doctor", help="what this machine offers: cgroups, bubblewrap, "
+                   "podman/docker, strace, GPUs, Dask, and how to install what is missing")
     return p
 
 
@@ -826,6 +829,10 @@ def _names_out() -> None:
                 stream.reconfigure(errors="surrogateescape")
             except (ValueError, OSError):
                 pass
+def cmd_doctor(args) -> int:
+    from .core.run.doctor import report
+    print(report())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -833,7 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _names_out()
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         if len(argv) > 1:
-            print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history ...",
+            print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history|doctor ...",
                   file=sys.stderr)
             return 2
         return open_app(argv[0] if argv else None)
@@ -841,7 +848,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    handler = {"run": cmd_run, "plan": cmd_plan, "graph": cmd_graph, "history": cmd_history}
+    handler = {"run": cmd_run, "plan": cmd_plan, "graph": cmd_graph, "history": cmd_history,
+               "doctor": cmd_doctor}
     try:
         return handler[args.command](args)
     except GristmillError as exc:

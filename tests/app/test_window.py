@@ -415,3 +415,44 @@ def test_trust_prompt_enter_trusts_and_runs_esc_declines(qtbot, window, example,
     wait_run_over(qtbot, window)
     assert window.bench.run.status is RunStatus.SUCCEEDED
     assert window.settings.is_trusted(example)
+
+
+def test_help_system_check_shows_what_gristmill_doctor_says(qtbot, window):
+    from gristmill.core.run.doctor import checks
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    entry = next(a for a in help_menu.actions() if a.text().replace("&", "") == "System Check")
+    entry.trigger()
+    dialog = window.dialogs["system_check"]
+    assert dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.text.toPlainText().startswith("What this machine"),
+                    timeout=30000)
+    text = dialog.text.toPlainText()
+    for check in checks():
+        assert f" {check.name}: " in text
+    assert "enables:" in text
+
+
+def test_a_run_without_cgroups_says_in_the_status_bar_what_is_not_enforced(
+        qtbot, window, tmp_path, monkeypatch):
+    from gristmill.core.run import cgroups
+    monkeypatch.setenv(cgroups.ENV, "off")
+    cgroups.offer(refresh=True)
+    monkeypatch.setattr(cgroups, "_told", set())
+    try:
+        folder = tmp_path / "wf"
+        folder.mkdir()
+        (folder / "gristmill.toml").write_text('[tasks.a]\ncmd = "echo a > a.txt"\n'
+                                               'outputs = ["a.txt"]\n')
+        window.settings.trust(folder)
+        window.open_path(str(folder))
+        window.actions["run_default"].trigger()
+        wait_run_over(qtbot, window)
+        assert window.bench.run.status is RunStatus.SUCCEEDED
+        notice = window.notice
+        assert notice.isVisible()
+        assert notice.text().startswith("⚠ no cgroup for tasks (GRISTMILL_CGROUPS=off)")
+        assert notice.toolTip().startswith("no cgroup for tasks (GRISTMILL_CGROUPS=off)")
+        assert "declared mem is enforced by sampling" in notice.toolTip()
+    finally:
+        monkeypatch.undo()
+        cgroups.offer(refresh=True)

@@ -17,21 +17,12 @@ from gristmill.core.events import (EventBus, Outcome, OutputLine, RunFinished, R
                                    TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import ReasonKind
 
-from wf import task, workflow
+from wf import Recorder as _Recorder, task, workflow
 
 GB = 1000**3
 
 
-class Recorder:
-    def __init__(self):
-        self.events = []
-
-    def __call__(self, ev):
-        self.events.append(ev)
-
-    def of(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
-
+class Recorder(_Recorder):
     def states(self, name):
         return [e.state for e in self.of(TaskStateChanged) if e.task == name]
 
@@ -452,7 +443,8 @@ def test_a_task_over_its_declared_memory_is_killed(tmp_path):
     fin = {f.task: f for f in rec.of(TaskFinished)}
     assert fin["hog"].outcome is Outcome.FAILED
     assert "declared mem (100.0 MB)" in fin["hog"].message
-    assert fin["hog"].peak_mem > 100 * 1000**2
+    # A cgroup's kernel stops it at its limit; the sampler finds it past it.
+    assert fin["hog"].peak_mem > 95 * 1000**2
     assert not (tmp_path / "hog.out").exists()      # its partial output went too
     assert fin["fine"].outcome is Outcome.SUCCEEDED
 
@@ -464,8 +456,10 @@ def test_a_small_memory_limit_is_never_shown_as_zero(tmp_path):
     result, rec = run(wf)
     [fin] = rec.of(TaskFinished)
     assert "declared mem (200.0 KB)" in fin.message
-    lines = [e.text for e in rec.of(OutputLine) if e.text.startswith("gristmill: killed")]
-    assert lines and lines[0].endswith("over its declared mem of 200.0 KB"), lines
+    # Said by the sampler ("killed: the task used …") or, under a cgroup, of the kernel.
+    lines = [e.text for e in rec.of(OutputLine)
+             if e.text.startswith("gristmill: ") and "killed" in e.text]
+    assert lines and "its declared mem of 200.0 KB" in lines[0], lines
     assert "of 0 MB" not in lines[0] and " 0 MB" not in lines[0]   # ("65.0 MB" is fine)
 
 

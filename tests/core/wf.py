@@ -55,3 +55,18 @@ def run_file(folder: Path, text: str, targets=(), **opts):
         if isinstance(e, OutputLine):
             output.setdefault(e.task, []).append(e.text)
     return result, finished, output
+class Recorder:
+    """A bus subscriber that keeps every event."""
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, ev):
+        self.events.append(ev)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def finished(self, name):
+        from gristmill.core.events import TaskFinished
+        return [e for e in self.of(TaskFinished) if e.task == name]

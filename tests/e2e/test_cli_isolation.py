@@ -1,44 +1,146 @@
-"""Isolation from the command line: a machine without the tool a task's isolation needs
-is told what is missing and how to install it, exit status 2, before anything runs."""
+"""`gristmill doctor`, and what `gristmill run` tells of isolation: the real CLI."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 
-def gristmill(*args, path="", timeout=120):
-    env = {**os.environ, "PATH": path, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, "-m", "gristmill", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def gristmill(*args, cwd=None, env=None, timeout=120):
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "gristmill", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=full)
 
 
-@pytest.mark.parametrize("isolation, missing", [
-    ('isolation = "sandbox"', "needs bubblewrap (bwrap), not found on PATH: install bubblewrap "
-                              "(Debian/Ubuntu: apt-get install bubblewrap"),
-    ('network = false', "has network = false (a network of its own), which needs bubblewrap "
-                        "(bwrap), not found on PATH"),
-    ('container = "debian:12"', "which needs podman or docker, not found on PATH: install "
-                                "podman (Debian/Ubuntu: apt-get install podman"),
-    ('container = { image = "debian:12", engine = "docker" }',
-     "which needs docker, not found on PATH: install docker"),
-])
-def test_a_missing_tool_is_named_with_how_to_install_it_and_nothing_runs(tmp_path, isolation,
-                                                                         missing):
-    empty = tmp_path / "empty-path"
-    empty.mkdir()
-    (tmp_path / "gristmill.toml").write_text(
-        '[tasks.first]\ncmd = "/bin/touch ran.txt"\noutputs = "ran.txt"\n'
-        f'[tasks.boxed]\ncmd = "true"\nafter = "first"\n{isolation}\n')
-    p = gristmill("run", "-C", tmp_path, path=str(empty))
-    assert p.returncode == 2, p.stderr
+def test_doctor_says_what_the_machine_offers_and_exits_0():
+    p = gristmill("doctor")
+    assert p.returncode == 0, p.stderr
+    for name in ("cgroups", "bubblewrap", "containers", "strace", "GPUs", "Dask"):
+        assert f" {name}: " in p.stdout, name
+    assert p.stdout.count("enables:") == 6
     assert "Traceback" not in p.stderr
-    line, = p.stderr.strip().splitlines()
-    assert line.startswith(f"{tmp_path / 'gristmill.toml'}:4:1: task 'boxed' ")
-    assert missing in line
-    assert not (tmp_path / "ran.txt").exists()
-    p = gristmill("plan", "-C", tmp_path, path=str(empty))
-    assert p.returncode == 2 and missing in p.stderr
+
+
+def test_doctor_names_the_package_for_what_is_missing(tmp_path):
+    # An empty PATH: no bwrap, podman, docker, strace or nvidia-smi to be found.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    p = gristmill("doctor", env={"PATH": str(empty), "GRISTMILL_CGROUPS": "off"})
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "✗ bubblewrap: not found" in out
+    assert "install: apt install bubblewrap / dnf install bubblewrap" in out
+    assert "install: apt install strace / dnf install strace" in out
+    assert "apt install podman / dnf install podman" in out
+    assert "✗ cgroups: no cgroup for tasks: GRISTMILL_CGROUPS=off" in out
+    assert "systemd-run --user --scope -p Delegate=yes" in out
+
+
+def test_run_without_cgroups_tells_once_what_is_not_enforced(tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.a]\ncmd = "echo a > a.txt"\noutputs = ["a.txt"]\n'
+        '[tasks.b]\ncmd = "echo b > b.txt"\noutputs = ["b.txt"]\n')
+    p = gristmill("run", cwd=tmp_path, env={"GRISTMILL_CGROUPS": "off"})
+    assert p.returncode == 0, p.stderr
+    out = p.stdout + p.stderr
+    assert out.count("no cgroup for tasks (GRISTMILL_CGROUPS=off)") == 1
+    assert "declared mem is enforced by sampling memory" in out
+    assert (tmp_path / "a.txt").exists() and (tmp_path / "b.txt").exists()
+
+
+def _cgroups_offer():
+    from gristmill.core.run import cgroups
+    return cgroups.offer(refresh=True)
+
+
+def test_task_trees_left_by_a_killed_gristmill_are_stopped_by_the_next_run(tmp_path):
+    o = _cgroups_offer()
+    if not o.version:
+        pytest.skip(f"needs a writable cgroup: {o.why_not}")
+    marker = f"{4000 + os.getpid() % 1000}.{int(time.time() * 1000) % 1000:03d}"
+    (tmp_path / "gristmill.toml").write_text(
+        f'[tasks.daemon]\ncmd = "(setsid sleep {marker} &); echo $$ > started; sleep {marker}"\n'
+        'phony = true\n'
+        '[tasks.other]\ncmd = "echo done > other.txt"\noutputs = ["other.txt"]\n')
+    p = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "daemon"], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)           # no chance to stop its tasks
+    p.wait(10)
+
+    def left() -> list[str]:
+        found = []
+        for e in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{e}/cmdline", "rb") as f:
+                    if f"sleep\0{marker}".encode() in f.read():
+                        found.append(e)
+            except OSError:
+                pass
+        return found
+    assert len(left()) == 2                 # the task's sleep and its daemon outlived it
+    q = gristmill("run", "other", cwd=tmp_path)
+    assert q.returncode == 0, q.stderr
+    assert left() == []
+    # The shell, its sleep, and the daemon.
+    assert "stopped 3 processes that tasks of a Gristmill that died " \
+           f"(pid {p.pid}) had left running" in q.stdout
+
+
+def test_doctor_lists_the_gpus_nvidia_smi_finds(tmp_path):
+    # No GPU here: a stand-in nvidia-smi answers -L as the real one does.
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    smi = bin_ / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 9\n"
+                   "echo 'GPU 0: NVIDIA H200 (UUID: GPU-0a1b)'\n"
+                   "echo 'GPU 1: NVIDIA H200 (UUID: GPU-2c3d)'\n")
+    smi.chmod(0o755)
+    p = gristmill("doctor", env={"PATH": f"{bin_}:{os.environ['PATH']}"})
+    assert p.returncode == 0, p.stderr
+    assert "✓ GPUs: 2: GPU 0: NVIDIA H200 (UUID: GPU-0a1b); GPU 1: NVIDIA H200" in p.stdout
+
+
+def _live_with(marker: str) -> list[int]:
+    found = []
+    for e in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                hit = marker.encode() in f.read().replace(b"\0", b" ")
+            with open(f"/proc/{e}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except OSError:
+            continue
+        if hit and not zombie:
+            found.append(int(e))
+    return found
+
+
+@pytest.mark.parametrize("cgroups", ["auto", "off"])
+def test_ctrl_c_leaves_nothing_of_gnu_timeout_nor_a_setsid_daemon(tmp_path, cgroups):
+    marker = f"{5000 + os.getpid() % 1000}.{int(time.time() * 1000) % 1000:03d}"
+    # GNU timeout makes a process group of its own; the daemon a session of its own.
+    (tmp_path / "gristmill.toml").write_text(
+        f'[tasks.escape]\ncmd = "(setsid sleep {marker} &); echo started > started; '
+        f'timeout 100 sleep {marker}"\nphony = true\n[workflow]\ndefault = ["escape"]\n')
+    env = dict(os.environ, GRISTMILL_CGROUPS=cgroups)
+    proc = subprocess.Popen([sys.executable, "-m", "gristmill", "run", "-C", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists() or len(_live_with(f"sleep {marker}")) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert _live_with(f"sleep {marker}") == []
+    assert "Traceback" not in err

@@ -90,6 +90,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Ctrl+H", "history", toolbar=True),
     ActionSpec("guide", "&User Guide", "&Help", "help", "How to use Gristmill (F1)",
                QKeySequence.StandardKey.HelpContents),
+    ActionSpec("system_check", "&System Check", "&Help", "system",
+               "What this machine offers tasks: cgroups, sandbox, containers, strace, GPUs, Dask"),
     ActionSpec("about", "&About Gristmill", "&Help", "about", "Version and credits"),
 )
 MENUS = ("&File", "&Edit", "&Run", "&View", "&Tools", "&Help")

@@ -12,8 +12,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from gristmill.core.events import (Event, OutputLine, Outcome, RunFinished, RunStarted, RunStatus,
-                                   TaskAudited, TaskFinished, TaskStarted, TaskState,
+from gristmill.core.events import (Event, OutputLine, Outcome, RunFinished, RunNotice,
+                                   RunStarted, RunStatus, TaskAudited, TaskFinished,
+                                   TaskStarted, TaskState,
                                    TaskStateChanged, TasksUpToDate)
 from gristmill.core.reasons import Reason
 from gristmill.core.workflow import Resources
@@ -88,9 +89,11 @@ class Changes:
     bars: bool = False
     started: RunStarted | None = None
     finished: RunFinished | None = None
+    notices: list[str] = field(default_factory=list)    # RunNotice texts
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.lines or self.bars or self.started or self.finished)
+        return bool(self.tasks or self.lines or self.bars or self.started or self.finished
+                    or self.notices)
 
 
 class LogBook:
@@ -141,6 +144,7 @@ class RunState:
         self.allocated: dict[tuple[str, int], Resources] = {}
         self.log = LogBook()
         self.audits: dict[str, TaskAudited] = {}      # the dependency audit, per task
+        self.notices: list[str] = []     # what the run told about itself (RunNotice)
         self._fallback_of: Mapping[str, float] | None = None
         self._fallback_len = 0
         self._fallback_value = 1.0
@@ -180,6 +184,9 @@ class RunState:
             elif isinstance(ev, TaskAudited):
                 self.audits[ev.task] = ev
                 changes.tasks.add(ev.task)
+            elif isinstance(ev, RunNotice):
+                self.notices.append(ev.message)
+                changes.notices.append(ev.message)
             elif isinstance(ev, RunFinished):
                 self.status = ev.status
                 self.finished_at = ev.time

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QMainWindow, QMenu, QStackedWidget, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
 from gristmill.core.record.history import History
@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
             "show_timeline": lambda: self.show_tab(self.timeline),
             "fit_graph": lambda: self.graph.view.fit(),
             "history": self.show_history, "guide": self.show_guide, "about": self.show_about,
+            "system_check": self.show_system_check,
         }
         self.actions = act.create_actions(self, handlers)
         self.toolbar = act.build_toolbar(self, self.actions)
@@ -158,6 +159,11 @@ class MainWindow(QMainWindow):
 
     def _init_status(self) -> None:
         self.status = RunStatusWidgets(self.statusBar())
+        # What a run told about itself (RunNotice: e.g. limits this machine cannot hold).
+        self.notice = QLabel(self)
+        self.notice.setObjectName("run-notice")
+        self.statusBar().addPermanentWidget(self.notice)
+        self.notice.hide()
         self.ticker = QTimer(self)
         self.ticker.setInterval(TICK_MS)
 
@@ -337,6 +343,10 @@ class MainWindow(QMainWindow):
             if changes.bars:
                 self._refresh_timeline()
         self._follow_explain(changes.tasks)
+        for text in changes.notices:        # e.g. what this machine does not enforce
+            self.notice.setText("⚠ " + (text if len(text) <= 60 else text[:59] + "…"))
+            self.notice.setToolTip(text)
+            self.notice.show()
         self._refresh_status()
 
     def _run_ended(self, _ended) -> None:
@@ -512,6 +522,11 @@ class MainWindow(QMainWindow):
     def show_guide(self) -> None:
         from .dialogs.about import UserGuideDialog
         self._keep("guide", self.dialogs.get("guide") or UserGuideDialog(self))
+
+    def show_system_check(self) -> None:
+        from ..core.run.doctor import report
+        from .dialogs.system_check import SystemCheckDialog
+        self._keep("system_check", SystemCheckDialog(report, self))
 
     def show_about(self) -> None:
         from .dialogs.about import AboutDialog

@@ -159,9 +159,10 @@ class IntermediatesRemoved(Event):
 
 @dataclass(frozen=True, slots=True)
 class RunNotice(Event):
-    """Something about the run as a whole that the user must see, not one attempt's
-    output: a Dask worker taken out of rotation, the circuit breaker's verdict, a lost
-    scheduler. The console prints it; the run log keeps it."""
+    """Something about the run as a whole that the user must see (once), not one
+    attempt's output: what this machine cannot enforce of what tasks declare, a Dask
+    worker taken out of rotation, the circuit breaker's verdict, a lost scheduler. The
+    console prints it, the app's status bar shows it; the run log keeps it."""
     message: str
     kind: str = ""                    # "worker-out", "circuit-breaker", "scheduler-lost"
 

@@ -333,6 +333,9 @@ class _RunLoop:
         with e._lock:
             e._executor = ex
             cancelled = e._cancel
+        notice = getattr(ex, "notice", "")
+        if notice:
+            e.bus.publish(RunNotice(self.run_id, time.time(), notice))
         if self.plan.more():
             try:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -543,7 +546,7 @@ class _RunLoop:
                 publish(TaskProcess(self.run_id, time.time(), a.task.name, a.attempt,
                                     ev.pgid, ev.process_start))
             elif isinstance(ev, JobExited):
-                if ev.exit_code == 0 and not ev.killed:
+                if ev.exit_code == 0 and not ev.killed and not ev.over_memory:
                     self._succeeded(a, ev)
                     succeeded.append(a)
                 else:
@@ -616,6 +619,8 @@ class _RunLoop:
         if ev.over_memory:
             outcome = Outcome.FAILED
             message = f"killed for using more than its declared mem ({format_size(task.resources.mem)})"
+            if ev.peak_mem:
+                message += f"; peak {format_size(ev.peak_mem)}"
         elif timed_out:
             outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
         elif ev.killed and task.name in self.cancelling:
