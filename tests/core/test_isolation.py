@@ -210,7 +210,7 @@ def test_without_cgroups_the_user_is_told_once_what_is_not_enforced(tmp_path, mo
             wf = workflow(tmp_path, task(f"t{i}", "true", phony=True))
             engine, rec = _engine(wf)
             engine.run([])
-            notices += [e.text for e in rec.of(RunNotice)]
+            notices += [e.message for e in rec.of(RunNotice)]
     finally:
         monkeypatch.undo()
         cgroups.offer(refresh=True)

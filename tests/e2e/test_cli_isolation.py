@@ -91,9 +91,11 @@ def test_task_trees_left_by_a_killed_gristmill_are_stopped_by_the_next_run(tmp_p
     q = gristmill("run", "other", cwd=tmp_path)
     assert q.returncode == 0, q.stderr
     assert left() == []
-    # The shell, its sleep, and the daemon.
-    assert "stopped 3 processes that tasks of a Gristmill that died " \
-           f"(pid {p.pid}) had left running" in q.stdout
+    # The shell and its sleep (the task's process group, found from history), then the
+    # daemon that left the group, found in the dead Gristmill's cgroups: all three told.
+    told = q.stdout + q.stderr
+    assert "task daemon of interrupted run" in told and "left running when Gristmill was killed" in told
+    assert f"that tasks of a Gristmill that died (pid {p.pid}) had left running" in told
 
 
 def test_doctor_lists_the_gpus_nvidia_smi_finds(tmp_path):
