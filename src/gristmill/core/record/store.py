@@ -29,7 +29,7 @@ from ..reasons import Reason, ReasonKind
 
 log = logging.getLogger("gristmill.core.record.history")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = (   # one statement each; schema SCHEMA_VERSION
     """\
@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS runs (
     pid           INTEGER,
     hostname      TEXT NOT NULL DEFAULT '',
     process_start TEXT,                          -- tells a reused pid from ours
-    log_path      TEXT NOT NULL DEFAULT ''       -- the JSON-lines run log
+    log_path      TEXT NOT NULL DEFAULT '',      -- the JSON-lines run log
+    started_by    TEXT NOT NULL DEFAULT '',      -- schema 2: '' asked for; 'watch'
+    changed       TEXT NOT NULL DEFAULT '[]'     -- schema 2: JSON list of the files that started it
 )
 """,
     """\
@@ -89,6 +91,13 @@ CREATE TABLE IF NOT EXISTS last_success (
     PRIMARY KEY (workflow_path, task)
 ) WITHOUT ROWID
 """,
+)
+
+# Columns added after schema 1, by the version that added them: an older history gets
+# them (ALTER TABLE) when this version first opens it; its rows read as the defaults.
+_ADDED_COLUMNS = (
+    (2, "runs", "started_by", "TEXT NOT NULL DEFAULT ''"),
+    (2, "runs", "changed", "TEXT NOT NULL DEFAULT '[]'"),
 )
 
 _BUSY_TIMEOUT_MS = 1000   # a query waits this long for another process's lock
@@ -147,6 +156,10 @@ def create_schema(path: Path) -> None:
             if version < SCHEMA_VERSION:
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                for _added, table, column, decl in _ADDED_COLUMNS:
+                    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -178,6 +191,8 @@ class RunRecord:
     pid: int | None
     hostname: str
     log_path: str
+    started_by: str = ""               # "watch": started by a change on disk; "" asked for
+    changed: tuple[str, ...] = ()      # the changed files that started it (watch)
 
     @property
     def duration(self) -> float | None:
@@ -328,17 +343,18 @@ def _chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
 
 
 _RUN_COLUMNS = ("id, workflow_path, workflow_name, targets, started, ended, status, counts, "
-                "task_count, pid, hostname, log_path")
+                "task_count, pid, hostname, log_path, started_by, changed")
 
 
 def _run_record(row: tuple) -> RunRecord:
     (id_, wf_path, wf_name, targets, started, ended, status, counts,
-     task_count, pid, hostname, log_path) = row
+     task_count, pid, hostname, log_path, started_by, changed) = row
     return RunRecord(
         id=id_, workflow_path=wf_path, workflow_name=wf_name,
         targets=tuple(json.loads(targets or "[]")), started=started, ended=ended,
         status=RunStatus(status), counts=MappingProxyType(json.loads(counts or "{}")),
-        task_count=task_count, pid=pid, hostname=hostname, log_path=log_path)
+        task_count=task_count, pid=pid, hostname=hostname, log_path=log_path,
+        started_by=started_by or "", changed=tuple(json.loads(changed or "[]")))
 
 
 _ATTEMPT_COLUMNS = ("run_id, task, attempt, started, ended, duration, outcome, exit_code, "
