@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import GristmillError, WorkflowError
+from ..errors import GristmillError, UsageError, WorkflowError
 from ..events import EventBus, Outcome, RunStarted, TaskFinished, TaskStarted
 from ..load.cache import DiskLog
 from ..load.loader import load_workflow
@@ -52,14 +52,16 @@ def describe(changes: Sequence[str]) -> str:
 class Watch:
     """Keep ``targets`` of the workflow at ``path`` up to date until ``stop``.
 
-    ``say``: one line for the user (the CLI prints it; the app shows it). ``runs``: the
-    result of every run started, in order (tests read it)."""
+    ``say``: one line for the user (the CLI prints it); ``tell``: an error of the
+    workflow (``path:line:col: …``), told once until it changes (default: ``say``).
+    ``runs``: the result of every run started, in order (tests read it)."""
 
     def __init__(self, path: str | os.PathLike[str], targets: Sequence[str] = (),
                  variables: dict[str, str] | None = None, options: RunOptions = RunOptions(),
                  bus: EventBus | None = None, history: object | None = None,
                  debounce: float = DEBOUNCE, say: Callable[[str], None] = lambda line: None,
-                 engine_factory: Callable[..., Engine] = Engine):
+                 engine_factory: Callable[..., Engine] = Engine,
+                 tell: Callable[[GristmillError], None] | None = None):
         self.path = os.path.abspath(path)
         self.targets = list(targets)
         self.variables = variables
@@ -68,6 +70,7 @@ class Watch:
         self.history = history
         self.debounce = debounce
         self.say = say
+        self.tell = tell or (lambda exc: say(str(exc)))     # an error, told once
         self._engine_factory = engine_factory
         self.workflow: Workflow | None = None
         self.error: GristmillError | None = None
@@ -76,6 +79,7 @@ class Watch:
         self.runs: list[RunResult] = []
         self.passes = 0                      # batches handled (tests wait on it)
         self._told: str | None = None        # the error last told, said once
+        self._told_folders = -1
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._engine: Engine | None = None
@@ -105,8 +109,11 @@ class Watch:
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> int:
-        """Watch until ``stop``: 0, or 1 if the last run failed."""
+        """Watch until ``stop``: 0, or 1 if the last run failed; 2 at once when a target
+        is unknown at the start (a broken workflow file is watched until it is fixed)."""
         self._load()
+        if isinstance(self.error, UsageError):
+            return 2
         watcher = FileWatcher(self._classify, self.debounce)
         with self._lock:
             self._watcher = watcher
@@ -156,10 +163,16 @@ class Watch:
         except GristmillError as exc:      # a target gone after an edit, a task too big
             self._tell(exc)
             return []
-        if not first and not any(d.stale for d in decided[1].values()):
+        stale = [(n, d) for n, d in decided[1].items() if d.stale]
+        if not first and not stale:
             if changes:
                 self.say("nothing to run: every task is up to date")
             return []
+        if changes and stale:
+            words = "; ".join(f"{n} ({d.reasons[0].message})" if d.reasons else n
+                              for n, d in stale[:SHOWN])
+            more = f"; and {len(stale) - SHOWN} more" if len(stale) > SHOWN else ""
+            self.say(f"{len(stale)} to run: {words}{more}")
         return self._run_engine(engine, decided)
 
     def _run_engine(self, engine: Engine, decided) -> list[Change]:
@@ -282,7 +295,7 @@ class Watch:
         text = str(exc)
         if text != self._told:
             self._told = text
-            self.say(text)
+            self.tell(exc)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -297,7 +310,11 @@ class Watch:
     def _tell_watching(self) -> None:
         scope = self.scope
         n = len(scope.folders) if scope else 0
-        self.say(f"watching {n} folder{'s' if n != 1 else ''} for changes (Ctrl-C to stop)")
+        if n != self._told_folders:
+            self._told_folders = n
+            self.say(f"watching {n} folder{'s' if n != 1 else ''} for changes (Ctrl-C to stop)")
+        else:
+            self.say("waiting for changes")
 
     def _on_event(self, ev) -> None:
         kind = type(ev)
