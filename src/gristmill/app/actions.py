@@ -29,6 +29,7 @@ class ActionSpec:
     icon: str = ""
     toolbar: bool = False
     enabled_when: tuple[str, ...] = ()
+    checkable: bool = False          # a toggle: its handler reads isChecked()
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -61,6 +62,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("plan", "&Plan (Dry Run)", "&Run", "run",
                "Show what the default targets would run, and why, without running anything (F6)",
                "F6", "plan", toolbar=True, enabled_when=(WORKFLOW, IDLE)),
+    ActionSpec("watch", "&Watch", "&Run", "watch",
+               "Keep the default targets (or the selected tasks) up to date: run them now, then "
+               "whenever a change on disk makes one stale; off cancels what runs (F7)",
+               "F7", "watch", toolbar=True, enabled_when=(WORKFLOW,), checkable=True),
     ActionSpec("cancel", "&Cancel Run", "&Run", "cancel",
                "Stop the run: kill every running task, start nothing more (Shift+F5)",
                "Shift+F5", "cancel", toolbar=True, enabled_when=(RUNNING,)),
@@ -96,6 +101,7 @@ def create_actions(parent: QMainWindow, handlers: Mapping[str, Callable[[], None
             action.setIcon(icons.icon(spec.icon))
         if spec.shortcut is not None:
             action.setShortcut(QKeySequence(spec.shortcut))
+        action.setCheckable(spec.checkable)
         tip = spec.tip
         action.setToolTip(tip)
         action.setStatusTip(tip)
