@@ -472,7 +472,9 @@ def cmd_watch(args) -> int:
     try:
         thread.start()
         while thread.is_alive():
-            thread.join(0.1)      # timed: signal handlers run in the main thread only
+            # timed: signal handlers run in the main thread only (Linux hands a Ctrl-C to
+            # it, which ends the wait at once); 1 s keeps an idle watch from waking often
+            thread.join(1.0)
     finally:
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, old_term)

@@ -140,6 +140,11 @@ class FileStamps:
         except OSError:       # not a folder, no permission...: stat each path instead
             pass
 
+    def known(self) -> dict[str, int | None]:
+        """Every mtime read so far (None: missing), to seed a later scan's ``FileStamps``
+        (watch: a pass after a change re-reads only what changed)."""
+        return dict(self._cache)
+
     def forget(self, paths: Iterable[str]) -> None:
         """The files at ``paths`` may have changed: the next ``get`` looks again."""
         cache = self._cache

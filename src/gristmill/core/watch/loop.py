@@ -76,6 +76,7 @@ class Watch:
         self.error: GristmillError | None = None
         self.scope: WatchScope | None = None
         self._loaded: tuple | None = None     # what the scope is made of (WatchScope.of)
+        self._stamps: tuple | None = None     # (workflow, FileStamps) of the last pass's scan
         self.runs: list[RunResult] = []
         self.passes = 0                      # batches handled (tests wait on it)
         self._told: str | None = None        # the error last told, said once
@@ -157,12 +158,15 @@ class Watch:
         rerun = self._rerun(changes) if during else {}
         options = replace(self.options, started_by=STARTED_BY, changed=tuple(shown),
                           rerun=tuple(rerun.items()))
-        engine = self._engine_factory(wf, bus=self.bus, history=self.history, options=options)
+        known = self._known_stamps(wf, changes)
+        engine = self._engine_factory(wf, bus=self.bus, history=self.history, options=options,
+                                      stamps=(lambda: known) if known else None)
         try:
             decided = engine.decide(self.targets)
         except GristmillError as exc:      # a target gone after an edit, a task too big
             self._tell(exc)
             return []
+        self._stamps = (wf, decided[2].stamps)
         stale = [(n, d) for n, d in decided[1].items() if d.stale]
         if not first and not stale:
             if changes:
@@ -211,6 +215,23 @@ class Watch:
         else:
             self.runs.append(box["result"])
         return pending
+
+    def _known_stamps(self, wf: Workflow, changes: list[Change]) -> dict | None:
+        """The mtimes the last pass's scan read, less what may have changed since: the
+        files of this batch and every output (a run writes them). A pass after a save
+        then stats a few files, not the 20,000 the targets read; after a reload, all."""
+        if self._stamps is None or self._stamps[0] is not wf:
+            return None
+        known = self._stamps[1].known()
+        root = str(wf.root)
+        for c in changes:
+            rel = os.path.relpath(c.path, root).replace(os.sep, "/")
+            known.pop(rel, None)
+            known.pop(c.path, None)
+        for task in wf.tasks.values():
+            for out in task.outputs:
+                known.pop(out, None)
+        return known
 
     def _rescope(self, batch: list[Change]) -> list[Change]:
         """Watch the folders that appeared (``RESCOPE``); the rest of the batch."""
