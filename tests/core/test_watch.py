@@ -295,3 +295,20 @@ def test_a_failing_task_does_not_stop_watching(tmp_path):
         assert w.settled(2)
         assert w.runs[1].exit_code == 0
         assert (folder / "out" / "ab.txt").read_text() == "a1\nb2\n"
+
+
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="needs GNU make")
+def test_a_makefile_is_watched_and_the_folders_its_run_makes_never_retrigger(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "in.txt").write_text("1\n")
+    (tmp_path / "Makefile").write_text(
+        "build/sub/out.txt: src/in.txt | build/sub\n\tcp src/in.txt build/sub/out.txt\n"
+        "build/sub:\n\tmkdir -p build/sub\n")
+    with Watching(tmp_path) as w:
+        assert w.settled(1, quiet=1.0)
+        assert w.watch.passes == 1                  # making build/ and build/sub started nothing
+        assert w.tasks_of(0) == ["build/sub", "build/sub/out.txt"]
+        later(tmp_path / "src" / "in.txt", "2\n")
+        assert w.settled(2)
+        assert w.tasks_of(1) == ["build/sub/out.txt"]
+    assert (tmp_path / "build" / "sub" / "out.txt").read_text() == "2\n"

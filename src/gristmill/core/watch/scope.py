@@ -122,6 +122,8 @@ class WatchScope:
             return RELOAD
         if path in self.outputs or (self._output_dirs and self._inside_output(path)):
             return None
+        if path in self._output_parents:     # a folder a run makes for its outputs
+            return RESCOPE if change == ADDED and self._waited_for(path) else None
         if change != MODIFIED:       # a name added or removed: may a glob see it?
             folder = os.path.dirname(path)
             if folder in self.listed or (self.any_name_reloads and folder in self.folders):
@@ -129,11 +131,13 @@ class WatchScope:
         if path in self.inputs:
             return INPUT
         if change != MODIFIED:
-            if self.missing and any(m == path or m.startswith(path + os.sep) for m in self.missing):
-                # a folder we wait for appeared: watch it now; one a run made for its
-                # outputs holds nothing a load would see yet
-                return RESCOPE if path in self._output_parents else RELOAD
+            if self._waited_for(path):
+                return RELOAD        # a folder we wait for appeared: load again, watch it
         return None
+
+    def _waited_for(self, path: str) -> bool:
+        return bool(self.missing) and any(m == path or m.startswith(path + os.sep)
+                                          for m in self.missing)
 
     def _inside_output(self, path: str) -> bool:
         parent = os.path.dirname(path)
