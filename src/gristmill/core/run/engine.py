@@ -521,7 +521,8 @@ class _RunLoop:
             outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
         elif ev.killed and task.name in self.cancelling:
             outcome, message = Outcome.CANCELLED, "cancelled by the user; the run went on"
-        elif ev.killed and task.name in self.restarting:
+        elif ev.killed and task.name in self.restarting and not self.stopping \
+                and not self._cancelled():
             outcome = Outcome.CANCELLED
             message = f"cancelled: {self.restarting[task.name]}; it starts again"
         elif ev.killed:
