@@ -94,3 +94,61 @@ def test_turning_watch_off_cancels_what_runs_and_leaves_no_process(qtbot, make_w
     assert window.bench.run.status is RunStatus.CANCELLED
     assert not process_alive(pid)
     assert not window.bench.watching and not window.actions["watch"].isChecked()
+
+
+GATED = """\
+[workflow]
+default = ["slow", "other"]
+
+[tasks.slow]
+cmd = "echo partial > slow.out; while [ ! -e gate ]; do sleep 0.02; done; cp in.txt slow.out"
+inputs = ["in.txt"]
+outputs = ["slow.out"]
+
+[tasks.other]
+cmd = "while [ ! -e gate ]; do sleep 0.02; done; cp other.txt other.out"
+inputs = ["other.txt"]
+outputs = ["other.out"]
+"""
+
+
+def test_with_watch_a_change_to_a_running_tasks_input_restarts_just_it(qtbot, make_window, tmp_path):
+    (tmp_path / "in.txt").write_text("old\n")
+    (tmp_path / "other.txt").write_text("o\n")
+    (tmp_path / "gristmill.toml").write_text(GATED)
+    window = make_window(tmp_path)
+    window.actions["watch"].trigger()
+    run = window.bench.run
+    qtbot.waitUntil(lambda: run.state_of("slow") is TaskState.RUNNING
+                    and run.state_of("other") is TaskState.RUNNING, timeout=10_000)
+    first = run.run_id
+    (tmp_path / "in.txt").write_text("new\n")
+    qtbot.waitUntil(lambda: run.tasks["slow"].attempt == 2
+                    and run.state_of("slow") is TaskState.RUNNING, timeout=10_000)
+    assert run.tasks["other"].attempt == 1 and run.state_of("other") is TaskState.RUNNING
+    (tmp_path / "gate").write_text("")
+    wait_run_over(qtbot, window)
+    assert run.run_id == first and run.status is RunStatus.SUCCEEDED
+    assert (tmp_path / "slow.out").read_text() == "new\n"
+    assert [b.attempt for b in run.bars if b.task == "slow"] == [1, 2]
+
+
+def test_with_watch_a_broken_edit_shows_the_banner_and_watching_goes_on(qtbot, make_window, example):
+    window = make_window(example)
+    window.actions["watch"].trigger()
+    wait_run_over(qtbot, window)
+    first = window.bench.run.run_id
+    toml = example / "gristmill.toml"
+    good = toml.read_text()
+    toml.write_text(good.replace("[tasks.report]", "[tasks.report"))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
+    assert "gristmill.toml:" in window.banner_text.text()
+    assert window.bench.watching and window.actions["watch"].isChecked()
+    toml.write_text(good)
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10_000)
+    touch_later(example / "data" / "raw" / "meadow.csv")
+    qtbot.waitUntil(lambda: window.bench.run.run_id != first, timeout=10_000)
+    wait_run_over(qtbot, window)
+    run = window.bench.run
+    assert {n for n in run.plan if run.state_of(n) is TaskState.DONE} == {
+        "tidy[data/raw/meadow.csv]", "summarise[data/raw/meadow.csv]", "report"}

@@ -27,19 +27,26 @@ class DiskWatch(QObject):
         self._watcher: FileWatcher | None = None
         self._thread: threading.Thread | None = None
 
-    def watch(self, scope: WatchScope | None) -> None:
-        """Watch the folders of ``scope`` (None: nothing)."""
+    def watch(self, scope: WatchScope | None, wait: bool = True) -> None:
+        """Watch the folders of ``scope`` (None: nothing). With ``wait``, the new watches
+        are in when this returns: a scan made after it misses no change (the watcher
+        that is replaced drops what it had not handed over yet)."""
         self.scope = scope
         if scope is None:
             if self._watcher is not None:
-                self._watcher.set_folders(())
+                self._watcher.set_folders((), wait=False)
             return
         if self._watcher is None:
             self._watcher = FileWatcher(self._classify, self.debounce)
             self._thread = threading.Thread(target=self._wait, args=(self._watcher,),
                                             name="gristmill-diskwatch", daemon=True)
             self._thread.start()
-        self._watcher.set_folders(scope.folders)
+        self._watcher.set_folders(scope.folders, wait=wait)
+
+    def wait_watching(self, timeout: float = 10.0) -> bool:
+        """Until the watches of the last ``watch`` are in (tests)."""
+        w = self._watcher
+        return w is None or w._started.wait(timeout)
 
     @property
     def folders(self) -> frozenset[str]:

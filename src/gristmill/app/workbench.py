@@ -30,7 +30,7 @@ from gristmill.core.decide.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
 
 from gristmill.core.watch.loop import STARTED_BY, describe
-from gristmill.core.watch.scope import INPUT, RELOAD, WatchScope
+from gristmill.core.watch.scope import INPUT, RELOAD, RESCOPE, WatchScope
 from gristmill.core.watch.watcher import Change
 
 from . import prompts
@@ -106,6 +106,7 @@ class Workbench(QObject):
         self.watch_targets: tuple[str, ...] = ()
         self._changes: list[Change] = []     # changes not yet answered by a scan or a run
         self._idle_generation = 0
+        self._rescan_after = False           # a change came while a run's scan was made
         self.disk.changed.connect(self._disk_changed)
         self._idleScanFinished.connect(self._idle_scanned)
         self.session.loaded.connect(self._loaded)
@@ -209,6 +210,9 @@ class Workbench(QObject):
                 self.history.mark_interrupted(workflow.path)
             except Exception:                 # history is a convenience, never a blocker
                 pass
+        # What it reads is watched before the scan: a change after the scan's look at a
+        # file is an event, one before it is in the scan.
+        self._watch_files(workflow)
         # The rows arrive with their scan, in one reset: a reset and then an every-row
         # change would have each filter look at every row twice.
         scan = self._scan(workflow, self.session.graph, full=True)
@@ -220,7 +224,6 @@ class Workbench(QObject):
         # window mid-run). The previous workflow's objects are released to it first.
         gc.unfreeze()
         gc.freeze()
-        self._watch_files(workflow)
         self.workflowLoaded.emit(workflow)
         if self.watching and not self.busy:
             self._run_if_stale()
@@ -289,6 +292,11 @@ class Workbench(QObject):
         """A debounced batch of changes to files the workflow reads (GUI thread)."""
         if self.workflow is None:
             return
+        if any(c.what == RESCOPE for c in batch):     # a folder it waits for appeared
+            self._watch_files(self.workflow)
+            batch = [c for c in batch if c.what != RESCOPE]
+            if not batch:
+                return
         self.diskChanged.emit(batch)
         if self.watching:
             self._changes += batch
@@ -299,6 +307,9 @@ class Workbench(QObject):
             if self.watching:
                 self._restart_readers(batch)
             return                                 # the scan after the run sees the rest
+        if self._scanning:                         # that scan may have been made already
+            self._rescan_after = True
+            return
         self._rescan_idle()
 
     def _restart_readers(self, batch: list[Change]) -> None:
@@ -336,7 +347,8 @@ class Workbench(QObject):
         if scan.generation != self._idle_generation or scan.workflow is not self.workflow:
             return
         if self.bridge.busy or self._scanning:
-            return                       # a run started meanwhile: its own scan follows
+            self._rescan_after = True    # a run is on: scan again once it has ended
+            return
         self._apply_scan(scan)
         if self.watching:
             self._run_if_stale()
@@ -524,9 +536,11 @@ class Workbench(QObject):
         elif self.run.status is not None:
             self.message.emit(f"Run {self.run.status.value}.")
         self.runEnded.emit(ended)
-        if self.watching and self._changes and not self.busy:
-            self._run_if_stale()        # what changed while it ran
-
+        if not self.busy and (self._rescan_after or (self.watching and self._changes)):
+            # what changed while it ran: a scan made now (the run's own may be older),
+            # and with Watch on, a run if it finds a watched target stale
+            self._rescan_after = False
+            self._rescan_idle()
     def wait(self, timeout: float = 10.0) -> bool:
         return self.bridge.wait(timeout)
 

@@ -56,21 +56,24 @@ class FileWatcher:
 
     # -- control (any thread) ---------------------------------------------------------
 
-    def set_folders(self, folders: Iterable[str]) -> None:
-        """Watch these folders (the rest no more). Returns once the new watches are in."""
+    def set_folders(self, folders: Iterable[str], wait: bool = True) -> None:
+        """Watch these folders (the rest no more). Returns once the new watches are in
+        (``wait``), or at once (a GUI thread: the first call imports watchfiles)."""
         new = frozenset(f for f in folders if os.path.isdir(f))
         with self._cond:
             if new == self._folders and self._thread is not None:
                 return
             self._folders = new
         if self._thread is None:
+            self._started.clear()
             self._thread = threading.Thread(target=self._run, name="gristmill-watch",
                                             daemon=True)
             self._thread.start()
         else:
             self._started.clear()
             self._restart.set()
-        self._started.wait(10)
+        if wait:
+            self._started.wait(10)
 
     @property
     def folders(self) -> frozenset[str]:
