@@ -312,3 +312,15 @@ def test_a_makefile_is_watched_and_the_folders_its_run_makes_never_retrigger(tmp
         assert w.settled(2)
         assert w.tasks_of(1) == ["build/sub/out.txt"]
     assert (tmp_path / "build" / "sub" / "out.txt").read_text() == "2\n"
+
+
+def test_a_workflow_broken_at_the_start_is_watched_until_it_is_fixed(tmp_path):
+    folder = chain(tmp_path)
+    toml = folder / "gristmill.toml"
+    toml.write_text(CHAIN.replace("[tasks.ab]", "[tasks.ab"))
+    with Watching(folder) as w:
+        assert wait_for(lambda: w.watch.error is not None and w.watch.idle.is_set())
+        assert w.runs == [] and any(line.startswith(f"{toml}:") for line in w.lines)
+        toml.write_text(CHAIN)
+        assert w.settled(1)
+        assert w.tasks_of(0) == ["a", "ab", "b"]
