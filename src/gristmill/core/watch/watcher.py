@@ -8,6 +8,10 @@ make them, runs into Linux's 128 instances a user may have). A background thread
 in notify's loop, classifies each changed path with ``classify`` (one call per path;
 what does not count is dropped there and never delays a batch) and keeps what counts.
 
+``set_folders`` with other folders replaces the notify watcher: what the old one had
+not handed over yet is dropped, so callers scan after it returns (``wait``), and the
+scan sees what changed meanwhile.
+
 ``next_batch`` waits for the first change that counts, then for a quiet period of
 ``debounce`` seconds with no new one (an editor's atomic save, a ``git checkout`` of 500
 files, 200 writes in a second: one batch). Nothing polls the disk; the thread wakes
