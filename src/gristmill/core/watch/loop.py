@@ -40,6 +40,7 @@ from .watcher import DEBOUNCE, Change, FileWatcher
 
 STARTED_BY = "watch"
 SHOWN = 3                     # changed files named in one line before "and N more"
+FULL_SCAN_EVERY = 600.0       # seconds: a pass after this long stats every file again
 
 
 def describe(changes: Sequence[str]) -> str:
@@ -76,7 +77,7 @@ class Watch:
         self.error: GristmillError | None = None
         self.scope: WatchScope | None = None
         self._loaded: tuple | None = None     # what the scope is made of (WatchScope.of)
-        self._stamps: tuple | None = None     # (workflow, FileStamps) of the last pass's scan
+        self._stamps: tuple | None = None     # (workflow, FileStamps, when all were read)
         self.runs: list[RunResult] = []
         self.passes = 0                      # batches handled (tests wait on it)
         self._told: str | None = None        # the error last told, said once
@@ -166,7 +167,8 @@ class Watch:
         except GristmillError as exc:      # a target gone after an edit, a task too big
             self._tell(exc)
             return []
-        self._stamps = (wf, decided[2].stamps)
+        full_at = time.monotonic() if known is None else self._stamps[2]   # type: ignore[index]
+        self._stamps = (wf, decided[2].stamps, full_at)
         stale = [(n, d) for n, d in decided[1].items() if d.stale]
         if not first and not stale:
             if changes:
@@ -219,9 +221,12 @@ class Watch:
     def _known_stamps(self, wf: Workflow, changes: list[Change]) -> dict | None:
         """The mtimes the last pass's scan read, less what may have changed since: the
         files of this batch and every output (a run writes them). A pass after a save
-        then stats a few files, not the 20,000 the targets read; after a reload, all."""
+        then stats a few files, not the 20,000 the targets read; after a reload, or
+        ``FULL_SCAN_EVERY`` seconds after the last full scan, all."""
         if self._stamps is None or self._stamps[0] is not wf:
             return None
+        if time.monotonic() - self._stamps[2] > FULL_SCAN_EVERY:
+            return None          # now and then, all of them: an event the watcher missed
         known = self._stamps[1].known()
         root = str(wf.root)
         for c in changes:
