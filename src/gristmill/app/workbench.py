@@ -103,7 +103,8 @@ class Workbench(QObject):
         # the watched targets whenever a change makes one of them stale.
         self.disk = DiskWatch(self)
         self.watching = False
-        self.watch_targets: tuple[str, ...] = ()
+        self.watch_targets: tuple[str, ...] = ()   # as asked for ("" words: the default)
+        self._watch_path: str | None = None        # the workflow Watch was turned on for
         self._changes: list[Change] = []     # changes not yet answered by a scan or a run
         self._idle_generation = 0
         self._rescan_after = False           # a change came while a run's scan was made
@@ -203,6 +204,8 @@ class Workbench(QObject):
     def _loaded(self, workflow: Workflow) -> None:
         if self.run.workflow_path and self.run.workflow_path != str(workflow.path):
             self.run.reset()
+        if self.watching and self._watch_path != str(workflow.path):
+            self.set_watching(False)           # another workflow: Watch was for the last
         self._latest = LatestAttempts(self.history, str(workflow.path))
         self.settings.add_recent(workflow.path)
         if self.history is not None:
@@ -372,11 +375,13 @@ class Workbench(QObject):
             self.watchingChanged.emit(False)
             return False
         try:
-            self.watch_targets = tuple(wf.resolve_targets(list(targets)))
+            wf.resolve_targets(list(targets))
         except GristmillError as e:
             self.message.emit(str(e))
             self.watchingChanged.emit(False)
             return False
+        self.watch_targets = tuple(targets)
+        self._watch_path = str(wf.path)
         self.watching = True
         self._changes = []
         self.watchingChanged.emit(True)
@@ -389,9 +394,15 @@ class Workbench(QObject):
     def _run_if_stale(self) -> None:
         """Watch, after a scan: run the watched targets if a change made any stale."""
         changes, self._changes = self._changes, []
-        if not changes or self.graph is None:
+        wf = self.workflow
+        if not changes or self.graph is None or wf is None:
             return
-        wanted = self.graph.closure(list(self.watch_targets)) if self.watch_targets else set()
+        try:        # after an edit: the watched tasks as the workflow names them now
+            names = wf.resolve_targets(list(self.watch_targets))
+        except GristmillError as e:
+            self.message.emit(f"Watch: {e}")
+            return
+        wanted = self.graph.closure(list(names))
         rerun = self._rerun(changes)
         if not rerun and not any(self.decisions.get(n) is not None and self.decisions[n].stale
                                  for n in wanted):
