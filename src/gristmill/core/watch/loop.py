@@ -123,6 +123,8 @@ class Watch:
             return 0
         try:
             watcher.set_folders(self.scope.folders if self.scope else ())
+            if watcher.error is not None:
+                self.say(f"cannot watch: {watcher.error}")
             pending: list[Change] = []
             first, during = True, False
             while not self._stop.is_set():

@@ -64,6 +64,8 @@ class FileWatcher:
         """Watch these folders (the rest no more). Returns once the new watches are in
         (``wait``), or at once (a GUI thread: the first call imports watchfiles)."""
         new = frozenset(f for f in folders if os.path.isdir(f))
+        if self._thread is not None and not self._thread.is_alive():
+            return                       # it could not start (self.error says why)
         with self._cond:
             if new == self._folders and self._thread is not None:
                 return
@@ -125,7 +127,12 @@ class FileWatcher:
     # -- the thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        from watchfiles._rust_notify import RustNotify
+        try:
+            from watchfiles._rust_notify import RustNotify
+        except ImportError as exc:       # a broken install: nothing is watched, said once
+            self.error = WatchError(f"file watching is unavailable: {exc}")
+            self._started.set()
+            return
         while True:
             with self._cond:
                 if self._stopped:
