@@ -553,6 +553,10 @@ def cmd_history(args) -> int:
             targets = " ".join(r.targets[:4]) if r.targets else "(default)"
             if len(r.targets) > 4:
                 targets += f" (+{len(r.targets) - 4} more)"
+            if r.started_by:            # watch: at its start, or for the files that changed
+                from .core.watch.loop import describe
+                targets += (f"  [{r.started_by}: {describe(list(r.changed))} changed]"
+                            if r.changed else f"  [{r.started_by}]")
             column = f"{where[r.id]:<{wide}}  " if args.all else ""
             print(f"{r.id:<24} {column}{started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
         return 0

@@ -110,6 +110,10 @@ def test_watch_runs_what_a_save_makes_stale_and_tells_a_broken_edit_once(tmp_pat
     assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'gristmill.toml'}:10:"), err
     assert "Traceback" not in err
     assert "to run: copy (input data/a.txt" in out_file.read_text()
+    h = subprocess.run([sys.executable, "-m", "gristmill", "history", "-C", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    rows = h.stdout.splitlines()[1:]
+    assert rows[0].endswith("[watch: data/a.txt changed]") and rows[-1].endswith("[watch]"), h.stdout
 
 
 def test_watch_an_unknown_target_is_a_usage_error(tmp_path):
