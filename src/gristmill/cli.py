@@ -28,7 +28,7 @@ from .core.workflow import Workflow
 if TYPE_CHECKING:
     from .core.run.engine import Engine, RunOptions
 
-SUBCOMMANDS = ("run", "plan", "graph", "history", "doctor")
+SUBCOMMANDS = ("run", "plan", "graph", "history", "doctor", "watch")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
 
 
@@ -83,6 +83,14 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the workflow file (gristmill.toml, gristmill.json or a Makefile)")
 
 
+def _packing(p: argparse.ArgumentParser) -> None:
+    """-j and -k, which run and watch share."""
+    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help="at most N tasks at once (default: pack by declared resources)")
+    p.add_argument("-k", "--keep-going", action="store_true",
+                   help="after a failure, go on with everything that does not depend on it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gristmill", description="Run multi-step workflows incrementally and in "
                 "parallel. With no subcommand, opens the desktop app.")
@@ -94,10 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(r)
     r.add_argument("targets", nargs="*", metavar="TARGET",
                    help="tasks, fan-out names or output files; NAME=VALUE sets a variable")
-    r.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                   help="at most N tasks at once (default: pack by declared resources)")
-    r.add_argument("-k", "--keep-going", action="store_true",
-                   help="after a failure, go on with everything that does not depend on it")
+    _packing(r)
     r.add_argument("--force", action="store_true", help="run the named targets even if up to date")
     r.add_argument("-B", "--force-all", action="store_true",
                    help="run every task the targets need, up to date or not")
@@ -134,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
+
+    w = sub.add_parser("watch", help="run targets, then again whenever a change on disk makes "
+                       "something stale (Ctrl-C stops)")
+    _common(w)
+    w.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="tasks, fan-out names or output files; NAME=VALUE sets a variable")
+    _packing(w)
+    w.add_argument("-v", "--verbose", action="store_true", help="print each command as it starts")
+    w.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    w.add_argument("--debounce", type=int, default=150, metavar="MS",
+                   help="wait for this many milliseconds without a change before running "
+                        "(default: 150)")
 
     pl = sub.add_parser("plan", help="what would run, in order, and why")
     _common(pl)
@@ -203,8 +220,8 @@ def _split(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     return targets, variables
 
 
-def _load(args, variables: dict[str, str] | None = None,
-          prefetch: list[StampPrefetch] | None = None, goals: Sequence[str] = ()) -> Workflow:
+def _target(args) -> Path:
+    """The folder or file -C and -f name (the current folder by default)."""
     base = Path(args.directory) if args.directory else Path.cwd()
     if args.directory and not base.is_dir():
         raise UsageError(f"{args.directory}: no such folder")
@@ -214,6 +231,12 @@ def _load(args, variables: dict[str, str] | None = None,
     if args.file and target.is_dir():
         raise WorkflowError("-f names a folder, not a workflow file (-C DIR opens the "
                             "workflow in a folder)", path=str(target))
+    return target
+
+
+def _load(args, variables: dict[str, str] | None = None,
+          prefetch: list[StampPrefetch] | None = None, goals: Sequence[str] = ()) -> Workflow:
+    target = _target(args)
     # The goals go to a Makefile's reader: one that only a built-in rule can make
     # (`make hello` beside hello.c) is read as make would build it.
     wf = load_cached(target, variables or None, defer=True, prefetch=prefetch, goals=goals)
@@ -244,6 +267,24 @@ def _history():
         return None
 
 
+def _settle_in(root: Path, workflow_path: Path, locked: bool = False):
+    """Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
+    (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
+    then be started with posix_spawn. Returns the history, its interrupted runs marked;
+    ``locked`` (this process holds the workflow's run lock): the task trees a killed
+    Gristmill left are stopped first."""
+    home = os.environ.get("GRISTMILL_HOME")
+    if home:
+        os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
+    os.chdir(root)
+    history = _history()
+    if history is not None:
+        if locked:
+            _stop_leftovers(history, workflow_path)
+        history.mark_interrupted(str(workflow_path))
+    return history
+
+
 def _stamps(prefetch: list[StampPrefetch]):
     """The prefetched mtimes, for the engine's first scan (None: it stats them itself)."""
     return (lambda: prefetch[0].result()) if prefetch else None
@@ -256,25 +297,18 @@ def cmd_run(args) -> int:
     # The default target's files are stat'ed by a child while the workflow is read back.
     wf = _load(args, variables, prefetch if not targets else None, targets)
     from .core.run.engine import RunOptions
-    # Like make -C: run from the workflow's folder. Every path Gristmill holds is absolute
-    # (a relative GRISTMILL_HOME is made so first), and tasks that run in this folder can
-    # then be started with posix_spawn.
-    home = os.environ.get("GRISTMILL_HOME")
-    if home:
-        os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
-    os.chdir(wf.root)
     lock = None
     if not args.dry_run and not args.question:
-        lock, waited = _take_run_lock(wf, args.wait)      # one run of a workflow at a time
+        # One run of a workflow at a time (the lock is taken from the workflow's folder).
+        home = os.environ.get("GRISTMILL_HOME")
+        if home:
+            os.environ["GRISTMILL_HOME"] = os.path.abspath(os.path.expanduser(home))
+        lock, waited = _take_run_lock(wf.path, args.wait)
         if waited:      # the files were stat'ed before the other run changed them
             for p in prefetch:
                 p.cancel()
             prefetch = []
-    history = _history()
-    if history is not None:
-        if lock is not None:
-            _stop_leftovers(history, wf)
-        history.mark_interrupted(str(wf.path))
+    history = _settle_in(wf.root, wf.path, lock is not None)
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     if args.what_if:
         forced += _what_if(wf, args.what_if)
@@ -310,27 +344,27 @@ def _say(line: str) -> None:
         pass
 
 
-def _take_run_lock(wf: Workflow, wait: bool):
+def _take_run_lock(workflow_path: Path, wait: bool):
     """(the workflow's run lock, whether it waited for it), or ``RunLocked`` (exit 2)
     saying who holds it."""
     import shlex
     from .core.record.runlock import RunLock
-    lock = RunLock(wf.path, "gristmill " + shlex.join(sys.argv[1:]))
+    lock = RunLock(workflow_path, "gristmill " + shlex.join(sys.argv[1:]))
 
     waited = []
 
     def waiting(holder) -> None:
         waited.append(holder)
-        _say(f"gristmill: another run of {wf.path} is under way ({holder.words()}); "
+        _say(f"gristmill: another run of {workflow_path} is under way ({holder.words()}); "
              "waiting for it to end...")
     lock.acquire(wait=wait, on_wait=waiting)      # Ctrl-C while it waits: exit 130
     return lock, bool(waited)
 
 
-def _stop_leftovers(history, wf: Workflow) -> None:
+def _stop_leftovers(history, workflow_path: Path) -> None:
     """Task trees a killed Gristmill left running: stopped before anything is decided."""
     from .core.run.leftovers import leftover_words, stop_leftovers
-    found = history.leftovers(str(wf.path))
+    found = history.leftovers(str(workflow_path))
     if not found:
         return
     stuck = stop_leftovers(found)
@@ -721,6 +755,83 @@ def _print_predictions(engine: Engine, wf: Workflow, targets: list[str], history
         print("(a task never run is guessed at 1 s: run it once, and the next prediction "
               "uses what it took)")
     return 0
+def cmd_watch(args) -> int:
+    """``gristmill watch``: a run now, then one whenever a change makes something stale.
+
+    Ctrl-C cancels what runs (as for ``run``: a second one kills at once) and ends."""
+    targets, variables = _split(args.targets)
+    from .core.load.locate import workflow_file
+    from .core.run.engine import RunOptions
+    from .core.watch.loop import Watch
+    from .console import ConsoleReporter
+    from .core.events import EventBus
+    if args.debounce < 0:
+        raise UsageError("--debounce: a number of milliseconds, 0 or more")
+    file = workflow_file(_target(args).absolute())     # none at all: nothing to watch
+    # A watch is runs of the workflow, one after another: it holds the run lock while it
+    # watches (another run of the workflow meanwhile says so, and exits 2).
+    lock, _ = _take_run_lock(file, False)
+    history = _settle_in(file.parent, file, True)
+    jobs, make_order = args.jobs, False
+    if file.name not in ("gristmill.toml", "gristmill.json") and jobs is None:
+        parallel, jobs = _makeflags_jobs(os.environ.get("MAKEFLAGS", ""))
+        make_order = not parallel
+    options = RunOptions(jobs=jobs, keep_going=args.keep_going, make_order=make_order)
+    bus = EventBus()
+    reporter = ConsoleReporter(durations=lambda: history.durations(str(file))
+                               if history is not None else {},
+                               verbose=args.verbose, quiet=args.quiet)
+    bus.subscribe(reporter)
+
+    def say(line: str) -> None:
+        print(f"gristmill watch: {line}", flush=True)
+
+    def tell(exc: GristmillError) -> None:      # path:line:col: what is wrong, once
+        print(f"gristmill: {exc}" if isinstance(exc, UsageError) else str(exc),
+              file=sys.stderr, flush=True)
+
+    watch = Watch(file, targets, variables, options, bus, history,
+                  debounce=args.debounce / 1000, say=say, tell=tell)
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(True)
+        if len(interrupted) == 1:
+            print("\ngristmill: stopping the watch, cancelling what runs (Ctrl-C again to "
+                  "kill every task at once)...", file=sys.stderr)
+            watch.stop()
+        elif len(interrupted) == 2:
+            watch.stop(abort=True)
+        else:
+            raise SystemExit(130)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    old_term = signal.signal(signal.SIGTERM, on_sigint)
+    import threading
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["code"] = watch.run()
+        except BaseException as exc:         # raised again below, in the main thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="gristmill-watch-loop", daemon=True)
+    try:
+        thread.start()
+        while thread.is_alive():
+            # timed: signal handlers run in the main thread only (Linux hands a Ctrl-C to
+            # it, which ends the wait at once); 1 s keeps an idle watch from waking often
+            thread.join(1.0)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGTERM, old_term)
+        if history is not None:
+            history.close()
+        lock.release()
+    if "error" in box:
+        raise box["error"]
+    return 130 if interrupted else box["code"]
 
 
 def _dot_quote(s: str) -> str:
@@ -792,6 +903,10 @@ def cmd_history(args) -> int:
             targets = " ".join(r.targets[:4]) if r.targets else "(default)"
             if len(r.targets) > 4:
                 targets += f" (+{len(r.targets) - 4} more)"
+            if r.started_by:            # watch: at its start, or for the files that changed
+                from .core.watch.loop import describe
+                targets += (f"  [{r.started_by}: {describe(list(r.changed))} changed]"
+                            if r.changed else f"  [{r.started_by}]")
             column = f"{where[r.id]:<{wide}}  " if args.all else ""
             print(f"{r.id:<24} {column}{started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
         return 0
@@ -840,7 +955,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _names_out()
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         if len(argv) > 1:
-            print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history|doctor ...",
+            print("gristmill: usage: gristmill [PATH] | gristmill run|plan|graph|history|watch|doctor ...",
                   file=sys.stderr)
             return 2
         return open_app(argv[0] if argv else None)
@@ -849,7 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     handler = {"run": cmd_run, "plan": cmd_plan, "graph": cmd_graph, "history": cmd_history,
-               "doctor": cmd_doctor}
+               "doctor": cmd_doctor, "watch": cmd_watch}
     try:
         return handler[args.command](args)
     except GristmillError as exc:

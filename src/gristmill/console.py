@@ -235,6 +235,11 @@ class ConsoleReporter:
                 self._print_lines(ev.task, out, "  ")
             if ev.message:     # it succeeded, but something went wrong beside it
                 self._print(f"  ! {ev.message}")
+        elif ev.outcome is Outcome.CANCELLED and ev.will_retry:
+            # watch: its inputs changed while it ran; the engine queued it again
+            self._print(f"↻ {ev.task} attempt {ev.attempt} {ev.message}")
+            if ev.removed_outputs:
+                self._print("  removed partial outputs: " + ", ".join(ev.removed_outputs))
         elif ev.outcome is Outcome.CANCELLED and not ev.will_retry:
             self._cancelled_attempts[ev.task] = (ev, out)
             return

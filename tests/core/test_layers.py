@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "makefile": {"vocabulary"},
     "load": {"vocabulary", "decide", "makefile"},
     "run": {"vocabulary", "decide", "record"},
+    "watch": {"vocabulary", "load", "decide", "makefile", "run", "record"},
 }
 CORE = Path(gristmill.core.__file__).parent
 

@@ -29,7 +29,7 @@ class ActionSpec:
     icon: str = ""
     toolbar: bool = False
     enabled_when: tuple[str, ...] = ()
-    checkable: bool = False
+    checkable: bool = False          # a toggle: its handler reads isChecked()
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -69,6 +69,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("audit_findings", "Audit &Findings…", "&Run", "audit",
                "Every finding of the latest audited run, with the fix for each",
                None, enabled_when=(WORKFLOW,)),
+    ActionSpec("watch", "&Watch", "&Run", "watch",
+               "Keep the default targets (or the selected tasks) up to date: run them now, then "
+               "whenever a change on disk makes one stale; off cancels what runs (F7)",
+               "F7", "watch", toolbar=True, enabled_when=(WORKFLOW,), checkable=True),
     ActionSpec("cancel", "&Cancel Run", "&Run", "cancel",
                "Stop the run: kill every running task, start nothing more (Shift+F5)",
                "Shift+F5", "cancel", toolbar=True, enabled_when=(RUNNING,)),
@@ -107,6 +111,7 @@ def create_actions(parent: QMainWindow, handlers: Mapping[str, Callable[[], None
             action.setIcon(icons.icon(spec.icon))
         if spec.shortcut is not None:
             action.setShortcut(QKeySequence(spec.shortcut))
+        action.setCheckable(spec.checkable)
         tip = spec.tip
         action.setToolTip(tip)
         action.setStatusTip(tip)

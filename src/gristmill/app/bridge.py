@@ -28,6 +28,7 @@ class RunnableEngine(Protocol):
     def run(self, targets: list[str]) -> Any: ...
     def cancel(self) -> None: ...
     def cancel_task(self, name: str) -> None: ...
+    def restart_task(self, name: str, why: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ class EngineBridge(QObject):
     def cancel_task(self, name: str) -> None:
         if self._engine is not None:
             self._engine.cancel_task(name)
+
+    def restart_task(self, name: str, why: str) -> None:
+        if self._engine is not None:
+            self._engine.restart_task(name, why)
 
     def drain(self) -> None:
         batch: list[Event] = []

@@ -49,12 +49,19 @@ Selecting a task anywhere selects it everywhere.
 | Run the selected tasks | Ctrl+F5 |
 | Force-run the selected tasks | Ctrl+Shift+F5 |
 | Plan: what would run, and why (runs nothing) | F6 |
+| Watch: keep the default targets (or the selected tasks) up to date | F7 |
 | Cancel the run | Shift+F5 |
 | Explain the selected task | Ctrl+I |
 
 The first time a folder would run commands, Gristmill asks whether you trust
 it; nothing runs before you say yes (Enter trusts and runs, Esc declines).
 Trusted folders are listed in *Edit > Preferences…*, where you can remove them.
+
+*Run > Watch* (F7) runs the targets now, then again whenever a change on disk makes
+one of them stale: only what the change touches runs, and a change to the inputs of a
+running task restarts that task alone. Turning it off cancels what runs. Without
+Watch the app still notices changes: a task the last run finished that a change made
+stale shows as *Will run* everywhere.
 
 *Run > Clean…* asks first, naming what it will do: it runs the workflow's own
 `clean` task (showing its commands) if there is one; otherwise it removes the

@@ -9,6 +9,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from gristmill.core.errors import GristmillError, WorkflowError
 from gristmill.core.decide.graph import TaskGraph
+from gristmill.core.load.cache import DiskLog
 from gristmill.core.load.loader import find_workflow_file, load_workflow
 from gristmill.core.workflow import Workflow
 
@@ -54,8 +55,10 @@ class WorkflowSession(QObject):
         self.workflow: Workflow | None = None
         self.graph: TaskGraph | None = None
         self.error: GristmillError | None = None
+        self.disk_log = DiskLog()        # what the last load read, listed and asked about
         self._held = False
         self._pending = False
+        self._forced = False             # the pending reload is for a change a signature misses
         self._signature: tuple = ()
         self._watcher = QFileSystemWatcher(self)
         self._watcher.fileChanged.connect(self._changed)
@@ -85,8 +88,9 @@ class WorkflowSession(QObject):
     def reload(self) -> bool:
         if self.path is None:
             return False
+        log = self.disk_log = DiskLog()
         try:
-            workflow = load_workflow(self.path)
+            workflow = load_workflow(self.path, probe=log)
             graph = TaskGraph.of(workflow)
         except GristmillError as e:
             self.error = e
@@ -110,6 +114,17 @@ class WorkflowSession(QObject):
         if not held and self._pending:
             self._pending = False
             self._timer.start()
+            self._forced = True
+
+    def changed_on_disk(self) -> None:
+        """Something the load looked at changed (a name added to a globbed folder): load
+        again, now or, during a run, once it ends."""
+        if self.path is None:
+            return
+        if self._held:
+            self._pending = True
+            return
+        self.reload()
 
     # -- watching -----------------------------------------------------------------
 
@@ -144,7 +159,8 @@ class WorkflowSession(QObject):
     def _reload_if_changed(self) -> None:
         if self.path is None:
             return
-        if _signature(self._files()) == self._signature:
+        forced, self._forced = self._forced, False
+        if _signature(self._files()) == self._signature and not forced:
             # The folder changed, not the workflow; re-add files an editor replaced.
             missing = [str(f) for f in self._files()
                        if f.exists() and str(f) not in self._watcher.files()]

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
             "force_selected": lambda: self.bench.start_run(list(self.selection.names),
                                                            force=tuple(self.selection.names)),
             "plan": lambda: self.bench.start_run([], dry_run=True),
+            "watch": lambda: self.toggle_watch(self.actions["watch"].isChecked()),
             "cancel": self.bench.cancel, "cancel_task": self.cancel_selected_tasks,
             "explain": lambda: self.show_explain(self.selection.current),
             "audit": lambda: setattr(self.bench, "audit", self.actions["audit"].isChecked()),
@@ -176,6 +177,7 @@ class MainWindow(QMainWindow):
         b.changed.connect(self._run_changed)
         b.busyChanged.connect(self._busy_changed)
         b.runEnded.connect(self._run_ended)
+        b.watchingChanged.connect(self.actions["watch"].setChecked)
         b.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         b.runRefused.connect(self.banner.show_refusal)
         self.selection.changed.connect(self._selection_changed)
@@ -318,6 +320,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.addAction("Clear Recent", self.settings.clear_recent).setEnabled(bool(recent))
 
     # -- running ---------------------------------------------------------------------------
+
+    def toggle_watch(self, on: bool) -> None:
+        """Watch on: keep the selected tasks, or with none the default targets, up to date."""
+        self.bench.set_watching(on, list(self.selection.names) if on else [])
+        self.actions["watch"].setChecked(self.bench.watching)
 
     def cancel_selected_tasks(self) -> None:
         for name in self.selection.names:
@@ -586,5 +593,7 @@ class MainWindow(QMainWindow):
         for dialog in self.dialogs.values():
             dialog.close()
         self.ticker.stop()
+        self.bench.set_watching(False)
+        self.bench.disk.close()
         super().closeEvent(event)
 

@@ -25,7 +25,7 @@ from gristmill.core.workflow import CapacityOverride
 from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.run.leftovers import leftover_words, stop_leftovers
 from gristmill.core.errors import GristmillError
-from gristmill.core.events import EventBus
+from gristmill.core.events import EventBus, TaskState
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.record.history import AttemptRecord, History, RunRecord
 from gristmill.core.record.runlock import RunLock, RunLocked
@@ -35,8 +35,13 @@ from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
 
+from gristmill.core.watch.loop import STARTED_BY, describe
+from gristmill.core.watch.scope import INPUT, RELOAD, RESCOPE, WatchScope
+from gristmill.core.watch.watcher import Change
+
 from . import prompts
 from .bridge import EngineBridge, RunEnded
+from .diskwatch import DiskWatch
 from .models.task_table import TaskTableModel, output_times
 from .past_logs import LatestAttempts, TaskAttempts
 from .runstate import Changes, RunState
@@ -82,7 +87,10 @@ class Workbench(QObject):
     runEnded = Signal(object)            # RunEnded
     message = Signal(str)                # a line for the status bar
     runRefused = Signal(str)             # a run could not start: why (another run holds it)
+    watchingChanged = Signal(bool)       # Watch turned on or off
+    diskChanged = Signal(object)         # list[Change]: files the workflow reads changed
     _scanFinished = Signal(object)       # _Scan from the worker thread (queued to this one)
+    _idleScanFinished = Signal(object)   # _Scan of a rescan after a change on disk
 
     def __init__(self, settings: Settings, history: History | None = None,
                  window: QWidget | None = None, parent: QObject | None = None):
@@ -103,6 +111,17 @@ class Workbench(QObject):
         self._close_requested = False
         self.audit = False             # Run > Audit Dependencies: runs trace their tasks
         self._run_lock: RunLock | None = None
+        # Watching the files the workflow reads (always), and Watch (a toggle): runs of
+        # the watched targets whenever a change makes one of them stale.
+        self.disk = DiskWatch(self)
+        self.watching = False
+        self.watch_targets: tuple[str, ...] = ()   # as asked for ("" words: the default)
+        self._watch_path: str | None = None        # the workflow Watch was turned on for
+        self._changes: list[Change] = []     # changes not yet answered by a scan or a run
+        self._idle_generation = 0
+        self._rescan_after = False           # a change came while a run's scan was made
+        self.disk.changed.connect(self._disk_changed)
+        self._idleScanFinished.connect(self._idle_scanned)
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self._failed)
         self.session.openFailed.connect(self.openFailed)
@@ -191,6 +210,8 @@ class Workbench(QObject):
         return self.session.reload()
 
     def close_workflow(self) -> None:
+        self.set_watching(False)
+        self.disk.watch(None)
         self.session.close()
         self._forget_workflow()
 
@@ -210,6 +231,8 @@ class Workbench(QObject):
     def _loaded(self, workflow: Workflow) -> None:
         if self.run.workflow_path and self.run.workflow_path != str(workflow.path):
             self.run.reset()
+        if self.watching and self._watch_path != str(workflow.path):
+            self.set_watching(False)           # another workflow: Watch was for the last
         self._latest = LatestAttempts(self.history, str(workflow.path))
         self.settings.add_recent(workflow.path)
         if self.history is not None:
@@ -217,6 +240,9 @@ class Workbench(QObject):
                 self.history.mark_interrupted(workflow.path)
             except Exception:                 # history is a convenience, never a blocker
                 pass
+        # What it reads is watched before the scan: a change after the scan's look at a
+        # file is an event, one before it is in the scan.
+        self._watch_files(workflow)
         # The rows arrive with their scan, in one reset: a reset and then an every-row
         # change would have each filter look at every row twice.
         scan = self._scan(workflow, self.session.graph, full=True)
@@ -229,6 +255,8 @@ class Workbench(QObject):
         gc.unfreeze()
         gc.freeze()
         self.workflowLoaded.emit(workflow)
+        if self.watching and not self.busy:
+            self._run_if_stale()
 
     def rescan(self) -> None:
         """Decide staleness of every task, and read durations from history."""
@@ -286,10 +314,163 @@ class Workbench(QObject):
         self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed)
         self.scanned.emit()
 
+    # -- changes on disk, and Watch ------------------------------------------------
+
+    def _watch_files(self, workflow: Workflow) -> None:
+        """Watch what the workflow reads: the folders of every task's inputs, of its globs,
+        of its own files."""
+        log = self.session.disk_log
+        self.disk.watch(WatchScope.of(workflow, workflow.path, log.files, log.listings,
+                                      [p for _how, p in log.answers], list(workflow.tasks)))
+
+    def _disk_changed(self, batch: list[Change]) -> None:
+        """A debounced batch of changes to files the workflow reads (GUI thread)."""
+        if self.workflow is None:
+            return
+        if any(c.what == RESCOPE for c in batch):     # a folder it waits for appeared
+            self._watch_files(self.workflow)
+            batch = [c for c in batch if c.what != RESCOPE]
+            if not batch:
+                return
+        self.diskChanged.emit(batch)
+        if self.watching:
+            self._changes += batch
+        if any(c.what == RELOAD for c in batch):
+            self.session.changed_on_disk()         # a glob may match a new file: load again
+            return
+        if self.bridge.busy:
+            if self.watching:
+                self._restart_readers(batch)
+            return                                 # the scan after the run sees the rest
+        if self._scanning:                         # that scan may have been made already
+            self._rescan_after = True
+            return
+        self._rescan_idle()
+
+    def _restart_readers(self, batch: list[Change]) -> None:
+        """Watch: a change to the inputs of a running task restarts that task alone."""
+        scope = self.disk.scope
+        if scope is None:
+            return
+        running = set(self.run.running_tasks())
+        for c in batch:
+            if c.what != INPUT:
+                continue
+            for name in scope.readers(c.path):
+                if name in running:
+                    self.bridge.restart_task(name, f"input {scope.shown(c.path)} changed "
+                                                   "while it ran")
+
+    def _rescan_idle(self) -> None:
+        """The scan of every task on a worker thread, its result shown as one batch."""
+        wf, graph = self.workflow, self.graph
+        if wf is None or graph is None:
+            return
+        self._idle_generation += 1
+        generation = self._idle_generation
+
+        def work() -> None:
+            scan = self._scan(wf, graph, generation)
+            try:
+                self._idleScanFinished.emit(scan)
+            except RuntimeError:        # the window was closed meanwhile
+                pass
+
+        threading.Thread(target=work, name="gristmill-rescan", daemon=True).start()
+
+    def _idle_scanned(self, scan: _Scan) -> None:
+        if scan.generation != self._idle_generation or scan.workflow is not self.workflow:
+            return
+        if self.bridge.busy or self._scanning:
+            self._rescan_after = True    # a run is on: scan again once it has ended
+            return
+        self._apply_scan(scan)
+        if self.watching:
+            self._run_if_stale()
+
+    def set_watching(self, on: bool, targets: list[str] | tuple[str, ...] = ()) -> bool:
+        """Watch: keep ``targets`` (the default when empty) up to date: run them now, then
+        again whenever a change makes one of them stale. Off: what runs is cancelled."""
+        if on == self.watching:
+            return True
+        if not on:
+            self.watching = False
+            self._changes = []
+            if self.busy:
+                self.cancel()
+            self.watchingChanged.emit(False)
+            self.message.emit("Watch is off.")
+            return True
+        wf = self.workflow
+        if wf is None:
+            self.message.emit("Open a workflow first.")
+            self.watchingChanged.emit(False)
+            return False
+        try:
+            wf.resolve_targets(list(targets))
+        except GristmillError as e:
+            self.message.emit(str(e))
+            self.watchingChanged.emit(False)
+            return False
+        self.watch_targets = tuple(targets)
+        self._watch_path = str(wf.path)
+        self.watching = True
+        self._changes = []
+        self.watchingChanged.emit(True)
+        what = " ".join(targets) or "the default targets"
+        self.message.emit(f"Watching: {what} run whenever a change makes them stale.")
+        if not self.busy:
+            self._start_watched(first=True)
+        return True
+
+    def _run_if_stale(self) -> None:
+        """Watch, after a scan: run the watched targets if a change made any stale."""
+        changes, self._changes = self._changes, []
+        wf = self.workflow
+        if not changes or self.graph is None or wf is None:
+            return
+        try:        # after an edit: the watched tasks as the workflow names them now
+            names = wf.resolve_targets(list(self.watch_targets))
+        except GristmillError as e:
+            self.message.emit(f"Watch: {e}")
+            return
+        wanted = self.graph.closure(list(names))
+        rerun = self._rerun(changes)
+        if not rerun and not any(self.decisions.get(n) is not None and self.decisions[n].stale
+                                 for n in wanted):
+            return
+        self._start_watched(changes=changes, rerun=rerun)
+
+    def _rerun(self, changes: list[Change]) -> dict[str, str]:
+        """Tasks the last run finished well though an input changed while they ran."""
+        scope, out = self.disk.scope, {}
+        if scope is None:
+            return out
+        for c in changes:
+            for name in scope.readers(c.path) if c.what == INPUT else ():
+                tr = self.run.tasks.get(name)
+                if tr is not None and tr.state is TaskState.DONE and tr.started is not None \
+                        and tr.started < c.time:
+                    out.setdefault(name, f"input {scope.shown(c.path)} changed while its last "
+                                         "attempt ran")
+        return out
+
+    def _start_watched(self, first: bool = False, changes: list[Change] = (),
+                       rerun: Mapping[str, str] | None = None) -> None:
+        scope = self.disk.scope
+        shown = tuple(dict.fromkeys(scope.shown(c.path) if scope else c.path for c in changes))
+        if shown:
+            self.message.emit(f"Changed: {describe(list(shown))}")
+        if not self.start_run(list(self.watch_targets), started_by=STARTED_BY, changed=shown,
+                              rerun=tuple((rerun or {}).items())):
+            if first:
+                self.set_watching(False)
+
     # -- running ------------------------------------------------------------------
 
     def start_run(self, targets: list[str] | tuple[str, ...] = (), *, force: tuple[str, ...] = (),
-                  dry_run: bool = False) -> bool:
+                  dry_run: bool = False, started_by: str = "", changed: tuple[str, ...] = (),
+                  rerun: tuple[tuple[str, str], ...] = ()) -> bool:
         """Run targets (the default when empty), asking to trust the folder first."""
         wf = self.workflow
         if wf is None:
@@ -298,15 +479,18 @@ class Workbench(QObject):
         if self.busy:
             self.message.emit("A run is already in progress.")
             return False
+        watch = (started_by, changed, rerun)
         if dry_run or self.settings.is_trusted(wf.root):
-            return self._start(list(targets), force, dry_run)
+            return self._start(list(targets), force, dry_run, watch)
 
         def answered(trust: object) -> None:
             if trust and self.workflow is wf:
                 self.settings.trust(wf.root)
-                self._start(list(targets), force, dry_run)
+                self._start(list(targets), force, dry_run, watch)
             elif not trust:
                 self.message.emit("Nothing ran: the folder is not trusted.")
+                if started_by:
+                    self.set_watching(False)
 
         prompts.ask(
             self._window, prompts.TRUST, "Trust this folder?",
@@ -318,13 +502,16 @@ class Workbench(QObject):
                         "Gristmill remembers folders you trust.")
         return True
 
-    def _start(self, targets: list[str], force: tuple[str, ...], dry_run: bool) -> bool:
+    def _start(self, targets: list[str], force: tuple[str, ...], dry_run: bool,
+               watch: tuple = ("", (), ())) -> bool:
         wf, graph = self.workflow, self.graph
         if wf is None or graph is None or self.busy:
             return False
         prefs = self.settings.preferences
+        started_by, changed, rerun = watch
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
-                             capacity=self.capacity(), audit=self.audit)
+                             capacity=self.capacity(), audit=self.audit,
+                             started_by=started_by, changed=tuple(changed), rerun=tuple(rerun))
         if not dry_run:
             # One run of a workflow at a time: a CLI run (or another window) may hold it.
             lock = RunLock(wf.path, "the Gristmill app")
@@ -428,7 +615,11 @@ class Workbench(QObject):
         elif self.run.status is not None:
             self.message.emit(f"Run {self.run.status.value}.")
         self.runEnded.emit(ended)
-
+        if not self.busy and (self._rescan_after or (self.watching and self._changes)):
+            # what changed while it ran: a scan made now (the run's own may be older),
+            # and with Watch on, a run if it finds a watched target stale
+            self._rescan_after = False
+            self._rescan_idle()
     def wait(self, timeout: float = 10.0) -> bool:
         return self.bridge.wait(timeout)
 

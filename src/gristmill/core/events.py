@@ -82,6 +82,8 @@ class RunStarted(Event):
     tasks: tuple[str, ...]            # every task in the plan, in topological order
     dry_run: bool = False
     log_path: str = ""                # the JSON-lines run log
+    started_by: str = ""              # "" (asked for), or "watch": started by a change on disk
+    changed: tuple[str, ...] = ()     # the files whose change started it (watch), root-relative
 
 
 @dataclass(frozen=True, slots=True)

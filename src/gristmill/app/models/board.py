@@ -140,11 +140,12 @@ class BoardCards(QObject):
         source = self._source
         self._shown = {}
         rows: dict[TaskState, list[int]] = {s: [] for s in self.columns}
-        for name, tr in source.run.tasks.items():
+        for name in source.run.tasks:
             r = source.row_of(name)
-            if r >= 0 and tr.state in rows:
-                rows[tr.state].append(r)
-                self._shown[name] = tr.state
+            state = source.run_state(name)
+            if r >= 0 and state in rows:
+                rows[state].append(r)
+                self._shown[name] = state
         for state, column in self.columns.items():
             column._reset(rows[state])
         self.moved.emit(frozenset(self.columns))

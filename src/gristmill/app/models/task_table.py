@@ -16,6 +16,7 @@ from gristmill.core.events import TaskState
 from gristmill.core.sizes import format_duration, format_size
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.decide.staleness import Decision
+from gristmill.core.reasons import ReasonKind
 from gristmill.core.workflow import Task, Workflow
 
 from .. import states, theme
@@ -52,6 +53,10 @@ HEADERS = {
 CHUNK = 500     # rows announced changed in one turn of the event loop
 _VALUE: dict[ShownState, str] = {s: s.value for s in (*TaskState, *IdleState)}
 _STALE, _FRESH = IdleState.STALE.value, IdleState.FRESH.value
+# Run states a scan after the run can overtake: a task the run finished well, stale now
+# (a file changed since), shows the scan's "will run" in every view.
+_FINISHED_WELL = frozenset({TaskState.DONE, TaskState.UP_TO_DATE})
+_ALWAYS = frozenset({ReasonKind.PHONY, ReasonKind.NO_OUTPUTS})   # stale by nature, not by a change
 STATE_ORDER: dict[ShownState, int] = {s: i for i, s in enumerate(states.RUN_STATES + states.IDLE_STATES)}
 
 
@@ -124,6 +129,8 @@ class TaskTableModel(QAbstractTableModel):
         self._stale_count = 0               # decisions that say stale
         self._stale_outside = 0             # … of tasks no default target needs
         self._in_default: set[str] = set()  # the default targets and what they need
+        self._after_run = False             # the decisions were made after the run shown
+        self._outdated: frozenset[str] = frozenset()   # stale by a change on disk (not phony)
         self._affixes: dict[tuple[str, bool], tuple[int, int]] = {}
         self._groups_of: Workflow | None = None         # the workflow _groups are of
         self._groups: Mapping[str, tuple[str, ...]] = {}
@@ -165,6 +172,9 @@ class TaskTableModel(QAbstractTableModel):
         self._stale_count = len(stale)
         in_default = self._in_default
         self._stale_outside = sum(1 for n in stale if n not in in_default)
+        self._after_run = not self._run.running
+        self._outdated = frozenset(n for n, d in self._decisions.items() if d.stale and not any(
+            r.kind in _ALWAYS for r in d.reasons))
 
     def set_decisions(self, decisions: Mapping[str, Decision], notify: bool = True) -> None:
         self._set_decisions(decisions)
@@ -206,6 +216,8 @@ class TaskTableModel(QAbstractTableModel):
     def apply_changes(self, changes: Changes) -> None:
         # A run's start names the tasks of the old and of the new run: only their rows
         # change (the rest show the scan's state before and after).
+        if changes.started is not None:
+            self._after_run = False         # the scan's verdicts are older than this run
         if changes.tasks:
             self.rows_changed(changes.tasks)
         if changes.started is not None:
@@ -268,12 +280,20 @@ class TaskTableModel(QAbstractTableModel):
         return self._names[row]
 
     def run_state(self, name: str) -> TaskState | None:
-        """Its state in the run shown; None when it is not in that run (or before any run)."""
-        return self._run.state_of(name)
+        """Its state in the run shown; None when it is not in that run (or before any run),
+        or when the run finished it well but a scan since finds it stale (an input
+        changed on disk): then it shows the scan's verdict, as a task outside the run."""
+        state = self._run.state_of(name)
+        if state in _FINISHED_WELL and self._overtaken(name):
+            return None
+        return state
+
+    def _overtaken(self, name: str) -> bool:
+        return self._after_run and name in self._outdated and not self._run.running
 
     def idle_state(self, name: str) -> IdleState | None:
         """For a task outside the run: what the latest scan says (None when unknown or in the run)."""
-        if self._run.state_of(name) is not None:
+        if self.run_state(name) is not None:
             return None
         d = self._decisions.get(name)
         if d is None:
@@ -288,7 +308,8 @@ class TaskTableModel(QAbstractTableModel):
         """``state`` of the task in ``row`` as its value ("" for none), for filters."""
         name = self._names[row]
         tr = self._run.tasks.get(name)
-        if tr is not None and tr.state is not None:
+        if tr is not None and tr.state is not None and not (
+                tr.state in _FINISHED_WELL and self._overtaken(name)):
             return _VALUE[tr.state]
         d = self._decisions.get(name)
         return "" if d is None else _STALE if d.stale else _FRESH
@@ -296,16 +317,19 @@ class TaskTableModel(QAbstractTableModel):
     def idle_counts(self) -> IdleCounts:
         """The tasks outside the run shown: those the default targets would run (stale
         and needed by a default target), up to date, and stale but run only when asked
-        for. Counts the run's tasks, not the workflow's: the board asks at each run start."""
+        for. Counts the run's tasks, not the workflow's: the board asks at each run start.
+        A task the run finished well but that a change on disk made stale since counts
+        as stale (its decision was made after the run)."""
         outside = self._stale_outside
         stale = self._stale_count - outside
         fresh = len(self._decisions) - self._stale_count
         decisions, in_default = self._decisions, self._in_default
+        overtaken = self._after_run and not self._run.running
         for name, tr in self._run.tasks.items():
             if tr.state is None:
                 continue
             d = decisions.get(name)
-            if d is None:
+            if d is None or (overtaken and tr.state in _FINISHED_WELL and name in self._outdated):
                 continue
             if not d.stale:
                 fresh -= 1
@@ -334,9 +358,11 @@ class TaskTableModel(QAbstractTableModel):
         stale, fresh = IdleState.STALE, IdleState.FRESH
         out: list[ShownState | None] = []
         append = out.append
+        overtaken = self._after_run and not self._run.running
         for name in names:
             tr = run_tasks.get(name)
-            if tr is not None and tr.state is not None:
+            if tr is not None and tr.state is not None and not (
+                    overtaken and tr.state in _FINISHED_WELL and name in self._outdated):
                 append(tr.state)
             else:
                 d = decisions.get(name)

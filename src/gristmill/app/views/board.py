@@ -256,6 +256,9 @@ class BoardView(QScrollArea):
 
     def _cards_moved(self, states: frozenset) -> None:
         """Cards came or went (once per change of the table, however many ranges)."""
+        if not self._model.run.running:
+            # after the run: a change on disk made tasks it finished stale (they leave)
+            self._refresh_timer.start()
         for c in self.columns:
             if c.state in states:
                 c.update_header()

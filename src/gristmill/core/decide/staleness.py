@@ -181,6 +181,10 @@ class FileStamps:
         cache = self._cache
         for p in self._never:
             cache[p] = None
+    def known(self) -> dict[str, int | None]:
+        """Every mtime read so far (None: missing), to seed a later scan's ``FileStamps``
+        (watch: a pass after a change re-reads only what changed)."""
+        return dict(self._cache)
 
     def forget(self, paths: Iterable[str]) -> None:
         """The files at ``paths`` may have changed: the next ``get`` looks again."""

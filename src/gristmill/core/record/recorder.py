@@ -430,12 +430,14 @@ class Recorder(BackgroundWriter):
             self._run_paths[run_id] = _norm_path(event.workflow_path)
             conn.execute(
                 "INSERT OR REPLACE INTO runs (id, workflow_path, workflow_name, targets, "
-                "task_count, started, status, pid, hostname, process_start, log_path) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "task_count, started, status, pid, hostname, process_start, log_path, "
+                "started_by, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, _norm_path(event.workflow_path), db_text(event.workflow),
                  db_text(json.dumps(list(event.targets), ensure_ascii=False)),
                  len(event.tasks), event.time, RunStatus.RUNNING.value, os.getpid(),
-                 _HOSTNAME, _process_start(os.getpid()), db_text(event.log_path)))
+                 _HOSTNAME, _process_start(os.getpid()), db_text(event.log_path),
+                 event.started_by,
+                 db_text(json.dumps(list(event.changed), ensure_ascii=False))))
         elif isinstance(event, RunFinished):
             self._reasons.pop(run_id, None)
             self._run_paths.pop(run_id, None)

@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS runs (
     hostname      TEXT NOT NULL DEFAULT '',
     process_start TEXT,                          -- tells a reused pid from ours
     log_path      TEXT NOT NULL DEFAULT '',      -- the JSON-lines run log
-    seen          REAL                           -- last moment the run was seen alive
+    seen          REAL,                          -- last moment the run was seen alive
+    started_by    TEXT NOT NULL DEFAULT '',      -- '' asked for; 'watch'
+    changed       TEXT NOT NULL DEFAULT '[]'     -- JSON list of the files that started it
 )
 """,
     """\
@@ -144,6 +146,8 @@ _ADDED_COLUMNS = (
     ("attempts", "gpus", "TEXT NOT NULL DEFAULT '[]'"),    # JSON list of {index, uuid, …}
     ("attempts", "gpu_peak_mem", "INTEGER"),               # bytes
     ("attempts", "gpu_util", "REAL"),                      # percent, mean of samples
+    ("runs", "started_by", "TEXT NOT NULL DEFAULT ''"),    # '' asked for; 'watch'
+    ("runs", "changed", "TEXT NOT NULL DEFAULT '[]'"),     # JSON: the files that started it
 )
 
 # last_attempt for a file made before it existed: each task's latest attempt.
@@ -265,6 +269,8 @@ class RunRecord:
     pid: int | None
     hostname: str
     log_path: str
+    started_by: str = ""               # "watch": started by a change on disk; "" asked for
+    changed: tuple[str, ...] = ()      # the changed files that started it (watch)
 
     @property
     def duration(self) -> float | None:
@@ -529,17 +535,19 @@ def _chunks(items: list[str], size: int = _CHUNK) -> Iterable[list[str]]:
 
 
 _RUN_COLUMNS = ("id, workflow_path, workflow_name, targets, started, ended, status, counts, "
-                "task_count, pid, hostname, log_path")
+                "task_count, pid, hostname, log_path, started_by, changed")
 
 
 def _run_record(row: tuple) -> RunRecord:
     (id_, wf_path, wf_name, targets, started, ended, status, counts,
-     task_count, pid, hostname, log_path) = row
+     task_count, pid, hostname, log_path, started_by, changed) = row
     return RunRecord(
         id=id_, workflow_path=from_db(wf_path), workflow_name=from_db(wf_name),
         targets=tuple(json.loads(targets or "[]")), started=started, ended=ended,
         status=RunStatus(status), counts=MappingProxyType(json.loads(counts or "{}")),
-        task_count=task_count, pid=pid, hostname=hostname, log_path=from_db(log_path))
+        task_count=task_count, pid=pid, hostname=hostname, log_path=from_db(log_path),
+        started_by=started_by or "",
+        changed=tuple(from_db(c) for c in json.loads(changed or "[]")))
 
 
 _ATTEMPT_COLUMNS = ("run_id, task, attempt, started, ended, duration, outcome, exit_code, "

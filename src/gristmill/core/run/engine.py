@@ -56,6 +56,10 @@ class RunOptions:
                                          # without -j), not by critical path
     silent: bool = False                 # -s: no command is echoed into the output
     audit: bool = False                  # --audit: trace every task's file accesses
+    started_by: str = ""                 # "watch": the run was started by a change on disk
+    changed: tuple[str, ...] = ()        # the changed files that started it (history keeps them)
+    rerun: tuple[tuple[str, str], ...] = ()   # (task, why): run it, for this reason (watch: an
+                                         # input changed while its last attempt ran)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Engine:
         self._cancel = False
         self._abort = False          # cancel without the grace period
         self._cancel_tasks: set[str] = set()
+        self._restart_tasks: dict[str, str] = {}
         self.run_id: str | None = None
         self._capacity: Capacity | None = None
         self._strace: str | None = None      # the strace program, when this run audits
@@ -151,6 +156,17 @@ class Engine:
         if ex is not None:
             ex.wakeup()
 
+    def restart_task(self, name: str, why: str) -> None:
+        """Cancel the running attempt of one task and queue it again (watch: its inputs
+        changed while it ran). Its partial outputs are removed as for any cancel; what
+        depends on it waits for the new attempt; every other task goes on. A task that is
+        not running is left alone (one not started yet will read the new inputs)."""
+        with self._lock:
+            self._restart_tasks[name] = why
+            ex = self._executor
+        if ex is not None:
+            ex.wakeup()
+
     # -- deciding ----------------------------------------------------------
     def capacity(self) -> Capacity:
         if self._capacity is None:
@@ -171,7 +187,15 @@ class Engine:
         stamps, self._stamps = self._stamps, None
         scan = StalenessScan(self.workflow, self.graph, history=self.history,
                              stamps=stamps() if stamps is not None else None)
+        rerun = dict(self.options.rerun)
+        if rerun:
+            forced = tuple(forced) + tuple(n for n in rerun if n in self.workflow.tasks)
         decisions = scan.scan(names, force=forced, force_all=self.options.force_all)
+        for name, why in rerun.items():
+            d = decisions.get(name)
+            if d is not None and name not in self.options.force:
+                decisions[name] = Decision(True, (Reason(ReasonKind.INPUT_NEWER, why),) + tuple(
+                    r for r in d.reasons if r.kind is not ReasonKind.FORCED))
         tasks = self.workflow.tasks
         check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),
                    str(self.workflow.path))
@@ -181,8 +205,10 @@ class Engine:
         return names, decisions, scan
 
     # -- running -----------------------------------------------------------
-    def run(self, targets: list[str] | tuple[str, ...] = ()) -> RunResult:
-        names, decisions, scan = self.decide(targets)
+    def run(self, targets: list[str] | tuple[str, ...] = (), decided=None) -> RunResult:
+        """``decided``: what ``decide(targets)`` returned just now (watch decides first, to
+        start no run when nothing is stale); otherwise the run decides."""
+        names, decisions, scan = decided if decided is not None else self.decide(targets)
         self._strace = audit_strace(self.workflow, decisions, self.options)   # exit 2 if missing
         capacity = self.capacity()
         run_id = new_run_id()
@@ -213,7 +239,8 @@ class Engine:
         t0 = time.time()
         order = tuple(decisions)
         publish(RunStarted(run_id, t0, self.workflow.name, str(self.workflow.path), tuple(names),
-                           order, self.options.dry_run, str(jsonl)))
+                           order, self.options.dry_run, str(jsonl), self.options.started_by,
+                           tuple(self.options.changed)))
         waiting, up_to_date = TaskState.WAITING, TaskState.UP_TO_DATE
         stale = [n for n, d in decisions.items() if d.stale]
         states: dict[str, TaskState] = dict.fromkeys(decisions, up_to_date)
@@ -275,6 +302,8 @@ class _RunLoop:
         self.failed: list[str] = []
         self.cancelled: list[str] = []         # cancelled one by one, by the user
         self.cancelling: set[str] = set()      # killed by cancel_task, not yet reaped
+        self.restarting: dict[str, str] = {}   # killed by restart_task, not yet reaped: why
+        self.restarts: Counter = Counter()     # attempts cancelled by restart_task, per task
         self.next_job = 0
         self.stopping = False        # a failure without --keep-going: start nothing more
         self.fatal: str | None = None   # the executor can run nothing more: why
@@ -358,8 +387,16 @@ class _RunLoop:
                     cancelled = e._cancel
                     kill = e._cancel_tasks
                     e._cancel_tasks = set()
+                    again = e._restart_tasks
+                    e._restart_tasks = {}
                 if kill:
                     self._cancel_tasks(ex, kill)
+                if again:
+                    for name, why in again.items():
+                        job = self.by_name.get(name)
+                        if job is not None and name not in self.cancelling:
+                            self.restarting[name] = why
+                            ex.kill(job)
                 self._take_ready()
             if cancelled:
                 self._cancel_all(ex)
@@ -599,6 +636,8 @@ class _RunLoop:
         now = time.time()
         self.free.give(task.resources, a.gpus, a.slot)
         gpu_peak, gpu_util = self._gpu_figures(a)
+        if self.restarting:
+            self.restarting.pop(task.name, None)   # it ended before the kill: watch decides
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
                                         Outcome.SUCCEEDED, ev.exit_code, now - a.started,
                                         ev.peak_mem, message=ev.log_trouble,
@@ -625,6 +664,10 @@ class _RunLoop:
             outcome, message = Outcome.TIMED_OUT, f"timed out after {task.timeout:g} s"
         elif ev.killed and task.name in self.cancelling:
             outcome, message = Outcome.CANCELLED, "cancelled by the user; the run went on"
+        elif ev.killed and task.name in self.restarting and not self.stopping \
+                and not self._cancelled():
+            outcome = Outcome.CANCELLED
+            message = f"cancelled: {self.restarting[task.name]}; it starts again"
         elif ev.killed:
             outcome, message = Outcome.CANCELLED, STOPPED
         else:
@@ -641,9 +684,22 @@ class _RunLoop:
         if ev.log_trouble:
             message = f"{message}; {ev.log_trouble}"
         removed = self._remove_partial(a)
+        why = self.restarting.pop(task.name, None)
+        if why is not None and ev.killed and not self._cancelled() and not self.stopping:
+            # restart_task: the attempt is given up, and the task is queued again now
+            self.restarts[task.name] += 1
+            self._gpu_figures(a)         # its devices' sampling ends with it
+            self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
+                                            ev.exit_code, duration, ev.peak_mem, True, removed,
+                                            message))
+            self.scan.stamps.forget(task.inputs)
+            self._enqueue(task)
+            self.set_state(task.name, TaskState.READY,
+                           (Reason(ReasonKind.INPUT_NEWER, why),), a.attempt)
+            return
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
-                 and a.attempt <= task.retries and not self._cancelled()
-                 and task.name not in self.cancelling)
+                 and a.attempt - self.restarts[task.name] <= task.retries
+                 and not self._cancelled() and task.name not in self.cancelling)
         gpu_peak, gpu_util = self._gpu_figures(a)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,

@@ -1,0 +1,75 @@
+"""The files the open workflow reads, watched: batches of changes on the GUI thread.
+
+``DiskWatch`` wraps the core's ``FileWatcher`` (watchfiles; debounced) over a
+``WatchScope``: a thread waits for each batch and hands it to the GUI thread as the
+``changed`` signal (a queued connection). The workbench rescans on each batch, with or
+without Watch: a task the last run finished but that a change made stale shows as
+stale in every view.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+from gristmill.core.watch.scope import WatchScope
+from gristmill.core.watch.watcher import DEBOUNCE, FileWatcher
+
+
+class DiskWatch(QObject):
+    changed = Signal(object)         # list[Change], on the GUI thread
+
+    def __init__(self, parent: QObject | None = None, debounce: float = DEBOUNCE):
+        super().__init__(parent)
+        self.debounce = debounce
+        self.scope: WatchScope | None = None
+        self._watcher: FileWatcher | None = None
+        self._thread: threading.Thread | None = None
+
+    def watch(self, scope: WatchScope | None, wait: bool = True) -> None:
+        """Watch the folders of ``scope`` (None: nothing). With ``wait``, the new watches
+        are in when this returns: a scan made after it misses no change (the watcher
+        that is replaced drops what it had not handed over yet)."""
+        self.scope = scope
+        if scope is None:
+            if self._watcher is not None:
+                self._watcher.set_folders((), wait=False)
+            return
+        if self._watcher is None:
+            self._watcher = FileWatcher(self._classify, self.debounce)
+            self._thread = threading.Thread(target=self._wait, args=(self._watcher,),
+                                            name="gristmill-diskwatch", daemon=True)
+            self._thread.start()
+        self._watcher.set_folders(scope.folders, wait=wait)
+
+    def wait_watching(self, timeout: float = 10.0) -> bool:
+        """Until the watches of the last ``watch`` are in (tests)."""
+        w = self._watcher
+        return w is None or w._started.wait(timeout)
+
+    @property
+    def folders(self) -> frozenset[str]:
+        return self._watcher.folders if self._watcher is not None else frozenset()
+
+    def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _classify(self, kind: int, path: str) -> str | None:
+        scope = self.scope
+        return scope.classify(kind, path) if scope is not None else None
+
+    def _wait(self, watcher: FileWatcher) -> None:
+        while True:
+            batch = watcher.next_batch()
+            if batch is None:
+                return
+            try:
+                self.changed.emit(batch)
+            except RuntimeError:         # the window is gone
+                return
