@@ -80,7 +80,7 @@ def test_ctrl_c_cancels_what_the_watch_runs_and_leaves_no_process(tmp_path):
     assert not alive(pid)
     assert "Traceback" not in err and "stopping the watch" in err
     text = out_file.read_text()
-    assert "✓ copy" in text and "slow failed: cancelled" in text and "CANCELLED" in text
+    assert "✓ copy" in text and "slow stopped: the run was cancelled" in text and "CANCELLED" in text
 
 
 def test_watch_runs_what_a_save_makes_stale_and_tells_a_broken_edit_once(tmp_path):
