@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from gristmill import __version__
@@ -38,17 +38,49 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def open_history() -> History | None:
-    """The run history, or None when it cannot be opened (the app still works without it)."""
+class HistoryProblems(QObject):
+    """What the history said went wrong, for the window: ``told(line, locked)``, emitted
+    from whichever thread found it (queued to the window's). The first problem is kept
+    for a window made after it."""
+
+    told = Signal(str, bool)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: tuple[str, bool] | None = None
+        self.history: History | None = None
+
+    def tell(self, line: str, locked: bool = False) -> None:
+        if self.first is None:
+            self.first = (line, locked)
+        self.told.emit(line, locked)
+
+    def from_history(self, line: str) -> None:    # History's on_problem
+        self.tell(line, bool(self.history is not None and self.history.problem_locked))
+
+
+def open_history(problems: HistoryProblems | None = None) -> History | None:
+    """The run history, or None when it cannot be opened (the app still works without
+    it; ``problems`` is told why, in the one line the CLI prints)."""
     try:
-        return History()
-    except (HistoryError, OSError, Exception):
+        history = History(on_problem=problems.from_history if problems is not None else None)
+    except HistoryError as exc:
+        if problems is not None:
+            problems.tell(str(exc), exc.locked)
         return None
+    except (OSError, Exception):
+        return None
+    if problems is not None:
+        problems.history = history
+    return history
 
 
 def create_window(path: str | None = None, settings: Settings | None = None,
-                  history: History | None = None) -> MainWindow:
+                  history: History | None = None,
+                  problems: HistoryProblems | None = None) -> MainWindow:
     window = MainWindow(settings or Settings(), history)
+    if problems is not None:
+        window.watch_history(problems)
     window.bench.prune_history()
     window.show()
     if path:
@@ -96,11 +128,12 @@ def arm_smoke_quit(window: MainWindow, environ: Mapping[str, str] = os.environ) 
 def run_app(path: str | None = None) -> int:
     """Open the main window (on ``path`` when given) and run the event loop."""
     app = create_app()
-    history = open_history()
-    window = create_window(path, history=history)
+    problems = HistoryProblems()
+    history = open_history(problems)
+    window = create_window(path, history=history, problems=problems)
     arm_smoke_quit(window)
     code = app.exec()
     window.bench.wait(10)           # a run cancelled at close ends before we leave
-    if history is not None:
-        history.close()
+    if window.bench.history is not None:     # the one it has now (moved aside: a new one)
+        window.bench.history.close()
     return code

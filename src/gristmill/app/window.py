@@ -22,7 +22,7 @@ from .models.history import STATUS_TEXT, bars_from_attempts, format_time
 from .runstate import Changes
 from .selection import Selection
 from .settings import Settings
-from .views.banners import ErrorBanner, WarningBanner
+from .views.banners import ErrorBanner, HistoryBanner, WarningBanner
 from .views.board import BoardView
 from .views.graph import GraphPane
 from .views.log import LogPane, PastLogSource, SessionLogSource
@@ -110,9 +110,12 @@ class MainWindow(QMainWindow):
         self.banner = ErrorBanner(self)
         self.banner_text = self.banner.text
         self.warnings = WarningBanner(self)
+        self.history_banner = HistoryBanner(self)
+        self.history_banner.moveAsideRequested.connect(self.move_history_aside)
         page = QWidget(self)
         column = QVBoxLayout(page)
         column.setContentsMargins(4, 4, 4, 0)
+        column.addWidget(self.history_banner)
         column.addWidget(self.banner)
         column.addWidget(self.warnings)
         column.addWidget(self.tabs, 1)
@@ -515,6 +518,22 @@ class MainWindow(QMainWindow):
     def _preferences_changed(self) -> None:
         self.bench.prune_history()
         self._refresh_status()
+
+    def watch_history(self, problems) -> None:
+        """Show what the history says went wrong (``main.HistoryProblems``), now and later."""
+        self._problems = problems
+        problems.told.connect(self.history_banner.show_problem)
+        if problems.first is not None:
+            self.history_banner.show_problem(*problems.first)
+
+    def move_history_aside(self) -> None:
+        """The banner's offer: the unusable history file renamed, a new one started."""
+        moved = self.bench.move_history_aside(getattr(self, "_problems", None))
+        if moved is None:
+            return
+        self.history_banner.hide()
+        self.statusBar().showMessage(f"The old history was moved to {moved}; runs are "
+                                     "recorded in a new one from now on", 15000)
 
     def show_history(self) -> None:
         from .dialogs.history import RunHistoryDialog

@@ -762,6 +762,37 @@ class Workbench(QObject):
         records = self.history.last_audits(wf.path)
         return records, (f"run {records[0].run_id}" if records else "")
 
+    def move_history_aside(self, problems=None):
+        """Move the history file that cannot be used aside and start a new one (the
+        banner's offer); the path it went to, or None (told why) when it could not be."""
+        from gristmill.core.record.history import History, HistoryError, move_aside
+        from gristmill.core.paths import history_db
+        if self.busy:
+            self.message.emit("The history can be moved aside once the run has ended")
+            return None
+        old = self.history
+        path = old.path if old is not None else history_db()
+        if old is not None:
+            try:
+                old.close(timeout=5)
+            except Exception:
+                pass
+        try:
+            moved = move_aside(path)
+            new = History(path, on_problem=problems.from_history if problems else None)
+        except (OSError, HistoryError) as exc:
+            self.message.emit(f"The history could not be moved aside: {exc}")
+            return None
+        if problems is not None:
+            problems.history = new
+            problems.first = None
+        self.history = new
+        wf = self.session.workflow
+        self._latest = LatestAttempts(new, str(wf.path) if wf is not None else None)
+        if wf is not None:
+            self.rescan()
+        return moved
+
     def prune_history(self) -> None:
         if self.history is None:
             return

@@ -152,3 +152,38 @@ class WarningBanner(QFrame):
         self.lines = []
         self._key = ()
         self.hide()
+
+
+class HistoryBanner(QFrame):
+    """The run history cannot be used (damaged, read-only, full, locked): the app goes on
+    without it, says so once, and, unless another process merely holds it, offers to
+    move the file aside and start a new history (nothing of the old one is deleted)."""
+
+    moveAsideRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("history-banner")
+        self.setStyleSheet("#history-banner { background: #fdf1d6; border: 1px solid #c9a33a;"
+                           " border-radius: 4px; } #history-banner QLabel { color: #4d3b08; }")
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.move_aside = QPushButton("Move Aside && Start a New History", self)
+        self.move_aside.setToolTip("Rename the history file (it is kept, not deleted) and "
+                                   "record runs in a new one from now on")
+        self.move_aside.clicked.connect(self.moveAsideRequested)
+        close = QToolButton(self)
+        close.setText("✕")
+        close.setToolTip("Hide; runs go on without history")
+        close.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.addWidget(self.text, 1)
+        row.addWidget(self.move_aside)
+        row.addWidget(close)
+        self.hide()
+
+    def show_problem(self, line: str, locked: bool) -> None:
+        self.text.setText(f"<b>Run history is not being kept</b><br>{html.escape(line)}")
+        self.move_aside.setVisible(not locked)
+        self.show()

@@ -17,8 +17,10 @@ scheduler reads the durations.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +30,7 @@ from .recorder import Recorder
 from .store import (SCHEMA_VERSION, AttemptRecord, AuditRecord, HistoryError, RunRecord,
                     TaskRecord, create_schema, empty_database, is_locked)
 
-__all__ = ["History", "HistoryError", "RunRecord", "AttemptRecord", "AuditRecord",
+__all__ = ["History", "HistoryError", "move_aside", "RunRecord", "AttemptRecord", "AuditRecord",
            "TaskRecord", "SCHEMA_VERSION"]
 
 
@@ -50,10 +52,11 @@ class History(Recorder, HistoryReader):
             path.parent.mkdir(parents=True, exist_ok=True)
             create_schema(path)
         except (sqlite3.Error, OSError) as exc:
-            raise HistoryError(problem_line(path, exc)) from None
+            raise HistoryError(problem_line(path, exc), is_locked(exc)) from None
         self._on_problem = on_problem
         self._problem_lock = threading.Lock()
         self.problem: str | None = None      # the line told, once something went wrong
+        self.problem_locked = False          # ...only because another process holds it
         self._fallback: sqlite3.Connection | None = None
         HistoryReader.__init__(self, path, self.active_runs)
         Recorder.__init__(self, path)
@@ -63,6 +66,7 @@ class History(Recorder, HistoryReader):
             if self.problem is not None:
                 return
             self.problem = problem_line(self.path, exc, what)
+            self.problem_locked = is_locked(exc)
         if self._on_problem is not None:
             self._on_problem(self.problem)
 
@@ -86,6 +90,25 @@ class History(Recorder, HistoryReader):
         self.close_readers()
         if self._fallback is not None:
             self._fallback.close()
+
+
+def move_aside(path: Path | None = None) -> Path:
+    """Move a history that cannot be used out of the way, with its ``-wal`` and ``-shm``
+    files, as ``history.sqlite3.damaged-YYYYMMDD-HHMMSS``: the next ``History()`` starts
+    a new one, and nothing of the old is deleted. Returns where it went."""
+    path = Path(path) if path is not None else paths.history_db()
+    stem = f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest = path.with_name(stem)
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{stem}-{n}")
+    os.replace(path, dest)
+    for side in ("-wal", "-shm"):
+        extra = path.with_name(path.name + side)
+        if extra.exists():
+            os.replace(extra, dest.with_name(dest.name + side))
+    return dest
 
 
 def problem_line(path: Path, exc: BaseException, what: str = "") -> str:

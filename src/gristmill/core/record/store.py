@@ -248,7 +248,12 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 class HistoryError(RuntimeError):
-    """The history database cannot be used (e.g. written by a newer Gristmill)."""
+    """The history database cannot be used (e.g. written by a newer Gristmill).
+    ``locked``: only because another process holds it (moving it aside would not help)."""
+
+    def __init__(self, message: str, locked: bool = False):
+        super().__init__(message)
+        self.locked = locked
 
 
 # ---------------------------------------------------------------------------
