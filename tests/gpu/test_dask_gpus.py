@@ -59,3 +59,42 @@ def test_a_local_workers_devices_are_the_users_and_shares_pack_per_device(tmp_pa
     assert sorted(said[n] for n in shares) == ["[3|3]", "[3|3]", f"[{uuid(6)}|{uuid(6)}]",
                                                f"[{uuid(6)}|{uuid(6)}]"]
     assert said["m"] in ("[3|3]", f"[{uuid(6)}|{uuid(6)}]")
+
+
+def test_a_worker_samples_its_jobs_gpu_memory_and_utilisation_into_history(tmp_path,
+                                                                           monkeypatch):
+    from gristmill.core.events import TaskFinished
+    from gristmill.core.record.history import History
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    fake = FakeSmi(tmp_path / "smi", [gpu(0, util=20), gpu(1, util=60)])
+    monkeypatch.setenv("PATH", fake.path())
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")      # the worker's one device
+    folder = tmp_path / "w"
+    folder.mkdir()
+    # The task says it holds 1500 MiB on its device, then waits for three more samples
+    # (at most 10 s: without a sampler it ends, and the figures are missing).
+    cmd = (f'n=$(cat {fake.app_calls} 2>/dev/null | wc -l); echo "$$, {uuid(1)}, 1500" '
+           f'>> {fake.apps}; i=0; while [ "$(cat {fake.app_calls} 2>/dev/null | wc -l)" -lt '
+           '$((n + 3)) ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done')
+    (folder / "gristmill.toml").write_text(
+        f"[tasks.g]\nphony = true\ncmd = '''{cmd}'''\nresources = {{ cpu = 0.1, gpu = 1 }}\n")
+    cluster = local_cluster(1, cpu=2, mem=GB, threads=2)
+    history = History(tmp_path / "history.sqlite3")
+    try:
+        with distributed.Client(cluster) as c:
+            events = []
+            bus = EventBus()
+            bus.subscribe(events.append)
+            result = Engine(load_workflow(folder), bus=bus, history=history,
+                            options=RunOptions(capacity=cluster_capacity(c)),
+                            executor_factory=lambda: DaskExecutor(c)).run([])
+            assert result.status is RunStatus.SUCCEEDED
+        history.flush()
+        [fin] = [e for e in events if isinstance(e, TaskFinished)]
+        assert fin.gpu_peak_mem == 1500 * 1024 ** 2
+        assert fin.gpu_util == 60.0                   # its device's, not the other one's
+        [attempt] = history.attempts(result.run_id)
+        assert attempt.gpu_peak_mem == 1500 * 1024 ** 2 and attempt.gpu_util == 60.0
+    finally:
+        cluster.close()
+        history.close()

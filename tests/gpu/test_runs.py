@@ -304,3 +304,27 @@ def test_plan_json_names_the_devices_and_each_tasks_request(tmp_path, machine, m
     tasks = {t["name"]: t for t in plan["tasks"]}
     assert (tasks["s"]["gpu"], tasks["s"]["gpu_mem"]) == (0.5, 8 * 1000 ** 3)
     assert "gpu" not in tasks["c"]
+
+
+def test_edit_task_writes_gpu_mem_with_its_unit_and_the_workflow_reads_it(qtbot, tmp_path):
+    from gristmill.app.dialogs.task_editor import TaskEditorDialog
+    from gristmill.core.load.loader import load_workflow
+    toml = tmp_path / "gristmill.toml"
+    toml.write_text('# mine\n[tasks.train]\ncmd = "python train.py"  # the step\n'
+                    'resources = { gpu = 0.5 }\n')
+    dialog = TaskEditorDialog(toml, "train")
+    qtbot.addWidget(dialog)
+    assert dialog.edits["gpu"].text() == "0.5" and dialog.edits["gpu_mem"].text() == ""
+    dialog.edits["gpu_mem"].setText("20")              # a bare number: refused, with the units
+    save = dialog.buttons.button(dialog.buttons.StandardButton.Save)
+    assert not save.isEnabled() and "has no unit" in dialog.errors["gpu_mem"].text()
+    dialog.edits["gpu_mem"].setText("20GB")
+    assert save.isEnabled()
+    assert dialog.save()
+    text = toml.read_text()
+    assert 'gpu_mem = "20GB"' in text and "# mine" in text and "# the step" in text
+    r = load_workflow(toml).tasks["train"].resources
+    assert r.gpu == 0.5 and r.gpu_mem == 20 * 1000 ** 3
+    again = TaskEditorDialog(toml, "train")
+    qtbot.addWidget(again)
+    assert again.edits["gpu_mem"].text() == "20GB"

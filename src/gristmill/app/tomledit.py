@@ -34,6 +34,7 @@ class TaskForm:
     cpu: str = ""
     mem: str = ""
     gpu: str = ""
+    gpu_mem: str = ""
     retries: str = ""
     timeout: str = ""
 
@@ -65,6 +66,11 @@ def validate(form: TaskForm, existing: set[str], original: str | None = None) ->
             parse_gpu(form.gpu.strip())
         except ValueError as e:
             problems["gpu"] = str(e)
+    if form.gpu_mem.strip():
+        try:
+            parse_size(form.gpu_mem.strip())
+        except ValueError as e:
+            problems["gpu_mem"] = str(e)
     if form.retries.strip():
         if not form.retries.strip().isdigit():
             problems["retries"] = "retries must be a whole number, such as 0 or 2"
@@ -109,6 +115,7 @@ def read_task(path: str | Path, name: str) -> TaskForm:
         cpu=_text(res.get("cpu", "")),
         mem=_text(res.get("mem", "")),
         gpu=_text(res.get("gpu", "")),
+        gpu_mem=_text(res.get("gpu_mem", "")),
         retries=_text(table.get("retries", "")),
         timeout=_text(table.get("timeout", "")),
     )
@@ -167,11 +174,13 @@ def _apply(table: Table, form: TaskForm) -> None:
         res["mem"] = form.mem.strip()
     if form.gpu.strip():
         res["gpu"] = parse_gpu(form.gpu.strip())
+    if form.gpu_mem.strip():
+        res["gpu_mem"] = form.gpu_mem.strip()
     old = table.get("resources")
     if old is not None:
         # Keep keys the form does not show (pools) and the user's own spelling.
         plain = old.unwrap() if hasattr(old, "unwrap") else dict(old)
-        for k in ("cpu", "mem", "gpu"):
+        for k in ("cpu", "mem", "gpu", "gpu_mem"):
             if k not in res and k in old:
                 del old[k]
         for k, v in res.items():

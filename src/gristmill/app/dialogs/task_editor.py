@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout
 from ..tomledit import TaskForm, read_task, task_names, validate, write_task
 
 FIELDS = ("name", "description", "commands", "foreach", "inputs", "outputs", "after",
-          "cpu", "mem", "gpu", "retries", "timeout")
+          "cpu", "mem", "gpu", "gpu_mem", "retries", "timeout")
 
 
 PLACEHOLDERS = {
@@ -23,6 +23,7 @@ PLACEHOLDERS = {
     "cpu": "1",
     "mem": "e.g. 300MB",
     "gpu": "0",
+    "gpu_mem": "e.g. 20GB",
     "retries": "0",
     "timeout": "e.g. 30m",
 }
@@ -65,6 +66,9 @@ class TaskEditorDialog(QDialog):
             "mem": ("Memory", "Memory it needs, with its unit: e.g. 300MB or 4GB; a bare number is "
                     "refused (empty: none declared)"),
             "gpu": ("GPU", "whole GPUs (1, 2) or a share (0.25); empty: none"),
+            "gpu_mem": ("GPU memory", "Memory it needs on its GPU, with its unit: e.g. 20GB; "
+                        "any device with that much free declared memory takes it (empty: "
+                        "none declared)"),
             "retries": ("Retries", "Extra attempts after a failure (empty: 0)"),
             "timeout": ("Timeout", "Kill it after this long, e.g. 90s, 30m, 1h30m (empty: never)"),
         }

@@ -179,6 +179,8 @@ class _Remote:
 class DaskExecutor:
     """Runs jobs as Dask tasks on a cluster; the engine's loop is the same as locally."""
 
+    samples_gpus = True      # each worker samples its jobs' GPUs (JobExited carries them)
+
     def __init__(self, client_or_address, *, flush: float = FLUSH_EVERY,
                  health: WorkerHealth | None = None):
         distributed = _distributed()
@@ -529,11 +531,13 @@ class DaskExecutor:
                 "circuit breaker") else "worker-out"))
         self._finish(r, res.get("code"), res.get("signal"), res.get("peak"),
                      message=res.get("message") or "", over_memory=bool(res.get("over_memory")),
-                     killed=r.killed or bool(res.get("killed")) and not res.get("over_memory"))
+                     killed=r.killed or bool(res.get("killed")) and not res.get("over_memory"),
+                     gpu=(res.get("gpu_peak_mem"), res.get("gpu_util")))
 
     def _finish(self, r: _Remote, code: int | None, sig: int | None = None,
                 peak: int | None = None, message: str = "", over_memory: bool = False,
-                killed: bool | None = None) -> None:
+                killed: bool | None = None,
+                gpu: tuple[int | None, float | None] = (None, None)) -> None:
         r.out.close(self._events)  # type: ignore[union-attr]
         self._jobs.pop(r.job.id, None)
         self._by_token.pop(r.token, None)
@@ -542,7 +546,7 @@ class DaskExecutor:
         killed = r.killed if killed is None else killed
         self._events.append(JobExited(r.job.id, code, sig, peak or None, killed or over_memory,
                                       message, over_memory,
-                                      r.out.trouble))  # type: ignore[union-attr]
+                                      r.out.trouble, *gpu))  # type: ignore[union-attr]
 
     # -- killing --------------------------------------------------------------------
     def kill(self, job_id: int) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -256,6 +257,77 @@ class _Outbox:
         self.items, self.size, self.due = [], 0, None
 
 
+SAMPLE_EVERY = 0.5        # seconds between a job's GPU samples on the worker
+
+
+def _smi(*query: str) -> list[list[str]] | None:
+    """Rows of ``nvidia-smi QUERY --format=csv,noheader,nounits``; None without it."""
+    try:
+        out = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode:
+        return None
+    return [[c.strip() for c in line.split(",")] for line in out.stdout.splitlines() if line]
+
+
+def _device_uuids(state: dict) -> list[str]:
+    """The UUID of each of the worker's devices (its words may be indices), asked once."""
+    known = state.get("uuids")
+    if known is None:
+        rows = _smi("--query-gpu=index,uuid,name,memory.total,memory.used") or []
+        by_index = {r[0]: r[1] for r in rows if len(r) > 1}
+        known = state["uuids"] = [w if w.startswith(("GPU-", "MIG-")) else by_index.get(w, "")
+                                  for w in state["gpus"]]
+    return known
+
+
+def _job_of(pid: str, token: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{JOB_VAR}={token}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+class _GpuFigures(threading.Thread):
+    """Peak GPU memory and mean utilisation of one job's devices, sampled on the worker
+    as the engine's sampler does on a machine of its own: the memory of the processes
+    that carry the job's token, the utilisation of its devices."""
+
+    def __init__(self, token: str, uuids: list[str]):
+        super().__init__(name="gristmill-gpu-figures", daemon=True)
+        self.token = token
+        self.uuids = [u for u in uuids if u]
+        self.peak: int | None = None
+        self.util: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(SAMPLE_EVERY):
+            try:
+                self.sample()
+            except Exception:        # figures are a convenience: never the job's end
+                pass
+
+    def sample(self) -> None:
+        apps = _smi("--query-compute-apps=pid,gpu_uuid,used_memory")
+        if apps is None:
+            return
+        used = sum(int(float(r[2])) * 1024 * 1024 for r in apps
+                   if len(r) > 2 and r[1] in self.uuids and _job_of(r[0], self.token))
+        self.peak = used if self.peak is None or used > self.peak else self.peak
+        rows = _smi("--query-gpu=uuid,utilization.gpu") or []
+        seen = [float(r[1]) for r in rows if len(r) > 1 and r[0] in self.uuids]
+        if seen:
+            self.util.append(sum(seen) / len(seen))
+
+    def figures(self) -> tuple[int | None, float | None]:
+        self.stop.set()
+        return self.peak, (sum(self.util) / len(self.util) if self.util else None)
+
+
 class _Job:
     def __init__(self, spec: dict, worker, state: dict):
         self.spec = spec
@@ -306,9 +378,16 @@ class _Job:
             words = ",".join(self.state["gpus"][p] for p in where)
             env["CUDA_VISIBLE_DEVICES"] = words
             env["NVIDIA_VISIBLE_DEVICES"] = words
+        watch = None
+        if where and shutil.which("nvidia-smi"):
+            uuids = _device_uuids(self.state)
+            watch = _GpuFigures(self.token, [uuids[p] for p in where])
+            watch.start()
         try:
             result = self._commands(env)
         finally:
+            if watch is not None:
+                result_gpu = watch.figures()
             self._give_gpus(where, gpu, need)
             with self.state["lock"]:
                 self.state["pgids"].pop(self.token, None)
@@ -316,6 +395,8 @@ class _Job:
         result["killed"] = self.killed
         result["over_memory"] = self.over_memory
         result["peak"] = self.peak or None
+        if watch is not None:
+            result["gpu_peak_mem"], result["gpu_util"] = result_gpu
         self.out.flush()
         result["sent"] = self.out.sent
         self.out.send("end", result=result)

@@ -545,7 +545,7 @@ class _RunLoop:
         process = self.process_of(job_id) if self.process_of is not None else None
         pgid, pstart = process if process is not None else (0, "")
         self.set_state(task.name, TaskState.RUNNING, (), attempt)
-        if devices:
+        if devices and not getattr(ex, "samples_gpus", False):
             if self.sampler is None:
                 self.sampler = GpuSampler(self.run_id)
             self.sampler.begin(task.name, attempt, tuple(d.uuid for d in devices),
@@ -635,7 +635,7 @@ class _RunLoop:
                                        and a.before.get(o) is None]
         now = time.time()
         self.free.give(task.resources, a.gpus, a.slot)
-        gpu_peak, gpu_util = self._gpu_figures(a)
+        gpu_peak, gpu_util = self._gpu_figures(a, ev)
         if self.restarting:
             self.restarting.pop(task.name, None)   # it ended before the kill: watch decides
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt,
@@ -643,7 +643,12 @@ class _RunLoop:
                                         ev.peak_mem, message=ev.log_trouble,
                                         gpu_peak_mem=gpu_peak, gpu_util=gpu_util))
 
-    def _gpu_figures(self, a: _Active) -> tuple[int | None, float | None]:
+    def _gpu_figures(self, a: _Active, ev: JobExited | None = None,
+                     ) -> tuple[int | None, float | None]:
+        """What was sampled of the attempt's GPUs: by the executor (a Dask worker samples
+        its own jobs), else by the engine's sampler."""
+        if ev is not None and (ev.gpu_peak_mem is not None or ev.gpu_util is not None):
+            return ev.gpu_peak_mem, ev.gpu_util
         if not a.gpus or self.sampler is None:
             return None, None
         return self.sampler.end(a.task.name, a.attempt)
@@ -700,7 +705,7 @@ class _RunLoop:
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
                  and a.attempt - self.restarts[task.name] <= task.retries
                  and not self._cancelled() and task.name not in self.cancelling)
-        gpu_peak, gpu_util = self._gpu_figures(a)
+        gpu_peak, gpu_util = self._gpu_figures(a, ev)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
                                         message, gpu_peak, gpu_util))

@@ -74,6 +74,8 @@ class JobExited:
     message: str = ""
     over_memory: bool = False       # killed for using more than its mem_limit
     log_trouble: str = ""           # what its log file lacks (JobOutputLog.trouble)
+    gpu_peak_mem: int | None = None  # bytes, when the executor sampled them (Dask workers)
+    gpu_util: float | None = None   # percent, the mean of those samples
 
 
 @dataclass(frozen=True, slots=True)
