@@ -35,8 +35,8 @@ DRIVER_VARS = {
     "port_type": "UNIX",
     "osname": "linux",
     "cwdpath": "#PWD#",
-    "workdir": "#PWD#",
-    "pathsep": ":",
+    "workdir": "work",      # the driver runs make from tests/, with the files under work/
+    "pathsep": "/",
     "dirsep": "/",
     "parallel_jobs": "1",
     "all_tests": "",
@@ -227,7 +227,7 @@ class Case:
     line: int
     makefile: str | None       # the text make reads (None: a case with no makefile of its own)
     file: str | None           # the -f name, or None (make finds Makefile)
-    args: list[str]
+    args: str                  # as the shell reads them after "make "
     env: dict[str, str]
     steps: list[list]          # done before the call, in order
     exit: int | None = None    # the exit status the script expects, where it says
@@ -537,7 +537,7 @@ class Script:
 
     def add_unparsed(self, pos: int, why: str, form: str) -> None:
         self.cases.append(Case(self.category, self.name, len(self.cases) + 1, self.line_of(pos),
-                               None, None, [], {}, [], form=form, unparsed=why))
+                               None, None, "", {}, [], form=form, unparsed=why))
 
     def args_of(self, stmt: list[Tok]) -> list[list[Tok]]:
         rest = stmt[1:]
@@ -641,15 +641,13 @@ class Script:
         self.files[fname] = text
         self.steps.append(["write", fname, text])
 
-    def options(self, v) -> list[str]:
+    def options(self, v) -> str:
+        """The options as the driver gives them: a string that the shell reads."""
         if v is None:
-            return []
+            return ""
         if isinstance(v, list):
-            return [str(x) for x in v]
-        try:
-            return shlex.split(str(v))
-        except ValueError as e:
-            raise Unparsable(f"options {v!r}: {e}")
+            return shlex.join(str(x) for x in v)
+        return str(v)
 
     def emit(self, pos: int, form: str, makefile: str | None, fname: str | None, args: list[str],
              code) -> None:
@@ -664,7 +662,7 @@ class Script:
     def run_make_test(self, stmt: list[Tok]) -> None:
         args = self.args_of(stmt)
         text = self.value(args[0]) if args and args[0] else None
-        opts = self.options(self.value(args[1])) if len(args) > 1 and args[1] else []
+        opts = self.options(self.value(args[1])) if len(args) > 1 and args[1] else ""
         code = self.value(args[3]) if len(args) > 3 and args[3] else None
         if text is not None:
             text = str(text)
@@ -677,12 +675,12 @@ class Script:
             raise Unparsable("run_make_test(undef) with no makefile before it")
         fname = None if self.main == MAIN_MAKEFILE else self.main
         self.emit(stmt[0].pos, "run_make_test", self.files.get(self.main), fname,
-                  (["-f", fname] if fname else []) + opts, code)
+                  " ".join(x for x in (f"-f {shlex.quote(fname)}" if fname else "", opts) if x), code)
 
     def run_make_with_options(self, stmt: list[Tok]) -> None:
         args = self.args_of(stmt)
         fname = self.value(args[0]) if args and args[0] else None
-        opts = self.options(self.value(args[1])) if len(args) > 1 and args[1] else []
+        opts = self.options(self.value(args[1])) if len(args) > 1 and args[1] else ""
         code = self.value(args[3]) if len(args) > 3 and args[3] else None
         if fname == MAIN_MAKEFILE:
             fname = None
@@ -692,7 +690,7 @@ class Script:
                 raise Unparsable(f"runs {fname}, which the extractor did not see written")
         text = self.files.get(fname) if fname else None
         self.emit(stmt[0].pos, "run_make_with_options", text, fname or None,
-                  (["-f", fname] if fname else []) + opts, code)
+                  " ".join(x for x in (f"-f {shlex.quote(fname)}" if fname else "", opts) if x), code)
 
 
 def subst_make_string(text: str, makefile: str) -> str:
@@ -720,5 +718,5 @@ def extract(category: str, name: str, text: str) -> list[Case]:
     except Unparsable as e:
         # The whole script could not be read: every call in it is unparsed.
         n = len(re.findall(r"\brun_make_(?:test|with_options)\b", text))
-        return [Case(category, name, i + 1, 0, None, None, [], {}, [], unparsed=f"script: {e}")
+        return [Case(category, name, i + 1, 0, None, None, "", {}, [], unparsed=f"script: {e}")
                 for i in range(n)]

@@ -27,6 +27,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -112,8 +113,8 @@ def skip_reason(case: dict) -> str | None:
         return SKIP_SCRIPTS[key]
     if case.get("unparsed"):
         return None
-    args = case.get("args", [])
-    if any(re.fullmatch(r"-j\d*|--jobs(=.*)?", a) for a in args) or "-j" in case.get("env", {}).get("MAKEFLAGS", ""):
+    args = case.get("args", "")
+    if re.search(r"(^|\s)(-j\d*|--jobs(=\S*)?)(\s|$)", args) or "-j" in case.get("env", {}).get("MAKEFLAGS", ""):
         return "runs with -j (the output order depends on timing)"
     texts = [s[2] for s in case.get("steps", []) if s[0] == "write"] + [case.get("makefile") or ""]
     if any("#HELPER#" in t for t in texts):
@@ -148,6 +149,14 @@ def _subst(text: str, folder: Path) -> str:
 
 def apply_steps(folder: Path, steps: list[list]) -> None:
     for step in steps:
+        try:
+            _apply(folder, step)
+        except OSError:
+            pass     # as the driver, which goes on when a file cannot be made (the tools then differ or not)
+
+
+def _apply(folder: Path, step: list) -> None:
+    if True:
         op = step[0]
         if op == "write":
             p = folder / step[1]
@@ -157,6 +166,7 @@ def apply_steps(folder: Path, steps: list[list]) -> None:
             names = step[1] if op == "touch" else step[2]
             for n in names:
                 p = folder / _subst(n, folder)
+                p.parent.mkdir(parents=True, exist_ok=True)
                 with open(p, "a") as f:       # as the driver's touch: it appends a newline
                     f.write("\n")
                 if op == "utouch":
@@ -188,9 +198,10 @@ def _env(case: dict, folder: Path, home: Path, extra: dict[str, str] | None = No
     return env
 
 
-def _run(cmd: list[str], folder: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+def _run(cmd: str, folder: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    """``cmd`` through /bin/sh, as the test driver runs make (its options may redirect)."""
     try:
-        p = subprocess.run(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        p = subprocess.run(["/bin/sh", "-c", cmd], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout)
         return p.returncode, p.stdout.decode("utf-8", "replace")
     except subprocess.TimeoutExpired as e:
@@ -246,7 +257,7 @@ def gristmill_output(console: str, home: Path) -> list[str]:
     per_task: dict[str, collections.deque] = collections.defaultdict(collections.deque)
     runs = []
     for p in (home / "logs" / "runs").glob("*.jsonl") if (home / "logs" / "runs").is_dir() else []:
-        events = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        events = [json.loads(line) for line in p.read_text().split("\n") if line.strip()]
         if events:
             runs.append((events[0].get("ts", ""), events))
     for _, events in sorted(runs, key=lambda r: r[0]):
@@ -266,7 +277,7 @@ def gristmill_output(console: str, home: Path) -> list[str]:
         if q:
             out.extend(q.popleft())
 
-    for line in console.splitlines():
+    for line in _lines(console):
         m = _HEAD_STREAM.match(line)
         if m:
             streamed.add(m.group(1))
@@ -283,6 +294,12 @@ def gristmill_output(console: str, home: Path) -> list[str]:
             continue
         out.append(line)
     return out
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as a terminal shows them: split at newlines only (a recipe may print a \\r)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _first_diff(a: list[str], b: list[str]) -> str:
@@ -315,22 +332,22 @@ def run_case(case: dict, previous: list[dict], make: str, python: str = sys.exec
                 continue
             for folder, home in ((mk, mk_home), (gm, gm_home)):
                 apply_steps(folder, prev["steps"])
-                _run([make, *[_subst(a, folder) for a in prev["args"]]], folder, _env(prev, folder, home),
-                     REPLAY_TIMEOUT)
+                _run(f"{shlex.quote(make)} {_subst(prev['args'], folder)}", folder,
+                     _env(prev, folder, home), REPLAY_TIMEOUT)
         for folder in (mk, gm):
             apply_steps(folder, case["steps"])
-        args_mk = [_subst(a, mk) for a in case["args"]]
-        args_gm = [_subst(a, gm) for a in case["args"]]
-        code_mk, out_mk = _run([make, *args_mk], mk, _env(case, mk, mk_home), TIMEOUT)
-        jobs = [] if any(a.startswith(("-j", "--jobs")) for a in args_gm) else ["-j1"]
+        code_mk, out_mk = _run(f"{shlex.quote(make)} {_subst(case['args'], mk)}", mk,
+                               _env(case, mk, mk_home), TIMEOUT)
+        args_gm = _subst(case["args"], gm)
+        jobs = "" if re.search(r"(^|\s)(-j|--jobs)", args_gm) else "-j1 "
         env_gm = _env(case, gm, gm_home, {"GRISTMILL_HOME": str(gm_data), "PYTHONPATH": str(SRC)})
-        code_gm, out_gm = _run([python, "-m", "gristmill", "run", *jobs, *args_gm], gm, env_gm, TIMEOUT)
+        code_gm, out_gm = _run(f"{shlex.quote(python)} -m gristmill run {jobs}{args_gm}", gm, env_gm, TIMEOUT)
         r.exit_make, r.exit_gm = code_mk, code_gm
         if "is not supported" in out_gm and code_gm:
             m = re.search(r"make's (\S+)(?: \((--[\w-]+)\))? is not supported", out_gm)
             r.status, r.detail = "unsupported", (m.group(1) if m else "an option") + " refused"
             return r
-        m = re.search(r"gristmill run: error: (unrecognized arguments: .*|argument .*)", out_gm)
+        m = re.search(r"gristmill(?: run)?: error: (unrecognized arguments: .*|argument .*)", out_gm)
         if m and code_gm == 2:
             r.status, r.detail = "unsupported", m.group(1).strip()
             return r
@@ -338,9 +355,9 @@ def run_case(case: dict, previous: list[dict], make: str, python: str = sys.exec
             r.status = "differ"
             tail = [ln for ln in out_gm.splitlines() if ln.strip()][-1:]
             r.detail = "CRASH: gristmill printed a traceback: " + (tail[0] if tail else "")
-            r.out_make, r.out_gm = out_mk.splitlines(), out_gm.splitlines()
+            r.out_make, r.out_gm = _lines(out_mk), _lines(out_gm)
             return r
-        r.out_make = normalize(out_mk.splitlines(), mk)
+        r.out_make = normalize(_lines(out_mk), mk)
         r.out_gm = normalize(gristmill_output(out_gm, gm_data), gm)
         problems = []
         if code_gm is None or code_mk is None:
@@ -377,6 +394,13 @@ def run_case(case: dict, previous: list[dict], make: str, python: str = sys.exec
             shutil.rmtree(base, ignore_errors=True)
 
 
+def _guarded(case: dict, previous: list[dict], make: str) -> Result:
+    try:
+        return run_case(case, previous, make)
+    except Exception as e:      # the harness's own failure: counted, never hidden
+        return Result(case["id"], case["category"], "differ", f"HARNESS ERROR: {type(e).__name__}: {e}")
+
+
 def run_cases(cases: list[dict], selected: list[str] | None = None, workers: int = 2,
               progress: bool = False) -> list[Result]:
     make = _gnu_make()
@@ -393,7 +417,7 @@ def run_cases(cases: list[dict], selected: list[str] | None = None, workers: int
         todo.append((c, prev[:prev.index(c)]))
     results: list[Result] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futs = [pool.submit(run_case, c, prev, make) for c, prev in todo]
+        futs = [pool.submit(_guarded, c, prev, make) for c, prev in todo]
         for i, f in enumerate(futs):
             results.append(f.result())
             if progress and (i + 1) % 25 == 0:
