@@ -569,7 +569,8 @@ class Script:
                     self.vars[var] = v
                 # arrays, hashes: not followed
             elif head.kind == "var" and head.value == "$extraENV" and stmt[1].value == "{":
-                key = self.value(stmt[2:stmt.index(next(t for t in stmt if t.value == "}"))])
+                ktoks = stmt[2:stmt.index(next(t for t in stmt if t.value == "}"))]
+                key = ktoks[0].value if len(ktoks) == 1 and ktoks[0].kind == "word" else self.value(ktoks)
                 k = [t.value for t in stmt].index("=")
                 self.extra_env[str(key)] = str(self.value(stmt[k + 1:]))
             elif head.kind == "var" and head.value == "@extraENV":
@@ -578,7 +579,8 @@ class Script:
                 vals = self.flat(self.value(stmt[k + 1:]))
                 self.extra_env.update(dict(zip(keys, vals)))
             elif name == "delete" and len(stmt) > 2 and stmt[1].value == "$extraENV":
-                key = self.value(stmt[3:-1])
+                ktoks = stmt[3:-1]
+                key = ktoks[0].value if len(ktoks) == 1 and ktoks[0].kind == "word" else self.value(ktoks)
                 self.extra_env.pop(str(key), None)
             elif name == "open":
                 args = self.args_of(stmt)
@@ -688,7 +690,8 @@ class Script:
             fname = str(fname)
             if fname not in self.files:
                 raise Unparsable(f"runs {fname}, which the extractor did not see written")
-        text = self.files.get(fname) if fname else None
+        text = self.files.get(fname) if fname else next(
+            (self.files[n] for n in ("GNUmakefile", "makefile", MAIN_MAKEFILE) if n in self.files), None)
         self.emit(stmt[0].pos, "run_make_with_options", text, fname or None,
                   " ".join(x for x in (f"-f {shlex.quote(fname)}" if fname else "", opts) if x), code)
 

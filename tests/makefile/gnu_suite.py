@@ -48,7 +48,7 @@ GIT = "https://github.com/mirror/make"
 CATEGORIES = ("features", "functions", "variables", "targets", "options", "misc")
 TIMEOUT = 60            # seconds one tool may take on one case (a hang is a difference)
 REPLAY_TIMEOUT = 20
-SAMPLE_EVERY = 4        # the CI sample: every Nth comparable case
+SAMPLE_EVERY = 3        # the CI sample: every Nth comparable case
 
 # Whole scripts whose cases cannot be compared by a two-folder run: timing,
 # loadable modules, make's own build.
@@ -60,6 +60,7 @@ SKIP_SCRIPTS = {
     "features/loadapi": "needs loadable objects built against make's source",
     "functions/guile": "needs make built with Guile",
     "options/dash-l": "tests -l load limits with -j",
+    "misc/fopen-fail": "make 4.3 itself crashes on it (a later make's fix is what it tests)",
 }
 
 
@@ -531,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         data.update({"make_version": MAKE_VERSION, "source": "GNU make " + MAKE_VERSION +
                      " tests/scripts (git tag 4.3 of https://git.savannah.gnu.org/git/make.git,"
                      " mirrored at github.com/mirror/make)", "cases": cases})
-        data.setdefault("sample", sample_ids(cases))
+        data["sample"] = sample_ids(cases)
         data.setdefault("expected_pass", [])
         CASES.write_text(json.dumps(data, indent=0, ensure_ascii=False) + "\n")
         n = collections.Counter("unparsed" if c.get("unparsed") else "skip" if c.get("skip") else "ok"
