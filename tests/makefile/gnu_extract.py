@@ -439,21 +439,23 @@ class Script:
                 self.statement(stmt)
             i = j + 1
 
-    def find_block_end(self, toks: list[Tok], i: int) -> int:
-        """Index after the '}' that closes the first '{' at or after i (and after an else chain)."""
-        j = i
-        while j < len(toks) and not (toks[j].kind == "op" and toks[j].value == "{"):
-            j += 1
+    @staticmethod
+    def closing(toks: list[Tok], j: int, open_: str, close: str) -> int:
+        """The index of the ``close`` that matches the first ``open_`` at or after ``j``."""
         depth = 0
         while j < len(toks):
-            if toks[j].kind == "op" and toks[j].value == "{":
+            if toks[j].kind == "op" and toks[j].value == open_:
                 depth += 1
-            elif toks[j].kind == "op" and toks[j].value == "}":
+            elif toks[j].kind == "op" and toks[j].value == close:
                 depth -= 1
                 if depth == 0:
-                    j += 1
-                    break
+                    return j
             j += 1
+        return j
+
+    def find_block_end(self, toks: list[Tok], i: int) -> int:
+        """Index after the '}' that closes the first '{' at or after i (and a ';' after it)."""
+        j = self.closing(toks, i, "{", "}") + 1
         if j < len(toks) and toks[j].kind == "op" and toks[j].value == ";":
             j += 1
         return j
@@ -465,18 +467,8 @@ class Script:
         while True:
             kw = toks[i].value
             if kw in ("if", "unless", "elsif"):
-                # condition in parens
-                j = i + 1
-                depth = 0
-                k = j
-                while k < len(toks):
-                    if toks[k].kind == "op" and toks[k].value == "(":
-                        depth += 1
-                    elif toks[k].kind == "op" and toks[k].value == ")":
-                        depth -= 1
-                        if depth == 0:
-                            break
-                    k += 1
+                j = i + 1                                  # the condition, in parentheses
+                k = self.closing(toks, j, "(", ")")
                 cond = self.condition(toks[j + 1:k])
                 if kw == "unless" and cond is not None:
                     cond = not cond

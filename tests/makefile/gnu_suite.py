@@ -48,7 +48,7 @@ GIT = "https://github.com/mirror/make"
 CATEGORIES = ("features", "functions", "variables", "targets", "options", "misc")
 TIMEOUT = 60            # seconds one tool may take on one case (a hang is a difference)
 REPLAY_TIMEOUT = 20
-SAMPLE_EVERY = 3        # the CI sample: every Nth comparable case
+SAMPLE_EVERY = 2        # the CI sample: every Nth comparable case
 
 # Whole scripts whose cases cannot be compared by a two-folder run: timing,
 # loadable modules, make's own build.

@@ -1,6 +1,6 @@
 """GNU make's own regression suite, differentially: a fixed sample in CI.
 
-The sample is every third comparable case of ``gnu_cases.json`` (the ``sample``
+The sample is every second comparable case of ``gnu_cases.json`` (the ``sample``
 list there); of those, the ones that passed when CONFORMANCE.md was recorded
 (``expected_pass``) must still pass: same exit status (zero or not), same files,
 same recipe output as GNU make 4.3.  The full run, which rewrites CONFORMANCE.md,
