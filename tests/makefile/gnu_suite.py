@@ -120,7 +120,7 @@ def skip_reason(case: dict) -> str | None:
     texts = [s[2] for s in case.get("steps", []) if s[0] == "write"] + [case.get("makefile") or ""]
     if any("#HELPER#" in t for t in texts):
         return "needs make's test helper (thelp.pl)"
-    if any("$(shell ps" in t or "MAKE_RESTARTS" in t and "features/reinvoke" != key for t in texts):
+    if any("$(shell ps" in t for t in texts):
         return "depends on make's own processes"
     if any(re.search(r"-[^\s]*j\d", t) and "MAKEFLAGS" in t for t in texts):
         return "sets -j in the makefile (the output order depends on timing)"
@@ -461,6 +461,11 @@ def write_conformance(results: list[Result], took: float, causes: str = "") -> N
     unsup = collections.Counter(r.detail for r in results if r.status == "unsupported")
     unsup_lines = "\n".join(f"- {why}: {n}" for why, n in unsup.most_common())
     crashes = [r for r in results if r.status == "differ" and r.detail.startswith("CRASH")]
+    left_out = collections.Counter(f"{r.status}: {r.detail.splitlines()[0] if r.detail else ''}"
+                                   for r in results if r.status in ("skipped", "unparsed"))
+    left_lines = "\n".join(f"- {why} ({n})" for why, n in sorted(left_out.items(), key=lambda x: (-x[1], x[0])))
+    exact = [r for r in results if r.status == "pass" and r.exit_make != r.exit_gm]
+    exact_kinds = collections.Counter(f"make {r.exit_make}, gristmill {r.exit_gm}" for r in exact)
     text = f"""# Conformance with GNU make's own regression suite
 
 Measured by `tests/makefile/gnu_suite.py --full` ({took:.0f} s on this machine): every case of GNU make
@@ -495,6 +500,16 @@ its own rules for what is comparable), so the two are not strictly the same yard
 ## Options Gristmill refuses or does not know
 
 {unsup_lines or "- none"}
+
+## Exit statuses
+
+A case passes when both exit statuses are zero or both are not. Of the {rows[-1]['passed']} that pass,
+{len(exact)} end with another non-zero status than make's:
+{", ".join(f"{k} ({n})" for k, n in exact_kinds.most_common()) or "none"}.
+
+## Cases not compared
+
+{left_lines or "- none"}
 
 ## Crashes (a traceback from Gristmill)
 
