@@ -87,7 +87,10 @@ def fetch_source(dest: Path = CACHE) -> Path:
             t.extractall(dest, filter="data")
     except Exception as e:     # no network to ftp.gnu.org: try the git mirror
         print(f"gnu_suite: {TARBALL}: {e}; trying {GIT}", file=sys.stderr)
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", MAKE_VERSION, GIT, str(tree)], check=True)
+        p = subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", MAKE_VERSION, GIT, str(tree)])
+        if p.returncode != 0:
+            raise SystemExit(f"gnu_suite: could not fetch make {MAKE_VERSION}'s source; "
+                             "give a source tree with --source DIR")
     return tree
 
 
