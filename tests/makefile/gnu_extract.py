@@ -62,6 +62,9 @@ class Tok:
 _CLOSE = {"(": ")", "[": "]", "{": "}", "<": ">"}
 
 
+_HEREDOC = re.compile(r"<<(?:\\([A-Za-z_]\w*)|(['\"]?)([A-Za-z_]\w*)\2)")
+
+
 class Lexer:
     def __init__(self, text: str):
         self.s = text
@@ -152,11 +155,11 @@ class Lexer:
                 self.i += 1
                 self._delimited("`")
                 tok = Tok("cmd", None, start)
-            elif s.startswith("<<", self.i) and re.match(r"<<(['\"]?)([A-Za-z_]\w*)\1", s[self.i:]):
-                m = re.match(r"<<(['\"]?)([A-Za-z_]\w*)\1", s[self.i:])
-                self.i += m.end()
+            elif s.startswith("<<", self.i) and _HEREDOC.match(s, self.i):
+                m = _HEREDOC.match(s, self.i)      # <<EOF, <<"EOF" interpolate; <<'EOF', <<\EOF do not
+                self.i = m.end()
                 tok = Tok("str", None, start)
-                self.heredocs.append((m.group(2), m.group(1) != "'", tok))
+                self.heredocs.append((m.group(1) or m.group(3), not m.group(1) and m.group(2) != "'", tok))
             elif c == "$" or c == "@" or c == "%":
                 m = re.match(r"[$@%](?:\{(\^?\w+)\}|(\^?\w+)|([!?@&/\\;,.<>()|'0-9]))", s[self.i:])
                 if not m:
@@ -196,7 +199,7 @@ class Lexer:
                             self._delimited(nxt)
                     m2 = re.match(r"[a-z]*", s[self.i:])
                     self.i += m2.end()
-                    tok = Tok("regex", None, start)
+                    tok = Tok("regex", word, start)
                 else:
                     tok = Tok("word", word, start)
             elif c == "/" and prev_sig is not None and prev_sig.kind == "op" and prev_sig.value in ("=~", "!~", "(", ","):
@@ -260,6 +263,7 @@ class Script:
         self.vars: dict[str, object] = dict(DRIVER_VARS)
         self.vars["makefile"] = MAIN_MAKEFILE
         self.extra_env: dict[str, str] = {}
+        self.arrays: dict[str, list | None] = {}
         self.files: dict[str, str] = {}        # what the script wrote (to name the makefile's text)
         self.handles: dict[str, list] = {}      # open handle -> [name, chunks]
         self.steps: list[list] = []
@@ -366,6 +370,8 @@ class Script:
             if w == "get_logfile":
                 return None
             raise Unparsable(f"word {w}")
+        if t.kind == "var" and t.value.startswith("@") and self.arrays.get(t.value[1:]) is not None:
+            return list(self.arrays[t.value[1:]])
         if t.kind == "var" and t.value.startswith("$"):
             name = t.value[1:]
             if name in self.vars:
@@ -559,7 +565,24 @@ class Script:
                     if stmt[1].value == ".=":
                         v = None if v is None or self.vars.get(var) is None else str(self.vars[var]) + str(v)
                     self.vars[var] = v
-                # arrays, hashes: not followed
+                elif head.value.startswith("@") and stmt[1].value == "=":
+                    try:
+                        self.arrays[head.value[1:]] = self.flat(self.value(stmt[2:]))
+                    except Unparsable:
+                        self.arrays[head.value[1:]] = None
+                # hashes: not followed
+            elif head.kind == "var" and len(stmt) >= 3 and stmt[1].value == "=~" and stmt[2].kind == "regex" \
+                    and stmt[2].value in ("s", "tr", "y"):
+                # A substitution changes the variable in a way not followed here: it is unknown from now.
+                (self.vars if head.value.startswith("$") else self.arrays)[head.value[1:]] = None
+            elif name == "push" and len(stmt) > 2:
+                args = self.args_of(stmt)
+                arr = args[0][0].value[1:] if args[0] and args[0][0].kind == "var" else None
+                if arr is not None and self.arrays.get(arr) is not None:
+                    try:
+                        self.arrays[arr] = self.arrays[arr] + self.flat([self.value(a) for a in args[1:]])
+                    except Unparsable:
+                        self.arrays[arr] = None
             elif head.kind == "var" and head.value == "$extraENV" and stmt[1].value == "{":
                 ktoks = stmt[2:stmt.index(next(t for t in stmt if t.value == "}"))]
                 key = ktoks[0].value if len(ktoks) == 1 and ktoks[0].kind == "word" else self.value(ktoks)
@@ -705,8 +728,13 @@ def perl_format(fmt: str, args: list[str]) -> str:
 _UPDIR = re.compile(r"\$dir = cwd;\s*\n\s*\$dir =~ s,\.\*/\(\[\^/\]\+\)\$,\.\./\$1,;")
 
 
+# options/symlinks: the folder's own name, and a link to a file through it
+_DIRNAME = ("$dirnm = (File::Spec->splitdir($cwddir))[-1];", "$dirnm = '#DIRNAME#';")
+_CATFILE = ("File::Spec->catfile(File::Spec->updir(), $dirnm, 'dep')", '"../$dirnm/dep"')
+
+
 def extract(category: str, name: str, text: str) -> list[Case]:
-    text = _UPDIR.sub("$dir = '#UPDIR#';", text)
+    text = _UPDIR.sub("$dir = '#UPDIR#';", text).replace(*_DIRNAME).replace(*_CATFILE)
     s = Script(category, name, text)
     try:
         return s.run()
