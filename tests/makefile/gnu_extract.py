@@ -515,6 +515,8 @@ class Script:
                             return None
                         lit = self.term(Lexer(m.group(3) if m.group(3)[0] in "'\"" else repr(m.group(3))).tokens())
                         r = (str(v) == lit) == (m.group(2) == "eq")
+                    elif re.fullmatch(r"(?:defined )?\$ERR_\w+", part):
+                        r = True      # the driver's probes of the system's error messages: all found on Linux
                     elif re.fullmatch(r"\$(\w+)", part) and part[1:] in DRIVER_VARS:
                         r = bool(self.vars.get(part[1:]))
                     elif part in ("0", "1"):

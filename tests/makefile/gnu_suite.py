@@ -481,7 +481,7 @@ def write_conformance(results: list[Result], took: float, causes: str = "") -> N
     exact_kinds = collections.Counter(f"make {r.exit_make}, gristmill {r.exit_gm}" for r in exact)
     text = f"""# Conformance with GNU make's own regression suite
 
-Measured by `tests/makefile/gnu_suite.py --full` ({took:.0f} s on this machine): every case of GNU make
+Measured by `tests/makefile/gnu_suite.py --full` ({took:.0f} s on this machine, as loaded as it was): every case of GNU make
 {MAKE_VERSION}'s regression suite (`tests/scripts/<category>/<script>`, one `run_make_test` or
 `run_make_with_options` call each) run by GNU make and by `gristmill run` in two fresh folders that
 hold the same files; compared: the exit status (zero or not), the files left and their contents, and
