@@ -254,10 +254,13 @@ def gristmill_output(console: str, home: Path) -> list[str]:
     """What the recipes printed, in order, as Gristmill ran them.
 
     The console puts each task's output under a status line (``✓ task (4 ms)``,
-    ``✗ task failed: …``) with its own words around it; the run's structured log
-    (``$GRISTMILL_HOME/logs/runs/*.jsonl``) has each line the task printed.  The
-    console gives the order and the lines that are no task's (``-n``'s commands,
-    ``$(info)`` while reading, ``rm`` of intermediates); the log gives the rest.
+    ``✗ task failed: …``) with its own words around it; each attempt's log (named by
+    the ``task_started`` line of the run's structured log,
+    ``$GRISTMILL_HOME/logs/runs/*.jsonl``) has each line the task printed, and a quiet
+    success that printed nothing but its echoed commands has no log: those lines are
+    the console's, under its status line.  The console gives the order and the lines
+    that are no task's (``-n``'s commands, ``$(info)`` while reading, ``rm`` of
+    intermediates); the logs give the rest.
     """
     per_task: dict[str, collections.deque] = collections.defaultdict(collections.deque)
     runs = []
@@ -270,30 +273,42 @@ def gristmill_output(console: str, home: Path) -> list[str]:
         for ev in events:
             kind, task = ev.get("event"), ev.get("task")
             if kind == "task_started":
-                current[task] = []
+                try:
+                    current[task] = _lines(Path(ev.get("log_path", "")).read_text(
+                        errors="surrogateescape"))
+                except OSError:
+                    current[task] = None         # no log: what the console shows of it
                 per_task[task].append(current[task])
-            elif kind == "output_line" and task in current:
+            elif kind == "output_line" and task in current and current[task] is not None:
                 current[task].append(ev.get("text", ""))
     out: list[str] = []
     streamed: set[str] = set()
+    shown = _lines(console)
 
-    def emit(task: str) -> None:
+    def emit(task: str, at: int) -> None:
         q = per_task.get(task)
         if q:
-            out.extend(q.popleft())
+            lines = q.popleft()
+            if lines is None:            # the lines under its status line, unindented
+                lines = []
+                for later in shown[at + 1:]:
+                    if not later.startswith("  "):
+                        break
+                    lines.append(later[2:])
+            out.extend(lines)
 
-    for line in _lines(console):
+    for at, line in enumerate(shown):
         m = _HEAD_STREAM.match(line)
         if m:
             streamed.add(m.group(1))
-            emit(m.group(1))
+            emit(m.group(1), at)
             continue
         m = _HEAD_DONE.match(line) or _HEAD_FAIL.match(line) or _HEAD_RETRY.match(line)
         if m:
             if m.group(1) in streamed:
                 streamed.discard(m.group(1))
             else:
-                emit(m.group(1))
+                emit(m.group(1), at)
             continue
         if _HEAD_OTHER.match(line) or line.startswith("  "):
             continue
