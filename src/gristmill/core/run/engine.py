@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
-from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
+from ..events import (EventBus, FilesHashed, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
                      RunNotice, RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted,
                      TaskState, TaskStateChanged, TasksUpToDate)
 from .audit import RunAudit, audit_strace
@@ -101,6 +101,8 @@ class _Active:
     before: dict[str, tuple[int, int, bool] | None]   # output -> (mtime_ns, size, is_dir)
     timed_out: bool = False
     trace: str = ""                  # its strace files' prefix, when audited
+    hashes: tuple = ()               # (path, size, mtime_ns, hash) of the inputs it compares
+                                     # by content, as they were at its start
 
 
 class Engine:
@@ -247,6 +249,9 @@ class Engine:
         for n in stale:
             states[n] = waiting
             publish(TaskStateChanged(run_id, t0, n, waiting, decisions[n].reasons))
+        fresh_hashes = scan.hasher.take_fresh()
+        if fresh_hashes:    # hashed by the scan (check = "content"): not hashed again
+            publish(FilesHashed(run_id, t0, tuple((p, *e) for p, e in fresh_hashes.items())))
         if len(stale) < len(decisions):
             fresh_names, fresh_reasons = zip(*[(n, d.reasons) for n, d in decisions.items()
                                                if not d.stale])
@@ -318,6 +323,7 @@ class _RunLoop:
         self._makeflags: dict[str, str] = {}
         self.sampler: GpuSampler | None = None    # made at the first GPU task's start
         self.auditor = RunAudit(engine, run_id) if engine._strace else None
+        self._content_anywhere = any(t.check == "content" for t in self.wf.tasks.values())
 
     def _open_jobserver(self) -> Jobserver | None:
         """A parent make's jobserver when there is one (``gristmill run`` in a recipe of
@@ -499,6 +505,7 @@ class _RunLoop:
         attempt = self.attempts.get(task.name, 0) + 1
         self.attempts[task.name] = attempt
         gpus, slot = self.free.take(task.resources)
+        hashes = self._input_hashes(task)
         root = self.root_prefix
         before: dict[str, tuple[int, int, bool] | None] = {}
         for out in task.outputs:
@@ -535,7 +542,7 @@ class _RunLoop:
         deadline = time.monotonic() + task.timeout if task.timeout else None
         trace = self.auditor.prefix(task, log_path) if self.auditor is not None else ""
         self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before,
-                                      trace=trace)
+                                      trace=trace, hashes=hashes)
         self.by_name[task.name] = job_id
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
@@ -554,6 +561,23 @@ class _RunLoop:
                                        task.resources, tuple(d.index for d in devices),
                                        log_path, "\n".join(task.commands),
                                        task.definition_hash, devices, pgid, pstart))
+
+    def _input_hashes(self, task: Task) -> tuple:
+        """The inputs ``task`` compares by content, hashed as they are at its start (what
+        it reads); history keeps them when it succeeds."""
+        scan = self.scan
+        if task.check != "content" and not (task.inputs and self._content_anywhere):
+            return ()
+        paths = scan.content_inputs(task)
+        if not paths:
+            return ()
+        scan.hasher.forget(paths)
+        out = []
+        for p in paths:
+            entry = scan.hasher.entry(p)
+            if entry is not None:
+                out.append((p, *entry))
+        return tuple(out)
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -642,6 +666,15 @@ class _RunLoop:
                                         Outcome.SUCCEEDED, ev.exit_code, now - a.started,
                                         ev.peak_mem, message=ev.log_trouble,
                                         gpu_peak_mem=gpu_peak, gpu_util=gpu_util))
+        fresh = self.scan.hasher.take_fresh()
+        if a.hashes or fresh:
+            known = {h[0] for h in a.hashes}
+            if a.hashes:
+                self.e.bus.publish(FilesHashed(self.run_id, now, a.hashes, task.name,
+                                               a.attempt))
+            rest = tuple((p, *e) for p, e in fresh.items() if p not in known)
+            if rest:
+                self.e.bus.publish(FilesHashed(self.run_id, now, rest))
 
     def _gpu_figures(self, a: _Active) -> tuple[int | None, float | None]:
         if not a.gpus or self.sampler is None:
