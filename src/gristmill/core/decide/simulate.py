@@ -314,3 +314,17 @@ def _with_gpus(cap: Capacity, n: int) -> Capacity:
     if n <= len(have):
         return replace(cap, gpu=n, devices=have[:n])
     return replace(cap, gpu=n, devices=())
+
+
+def with_learned_mem(workflow: Workflow, mems: Mapping[str, int], cap: int = 0) -> Workflow:
+    """``workflow`` with each ``retry_mem`` task asking the mem its last success needed
+    (history's ``attempt_mems``), as the next run will: the planner packs that size."""
+    from .capacity import learned_mem, with_mem
+    changed = {}
+    for name, t in workflow.tasks.items():
+        mem = learned_mem(t, mems, cap) if t.retry_mem else None
+        if mem is not None:
+            changed[name] = with_mem(t, mem)
+    if not changed:
+        return workflow
+    return replace(workflow, tasks={n: changed.get(n, t) for n, t in workflow.tasks.items()})

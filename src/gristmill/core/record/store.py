@@ -145,7 +145,7 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     path          TEXT NOT NULL,                 -- relative to the workflow's root
     size          INTEGER NOT NULL,
     mtime_ns      INTEGER NOT NULL,
-    hash          TEXT NOT NULL,                 -- BLAKE2b, 16 bytes, hex
+    hash          TEXT NOT NULL,                 -- "b3:" BLAKE3 or "b2:" BLAKE2b, 16 bytes, hex
     PRIMARY KEY (workflow_path, path)
 ) WITHOUT ROWID
 """,

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import paths
-from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
+from ..decide.capacity import (Capacity, FreeCapacity, check_fits, detect_capacity, learned_mem,
+                               retry_size, with_mem)
 from ..events import (EventBus, FilesHashed, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
                      RunNotice, RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted,
                      TaskState, TaskStateChanged, TasksUpToDate)
@@ -324,6 +325,21 @@ class _RunLoop:
         self.sampler: GpuSampler | None = None    # made at the first GPU task's start
         self.auditor = RunAudit(engine, run_id) if engine._strace else None
         self._content_anywhere = any(t.check == "content" for t in self.wf.tasks.values())
+        # retry_mem: tasks that ask another mem than they declare (name -> that Task),
+        # the out-of-memory kills of this run (name -> [(attempt, mem)]) and how many
+        # retries those were (they are not counted against ``retries``).
+        self.sized: dict[str, Task] = {}
+        self.oom_kills: dict[str, list[tuple[int, int]]] = {}
+        self.oom_retries: Counter = Counter()
+        self.learned: dict[str, int] = {}
+        tasks = self.wf.tasks
+        if engine.history is not None and any(tasks[n].retry_mem for n in stale):
+            mems = engine.history.attempt_mems(str(self.wf.path))  # type: ignore[attr-defined]
+            for n in stale:
+                mem = learned_mem(tasks[n], mems, capacity.mem)
+                if mem is not None:
+                    self.sized[n] = with_mem(tasks[n], mem)
+                    self.learned[n] = mem
 
     def _open_jobserver(self) -> Jobserver | None:
         """A parent make's jobserver when there is one (``gristmill run`` in a recipe of
@@ -450,8 +466,16 @@ class _RunLoop:
                         self.set_state(name, TaskState.UP_TO_DATE, again.reasons)
                         self.plan.finished(name, True)
                         continue
+                reasons = d.reasons
+                if self.sized:
+                    task = self.sized.get(name, task)
+                    if name in self.learned:
+                        reasons = reasons + (Reason(ReasonKind.MEMORY, (
+                            f"it starts with {format_size(self.learned[name])} of memory "
+                            f"(it declares {format_size(self.wf.tasks[name].resources.mem)}): "
+                            "what its last success needed after an out-of-memory kill")),)
                 self._enqueue(task)
-                self.set_state(name, TaskState.READY, d.reasons)
+                self.set_state(name, TaskState.READY, reasons)
             names = self.plan.take_ready()
 
     def _look_up_outputs(self, tasks: list[Task]) -> None:
@@ -625,10 +649,20 @@ class _RunLoop:
             if not self.stopping and not self.e._cancel and not self.e.options.make_order:
                 self._start_ready(ex)
             for a in succeeded:
-                self.set_state(a.task.name, TaskState.DONE, (), a.attempt)
+                self.set_state(a.task.name, TaskState.DONE, self._memory_story(a), a.attempt)
                 self.plan.finished(a.task.name, True)
         if self.jobserver is not None:
             self.jobserver.settle(len(self.active))
+
+    def _memory_story(self, a: _Active) -> tuple[Reason, ...]:
+        """"attempt 1 killed at 2 GB; attempt 2 had 4 GB and succeeded" for a success
+        after out-of-memory kills in this run; () for any other."""
+        kills = self.oom_kills.get(a.task.name) if self.oom_kills else None
+        if not kills:
+            return ()
+        words = "; ".join(f"attempt {n} killed at {format_size(m)}" for n, m in kills)
+        return (Reason(ReasonKind.MEMORY, f"{words}; attempt {a.attempt} had "
+                       f"{format_size(a.task.resources.mem)} and succeeded"),)
 
     def _remove_intermediates(self) -> None:
         """make deletes the intermediate files it made once the build is over (a failed
@@ -730,9 +764,20 @@ class _RunLoop:
             self.set_state(task.name, TaskState.READY,
                            (Reason(ReasonKind.INPUT_NEWER, why),), a.attempt)
             return
-        retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
-                 and a.attempt - self.restarts[task.name] <= task.retries
-                 and not self._cancelled() and task.name not in self.cancelling)
+        going = (not self.stopping and not self._cancelled()
+                 and task.name not in self.cancelling)
+        bigger = retry_size(task, task.resources.mem, self.capacity.mem) \
+            if ev.over_memory and going else None
+        retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and going
+                 and a.attempt - self.restarts[task.name] - self.oom_retries[task.name]
+                 <= task.retries) or bigger is not None
+        if bigger is not None:
+            # retry_mem: the next attempt asks more, and the scheduler packs it so
+            self.oom_retries[task.name] += 1
+            self.oom_kills.setdefault(task.name, []).append((a.attempt, task.resources.mem))
+            self.sized[task.name] = with_mem(task, bigger)
+        elif ev.over_memory:
+            self.oom_kills.setdefault(task.name, []).append((a.attempt, task.resources.mem))
         gpu_peak, gpu_util = self._gpu_figures(a)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
@@ -750,9 +795,14 @@ class _RunLoop:
         if retry:
             delay = min(RETRY_MAX, RETRY_BASE * 2 ** (a.attempt - 1))
             self.retry_at.append((time.monotonic() + delay, task.name))
-            self.set_state(task.name, TaskState.WAITING,
-                           (Reason(ReasonKind.RETRY, f"attempt {a.attempt} failed ({message}); "
-                                   f"retrying in {delay:g} s"),), a.attempt)
+            if bigger is not None:
+                words = (f"attempt {a.attempt} killed at {format_size(task.resources.mem)} "
+                         f"for using more memory; retrying with {format_size(bigger)} in "
+                         f"{delay:g} s")
+            else:
+                words = f"attempt {a.attempt} failed ({message}); retrying in {delay:g} s"
+            self.set_state(task.name, TaskState.WAITING, (Reason(ReasonKind.RETRY, words),),
+                           a.attempt)
             return
         self.cancelling.discard(task.name)
         self.failed.append(task.name)
@@ -852,10 +902,14 @@ class _RunLoop:
         due = [n for t, n in self.retry_at if t <= now]
         self.retry_at = [(t, n) for t, n in self.retry_at if t > now]
         for name in due:
-            task = self.wf.tasks[name]
+            task = self.sized.get(name) or self.wf.tasks[name]
             self._enqueue(task)
-            self.set_state(name, TaskState.READY,
-                           (Reason(ReasonKind.RETRY, f"retry {self.attempts[name]} of {task.retries}"),),
+            if name in self.oom_kills and self.oom_kills[name][-1][0] == self.attempts[name]:
+                words = (f"retry {self.attempts[name]}, with "
+                         f"{format_size(task.resources.mem)} of memory")
+            else:
+                words = f"retry {self.attempts[name]} of {task.retries}"
+            self.set_state(name, TaskState.READY, (Reason(ReasonKind.RETRY, words),),
                            self.attempts[name])
 
     def _cancel_all(self, ex: Executor) -> None:
