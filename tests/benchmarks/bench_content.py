@@ -85,22 +85,26 @@ def main() -> None:
     if not args.no_noop:
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
-            figures = {}
-            for check in ("mtime", "content"):
-                folder, home = prepare(base, check, args.tasks)
+            made = {check: prepare(base, check, args.tasks) for check in ("mtime", "content")}
+            times: dict[str, list[float]] = {"mtime": [], "content": []}
+            for folder, home in made.values():
                 gm(folder, home)                            # warm: the cache written
-                figures[check] = statistics.median(gm(folder, home)
-                                                   for _ in range(args.reps))
+            for _ in range(args.reps):    # interleaved: a busy machine slows both alike
+                for check, (folder, home) in made.items():
+                    times[check].append(gm(folder, home))
+            figures = {check: statistics.median(t) for check, t in times.items()}
+            for check in made:
                 print(f"no-op, {args.tasks} tasks, check = {check:>7}: "
-                      f"{figures[check]:.3f} s (median of {args.reps})")
-                if check == "content":
-                    t = time.time() + 10
-                    for x in (folder / "src").iterdir():
-                        os.utime(x, (t, t))
-                    first = gm(folder, home)
-                    again = statistics.median(gm(folder, home) for _ in range(args.reps))
-                    print(f"every source touched, same bytes, check = content: first "
-                          f"{first:.3f} s (hashes them all), then {again:.3f} s")
+                      f"{figures[check]:.3f} s (median of {args.reps}; "
+                      f"{min(times[check]):.3f}-{max(times[check]):.3f})")
+            folder, home = made["content"]
+            t = time.time() + 10
+            for x in (folder / "src").iterdir():
+                os.utime(x, (t, t))
+            first = gm(folder, home)
+            again = statistics.median(gm(folder, home) for _ in range(args.reps))
+            print(f"every source touched, same bytes, check = content: first "
+                  f"{first:.3f} s (hashes them all), then {again:.3f} s")
             print(f"content / mtime: {figures['content'] / figures['mtime']:.2f}x")
     hash_speed()
 

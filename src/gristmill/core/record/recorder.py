@@ -20,7 +20,7 @@ from typing import Iterable
 from ..events import (Event, FilesHashed, Outcome, RunFinished, RunStarted, RunStatus, TaskAudited,
                       TaskFinished, TaskProcess, TaskStarted, TaskStateChanged)
 from ..findings import findings_json
-from ..reasons import Reason
+from ..reasons import Reason, ReasonKind
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
                     connect, db_text, gpus_json, is_locked)
 from .writer import BackgroundWriter
@@ -203,6 +203,8 @@ def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
     return True
 
 
+_WAITING = ReasonKind.WAITING
+
 # Which events history looks at; anything else (output lines) costs one set lookup.
 _RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskProcess, TaskFinished,
                        RunFinished, TaskAudited, FilesHashed})
@@ -373,7 +375,9 @@ class Recorder(BackgroundWriter):
         if run_id in self._dry_runs:
             return False
         if isinstance(event, TaskStateChanged):
-            if not event.state.finished:
+            if not event.state.finished and not (event.reasons
+                                                and event.reasons[-1].kind is _WAITING):
+                # (what a ready task waits for is not why it is in the plan)
                 self._reasons.setdefault(run_id, {})[event.task] = event.reasons
             return True
         if isinstance(event, TaskStarted):

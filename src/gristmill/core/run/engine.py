@@ -33,7 +33,7 @@ from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
 from ..record.runlog import RunLog, run_log_path
-from ..decide.scheduler import critical_path, make_order, schedule
+from ..decide.scheduler import EXPLAIN_WAITING, critical_path, make_order, schedule, why_waiting
 from ..sizes import format_size
 from ..decide.staleness import Decision, StalenessScan
 from ..workflow import Task, Workflow, blake2b
@@ -332,6 +332,7 @@ class _RunLoop:
         self.oom_kills: dict[str, list[tuple[int, int]]] = {}
         self.oom_retries: Counter = Counter()
         self.learned: dict[str, int] = {}
+        self.waiting_told: dict[str, str] = {}   # ready task -> why it waits, as last told
         tasks = self.wf.tasks
         if engine.history is not None and any(tasks[n].retry_mem for n in stale):
             mems = engine.history.attempt_mems(str(self.wf.path))  # type: ignore[attr-defined]
@@ -399,6 +400,8 @@ class _RunLoop:
             while not cancelled:
                 if not self.stopping:
                     self._start_ready(ex)
+                    if self.ready:
+                        self._tell_waiting()
                 if not self.active and (self.stopping or not self.retry_at):
                     break
                 events = ex.wait(self._timeout())
@@ -525,7 +528,27 @@ class _RunLoop:
         for task in tasks:
             self._start(ex, task)
 
+    def _tell_waiting(self) -> None:
+        """Why each task at the head of the ready queue did not start, with its state,
+        told only when the words change (not once per turn of the loop)."""
+        running = [a.task for a in self.active.values()]
+        told = self.waiting_told
+        for task in self.ready[:EXPLAIN_WAITING]:
+            why = why_waiting(task, self.free, running)
+            if not why and self.starved:
+                why = ("waiting for a jobserver token: the sub-makes of running tasks "
+                       "hold the slots")
+            name = task.name
+            if not why or told.get(name) == why:
+                continue
+            told[name] = why
+            self.set_state(name, TaskState.READY, tuple(
+                r for r in self.decisions[name].reasons if r.kind is not ReasonKind.WAITING)
+                + (Reason(ReasonKind.WAITING, why),), self.attempts.get(name, 0))
+
     def _start(self, ex: Executor, task: Task) -> None:
+        if self.waiting_told:
+            self.waiting_told.pop(task.name, None)
         attempt = self.attempts.get(task.name, 0) + 1
         self.attempts[task.name] = attempt
         gpus, slot = self.free.take(task.resources)
