@@ -3,34 +3,19 @@ that needs a card another task holds says so, naming the holder."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-
-import pytest
 
 from gristmill.core.events import EventBus, RunStatus, TaskState, TaskStateChanged
 from gristmill.core.load.loader import load_workflow
 from gristmill.core.reasons import ReasonKind
 from gristmill.core.run.engine import Engine, RunOptions
 
-from fake_gpu import FakeSmi, gpu
+from fake_gpu import gpu
+from test_runs import machine  # noqa: F401  (the fixture: a machine of fake GPUs)
 
 HANG = 60.0
 HOLD = "touch on; while [ ! -e release ]; do sleep 0.02; done"
-
-
-@pytest.fixture
-def machine(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", None)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.delenv("NVIDIA_VISIBLE_DEVICES", raising=False)
-
-    def make(gpus):
-        fake = FakeSmi(tmp_path / "smi", gpus)
-        monkeypatch.setenv("PATH", fake.path())
-        return fake
-    return make
 
 
 def _waits(events, name):
