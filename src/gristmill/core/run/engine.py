@@ -266,6 +266,11 @@ class Engine:
         return loop.run(t0)
 
 
+def _waits_for(words: str) -> str:
+    """What a waiting reason waits for, without its figures and holders."""
+    return words.split(" (", 1)[0].split(", held by", 1)[0]
+
+
 def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
     by_id = Counter(map(id, states.values()))      # ints hash in C; an enum's hash is Python
     return {state.value: by_id[id(state)] for state in TaskState if id(state) in by_id}
@@ -533,13 +538,19 @@ class _RunLoop:
         told only when the words change (not once per turn of the loop)."""
         running = [a.task for a in self.active.values()]
         told = self.waiting_told
-        for task in self.ready[:EXPLAIN_WAITING]:
+        for i, task in enumerate(self.ready[:EXPLAIN_WAITING]):
             why = why_waiting(task, self.free, running)
             if not why and self.starved:
                 why = ("waiting for a jobserver token: the sub-makes of running tasks "
                        "hold the slots")
             name = task.name
-            if not why or told.get(name) == why:
+            if not why:
+                continue
+            # The next to start is told again whenever the words change (who holds what
+            # it needs); the ones behind it when what they wait for does: in a busy run
+            # the holders change at every finish, and that would be an event for each.
+            was = told.get(name)
+            if was == why or (i and was is not None and _waits_for(was) == _waits_for(why)):
                 continue
             told[name] = why
             self.set_state(name, TaskState.READY, tuple(
