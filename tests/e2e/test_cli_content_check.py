@@ -132,3 +132,29 @@ def test_a_bad_check_word_is_an_error_at_its_place(tmp_path):
     assert p.returncode == 2
     assert "gristmill.toml:3:9: tasks.a.check: expected \"mtime\" or \"content\"" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_a_checkout_that_touches_many_files_reruns_nothing(tmp_path):
+    # More files than history is asked about one by one: the rest is read at once.
+    (tmp_path / "src").mkdir()
+    for i in range(40):
+        (tmp_path / "src" / f"f{i:02d}.txt").write_text(f"{i}\n")
+    (tmp_path / "gristmill.toml").write_text(textwrap.dedent('''
+        [workflow]
+        check = "content"
+        [tasks.copy]
+        foreach = "src/*.txt"
+        inputs = ["{item}"]
+        outputs = ["out/{name}"]
+        cmd = "cp {input} {output}"
+        '''))
+    home = tmp_path / "home"
+    assert gm("run", cwd=tmp_path, home=home).returncode == 0
+    for f in (tmp_path / "src").iterdir():
+        later(f)
+    tasks = plan(tmp_path, home)
+    assert len(tasks) == 40 and not any(t["stale"] for t in tasks.values())
+    assert all("content is unchanged since the last success" in t["reasons"][0]["message"]
+               for t in tasks.values())
+    later(tmp_path / "src" / "f07.txt", "changed\n")
+    assert [n for n, t in plan(tmp_path, home).items() if t["stale"]] == ["copy[src/f07.txt]"]

@@ -149,6 +149,20 @@ class HistoryReader:
             (_norm_path(workflow_path), db_text(path))).fetchone()
         return tuple(row) if row else None     # type: ignore[return-value]
 
+    def all_content_facts(self, workflow_path: str | os.PathLike[str]) -> tuple[
+            dict[str, dict[str, str]], dict[str, tuple[int, int, str]]]:
+        """Every task's ``success_hashes`` and every ``file_hash`` of a workflow, at once."""
+        path = _norm_path(workflow_path)
+        conn = self._conn()
+        success: dict[str, dict[str, str]] = {}
+        for task, p, h in conn.execute(
+                "SELECT s.task, f.path, f.hash FROM last_success s JOIN attempt_files f "
+                "ON f.run_id = s.run_id AND f.task = s.task WHERE s.workflow_path = ?", (path,)):
+            success.setdefault(from_db(task), {})[from_db(p)] = h
+        files = {from_db(p): (size, mtime, h) for p, size, mtime, h in conn.execute(
+            "SELECT path, size, mtime_ns, hash FROM file_hashes WHERE workflow_path = ?", (path,))}
+        return success, files
+
     def content_facts(self, workflow_path: str | os.PathLike[str]) -> "ContentFacts":
         """What a staleness scan needs for ``check = "content"``, asked for lazily (a scan
         that compares no content asks nothing)."""
@@ -376,14 +390,31 @@ def _remove_logs(files: Iterable[str], root: Path) -> None:
 
 
 class ContentFacts:
-    """``decide.content.ContentFacts`` from history, each question one query."""
+    """``decide.content.ContentFacts`` from history. The first questions are one query
+    each (a scan that meets a touched file or two); after ``BULK`` of them, everything
+    the workflow has is read at once (a checkout that touched thousands of files)."""
+
+    BULK = 16
 
     def __init__(self, reader: HistoryReader, workflow_path: str) -> None:
         self._reader = reader
         self._path = workflow_path
+        self._asked = 0
+        self._success: dict[str, dict[str, str]] | None = None
+        self._files: dict[str, tuple[int, int, str]] | None = None
+
+    def _count(self) -> bool:
+        self._asked += 1
+        if self._asked == self.BULK:
+            self._success, self._files = self._reader.all_content_facts(self._path)
+        return self._success is not None
 
     def at_success(self, task: str) -> dict[str, str] | None:
+        if self._count():
+            return self._success.get(task) or None        # type: ignore[union-attr]
         return self._reader.success_hashes(self._path, task) or None
 
     def known_hash(self, path: str) -> tuple[int, int, str] | None:
+        if self._count():
+            return self._files.get(path)                 # type: ignore[union-attr]
         return self._reader.file_hash(self._path, path)
