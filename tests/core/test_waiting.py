@@ -92,3 +92,13 @@ def test_the_jobs_limit(tmp_path):
     told, said, _ = run_until_waiting(tmp_path, wf, "b", jobs=1)
     assert told == "waiting for a free job: -j 1 lets 1 task run at once"
     assert said == [told]
+
+
+def test_a_higher_priority_task_first(tmp_path):
+    # a heads a longer chain than b: it goes first, and b is told so.
+    wf = workflow(tmp_path, task("a", "touch a.out; " + HOLD.format(n="a"), outputs=["a.out"]),
+                  task("a2", "true", inputs=["a.out"], phony=True),
+                  task("b", "true", phony=True))
+    told, said, _ = run_until_waiting(tmp_path, wf, "b",
+                                      capacity=Capacity(cpu=1, mem=4 * GB, gpu=0))
+    assert told == "higher-priority task started first: a"

@@ -130,13 +130,22 @@ def _held_by(names: list[str]) -> str:
 
 
 def why_waiting(task: Task, free: FreeCapacity,
-                running: Sequence[Task] = ()) -> str:
+                running: Sequence[Task] = (), first: Sequence[Task] = ()) -> str:
     """Why ``task``, ready, does not start now, in words naming what it waits for and
     the running tasks that hold it; "" when it would fit (the caller knows why else).
-    ``free``: the books after this turn's starts; ``running``: what holds capacity."""
+    ``free``: the books after this turn's starts; ``running``: what holds capacity;
+    ``first``: the tasks of higher priority that started just now, ahead of it."""
     from ..sizes import format_size
     r = task.resources
     total = free.total
+    if first and not r.wants_gpu and free.jobs + len(first) >= 1 and \
+            r.cpu <= free.cpu + sum(t.resources.cpu for t in first) + 1e-9 and \
+            r.mem <= free.mem + sum(t.resources.mem for t in first) and \
+            all(amount <= free.pools.get(name, 0) + sum(t.resources.pool(name) for t in first)
+                for name, amount in r.pools):
+        names = [t.name for t in first]
+        return (f"higher-priority task{'s' if len(names) > 1 else ''} started first"
+                f"{_held_by(names).replace(', held by', ':')}")
     if free.jobs < 1:
         n = total.jobs
         return (f"waiting for a free job: -j {n} lets {n} task{'s' if n != 1 else ''} "

@@ -338,6 +338,7 @@ class _RunLoop:
         self.oom_retries: Counter = Counter()
         self.learned: dict[str, int] = {}
         self.waiting_told: dict[str, str] = {}   # ready task -> why it waits, as last told
+        self.started_now: list[Task] = []       # started by the last _start_ready
         tasks = self.wf.tasks
         if engine.history is not None and any(tasks[n].retry_mem for n in stale):
             mems = engine.history.attempt_mems(str(self.wf.path))  # type: ignore[attr-defined]
@@ -532,14 +533,18 @@ class _RunLoop:
             del self.ready_keys[i]
         for task in tasks:
             self._start(ex, task)
+        self.started_now = tasks
 
     def _tell_waiting(self) -> None:
         """Why each task at the head of the ready queue did not start, with its state,
         told only when the words change (not once per turn of the loop)."""
         running = [a.task for a in self.active.values()]
         told = self.waiting_told
+        now, self.started_now = self.started_now, []
         for i, task in enumerate(self.ready[:EXPLAIN_WAITING]):
-            why = why_waiting(task, self.free, running)
+            key = self.ready_keys[i]
+            first = [t for t in now if -self.priority.get(t.name, 0.0) < key] if now else ()
+            why = why_waiting(task, self.free, running, first)
             if not why and self.starved:
                 why = ("waiting for a jobserver token: the sub-makes of running tasks "
                        "hold the slots")
