@@ -4,7 +4,7 @@ A file's hash is kept with the size and ``mtime_ns`` it had when hashed (history
 ``file_hashes``); it is computed again only when one of the two differs, so a no-op
 run hashes nothing. The hash is BLAKE3 (the ``blake3`` package, the ``content`` extra)
 where it is installed: measured (``tests/benchmarks/bench_content.py``, RESULTS.md) it
-hashes 3x (4 KiB files) to 9x (64 MiB) faster than the standard library's BLAKE2b,
+hashes 2x (4 KiB files) to 5x (64 MiB) faster than the standard library's BLAKE2b,
 which is used where it is not. Each digest is tagged ``b3:`` or ``b2:``: a file hashed
 by the other is hashed again (and compares unequal, so stale: never wrongly fresh).
 
