@@ -352,6 +352,10 @@ class HistoryReader:
                     "AND log_path != ''", ids + ids)]
                 conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", ids)
                 conn.execute(f"DELETE FROM audits WHERE run_id IN ({marks})", ids)
+                # (the hashes of a task's last success stay: its content check needs them)
+                conn.execute(f"DELETE FROM attempt_files WHERE run_id IN ({marks}) AND NOT "
+                             "EXISTS (SELECT 1 FROM last_success s WHERE s.run_id = "
+                             "attempt_files.run_id AND s.task = attempt_files.task)", ids)
                 conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
             conn.execute("COMMIT")
         except BaseException:
