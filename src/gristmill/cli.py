@@ -720,8 +720,11 @@ def _capacities(specs: list[str], here, pools) -> list[tuple[str, object]]:
 def _print_predictions(engine: Engine, wf: Workflow, targets: list[str], history,
                        specs: list[str], as_json: bool) -> int:
     """`plan --on`: the engine's scheduler over simulated time, per capacity."""
-    from .core.decide.simulate import estimate_durations, explain, simulate
+    from .core.decide.simulate import estimate_durations, explain, simulate, with_learned_mem
     names, decisions, _ = engine.decide(targets)
+    if history is not None and any(t.retry_mem for t in wf.tasks.values()):
+        # a retry_mem task is packed at the size its last success needed
+        wf = with_learned_mem(wf, history.attempt_mems(str(wf.path)), engine.capacity().mem)
     stale = [n for n, d in decisions.items() if d.stale]
     known = history.recent_durations(str(wf.path)) if history is not None else {}
     durations = estimate_durations(wf, stale, known)

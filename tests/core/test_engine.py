@@ -323,8 +323,10 @@ def test_replaying_the_events_never_double_books_a_slot(tmp_path):
             assert e.task in busy.values()
             busy = {s: t for s, t in busy.items() if t != e.task}
     for n in names:
-        assert rec.states(n) == [TaskState.WAITING, TaskState.READY, TaskState.RUNNING,
-                                 TaskState.DONE]
+        # (a ready task told why it waits is ready again, with that reason)
+        states = [s for i, s in enumerate(rec.states(n)) if i == 0 or s != rec.states(n)[i - 1]]
+        assert states == [TaskState.WAITING, TaskState.READY, TaskState.RUNNING,
+                          TaskState.DONE]
         kinds = [type(e).__name__ for e in rec.events
                  if getattr(e, "task", None) == n and not isinstance(e, TaskStateChanged)]
         assert kinds == ["TaskStarted", "TaskFinished"]

@@ -73,3 +73,15 @@ def test_parse_on_sweeps_and_keeps_what_is_not_named():
     assert one.gpu == 2 and one.cpu == 2
     with pytest.raises(UsageError, match="not a number with a unit"):
         parse_on("mem=12", base)
+
+
+def test_the_plan_says_what_a_task_waited_for_and_how_long():
+    wf = _wf(*[Task(f"m{i}", ("x",), outputs=(f"m{i}",), resources=Resources(cpu=1, mem=9 * GB))
+               for i in range(3)])
+    p = simulate(wf, TaskGraph.of(wf), list(wf.tasks), {f"m{i}": 1.0 for i in range(3)},
+                 Capacity(cpu=8, mem=24 * GB))
+    rows = {r["task"]: r for r in p.as_json()["schedule"]}
+    assert "why" not in rows["m0"] and "why" not in rows["m1"]
+    assert rows["m2"]["waited"] == pytest.approx(1.0)
+    assert rows["m2"]["why"] in ("waiting for 9.0 GB of memory (6.0 GB free), held by m0 and m1",
+                                 "waiting for 9.0 GB of memory (6.0 GB free), held by m1 and m0")

@@ -7,6 +7,7 @@ from typing import Mapping
 
 from gristmill.core.events import TaskState
 from gristmill.core.gpu import describe_devices
+from gristmill.core.reasons import ReasonKind
 from gristmill.core.sizes import format_size
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.decide.staleness import Decision
@@ -15,6 +16,7 @@ from gristmill.core.workflow import Workflow
 from .runstate import TaskRun
 
 SHOW = 12
+_RUN_KINDS = (ReasonKind.WAITING, ReasonKind.RETRY, ReasonKind.MEMORY)
 
 
 def _names(names: tuple[str, ...]) -> str:
@@ -100,6 +102,13 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
                                          TaskState.CANCELLED):
             text += "\n" + "\n".join(f"• {r.message}" for r in run.reasons)
             told.update(r.message for r in run.reasons)
+        elif run.reasons and run.state in (TaskState.READY, TaskState.WAITING, TaskState.DONE):
+            # what it waits for (ready, not started), a retry's backoff, and how an
+            # out-of-memory retry went: the reasons the run added to the scan's
+            extra = [r for r in run.reasons if r.kind in _RUN_KINDS]
+            if extra:
+                text += "\n" + "\n".join(f"• {r.message}" for r in extra)
+                told.update(r.message for r in extra)
         if run.message and run.message not in told:
             text += f"\n{run.message}"
         gpus = gpu_line(run)

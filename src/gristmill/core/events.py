@@ -154,6 +154,16 @@ class TaskFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FilesHashed(Event):
+    """Hashes of files (``check = "content"``), for history to keep: with ``task``, the
+    inputs of its successful ``attempt`` as it read them (the next scan compares with
+    them); without, files the scan hashed (kept so that they are not hashed again)."""
+    files: tuple[tuple[str, int, int, str], ...]   # (path, size, mtime_ns, hash)
+    task: str = ""
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class IntermediatesRemoved(Event):
     """A Makefile's intermediate files this run made, deleted at its end as make does."""
     paths: tuple[str, ...]

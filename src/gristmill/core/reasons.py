@@ -21,6 +21,8 @@ class ReasonKind(enum.Enum):
     CANCELLED = "cancelled"
     RUN_CANCELLED = "run-cancelled"      # it was running when the whole run was cancelled
     RETRY = "retry"
+    MEMORY = "memory"                    # it starts with the mem a retry found to work
+    WAITING = "waiting"                  # ready, not started: what it waits for
 
 
 @dataclass(frozen=True, slots=True)

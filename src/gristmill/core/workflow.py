@@ -138,6 +138,10 @@ class Task:
     description: str = ""
     audit: bool = False                        # trace its file accesses (the dependency audit)
     isolation: Isolation = PROCESS             # process, sandbox or container
+    check: str = "mtime"                       # "mtime" (make's timestamps) or "content" (hashes)
+    # After an out-of-memory kill: () no retry for it; (factor,) a float that multiplies
+    # the mem of the attempt killed; or sizes in bytes (ints), one per retry in order.
+    retry_mem: tuple[float, ...] | tuple[int, ...] = ()
     # definition_hash, once asked for (kept by the workflow cache, so that a no-op run
     # of 20,000 tasks does not hash them all again); never part of equality.
     # Not an argument of __init__, so that dataclasses.replace() forgets it.

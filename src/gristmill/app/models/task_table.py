@@ -378,6 +378,9 @@ class TaskTableModel(QAbstractTableModel):
         if not reasons:
             d = self._decisions.get(name)
             reasons = d.reasons if d is not None else ()
+        elif reasons[-1].kind is ReasonKind.WAITING:
+            # ready but not started: what it waits for comes first (a card shows that)
+            reasons = (reasons[-1],) + reasons[:-1]
         return "; ".join(r.message for r in reasons)
 
     def last_duration(self, name: str) -> float | None:

@@ -262,3 +262,42 @@ class FreeCapacity:
         for name, amount in r.pools:
             self.pools[name] += amount
         heapq.heappush(self.slots, slot)
+
+
+# -- retry_mem: more memory after an out-of-memory kill ----------------------------------
+
+def retry_size(task: Task, mem_now: int, cap: int) -> int | None:
+    """The mem the next attempt of ``task`` gets after one killed at ``mem_now`` for using
+    more: ``retry_mem``'s factor times it, or its next larger size; at most ``cap`` (what
+    the machine, or the largest worker, has). None: no retry for it (none asked, the
+    sizes used up, or already at the cap)."""
+    spec = task.retry_mem
+    if not spec or mem_now <= 0:
+        return None
+    if isinstance(spec[0], float):
+        new = int(mem_now * spec[0])
+    else:
+        bigger = [s for s in spec if s > mem_now]
+        if not bigger:
+            return None
+        new = int(bigger[0])
+    if cap:
+        new = min(new, cap)
+    return new if new > mem_now else None
+
+
+def with_mem(task: Task, mem: int) -> Task:
+    """``task`` asking ``mem`` bytes instead of its declared mem."""
+    from dataclasses import replace
+    return replace(task, resources=replace(task.resources, mem=mem))
+
+
+def learned_mem(task: Task, mems: Mapping[str, int], cap: int) -> int | None:
+    """The mem that last worked for a ``retry_mem`` task, when more than it declares
+    (history's ``attempt_mems``); None otherwise."""
+    if not task.retry_mem:
+        return None
+    mem = mems.get(task.name)
+    if mem is None or mem <= task.resources.mem:
+        return None
+    return min(mem, cap) if cap else mem

@@ -111,3 +111,69 @@ def schedule(ready: Sequence[Task], free: FreeCapacity) -> list[int]:
             pools[name] -= amount
         chosen.append(i)
     return chosen
+
+
+# -- why a ready task waits ---------------------------------------------------------------
+
+#: How many tasks at the head of the ready queue are told why they wait: the next ones
+#: to start. Told for every ready task, each finish of a busy run would change the words
+#: of thousands (the tasks holding the CPUs change), an event each.
+EXPLAIN_WAITING = 8
+
+
+def _held_by(names: list[str]) -> str:
+    if not names:
+        return ""
+    if len(names) <= 2:
+        return ", held by " + " and ".join(names)
+    return f", held by {names[0]}, {names[1]} and {len(names) - 2} more"
+
+
+def why_waiting(task: Task, free: FreeCapacity,
+                running: Sequence[Task] = (), first: Sequence[Task] = ()) -> str:
+    """Why ``task``, ready, does not start now, in words naming what it waits for and
+    the running tasks that hold it; "" when it would fit (the caller knows why else).
+    ``free``: the books after this turn's starts; ``running``: what holds capacity;
+    ``first``: the tasks of higher priority that started just now, ahead of it."""
+    from ..sizes import format_size
+    r = task.resources
+    total = free.total
+    if first and not r.wants_gpu and free.jobs + len(first) >= 1 and \
+            r.cpu <= free.cpu + sum(t.resources.cpu for t in first) + 1e-9 and \
+            r.mem <= free.mem + sum(t.resources.mem for t in first) and \
+            all(amount <= free.pools.get(name, 0) + sum(t.resources.pool(name) for t in first)
+                for name, amount in r.pools):
+        names = [t.name for t in first]
+        return (f"higher-priority task{'s' if len(names) > 1 else ''} started first"
+                f"{_held_by(names).replace(', held by', ':')}")
+    if free.jobs < 1:
+        n = total.jobs
+        return (f"waiting for a free job: -j {n} lets {n} task{'s' if n != 1 else ''} "
+                "run at once")
+    for name, amount in r.pools:
+        have = free.pools.get(name, 0)
+        if amount > have:
+            size = total.pools.get(name, 0)
+            holders = [t.name for t in running if t.resources.pool(name)]
+            return (f"pool {name} is at its limit ({size} at once){_held_by(holders)}")
+    if r.mem > free.mem:
+        holders = [t.name for t in sorted(running, key=lambda t: -t.resources.mem)
+                   if t.resources.mem]
+        return (f"waiting for {format_size(r.mem)} of memory ({format_size(max(free.mem, 0))} "
+                f"free){_held_by(holders)}")
+    if r.cpu > free.cpu + 1e-9:
+        holders = [t.name for t in running if t.resources.cpu]
+        return (f"waiting for {r.cpu:g} CPU ({max(free.cpu, 0):g} of {total.cpu:g} free)"
+                f"{_held_by(holders)}")
+    if r.wants_gpu and free.pick(r) is None:
+        holders = [t.name for t in running if t.resources.wants_gpu]
+        if r.gpu >= 1:
+            what = f"{int(r.gpu)} whole GPU{'s' if r.gpu > 1 else ''}"
+        elif r.gpu:
+            what = f"{r.gpu:g} of a GPU"
+        else:
+            what = "a GPU"
+        if r.gpu_mem:
+            what += f" with {format_size(r.gpu_mem)} of its memory free"
+        return f"waiting for {what}{_held_by(holders)}"
+    return ""

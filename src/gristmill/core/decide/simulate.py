@@ -23,7 +23,8 @@ from ..workflow import Workflow
 from .capacity import Capacity, FreeCapacity
 from .graph import TaskGraph
 from .plan import Plan
-from .scheduler import DEFAULT_DURATION, critical_path, schedule
+from .scheduler import DEFAULT_DURATION, EXPLAIN_WAITING, critical_path, schedule, \
+    why_waiting
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Slice:
     start: float
     end: float
     slot: int
+    waited: float = 0.0     # seconds it was ready before it started
+    why: str = ""           # what it waited for first (``scheduler.why_waiting``)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,9 @@ class Prediction:
                 "critical_length": round(self.critical_length, 3),
                 "bottleneck": self.bottleneck,
                 "schedule": [{"task": s.task, "start": round(s.start, 3), "end": round(s.end, 3),
-                              "slot": s.slot} for s in self.schedule]}
+                              "slot": s.slot,
+                              **({"waited": round(s.waited, 3), "why": s.why} if s.why else {})}
+                             for s in self.schedule]}
 
 
 def simulate(workflow: Workflow, graph: TaskGraph, names: Sequence[str],
@@ -121,9 +126,13 @@ def simulate(workflow: Workflow, graph: TaskGraph, names: Sequence[str],
     seq = 0
     used = {"cpu": 0.0, "mem": 0.0, "gpu": 0.0}
     slices: list[Slice] = []
+    ready_at: dict[str, float] = {}
+    why: dict[str, str] = {}               # what each task waited for first
 
     def take_ready() -> None:
         new = [tasks[n] for n in plan.take_ready()]
+        for t in new:
+            ready_at[t.name] = now
         if new:
             ready.extend(new)
             ready.sort(key=lambda t: -priority.get(t.name, 0.0))
@@ -141,7 +150,15 @@ def simulate(workflow: Workflow, graph: TaskGraph, names: Sequence[str],
             used["cpu"] += r.cpu * d
             used["mem"] += r.mem * d
             used["gpu"] += r.gpu * d
-            slices.append(Slice(t.name, now, now + d, slot))
+            slices.append(Slice(t.name, now, now + d, slot, now - ready_at.get(t.name, now),
+                                why.pop(t.name, "")))
+        if ready:
+            holders = [tasks[item[2]] for item in sorted(running, key=lambda it: it[1])]
+            for t in ready[:EXPLAIN_WAITING]:     # the next to start, as the engine tells
+                if t.name not in why:
+                    words = why_waiting(t, free, holders)
+                    if words:
+                        why[t.name] = words
 
     take_ready()
     while ready or running:
@@ -314,3 +331,17 @@ def _with_gpus(cap: Capacity, n: int) -> Capacity:
     if n <= len(have):
         return replace(cap, gpu=n, devices=have[:n])
     return replace(cap, gpu=n, devices=())
+
+
+def with_learned_mem(workflow: Workflow, mems: Mapping[str, int], cap: int = 0) -> Workflow:
+    """``workflow`` with each ``retry_mem`` task asking the mem its last success needed
+    (history's ``attempt_mems``), as the next run will: the planner packs that size."""
+    from .capacity import learned_mem, with_mem
+    changed = {}
+    for name, t in workflow.tasks.items():
+        mem = learned_mem(t, mems, cap) if t.retry_mem else None
+        if mem is not None:
+            changed[name] = with_mem(t, mem)
+    if not changed:
+        return workflow
+    return replace(workflow, tasks={n: changed.get(n, t) for n, t in workflow.tasks.items()})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol
 
 from ..frozen import quick_new
+from .content import ContentFacts, FileHasher
 from .graph import TaskGraph
 from ..reasons import Reason, ReasonKind
 from ..workflow import Task, Workflow
@@ -222,12 +223,14 @@ class StalenessScan:
                  records: Mapping[str, TaskRecordLike] | None = None,
                  hashes: Mapping[str, str] | None = None,
                  stamps: Mapping[str, int | None] | None = None,
-                 untrusted: Mapping[str, LastAttemptLike] | None = None):
+                 untrusted: Mapping[str, LastAttemptLike] | None = None,
+                 content: ContentFacts | None = None):
         """``hashes`` (task -> definition hash at its last success) come from ``records``
         or ``history`` when not given; with none of the three, definitions are not compared.
         ``stamps``: mtimes already read, as ``FileStamps`` takes them. ``untrusted``
         (task -> its latest attempt, one that did not succeed) comes from ``history``
-        when not given: those tasks are stale (the trust rule)."""
+        when not given: those tasks are stale (the trust rule). ``content`` (the hashes
+        history keeps, for ``check = "content"``) comes from ``history`` when not given."""
         self.workflow = workflow
         self.graph = graph or TaskGraph.of(workflow)
         if hashes is None and records is not None:
@@ -237,6 +240,12 @@ class StalenessScan:
         if untrusted is None and history is not None and hasattr(history, "untrusted"):
             untrusted = history.untrusted(str(workflow.path))  # type: ignore[attr-defined]
         self.hashes = hashes
+        if content is None and history is not None and hasattr(history, "content_facts"):
+            content = history.content_facts(str(workflow.path))  # type: ignore[attr-defined]
+        self.content = content
+        self.hasher = FileHasher(str(workflow.root), content)
+        # task -> why it is up to date although an input is newer (content unchanged)
+        self._notes: dict[str, Reason] = {}
         # task -> the reason its outputs are not trusted
         self.untrusted: dict[str, Reason] = {
             name: Reason(ReasonKind.NOT_TRUSTED, untrusted_words(last))
@@ -495,6 +504,9 @@ class StalenessScan:
                     gone.append(i)
             elif m > oldest:
                 newer.append(i)
+        fallback = ""
+        if newer:
+            newer, fallback = self._by_content(task, newer)
         if not newer and not gone and not phony:
             return []
         reasons = []
@@ -504,6 +516,7 @@ class StalenessScan:
                    f"output {oldest_out} ({self._words(oldest)})")
             if len(newer) > 1:
                 msg += f", and so {'is' if len(newer) == 2 else 'are'} {_more(newer[1:])}"
+            msg += fallback
             reasons.append(Reason(ReasonKind.INPUT_NEWER, msg))
         if gone:
             verb = "does" if len(gone) == 1 else "do"
@@ -515,16 +528,64 @@ class StalenessScan:
         return reasons
 
     def recheck(self, task: Task) -> Decision:
-        """After its dependencies ran: still stale by timestamps? (make and ninja's restat)."""
+        """After its dependencies ran: still stale by timestamps? (make and ninja's restat;
+        by content where the task or its input's producer says ``check = "content"``)."""
         self.stamps.forget(task.inputs)
         self.stamps.forget(task.outputs)
+        self.hasher.forget(task.inputs)
+        self._notes.pop(task.name, None)
         reasons = self.file_reasons(task)
         if reasons:
             return Decision(True, tuple(reasons))
+        note = self._notes.get(task.name)
+        if note is not None:
+            return Decision(False, (Reason(ReasonKind.UP_TO_DATE, note.message.replace(
+                "was touched", "was rewritten by its task").replace(
+                "were touched", "were rewritten by their tasks")),))
         return Decision(False, (Reason(ReasonKind.UP_TO_DATE,
                                        "its inputs did not change when their tasks ran"),))
 
+    def compares_content(self, task: Task, path: str) -> bool:
+        """Whether ``path``, an input of ``task``, is compared by its bytes: the task says
+        ``check = "content"``, or the task that writes it does (restat by content)."""
+        if task.check == "content":
+            return True
+        producer = self.graph.producer.get(path)
+        return producer is not None and self.workflow.tasks[producer].check == "content"
+
+    def content_inputs(self, task: Task) -> list[str]:
+        """The inputs of ``task`` whose hashes history keeps at its success."""
+        return [i for i in task.inputs if self.compares_content(task, i)]
+
+    def _by_content(self, task: Task, newer: list[str]) -> tuple[list[str], str]:
+        """The inputs of ``newer`` (newer than an output) whose bytes changed since the
+        task last succeeded; and words to add when content could not decide."""
+        compared = [i for i in newer if self.compares_content(task, i)]
+        if not compared:
+            return newer, ""
+        known = self.content.at_success(task.name) if self.content is not None else None
+        if not known:
+            return newer, (" (it is checked by content, but history has no hashes from its "
+                           "last success: decided by timestamps)")
+        same = []
+        for i in compared:
+            was = known.get(i)
+            if was is not None and self.hasher.hash(i) == was:
+                same.append(i)
+        if not same:
+            return newer, ""
+        unchanged = set(same)
+        verb = "was touched but its content is" if len(same) == 1 else \
+            "were touched but their content is"
+        self._notes[task.name] = Reason(
+            ReasonKind.UP_TO_DATE,
+            f"input {_more(same)} {verb} unchanged since the last success")
+        return [i for i in newer if i not in unchanged], ""
+
     def _up_to_date_reason(self, task: Task) -> Reason:
+        note = self._notes.get(task.name)
+        if note is not None:
+            return note
         if not task.inputs:
             return Reason(ReasonKind.UP_TO_DATE, "its outputs exist and it has no inputs")
         get = self.stamps.get

@@ -177,7 +177,7 @@ class _Loader:
         pools = self._pools()
         capacity = main_sec.capacity
         parser = TaskParser({k: var_text(v) for k, v in values.items()}, pools, capacity,
-                            main_sec.isolation)
+                            main_sec.isolation, main_sec.check)
         specs: list[TaskSpec] = []
         declared: dict[str, TaskSpec] = {}
         for doc, sec in self.sections:
@@ -218,7 +218,7 @@ class _Loader:
         """An included file's name, default and [capacity] do not apply: say so."""
         src = doc.source
         wf = doc.data.get("workflow")
-        for key in ("name", "default", "isolation", "container", "network"):
+        for key in ("name", "default", "isolation", "container", "network", "check"):
             if isinstance(wf, dict) and key in wf:
                 self.warnings.append(WorkflowWarning(
                     f"'{key}' in [workflow] of an included file is ignored", src.loc(("workflow", key))))

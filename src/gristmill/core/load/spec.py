@@ -27,10 +27,12 @@ from ..workflow import CONTAINER_ENGINES, ISOLATION_KINDS, PROCESS, CapacityOver
 
 TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
 ISOLATION_KEYS = ("isolation", "container", "network")
-WORKFLOW_KEYS = ("name", "default", "include") + ISOLATION_KEYS
+WORKFLOW_KEYS = ("name", "default", "include", "check") + ISOLATION_KEYS
+CHECKS = ("mtime", "content")
 CAPACITY_KEYS = ("cpu", "mem", "gpu", "gpu_mem_used_below")
 TASK_KEYS = ("cmd", "inputs", "outputs", "after", "foreach", "phony", "resources",
-             "retries", "timeout", "env", "cwd", "description", "audit") + ISOLATION_KEYS
+             "retries", "timeout", "env", "cwd", "description", "audit", "check",
+             "retry_mem") + ISOLATION_KEYS
 RESOURCE_KEYS = ("cpu", "mem", "gpu", "gpu_mem", "pools")
 JSON_VAR_KEYS = ("json", "path")
 CONTAINER_KEYS = ("image", "engine", "options")
@@ -71,6 +73,7 @@ class Sections:
     pools: list[tuple[str, int, Path_]] = field(default_factory=list)
     capacity: CapacityOverride | None = None
     isolation: "IsolationSpec | None" = None
+    check: str | None = None              # [workflow] check: every task's default
     tasks: list[tuple[str, dict[str, Any], Path_]] = field(default_factory=list)
 
 
@@ -97,6 +100,8 @@ class TaskSpec:
     description: str = ""
     audit: bool = False
     isolation: Isolation = Isolation()
+    check: str = "mtime"
+    retry_mem: tuple = ()
 
     @property
     def source(self) -> Source:
@@ -191,6 +196,32 @@ def check_number(src: Source, value: Any, path: Path_, minimum: float, what: str
     return number
 
 
+def check_check(src: Source, value: Any, path: Path_) -> str:
+    """``check = "mtime" | "content"``."""
+    word = check_str(src, value, path)
+    if word not in CHECKS:
+        raise src.error(f"{dotted(path)}: expected \"mtime\" or \"content\", got {word!r}"
+                        f"{did_you_mean(word, CHECKS)}", path, value=True)
+    return word
+
+
+def check_retry_mem(src: Source, value: Any, path: Path_) -> tuple:
+    """``retry_mem = 2.0`` (a factor over the killed attempt's mem, more than 1) or a list
+    of sizes (``["4GB", "8GB"]``, growing), one per retry after an out-of-memory kill."""
+    if isinstance(value, list):
+        if not value:
+            raise src.error(f"{dotted(path)}: expected at least one size", path, value=True)
+        sizes = tuple(check_size(src, v, path + (i,)) for i, v in enumerate(value))
+        for i in range(1, len(sizes)):
+            if sizes[i] <= sizes[i - 1]:
+                raise src.error(f"{dotted(path + (i,))}: each size must be larger than the one "
+                                "before", path + (i,), value=True)
+        return sizes
+    factor = check_number(src, value, path, 1.0, "a factor larger than 1 (2.0) or a list of "
+                          "sizes", strict=True)
+    return (float(factor),)
+
+
 def check_size(src: Source, value: Any, path: Path_) -> int:
     try:
         size = parse_size(value)
@@ -272,6 +303,9 @@ def _read_sections(doc: FileDoc, errors: ErrorCollector) -> Sections:
             if "include" in wf:
                 with going_on():
                     sec.include = check_strings(src, wf["include"], ("workflow", "include"))
+            if "check" in wf:
+                with going_on():
+                    sec.check = check_check(src, wf["check"], ("workflow", "check"))
             if any(k in wf for k in ISOLATION_KEYS):
                 with going_on():
                     sec.isolation = read_isolation(src, wf, ("workflow",), IsolationSpec())
@@ -460,7 +494,9 @@ class TaskParser:
     """Checks ``[tasks.NAME]`` tables against the merged variables, pools and capacity."""
 
     def __init__(self, variables: dict[str, str], pools: dict[str, int],
-                 capacity: CapacityOverride | None, isolation: IsolationSpec | None = None):
+                 capacity: CapacityOverride | None, isolation: IsolationSpec | None = None,
+                 check: str | None = None):
+        self.check = check or "mtime"
         self.isolation = isolation or IsolationSpec()
         # Checked by read_sections already (a container default without an image is an
         # error there, reported with the rest: the tasks are checked as processes then).
@@ -519,6 +555,13 @@ class TaskParser:
         if "audit" in table:
             with going_on():
                 spec.audit = check_bool(src, table["audit"], key + ("audit",))
+        spec.check = self.check
+        if "check" in table:
+            with going_on():
+                spec.check = check_check(src, table["check"], key + ("check",))
+        if "retry_mem" in table:
+            with going_on():
+                spec.retry_mem = check_retry_mem(src, table["retry_mem"], key + ("retry_mem",))
         if "description" in table:
             with going_on():
                 spec.description = check_str(src, table["description"], key + ("description",))

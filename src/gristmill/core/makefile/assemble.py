@@ -206,6 +206,8 @@ class WorkflowAssembler:
             description=self._description(main),
             audit=hint.audit if hint else False,
             isolation=hint.isolation if hint else PROCESS,
+            check=hint.check if hint else "mtime",
+            retry_mem=hint.retry_mem if hint else (),
         )
 
     def _clean_command(self, text: str, shell_path: str) -> str:

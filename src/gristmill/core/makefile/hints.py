@@ -6,6 +6,9 @@ GNU make sees a comment; Gristmill reads what the rule's tasks need.
 once (a later hint may repeat the size; two different sizes are an error).
 ``isolation=sandbox``, ``container=IMAGE`` (``engine=podman|docker``) and
 ``network=true|false`` say how the tasks run, as in gristmill.toml.
+``check=content`` decides by the bytes of files instead of their times;
+``retry_mem=2.0`` (a factor) or ``retry_mem=4GB,8GB`` (sizes) retries an out-of-memory
+kill with more memory.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .facts import MakeFacts
 
 _TOKEN = re.compile(r"\S+")
 KEYS = ("cpu", "mem", "gpu", "gpu_mem", "retries", "timeout", "pool", "audit", "isolation",
-        "container", "engine", "network")
+        "container", "engine", "network", "check", "retry_mem")
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*")
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True,
           "false": False, "no": False, "off": False, "0": False}
@@ -36,6 +39,8 @@ class TaskHint:
     location: Location | None = None
     audit: bool = False             # audit=true: trace the tasks' file accesses
     isolation: Isolation = PROCESS
+    check: str = "mtime"
+    retry_mem: tuple = ()
 
 
 def parse_hint(text: str, location: Location) -> TaskHint:
@@ -45,6 +50,7 @@ def parse_hint(text: str, location: Location) -> TaskHint:
     seen: set[str] = set()
     kind = image = engine = ""
     network: bool | None = None
+    check, retry_mem = "mtime", ()
     where_of: dict[str, Location] = {}
     for m in _TOKEN.finditer(text):
         tok = m.group(0)
@@ -93,6 +99,12 @@ def parse_hint(text: str, location: Location) -> TaskHint:
                 engine = value.lower()
                 if engine not in CONTAINER_ENGINES:
                     raise ValueError("engine must be podman or docker")
+            elif key == "check":
+                check = value.lower()
+                if check not in ("mtime", "content"):
+                    raise ValueError("check must be mtime or content")
+            elif key == "retry_mem":
+                retry_mem = _retry_mem(value)
             elif key == "network":
                 if value.lower() not in _BOOLS:
                     raise ValueError("network must be true or false")
@@ -110,7 +122,21 @@ def parse_hint(text: str, location: Location) -> TaskHint:
                           gpu_mem=gpu_mem)
     sizes = tuple((n, s) for n, s in pools.items() if s)
     isolation = _isolation(kind, image, engine, network, where_of)
-    return TaskHint(resources, retries, timeout, sizes, location, audit, isolation)
+    return TaskHint(resources, retries, timeout, sizes, location, audit, isolation, check,
+                    retry_mem)
+
+
+def _retry_mem(value: str) -> tuple:
+    """``2.0`` (a factor) or ``4GB,8GB`` (growing sizes)."""
+    if "," not in value and re.fullmatch(r"\d+(\.\d*)?", value):
+        factor = float(value)
+        if not factor > 1:
+            raise ValueError(f"a retry_mem factor must be larger than 1, got {value!r}")
+        return (factor,)
+    sizes = tuple(parse_size(v) for v in value.split(","))
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise ValueError("each retry_mem size must be larger than the one before")
+    return sizes
 
 
 def _isolation(kind: str, image: str, engine: str, network: bool | None,

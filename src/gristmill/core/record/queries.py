@@ -132,6 +132,52 @@ class HistoryReader:
             (_norm_path(workflow_path), db_text(task))).fetchone()
         return TaskRecord(task, *row[1:]) if row else None
 
+    def success_hashes(self, workflow_path: str | os.PathLike[str], task: str) -> dict[str, str]:
+        """path -> hash of the inputs a ``check = "content"`` task compared, as they were
+        at its last success (empty: none kept)."""
+        return {from_db(p): h for p, h in self._conn().execute(
+            "SELECT f.path, f.hash FROM last_success s JOIN attempt_files f "
+            "ON f.run_id = s.run_id AND f.task = s.task "
+            "WHERE s.workflow_path = ? AND s.task = ?",
+            (_norm_path(workflow_path), db_text(task)))}
+
+    def file_hash(self, workflow_path: str | os.PathLike[str],
+                  path: str) -> tuple[int, int, str] | None:
+        """(size, mtime_ns, hash) of a file of the workflow when it was last hashed."""
+        row = self._conn().execute(
+            "SELECT size, mtime_ns, hash FROM file_hashes WHERE workflow_path = ? AND path = ?",
+            (_norm_path(workflow_path), db_text(path))).fetchone()
+        return tuple(row) if row else None     # type: ignore[return-value]
+
+    def all_content_facts(self, workflow_path: str | os.PathLike[str]) -> tuple[
+            dict[str, dict[str, str]], dict[str, tuple[int, int, str]]]:
+        """Every task's ``success_hashes`` and every ``file_hash`` of a workflow, at once."""
+        path = _norm_path(workflow_path)
+        conn = self._conn()
+        success: dict[str, dict[str, str]] = {}
+        for task, p, h in conn.execute(
+                "SELECT s.task, f.path, f.hash FROM last_success s JOIN attempt_files f "
+                "ON f.run_id = s.run_id AND f.task = s.task WHERE s.workflow_path = ?", (path,)):
+            success.setdefault(from_db(task), {})[from_db(p)] = h
+        files = {from_db(p): (size, mtime, h) for p, size, mtime, h in conn.execute(
+            "SELECT path, size, mtime_ns, hash FROM file_hashes WHERE workflow_path = ?", (path,))}
+        return success, files
+
+    def content_facts(self, workflow_path: str | os.PathLike[str]) -> "ContentFacts":
+        """What a staleness scan needs for ``check = "content"``, asked for lazily (a scan
+        that compares no content asks nothing)."""
+        return ContentFacts(self, str(workflow_path))
+
+    def attempt_mems(self, workflow_path: str | os.PathLike[str]) -> dict[str, int]:
+        """Task -> the mem (bytes) its last successful attempt was given, for tasks whose
+        attempts recorded it (the size an out-of-memory retry found to work)."""
+        rows = self._conn().execute(
+            "SELECT s.task, MAX(a.mem) FROM last_success s JOIN attempts a "
+            "ON a.run_id = s.run_id AND a.task = s.task AND a.outcome = 'succeeded' "
+            "WHERE s.workflow_path = ? AND a.mem IS NOT NULL GROUP BY s.task",
+            (_norm_path(workflow_path),))
+        return {from_db(task): mem for task, mem in rows}
+
     def durations(self, workflow_path: str | os.PathLike[str]) -> dict[str, float]:
         """Task name -> seconds its last success took."""
         rows = self._conn().execute(
@@ -306,6 +352,10 @@ class HistoryReader:
                     "AND log_path != ''", ids + ids)]
                 conn.execute(f"DELETE FROM attempts WHERE run_id IN ({marks})", ids)
                 conn.execute(f"DELETE FROM audits WHERE run_id IN ({marks})", ids)
+                # (the hashes of a task's last success stay: its content check needs them)
+                conn.execute(f"DELETE FROM attempt_files WHERE run_id IN ({marks}) AND NOT "
+                             "EXISTS (SELECT 1 FROM last_success s WHERE s.run_id = "
+                             "attempt_files.run_id AND s.task = attempt_files.task)", ids)
                 conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
             conn.execute("COMMIT")
         except BaseException:
@@ -341,3 +391,34 @@ def _remove_logs(files: Iterable[str], root: Path) -> None:
             except OSError:
                 break                               # not empty, or gone
             folder = folder.parent
+
+
+class ContentFacts:
+    """``decide.content.ContentFacts`` from history. The first questions are one query
+    each (a scan that meets a touched file or two); after ``BULK`` of them, everything
+    the workflow has is read at once (a checkout that touched thousands of files)."""
+
+    BULK = 16
+
+    def __init__(self, reader: HistoryReader, workflow_path: str) -> None:
+        self._reader = reader
+        self._path = workflow_path
+        self._asked = 0
+        self._success: dict[str, dict[str, str]] | None = None
+        self._files: dict[str, tuple[int, int, str]] | None = None
+
+    def _count(self) -> bool:
+        self._asked += 1
+        if self._asked == self.BULK:
+            self._success, self._files = self._reader.all_content_facts(self._path)
+        return self._success is not None
+
+    def at_success(self, task: str) -> dict[str, str] | None:
+        if self._count():
+            return self._success.get(task) or None        # type: ignore[union-attr]
+        return self._reader.success_hashes(self._path, task) or None
+
+    def known_hash(self, path: str) -> tuple[int, int, str] | None:
+        if self._count():
+            return self._files.get(path)                 # type: ignore[union-attr]
+        return self._reader.file_hash(self._path, path)

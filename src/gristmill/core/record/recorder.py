@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ..events import (Event, Outcome, RunFinished, RunStarted, RunStatus, TaskAudited,
+from ..events import (Event, FilesHashed, Outcome, RunFinished, RunStarted, RunStatus, TaskAudited,
                       TaskFinished, TaskProcess, TaskStarted, TaskStateChanged)
 from ..findings import findings_json
-from ..reasons import Reason
+from ..reasons import Reason, ReasonKind
 from .store import (_HOSTNAME, WRITER_BUSY_MS, _norm_path, _process_start, _reasons_json,
                     connect, db_text, gpus_json, is_locked)
 from .writer import BackgroundWriter
@@ -86,6 +86,8 @@ _UPSERT_LAST_JOINED = (    # (task, attempt, outcome, run): the run's path from 
     "SELECT workflow_path, ?, id, ?, ? FROM runs WHERE id = ?" + _ON_LAST)
 
 _SET_PROCESS = "UPDATE attempts SET pgid = ?, process_start = ? WHERE run_id = ? AND task = ? AND attempt = ?"
+# The mem an attempt was given (its declared mem, or more on an out-of-memory retry).
+_SET_MEM = "UPDATE attempts SET mem = ? WHERE run_id = ? AND task = ? AND attempt = ?"
 
 
 
@@ -112,22 +114,24 @@ class _Rows:
     whole rows, then the other starts, then the other finishes, then successes (an
     attempt's start comes before its finish, in this stretch or an earlier one)."""
 
-    __slots__ = ("started", "finished", "processes", "paths")
+    __slots__ = ("started", "finished", "processes", "paths", "mems")
 
     def __init__(self, paths: dict[str, str] | None = None) -> None:
         self.paths = paths if paths is not None else {}        # run -> workflow path
         self.started: dict[tuple, tuple] = {}                  # (run, task, attempt) -> row
         self.finished: list[tuple[tuple, tuple | None]] = []   # (attempt row, last_success row)
         self.processes: list[tuple] = []                       # _SET_PROCESS rows
+        self.mems: list[tuple] = []                            # _SET_MEM rows
 
     def start(self, row: tuple) -> None:
         self.started[row[:3]] = row
 
     def write(self, conn: sqlite3.Connection) -> None:
         started, finished, processes = self.started, self.finished, self.processes
-        if not started and not finished and not processes:
+        mems = self.mems
+        if not started and not finished and not processes and not mems:
             return
-        self.started, self.finished, self.processes = {}, [], []
+        self.started, self.finished, self.processes, self.mems = {}, [], [], []
         ends: list[tuple[str, tuple, tuple | None]] = []
         for row, ok in finished:
             begun = started.pop(row[:3], None)
@@ -145,6 +149,7 @@ class _Rows:
             conn.executemany(_UPSERT_LAST, known)
             conn.executemany(_UPSERT_LAST_JOINED, joined)
             conn.executemany(_SET_PROCESS, processes)
+            conn.executemany(_SET_MEM, mems)
         except sqlite3.OperationalError:
             raise
         except Exception:
@@ -165,6 +170,8 @@ class _Rows:
                 _execute_logged(conn, _UPSERT_LAST_JOINED, row)
             for row in processes:
                 _execute_logged(conn, _SET_PROCESS, row)
+            for row in mems:
+                _execute_logged(conn, _SET_MEM, row)
 
 
 def _last_rows(paths: dict[str, str], starts: Iterable[tuple],
@@ -196,9 +203,11 @@ def _execute_logged(conn: sqlite3.Connection, sql: str, row: tuple) -> bool:
     return True
 
 
+_WAITING = ReasonKind.WAITING
+
 # Which events history looks at; anything else (output lines) costs one set lookup.
 _RECORDED = frozenset({RunStarted, TaskStateChanged, TaskStarted, TaskProcess, TaskFinished,
-                       RunFinished, TaskAudited})
+                       RunFinished, TaskAudited, FilesHashed})
 
 
 RETRY_EVERY = 0.5     # seconds between tries while another process holds the lock
@@ -366,13 +375,18 @@ class Recorder(BackgroundWriter):
         if run_id in self._dry_runs:
             return False
         if isinstance(event, TaskStateChanged):
-            if not event.state.finished:
+            if not event.state.finished and not (event.reasons
+                                                and event.reasons[-1].kind is _WAITING):
+                # (what a ready task waits for is not why it is in the plan)
                 self._reasons.setdefault(run_id, {})[event.task] = event.reasons
             return True
         if isinstance(event, TaskStarted):
             reasons = self._reasons.get(run_id, {}).get(event.task, ())
             self._hashes[(run_id, event.task, event.attempt)] = event.definition_hash
             rows.start(_started_row(event, reasons))
+            if event.resources.mem:
+                rows.mems.append((event.resources.mem, run_id, db_text(event.task),
+                                  event.attempt))
             return True
         if isinstance(event, TaskProcess):
             rows.processes.append((event.pgid, event.process_start or None, run_id,
@@ -394,6 +408,25 @@ class Recorder(BackgroundWriter):
         self._hashes.pop(key, None)
         rows.finished.append((_finished_row(event), success))
         return True
+
+    def _files_hashed(self, conn: sqlite3.Connection, event: FilesHashed) -> None:
+        path = self._run_paths.get(event.run_id)
+        if path is None:
+            row = conn.execute("SELECT workflow_path FROM runs WHERE id = ?",
+                               (event.run_id,)).fetchone()
+            if row is None:
+                return
+            path = row[0]
+        conn.executemany(
+            "INSERT OR REPLACE INTO file_hashes (workflow_path, path, size, mtime_ns, hash) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(path, db_text(p), size, mtime, h) for p, size, mtime, h in event.files])
+        if event.task:
+            conn.executemany(
+                "INSERT OR REPLACE INTO attempt_files (run_id, task, attempt, path, hash) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(event.run_id, db_text(event.task), event.attempt, db_text(p), h)
+                 for p, _, _, h in event.files])
 
     def _apply(self, conn: sqlite3.Connection, event: Event, finished: list[str]) -> None:
         run_id = event.run_id
@@ -417,6 +450,8 @@ class Recorder(BackgroundWriter):
                     "definition_hash = excluded.definition_hash, time = excluded.time, "
                     "duration = excluded.duration, run_id = excluded.run_id",
                     (event.time, event.duration, run_id, db_text(event.task), event.attempt))
+        elif isinstance(event, FilesHashed):
+            self._files_hashed(conn, event)
         elif isinstance(event, TaskAudited):
             conn.execute(
                 "INSERT OR REPLACE INTO audits (run_id, task, attempt, traced, findings) "

@@ -12,6 +12,9 @@ queries from any thread. The tables:
 - ``last_success``: per (workflow path, task) the definition hash, time and
   duration of the last success.
 - ``audits``: per audited attempt, the dependency audit's findings (JSON).
+- ``file_hashes``: per (workflow path, file) its hash and the size and mtime it had
+  when hashed; ``attempt_files``: per successful attempt of a ``check = "content"``
+  task, the hashes its inputs had (added to schema 2 without a version bump).
 - ``last_attempt``: per (workflow path, task) its latest attempt and outcome (NULL
   while it runs, or when it never finished): an output is trusted only if the attempt
   that last wrote it succeeded.
@@ -134,7 +137,33 @@ CREATE TABLE IF NOT EXISTS last_attempt (
 CREATE INDEX IF NOT EXISTS last_attempt_untrusted ON last_attempt (workflow_path)
     WHERE outcome IS NOT 'succeeded'
 """,
+    # check = "content": each file's hash with the size and mtime it had then (hashed
+    # again only when one differs), and the hashes a successful attempt's inputs had.
+    """\
+CREATE TABLE IF NOT EXISTS file_hashes (
+    workflow_path TEXT NOT NULL,
+    path          TEXT NOT NULL,                 -- relative to the workflow's root
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    hash          TEXT NOT NULL,                 -- "b3:" BLAKE3 or "b2:" BLAKE2b, 16 bytes, hex
+    PRIMARY KEY (workflow_path, path)
+) WITHOUT ROWID
+""",
+    """\
+CREATE TABLE IF NOT EXISTS attempt_files (
+    run_id  TEXT NOT NULL,
+    task    TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    path    TEXT NOT NULL,
+    hash    TEXT NOT NULL,
+    PRIMARY KEY (run_id, task, attempt, path)
+) WITHOUT ROWID
+""",
 )
+
+# Tables added after schema 2 without a version bump (CREATE TABLE IF NOT EXISTS): a
+# history of the same version without them gains them when opened.
+_ADDED_TABLES = ("file_hashes", "attempt_files")
 
 # Columns added after schema 1, for files made by an older version (ALTER TABLE): a
 # history without them gets them when opened; an older Gristmill names its columns and
@@ -148,6 +177,7 @@ _ADDED_COLUMNS = (
     ("attempts", "gpu_util", "REAL"),                      # percent, mean of samples
     ("runs", "started_by", "TEXT NOT NULL DEFAULT ''"),    # '' asked for; 'watch'
     ("runs", "changed", "TEXT NOT NULL DEFAULT '[]'"),     # JSON: the files that started it
+    ("attempts", "mem", "INTEGER"),                        # bytes it was given (retry_mem)
 )
 
 # last_attempt for a file made before it existed: each task's latest attempt.
@@ -198,6 +228,7 @@ def create_schema(path: Path) -> None:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION and not _missing_columns(conn) and \
+                not _missing_tables(conn) and \
                 conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()
             return
@@ -219,6 +250,9 @@ def create_schema(path: Path) -> None:
                 if had_attempts:
                     conn.execute(_FILL_LAST_ATTEMPT)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if _missing_tables(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
             for table, column, declaration in _missing_columns(conn):
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             conn.execute("COMMIT")
@@ -238,6 +272,12 @@ def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
         if have[table] and column not in have[table]:
             out.append((table, column, declaration))
     return out
+def _missing_tables(conn: sqlite3.Connection) -> bool:
+    have = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return any(t not in have for t in _ADDED_TABLES)
+
+
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                         (name,)).fetchone() is not None

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import paths
-from ..decide.capacity import Capacity, FreeCapacity, check_fits, detect_capacity
-from ..events import (EventBus, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
+from ..decide.capacity import (Capacity, FreeCapacity, check_fits, detect_capacity, learned_mem,
+                               retry_size, with_mem)
+from ..events import (EventBus, FilesHashed, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
                      RunNotice, RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted,
                      TaskState, TaskStateChanged, TasksUpToDate)
 from .audit import RunAudit, audit_strace
@@ -32,7 +33,7 @@ from ..decide.graph import TaskGraph
 from ..decide.plan import Plan
 from ..reasons import Reason, ReasonKind
 from ..record.runlog import RunLog, run_log_path
-from ..decide.scheduler import critical_path, make_order, schedule
+from ..decide.scheduler import EXPLAIN_WAITING, critical_path, make_order, schedule, why_waiting
 from ..sizes import format_size
 from ..decide.staleness import Decision, StalenessScan
 from ..workflow import Task, Workflow, blake2b
@@ -101,6 +102,8 @@ class _Active:
     before: dict[str, tuple[int, int, bool] | None]   # output -> (mtime_ns, size, is_dir)
     timed_out: bool = False
     trace: str = ""                  # its strace files' prefix, when audited
+    hashes: tuple = ()               # (path, size, mtime_ns, hash) of the inputs it compares
+                                     # by content, as they were at its start
 
 
 class Engine:
@@ -247,6 +250,9 @@ class Engine:
         for n in stale:
             states[n] = waiting
             publish(TaskStateChanged(run_id, t0, n, waiting, decisions[n].reasons))
+        fresh_hashes = scan.hasher.take_fresh()
+        if fresh_hashes:    # hashed by the scan (check = "content"): not hashed again
+            publish(FilesHashed(run_id, t0, tuple((p, *e) for p, e in fresh_hashes.items())))
         if len(stale) < len(decisions):
             fresh_names, fresh_reasons = zip(*[(n, d.reasons) for n, d in decisions.items()
                                                if not d.stale])
@@ -258,6 +264,11 @@ class Engine:
             return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
         loop = _RunLoop(self, run_id, log_dir, decisions, scan, capacity, states, names)
         return loop.run(t0)
+
+
+def _waits_for(words: str) -> str:
+    """What a waiting reason waits for, without its figures and holders."""
+    return words.split(" (", 1)[0].split(", held by", 1)[0]
 
 
 def _count(states: Mapping[str, TaskState]) -> dict[str, int]:
@@ -318,6 +329,24 @@ class _RunLoop:
         self._makeflags: dict[str, str] = {}
         self.sampler: GpuSampler | None = None    # made at the first GPU task's start
         self.auditor = RunAudit(engine, run_id) if engine._strace else None
+        self._content_anywhere = any(t.check == "content" for t in self.wf.tasks.values())
+        # retry_mem: tasks that ask another mem than they declare (name -> that Task),
+        # the out-of-memory kills of this run (name -> [(attempt, mem)]) and how many
+        # retries those were (they are not counted against ``retries``).
+        self.sized: dict[str, Task] = {}
+        self.oom_kills: dict[str, list[tuple[int, int]]] = {}
+        self.oom_retries: Counter = Counter()
+        self.learned: dict[str, int] = {}
+        self.waiting_told: dict[str, str] = {}   # ready task -> why it waits, as last told
+        self.started_now: list[Task] = []       # started by the last _start_ready
+        tasks = self.wf.tasks
+        if engine.history is not None and any(tasks[n].retry_mem for n in stale):
+            mems = engine.history.attempt_mems(str(self.wf.path))  # type: ignore[attr-defined]
+            for n in stale:
+                mem = learned_mem(tasks[n], mems, capacity.mem)
+                if mem is not None:
+                    self.sized[n] = with_mem(tasks[n], mem)
+                    self.learned[n] = mem
 
     def _open_jobserver(self) -> Jobserver | None:
         """A parent make's jobserver when there is one (``gristmill run`` in a recipe of
@@ -377,6 +406,8 @@ class _RunLoop:
             while not cancelled:
                 if not self.stopping:
                     self._start_ready(ex)
+                    if self.ready:
+                        self._tell_waiting()
                 if not self.active and (self.stopping or not self.retry_at):
                     break
                 events = ex.wait(self._timeout())
@@ -444,8 +475,16 @@ class _RunLoop:
                         self.set_state(name, TaskState.UP_TO_DATE, again.reasons)
                         self.plan.finished(name, True)
                         continue
+                reasons = d.reasons
+                if self.sized:
+                    task = self.sized.get(name, task)
+                    if name in self.learned:
+                        reasons = reasons + (Reason(ReasonKind.MEMORY, (
+                            f"it starts with {format_size(self.learned[name])} of memory "
+                            f"(it declares {format_size(self.wf.tasks[name].resources.mem)}): "
+                            "what its last success needed after an out-of-memory kill")),)
                 self._enqueue(task)
-                self.set_state(name, TaskState.READY, d.reasons)
+                self.set_state(name, TaskState.READY, reasons)
             names = self.plan.take_ready()
 
     def _look_up_outputs(self, tasks: list[Task]) -> None:
@@ -494,11 +533,42 @@ class _RunLoop:
             del self.ready_keys[i]
         for task in tasks:
             self._start(ex, task)
+        self.started_now = tasks
+
+    def _tell_waiting(self) -> None:
+        """Why each task at the head of the ready queue did not start, with its state,
+        told only when the words change (not once per turn of the loop)."""
+        running = [a.task for a in self.active.values()]
+        told = self.waiting_told
+        now, self.started_now = self.started_now, []
+        for i, task in enumerate(self.ready[:EXPLAIN_WAITING]):
+            key = self.ready_keys[i]
+            first = [t for t in now if -self.priority.get(t.name, 0.0) < key] if now else ()
+            why = why_waiting(task, self.free, running, first)
+            if not why and self.starved:
+                why = ("waiting for a jobserver token: the sub-makes of running tasks "
+                       "hold the slots")
+            name = task.name
+            if not why:
+                continue
+            # The next to start is told again whenever the words change (who holds what
+            # it needs); the ones behind it when what they wait for does: in a busy run
+            # the holders change at every finish, and that would be an event for each.
+            was = told.get(name)
+            if was == why or (i and was is not None and _waits_for(was) == _waits_for(why)):
+                continue
+            told[name] = why
+            self.set_state(name, TaskState.READY, tuple(
+                r for r in self.decisions[name].reasons if r.kind is not ReasonKind.WAITING)
+                + (Reason(ReasonKind.WAITING, why),), self.attempts.get(name, 0))
 
     def _start(self, ex: Executor, task: Task) -> None:
+        if self.waiting_told:
+            self.waiting_told.pop(task.name, None)
         attempt = self.attempts.get(task.name, 0) + 1
         self.attempts[task.name] = attempt
         gpus, slot = self.free.take(task.resources)
+        hashes = self._input_hashes(task)
         root = self.root_prefix
         before: dict[str, tuple[int, int, bool] | None] = {}
         for out in task.outputs:
@@ -535,7 +605,7 @@ class _RunLoop:
         deadline = time.monotonic() + task.timeout if task.timeout else None
         trace = self.auditor.prefix(task, log_path) if self.auditor is not None else ""
         self.active[job_id] = _Active(task, attempt, now, deadline, gpus, slot, before,
-                                      trace=trace)
+                                      trace=trace, hashes=hashes)
         self.by_name[task.name] = job_id
         # The process first, the events after: they are told while it runs. What the
         # executor reports of the job (output, its end) comes from a later wait().
@@ -554,6 +624,23 @@ class _RunLoop:
                                        task.resources, tuple(d.index for d in devices),
                                        log_path, "\n".join(task.commands),
                                        task.definition_hash, devices, pgid, pstart))
+
+    def _input_hashes(self, task: Task) -> tuple:
+        """The inputs ``task`` compares by content, hashed as they are at its start (what
+        it reads); history keeps them when it succeeds."""
+        scan = self.scan
+        if task.check != "content" and not (task.inputs and self._content_anywhere):
+            return ()
+        paths = scan.content_inputs(task)
+        if not paths:
+            return ()
+        scan.hasher.forget(paths)
+        out = []
+        for p in paths:
+            entry = scan.hasher.entry(p)
+            if entry is not None:
+                out.append((p, *entry))
+        return tuple(out)
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
@@ -601,10 +688,20 @@ class _RunLoop:
             if not self.stopping and not self.e._cancel and not self.e.options.make_order:
                 self._start_ready(ex)
             for a in succeeded:
-                self.set_state(a.task.name, TaskState.DONE, (), a.attempt)
+                self.set_state(a.task.name, TaskState.DONE, self._memory_story(a), a.attempt)
                 self.plan.finished(a.task.name, True)
         if self.jobserver is not None:
             self.jobserver.settle(len(self.active))
+
+    def _memory_story(self, a: _Active) -> tuple[Reason, ...]:
+        """"attempt 1 killed at 2 GB; attempt 2 had 4 GB and succeeded" for a success
+        after out-of-memory kills in this run; () for any other."""
+        kills = self.oom_kills.get(a.task.name) if self.oom_kills else None
+        if not kills:
+            return ()
+        words = "; ".join(f"attempt {n} killed at {format_size(m)}" for n, m in kills)
+        return (Reason(ReasonKind.MEMORY, f"{words}; attempt {a.attempt} had "
+                       f"{format_size(a.task.resources.mem)} and succeeded"),)
 
     def _remove_intermediates(self) -> None:
         """make deletes the intermediate files it made once the build is over (a failed
@@ -642,6 +739,15 @@ class _RunLoop:
                                         Outcome.SUCCEEDED, ev.exit_code, now - a.started,
                                         ev.peak_mem, message=ev.log_trouble,
                                         gpu_peak_mem=gpu_peak, gpu_util=gpu_util))
+        fresh = self.scan.hasher.take_fresh()
+        if a.hashes or fresh:
+            known = {h[0] for h in a.hashes}
+            if a.hashes:
+                self.e.bus.publish(FilesHashed(self.run_id, now, a.hashes, task.name,
+                                               a.attempt))
+            rest = tuple((p, *e) for p, e in fresh.items() if p not in known)
+            if rest:
+                self.e.bus.publish(FilesHashed(self.run_id, now, rest))
 
     def _gpu_figures(self, a: _Active, ev: JobExited | None = None,
                      ) -> tuple[int | None, float | None]:
@@ -702,9 +808,20 @@ class _RunLoop:
             self.set_state(task.name, TaskState.READY,
                            (Reason(ReasonKind.INPUT_NEWER, why),), a.attempt)
             return
-        retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and not self.stopping
-                 and a.attempt - self.restarts[task.name] <= task.retries
-                 and not self._cancelled() and task.name not in self.cancelling)
+        going = (not self.stopping and not self._cancelled()
+                 and task.name not in self.cancelling)
+        bigger = retry_size(task, task.resources.mem, self.capacity.mem) \
+            if ev.over_memory and going else None
+        retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and going
+                 and a.attempt - self.restarts[task.name] - self.oom_retries[task.name]
+                 <= task.retries) or bigger is not None
+        if bigger is not None:
+            # retry_mem: the next attempt asks more, and the scheduler packs it so
+            self.oom_retries[task.name] += 1
+            self.oom_kills.setdefault(task.name, []).append((a.attempt, task.resources.mem))
+            self.sized[task.name] = with_mem(task, bigger)
+        elif ev.over_memory:
+            self.oom_kills.setdefault(task.name, []).append((a.attempt, task.resources.mem))
         gpu_peak, gpu_util = self._gpu_figures(a, ev)
         self.e.bus.publish(TaskFinished(self.run_id, now, task.name, a.attempt, outcome,
                                         ev.exit_code, duration, ev.peak_mem, retry, removed,
@@ -722,9 +839,14 @@ class _RunLoop:
         if retry:
             delay = min(RETRY_MAX, RETRY_BASE * 2 ** (a.attempt - 1))
             self.retry_at.append((time.monotonic() + delay, task.name))
-            self.set_state(task.name, TaskState.WAITING,
-                           (Reason(ReasonKind.RETRY, f"attempt {a.attempt} failed ({message}); "
-                                   f"retrying in {delay:g} s"),), a.attempt)
+            if bigger is not None:
+                words = (f"attempt {a.attempt} killed at {format_size(task.resources.mem)} "
+                         f"for using more memory; retrying with {format_size(bigger)} in "
+                         f"{delay:g} s")
+            else:
+                words = f"attempt {a.attempt} failed ({message}); retrying in {delay:g} s"
+            self.set_state(task.name, TaskState.WAITING, (Reason(ReasonKind.RETRY, words),),
+                           a.attempt)
             return
         self.cancelling.discard(task.name)
         self.failed.append(task.name)
@@ -824,10 +946,14 @@ class _RunLoop:
         due = [n for t, n in self.retry_at if t <= now]
         self.retry_at = [(t, n) for t, n in self.retry_at if t > now]
         for name in due:
-            task = self.wf.tasks[name]
+            task = self.sized.get(name) or self.wf.tasks[name]
             self._enqueue(task)
-            self.set_state(name, TaskState.READY,
-                           (Reason(ReasonKind.RETRY, f"retry {self.attempts[name]} of {task.retries}"),),
+            if name in self.oom_kills and self.oom_kills[name][-1][0] == self.attempts[name]:
+                words = (f"retry {self.attempts[name]}, with "
+                         f"{format_size(task.resources.mem)} of memory")
+            else:
+                words = f"retry {self.attempts[name]} of {task.retries}"
+            self.set_state(name, TaskState.READY, (Reason(ReasonKind.RETRY, words),),
                            self.attempts[name])
 
     def _cancel_all(self, ex: Executor) -> None:
