@@ -154,6 +154,7 @@ class Expander:
             description, const, render = spec.description, plan.const_commands, plan.render
             audit = spec.audit
             isolation = spec.isolation
+            where = spec.where
             has_inputs = bool(spec.inputs)
             only_item = plan.input_modes == (1,)      # inputs = ["{item}"]: the item alone
 
@@ -185,7 +186,7 @@ class Expander:
                     group, inst.item, location,
                     (),                 # ignore_errors: none
                     True,               # silent: commands are not echoed into a task's output (make's @)
-                    _SHELL, description, audit, isolation, ""))
+                    _SHELL, description, audit, isolation, where, ""))
         return tasks
 
     def groups(self) -> dict[str, tuple[str, ...]]:
