@@ -477,13 +477,20 @@ def _cluster_engine(args, wf: Workflow, targets: list[str], history, options, bu
     kind = args.cluster
     import_backend(kind)        # here, on the main thread: a missing package is exit 2
     settings = wf.cluster.merged_over(load_cluster_config())
-    probe = Engine(wf, history=history, options=options, stamps=stamps)
+    from .core.decide.capacity import Capacity
+    from .core.gpu import GpuDevice
+    here = Engine(wf, options=options).capacity()
+    # The machine's own fit is not asked (the tasks go to the cluster's workers; what no
+    # worker can hold is told below, at the task).
+    boundless = Capacity(cpu=1e12, mem=1 << 62, gpu=1024, pools=dict(wf.pools), jobs=None,
+                         devices=tuple(GpuDevice(i) for i in range(1024)))
+    probe = Engine(wf, history=history, options=replace(options, capacity=boundless),
+                   stamps=stamps, executor_factory=SessionExecutor)
     names, decisions, _ = probe.decide(targets)
     stale = [n for n, d in decisions.items() if d.stale]
     known = history.recent_durations(str(wf.path)) if history is not None else {}
     durations = estimate_durations(wf, stale, known)
     plan = plan_cluster(wf, probe.graph, stale, durations.seconds, settings, known)
-    here = probe.capacity()
     capacity = plan.capacity(wf.pools, args.jobs, here)
     engine: list = []
 

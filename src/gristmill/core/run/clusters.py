@@ -177,15 +177,15 @@ def plan_cluster(workflow: Workflow, graph: TaskGraph, names: Sequence[str],
     remote, local = place(workflow, graph, names, durations, known)
     tasks = [workflow.tasks[n] for n in remote]
     shape = job_shape(tasks, settings)
-    check_placement(workflow, remote, [shape])
+    fitting = [t.name for t in tasks if shape.holds(t)]
     peak = 0
-    if remote:
-        n = len(remote)
+    if fitting:
+        n = len(fitting)
         wide = Capacity(cpu=shape.cpu * n, mem=shape.mem * n, gpu=shape.gpu * n,
                         pools=dict(workflow.pools), jobs=None,
                         devices=tuple(GpuDevice(i) for i in range(shape.gpu * n)))
         timed = {k: max(v, 1e-3) for k, v in durations.items()}
-        p = simulate(workflow, graph, remote, timed, wide, "the cluster")
+        p = simulate(workflow, graph, fitting, timed, wide, "the cluster")
         edges = sorted([(s.start, 1) for s in p.schedule] + [(s.end, -1) for s in p.schedule],
                        key=lambda e: (e[0], e[1]))
         now = 0
@@ -194,6 +194,7 @@ def plan_cluster(workflow: Workflow, graph: TaskGraph, names: Sequence[str],
             peak = max(peak, now)
     peak = max(peak, 1)
     workers = min(peak, settings.max_workers) if settings.max_workers else peak
+    check_placement(workflow, remote, [shape] * workers)
     return ClusterPlan(workers, shape, peak, tuple(remote), tuple(local))
 
 
@@ -282,6 +283,13 @@ def import_backend(kind: str):
         raise UsageError(f"--cluster {kind}: expected one of {', '.join(KINDS)}")
     from .dask_cluster import _distributed
     _distributed()
+    if kind == "kubernetes":
+        try:
+            import dask_kubernetes.operator
+        except ImportError:
+            raise UsageError("--cluster kubernetes needs dask-kubernetes, which is not "
+                             "installed here: pip install dask-kubernetes") from None
+        return dask_kubernetes.operator
     if kind not in BATCH:
         return None
     import signal
@@ -308,8 +316,7 @@ def _batch_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, log_
         worker_extra_args=["--resources", _resources_arg(shape)],
         scheduler_options={"dashboard_address": ":0"},
         job_script_prologue=list(settings.prologue or ()),
-        job_extra_directives=list(settings.directives or ()),
-        n_workers=plan.workers)
+        job_extra_directives=list(settings.directives or ()))
     if settings.queue:
         options["queue"] = settings.queue
     if settings.account:
@@ -318,11 +325,31 @@ def _batch_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, log_
         options["walltime"] = _walltime(settings.walltime)
     if shape.gpu and kind == "slurm":
         options["job_extra_directives"].append(f"--gres=gpu:{shape.gpu}")
+    import logging
+    for name in ("distributed.deploy", "tornado.application", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)    # told below, in words
     try:
-        return cls(**options)
+        cluster = cls(**options)
+    except Exception as exc:
+        raise ClusterError(f"dask-jobqueue could not set up a {kind} cluster: "
+                           f"{' '.join(str(exc).split())}") from None
+    try:
+        # The jobs are submitted now, and waited for (Dask's own scale() submits them
+        # in the background, where a refusal is only logged).
+        while len(cluster.worker_spec) < plan.workers:
+            cluster.worker_spec.update(cluster.new_worker_spec())
+        cluster.sync(cluster._correct_state)
     except Exception as exc:    # sbatch/qsub/bsub said no: its own words
-        text = " ".join(str(exc).split())
+        text = str(exc)
+        if "stderr:" in text:
+            text = text.split("stderr:", 1)[1]
+        text = " ".join(text.split())
+        try:
+            cluster.close()
+        except Exception:
+            pass
         raise ClusterError(f"the batch system ({kind}) refused the job script: {text}") from None
+    return cluster
 
 
 def _kube_cluster(settings: ClusterSettings, plan: ClusterPlan):
