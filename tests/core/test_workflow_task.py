@@ -13,7 +13,8 @@ VALUES = dict(name="t[a.txt]", commands=("cp a.txt b.txt",), inputs=("a.txt",),
               retries=1, timeout=3.0, env=(("K", "V"),), cwd="/w", group="t", item="a.txt",
               location=Location("w/gristmill.toml", 3, 1), ignore_errors=(), silent=True,
               shell=("/bin/sh", "-c"), description="copy", audit=True,
-              isolation=Isolation("container", False, "img:1", "podman", ("--ulimit", "host")))
+              isolation=Isolation("container", False, "img:1", "podman", ("--ulimit", "host")),
+              where="local")
 
 
 @pytest.mark.parametrize("make", [lambda: task_from_fields(tuple(VALUES.values())),

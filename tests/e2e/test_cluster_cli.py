@@ -211,7 +211,7 @@ def test_a_refused_job_script_fails_the_run_in_words(tmp_path, slurm_cluster):
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, out + err
     assert "the batch system (slurm) refused the job script: sbatch: error: invalid partition " \
-           "specified: nosuchpartition" in err
+           "specified: nosuchpartition" in out + err
     assert "Traceback" not in err
     assert not (wf / "a.txt").exists()
     assert s.queue(f"gristmill-{proc.pid}") == []
@@ -226,7 +226,8 @@ def test_a_cluster_that_never_gets_a_worker_times_out_and_cancels_its_jobs(tmp_p
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, out + err
     name = f"gristmill-{proc.pid}"
-    assert "the slurm cluster got no worker in 2.0 s (its 2 queued jobs were cancelled)" in err
+    assert "the slurm cluster got no worker in 2.0 s (its 2 queued jobs were cancelled)" \
+        in out + err
     assert "Traceback" not in err
     assert len(s.accounted(name)) == 2          # they were queued...
     assert s.queue(name) == []                  # ...and are cancelled
