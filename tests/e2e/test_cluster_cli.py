@@ -5,10 +5,12 @@ scaled down and closed; and what goes wrong, in words."""
 from __future__ import annotations
 
 import os
+import signal
 import re
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -233,3 +235,25 @@ def test_a_cluster_that_never_gets_a_worker_times_out_and_cancels_its_jobs(tmp_p
     assert s.queue(name) == []                  # ...and are cancelled
     assert not (wf / "a.txt").exists()
     assert last_run_status(wf) == "failed"       # history has the whole run
+
+
+def test_a_cancelled_run_leaves_nothing_in_the_batch_system(tmp_path, slurm_cluster):
+    s = slurm_cluster
+    wf = workflow(tmp_path / "wf", """\
+        [tasks.long]
+        cmd = "echo partial > out.txt; touch begun; sleep 120; echo whole >> out.txt"
+        outputs = ["out.txt"]
+    """)
+    proc = started("run", "--cluster", "slurm", "-C", wf, env=s.env)
+    name = f"gristmill-{proc.pid}"
+    while not (wf / "begun").exists():     # until the task runs in its worker's job
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    assert s.queue(name)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert not (wf / "out.txt").exists(), out + err   # the partial output removed
+    assert s.queue(name) == []                 # no job left queued or running
+    assert last_run_status(wf) == "cancelled"
