@@ -386,6 +386,8 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
         fit = max(1, int(min(detect_cpus() // max(s.cpu, 1),
                              detect_memory() // max(s.mem, 1))))
         n = min(plan.workers, fit)
+        if s.gpu:       # workers of one machine would hand out the same devices: one
+            n = 1
         plan = ClusterPlan(n, s, plan.peak, plan.remote, plan.local)
         cluster = local_cluster(n, cpu=s.cpu * n, mem=s.mem * n,
                                 gpu=s.gpu if n == 1 and s.gpu else None)
