@@ -69,6 +69,14 @@ def _munge_answers() -> bool:
     return p.returncode == 0
 
 
+def _stop_munged() -> None:
+    pidfile = Path("/run/munge/munged.pid")
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), 15)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
 def _terminate(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -104,6 +112,7 @@ def start_slurm(folder: Path, cpus: int = 2, mem_mb: int = 4096) -> Slurm:
                 shutil.chown(d, "munge", "munge")
             subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--force"],
                            check=True, capture_output=True, timeout=30)
+            slurm.stops.append(_stop_munged)       # ours: stopped with the rest
             deadline = time.monotonic() + 15
             while not _munge_answers():
                 if time.monotonic() > deadline:
