@@ -40,3 +40,16 @@ def full_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node Slurm (munged, slurmctld, slurmd) for the session, stopped at
+    its end; skipped, with the reason, where it cannot be installed or started."""
+    from slurm import SlurmUnavailable, start_slurm
+    try:
+        s = start_slurm(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no single-node Slurm here: {exc}")
+    yield s
+    s.stop()

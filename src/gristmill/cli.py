@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="run the tasks on a Dask cluster: a scheduler address (tcp://host:8786), "
                         "or 'local' to start one sized to this machine (needs gristmill[dask])")
+    r.add_argument("--cluster", metavar="KIND", default=None,
+                   help="start a Dask cluster for this run, sized to its plan, and close it "
+                        "when the run ends: local, slurm, pbs, sge, lsf (dask-jobqueue) or "
+                        "kubernetes (dask-kubernetes); settings from [cluster] and "
+                        "cluster.toml (needs gristmill[cluster])")
 
     w = sub.add_parser("watch", help="run targets, then again whenever a change on disk makes "
                        "something stale (Ctrl-C stops)")
@@ -322,6 +327,9 @@ def cmd_run(args) -> int:
                          force_all=args.force_all, dry_run=args.dry_run, make_order=make_order,
                          silent=args.silent, audit=args.audit)
     dask = None
+    if args.dask and getattr(args, "cluster", None):
+        raise UsageError("--dask and --cluster: give one (a running scheduler, or a cluster "
+                         "started for the run)")
     if args.dask:
         from .core.run.dask_cluster import connect   # the optional extra, only when asked for
         dask = connect(args.dask)
@@ -457,13 +465,54 @@ def _makeflags_jobs(makeflags: str) -> tuple[bool, int | None]:
     return True, (int(m.group(1)) if m.group(1) else None)
 
 
+def _cluster_engine(args, wf: Workflow, targets: list[str], history, options, bus, stamps):
+    """`run --cluster KIND`: the run's plan sizes a cluster; the engine's executor starts
+    it as the run starts and closes it as the run ends. A task no worker can hold is an
+    error here, before anything runs."""
+    from dataclasses import replace
+    from .core.decide.simulate import estimate_durations
+    from .core.load.userconfig import load_cluster_config
+    from .core.run.clusters import SessionExecutor, import_backend, plan_cluster, start_cluster
+    from .core.run.engine import Engine
+    kind = args.cluster
+    import_backend(kind)        # here, on the main thread: a missing package is exit 2
+    settings = wf.cluster.merged_over(load_cluster_config())
+    from .core.decide.capacity import Capacity
+    from .core.gpu import GpuDevice
+    here = Engine(wf, options=options).capacity()
+    # The machine's own fit is not asked (the tasks go to the cluster's workers; what no
+    # worker can hold is told below, at the task).
+    boundless = Capacity(cpu=1e12, mem=1 << 62, gpu=1024, pools=dict(wf.pools), jobs=None,
+                         devices=tuple(GpuDevice(i) for i in range(1024)))
+    probe = Engine(wf, history=history, options=replace(options, capacity=boundless),
+                   stamps=stamps, executor_factory=SessionExecutor)
+    names, decisions, _ = probe.decide(targets)
+    stale = [n for n, d in decisions.items() if d.stale]
+    known = history.recent_durations(str(wf.path)) if history is not None else {}
+    durations = estimate_durations(wf, stale, known)
+    plan = plan_cluster(wf, probe.graph, stale, durations.seconds, settings, known)
+    capacity = plan.capacity(wf.pools, args.jobs, here)
+    engine: list = []
+
+    def executor():
+        cancelled = (lambda: bool(engine and engine[0]._cancel))
+        return SessionExecutor(lambda: start_cluster(kind, settings, plan, cancelled=cancelled),
+                               plan.local)
+    e = Engine(wf, bus=bus, history=history, options=replace(options, capacity=capacity),
+               executor_factory=executor, graph=probe.graph)
+    engine.append(e)
+    return e
+
+
 def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
          dask=None, stamps=None) -> int:
     from .console import ConsoleReporter
     from .core.run.engine import Engine
     from .core.events import EventBus
     bus = EventBus()
-    if dask is None:
+    if getattr(args, "cluster", None) and not (args.dry_run or args.touch or args.question):
+        engine = _cluster_engine(args, wf, targets, history, options, bus, stamps)
+    elif dask is None:
         engine = Engine(wf, bus=bus, history=history, options=options, stamps=stamps)
     else:
         from dataclasses import replace

@@ -14,7 +14,7 @@ VALUES = dict(name="t[a.txt]", commands=("cp a.txt b.txt",), inputs=("a.txt",),
               location=Location("w/gristmill.toml", 3, 1), ignore_errors=(), silent=True,
               shell=("/bin/sh", "-c"), description="copy", audit=True,
               isolation=Isolation("container", False, "img:1", "podman", ("--ulimit", "host")),
-              check="content", retry_mem=(2.0,))
+              check="content", retry_mem=(2.0,), where="local")
 
 
 @pytest.mark.parametrize("make", [lambda: task_from_fields(tuple(VALUES.values())),

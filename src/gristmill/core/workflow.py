@@ -106,6 +106,37 @@ class CapacityOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """``[cluster]`` from the workflow file or the user's ``cluster.toml``: the batch
+    system's words for a cluster started for one run (``gristmill run --cluster``).
+    ``None`` means "not said here"; ``merged_over`` fills the gaps from another."""
+
+    queue: str | None = None            # Slurm partition, PBS/SGE/LSF queue
+    account: str | None = None
+    walltime: float | None = None       # seconds, per batch job
+    memory: int | None = None           # bytes per batch job (default: the tasks' largest ask)
+    cores: float | None = None          # per batch job (default: the tasks' largest ask)
+    gpus: int | None = None             # per batch job (default: the tasks' largest ask)
+    prologue: tuple[str, ...] | None = None     # shell lines in the job script, first
+    directives: tuple[str, ...] | None = None   # extra lines for the batch system (#SBATCH ...)
+    max_workers: int | None = None      # caps the planner's sizing
+    timeout: float | None = None        # seconds to wait for the first worker
+    locations: tuple[tuple[str, Location], ...] = ()     # key -> where it was said
+
+    def merged_over(self, other: "ClusterSettings") -> "ClusterSettings":
+        """These settings, with what they leave unsaid taken from ``other``."""
+        names = [f for f in self.__slots__ if f != "locations"]
+        values = {n: getattr(self, n) if getattr(self, n) is not None else getattr(other, n)
+                  for n in names}
+        said = dict(other.locations)
+        said.update(self.locations)
+        return ClusterSettings(**values, locations=tuple(said.items()))
+
+    def where(self, key: str) -> Location | None:
+        return dict(self.locations).get(key)
+
+
+@dataclass(frozen=True, slots=True)
 class WorkflowWarning:
     """Something the loader could not honour exactly; shown, never silent."""
 
@@ -142,6 +173,7 @@ class Task:
     # After an out-of-memory kill: () no retry for it; (factor,) a float that multiplies
     # the mem of the attempt killed; or sizes in bytes (ints), one per retry in order.
     retry_mem: tuple[float, ...] | tuple[int, ...] = ()
+    where: str = ""                            # "local": stays on this machine in a cluster run
     # definition_hash, once asked for (kept by the workflow cache, so that a no-op run
     # of 20,000 tasks does not hash them all again); never part of equality.
     # Not an argument of __init__, so that dataclasses.replace() forgets it.
@@ -207,6 +239,7 @@ class Workflow:
     # A Makefile's intermediate files: deleted after the run that made them, and not
     # remade while missing unless what is made from them must be (make's rules).
     intermediate: frozenset[str] = frozenset()
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)   # [cluster]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))

@@ -155,6 +155,7 @@ class Expander:
             audit = spec.audit
             isolation = spec.isolation
             check, retry_mem = spec.check, spec.retry_mem
+            where = spec.where
             has_inputs = bool(spec.inputs)
             only_item = plan.input_modes == (1,)      # inputs = ["{item}"]: the item alone
 
@@ -186,7 +187,7 @@ class Expander:
                     group, inst.item, location,
                     (),                 # ignore_errors: none
                     True,               # silent: commands are not echoed into a task's output (make's @)
-                    _SHELL, description, audit, isolation, check, retry_mem, ""))
+                    _SHELL, description, audit, isolation, check, retry_mem, where, ""))
         return tasks
 
     def groups(self) -> dict[str, tuple[str, ...]]:

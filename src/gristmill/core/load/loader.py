@@ -31,7 +31,7 @@ from .locate import MAKEFILE_NAMES, WORKFLOW_FILES, find_workflow_file, is_makef
     workflow_file
 from .placeholders import did_you_mean
 from .tomlpos import parse_toml
-from ..workflow import CapacityOverride, Workflow, WorkflowWarning
+from ..workflow import CapacityOverride, ClusterSettings, Workflow, WorkflowWarning
 
 def load_workflow(path: str | Path, variables: dict[str, str] | None = None,
                   probe: Probe = DIRECT, goals: Sequence[str] = ()) -> Workflow:
@@ -209,7 +209,8 @@ class _Loader:
             path=Path(self.abspath), root=Path(self.root),
             tasks={t.name: t for t in tasks}, default=default, pools=pools,
             capacity=capacity or CapacityOverride(), vars=values, kind=self.kind,
-            warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files))
+            warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files),
+            cluster=main_sec.cluster or ClusterSettings())
         # Raises WorkflowError naming a dependency cycle.
         TaskGraph.from_deps(workflow, expander.producer, expander.deps)
         return workflow
@@ -222,6 +223,10 @@ class _Loader:
             if isinstance(wf, dict) and key in wf:
                 self.warnings.append(WorkflowWarning(
                     f"'{key}' in [workflow] of an included file is ignored", src.loc(("workflow", key))))
+        if "cluster" in doc.data:
+            self.warnings.append(WorkflowWarning(
+                "[cluster] of an included file is ignored; the main file's applies",
+                src.loc(("cluster",))))
         if "capacity" in doc.data:
             self.warnings.append(WorkflowWarning(
                 "[capacity] of an included file is ignored; the main file's applies",

@@ -23,16 +23,19 @@ from .source import Source, short_number
 from .placeholders import FILE_NAMES, ITEM_NAMES, PlaceholderError, Template, did_you_mean
 from ..sizes import format_size, parse_duration, parse_gpu, parse_percent, parse_size
 from ..workflow import CONTAINER_ENGINES, ISOLATION_KINDS, PROCESS, CapacityOverride, \
-    Isolation, Resources
+    ClusterSettings, Isolation, Resources
 
-TOP_KEYS = ("workflow", "vars", "pools", "capacity", "tasks")
+TOP_KEYS = ("workflow", "vars", "pools", "capacity", "cluster", "tasks")
 ISOLATION_KEYS = ("isolation", "container", "network")
 WORKFLOW_KEYS = ("name", "default", "include", "check") + ISOLATION_KEYS
 CHECKS = ("mtime", "content")
 CAPACITY_KEYS = ("cpu", "mem", "gpu", "gpu_mem_used_below")
 TASK_KEYS = ("cmd", "inputs", "outputs", "after", "foreach", "phony", "resources",
              "retries", "timeout", "env", "cwd", "description", "audit", "check",
-             "retry_mem") + ISOLATION_KEYS
+             "retry_mem", "where") + ISOLATION_KEYS
+CLUSTER_KEYS = ("queue", "account", "walltime", "memory", "cores", "gpus", "prologue",
+                "directives", "max_workers", "timeout")
+WHERE_VALUES = ("local", "cluster")
 RESOURCE_KEYS = ("cpu", "mem", "gpu", "gpu_mem", "pools")
 JSON_VAR_KEYS = ("json", "path")
 CONTAINER_KEYS = ("image", "engine", "options")
@@ -74,6 +77,7 @@ class Sections:
     capacity: CapacityOverride | None = None
     isolation: "IsolationSpec | None" = None
     check: str | None = None              # [workflow] check: every task's default
+    cluster: ClusterSettings | None = None
     tasks: list[tuple[str, dict[str, Any], Path_]] = field(default_factory=list)
 
 
@@ -102,6 +106,7 @@ class TaskSpec:
     isolation: Isolation = Isolation()
     check: str = "mtime"
     retry_mem: tuple = ()
+    where: str = ""
 
     @property
     def source(self) -> Source:
@@ -353,6 +358,10 @@ def _read_sections(doc: FileDoc, errors: ErrorCollector) -> Sections:
                         raise src.error(f"{dotted(key)}: {exc}", key, value=True) from None
             sec.capacity = CapacityOverride(cpu, mem, gpu, below)
 
+    if "cluster" in data:
+        with going_on():
+            sec.cluster = read_cluster(src, data["cluster"], ("cluster",), going_on)
+
     if "tasks" in data:
         with going_on():
             table = check_table(src, data["tasks"], ("tasks",))
@@ -378,6 +387,37 @@ def _var(src: Source, name: str, value: Any) -> tuple[str, Any, Path_]:
     file = no_nul(src, check_str(src, value["json"], path + ("json",)), path + ("json",))
     where = check_str(src, value.get("path", ""), path + ("path",))
     return name, JsonVar(file, path + ("json",), where, path + ("path",)), path
+
+
+def read_cluster(src: Source, value: Any, path: Path_, going_on) -> ClusterSettings:
+    """A ``[cluster]`` table (the workflow's, or the user's ``cluster.toml``'s)."""
+    table = check_table(src, value, path)
+    with going_on():
+        check_keys(src, table, path, CLUSTER_KEYS)
+    got: dict[str, Any] = {}
+    said: list[tuple[str, Location]] = []
+    for name in CLUSTER_KEYS:
+        if name not in table:
+            continue
+        key = path + (name,)
+        v = table[name]
+        with going_on():
+            if name in ("queue", "account"):
+                got[name] = check_str(src, v, key)
+            elif name in ("walltime", "timeout"):
+                got[name] = check_duration(src, v, key)
+            elif name == "memory":
+                got[name] = check_size(src, v, key)
+            elif name == "cores":
+                got[name] = check_number(src, v, key, 0, "a positive number", strict=True)
+            elif name == "gpus":
+                got[name] = check_int(src, v, key, 0, "a non-negative integer")
+            elif name == "max_workers":
+                got[name] = check_int(src, v, key, 1, "a positive integer")
+            else:       # prologue, directives: a string or an array of strings
+                got[name] = tuple(text for text, _ in check_strings(src, v, key))
+            said.append((name, src.loc(key, value=True)))
+    return ClusterSettings(**got, locations=tuple(said))
 
 
 def check_var_value(src: Source, value: Any, path: Path_) -> str | int | float | bool:
@@ -562,6 +602,13 @@ class TaskParser:
         if "retry_mem" in table:
             with going_on():
                 spec.retry_mem = check_retry_mem(src, table["retry_mem"], key + ("retry_mem",))
+        if "where" in table:
+            with going_on():
+                where = check_str(src, table["where"], key + ("where",))
+                if where not in WHERE_VALUES:
+                    raise src.error(f"{dotted(key + ('where',))}: expected \"local\" or "
+                                    f"\"cluster\", not {where!r}", key + ("where",), value=True)
+                spec.where = where
         if "description" in table:
             with going_on():
                 spec.description = check_str(src, table["description"], key + ("description",))
