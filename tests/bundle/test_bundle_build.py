@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gristmill import __version__
-from gristmill.app.main import SMOKE_PREFIX, SMOKE_QUIT_ENV, SMOKE_SCREENSHOT_ENV
+from gristmill.app.main import SMOKE_PLANNER_ENV, SMOKE_PREFIX, SMOKE_QUIT_ENV, SMOKE_SCREENSHOT_ENV
 
 pytestmark = pytest.mark.bundle
 
@@ -80,9 +80,10 @@ def run_frozen(bundle: Path, *args: str, cwd: Path, **env: str) -> subprocess.Co
     return proc
 
 
-def smoke(bundle: Path, *args: str, cwd: Path, screenshot: Path | None = None) -> dict:
+def smoke(bundle: Path, *args: str, cwd: Path, screenshot: Path | None = None,
+          **more: str) -> dict:
     """Start the app offscreen; it reports on its window and quits on its own."""
-    env = {SMOKE_QUIT_ENV: "1500"}
+    env = {SMOKE_QUIT_ENV: "1500", **more}
     if screenshot is not None:
         env[SMOKE_SCREENSHOT_ENV] = str(screenshot)
     started = time.monotonic()
@@ -149,6 +150,12 @@ def test_the_app_opens_the_example_and_quits_on_its_own(bundle, internal, tmp_pa
     assert report["page"] == "workbench"
     assert report["title"] == "weather-pipeline — Gristmill"
     assert report["tasks"] == 10
+
+
+def test_the_capacity_planners_chart_draws_in_the_bundle(bundle, internal, tmp_path):
+    example = copy_example(internal, "pipeline", tmp_path)
+    report = smoke(bundle, str(example), cwd=tmp_path, **{SMOKE_PLANNER_ENV: "1"})
+    assert report["planner"] == "PlotWidget" and report["planner_drawn"] is True
 
 
 def test_the_bundle_holds_what_the_app_needs_and_not_the_rest(bundle, internal):
