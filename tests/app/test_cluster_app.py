@@ -203,3 +203,26 @@ def test_an_unreachable_scheduler_ends_the_run_with_the_reason_in_words(
     text = " ".join(t for pid, _title, t in prompts.LOG if pid == prompts.RUN_ERROR)
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in text
     assert not (tmp_path / "a.out").exists()
+
+
+def test_cancel_on_a_cluster_stops_its_commands_and_the_run_reads_cancelled(
+        qtbot, make_window, tmp_path, scheduler):
+    (tmp_path / "gristmill.toml").write_text(FOUR.replace(
+        "while [ ! -e gate1 ]", "echo $$ > $GRISTMILL_TASK.pid; while [ ! -e gate1 ]"))
+    window = make_window(tmp_path)
+    _choose(qtbot, window, compute.DASK, scheduler)
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: all((tmp_path / f"{n}.pid").exists() for n in "ab"), timeout=30_000)
+    pids = [int((tmp_path / f"{n}.pid").read_text()) for n in "ab"]
+    assert window.actions["cancel"].isEnabled()
+    window.actions["cancel"].trigger()
+    wait_run_over(qtbot, window, 60_000)
+    assert window.bench.run.status is RunStatus.CANCELLED
+    assert window.bench.run.state_of("a") is TaskState.CANCELLED
+    assert not any((tmp_path / f"{n}.out").exists() for n in "abcd")
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+              for p in pids) and time.monotonic() < deadline:
+        qtbot.wait(50)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                   for p in pids)
