@@ -107,6 +107,19 @@ def test_a_run_on_a_dask_scheduler_shows_what_a_local_run_shows(
     dialog = _worker_rows(qtbot, window)
     assert {r.address for r in dialog.rows} == workers
     assert all(row[1] == "1" and row[5] == "in rotation" for row in _cells(dialog))
+    # one taken out while no run goes stays out in the next run on this scheduler
+    out = sorted(workers)[0]
+    dialog.select_worker(out)
+    dialog.take_out.click()
+    for n in "abcd":
+        (tmp_path / f"{n}.out").unlink()
+    window.bench.rescan()
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: window.bench.run.run_id != runs[0].id, timeout=10_000)
+    wait_run_over(qtbot, window, 60_000)
+    assert window.bench.run.status is RunStatus.SUCCEEDED
+    assert {(tmp_path / f"{n}.out").read_text().strip() for n in "abcd"} == workers - {out}
+    assert out in window.bench.compute.health.out
 
 
 def test_the_workers_view_shows_what_runs_and_a_worker_taken_out_gets_no_more_tasks(

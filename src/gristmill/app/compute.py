@@ -126,7 +126,12 @@ class Compute:
                 self.started_at, self.ended_at = time.time(), None
             else:
                 raise UsageError("runs go to this machine: no cluster to open")
-            self.health = WorkerHealth()          # the books of one run
+            # The books of one run; a worker a person took out of a scheduler's
+            # rotation stays out in the next run on it.
+            old, self.health = self.health, WorkerHealth()
+            if self.kind == DASK:
+                for worker in sorted(old.out & old.by_hand):
+                    self.health.take_out(worker, old.why.get(worker, "taken out by hand"))
             return self.connection
 
     def run_ended(self) -> None:
