@@ -109,3 +109,21 @@ def test_bad_inputs_are_said_and_nothing_is_simulated(qtbot, make_window, tmp_pa
     dialog.go.click()
     assert dialog.error.isVisible() and "GPU counts" in dialog.error.text()
     assert dialog.result is None and not dialog.busy
+
+
+def test_clicking_a_point_of_a_curve_shows_its_schedule(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import Qt
+    (tmp_path / "gristmill.toml").write_text(FAN)
+    window = make_window(tmp_path)
+    dialog = _open_planner(qtbot, window, gpus="1, 2")
+    qtbot.waitExposed(dialog)
+    qtbot.wait(200)          # the plot's first layout, before mapping a point to the screen
+    item = next(i for i in dialog.plot.listDataItems() if i.name() == "2 GPUs")
+    spot = item.scatter.points()[1]                       # cpu=2 on the 2-GPU curve
+    view = dialog.plot.plotItem.vb
+    at = dialog.plot.mapFromScene(view.mapViewToScene(spot.pos()))
+    qtbot.mouseClick(dialog.plot.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.waitUntil(lambda: dialog.selected().label == "cpu=2,gpu=2", timeout=5_000)
+    want = {p.label: p for p in _core(window, "cpu=1..4,gpu=2")}["cpu=2,gpu=2"]
+    assert len(dialog.timeline.canvas.bars) == len(want.schedule)
+    assert dialog.bottleneck.text() == want.bottleneck

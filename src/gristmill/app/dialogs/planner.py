@@ -181,8 +181,12 @@ class CapacityPlannerDialog(QDialog):
             xs = [p.capacity.cpu for p in predictions]
             ys = [p.makespan for p in predictions]
             colour = COLOURS[i % len(COLOURS)]
-            self.plot.plot(xs, ys, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=7,
-                           symbolBrush=colour, name=f"{g} GPU{'s' if g != 1 else ''}")
+            item = self.plot.plot(xs, ys, pen=pg.mkPen(colour, width=2), symbol="o",
+                                  symbolSize=9, symbolBrush=colour,
+                                  name=f"{g} GPU{'s' if g != 1 else ''}")
+            first_index = self.point.count()
+            item.sigPointsClicked.connect(
+                lambda _item, points, _ev, first=first_index: self._clicked(first, points))
             for p in predictions:
                 self.point.addItem(f"{p.label} — {format_duration(p.makespan)}", p)
         self.point.blockSignals(False)
@@ -190,6 +194,11 @@ class CapacityPlannerDialog(QDialog):
         if first:       # the most cores of the first GPU count
             self.point.setCurrentIndex(len(first) - 1)
         self._show_point()
+
+    def _clicked(self, first: int, points) -> None:
+        """A point of a curve clicked: its schedule and bottleneck are shown."""
+        if len(points):
+            self.point.setCurrentIndex(first + int(points[0].index()))
 
     def selected(self):
         return self.point.currentData()
