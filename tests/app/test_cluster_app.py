@@ -14,6 +14,7 @@ distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
 from gristmill.app import compute, prompts  # noqa: E402
+from gristmill.app.compute import lane_word  # noqa: E402
 from gristmill.app.views.run_on import index_of  # noqa: E402
 from gristmill.core.events import RunStatus, TaskState  # noqa: E402
 from gristmill.core.run.dask_cluster import DaskConnection, local_cluster  # noqa: E402
@@ -97,6 +98,9 @@ def test_a_run_on_a_dask_scheduler_shows_what_a_local_run_shows(
     canvas = window.timeline.canvas
     assert sorted(b.task for b in canvas.bars) == list("abcd")
     assert canvas.lanes() == 2 and {b.slot for b in canvas.bars} == {0, 1}
+    on = {n: (tmp_path / f"{n}.out").read_text().strip() for n in "abcd"}
+    assert sorted(canvas.lane_names) == sorted(f"{lane_word(w)} · 1" for w in workers)
+    assert all(canvas.lane_names[b.slot] == f"{lane_word(on[b.task])} · 1" for b in canvas.bars)
     # the board, the table, and history as for a local run
     assert window.bench.tasks.state("a") is TaskState.DONE
     runs = history.runs(str(tmp_path / "gristmill.toml"))

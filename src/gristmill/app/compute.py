@@ -70,6 +70,7 @@ class Compute:
         self.started_at: float | None = None    # the session cluster's start
         self.ended_at: float | None = None      # ... and its end
         self.health = WorkerHealth()
+        self.executors: list = []         # the DaskExecutors of the latest remote run
         self._lock = threading.Lock()
 
     def configure(self, kind: str, address: str = "", cluster_kind: str = "local") -> None:
@@ -128,6 +129,7 @@ class Compute:
                 raise UsageError("runs go to this machine: no cluster to open")
             # The books of one run; a worker a person took out of a scheduler's
             # rotation stays out in the next run on it.
+            self.executors = []
             old, self.health = self.health, WorkerHealth()
             if self.kind == DASK:
                 for worker in sorted(old.out & old.by_hand):
@@ -147,6 +149,18 @@ class Compute:
                 conn.close()
             except Exception:       # a scheduler already gone: nothing left to close
                 pass
+
+    def placed(self) -> dict[tuple[str, int], str]:
+        """(task, attempt) -> the worker it ran on, in the latest remote run (any thread)."""
+        out: dict[tuple[str, int], str] = {}
+        for ex in list(self.executors):
+            for _ in range(3):
+                try:
+                    out.update(dict(ex.placed))
+                    break
+                except RuntimeError:      # changed by the engine thread meanwhile
+                    continue
+        return out
 
     # -- the Workers view ----------------------------------------------------------
     def workers(self) -> list[WorkerRow]:
@@ -168,6 +182,39 @@ class Compute:
                                   tuple(sorted(task_of_key(k) for k in processing.get(address, ()))),
                                   address in health.out, health.why.get(address, "")))
         return rows
+
+
+def lane_word(worker: str) -> str:
+    """A worker's address, short enough for a timeline lane: ``tcp://10.0.0.5:4012`` ->
+    ``10.0.0.5:4012``; on this machine, ``:4012``."""
+    text = worker.split("://", 1)[-1]
+    host, _, port = text.rpartition(":")
+    return f":{port}" if host in ("127.0.0.1", "localhost", "::1", "[::1]") else text
+
+
+def worker_lanes(bars, placed: dict[tuple[str, int], str]):
+    """The timeline's bars with a lane per worker slot: each worker's attempts in lanes
+    of their own (as many as ran there at once), workers in address order; attempts not
+    placed on a worker yet after them. Returns (bars, lane names)."""
+    from dataclasses import replace as _replace
+    by_worker: dict[str, list] = {}
+    for b in bars:
+        by_worker.setdefault(placed.get((b.task, b.attempt), ""), []).append(b)
+    out, names = [], []
+    for worker in sorted(by_worker, key=lambda w: (w == "", w)):
+        ends: list[float] = []            # per lane of this worker: when it is free again
+        base = len(names)
+        for b in sorted(by_worker[worker], key=lambda b: (b.start, b.task)):
+            end = b.end if b.end is not None else float("inf")
+            lane = next((i for i, e in enumerate(ends) if e <= b.start), None)
+            if lane is None:
+                lane = len(ends)
+                ends.append(end)
+                names.append(f"{lane_word(worker)} · {lane + 1}" if worker else "not placed")
+            else:
+                ends[lane] = end
+            out.append(_replace(b, slot=base + lane))
+    return out, names
 
 
 class ClusterEngine:
@@ -194,8 +241,12 @@ class ClusterEngine:
             health = compute.health
             capacity = cluster_capacity(conn.client, self._options.capacity.pools,
                                         self._options.jobs)
-            engine = self._make(replace(self._options, capacity=capacity),
-                                lambda: DaskExecutor(conn.client, health=health))
+            def executor():
+                ex = DaskExecutor(conn.client, health=health)
+                compute.executors.append(ex)
+                return ex
+
+            engine = self._make(replace(self._options, capacity=capacity), executor)
             with self._lock:
                 self._engine = engine
                 if self._cancelled:

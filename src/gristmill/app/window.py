@@ -400,8 +400,12 @@ class MainWindow(QMainWindow):
                 title = f"Plan (dry run) — {when} · {run.plan_words()}"
             else:
                 title = f"Current run — started {when} · {run.status.value}"
-        self.timeline.show_run(run.bars, run.started_at, run.finished_at,
-                               time.time() if run.running else None, title)
+        bars, lanes = run.bars, ()
+        if self.bench.remote_run and not run.dry_run:    # a lane per worker slot
+            from .compute import worker_lanes
+            bars, lanes = worker_lanes(run.bars, self.bench.compute.placed())
+        self.timeline.show_run(bars, run.started_at, run.finished_at,
+                               time.time() if run.running else None, title, lanes=lanes)
 
     def show_current_run(self) -> None:
         self.past_run_id = None

@@ -104,6 +104,7 @@ class Workbench(QObject):
         self.session = WorkflowSession(self)
         self.bridge = EngineBridge(self.run, self)
         self.compute = Compute()             # where runs go (Preferences, the toolbar)
+        self.remote_run = False              # the run shown went to a cluster
         self.decisions: dict[str, Decision] = {}
         self.decided_at = 0.0                # time.time() as the scan of ``decisions`` began
         self._durations: dict[str, float] = {}
@@ -528,7 +529,8 @@ class Workbench(QObject):
             self._stop_leftovers(wf)
         bus = EventBus()
         self.configure_compute()
-        if self.compute.remote and not dry_run:      # connected on the engine thread
+        self.remote_run = self.compute.remote and not dry_run
+        if self.remote_run:                          # connected on the engine thread
             history = self.history
             engine = ClusterEngine(self.compute, lambda opts, factory: Engine(
                 wf, bus, history, opts, executor_factory=factory, graph=graph), options)
