@@ -211,3 +211,22 @@ def windows_version_info(version: str, name: str, description: str, copyright: s
     VarFileInfo([VarStruct('Translation', [1033, 1200])]),
   ])
 """
+
+
+# numpy's wheels carry OpenBLAS (numpy.libs/libscipy_openblas64_-….so), which `strip`
+# breaks ("ELF load command address/offset not page-aligned"): numpy's files are copied
+# as they are (the Capacity Planner's pyqtgraph needs numpy).
+UNSTRIPPED_PREFIXES = ("numpy.libs/", "numpy/")
+
+
+def unstripped(binaries: list[tuple], prefixes: tuple[str, ...] = UNSTRIPPED_PREFIXES
+               ) -> tuple[list[tuple], list[tuple]]:
+    """(binaries to strip, the rest as DATA entries, copied unchanged)."""
+    keep, copy = [], []
+    for entry in binaries:
+        dest = _norm(entry[0])
+        if dest.startswith(prefixes):
+            copy.append((entry[0], entry[1], "DATA"))
+        else:
+            keep.append(entry)
+    return keep, copy

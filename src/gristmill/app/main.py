@@ -86,10 +86,13 @@ def arm_smoke_quit(window: MainWindow, environ: Mapping[str, str] = os.environ) 
     def report_and_quit() -> None:
         report = smoke_report(window)
         if planner:     # the charting library is in the bundle and draws
-            window.show_planner()
-            plot = window.dialogs["planner"].plot
-            report["planner"] = type(plot).__name__
-            report["planner_drawn"] = not plot.grab().isNull()
+            try:
+                window.show_planner()
+                plot = window.dialogs["planner"].plot
+                report["planner"] = type(plot).__name__
+                report["planner_drawn"] = not plot.grab().isNull()
+            except Exception as exc:      # said in the report, and the app still quits
+                report["planner"] = f"{type(exc).__name__}: {exc}"
         if shot:
             report["screenshot"] = window.grab().save(shot)
         print(SMOKE_PREFIX + json.dumps(report), flush=True)
