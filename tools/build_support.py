@@ -19,8 +19,9 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
-# The PySide6 modules the app imports; build.spec excludes the others.
-QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg")
+# The PySide6 modules the app imports (QtOpenGL: pyqtgraph, the Capacity Planner's
+# charts, imports it whenever it is imported; 0.7 MB); build.spec excludes the others.
+QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtOpenGL")
 OTHER_EXCLUDES = ("tkinter", "_tkinter", "test", "idlelib", "lib2to3", "pydoc_data", "ensurepip")
 
 # Plugin folders dropped whole: embedded-device input and display, network,
