@@ -19,9 +19,10 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
-# The PySide6 modules the app imports (QtOpenGL: pyqtgraph, the Capacity Planner's
-# charts, imports it whenever it is imported; 0.7 MB); build.spec excludes the others.
-QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtOpenGL")
+# The PySide6 modules the app imports (QtOpenGL and QtOpenGLWidgets: pyqtgraph, the
+# Capacity Planner's charts, imports both whenever it is imported; about 10 MB with
+# their bindings); build.spec excludes the others.
+QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtOpenGL", "QtOpenGLWidgets")
 OTHER_EXCLUDES = ("tkinter", "_tkinter", "test", "idlelib", "lib2to3", "pydoc_data", "ensurepip")
 
 # Plugin folders dropped whole: embedded-device input and display, network,

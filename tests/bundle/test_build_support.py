@@ -64,7 +64,7 @@ def test_only_the_qt_modules_the_app_imports_are_kept():
     excluded = bs.excluded_modules(PySide6.__all__)
     for name in bs.QT_MODULES:
         assert f"PySide6.{name}" not in excluded
-    assert {"PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtOpenGLWidgets"} <= set(excluded)
+    assert {"PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick"} <= set(excluded)
     assert "tkinter" in excluded
 
 
