@@ -19,8 +19,10 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
-# The PySide6 modules the app imports; build.spec excludes the others.
-QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg")
+# The PySide6 modules the app imports (QtOpenGL and QtOpenGLWidgets: pyqtgraph, the
+# Capacity Planner's charts, imports both whenever it is imported; about 10 MB with
+# their bindings); build.spec excludes the others.
+QT_MODULES = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtOpenGL", "QtOpenGLWidgets")
 OTHER_EXCLUDES = ("tkinter", "_tkinter", "test", "idlelib", "lib2to3", "pydoc_data", "ensurepip")
 
 # Plugin folders dropped whole: embedded-device input and display, network,
@@ -211,3 +213,22 @@ def windows_version_info(version: str, name: str, description: str, copyright: s
     VarFileInfo([VarStruct('Translation', [1033, 1200])]),
   ])
 """
+
+
+# numpy's wheels carry OpenBLAS (numpy.libs/libscipy_openblas64_-….so), which `strip`
+# breaks ("ELF load command address/offset not page-aligned"): numpy's files are copied
+# as they are (the Capacity Planner's pyqtgraph needs numpy).
+UNSTRIPPED_PREFIXES = ("numpy.libs/", "numpy/")
+
+
+def unstripped(binaries: list[tuple], prefixes: tuple[str, ...] = UNSTRIPPED_PREFIXES
+               ) -> tuple[list[tuple], list[tuple]]:
+    """(binaries to strip, the rest as DATA entries, copied unchanged)."""
+    keep, copy = [], []
+    for entry in binaries:
+        dest = _norm(entry[0])
+        if dest.startswith(prefixes):
+            copy.append((entry[0], entry[1], "DATA"))
+        else:
+            keep.append(entry)
+    return keep, copy

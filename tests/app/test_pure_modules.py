@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 PURE = ("runstate", "states", "past_logs", "names", "graph_layout", "explain", "settings", "tomledit", "guide",
-        "audit")
+        "audit", "compute", "planner")
 
 
 def test_pure_modules_import_without_qt():

@@ -64,7 +64,7 @@ def test_only_the_qt_modules_the_app_imports_are_kept():
     excluded = bs.excluded_modules(PySide6.__all__)
     for name in bs.QT_MODULES:
         assert f"PySide6.{name}" not in excluded
-    assert {"PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtOpenGL"} <= set(excluded)
+    assert {"PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick"} <= set(excluded)
     assert "tkinter" in excluded
 
 
@@ -184,3 +184,13 @@ def test_build_spec_makes_the_qt_hooks_collect_only_wanted_plugins():
     spec = (ROOT / "build.spec").read_text()
     assert "build_support.collect_wanted_plugins(qt_hooks.QtLibraryInfo)" in spec
     assert spec.index("collect_wanted_plugins") < spec.index("a = Analysis(")
+
+
+def test_numpys_libraries_are_copied_unstripped_and_the_rest_stripped():
+    binaries = [("numpy.libs/libscipy_openblas64_-32a4b2a6.so", "/x/a.so", "BINARY"),
+                ("numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so", "/x/b.so",
+                 "EXTENSION"),
+                ("PySide6/Qt/lib/libQt6Core.so.6", "/x/c.so", "BINARY")]
+    strip, copy = bs.unstripped(binaries)
+    assert strip == [binaries[2]]
+    assert [(d, t) for d, _s, t in copy] == [(binaries[0][0], "DATA"), (binaries[1][0], "DATA")]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gristmill import __version__
-from gristmill.app.main import SMOKE_PREFIX, SMOKE_QUIT_ENV, SMOKE_SCREENSHOT_ENV
+from gristmill.app.main import SMOKE_PLANNER_ENV, SMOKE_PREFIX, SMOKE_QUIT_ENV, SMOKE_SCREENSHOT_ENV
 
 pytestmark = pytest.mark.bundle
 
@@ -80,9 +80,10 @@ def run_frozen(bundle: Path, *args: str, cwd: Path, **env: str) -> subprocess.Co
     return proc
 
 
-def smoke(bundle: Path, *args: str, cwd: Path, screenshot: Path | None = None) -> dict:
+def smoke(bundle: Path, *args: str, cwd: Path, screenshot: Path | None = None,
+          **more: str) -> dict:
     """Start the app offscreen; it reports on its window and quits on its own."""
-    env = {SMOKE_QUIT_ENV: "1500"}
+    env = {SMOKE_QUIT_ENV: "1500", **more}
     if screenshot is not None:
         env[SMOKE_SCREENSHOT_ENV] = str(screenshot)
     started = time.monotonic()
@@ -151,6 +152,12 @@ def test_the_app_opens_the_example_and_quits_on_its_own(bundle, internal, tmp_pa
     assert report["tasks"] == 10
 
 
+def test_the_capacity_planners_chart_draws_in_the_bundle(bundle, internal, tmp_path):
+    example = copy_example(internal, "pipeline", tmp_path)
+    report = smoke(bundle, str(example), cwd=tmp_path, **{SMOKE_PLANNER_ENV: "1"})
+    assert report["planner"] == "PlotWidget" and report["planner_drawn"] is True
+
+
 def test_the_bundle_holds_what_the_app_needs_and_not_the_rest(bundle, internal):
     assert (bundle / EXE).is_file()
     shipped = {p.relative_to(internal).as_posix() for p in internal.rglob("*")}
@@ -161,7 +168,9 @@ def test_the_bundle_holds_what_the_app_needs_and_not_the_rest(bundle, internal):
     assert not [p for p in shipped if p.startswith("resources/examples/") and "/build/" in p + "/"]
     qt = [p for p in shipped if p.startswith("PySide6/")]
     assert not [p for p in qt if p.endswith(".qm")], "Qt translations are not used"
-    for module in ("QtNetwork", "QtQml", "QtQuick", "QtPdf", "QtOpenGLWidgets"):
+    # (QtOpenGL and QtOpenGLWidgets are in: pyqtgraph, the Capacity Planner's charts,
+    # imports both)
+    for module in ("QtNetwork", "QtQml", "QtQuick", "QtPdf"):
         assert not [p for p in shipped if f"/{module}." in "/" + p or f"Qt6{module[2:]}." in p], module
     for plugins in ("tls", "networkinformation", "generic", "egldeviceintegrations"):
         assert not [p for p in qt if f"/plugins/{plugins}/" in p], plugins

@@ -92,6 +92,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Ctrl+0", "fit", enabled_when=(WORKFLOW,)),
     ActionSpec("history", "Run &History…", "&Tools", "history", "Past runs with their outcome and duration",
                "Ctrl+H", "history", toolbar=True),
+    ActionSpec("planner", "&Capacity Planner…", "&Tools", "compute",
+               "What more cores, GPUs or memory would buy: the makespan curve, the simulated "
+               "schedule and the bottleneck", None, enabled_when=(WORKFLOW,)),
+    ActionSpec("workers", "&Workers…", "&Tools", "compute",
+               "The cluster's workers: resources, what each runs now, health; take one out of "
+               "rotation or put it back", None),
     ActionSpec("guide", "&User Guide", "&Help", "help", "How to use Gristmill (F1)",
                QKeySequence.StandardKey.HelpContents),
     ActionSpec("system_check", "&System Check", "&Help", "system",

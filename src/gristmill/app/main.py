@@ -23,6 +23,7 @@ from .window import MainWindow
 SMOKE_QUIT_ENV = "GRISTMILL_SMOKE_QUIT_MS"          # quit this many ms after the window shows
 SMOKE_SCREENSHOT_ENV = "GRISTMILL_SMOKE_SCREENSHOT"  # and first save the window as this PNG
 SMOKE_PREFIX = "gristmill-smoke: "
+SMOKE_PLANNER_ENV = "GRISTMILL_SMOKE_PLANNER"      # and open the Capacity Planner (its chart)
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -112,9 +113,18 @@ def arm_smoke_quit(window: MainWindow, environ: Mapping[str, str] = os.environ) 
     if ms < 0:
         return None
     shot = environ.get(SMOKE_SCREENSHOT_ENV)
+    planner = bool(environ.get(SMOKE_PLANNER_ENV))
 
     def report_and_quit() -> None:
         report = smoke_report(window)
+        if planner:     # the charting library is in the bundle and draws
+            try:
+                window.show_planner()
+                plot = window.dialogs["planner"].plot
+                report["planner"] = type(plot).__name__
+                report["planner_drawn"] = not plot.grab().isNull()
+            except Exception as exc:      # said in the report, and the app still quits
+                report["planner"] = f"{type(exc).__name__}: {exc}"
         if shot:
             report["screenshot"] = window.grab().save(shot)
         print(SMOKE_PREFIX + json.dumps(report), flush=True)

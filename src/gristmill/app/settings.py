@@ -26,6 +26,9 @@ class Preferences:
     gpu: int = -1               # -1 means detect
     keep_days: int = retention.KEEP_DAYS    # history retention (the CLI reads it too)
     keep_runs: int = retention.KEEP_RUNS
+    run_on: str = "here"        # where runs go: "here", "dask" (a scheduler), "cluster"
+    dask_address: str = ""      # the scheduler for "dask", e.g. tcp://host:8786
+    cluster_kind: str = "local"  # the cluster started for each run for "cluster"
 
     @classmethod
     def from_dict(cls, data: object) -> "Preferences":

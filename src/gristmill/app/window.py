@@ -89,9 +89,14 @@ class MainWindow(QMainWindow):
             "fit_graph": lambda: self.graph.view.fit(),
             "history": self.show_history, "guide": self.show_guide, "about": self.show_about,
             "system_check": self.show_system_check,
+            "planner": self.show_planner, "workers": self.show_workers,
         }
         self.actions = act.create_actions(self, handlers)
         self.toolbar = act.build_toolbar(self, self.actions)
+        from .views.run_on import RunOnSelector
+        self.toolbar.addSeparator()
+        self.run_on = RunOnSelector(self.settings, self.toolbar)
+        self.toolbar.addWidget(self.run_on)
 
     def _init_views(self) -> None:
         self.welcome = WelcomeView(self)
@@ -398,8 +403,12 @@ class MainWindow(QMainWindow):
                 title = f"Plan (dry run) — {when} · {run.plan_words()}"
             else:
                 title = f"Current run — started {when} · {run.status.value}"
-        self.timeline.show_run(run.bars, run.started_at, run.finished_at,
-                               time.time() if run.running else None, title)
+        bars, lanes = run.bars, ()
+        if self.bench.remote_run and not run.dry_run:    # a lane per worker slot
+            from .compute import worker_lanes
+            bars, lanes = worker_lanes(run.bars, self.bench.compute.placed())
+        self.timeline.show_run(bars, run.started_at, run.finished_at,
+                               time.time() if run.running else None, title, lanes=lanes)
 
     def show_current_run(self) -> None:
         self.past_run_id = None
@@ -516,6 +525,7 @@ class MainWindow(QMainWindow):
         self._keep("preferences", dialog)
 
     def _preferences_changed(self) -> None:
+        self.run_on.refresh()
         self.bench.prune_history()
         self._refresh_status()
 
@@ -544,6 +554,23 @@ class MainWindow(QMainWindow):
             dialog.refreshRequested.connect(lambda: dialog.set_runs(self.bench.past_runs()))
         dialog.set_runs(self.bench.past_runs())
         self._keep("history", dialog)
+
+    def show_planner(self) -> None:
+        from .dialogs.planner import CapacityPlannerDialog
+        dialog = self.dialogs.get("planner")
+        if not isinstance(dialog, CapacityPlannerDialog):
+            cpu = self.bench.capacity().cpu if self.bench.workflow is not None else 16
+            dialog = CapacityPlannerDialog(self.bench.plan_capacity, self,
+                                           cpu_hi=max(2, int(cpu) * 2))
+        self._keep("planner", dialog)
+
+    def show_workers(self) -> None:
+        from .dialogs.workers import WorkersDialog
+        self.bench.configure_compute()
+        dialog = self.dialogs.get("workers")
+        if not isinstance(dialog, WorkersDialog):
+            dialog = WorkersDialog(self.bench.compute, self)
+        self._keep("workers", dialog)
 
     def show_guide(self) -> None:
         from .dialogs.about import UserGuideDialog
@@ -614,5 +641,6 @@ class MainWindow(QMainWindow):
         self.ticker.stop()
         self.bench.set_watching(False)
         self.bench.disk.close()
+        self.bench.compute.close()
         super().closeEvent(event)
 

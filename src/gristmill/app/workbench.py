@@ -41,6 +41,7 @@ from gristmill.core.watch.watcher import Change
 
 from . import prompts
 from .bridge import EngineBridge, RunEnded
+from .compute import ClusterEngine, Compute
 from .diskwatch import DiskWatch
 from .models.task_table import TaskTableModel, output_times
 from .past_logs import LatestAttempts, TaskAttempts
@@ -102,6 +103,8 @@ class Workbench(QObject):
         self.tasks = TaskTableModel(self.run, self)
         self.session = WorkflowSession(self)
         self.bridge = EngineBridge(self.run, self)
+        self.compute = Compute()             # where runs go (Preferences, the toolbar)
+        self.remote_run = False              # the run shown went to a cluster
         self.decisions: dict[str, Decision] = {}
         self.decided_at = 0.0                # time.time() as the scan of ``decisions`` began
         self._durations: dict[str, float] = {}
@@ -525,13 +528,44 @@ class Workbench(QObject):
             self._run_lock = lock
             self._stop_leftovers(wf)
         bus = EventBus()
-        engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
+        self.configure_compute()
+        self.remote_run = self.compute.remote and not dry_run
+        if self.remote_run:                          # connected on the engine thread
+            history = self.history
+            engine = ClusterEngine(self.compute, lambda opts, factory: Engine(
+                wf, bus, history, opts, executor_factory=factory, graph=graph), options)
+        else:
+            engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
         self.session.hold(True)
         self.bridge.start(engine, bus, targets)
         self.busyChanged.emit(True)
         what = "Planning" if dry_run else "Running"
         self.message.emit(f"{what} {' '.join(targets) or 'the default targets'}…")
         return True
+
+    def plan_capacity(self, ask):
+        """The Capacity Planner's curves for the default targets' stale tasks (any
+        thread): the core's simulate over ``ask``'s sweep, durations from history."""
+        from .planner import PlannerResult, deciding_capacity, plan_curves
+        wf, graph = self.workflow, self.graph
+        if wf is None or graph is None:
+            return PlannerResult((), None, error="Open a workflow first.")
+        base = self.capacity()
+        try:
+            engine = Engine(wf, None, self.history, RunOptions(capacity=deciding_capacity(base)),
+                            graph=graph)
+            _, decisions, _ = engine.decide([])
+            stale = [n for n, d in decisions.items() if d.stale]
+            known = self.history.recent_durations(str(wf.path)) if self.history else {}
+            return plan_curves(wf, graph, stale, known, base, ask)
+        except GristmillError as exc:
+            return PlannerResult((), None, error=str(exc))
+
+    def configure_compute(self) -> None:
+        """Where runs go, from the preferences (a held connection that no longer fits
+        is closed)."""
+        prefs = self.settings.preferences
+        self.compute.configure(prefs.run_on, prefs.dask_address, prefs.cluster_kind)
 
     def _stop_leftovers(self, wf: Workflow) -> None:
         """Task trees a killed Gristmill left running (found from history): stopped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
@@ -67,6 +67,21 @@ class PreferencesDialog(QDialog):
         self.untrust = QPushButton("Remove", self)
         self.untrust.setToolTip("Ask again before running this folder's commands")
 
+        from ..views.run_on import fill
+        self.run_on = QComboBox(self)
+        self.run_on.setObjectName("pref-run-on")
+        self.run_on.setToolTip("Where runs go: this machine, a Dask scheduler, or a cluster "
+                               "started for the run and closed when it ends")
+        fill(self.run_on)
+        self.dask_address = QLineEdit(self)
+        self.dask_address.setObjectName("pref-dask-address")
+        self.dask_address.setPlaceholderText("tcp://host:8786")
+        self.dask_address.setToolTip("The Dask scheduler runs go to when Run on is a Dask scheduler")
+        where = QGroupBox("Run on", self)
+        wform = QFormLayout(where)
+        wform.addRow("Run on:", self.run_on)
+        wform.addRow("Scheduler:", self.dask_address)
+
         run = QGroupBox("Running", self)
         form = QFormLayout(run)
         form.addRow("Parallel tasks:", self.jobs)
@@ -93,6 +108,7 @@ class PreferencesDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel, self)
         layout = QVBoxLayout(self)
+        layout.addWidget(where)
         layout.addWidget(run)
         layout.addWidget(history)
         layout.addWidget(trust)
@@ -114,11 +130,22 @@ class PreferencesDialog(QDialog):
         self.gpu.setValue(p.gpu)
         self.keep_days.setValue(p.keep_days)
         self.keep_runs.setValue(p.keep_runs)
+        from ..views.run_on import index_of
+        self.run_on.setCurrentIndex(index_of(self.run_on, p.run_on, p.cluster_kind))
+        self.dask_address.setText(p.dask_address)
 
     def preferences(self) -> Preferences:
         return replace(self.settings.preferences, jobs=self.jobs.value(), cpu=float(self.cpu.value()),
                        mem=self.mem.text().strip(), gpu=self.gpu.value(),
-                       keep_days=self.keep_days.value(), keep_runs=self.keep_runs.value())
+                       keep_days=self.keep_days.value(), keep_runs=self.keep_runs.value(),
+                       **self._run_on())
+
+    def _run_on(self) -> dict:
+        run_on, kind = self.run_on.currentData()
+        out = {"run_on": run_on, "dask_address": self.dask_address.text().strip()}
+        if kind:
+            out["cluster_kind"] = kind
+        return out
 
     def _validate(self) -> bool:
         text = self.mem.text().strip()

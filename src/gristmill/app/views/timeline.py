@@ -69,9 +69,13 @@ class TimelineCanvas(QWidget):
         self.now: float | None = None
         self.zoom = 1.0
         self.selected: set[str] = set()
+        self.lane_names: list[str] = []
 
-    def set_bars(self, bars: Sequence[Bar], t0: float | None, t1: float | None, now: float | None) -> None:
+    def set_bars(self, bars: Sequence[Bar], t0: float | None, t1: float | None, now: float | None,
+                 lanes: Sequence[str] = ()) -> None:
+        """``lanes``: the slot lanes' names (a run on a cluster: a lane per worker slot)."""
         self.bars = list(bars)
+        self.lane_names = list(lanes)
         rows: dict[str, None] = {}
         for b in self.bars:
             rows.update(dict.fromkeys(b.devices))
@@ -128,7 +132,8 @@ class TimelineCanvas(QWidget):
             if i % 2:
                 painter.fillRect(QRect(0, AXIS_H + i * LANE_H, self.width(), LANE_H), alt)
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
-            name = f"slot {i + 1}" if i < self._slots else self.device_rows[i - self._slots]
+            name = (self.device_rows[i - self._slots] if i >= self._slots else
+                    self.lane_names[i] if i < len(self.lane_names) else f"slot {i + 1}")
             painter.drawText(QRect(6, AXIS_H + i * LANE_H, GUTTER - 10, LANE_H),
                              Qt.AlignmentFlag.AlignVCenter,
                              painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight,
@@ -259,10 +264,11 @@ class TimelinePane(QWidget):
         self.canvas.zoomed.connect(self._fit_width)
 
     def show_run(self, bars: Sequence[Bar], t0: float | None, t1: float | None,
-                 now: float | None, title: str, past: bool = False) -> None:
+                 now: float | None, title: str, past: bool = False,
+                 lanes: Sequence[str] = ()) -> None:
         self.title.setText(title)
         self.back.setVisible(past)
-        self.canvas.set_bars(bars, t0, t1, now)
+        self.canvas.set_bars(bars, t0, t1, now, lanes)
         self._fit_width()
 
     def _fit_width(self) -> None:

@@ -197,6 +197,8 @@ class DaskExecutor:
         self._offers: dict[str, dict[str, float]] = {}     # worker address -> what it offers
         self._alive: set[str] = set()
         self.health = health or WorkerHealth()
+        # (task, attempt) -> the worker it started on: the app's timeline lanes per worker
+        self.placed: dict[tuple[str, int], str] = {}
         self._look_at_workers()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[int, _Remote] = {}
@@ -379,6 +381,8 @@ class DaskExecutor:
         if what == "start":
             r.started = True
             r.worker = msg.get("worker")
+            if r.worker:
+                self.placed[(r.job.task.name, r.job.attempt)] = r.worker
         elif what == "out":
             r.received += 1
             for kind, data in msg["items"]:

@@ -27,6 +27,9 @@ class WorkerHealth:
         self.strikes: dict[str, int] = {}
         self.out: set[str] = set()
         self.tripped = False
+        self.why: dict[str, str] = {}            # worker -> why it is out of rotation
+        self.tripped_why = ""                    # what the circuit breaker said
+        self.by_hand: set[str] = set()           # taken out (or put back) by a person
         self._failed_on: dict[str, str] = {}     # task -> the worker its last attempt failed on
 
     def failed_on(self, task: str) -> str | None:
@@ -53,7 +56,7 @@ class WorkerHealth:
         return None
 
     def _strike(self, worker: str, why: str, workers: int) -> str | None:
-        if worker in self.out:
+        if worker in self.out or worker in self.by_hand:
             return None
         n = self.strikes[worker] = self.strikes.get(worker, 0) + 1
         if n < self.strikes_needed:
@@ -63,8 +66,27 @@ class WorkerHealth:
         in_rotation = workers - len(self.out) - 1
         if in_rotation < max(1, math.ceil(self.keep * workers)):
             self.tripped = True
+            self.tripped_why = (f"worker {worker} looks bad ({why}), but taking it out "
+                                f"would leave {in_rotation} of {workers} workers")
             return (f"circuit breaker: worker {worker} looks bad ({why}), but taking it out "
                     f"would leave {in_rotation} of {workers} workers; no more workers are "
                     f"taken out of rotation in this run")
         self.out.add(worker)
+        self.why[worker] = f"{n} strikes (last: {why})"
         return f"worker {worker} taken out of rotation after {n} strikes (last: {why})"
+
+    # -- by hand (the app's Workers view) ----------------------------------------------
+    def take_out(self, worker: str, why: str = "taken out by hand") -> None:
+        """Send no more jobs to ``worker`` in this run (the circuit breaker does not
+        apply: a person decided). What runs there now runs on."""
+        self.out.add(worker)
+        self.why[worker] = why
+        self.by_hand.add(worker)
+
+    def put_back(self, worker: str) -> None:
+        """``worker`` back in rotation, its strikes forgotten; automatic verdicts leave it
+        alone for the rest of the run (a person decided)."""
+        self.out.discard(worker)
+        self.why.pop(worker, None)
+        self.strikes.pop(worker, None)
+        self.by_hand.add(worker)

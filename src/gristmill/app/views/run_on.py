@@ -1,0 +1,73 @@
+"""The toolbar's **Run on** selector: this machine, a Dask scheduler, or a cluster started
+for the run (its kinds; those not available here greyed). It writes the preferences; the
+Preferences dialog shows the same choice with the scheduler's address."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from ..compute import CLUSTER, CLUSTER_KINDS, DASK, HERE, cluster_available
+from ..settings import Settings
+
+
+def choices() -> list[tuple[str, str, str, bool]]:
+    """(title, run_on, cluster kind, available) for each entry of the selector."""
+    out = [("This machine", HERE, "", True), ("Dask scheduler", DASK, "", True)]
+    out += [(f"Cluster for the run: {kind}", CLUSTER, kind, cluster_available(kind))
+            for kind in CLUSTER_KINDS]
+    return out
+
+
+def fill(combo: QComboBox) -> None:
+    """The choices into ``combo``, the unavailable ones greyed (not selectable)."""
+    combo.clear()
+    for title, run_on, kind, available in choices():
+        combo.addItem(title, (run_on, kind))
+        if not available:
+            model = combo.model()
+            if isinstance(model, QStandardItemModel):
+                item = model.item(combo.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(f"Not available here: Gristmill cannot start a {kind} "
+                                "cluster yet (dask-jobqueue, and its support in core)")
+
+
+def index_of(combo: QComboBox, run_on: str, kind: str) -> int:
+    for i in range(combo.count()):
+        r, k = combo.itemData(i)
+        if r == run_on and (run_on != CLUSTER or k == kind):
+            return i
+    return 0
+
+
+class RunOnSelector(QComboBox):
+    """Changes ``settings``' run_on (and cluster kind) when the user picks an entry."""
+
+    chosen = Signal()
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.setObjectName("run-on")
+        self.setToolTip("Where runs go: this machine, the Dask scheduler set in Preferences, "
+                        "or a cluster started for the run and closed when it ends")
+        fill(self)
+        self.refresh()
+        self.activated.connect(self._picked)
+
+    def refresh(self) -> None:
+        p = self.settings.preferences
+        self.setCurrentIndex(index_of(self, p.run_on, p.cluster_kind))
+        address = p.dask_address or "no address set: Edit > Preferences"
+        self.setItemText(1, f"Dask scheduler ({address})")
+
+    def _picked(self, index: int) -> None:
+        run_on, kind = self.itemData(index)
+        p = self.settings.preferences
+        self.settings.set_preferences(replace(p, run_on=run_on,
+                                              cluster_kind=kind or p.cluster_kind))
+        self.chosen.emit()
