@@ -122,6 +122,10 @@ def elide_item(item: str, prefix: int, suffix: int, fits: Callable[[str], bool])
         hi += 1
     while lo > 0 and fits(text(lo - 1, hi)):              # then the shared start, backwards
         lo -= 1
+    # A path is cut at a folder, never inside one: `…/harbour.csv`, not `…w/harbour.csv`.
+    slash = item.find("/", lo, prefix)
+    if 0 < lo < prefix and item[lo] != "/" and slash >= 0:
+        lo = slash
     return text(lo, hi)
 
 

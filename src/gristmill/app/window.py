@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget,
+from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
@@ -35,6 +35,8 @@ from .workbench import Workbench, copy_example
 APP_NAME = "Gristmill"
 TICK_MS = 250
 TASKS_DOCK_W = 440       # leaves the board's eight columns room in a 1280-pixel window
+TASKS_DOCK_MIN_W = 260   # a name, a state and the start of why: never a 70-pixel sliver
+LOG_DOCK_MIN_H = 110     # the log's heading and a few lines
 
 
 class MainWindow(QMainWindow):
@@ -129,6 +131,8 @@ class MainWindow(QMainWindow):
                                         None, a["edit_task"], a["cancel_task"]])
         self.log = LogPane(self)
         self.log.set_source(self.live_log)
+        self.table.setMinimumWidth(TASKS_DOCK_MIN_W)
+        self.log.setMinimumHeight(LOG_DOCK_MIN_H)
         self.tasks_dock = self._dock("Tasks", "dock-tasks", self.table, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.log_dock = self._dock("Log", "dock-log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.tasks_dock], [TASKS_DOCK_W], Qt.Orientation.Horizontal)
@@ -194,16 +198,34 @@ class MainWindow(QMainWindow):
         self.ticker.timeout.connect(self._tick)
 
     def _restore_layout(self) -> None:
+        """The layout saved at the last close, unless it no longer fits this screen (a
+        smaller monitor, another resolution): then the default one. The docks' minimum
+        sizes hold either way (no Tasks panel of 70 px)."""
         geometry = self.settings.window_state("geometry")
         state = self.settings.window_state("state")
-        if geometry:
-            self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
+        if not geometry or not self._saved_size_fits():
+            return
+        self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
         if state:
             self.restoreState(QByteArray.fromBase64(state.encode()))
 
+    def _saved_size_fits(self) -> bool:
+        size = self.settings.window_state("size")
+        screen = self.screen() or QApplication.primaryScreen()
+        if not size or screen is None:
+            return False
+        try:
+            w, h = (int(n) for n in size.split("x"))
+        except ValueError:
+            return False
+        room = screen.availableGeometry()
+        return 0 < w <= room.width() and 0 < h <= room.height()
+
     def _save_layout(self) -> None:
+        normal = self.normalGeometry() if self.isMaximized() or self.isFullScreen() else self.geometry()
         self.settings.set_window_state(geometry=bytes(self.saveGeometry().toBase64()).decode(),
-                                       state=bytes(self.saveState().toBase64()).decode())
+                                       state=bytes(self.saveState().toBase64()).decode(),
+                                       size=f"{normal.width()}x{normal.height()}")
 
     # -- opening -------------------------------------------------------------------------
 
