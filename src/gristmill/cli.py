@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="what would run, in order, and why")
     _common(pl)
     pl.add_argument("targets", nargs="*", metavar="TARGET")
-    pl.add_argument("-a", "--all", action="store_true", help="list up-to-date tasks too")
+    pl.add_argument("-a", "--all", action="store_true", help="list the tasks that are up to date too")
     pl.add_argument("--force", action="store_true")
     pl.add_argument("-B", "--force-all", action="store_true",
                     help="as if every task the targets need were out of date")
@@ -899,7 +899,7 @@ def cmd_history(args) -> int:
         for r in runs:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
             dur = format_duration(r.duration) if r.duration is not None else ""
-            counts = ", ".join(f"{v} {k}" for k, v in (r.counts or {}).items() if v)
+            counts = r.counts_text
             targets = " ".join(r.targets[:4]) if r.targets else "(default)"
             if len(r.targets) > 4:
                 targets += f" (+{len(r.targets) - 4} more)"

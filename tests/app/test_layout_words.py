@@ -100,3 +100,95 @@ def test_timeline_bars_keep_what_tells_instances_apart_and_the_axis_is_the_run(q
     for item, label in zip(items, labels):
         assert item[:3] in label and fm.horizontalAdvance(label) <= width, label
     assert len(set(labels)) == 4
+
+
+def test_the_same_state_reads_the_same_everywhere(qtbot, window, example):
+    from gristmill.app import prompts  # noqa: F401  (trust is answered by conftest)
+    window.open_path(str(example))
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    window.actions["run_default"].trigger()          # everything is up to date now
+    wait_run_over(qtbot, window)
+    window.selection.set(["report"], "test")
+    window.actions["explain"].trigger()
+    sections = dict(window.dialogs["explain"].sections)
+    text = "\n".join(sections.values()) + window.log.heading.text()
+    runs = window.bench.past_runs()
+    text += "\n".join(r.counts_text for r in runs)
+    assert "up to date" in text and "up-to-date" not in text
+
+
+def test_edit_task_says_why_it_is_off_for_a_makefile(qtbot, window, tmp_path):
+    import shutil as sh
+    if sh.which("make") is None:
+        pytest.skip("GNU make is not installed: Makefile workflows are read by make")
+    folder = tmp_path / "mk"
+    folder.mkdir()
+    (folder / "Makefile").write_text("all: out.txt\nout.txt:\n\techo hi > $@\n")
+    window.open_path(str(folder))
+    qtbot.waitUntil(lambda: window.bench.workflow is not None, timeout=10_000)
+    window.selection.set(["out.txt"], "test")
+    edit = window.actions["edit_task"]
+    assert not edit.isEnabled()
+    assert "Makefile" in edit.toolTip() and "editor" in edit.toolTip()
+    # a gristmill.toml's task: the plain tip again
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "gristmill.toml").write_text('[tasks.a]\ncmd = "true"\nphony = true\n')
+    window.open_path(str(tmp_path / "t"))
+    qtbot.waitUntil(lambda: window.bench.workflow is not None
+                    and window.bench.workflow.kind == "toml", timeout=5000)
+    assert "Makefile" not in window.actions["edit_task"].toolTip()
+
+
+def test_the_welcome_view_says_where_an_example_copy_is_and_shows_full_recent_paths(
+        qtbot, make_window, example):
+    w = make_window(str(example))
+    w.close()
+    window = make_window()
+    window.resize(1280, 800)
+    qtbot.wait(20)
+    recent = window.welcome.recent.item(0)
+    assert recent.text() == str((example / "gristmill.toml").resolve())
+    examples = window.welcome.examples
+    item = next(examples.item(i) for i in range(examples.count())
+                if examples.item(i).text().startswith("pipeline"))
+    # the blurb is read whole: no sideways scrolling, no cut words
+    assert not examples.horizontalScrollBar().isVisible()
+    assert examples.visualItemRect(item).width() <= examples.viewport().width()
+    from gristmill.app.workbench import example_copies
+    assert str(example_copies() / "pipeline") in item.toolTip()
+    examples.itemActivated.emit(item)
+    copy = window.bench.workflow.root
+    assert window.example_copy.isVisible() or not window.isVisible()
+    assert str(copy) in window.example_copy.text()
+
+
+def test_the_theme_preference_switches_the_palette(qtbot, window):
+    from PySide6.QtWidgets import QDialogButtonBox
+    from gristmill.app import theme
+    before = QApplication.palette()
+    try:
+        window.actions["preferences"].trigger()
+        dialog = window.dialogs["preferences"]
+        dialog.theme.setCurrentIndex(dialog.theme.findData("dark"))
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        assert window.settings.preferences.theme == "dark"
+        assert theme.is_dark(QApplication.palette())
+        window.actions["preferences"].trigger()
+        dialog = window.dialogs["preferences"]
+        assert dialog.theme.currentData() == "dark"
+        dialog.theme.setCurrentIndex(dialog.theme.findData("system"))
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        assert theme.is_dark(QApplication.palette()) == theme.is_dark(before)
+    finally:
+        QApplication.setPalette(before)
+
+
+def test_a_bad_save_from_another_editor_is_told_by_the_banner_alone(qtbot, window, example):
+    from gristmill.app import prompts
+    window.open_path(str(example))
+    toml = example / "gristmill.toml"
+    toml.write_text(toml.read_text().replace("[tasks.report]", "[tasks.report]\nbogus = 1"))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    assert "bogus" in window.banner_text.text()
+    assert [p for p in prompts.LOG if p[0] == prompts.WORKFLOW_ERROR] == []

@@ -26,6 +26,7 @@ class Preferences:
     gpu: int = -1               # -1 means detect
     keep_days: int = retention.KEEP_DAYS    # history retention (the CLI reads it too)
     keep_runs: int = retention.KEEP_RUNS
+    theme: str = "system"       # "system" (follow it), "light" or "dark"
 
     @classmethod
     def from_dict(cls, data: object) -> "Preferences":

@@ -15,7 +15,7 @@ from gristmill.core.record.history import History
 from gristmill.core.workflow import Workflow
 
 from . import actions as act
-from . import icons, prompts, resources
+from . import icons, prompts, resources, theme
 # The dialogs (and tomlkit, behind the task editor) are imported when first opened:
 # none is needed for the first paint, and the window must show quickly.
 from .models.history import STATUS_TEXT, bars_from_attempts, format_time
@@ -30,7 +30,7 @@ from .views.status import RunStatusWidgets
 from .views.task_table import TaskTablePane
 from .views.timeline import TimelinePane, clock
 from .views.welcome import WelcomeView
-from .workbench import Workbench, copy_example
+from .workbench import Workbench, copy_example, example_copies
 
 APP_NAME = "Gristmill"
 TICK_MS = 250
@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.dialogs: dict[str, QDialog] = {}
         self._close_after_run = False
         self._error_shown = False
+        theme.apply_theme(self.settings.preferences.theme)
         self._init_window()
         self._init_actions()
         self._init_views()
@@ -169,6 +170,12 @@ class MainWindow(QMainWindow):
         self.notice.setObjectName("run-notice")
         self.statusBar().addPermanentWidget(self.notice)
         self.notice.hide()
+        # Where the open example's writable copy is (shown while that copy is open).
+        self.example_copy = QLabel(self)
+        self.example_copy.setObjectName("example-copy")
+        self.example_copy.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.statusBar().addPermanentWidget(self.example_copy)
+        self.example_copy.hide()
         self.ticker = QTimer(self)
         self.ticker.setInterval(TICK_MS)
 
@@ -231,7 +238,7 @@ class MainWindow(QMainWindow):
 
     def show_welcome(self) -> None:
         self.welcome.set_recent([p for p in self.settings.recent if Path(p).exists()])
-        self.welcome.set_examples(resources.examples())
+        self.welcome.set_examples(resources.examples(), example_copies())
         self.stack.setCurrentWidget(self.welcome)
         self._refresh_status()
         self.tasks_dock.hide()
@@ -274,7 +281,14 @@ class MainWindow(QMainWindow):
         except OSError as e:
             prompts.notify(self, prompts.NOTICE, "Could not copy the example", str(e))
             return False
-        return self.open_path(str(copy))
+        opened = self.open_path(str(copy))
+        if opened:      # the copy is where the user's changes go: say where it is
+            self.statusBar().showMessage(f"Opened a copy of the example “{Path(folder).name}” in {copy}", 30000)
+            self.example_copy.setText(f"Example copy: {copy}")
+            self.example_copy.setToolTip(f"Your copy of the bundled example “{Path(folder).name}”: "
+                                         f"change and run it there; the bundled one stays as it was.\n{copy}")
+            self.example_copy.show()
+        return opened
 
     def reload(self) -> None:
         self._error_shown = False
@@ -292,6 +306,8 @@ class MainWindow(QMainWindow):
 
     def _workflow_loaded(self, workflow: Workflow) -> None:
         self.banner.hide()
+        if not self.example_copy.text().endswith(str(workflow.root)):
+            self.example_copy.hide()
         self._error_shown = False
         self._show_workbench()
         self.setWindowTitle(f"{workflow.name} — {APP_NAME}")
@@ -324,7 +340,9 @@ class MainWindow(QMainWindow):
             self.warnings.clear()
             self.show_current_run()
             self._refresh_status()
-        if not self._error_shown:
+        # A workflow that loaded before and broke (a bad save in another editor) is told by
+        # the banner alone, over its last good state: no dialog on top of it.
+        if not kept and not self._error_shown:
             self._error_shown = True
             prompts.notify(self, prompts.WORKFLOW_ERROR, "The workflow could not be loaded", message)
         self._update_actions()
@@ -535,6 +553,7 @@ class MainWindow(QMainWindow):
         self._keep("preferences", dialog)
 
     def _preferences_changed(self) -> None:
+        theme.apply_theme(self.settings.preferences.theme)
         self.bench.prune_history()
         self._refresh_status()
 
@@ -583,6 +602,17 @@ class MainWindow(QMainWindow):
             act.SELECTION: bool(self.selection.names),
             act.EDITABLE: wf is not None and wf.kind == "toml",
         })
+        # A disabled Edit Task says why where the reason is the workflow's kind.
+        for key in ("edit_task", "add_task"):
+            action = self.actions[key]
+            tip = act.tip(key)
+            if wf is not None and wf.kind != "toml":
+                kind = "a Makefile" if wf.kind == "make" else f"a {wf.path.name}"
+                tip = (f"{tip.split(' in gristmill.toml')[0]}: only a gristmill.toml's tasks can be "
+                       f"edited here; this workflow is {kind} — edit {wf.path.name} in your editor "
+                       "(Gristmill reloads it when you save)")
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange:

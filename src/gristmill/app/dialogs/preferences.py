@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from gristmill.core.sizes import parse_size
 
 from ..settings import Preferences, Settings
+from ..theme import THEMES
 
 
 class PreferencesDialog(QDialog):
@@ -58,6 +59,11 @@ class PreferencesDialog(QDialog):
         self.keep_runs.setSpecialValueText("All")
         self.keep_runs.setSuffix(" runs")
         self.keep_runs.setToolTip("Keep at most this many runs")
+        self.theme = QComboBox(self)
+        self.theme.setObjectName("pref-theme")
+        for key, title in THEMES.items():
+            self.theme.addItem(title, key)
+        self.theme.setToolTip("Light or dark colours, or whichever the system uses")
         self.mem_error = QLabel(self)
         self.mem_error.setStyleSheet("color: #d0493e")
         self.mem_error.hide()
@@ -79,6 +85,9 @@ class PreferencesDialog(QDialog):
         hint = QLabel("A workflow's own [capacity] section takes precedence.", self)
         hint.setEnabled(False)
         form.addRow("", hint)
+        look = QGroupBox("Appearance", self)
+        lform = QFormLayout(look)
+        lform.addRow("Theme:", self.theme)
         history = QGroupBox("History", self)
         hform = QFormLayout(history)
         hform.addRow("Keep runs for:", self.keep_days)
@@ -94,6 +103,7 @@ class PreferencesDialog(QDialog):
                                         | QDialogButtonBox.StandardButton.Cancel, self)
         layout = QVBoxLayout(self)
         layout.addWidget(run)
+        layout.addWidget(look)
         layout.addWidget(history)
         layout.addWidget(trust)
         layout.addWidget(self.buttons)
@@ -114,11 +124,13 @@ class PreferencesDialog(QDialog):
         self.gpu.setValue(p.gpu)
         self.keep_days.setValue(p.keep_days)
         self.keep_runs.setValue(p.keep_runs)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(p.theme)))
 
     def preferences(self) -> Preferences:
         return replace(self.settings.preferences, jobs=self.jobs.value(), cpu=float(self.cpu.value()),
                        mem=self.mem.text().strip(), gpu=self.gpu.value(),
-                       keep_days=self.keep_days.value(), keep_runs=self.keep_runs.value())
+                       keep_days=self.keep_days.value(), keep_runs=self.keep_runs.value(),
+                       theme=self.theme.currentData() or "system")
 
     def _validate(self) -> bool:
         text = self.mem.text().strip()

@@ -66,7 +66,7 @@ class LiveLogSource:
             return f"{task} — attempt {attempt}"
         tr = self.run.tasks.get(task)
         if tr is not None and tr.state is not None:
-            return f"{task} — {tr.state.value}; it has not started in this run"
+            return f"{task} — {tr.state.words}; it has not started in this run"
         return f"{task} — has not run"
 
     def attempts(self, task: str) -> list[int]:
