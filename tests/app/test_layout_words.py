@@ -192,3 +192,35 @@ def test_a_bad_save_from_another_editor_is_told_by_the_banner_alone(qtbot, windo
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
     assert "bogus" in window.banner_text.text()
     assert [p for p in prompts.LOG if p[0] == prompts.WORKFLOW_ERROR] == []
+
+
+def test_the_log_has_a_header_times_and_the_last_attempt_of_an_up_to_date_task(
+        qtbot, window, tmp_path):
+    import re
+    (tmp_path / "gristmill.toml").write_text(
+        '[tasks.quiet]\ncmd = "touch quiet.txt"\noutputs = ["quiet.txt"]\n'
+        '[tasks.talk]\ncmd = "echo said; touch talk.txt"\noutputs = ["talk.txt"]\n')
+    window.open_path(str(tmp_path))
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    log = window.log
+    window.selection.set(["talk"], "test")
+    # the header: the command, its exit status and how long it took
+    assert log.info.isVisibleTo(window) and log.info.text().startswith("$ echo said; touch talk.txt")
+    assert " · exit 0 · " in log.info.text() and log.info.text().endswith(("ms", "s"))
+    assert "said" in log.text.toPlainText()
+    log.times.setChecked(True)               # each line with the time it came
+    assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3}  ", line)
+               for line in log.text.toPlainText().splitlines())
+    log.times.setChecked(False)
+    window.selection.set(["quiet"], "test")
+    live = log.text.toPlainText()
+    assert live == "touch quiet.txt"         # a quiet success: the command echo, not nothing
+    # the next run finds both up to date: the log shows their last recorded attempts
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    window.selection.set(["talk"], "test")
+    window.selection.set(["quiet"], "test")
+    assert "up to date in this run" in log.heading.text() and "from history" in log.heading.text()
+    assert log.text.toPlainText() == live    # a quiet success keeps its echo
+    assert "exit 0" in log.info.text()

@@ -45,7 +45,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.selection = Selection(self)
         self.bench = Workbench(self.settings, history, window=self, parent=self)
-        self.live_log = SessionLogSource(self.bench.run, self.bench.latest_attempts)
+        self.live_log = SessionLogSource(self.bench.run, self.bench.latest_attempts, self._command_of)
         self.past_run_id: str | None = None
         self.dialogs: dict[str, QDialog] = {}
         self._close_after_run = False
@@ -60,6 +60,11 @@ class MainWindow(QMainWindow):
         self._connect_signals()
         self._restore_layout()
         self.show_welcome()
+
+    def _command_of(self, name: str) -> str:
+        wf = self.bench.workflow
+        task = wf.tasks.get(name) if wf is not None else None
+        return "\n".join(task.commands) if task is not None else ""
 
     # -- assembly ----------------------------------------------------------------------
 
