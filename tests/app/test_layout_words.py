@@ -37,6 +37,8 @@ def test_the_tasks_panel_keeps_a_usable_width_after_a_small_window_and_a_restart
     window.resize(780, 700)                 # back to a size this screen holds
     qtbot.wait(50)
     assert window.tasks_dock.width() >= 250
+    # a window that fits a small screen: a long graph legend does not make it wider
+    assert window.minimumSizeHint().width() <= 800
     window.close()                          # the layout is saved
     again = make_window(str(example))
     qtbot.waitUntil(lambda: again.tasks_dock.isVisible(), timeout=2000)
@@ -69,7 +71,7 @@ def test_the_why_column_is_not_cut_at_the_default_size(qtbot, window, example):
     header = view.horizontalHeader()
     right = header.sectionPosition(Column.WHY) + header.sectionSize(Column.WHY)
     assert right <= view.viewport().width()
-    assert header.sectionSize(Column.WHY) >= 150
+    assert header.sectionSize(Column.WHY) >= 120
 
 
 def test_a_name_cut_short_keeps_its_item_and_elides_the_folder(qtbot, window, example):

@@ -14,7 +14,7 @@ from ..names import fit_name, split_name
 from ..selection import Selection
 
 ORIGIN = "table"
-MIN_WHY = 150            # px: the Why column is never fitted narrower
+MIN_WHY = 120            # px: the Why column is never fitted narrower
 
 
 class NameDelegate(QStyledItemDelegate):
@@ -75,7 +75,7 @@ class TaskTablePane(QWidget):
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
-        widths = {Column.NAME: 160, Column.STATE: 86, Column.WHY: 240, Column.LAST: 70,
+        widths = {Column.NAME: 170, Column.STATE: 80, Column.WHY: 240, Column.LAST: 70,
                   Column.ESTIMATE: 70, Column.RESOURCES: 120, Column.OUTPUTS: 84}
         for col, w in widths.items():
             self.view.setColumnWidth(col, w)
