@@ -226,3 +226,18 @@ def test_the_log_has_a_header_times_and_the_last_attempt_of_an_up_to_date_task(
     assert "up to date in this run" in log.heading.text() and "from history" in log.heading.text()
     assert log.text.toPlainText() == live    # a quiet success keeps its echo
     assert "exit 0" in log.info.text()
+
+
+def test_the_status_texts_do_not_run_into_each_other(qtbot, window, example):
+    window.open_path(str(example))
+    window.actions["run_default"].trigger()
+    wait_run_over(qtbot, window)
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    status = window.status
+    fm = status.eta.fontMetrics()
+    eta_end = (status.eta.geometry().left() + status.eta.contentsMargins().left()
+               + fm.horizontalAdvance(status.eta.text()))
+    capacity_start = status.capacity.geometry().left() + status.capacity.contentsMargins().left()
+    assert status.eta.text().startswith("succeeded in")
+    assert capacity_start - eta_end >= 12
