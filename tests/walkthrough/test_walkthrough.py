@@ -80,8 +80,9 @@ class Desktop:
         out = self.xdotool("search", "--onlyvisible", "--name", name, check=False)
         return out.split()
 
-    def open(self, path: Path) -> None:
-        self.app = subprocess.Popen([sys.executable, "-m", "gristmill", str(path)], env=self.env,
+    def open(self, path: Path | None) -> None:
+        args = [str(path)] if path is not None else []
+        self.app = subprocess.Popen([sys.executable, "-m", "gristmill", *args], env=self.env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_until(lambda: self.windows("Gristmill"), 30, "the app's window")
         self.window = self.windows("Gristmill")[0]
@@ -155,6 +156,10 @@ def desktop(tmp_path):
 
 def test_a_first_time_user_walks_through_the_app(desktop, tmp_path):
     shots = []
+    # 0. The welcome screen: recent workflows (none yet) and the examples with their blurbs.
+    desktop.open(None)
+    shots.append(desktop.shot("00-welcome"))
+    desktop.close_app()
     # 1. The bundled example, opened, trusted and run with F5.
     example = tmp_path / "pipeline"
     shutil.copytree(REPO / "resources" / "examples" / "pipeline", example,

@@ -92,6 +92,7 @@ class WelcomeView(QWidget):
         self.recent.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # a long path keeps its end
         self.examples.setWordWrap(True)                              # a blurb is read whole
         self.examples.setResizeMode(QListView.ResizeMode.Adjust)
+        self.examples.setSpacing(3)                                  # wrapped items stay apart
         card = QFrame(self)
         card.setObjectName("welcome-card")
         card.setMaximumWidth(820)
