@@ -349,3 +349,9 @@ def test_the_app_without_libxcb_cursor_names_what_to_install():
     assert "libxcb-cursor0" in said and "gristmill run" in said
     assert display_problem({"DISPLAY": ":0"}, "linux", find_library=lambda name: "x.so") is None
     assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+
+
+def test_an_unknown_target_gets_did_you_mean(pipeline):
+    # (checked for issue 19: as unknown keys do)
+    p = gristmill("run", "-C", pipeline, "reprt")
+    assert p.returncode == 2 and "(did you mean 'report'?)" in p.stderr
