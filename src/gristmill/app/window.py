@@ -288,7 +288,6 @@ class MainWindow(QMainWindow):
             return False
         opened = self.open_path(str(copy))
         if opened:      # the copy is where the user's changes go: say where it is
-            self.statusBar().showMessage(f"Opened a copy of the example “{Path(folder).name}” in {copy}", 30000)
             self.example_copy.setText(f"Example copy: {copy}")
             self.example_copy.setToolTip(f"Your copy of the bundled example “{Path(folder).name}”: "
                                          f"change and run it there; the bundled one stays as it was.\n{copy}")
