@@ -162,7 +162,8 @@ def test_the_welcome_view_says_where_an_example_copy_is_and_shows_full_recent_pa
     examples.itemActivated.emit(item)
     copy = window.bench.workflow.root
     assert window.example_copy.isVisible() or not window.isVisible()
-    assert str(copy) in window.example_copy.text()
+    assert window.example_copy.text().startswith("Example copy: ")
+    assert str(copy) in window.example_copy.toolTip()
 
 
 def test_the_theme_preference_switches_the_palette(qtbot, window):

@@ -37,6 +37,7 @@ TICK_MS = 250
 TASKS_DOCK_W = 440       # leaves the board's eight columns room in a 1280-pixel window
 TASKS_DOCK_MIN_W = 260   # a name, a state and the start of why: never a 70-pixel sliver
 LOG_DOCK_MIN_H = 110     # the log's heading and a few lines
+EXAMPLE_COPY_W = 300     # px: the status bar's note of where the example copy is (all of it in its tooltip)
 
 
 class MainWindow(QMainWindow):
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
         self.dialogs: dict[str, QDialog] = {}
         self._close_after_run = False
         self._error_shown = False
+        self._example_root: str | None = None     # the example copy opened last, if any
         theme.apply_theme(self.settings.preferences.theme)
         self._init_window()
         self._init_actions()
@@ -288,7 +290,9 @@ class MainWindow(QMainWindow):
             return False
         opened = self.open_path(str(copy))
         if opened:      # the copy is where the user's changes go: say where it is
-            self.example_copy.setText(f"Example copy: {copy}")
+            self._example_root = str(copy)
+            self.example_copy.setText(self.example_copy.fontMetrics().elidedText(
+                f"Example copy: {copy}", Qt.TextElideMode.ElideMiddle, EXAMPLE_COPY_W))
             self.example_copy.setToolTip(f"Your copy of the bundled example “{Path(folder).name}”: "
                                          f"change and run it there; the bundled one stays as it was.\n{copy}")
             self.example_copy.show()
@@ -310,7 +314,7 @@ class MainWindow(QMainWindow):
 
     def _workflow_loaded(self, workflow: Workflow) -> None:
         self.banner.hide()
-        if not self.example_copy.text().endswith(str(workflow.root)):
+        if self._example_root != str(workflow.root):
             self.example_copy.hide()
         self._error_shown = False
         self._show_workbench()
