@@ -185,6 +185,7 @@ def test_the_theme_preference_switches_the_palette(qtbot, window):
         assert theme.is_dark(QApplication.palette()) == theme.is_dark(before)
     finally:
         QApplication.setPalette(before)
+        theme._system_palette = None        # the next test's app starts as the system's
 
 
 def test_a_bad_save_from_another_editor_is_told_by_the_banner_alone(qtbot, window, example):

@@ -52,7 +52,8 @@ class MainWindow(QMainWindow):
         self._close_after_run = False
         self._error_shown = False
         self._example_root: str | None = None     # the example copy opened last, if any
-        theme.apply_theme(self.settings.preferences.theme)
+        if self.settings.preferences.theme != "system":   # the system's palette is already the app's
+            theme.apply_theme(self.settings.preferences.theme)
         self._init_window()
         self._init_actions()
         self._init_views()
