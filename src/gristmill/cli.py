@@ -93,7 +93,10 @@ def _packing(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gristmill", description="Run multi-step workflows incrementally and in "
-                "parallel. With no subcommand, opens the desktop app.")
+                "parallel. With no subcommand, opens the desktop app (on PATH: a folder or a "
+                "workflow file).",
+                usage="gristmill [PATH]\n       gristmill [-h] [--version] "
+                      "{run,watch,plan,graph,history,doctor} ...")
     p.add_argument("--version", action="version", version=f"gristmill {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="what would run, in order, and why")
     _common(pl)
     pl.add_argument("targets", nargs="*", metavar="TARGET")
-    pl.add_argument("-a", "--all", action="store_true", help="list up-to-date tasks too")
+    pl.add_argument("-a", "--all", action="store_true", help="list the tasks that are up to date too")
     pl.add_argument("--force", action="store_true")
     pl.add_argument("-B", "--force-all", action="store_true",
                     help="as if every task the targets need were out of date")
@@ -944,14 +947,11 @@ def cmd_history(args) -> int:
             return 0
         # Every workflow's runs: a column says whose each one is (its folder).
         where = {r.id: _workflow_column(r.workflow_path) for r in runs} if args.all else {}
-        wide = max((len(w) for w in where.values()), default=0)
-        wide = max(wide, len("workflow")) if args.all else 0
-        head = f"{'workflow':<{wide}}  " if args.all else ""
-        print(f"{'run':<24} {head}{'started':<19} {'duration':>9}  {'status':<11} {'tasks':<28} targets")
+        rows = []
         for r in runs:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
             dur = format_duration(r.duration) if r.duration is not None else ""
-            counts = ", ".join(f"{v} {k}" for k, v in (r.counts or {}).items() if v)
+            counts = r.counts_text
             targets = " ".join(r.targets[:4]) if r.targets else "(default)"
             if len(r.targets) > 4:
                 targets += f" (+{len(r.targets) - 4} more)"
@@ -959,8 +959,15 @@ def cmd_history(args) -> int:
                 from .core.watch.loop import describe
                 targets += (f"  [{r.started_by}: {describe(list(r.changed))} changed]"
                             if r.changed else f"  [{r.started_by}]")
-            column = f"{where[r.id]:<{wide}}  " if args.all else ""
-            print(f"{r.id:<24} {column}{started:<19} {dur:>9}  {r.status.value:<11} {counts:<28} {targets}")
+            rows.append((r.id, where.get(r.id, ""), started, dur, r.status.value, counts, targets))
+        head = ("run", "workflow", "started", "duration", "status", "tasks", "targets")
+        # Each column as wide as its widest cell, so every row lines up under its heading.
+        widths = [max(len(row[i]) for row in rows + [head]) for i in range(len(head))]
+        right = {3}                      # durations line up on their last digit
+        for row in [head] + rows:
+            cells = [(c.rjust(widths[i]) if i in right else c.ljust(widths[i]))
+                     for i, c in enumerate(row) if args.all or i != 1]
+            print("  ".join(cells[:-1]) + "  " + row[-1])
         return 0
     finally:
         history.close()
@@ -982,7 +989,37 @@ def _workflow_column(path: str) -> str:
     return shown
 
 
+# What the app needs on Linux beside Python's packages (the README lists the same).
+LINUX_APP_LIBRARIES = ("libxcb-cursor0", "libxkbcommon-x11-0", "libxcb-icccm4", "libxcb-keysyms1",
+                       "libxcb-shape0", "libegl1", "libfontconfig1", "libdbus-1-3")
+
+
+def display_problem(environ=os.environ, platform: str = sys.platform,
+                    find_library=None) -> str | None:
+    """Why the desktop app cannot start here, in one line, or None. On Linux Qt aborts
+    (exit 134) with no display, or with xcb but without libxcb-cursor; this says so first."""
+    if not platform.startswith("linux"):
+        return None
+    qpa = environ.get("QT_QPA_PLATFORM", "")
+    if qpa and not qpa.startswith("xcb"):
+        return None                      # offscreen, wayland, vnc…: Qt is told what to use
+    if not environ.get("DISPLAY") and not (environ.get("WAYLAND_DISPLAY") and not qpa):
+        return ("gristmill: no display to open the app on (DISPLAY is not set); "
+                "use `gristmill run` here, or start it where there is a display")
+    if find_library is None:
+        import ctypes.util
+        find_library = ctypes.util.find_library
+    if not environ.get("WAYLAND_DISPLAY") and find_library("xcb-cursor") is None:
+        return ("gristmill: the app cannot open a window: libxcb-cursor is missing; install "
+                + " ".join(LINUX_APP_LIBRARIES) + " (or use `gristmill run`)")
+    return None
+
+
 def open_app(path: str | None) -> int:
+    problem = display_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from .app.main import run_app
     return run_app(path)
 

@@ -52,7 +52,7 @@ def test_eliding_an_item_keeps_what_its_siblings_do_not_share():
     # the group keeps its name while the distinct part fits beside it
     paths = {"s": [f"summarise[data/raw/{x}.csv]" for x in ("birds", "harbour", "hilltop", "meadow")]}
     affixes = group_affixes(paths, short=False)["s"]
-    assert fit_name("summarise[data/raw/birds.csv]", len, 24, affixes) == "summarise[…aw/birds.csv]"
+    assert fit_name("summarise[data/raw/birds.csv]", len, 24, affixes) == "summarise[…/birds.csv]"
     assert fit_name("summarise[data/raw/birds.csv]", len, 40, affixes) == "summarise[data/raw/birds.csv]"
     # nothing distinct to keep, or not even room for it: a plain middle elision
     assert elide_item("harbour.csv", *common_affixes(["harbour.csv", "birds.csv"]), within(6)) == "har…sv"

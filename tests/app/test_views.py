@@ -242,8 +242,9 @@ def test_an_empty_log_says_why_it_is_empty(qtbot, tmp_path):
     log.set_source(PastLogSource([AttemptRecord("r", "a", 1, 0.0, 1.0, 1.0, Outcome.SUCCEEDED, 0,
                                                 None, 0, "touch a", "", (), gone, "")]))
     log.show_task("a")
-    assert log.text.toPlainText() == ""
-    assert log.text.placeholderText() == "This attempt printed nothing."
+    # it printed nothing but its command echo, which the log shows (issue 19), with a header
+    assert log.text.toPlainText() == "touch a"
+    assert log.info.text() == "$ touch a · exit 0 · 1.0 s"
 
 
 def test_a_run_start_greys_what_is_outside_it_in_the_graph_legend(qtbot, tmp_path):

@@ -120,7 +120,7 @@ def test_a_run_is_recorded_and_queried_back(history: History, workflow: str):
     assert run.started == 1000.0 and run.ended == events[-1].time
     assert run.duration == pytest.approx(events[-1].time - 1000.0)
     assert dict(run.counts) == {"done": 2, "failed": 1, "up-to-date": 1, "skipped": 1}
-    assert run.counts_text == "2 done, 1 failed, 1 up-to-date, 1 skipped"
+    assert run.counts_text == "2 done, 1 failed, 1 up to date, 1 skipped"
     assert run.pid == os.getpid() and run.hostname == socket.gethostname()
     assert run.log_path == "/logs/runs/r1.jsonl"
     assert history.runs() == [run]

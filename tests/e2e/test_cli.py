@@ -300,3 +300,58 @@ def test_a_workflow_of_phony_tasks_alone_runs_every_task(tmp_path):
     p = gristmill("run", "-C", tmp_path)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "said").read_text() == "hi\nbye\n"
+
+
+def test_a_folder_with_no_workflow_is_named_without_a_line_and_column(tmp_path):
+    p = gristmill("run", "-C", tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip() == (f"{tmp_path}: no workflow file here: expected gristmill.toml, "
+                                "gristmill.json or a Makefile")
+
+
+def test_help_names_the_path_the_app_opens():
+    p = gristmill("--help")
+    assert p.returncode == 0
+    assert p.stdout.startswith("usage: gristmill [PATH]\n")
+
+
+def test_history_columns_line_up_whatever_the_counts(tmp_path):
+    # a run whose counts ("12 done, 10 failed, 10 skipped") are wider than a short one's
+    toml = "".join(f'[tasks.ok{i}]\ncmd = "true"\nphony = true\n' for i in range(12))
+    toml += "".join(f'[tasks.bad{i}]\ncmd = "exit 3"\noutputs = ["b{i}"]\n'
+                    f'[tasks.later{i}]\ncmd = "true"\nphony = true\ninputs = ["b{i}"]\n'
+                    for i in range(10))
+    (tmp_path / "gristmill.toml").write_text(toml)
+    gristmill("run", "-C", tmp_path, "ok0")
+    every = [f"ok{i}" for i in range(12)] + [f"later{i}" for i in range(10)]
+    gristmill("run", "-C", tmp_path, "-k", "-j", "4", *every)
+    lines = gristmill("history", "-C", tmp_path).stdout.splitlines()
+    head, rows = lines[0], lines[1:]
+    assert len(rows) == 2
+    for column in ("status", "tasks", "targets"):
+        at = head.index(column)
+        for row in rows:   # each row's cell starts under its heading, after a space
+            assert row[at - 1] == " " and row[at] != " ", (column, head, row)
+
+
+def test_the_app_with_no_display_says_so_in_one_line_and_exits_2(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    p = gristmill(tmp_path, env=env, timeout=60)
+    assert p.returncode == 2, p.stderr
+    [line] = p.stderr.splitlines()
+    assert "no display" in line and "gristmill run" in line
+
+
+def test_the_app_without_libxcb_cursor_names_what_to_install():
+    from gristmill.cli import display_problem
+    said = display_problem({"DISPLAY": ":0"}, "linux", find_library=lambda name: None)
+    assert "libxcb-cursor0" in said and "gristmill run" in said
+    assert display_problem({"DISPLAY": ":0"}, "linux", find_library=lambda name: "x.so") is None
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+
+
+def test_an_unknown_target_gets_did_you_mean(pipeline):
+    # (checked for issue 19: as unknown keys do)
+    p = gristmill("run", "-C", pipeline, "reprt")
+    assert p.returncode == 2 and "(did you mean 'report'?)" in p.stderr

@@ -177,6 +177,11 @@ def refresh_icons(actions: Mapping[str, QAction]) -> None:
             actions[spec.id].setIcon(icons.icon(spec.icon))
 
 
+def tip(action_id: str) -> str:
+    """The tooltip an action was made with."""
+    return next(spec.tip for spec in ACTIONS if spec.id == action_id)
+
+
 def update_enabled(actions: Mapping[str, QAction], conditions: Mapping[str, bool]) -> None:
     for spec in ACTIONS:
         if spec.enabled_when:

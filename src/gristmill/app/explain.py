@@ -91,9 +91,9 @@ def explain(workflow: Workflow, graph: TaskGraph, decisions: Mapping[str, Decisi
         out.append((heading, "\n".join(f"• {r.message}" for r in d.reasons) or "• no reason recorded"))
     if run is not None and run.state is not None and plan:
         out.append(("In the plan (dry run)", "would run" if run.state is TaskState.WAITING
-                    else run.state.value.replace("-", " ")))
+                    else run.state.words))
     elif run is not None and run.state is not None:
-        state = run.state.value
+        state = run.state.words
         if run.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED) and run.exit_code is not None:
             state += f" (exit code {run.exit_code}, attempt {run.attempt})"
         text = state

@@ -92,12 +92,30 @@ def fit_name(name: str, measure: Callable[[str], int], width: int,
         return _elide_middle(name, fits(width))
     group, item = parts
     rest = width - measure(f"{group}[]")
+    base = short_item(item)
+    folder_cut = ELLIPSIS + "/" + base if base != item else ""
+    if folder_cut and _distinct_in_base(item, base, affixes):
+        # The item's own name is what tells it apart: keep it whole, elide its folder.
+        if measure(folder_cut) <= rest:
+            return f"{group}[{folder_cut}]"
+        room = width * group_share
+        if measure(group) > room:
+            short_group = _elide_right(group, fits(room))
+            if measure(folder_cut) <= width - measure(f"{short_group}[]"):
+                return f"{short_group}[{folder_cut}]"
     if measure(distinct_part(item, *affixes)) > rest:      # the group gives way, to a share of the room
         room = width * group_share
         if measure(group) > room:
             group = _elide_right(group, fits(room))
         rest = width - measure(f"{group}[]")
     return f"{group}[{elide_item(item, *affixes, fits(rest))}]"
+
+
+def _distinct_in_base(item: str, base: str, affixes: tuple[int, int]) -> bool:
+    """Whether what the siblings do not share lies within the item's base name (they are
+    files of one folder), or nothing is known of the siblings."""
+    prefix, _suffix = affixes
+    return prefix >= len(item) - len(base) or affixes == (0, 0)
 
 
 def elide_item(item: str, prefix: int, suffix: int, fits: Callable[[str], bool]) -> str:
@@ -122,6 +140,10 @@ def elide_item(item: str, prefix: int, suffix: int, fits: Callable[[str], bool])
         hi += 1
     while lo > 0 and fits(text(lo - 1, hi)):              # then the shared start, backwards
         lo -= 1
+    # A path is cut at a folder, never inside one: `…/harbour.csv`, not `…w/harbour.csv`.
+    slash = item.find("/", lo, prefix)
+    if 0 < lo < prefix and item[lo] != "/" and slash >= 0:
+        lo = slash
     return text(lo, hi)
 
 

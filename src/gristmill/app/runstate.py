@@ -102,15 +102,23 @@ class LogBook:
     def __init__(self, task_limit: int = TASK_LOG_LIMIT, run_limit: int = RUN_LOG_LIMIT):
         self._task_limit = task_limit
         self._by_attempt: dict[tuple[str, int], deque[str]] = {}
+        self._times: dict[tuple[str, int], deque[float]] = {}     # when each line came
         self.run: deque[tuple[str, int, str]] = deque(maxlen=run_limit)
+        self.run_times: deque[float] = deque(maxlen=run_limit)
 
     def add(self, line: OutputLine) -> None:
         key = (line.task, line.attempt)
         buf = self._by_attempt.get(key)
         if buf is None:
             buf = self._by_attempt[key] = deque(maxlen=self._task_limit)
+            self._times[key] = deque(maxlen=self._task_limit)
         buf.append(line.text)
+        self._times[key].append(line.time)
         self.run.append((line.task, line.attempt, line.text))
+        self.run_times.append(line.time)
+
+    def times(self, task: str, attempt: int) -> list[float]:
+        return list(self._times.get((task, attempt), ()))
 
     def lines(self, task: str, attempt: int) -> list[str]:
         return list(self._by_attempt.get((task, attempt), ()))

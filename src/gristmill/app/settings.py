@@ -29,6 +29,7 @@ class Preferences:
     run_on: str = "here"        # where runs go: "here", "dask" (a scheduler), "cluster"
     dask_address: str = ""      # the scheduler for "dask", e.g. tcp://host:8786
     cluster_kind: str = "local"  # the cluster started for each run for "cluster"
+    theme: str = "system"       # "system" (follow it), "light" or "dark"
 
     @classmethod
     def from_dict(cls, data: object) -> "Preferences":

@@ -101,3 +101,33 @@ def dark_palette() -> QPalette:
     for r in (role.WindowText, role.Text, role.ButtonText):
         p.setColor(disabled, r, QColor("#6f757d"))
     return p
+
+
+THEMES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+_system_palette: QPalette | None = None
+
+
+def light_palette() -> QPalette:
+    """The style's own light palette."""
+    app = QApplication.instance()
+    return app.style().standardPalette() if app is not None else QPalette()
+
+
+def apply_theme(choice: str) -> None:
+    """The app's palette for a theme preference: dark, light, or the system's own (the
+    palette the app started with)."""
+    global _system_palette
+    app = QApplication.instance()
+    if app is None:
+        return
+    if _system_palette is None:
+        if choice not in ("dark", "light"):
+            return                       # never changed: the app's palette is the system's
+        _system_palette = QPalette(app.palette())
+    if choice == "dark":
+        palette = dark_palette()
+    elif choice == "light":
+        palette = (_system_palette if not is_dark(_system_palette) else light_palette())
+    else:
+        palette = _system_palette
+    app.setPalette(palette)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget,
+from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
@@ -15,7 +15,7 @@ from gristmill.core.record.history import History
 from gristmill.core.workflow import Workflow
 
 from . import actions as act
-from . import icons, prompts, resources
+from . import icons, prompts, resources, theme
 # The dialogs (and tomlkit, behind the task editor) are imported when first opened:
 # none is needed for the first paint, and the window must show quickly.
 from .models.history import STATUS_TEXT, bars_from_attempts, format_time
@@ -30,11 +30,14 @@ from .views.status import RunStatusWidgets
 from .views.task_table import TaskTablePane
 from .views.timeline import TimelinePane, clock
 from .views.welcome import WelcomeView
-from .workbench import Workbench, copy_example
+from .workbench import Workbench, copy_example, example_copies
 
 APP_NAME = "Gristmill"
 TICK_MS = 250
 TASKS_DOCK_W = 440       # leaves the board's eight columns room in a 1280-pixel window
+TASKS_DOCK_MIN_W = 260   # a name, a state and the start of why: never a 70-pixel sliver
+LOG_DOCK_MIN_H = 110     # the log's heading and a few lines
+EXAMPLE_COPY_W = 300     # px: the status bar's note of where the example copy is (all of it in its tooltip)
 
 
 class MainWindow(QMainWindow):
@@ -43,11 +46,14 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.selection = Selection(self)
         self.bench = Workbench(self.settings, history, window=self, parent=self)
-        self.live_log = SessionLogSource(self.bench.run, self.bench.latest_attempts)
+        self.live_log = SessionLogSource(self.bench.run, self.bench.latest_attempts, self._command_of)
         self.past_run_id: str | None = None
         self.dialogs: dict[str, QDialog] = {}
         self._close_after_run = False
         self._error_shown = False
+        self._example_root: str | None = None     # the example copy opened last, if any
+        if self.settings.preferences.theme != "system":   # the system's palette is already the app's
+            theme.apply_theme(self.settings.preferences.theme)
         self._init_window()
         self._init_actions()
         self._init_views()
@@ -57,6 +63,11 @@ class MainWindow(QMainWindow):
         self._connect_signals()
         self._restore_layout()
         self.show_welcome()
+
+    def _command_of(self, name: str) -> str:
+        wf = self.bench.workflow
+        task = wf.tasks.get(name) if wf is not None else None
+        return "\n".join(task.commands) if task is not None else ""
 
     # -- assembly ----------------------------------------------------------------------
 
@@ -137,6 +148,8 @@ class MainWindow(QMainWindow):
                                         None, a["edit_task"], a["cancel_task"]])
         self.log = LogPane(self)
         self.log.set_source(self.live_log)
+        self.table.setMinimumWidth(TASKS_DOCK_MIN_W)
+        self.log.setMinimumHeight(LOG_DOCK_MIN_H)
         self.tasks_dock = self._dock("Tasks", "dock-tasks", self.table, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.log_dock = self._dock("Log", "dock-log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.tasks_dock], [TASKS_DOCK_W], Qt.Orientation.Horizontal)
@@ -173,6 +186,12 @@ class MainWindow(QMainWindow):
         self.notice.setObjectName("run-notice")
         self.statusBar().addPermanentWidget(self.notice)
         self.notice.hide()
+        # Where the open example's writable copy is (shown while that copy is open).
+        self.example_copy = QLabel(self)
+        self.example_copy.setObjectName("example-copy")
+        self.example_copy.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.statusBar().addPermanentWidget(self.example_copy)
+        self.example_copy.hide()
         self.ticker = QTimer(self)
         self.ticker.setInterval(TICK_MS)
 
@@ -202,22 +221,40 @@ class MainWindow(QMainWindow):
         self.ticker.timeout.connect(self._tick)
 
     def _restore_layout(self) -> None:
+        """The layout saved at the last close, unless it no longer fits this screen (a
+        smaller monitor, another resolution): then the default one. The docks' minimum
+        sizes hold either way (no Tasks panel of 70 px)."""
         geometry = self.settings.window_state("geometry")
         state = self.settings.window_state("state")
-        if geometry:
-            self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
+        if not geometry or not self._saved_size_fits():
+            return
+        self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
         if state:
             self.restoreState(QByteArray.fromBase64(state.encode()))
 
+    def _saved_size_fits(self) -> bool:
+        size = self.settings.window_state("size")
+        screen = self.screen() or QApplication.primaryScreen()
+        if not size or screen is None:
+            return False
+        try:
+            w, h = (int(n) for n in size.split("x"))
+        except ValueError:
+            return False
+        room = screen.availableGeometry()
+        return 0 < w <= room.width() and 0 < h <= room.height()
+
     def _save_layout(self) -> None:
+        normal = self.normalGeometry() if self.isMaximized() or self.isFullScreen() else self.geometry()
         self.settings.set_window_state(geometry=bytes(self.saveGeometry().toBase64()).decode(),
-                                       state=bytes(self.saveState().toBase64()).decode())
+                                       state=bytes(self.saveState().toBase64()).decode(),
+                                       size=f"{normal.width()}x{normal.height()}")
 
     # -- opening -------------------------------------------------------------------------
 
     def show_welcome(self) -> None:
         self.welcome.set_recent([p for p in self.settings.recent if Path(p).exists()])
-        self.welcome.set_examples(resources.examples())
+        self.welcome.set_examples(resources.examples(), example_copies())
         self.stack.setCurrentWidget(self.welcome)
         self._refresh_status()
         self.tasks_dock.hide()
@@ -260,7 +297,15 @@ class MainWindow(QMainWindow):
         except OSError as e:
             prompts.notify(self, prompts.NOTICE, "Could not copy the example", str(e))
             return False
-        return self.open_path(str(copy))
+        opened = self.open_path(str(copy))
+        if opened:      # the copy is where the user's changes go: say where it is
+            self._example_root = str(copy)
+            self.example_copy.setText(self.example_copy.fontMetrics().elidedText(
+                f"Example copy: {copy}", Qt.TextElideMode.ElideMiddle, EXAMPLE_COPY_W))
+            self.example_copy.setToolTip(f"Your copy of the bundled example “{Path(folder).name}”: "
+                                         f"change and run it there; the bundled one stays as it was.\n{copy}")
+            self.example_copy.show()
+        return opened
 
     def reload(self) -> None:
         self._error_shown = False
@@ -278,6 +323,8 @@ class MainWindow(QMainWindow):
 
     def _workflow_loaded(self, workflow: Workflow) -> None:
         self.banner.hide()
+        if self._example_root != str(workflow.root):
+            self.example_copy.hide()
         self._error_shown = False
         self._show_workbench()
         self.setWindowTitle(f"{workflow.name} — {APP_NAME}")
@@ -310,7 +357,9 @@ class MainWindow(QMainWindow):
             self.warnings.clear()
             self.show_current_run()
             self._refresh_status()
-        if not self._error_shown:
+        # A workflow that loaded before and broke (a bad save in another editor) is told by
+        # the banner alone, over its last good state: no dialog on top of it.
+        if not kept and not self._error_shown:
             self._error_shown = True
             prompts.notify(self, prompts.WORKFLOW_ERROR, "The workflow could not be loaded", message)
         self._update_actions()
@@ -526,6 +575,7 @@ class MainWindow(QMainWindow):
 
     def _preferences_changed(self) -> None:
         self.run_on.refresh()
+        theme.apply_theme(self.settings.preferences.theme)
         self.bench.prune_history()
         self._refresh_status()
 
@@ -607,6 +657,17 @@ class MainWindow(QMainWindow):
             act.SELECTION: bool(self.selection.names),
             act.EDITABLE: wf is not None and wf.kind == "toml",
         })
+        # A disabled Edit Task says why where the reason is the workflow's kind.
+        for key in ("edit_task", "add_task"):
+            action = self.actions[key]
+            tip = act.tip(key)
+            if wf is not None and wf.kind != "toml":
+                kind = "a Makefile" if wf.kind == "make" else f"a {wf.path.name}"
+                tip = (f"{tip.split(' in gristmill.toml')[0]}: only a gristmill.toml's tasks can be "
+                       f"edited here; this workflow is {kind} — edit {wf.path.name} in your editor "
+                       "(Gristmill reloads it when you save)")
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange:

@@ -851,9 +851,14 @@ def clean_task(wf: Workflow) -> Task | None:
     return None
 
 
+def example_copies() -> Path:
+    """Where the bundled examples' writable copies go."""
+    return paths.data_dir() / "examples"
+
+
 def copy_example(source: Path) -> Path:
     """A writable copy of a bundled example under the data dir (made once, then reused)."""
-    dest = paths.data_dir() / "examples" / source.name
+    dest = example_copies() / source.name
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, dest, ignore=shutil.ignore_patterns("build", "__pycache__", ".gristmill"))

@@ -11,13 +11,16 @@ SHOWN_ERRORS = 20       # errors of a file listed in one report; the rest are co
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """A place in a file a user wrote. Lines and columns count from 1."""
+    """A place in a file a user wrote. Lines and columns count from 1; line 0 is the
+    path itself (a folder, a missing file): printed as the path alone."""
 
     path: str
     line: int = 1
     col: int = 1
 
     def __str__(self) -> str:
+        if self.line <= 0:
+            return self.path
         return f"{self.path}:{self.line}:{self.col}"
 
 

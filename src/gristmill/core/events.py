@@ -30,6 +30,11 @@ class TaskState(enum.Enum):
     CANCELLED = "cancelled"        # the user cancelled this task alone; the run went on
 
     @property
+    def words(self) -> str:
+        """The state as a user reads it: "up to date", never the id's "up-to-date"."""
+        return self.value.replace("-", " ")
+
+    @property
     def finished(self) -> bool:
         return self in (TaskState.DONE, TaskState.FAILED, TaskState.SKIPPED, TaskState.UP_TO_DATE,
                         TaskState.CANCELLED)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 from gristmill.core.sizes import parse_size
 
 from ..settings import Preferences, Settings
+from ..theme import THEMES
 
 
 class PreferencesDialog(QDialog):
@@ -58,6 +59,11 @@ class PreferencesDialog(QDialog):
         self.keep_runs.setSpecialValueText("All")
         self.keep_runs.setSuffix(" runs")
         self.keep_runs.setToolTip("Keep at most this many runs")
+        self.theme = QComboBox(self)
+        self.theme.setObjectName("pref-theme")
+        for key, title in THEMES.items():
+            self.theme.addItem(title, key)
+        self.theme.setToolTip("Light or dark colours, or whichever the system uses")
         self.mem_error = QLabel(self)
         self.mem_error.setStyleSheet("color: #d0493e")
         self.mem_error.hide()
@@ -94,6 +100,9 @@ class PreferencesDialog(QDialog):
         hint = QLabel("A workflow's own [capacity] section takes precedence.", self)
         hint.setEnabled(False)
         form.addRow("", hint)
+        look = QGroupBox("Appearance", self)
+        lform = QFormLayout(look)
+        lform.addRow("Theme:", self.theme)
         history = QGroupBox("History", self)
         hform = QFormLayout(history)
         hform.addRow("Keep runs for:", self.keep_days)
@@ -110,6 +119,7 @@ class PreferencesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(where)
         layout.addWidget(run)
+        layout.addWidget(look)
         layout.addWidget(history)
         layout.addWidget(trust)
         layout.addWidget(self.buttons)
@@ -133,12 +143,13 @@ class PreferencesDialog(QDialog):
         from ..views.run_on import index_of
         self.run_on.setCurrentIndex(index_of(self.run_on, p.run_on, p.cluster_kind))
         self.dask_address.setText(p.dask_address)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(p.theme)))
 
     def preferences(self) -> Preferences:
         return replace(self.settings.preferences, jobs=self.jobs.value(), cpu=float(self.cpu.value()),
                        mem=self.mem.text().strip(), gpu=self.gpu.value(),
                        keep_days=self.keep_days.value(), keep_runs=self.keep_runs.value(),
-                       **self._run_on())
+                       theme=self.theme.currentData() or "system", **self._run_on())
 
     def _run_on(self) -> dict:
         run_on, kind = self.run_on.currentData()

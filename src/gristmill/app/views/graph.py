@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QPainter, QPainterPath, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QMenu, QStyle, QStyleOptionGraphicsItem,
+                               QHBoxLayout, QLabel, QMenu, QSizePolicy, QStyle, QStyleOptionGraphicsItem,
                                QToolButton, QVBoxLayout, QWidget)
 
 from gristmill.core.events import TaskState
@@ -222,6 +222,8 @@ class GraphPane(QWidget):
         bar.setContentsMargins(6, 4, 6, 0)
         self.info = QLabel(self)
         self.info.setObjectName("graph-info")
+        # A long legend never widens the window nor squeezes the Tasks panel (issue 19).
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar.addWidget(self.info, 1)
         self.fit_button = self._tool_button("fit", "Fit to view", "Show the whole graph (Ctrl+0)")
         self.zoom_in_button = self._tool_button("", "+", "Zoom in (or use the mouse wheel)")
@@ -369,6 +371,7 @@ class GraphPane(QWidget):
             if parts:
                 text += " · greyed, outside the run: " + ", ".join(parts)
         self.info.setText(text)
+        self.info.setToolTip(text)
 
     # -- selection ----------------------------------------------------------------------
 

@@ -14,8 +14,11 @@ from PySide6.QtGui import QColor, QFontDatabase, QKeySequence, QShortcut, QTextC
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QSizePolicy, QTextEdit, QToolButton, QVBoxLayout, QWidget)
 
-from gristmill.core.events import OutputLine
+import time
+
+from gristmill.core.events import Outcome, OutputLine, TaskState
 from gristmill.core.record.history import AttemptRecord, RunRecord
+from gristmill.core.sizes import format_duration
 
 from ..names import shown
 from ..past_logs import TaskAttempts
@@ -38,6 +41,46 @@ class LogSource(Protocol):
     def running(self, task: str, attempt: int) -> bool: ...   # that attempt has not ended
 
 
+def stamp(t: float) -> str:
+    """A line's time, as the log shows it with Times on: ``14:03:07.250``."""
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def header_text(command: str, outcome: Outcome | None, exit_code: int | None,
+                duration: float | None, running: bool) -> str:
+    """The log's header of one attempt: ``$ python report.py · exit 0 · 0.3 s``."""
+    parts = []
+    if command:
+        first, *more = command.splitlines() or [""]
+        parts.append(f"$ {first}{' …' if more else ''}")
+    if running:
+        parts.append("running" + (f" for {format_duration(duration)}" if duration else ""))
+    elif outcome is not None or exit_code is not None:
+        how = f"exit {exit_code}" if exit_code is not None else "no exit status (killed)"
+        if outcome is not None and outcome is not Outcome.SUCCEEDED:
+            how = f"{outcome.value}, {how}"
+        parts.append(how)
+        if duration is not None:
+            parts.append(format_duration(duration))
+    return " · ".join(parts)
+
+
+def quiet_echo(attempt: AttemptRecord) -> list[str]:
+    """The output a recorded attempt's log file holds, or, for a success that printed
+    nothing (no file), the command echo the live view showed."""
+    lines = read_log(attempt.log_path)
+    if not lines and attempt.outcome is Outcome.SUCCEEDED and attempt.command:
+        return attempt.command.splitlines()
+    return lines
+
+
+def past_header(attempt: AttemptRecord | None) -> str:
+    if attempt is None:
+        return ""
+    return header_text(attempt.command, attempt.outcome, attempt.exit_code, attempt.duration,
+                       running=False)
+
+
 def past_heading(task: str, attempt: AttemptRecord | None, run: RunRecord) -> str:
     """``report — attempt 1 (succeeded, exit 0) · run 20251122-103102-ab12cd``."""
     if attempt is None:
@@ -51,11 +94,30 @@ def past_heading(task: str, attempt: AttemptRecord | None, run: RunRecord) -> st
 class LiveLogSource:
     """The run of this session, from the lines kept in memory."""
 
-    def __init__(self, run: RunState):
+    def __init__(self, run: RunState, commands: Callable[[str], str] | None = None):
         self.run = run
+        self._commands = commands or (lambda _task: "")
 
     def live(self, task: str) -> bool:
         return True
+
+    def header(self, task: str, attempt: int) -> str:
+        """The command, exit status and duration of one attempt of this run."""
+        if not attempt:
+            return ""
+        bar = next((b for b in reversed(self.run.bars) if b.task == task and b.attempt == attempt), None)
+        command = self._commands(task)
+        if bar is None:
+            return header_text(command, None, None, None, running=True)
+        running = bar.end is None
+        end = bar.end if bar.end is not None else time.time()
+        return header_text(command, bar.outcome, bar.exit_code, end - bar.start, running)
+
+    def task_times(self, task: str, attempt: int) -> list[float] | None:
+        return self.run.log.times(task, attempt)
+
+    def run_times(self) -> list[float] | None:
+        return list(self.run.log.run_times)
 
     def running(self, task: str, attempt: int) -> bool:
         tr = self.run.tasks.get(task)
@@ -66,7 +128,7 @@ class LiveLogSource:
             return f"{task} — attempt {attempt}"
         tr = self.run.tasks.get(task)
         if tr is not None and tr.state is not None:
-            return f"{task} — {tr.state.value}; it has not started in this run"
+            return f"{task} — {tr.state.words}; it has not started in this run"
         return f"{task} — has not run"
 
     def attempts(self, task: str) -> list[int]:
@@ -77,7 +139,15 @@ class LiveLogSource:
         return sorted(found)
 
     def task_lines(self, task: str, attempt: int) -> list[str]:
-        return self.run.log.lines(task, attempt)
+        lines = self.run.log.lines(task, attempt)
+        if not lines and self._succeeded_quietly(task, attempt):
+            return self._commands(task).splitlines()     # the command echo, as history keeps it
+        return lines
+
+    def _succeeded_quietly(self, task: str, attempt: int) -> bool:
+        bar = next((b for b in reversed(self.run.bars) if b.task == task and b.attempt == attempt), None)
+        return bar is not None and bar.outcome is Outcome.SUCCEEDED
+
 
     def run_lines(self) -> list[tuple[str, int, str]]:
         return list(self.run.log.run)
@@ -110,14 +180,26 @@ def read_log(path: str, limit: int = MAX_BLOCKS) -> list[str]:
 class SessionLogSource(LiveLogSource):
     """The run of this session; for a task outside it (or before any run), its latest attempts from history."""
 
-    def __init__(self, run: RunState, latest: Callable[[str], TaskAttempts | None]):
-        super().__init__(run)
+    def __init__(self, run: RunState, latest: Callable[[str], TaskAttempts | None],
+                 commands: Callable[[str], str] | None = None):
+        super().__init__(run, commands)
         self._latest = latest
 
     def _past(self, task: str) -> TaskAttempts | None:
-        if task in self.run.tasks:          # in the run shown: its live output, even before it starts
-            return None
+        tr = self.run.tasks.get(task)
+        if tr is not None and not (tr.state is TaskState.UP_TO_DATE and not tr.attempt):
+            return None         # in the run shown: its live output, even before it starts
+        # outside the run, or up to date in it: its last recorded attempt
         return self._latest(task)
+
+    def header(self, task: str, attempt: int) -> str:
+        past = self._past(task)
+        if past is not None:
+            return past_header(past.attempt(attempt))
+        return super().header(task, attempt)
+
+    def task_times(self, task: str, attempt: int) -> list[float] | None:
+        return None if self._past(task) is not None else super().task_times(task, attempt)
 
     def live(self, task: str) -> bool:
         return task in self.run.tasks
@@ -132,13 +214,16 @@ class SessionLogSource(LiveLogSource):
         past = self._past(task)
         if past is not None:
             a = past.attempt(attempt)
-            return read_log(a.log_path) if a is not None else []
+            return quiet_echo(a) if a is not None else []
         return super().task_lines(task, attempt)
 
     def heading(self, task: str, attempt: int) -> str:
         past = self._past(task)
         if past is not None:
-            return past_heading(task, past.attempt(attempt), past.run) + " (from history)"
+            tr = self.run.tasks.get(task)
+            up = "up to date in this run; " if tr is not None else ""
+            return (f"{past_heading(task, past.attempt(attempt), past.run)} "
+                    f"({up}from history)")
         if task not in self.run.tasks:
             if self.run.status is None:
                 return f"{task} — no run yet in this session, and none recorded"
@@ -160,6 +245,9 @@ class PastLogSource:
     def running(self, task: str, attempt: int) -> bool:
         return False
 
+    def header(self, task: str, attempt: int) -> str:
+        return past_header(self._attempts.get((task, attempt)))
+
     def heading(self, task: str, attempt: int) -> str:
         if self._run is not None:
             return past_heading(task, self._attempts.get((task, attempt)), self._run)
@@ -170,7 +258,7 @@ class PastLogSource:
 
     def task_lines(self, task: str, attempt: int) -> list[str]:
         a = self._attempts.get((task, attempt))
-        return read_log(a.log_path) if a is not None else []
+        return quiet_echo(a) if a is not None else []
 
     def run_lines(self) -> list[tuple[str, int, str]]:
         out: list[tuple[str, int, str]] = []
@@ -212,6 +300,15 @@ class LogPane(QWidget):
         self.next_button.setText("↓")
         self.next_button.setToolTip("Next match (Enter)")
         self.matches = QLabel(self)
+        self.times = QCheckBox("Times", self)
+        self.times.setObjectName("log-times")
+        self.times.setToolTip("Show when each line of this session's runs came (history keeps no times)")
+        self.info = QLabel(self)
+        self.info.setObjectName("log-header")
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.info.hide()
         self.follow = QCheckBox("Follow", self)
         self.follow.setChecked(True)
         self.follow.setToolTip("Keep the newest output in view")
@@ -231,11 +328,16 @@ class LogPane(QWidget):
         bar.addWidget(self.prev_button)
         bar.addWidget(self.next_button)
         bar.addWidget(self.matches)
+        bar.addWidget(self.times)
         bar.addWidget(self.follow)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(bar)
+        info_row = QHBoxLayout()
+        info_row.setContentsMargins(8, 0, 4, 0)
+        info_row.addWidget(self.info)
+        layout.addLayout(info_row)
         layout.addWidget(self.text, 1)
         self._shift_enter = QShortcut(QKeySequence("Shift+Return"), self.search)
         self._shift_enter.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -250,6 +352,7 @@ class LogPane(QWidget):
         self.prev_button.clicked.connect(lambda: self.find(backward=True))
         self.text.verticalScrollBar().valueChanged.connect(self._scrolled)
         self.follow.toggled.connect(lambda on: on and self._to_end())
+        self.times.toggled.connect(lambda _on: self.reload())
 
     # -- what to show -----------------------------------------------------------------
 
@@ -276,8 +379,20 @@ class LogPane(QWidget):
         self.attempt = self.attempt_box.itemData(index) or 0
         self.reload()
 
+    def _set_header(self, text: str) -> None:
+        text = shown(text)
+        self.info.setText(text)
+        self.info.setToolTip(text)
+        self.info.setVisible(bool(text))
+
+    def _stamped(self, lines: list[str], times: list[float] | None) -> list[str]:
+        if not self.times.isChecked() or not times or len(times) != len(lines):
+            return lines
+        return [f"{stamp(t)}  {line}" for t, line in zip(times, lines)]
+
     def reload(self) -> None:
         self.attempt_box.setVisible(False)          # shown below when the task has attempts
+        self._set_header("")
         src = self.source
         if src is None:
             self._set_text([], "")
@@ -287,7 +402,8 @@ class LogPane(QWidget):
             self._set_text(plan, "Plan (dry run): what would run, in run order, and why")
             return
         if self.whole_run:
-            lines = [f"[{t}] {text}" for t, _a, text in src.run_lines()]
+            lines = self._stamped([f"[{t}] {text}" for t, _a, text in src.run_lines()],
+                                  getattr(src, "run_times", lambda: None)())
             self._set_text(lines, "Output of every task, in order", "No task has printed anything yet.")
             return
         if self.task is None:
@@ -306,6 +422,9 @@ class LogPane(QWidget):
         self.attempt_box.setVisible(bool(attempts))
         self.attempt_box.setEnabled(len(attempts) > 1)
         lines = src.task_lines(self.task, self.attempt) if self.attempt else []
+        if self.attempt:
+            lines = self._stamped(lines, getattr(src, "task_times", lambda *_: None)(self.task, self.attempt))
+            self._set_header(getattr(src, "header", lambda *_: "")(self.task, self.attempt))
         self._set_text(lines, src.heading(self.task, self.attempt), self._empty_text())
 
     def _empty_text(self) -> str:
@@ -325,6 +444,8 @@ class LogPane(QWidget):
             self.reload()           # its first attempt started: show it
         else:
             self.text.setPlaceholderText(self._empty_text())
+            if self.attempt and self.source is not None:      # its exit status and time
+                self._set_header(getattr(self.source, "header", lambda *_: "")(self.task, self.attempt))
 
     def _set_text(self, lines: list[str], heading: str, empty: str = NO_TASK) -> None:
         heading = shown(heading)
@@ -340,15 +461,17 @@ class LogPane(QWidget):
         """New live output from one batch: one insertion, whatever the number of lines."""
         if self.source is None or not lines:
             return
+        stamped = self.times.isChecked()
         if self.whole_run:
-            chosen = [f"[{ln.task}] {ln.text}" for ln in lines]
+            chosen = [(f"{stamp(ln.time)}  " if stamped else "") + f"[{ln.task}] {ln.text}" for ln in lines]
         elif self.task is not None and self.source.live(self.task):
             newest = max((ln.attempt for ln in lines if ln.task == self.task), default=0)
             if newest > self.attempt:        # a retry started: switch to it
                 self.attempt = newest
                 self.reload()
                 return
-            chosen = [ln.text for ln in lines if ln.task == self.task and ln.attempt == self.attempt]
+            chosen = [(f"{stamp(ln.time)}  " if stamped else "") + ln.text
+                      for ln in lines if ln.task == self.task and ln.attempt == self.attempt]
         else:
             chosen = []
         if not chosen:

@@ -15,6 +15,9 @@ from .. import theme
 from ..runstate import Estimate, RunState
 
 
+GAP = 14          # px between two status texts
+
+
 def eta_words(est: Estimate) -> str:
     """The time left in words, saying when it is a guess (tasks with no history)."""
     if not est.guessed:
@@ -46,6 +49,8 @@ class RunStatusWidgets:
         self.capacity.setToolTip("Capacity in use by running tasks, of what this machine offers")
         for w in (self.counts, self.progress, self.eta, self.capacity):
             bar.addPermanentWidget(w)
+        for label in (self.counts, self.eta, self.capacity):
+            label.setContentsMargins(GAP // 2, 0, GAP // 2, 0)   # texts never run into each other
 
     def update(self, run: RunState, estimates: Mapping[str, float], capacity: Capacity | None,
                now: float | None = None) -> None:

@@ -14,6 +14,7 @@ from ..names import fit_name, split_name
 from ..selection import Selection
 
 ORIGIN = "table"
+MIN_WHY = 120            # px: the Why column is never fitted narrower
 
 
 class NameDelegate(QStyledItemDelegate):
@@ -74,10 +75,11 @@ class TaskTablePane(QWidget):
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
-        widths = {Column.NAME: 180, Column.STATE: 92, Column.WHY: 240, Column.LAST: 70,
+        widths = {Column.NAME: 170, Column.STATE: 80, Column.WHY: 240, Column.LAST: 70,
                   Column.ESTIMATE: 70, Column.RESOURCES: 120, Column.OUTPUTS: 84}
         for col, w in widths.items():
             self.view.setColumnWidth(col, w)
+        self._why_fitted = True      # until the user sizes a column: Why ends at the pane's edge
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -86,6 +88,8 @@ class TaskTablePane(QWidget):
         layout.addWidget(self.view)
 
     def _connect_signals(self) -> None:
+        self._fitting = False
+        self.view.horizontalHeader().sectionResized.connect(self._section_resized)
         self.filter.textChanged.connect(self.proxy.set_text)
         self.view.selectionModel().selectionChanged.connect(self._view_selection_changed)
         self.view.doubleClicked.connect(
@@ -94,6 +98,32 @@ class TaskTablePane(QWidget):
         self._selection.changed.connect(self._shared_selection_changed)
         self._model.modelReset.connect(lambda: self._shared_selection_changed(
             self._selection.names, ""))
+
+    def _section_resized(self, column: int, _old: int, _new: int) -> None:
+        if not self._fitting:
+            self._why_fitted = False
+
+    def fit_why(self) -> None:
+        """The Why column as wide as the room left beside Name and State (never under
+        ``MIN_WHY``): at the default size it is read whole, not cut at the pane's edge;
+        the columns after it are a scroll away."""
+        if not self._why_fitted:
+            return
+        header = self.view.horizontalHeader()
+        room = self.view.viewport().width() - header.sectionPosition(Column.WHY)
+        self._fitting = True
+        try:
+            self.view.setColumnWidth(Column.WHY, max(MIN_WHY, room))
+        finally:
+            self._fitting = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_why()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.fit_why()
 
     def set_context_actions(self, actions: Sequence[QAction]) -> None:
         self._context_actions = actions

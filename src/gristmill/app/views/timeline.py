@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QT
 from gristmill.core.sizes import format_duration
 
 from .. import theme
-from ..names import short_name
+from ..names import fit_name, group_affixes, short_name, split_name
 from ..runstate import Bar
 from ..selection import Selection
 
@@ -26,6 +26,7 @@ LANE_H = 24
 AXIS_H = 24
 GUTTER = 64
 ORIGIN = "timeline"
+MIN_SPAN = 0.01          # seconds: the shortest axis a run with bars gets
 OUTCOME_WORDS = {None: "running"}
 
 
@@ -70,6 +71,7 @@ class TimelineCanvas(QWidget):
         self.zoom = 1.0
         self.selected: set[str] = set()
         self.lane_names: list[str] = []
+        self._affixes: dict[str, tuple[int, int]] = {}
 
     def set_bars(self, bars: Sequence[Bar], t0: float | None, t1: float | None, now: float | None,
                  lanes: Sequence[str] = ()) -> None:
@@ -84,10 +86,27 @@ class TimelineCanvas(QWidget):
         starts = [b.start for b in self.bars]
         self.t0 = t0 if t0 is not None else (min(starts) if starts else 0.0)
         ends = [b.end for b in self.bars if b.end is not None]
-        last = max([self.t0 + 1.0] + ends + ([now] if now else []) + ([t1] if t1 else []))
+        # The axis is as long as the run (a 303 ms run is not drawn as a second).
+        floor = self.t0 + (MIN_SPAN if self.bars else 1.0)
+        last = max([floor] + ends + ([now] if now else []) + ([t1] if t1 else []))
         self.t1 = last
         self.now = now
+        groups: dict[str, list[str]] = {}
+        for b in self.bars:
+            parts = split_name(b.task)
+            if parts is not None:
+                groups.setdefault(parts[0], []).append(b.task)
+        self._affixes = group_affixes({g: sorted(set(n)) for g, n in groups.items()}, short=True)
         self.update()
+
+    def label(self, b: Bar, metrics, width: int) -> str:
+        """A bar's text in ``width``: its short name, eliding what its fan-out siblings share
+        (``tidy[birds.csv]`` among ``tidy[….csv]`` keeps ``birds``)."""
+        parts = split_name(b.task)
+        affixes = self._affixes.get(parts[0], (0, 0)) if parts else (0, 0)
+        attempt = f" (#{b.attempt})" if b.attempt > 1 else ""
+        room = width - metrics.horizontalAdvance(attempt)
+        return fit_name(short_name(b.task), metrics.horizontalAdvance, room, affixes) + attempt
 
     def lanes(self) -> int:
         """Slot lanes and GPU rows."""
@@ -184,9 +203,8 @@ class TimelineCanvas(QWidget):
         painter.drawRoundedRect(r, 3, 3)
         if r.width() > 40:
             painter.setPen(theme.text_on(color))
-            label = short_name(b.task) + (f" (#{b.attempt})" if b.attempt > 1 else "")
             painter.drawText(r.adjusted(4, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter,
-                             fm.elidedText(label, Qt.TextElideMode.ElideMiddle, int(r.width() - 7)))
+                             self.label(b, fm, int(r.width() - 7)))
 
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+from PySide6.QtWidgets import (QFrame, QGridLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton,
                                QVBoxLayout, QHBoxLayout, QWidget)
 
 from .. import icons
@@ -27,7 +27,9 @@ def describe_example(folder: Path) -> str:
                 break
             text.append(line.lstrip("#").strip())
         blurb = " ".join(t for t in text if t).split(". ")[0].split(":")[0]
-        return blurb[:80]
+        if len(blurb) > 140:               # a long first sentence ends at a word, said so
+            blurb = blurb[:140].rsplit(" ", 1)[0] + "…"
+        return blurb
     return ""
 
 
@@ -86,6 +88,11 @@ class WelcomeView(QWidget):
         for lst in (self.recent, self.examples):
             lst.setMaximumHeight(260)
             lst.setAlternatingRowColors(True)
+            lst.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.recent.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # a long path keeps its end
+        self.examples.setWordWrap(True)                              # a blurb is read whole
+        self.examples.setResizeMode(QListView.ResizeMode.Adjust)
+        self.examples.setSpacing(3)                                  # wrapped items stay apart
         card = QFrame(self)
         card.setObjectName("welcome-card")
         card.setMaximumWidth(820)
@@ -114,17 +121,20 @@ class WelcomeView(QWidget):
         self.recent.clear()
         for p in paths:
             path = Path(p)
-            item = QListWidgetItem(f"{path.parent.name}/{path.name}")
+            item = QListWidgetItem(str(path))        # the full path: two "src/Makefile" differ
             item.setToolTip(str(path))
             item.setData(ROLE_PATH, str(path))
             self.recent.addItem(item)
         self.recent_empty.setVisible(not paths)
 
-    def set_examples(self, folders: Sequence[Path]) -> None:
+    def set_examples(self, folders: Sequence[Path], copies: Path | None = None) -> None:
+        """``copies``: the folder the examples' writable copies go to (said in each tooltip)."""
         self.examples.clear()
         for folder in folders:
             blurb = describe_example(folder)
             item = QListWidgetItem(f"{folder.name} — {blurb}" if blurb else folder.name)
-            item.setToolTip(f"Opens a copy of the bundled example “{folder.name}” that you can change and run")
+            where = f" (in {copies / folder.name})" if copies is not None else ""
+            item.setToolTip(f"Opens a copy of the bundled example “{folder.name}”{where} "
+                            "that you can change and run")
             item.setData(ROLE_PATH, str(folder))
             self.examples.addItem(item)

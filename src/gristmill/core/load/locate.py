@@ -78,10 +78,10 @@ def workflow_file(path: str | Path) -> Path:
             found = find_workflow_file(p)
             if found is None:
                 raise WorkflowError("no workflow file here: expected gristmill.toml, "
-                                    "gristmill.json or a Makefile", path=str(p))
+                                    "gristmill.json or a Makefile", path=str(p), line=0, col=0)
             p = found
         elif not p.exists():
-            raise WorkflowError("no such file or folder", path=str(p))
+            raise WorkflowError("no such file or folder", path=str(p), line=0, col=0)
         else:
             kind = kind_of(p.stat().st_mode)
             if kind is not None:

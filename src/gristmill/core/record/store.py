@@ -324,7 +324,7 @@ class RunRecord:
     @property
     def counts_text(self) -> str:
         """"12 done, 1 failed" in TaskState order; "" before the run finished."""
-        return ", ".join(f"{n} {state}" for state, n in self.counts.items() if n)
+        return ", ".join(f"{n} {state.replace('-', ' ')}" for state, n in self.counts.items() if n)
 
 
 @dataclass(frozen=True, slots=True)
