@@ -94,7 +94,11 @@ class Recorder:
             if name is None:
                 continue
             if isinstance(e, TaskStateChanged):
-                out.setdefault(name, []).append(("state", e.state))
+                seq = out.setdefault(name, [])
+                # A READY again with why it still waits (what holds the capacity) depends
+                # on timing, not on the executor: one READY is the story.
+                if not (seq and seq[-1] == ("state", e.state) and e.state is TaskState.READY):
+                    seq.append(("state", e.state))
             elif isinstance(e, OutputLine):
                 out.setdefault(name, []).append(("line", e.text))
             elif isinstance(e, TaskFinished):
