@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QWidget
 
@@ -53,6 +53,9 @@ class RunOnSelector(QComboBox):
         super().__init__(parent)
         self.settings = settings
         self.setObjectName("run-on")
+        # A toolbar control, as the toolbar's buttons are: clicked, not in the Tab order of
+        # the page below (the welcome page starts at Open Folder for a keyboard user).
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setToolTip("Where runs go: this machine, the Dask scheduler set in Preferences, "
                         "or a cluster started for the run and closed when it ends")
         fill(self)
