@@ -1,7 +1,9 @@
 """The ``gristmill`` command: headless subcommands, or the app with none.
 
-Exit status: 0 success, 1 a task failed (or the run was cancelled), 2 a usage
-or workflow error. Errors are one line each, ``path:line:col: message``.
+Exit status: 0 success; 2 a usage or workflow error, or, for a Makefile, a failed
+build (as make's); 1 a failed task of a gristmill.toml or .json workflow, and
+``run -q``'s "something would run" (as make -q's). A cancelled run exits 128 plus
+the signal (130 for Ctrl-C). Errors are one line each, ``path:line:col: message``.
 """
 
 from __future__ import annotations
@@ -309,6 +311,11 @@ def cmd_run(args) -> int:
                 p.cancel()
             prefetch = []
     history = _settle_in(wf.root, wf.path, lock is not None)
+    if wf.kind == "make":
+        # make exports the command line's variables to every recipe's environment
+        # (`make install DESTDIR=/tmp/stage`: a helper script sees DESTDIR). They go in
+        # the environment the tasks inherit, not in each task's definition.
+        os.environ.update(variables)
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     if args.what_if:
         forced += _what_if(wf, args.what_if)
@@ -541,7 +548,11 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
             history.close()
     if interrupted:
         return 128 + interrupted[0]       # 130 Ctrl-C, 129 a closed terminal, 143 SIGTERM
-    return 1 if failed_turns else result.exit_code
+    if failed_turns or result.exit_code:
+        # make's status for a failed build is 2 (scripts and CI test it): a Makefile's run
+        # says the same; a gristmill.toml run keeps 1, apart from the 2 of a usage error.
+        return 2 if wf.kind == "make" else 1
+    return 0
 
 
 def _isatty(fd: int) -> bool:

@@ -30,7 +30,7 @@ from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.record.history import AttemptRecord, History, RunRecord
 from gristmill.core.record.runlock import RunLock, RunLocked
 from gristmill.core.record.retention import Retention
-from gristmill.core.load.loader import is_makefile
+from gristmill.core.load.loader import is_makefile, load_workflow
 from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
@@ -507,6 +507,16 @@ class Workbench(QObject):
         wf, graph = self.workflow, self.graph
         if wf is None or graph is None or self.busy:
             return False
+        if wf.kind == "make":
+            # Opening read the default goal's recipes only: make reads the Makefile for
+            # these goals now, as `make GOALS` would (their MAKECMDGOALS, their recipes).
+            try:
+                wf = load_workflow(wf.path, goals=targets)
+                graph = TaskGraph.of(wf)
+            except GristmillError as exc:
+                self.message.emit(f"The run did not start: {exc}")
+                self.runRefused.emit(str(exc))
+                return False
         prefs = self.settings.preferences
         started_by, changed, rerun = watch
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,

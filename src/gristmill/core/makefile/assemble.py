@@ -25,6 +25,8 @@ from .recording import clean_env
 _POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "busybox", "ash"}
 
 NOTPARALLEL_POOL = "make.notparallel"
+NOT_READ = ("gristmill: the recipe of '{}' was not read (it is not on the path of the goals "
+            "Gristmill read the Makefile for); run it by name")
 
 
 class WorkflowAssembler:
@@ -161,6 +163,14 @@ class WorkflowAssembler:
             commands = (f"printf '%s\\n' {shlex.quote(f.failing[rep])} >&2; exit 2",)
             shell = ("/bin/sh", "-c")
             recs = []
+        unread = not recs and rep not in f.failing and rep not in f.from_a and main is not None \
+            and any(rule.has_recipe for rule in main.rules)
+        if unread:
+            # Not among the goals read: its recipe was never expanded (reading runs no
+            # recipe's $(shell ...)). Running it reads the Makefile again with it as a
+            # goal; this stand-in only says so, should anything run it as it is.
+            commands = (f"printf '%s\\n' {shlex.quote(NOT_READ.format(rep))} >&2; exit 2",)
+            shell = ("/bin/sh", "-c")
         env: tuple[tuple[str, str], ...] = ()
         if recs:
             env, unset = clean_env(recs[0].env, f.base_env, f.user_vars, commands,
@@ -177,8 +187,8 @@ class WorkflowAssembler:
             resources = Resources(resources.cpu, resources.mem, resources.gpu,
                                   resources.pools + ((NOTPARALLEL_POOL, 1),), resources.gpu_mem)
         self._add(task_cautions(f, rep, main, recs, location, set(members)))
-        ignore = self._ignore_errors(rep, main, len(commands), location)
-        silent = bool(recs) and all(not rec.echoed for rec in recs)
+        ignore = (False,) if unread else self._ignore_errors(rep, main, len(commands), location)
+        silent = unread or (bool(recs) and all(not rec.echoed for rec in recs))
         said = f.recipe_info.get(rep)
         if said and rep not in f.failing and os.path.basename(shell_path) in _POSIX_SHELLS:
             # make prints a recipe's $(info ...) as it expands it, before the first command
