@@ -360,26 +360,29 @@ def test_generated_include_is_remade_for_real_as_make_does(tmp_path):
     assert any("'gen.mk' is a makefile with a rule" in m for m in messages(wf))
 
 
-def test_each_goal_is_read_with_the_makecmdgoals_make_gives_it(tmp_path):
-    write_makefile(tmp_path, """
+GOALS_MK = """
         ifneq ($(filter clean,$(MAKECMDGOALS)),)
         MODE = cleaning
         else
         MODE = building
         endif
         all:
-        > @echo all $(MODE) [$(MAKECMDGOALS)]
+        > @echo all $(MODE) [$(MAKECMDGOALS)] > $@.log
         test:
-        > @echo test $(MODE) [$(MAKECMDGOALS)]
+        > @echo test $(MODE) [$(MAKECMDGOALS)] > $@.log
         clean:
-        > @echo clean $(MODE) [$(MAKECMDGOALS)]
-        """)
-    assert load(tmp_path).tasks["all"].commands == ("echo all building []",)
-    assert load(tmp_path, goals=["test"]).tasks["test"].commands == ("echo test building [test]",)
+        > @echo clean $(MODE) [$(MAKECMDGOALS)] > $@.log
+        """
+
+
+def test_each_goal_is_read_with_the_makecmdgoals_make_gives_it(tmp_path):
+    write_makefile(tmp_path, GOALS_MK)
+    assert load(tmp_path).tasks["all"].commands == ("echo all building [] > all.log",)
+    assert load(tmp_path, goals=["test"]).tasks["test"].commands == ("echo test building [test] > test.log",)
     assert load(tmp_path, goals=["clean"]).tasks["clean"].commands == (
-        "echo clean cleaning [clean]",)
+        "echo clean cleaning [clean] > clean.log",)
     assert load(tmp_path, goals=["clean", "all"]).tasks["all"].commands == (
-        "echo all cleaning [clean all]",)
+        "echo all cleaning [clean all] > all.log",)
 
 
 def test_declaration_order_and_a_loadable_graph(tmp_path):
