@@ -31,6 +31,7 @@ from gristmill.core.record.history import AttemptRecord, History, RunRecord
 from gristmill.core.record.runlock import RunLock, RunLocked
 from gristmill.core.record.retention import Retention
 from gristmill.core.load.loader import is_makefile, load_workflow
+from gristmill.core.makefile.assemble import UNREAD_RECIPE
 from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
@@ -689,6 +690,9 @@ class Workbench(QObject):
 
     def _ask_clean_task(self, wf: Workflow, task: Task) -> None:
         commands = list(task.commands)
+        if wf.kind == "make" and task.description.startswith(UNREAD_RECIPE):
+            # Not read yet (reading runs no recipe that is not asked for): as written
+            commands = task.description.split("\n")[1:]
         if commands:
             shown = "\n".join(f"$ {c}" for c in commands[:5])
             if len(commands) > 5:

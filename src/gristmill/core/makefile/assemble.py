@@ -25,6 +25,7 @@ from .recording import clean_env
 _POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "busybox", "ash"}
 
 NOTPARALLEL_POOL = "make.notparallel"
+UNREAD_RECIPE = "its recipe, read from the Makefile when it runs:"
 NOT_READ = ("gristmill: the recipe of '{}' was not read (it is not on the path of the goals "
             "Gristmill read the Makefile for); run it by name")
 
@@ -213,7 +214,8 @@ class WorkflowAssembler:
             ignore_errors=ignore,
             silent=silent,
             shell=shell,
-            description=self._description(main),
+            description=(UNREAD_RECIPE + "".join("\n" + raw for raw in f.raw_recipe(main))
+                         if unread else self._description(main)),
             audit=hint.audit if hint else False,
             isolation=hint.isolation if hint else PROCESS,
         )
