@@ -153,7 +153,7 @@ class _Reader:
                        ["-f", self.name, "-f", str(self.noop), "-p", "-q", *self.user_vars, "--", _NOOP],
                        self.env)
         _, text = extract_database(run.stdout)
-        db = parse_database(text)
+        db = parse_database(text, light=True)
         self.recipe_prefix = (db.value(".RECIPEPREFIX") or "\t")[:1] or "\t"
         if run.returncode == 2:
             diags = parse_stderr(run.stderr, self.make.command)
