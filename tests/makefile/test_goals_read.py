@@ -97,3 +97,14 @@ def test_a_failed_build_exits_2_as_make_does(tmp_path, home):
         m, g = make(mk, *words), gm(folder, "run", *words)
         assert m.returncode == g.returncode == 2, (words, g.stderr)
         assert (mk / "good").exists() == (folder / "good").exists()
+
+
+def test_no_output_folder_is_made_that_make_would_not_make(tmp_path, home):
+    mk, folder = _twins(tmp_path, """
+        build/out.txt:
+        > mkdir build
+        > echo made > build/out.txt
+        """)
+    m, g = make(mk), gm(folder, "run")
+    assert m.returncode == g.returncode == 0, g.stdout + g.stderr
+    assert (folder / "build/out.txt").read_text() == (mk / "build/out.txt").read_text()
