@@ -35,6 +35,7 @@ class WorkflowAssembler:
         self.f = facts
         self.hints = HintBook(facts)
         self.warnings: list[WorkflowWarning] = list(facts.warnings)
+        self._shellflags = tuple(shlex.split(facts.db_read.value(".SHELLFLAGS") or "-c"))
 
     def warn(self, message: str, location: Location | None = None) -> None:
         self._add([WorkflowWarning(message, location)])
@@ -157,7 +158,7 @@ class WorkflowAssembler:
             is_phony = True      # a "::" rule with no prerequisites always runs
         shell_path = self._shell_for(main)
         commands = tuple(self._clean_command(rec.command, shell_path) for rec in recs)
-        flags = recs[0].flags if recs else tuple(shlex.split(f.db_read.value(".SHELLFLAGS") or "-c"))
+        flags = recs[0].flags if recs else self._shellflags
         shell: tuple[str, ...] = (shell_path, *flags)
         location = f.location(rep, main)
         if rep in f.failing:

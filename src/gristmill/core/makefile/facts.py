@@ -37,6 +37,7 @@ class MakeFacts:
     warnings: list[WorkflowWarning] = field(default_factory=list)
     recipe_info: dict[str, list[str]] = field(default_factory=dict)  # target -> $(info) of its recipe
     read_messages: list[str] = field(default_factory=list)  # what reading the Makefile printed
+    _rel: dict[str, str] = field(default_factory=dict, repr=False)   # rel(), once per name
 
     # -- places -----------------------------------------------------------------------
     def display(self, file: str) -> str:
@@ -49,9 +50,14 @@ class MakeFacts:
 
     def rel(self, name: str) -> str:
         """A make file name as a POSIX path relative to the workflow root."""
-        if os.path.isabs(name):
-            return Path(os.path.relpath(name, self.folder)).as_posix()
-        return posixpath.normpath(name)
+        known = self._rel.get(name)
+        if known is None:
+            if os.path.isabs(name):
+                known = Path(os.path.relpath(name, self.folder)).as_posix()
+            else:
+                known = posixpath.normpath(name)
+            self._rel[name] = known
+        return known
 
     def recipe_place(self, e: FileEntry | None) -> tuple[str, int] | None:
         """(file, line) of the rule whose recipe make runs for ``e``."""
