@@ -108,3 +108,17 @@ def test_no_output_folder_is_made_that_make_would_not_make(tmp_path, home):
     m, g = make(mk), gm(folder, "run")
     assert m.returncode == g.returncode == 0, g.stdout + g.stderr
     assert (folder / "build/out.txt").read_text() == (mk / "build/out.txt").read_text()
+
+
+def test_a_recipe_that_reads_the_disk_is_no_command_change_on_a_no_op(tmp_path, home):
+    mk, folder = _twins(tmp_path, """
+        all: out/a.txt
+        out/a.txt: in.txt
+        > $(if $(wildcard $(@D)),,mkdir -p $(@D))
+        > echo $(GREETING) > $@
+        """, **{"in.txt": "x\n"})
+    for words in ((), (), ("GREETING=hello",)):
+        m, g = make(mk, *words), gm(folder, "run", *words)
+        assert m.returncode == g.returncode == 0, g.stdout + g.stderr
+        assert ("echo" in m.stdout) == ("out/a.txt" in g.stdout), (words, m.stdout, g.stdout)
+        assert (folder / "out/a.txt").read_text() == (mk / "out/a.txt").read_text()
