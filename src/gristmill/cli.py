@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-B", "--force-all", action="store_true",
                     help="as if every task the targets need were out of date")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--warnings", action="store_true",
+                    help="print every warning of the workflow (a Makefile's are said once "
+                         "otherwise)")
     pl.add_argument("--on", action="append", default=[], metavar="CAPACITY",
                     help="predict how long the stale tasks take on CAPACITY: cpu=8,mem=32GB,"
                          "gpu=1 (keys left out are this machine's), a sweep such as cpu=1..32, "
@@ -249,9 +252,31 @@ def _load(args, variables: dict[str, str] | None = None,
     # first (on stderr when stdout carries JSON).
     for line in wf.messages:
         print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
-    for w in wf.warnings:
+    for w in _to_say(wf, getattr(args, "warnings", False)):
         print(f"gristmill: {w}", file=sys.stderr)
     return wf
+
+
+def _to_say(wf: Workflow, every: bool) -> list:
+    """The warnings to print: a Makefile's are said once each (until the words change),
+    not on every run; ``plan --warnings`` (``every``) and the app say them all."""
+    if wf.kind != "make" or every or not wf.warnings:
+        return list(wf.warnings)
+    from .core.paths import cache_dir
+    from .core.workflow import blake2b
+
+    def key(text: str) -> str:
+        return blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    try:
+        said_file = cache_dir() / f"said-{key(str(wf.path))}"
+        said = set(said_file.read_text().split()) if said_file.exists() else set()
+        keys = {key(str(w)): w for w in wf.warnings}
+        new = [w for k, w in keys.items() if k not in said]
+        if new:
+            said_file.write_text("\n".join(sorted(said | set(keys))) + "\n")
+        return new
+    except (OSError, UnicodeError):
+        return list(wf.warnings)
 
 
 def _history():

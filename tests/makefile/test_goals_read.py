@@ -10,7 +10,7 @@ import sys
 
 from make_harness import _PARENT, needs_make, snapshot
 from test_everyday import _twins, home, make  # noqa: F401  (home: a fixture)
-from test_make_loader import GOALS_MK
+from test_make_loader import GOALS_MK, write_makefile
 
 pytestmark = needs_make
 
@@ -122,3 +122,18 @@ def test_a_recipe_that_reads_the_disk_is_no_command_change_on_a_no_op(tmp_path, 
         assert m.returncode == g.returncode == 0, g.stdout + g.stderr
         assert ("echo" in m.stdout) == ("out/a.txt" in g.stdout), (words, m.stdout, g.stdout)
         assert (folder / "out/a.txt").read_text() == (mk / "out/a.txt").read_text()
+
+
+def test_a_makefiles_warnings_are_said_once_and_by_plan_warnings(tmp_path, home):
+    write_makefile(tmp_path / "w", """
+        all: lib.a
+        lib.a: a.o
+        > ar rcs $@ $?
+        a.o:
+        > touch $@
+        """)
+    first = gm(tmp_path / "w", "run")
+    assert first.returncode == 0 and "uses $?" in first.stderr
+    again = gm(tmp_path / "w", "run")
+    assert again.returncode == 0 and "warning" not in again.stderr
+    assert "uses $?" in gm(tmp_path / "w", "plan", "--warnings").stderr

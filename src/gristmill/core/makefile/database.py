@@ -85,11 +85,21 @@ class FileEntry:
 
     @property
     def prereqs(self) -> list[str]:
-        return _merge(r.prereqs for r in self.rules)
+        rules = self.rules
+        if len(rules) == 1:            # nearly every file: its one rule's list, as printed
+            names = rules[0].prereqs
+            if len(set(names)) == len(names):
+                return names
+        return _merge(r.prereqs for r in rules)
 
     @property
     def order_only(self) -> list[str]:
-        return _merge(r.order_only for r in self.rules)
+        rules = self.rules
+        if len(rules) == 1:
+            names = rules[0].order_only
+            if len(set(names)) == len(names):
+                return names
+        return _merge(r.order_only for r in rules)
 
     @property
     def has_recipe(self) -> bool:
