@@ -1,7 +1,9 @@
 """The ``gristmill`` command: headless subcommands, or the app with none.
 
-Exit status: 0 success, 1 a task failed (or the run was cancelled), 2 a usage
-or workflow error. Errors are one line each, ``path:line:col: message``.
+Exit status: 0 success; 2 a usage or workflow error, or, for a Makefile, a failed
+build (as make's); 1 a failed task of a gristmill.toml or .json workflow, and
+``run -q``'s "something would run" (as make -q's). A cancelled run exits 128 plus
+the signal (130 for Ctrl-C). Errors are one line each, ``path:line:col: message``.
 """
 
 from __future__ import annotations
@@ -168,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-B", "--force-all", action="store_true",
                     help="as if every task the targets need were out of date")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--warnings", action="store_true",
+                    help="print every warning of the workflow (a Makefile's are said once "
+                         "otherwise)")
     pl.add_argument("--on", action="append", default=[], metavar="CAPACITY",
                     help="predict how long the stale tasks take on CAPACITY: cpu=8,mem=32GB,"
                          "gpu=1 (keys left out are this machine's), a sweep such as cpu=1..32, "
@@ -255,9 +260,31 @@ def _load(args, variables: dict[str, str] | None = None,
     # first (on stderr when stdout carries JSON).
     for line in wf.messages:
         print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
-    for w in wf.warnings:
+    for w in _to_say(wf, getattr(args, "warnings", False)):
         print(f"gristmill: {w}", file=sys.stderr)
     return wf
+
+
+def _to_say(wf: Workflow, every: bool) -> list:
+    """The warnings to print: a Makefile's are said once each (until the words change),
+    not on every run; ``plan --warnings`` (``every``) and the app say them all."""
+    if wf.kind != "make" or every or not wf.warnings:
+        return list(wf.warnings)
+    from .core.paths import cache_dir
+    from .core.workflow import blake2b
+
+    def key(text: str) -> str:
+        return blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    try:
+        said_file = cache_dir() / f"said-{key(str(wf.path))}"
+        said = set(said_file.read_text().split()) if said_file.exists() else set()
+        keys = {key(str(w)): w for w in wf.warnings}
+        new = [w for k, w in keys.items() if k not in said]
+        if new:
+            said_file.write_text("\n".join(sorted(said | set(keys))) + "\n")
+        return new
+    except (OSError, UnicodeError):
+        return list(wf.warnings)
 
 
 def _history():
@@ -317,6 +344,11 @@ def cmd_run(args) -> int:
                 p.cancel()
             prefetch = []
     history = _settle_in(wf.root, wf.path, lock is not None)
+    if wf.kind == "make":
+        # make exports the command line's variables to every recipe's environment
+        # (`make install DESTDIR=/tmp/stage`: a helper script sees DESTDIR). They go in
+        # the environment the tasks inherit, not in each task's definition.
+        os.environ.update(variables)
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     if args.what_if:
         forced += _what_if(wf, args.what_if)
@@ -593,7 +625,11 @@ def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,
             history.close()
     if interrupted:
         return 128 + interrupted[0]       # 130 Ctrl-C, 129 a closed terminal, 143 SIGTERM
-    return 1 if failed_turns else result.exit_code
+    if failed_turns or result.exit_code:
+        # make's status for a failed build is 2 (scripts and CI test it): a Makefile's run
+        # says the same; a gristmill.toml run keeps 1, apart from the 2 of a usage error.
+        return 2 if wf.kind == "make" else 1
+    return 0
 
 
 def _isatty(fd: int) -> bool:

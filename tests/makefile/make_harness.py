@@ -127,7 +127,7 @@ def run_gristmill(folder: Path, goals: list[str], variables: dict[str, str], env
     from gristmill.core.makefile import load_makefile
 
     with environ(env):
-        wf = load_makefile(folder, variables or None)
+        wf = load_makefile(folder, variables or None, goals)
         bus = EventBus()
         started: list[str] = []
         lines: list[str] = []

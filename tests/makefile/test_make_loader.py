@@ -30,9 +30,9 @@ def write_makefile(folder: Path, text: str, name: str = "Makefile", **files: str
     return folder / name
 
 
-def load(folder: Path, variables=None, env=None):
+def load(folder: Path, variables=None, env=None, goals=()):
     with environ(env or {}):
-        return load_makefile(folder, variables)
+        return load_makefile(folder, variables, goals)
 
 
 def corpus(name: str, tmp_path: Path) -> Path:
@@ -144,8 +144,9 @@ def test_double_colon_rules(tmp_path):
     wf = load(corpus("double_colon", tmp_path))
     assert wf.tasks["log.txt"].commands == ('echo "from a" >> log.txt', 'echo "from b" >> log.txt')
     assert wf.tasks["log.txt"].inputs == ("a.in", "b.in")
-    assert wf.tasks["clean"].commands == ("rm -f log.txt", "echo cleaned")
     assert any("double-colon" in m and "log.txt" in m for m in messages(wf))
+    assert load(tmp_path / "double_colon", goals=["clean"]).tasks["clean"].commands == (
+        "rm -f log.txt", "echo cleaned")
 
 
 def test_includes_conditionals_and_default_goal(tmp_path):
@@ -320,7 +321,7 @@ def test_missing_prerequisite_outside_the_default_goal_is_a_warning(tmp_path):
         after-dist: dist
         > echo done
         """)
-    wf = load(tmp_path)
+    wf = load(tmp_path, goals=["after-dist"])
     w = [x for x in wf.warnings if "No rule to make target 'missing.txt'" in x.message]
     assert w and w[0].location.line == 4
     assert wf.tasks["dist"].inputs == ("missing.txt",)
@@ -336,11 +337,12 @@ def test_error_in_a_recipe_outside_the_default_goal_fails_that_task(tmp_path):
         > $(if $(TOKEN),,$(error TOKEN is not set))
         > echo $(TOKEN)
         """)
-    wf = load(tmp_path)
+    wf = load(tmp_path, goals=["check-env"])
     t = wf.tasks["check-env"]
     assert "TOKEN is not set" in t.commands[0] and "exit 2" in t.commands[0]
     assert any("TOKEN is not set" in w.message and w.location.line == 4 for w in wf.warnings)
-    assert load(tmp_path, {"TOKEN": "x"}).tasks["check-env"].commands == ("echo x",)
+    assert load(tmp_path, {"TOKEN": "x"}, goals=["check-env"]).tasks["check-env"].commands == (
+        "echo x",)
 
 
 def test_generated_include_is_remade_for_real_as_make_does(tmp_path):
@@ -358,18 +360,29 @@ def test_generated_include_is_remade_for_real_as_make_does(tmp_path):
     assert any("'gen.mk' is a makefile with a rule" in m for m in messages(wf))
 
 
-def test_makecmdgoals_is_mentioned(tmp_path):
-    write_makefile(tmp_path, """
-        ifeq ($(MAKECMDGOALS),clean)
+GOALS_MK = """
+        ifneq ($(filter clean,$(MAKECMDGOALS)),)
         MODE = cleaning
+        else
+        MODE = building
         endif
         all:
-        > @echo $(MODE)
+        > @echo all $(MODE) [$(MAKECMDGOALS)] > $@.log
+        test:
+        > @echo test $(MODE) [$(MAKECMDGOALS)] > $@.log
         clean:
-        > @echo $(MODE)
-        """)
-    wf = load(tmp_path)
-    assert any("MAKECMDGOALS" in m for m in messages(wf))
+        > @echo clean $(MODE) [$(MAKECMDGOALS)] > $@.log
+        """
+
+
+def test_each_goal_is_read_with_the_makecmdgoals_make_gives_it(tmp_path):
+    write_makefile(tmp_path, GOALS_MK)
+    assert load(tmp_path).tasks["all"].commands == ("echo all building [] > all.log",)
+    assert load(tmp_path, goals=["test"]).tasks["test"].commands == ("echo test building [test] > test.log",)
+    assert load(tmp_path, goals=["clean"]).tasks["clean"].commands == (
+        "echo clean cleaning [clean] > clean.log",)
+    assert load(tmp_path, goals=["clean", "all"]).tasks["all"].commands == (
+        "echo all cleaning [clean all] > all.log",)
 
 
 def test_declaration_order_and_a_loadable_graph(tmp_path):
@@ -475,8 +488,10 @@ def test_reading_never_runs_a_recipe(tmp_path):
     assert wf.tasks["b"].shell[0] == "/bin/dash"
     assert wf.tasks["c.x"].shell[0] == "/bin/bash"
     assert wf.tasks["all"].shell[0] == "/bin/bash"
-    assert wf.tasks["missing-file"].commands == ("touch RAN-default",)
     assert any("SHELL" in w.message and "'b'" in w.message for w in wf.warnings)
+    wf = load(tmp_path, goals=["other"])
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("RAN-")]
+    assert wf.tasks["missing-file"].commands == ("touch RAN-default",)
 
 
 def test_a_makefile_asking_for_parallel_jobs_is_still_read_one_command_at_a_time(tmp_path):

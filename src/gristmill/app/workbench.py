@@ -30,7 +30,8 @@ from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.record.history import AttemptRecord, History, RunRecord
 from gristmill.core.record.runlock import RunLock, RunLocked
 from gristmill.core.record.retention import Retention
-from gristmill.core.load.loader import is_makefile
+from gristmill.core.load.loader import is_makefile, load_workflow
+from gristmill.core.makefile.assemble import UNREAD_RECIPE
 from gristmill.core.sizes import parse_size
 from gristmill.core.decide.staleness import Decision, StalenessScan
 from gristmill.core.workflow import Task, Workflow
@@ -510,6 +511,16 @@ class Workbench(QObject):
         wf, graph = self.workflow, self.graph
         if wf is None or graph is None or self.busy:
             return False
+        if wf.kind == "make":
+            # Opening read the default goal's recipes only: make reads the Makefile for
+            # these goals now, as `make GOALS` would (their MAKECMDGOALS, their recipes).
+            try:
+                wf = load_workflow(wf.path, goals=targets)
+                graph = TaskGraph.of(wf)
+            except GristmillError as exc:
+                self.message.emit(f"The run did not start: {exc}")
+                self.runRefused.emit(str(exc))
+                return False
         prefs = self.settings.preferences
         started_by, changed, rerun = watch
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
@@ -713,6 +724,9 @@ class Workbench(QObject):
 
     def _ask_clean_task(self, wf: Workflow, task: Task) -> None:
         commands = list(task.commands)
+        if wf.kind == "make" and task.description.startswith(UNREAD_RECIPE):
+            # Not read yet (reading runs no recipe that is not asked for): as written
+            commands = task.description.split("\n")[1:]
         if commands:
             shown = "\n".join(f"$ {c}" for c in commands[:5])
             if len(commands) > 5:

@@ -239,6 +239,11 @@ class StalenessScan:
             hashes = history.definition_hashes(str(workflow.path))  # type: ignore[attr-defined]
         if untrusted is None and history is not None and hasattr(history, "untrusted"):
             untrusted = history.untrusted(str(workflow.path))  # type: ignore[attr-defined]
+        if workflow.kind == "make" and not os.environ.get("GRISTMILL_MAKE_COMMAND_CHANGES"):
+            # A Makefile is left to make's rules: a recipe whose text changed (one that
+            # reads the disk, `$(if $(wildcard $(@D)),,mkdir ...)`, or a changed NAME=VALUE)
+            # is no reason to run. GRISTMILL_MAKE_COMMAND_CHANGES=1 opts in to Gristmill's.
+            hashes = None
         self.hashes = hashes
         if content is None and history is not None and hasattr(history, "content_facts"):
             content = history.content_facts(str(workflow.path))  # type: ignore[attr-defined]

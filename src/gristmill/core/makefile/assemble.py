@@ -25,6 +25,9 @@ from .recording import clean_env
 _POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "busybox", "ash"}
 
 NOTPARALLEL_POOL = "make.notparallel"
+UNREAD_RECIPE = "its recipe, read from the Makefile when it runs:"
+NOT_READ = ("gristmill: the recipe of '{}' was not read (it is not on the path of the goals "
+            "Gristmill read the Makefile for); run it by name")
 
 
 class WorkflowAssembler:
@@ -32,6 +35,7 @@ class WorkflowAssembler:
         self.f = facts
         self.hints = HintBook(facts)
         self.warnings: list[WorkflowWarning] = list(facts.warnings)
+        self._shellflags = tuple(shlex.split(facts.db_read.value(".SHELLFLAGS") or "-c"))
 
     def warn(self, message: str, location: Location | None = None) -> None:
         self._add([WorkflowWarning(message, location)])
@@ -154,13 +158,21 @@ class WorkflowAssembler:
             is_phony = True      # a "::" rule with no prerequisites always runs
         shell_path = self._shell_for(main)
         commands = tuple(self._clean_command(rec.command, shell_path) for rec in recs)
-        flags = recs[0].flags if recs else tuple(shlex.split(f.db_read.value(".SHELLFLAGS") or "-c"))
+        flags = recs[0].flags if recs else self._shellflags
         shell: tuple[str, ...] = (shell_path, *flags)
         location = f.location(rep, main)
         if rep in f.failing:
             commands = (f"printf '%s\\n' {shlex.quote(f.failing[rep])} >&2; exit 2",)
             shell = ("/bin/sh", "-c")
             recs = []
+        unread = not recs and rep not in f.failing and rep not in f.from_a and main is not None \
+            and any(rule.has_recipe for rule in main.rules)
+        if unread:
+            # Not among the goals read: its recipe was never expanded (reading runs no
+            # recipe's $(shell ...)). Running it reads the Makefile again with it as a
+            # goal; this stand-in only says so, should anything run it as it is.
+            commands = (f"printf '%s\\n' {shlex.quote(NOT_READ.format(rep))} >&2; exit 2",)
+            shell = ("/bin/sh", "-c")
         env: tuple[tuple[str, str], ...] = ()
         if recs:
             env, unset = clean_env(recs[0].env, f.base_env, f.user_vars, commands,
@@ -177,8 +189,8 @@ class WorkflowAssembler:
             resources = Resources(resources.cpu, resources.mem, resources.gpu,
                                   resources.pools + ((NOTPARALLEL_POOL, 1),), resources.gpu_mem)
         self._add(task_cautions(f, rep, main, recs, location, set(members)))
-        ignore = self._ignore_errors(rep, main, len(commands), location)
-        silent = bool(recs) and all(not rec.echoed for rec in recs)
+        ignore = (False,) if unread else self._ignore_errors(rep, main, len(commands), location)
+        silent = unread or (bool(recs) and all(not rec.echoed for rec in recs))
         said = f.recipe_info.get(rep)
         if said and rep not in f.failing and os.path.basename(shell_path) in _POSIX_SHELLS:
             # make prints a recipe's $(info ...) as it expands it, before the first command
@@ -203,7 +215,8 @@ class WorkflowAssembler:
             ignore_errors=ignore,
             silent=silent,
             shell=shell,
-            description=self._description(main),
+            description=(UNREAD_RECIPE + "".join("\n" + raw for raw in f.raw_recipe(main))
+                         if unread else self._description(main)),
             audit=hint.audit if hint else False,
             isolation=hint.isolation if hint else PROCESS,
             check=hint.check if hint else "mtime",

@@ -15,8 +15,8 @@ _RUN_TIME_FUNCS = ("shell", "wildcard", "eval", "file")
 
 def task_cautions(f: MakeFacts, name: str, e: FileEntry | None, recs: list[Record],
                   location: Location | None, members: set[str]) -> list[WorkflowWarning]:
-    if e is None:
-        return []
+    if e is None or name not in f.from_a:
+        return []      # not on the path of the goals read: nothing to say on this run
     out: list[WorkflowWarning] = []
 
     def warn(message: str, where: Location | None = location) -> None:
@@ -49,7 +49,7 @@ def task_cautions(f: MakeFacts, name: str, e: FileEntry | None, recs: list[Recor
         v = inherited[0]
         warn(f"target-specific variable {v.name} of '{name}' also applies to its "
              f"prerequisites when make builds '{name}'; Gristmill gives each target the "
-             "commands make runs for it on the default goal's path",
+             "commands make runs for it on the path of the goals asked for",
              f.loc(v.file, v.line) if v.file and v.line else location)
     return out
 
@@ -93,11 +93,6 @@ def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[Wor
             if (file, h.line) not in used_hints:
                 out.append(WorkflowWarning("this gristmill hint is not on the line above a rule of any "
                                            "target; it applies to nothing", f.loc(file, h.line, h.col)))
-        if src.mentions_makecmdgoals and f.cmdgoals_b:
-            goals = " ".join(f.cmdgoals_b[:6]) + (" ..." if len(f.cmdgoals_b) > 6 else "")
-            out.append(WorkflowWarning("the Makefile reads MAKECMDGOALS: Gristmill read the default goal "
-                                       f"with it empty, and the other targets with MAKECMDGOALS='{goals}'",
-                                       f.loc(file, 1)))
     for m in f.remade_makefiles:
         out.append(WorkflowWarning(f"'{m}' is a makefile with a rule: Gristmill had make remake it while "
                                    "reading, as make does before every run", f.loc(f.makefile, 1)))

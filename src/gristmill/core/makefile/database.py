@@ -85,11 +85,21 @@ class FileEntry:
 
     @property
     def prereqs(self) -> list[str]:
-        return _merge(r.prereqs for r in self.rules)
+        rules = self.rules
+        if len(rules) == 1:            # nearly every file: its one rule's list, as printed
+            names = rules[0].prereqs
+            if len(set(names)) == len(names):
+                return names
+        return _merge(r.prereqs for r in rules)
 
     @property
     def order_only(self) -> list[str]:
-        return _merge(r.order_only for r in self.rules)
+        rules = self.rules
+        if len(rules) == 1:
+            names = rules[0].order_only
+            if len(set(names)) == len(names):
+                return names
+        return _merge(r.order_only for r in rules)
 
     @property
     def has_recipe(self) -> bool:
@@ -137,6 +147,8 @@ class Database:
 
 def split_names(text: str) -> list[str]:
     """Names as make prints them: separated by blanks, ``\\ `` is a literal blank."""
+    if "\\" not in text:
+        return [w for w in text.replace("\t", " ").split(" ") if w]
     out: list[str] = []
     cur: list[str] = []
     i = 0
@@ -172,7 +184,10 @@ def extract_database(stdout: str) -> tuple[str, str]:
     return stdout[:start], stdout[start:]
 
 
-def parse_database(text: str) -> Database:
+def parse_database(text: str, light: bool = False) -> Database:
+    """The data base make printed. ``light``: of the files, only those with
+    target-specific variables and the special targets (``.PHONY``, ``.NOTPARALLEL``...):
+    all a first read asks of it, at a fraction of the cost on a large Makefile."""
     db = Database()
     lines = text.split("\n")
     section = ""
@@ -194,6 +209,13 @@ def parse_database(text: str) -> Database:
         elif section == "Files":
             if line.strip() == "" or line.startswith("# files hash-table") or line.startswith("# Load="):
                 i += 1
+                continue
+            if light and line.partition(":")[0] not in SPECIAL_TARGETS and not _origin(line) and not (
+                    line == "# Not a target:" and i + 1 < n and _origin(lines[i + 1])):
+                try:
+                    i = lines.index("", i)      # the entry's end, found in C
+                except ValueError:
+                    break
                 continue
             i = _parse_file_entry(lines, i, db)
         elif section == "VPATH Search Paths":

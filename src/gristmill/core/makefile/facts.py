@@ -21,7 +21,7 @@ class MakeFacts:
     display_base: str                       # prefix for user-facing paths ("" or "dir/")
     db_read: Database                       # make's first read, with the Makefile's own SHELLs
     db_a: Database                          # the default goal's recording pass
-    db_b: Database | None                   # the other targets' recording pass
+    db_b: Database | None                   # unused: one recording pass (None)
     records: dict[str, list[Record]]        # target -> its commands (pass A wins)
     from_a: set[str]                        # files make handled in pass A
     real_shell: str
@@ -35,9 +35,9 @@ class MakeFacts:
     failing: dict[str, str] = field(default_factory=dict)   # target -> make's error text
     remade_makefiles: list[str] = field(default_factory=list)
     warnings: list[WorkflowWarning] = field(default_factory=list)
-    cmdgoals_b: list[str] = field(default_factory=list)     # MAKECMDGOALS of pass B
     recipe_info: dict[str, list[str]] = field(default_factory=dict)  # target -> $(info) of its recipe
     read_messages: list[str] = field(default_factory=list)  # what reading the Makefile printed
+    _rel: dict[str, str] = field(default_factory=dict, repr=False)   # rel(), once per name
 
     # -- places -----------------------------------------------------------------------
     def display(self, file: str) -> str:
@@ -50,9 +50,14 @@ class MakeFacts:
 
     def rel(self, name: str) -> str:
         """A make file name as a POSIX path relative to the workflow root."""
-        if os.path.isabs(name):
-            return Path(os.path.relpath(name, self.folder)).as_posix()
-        return posixpath.normpath(name)
+        known = self._rel.get(name)
+        if known is None:
+            if os.path.isabs(name):
+                known = Path(os.path.relpath(name, self.folder)).as_posix()
+            else:
+                known = posixpath.normpath(name)
+            self._rel[name] = known
+        return known
 
     def recipe_place(self, e: FileEntry | None) -> tuple[str, int] | None:
         """(file, line) of the rule whose recipe make runs for ``e``."""

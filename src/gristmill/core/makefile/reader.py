@@ -3,13 +3,15 @@
 1. A first read (``make -p -q`` of a no-op goal, real shell): make reads the
    Makefile and, as before every run, remakes makefiles that have rules. Its
    data base says where SHELL is set per target or per pattern.
-2. Pass A records ``make -p -B -k`` with no goal under the recording shell:
-   exactly what ``make`` builds, with ``MAKECMDGOALS`` empty.
-3. Pass B records the targets the default goal does not reach (``clean``,
-   ``install``, ...) in one more run. A missing prerequisite or a
-   ``$(error ...)`` in a recipe there does not stop the read: make would only
-   fail when that target is built, and so does Gristmill (a warning says so).
-   In the default goal's closure, the same problems are errors.
+2. One recording pass, ``make -p -B -k`` under the recording shell, for the
+   goals asked (none: the default goal): exactly what ``make GOALS`` builds,
+   with the ``MAKECMDGOALS`` make gives it. No other target's recipe is
+   expanded (a ``$(shell ...)`` in ``clean``'s recipe never runs while reading);
+   those targets are tasks of the graph whose recipe was not read, and running
+   one reads the Makefile again with it as a goal. A missing prerequisite or
+   a ``$(error ...)`` in a recipe of a goal asked for does not stop the read:
+   make would only fail when that target is built, and so does Gristmill (a
+   warning says so). In the default goal's closure, the same problems are errors.
 """
 
 from __future__ import annotations
@@ -93,39 +95,33 @@ class _Reader:
     # -- the passes ---------------------------------------------------------------------
     def read(self) -> Workflow:
         first = self._first_read()
-        a = self._record([], extra=["--debug=m"])
+        goals = list(dict.fromkeys(self.asked))
+        failing: dict[str, str] = {}
+        self._scan_sources(makefile_list(first, self.private))
+        if goals:
+            # Only the goals asked for are recorded, in one make run, as make would get
+            # them: MAKECMDGOALS is what the user typed, target-specific values are the
+            # ones on these goals' paths, and no other target's recipe is expanded
+            # (a $(shell ...) there never runs).
+            a, failing = self._record_others(list(goals))
+        else:
+            a = self._record([], extra=["--debug=m"])
         remade = self._makefile_remakes(a)
         mlist = makefile_list(a.db, self.private)
         self._scan_sources(mlist)
-        self._raise_read_errors(a)
+        if not goals:
+            self._raise_read_errors(a)
         from_a = {n for n, e in a.db.files.items() if e.updated} | {r.target for r in a.records}
-        goals = self._other_targets(a.db, from_a, set(mlist))
-        goals += [g for g in self.asked if g not in goals and g not in from_a
-                  and not (g in a.db.files and a.db.files[g].is_target)]
-        b, failing = self._record_others(goals) if goals else (None, {})
-        if b is not None:
-            for f in makefile_list(b.db, self.private):
-                if f not in mlist:
-                    mlist.append(f)
-            self._scan_sources(mlist)
         records = a.by_target()
         info = printed_by_recipes(a.before_db, self.recorder.marker, a.records)
-        if b is not None:
-            for target, recs in b.by_target().items():
-                if target not in from_a:
-                    records.setdefault(target, recs)
-            for target, lines in printed_by_recipes(b.before_db, self.recorder.marker,
-                                                    b.records).items():
-                if target not in from_a:
-                    info.setdefault(target, lines)
         facts = MakeFacts(
             folder=self.folder, makefile=self.name, display_base=self.display_base,
-            db_read=first, db_a=a.db, db_b=b.db if b else None, records=records, from_a=from_a,
+            db_read=first, db_a=a.db, db_b=None, records=records, from_a=from_a,
             real_shell=a.real_shell, recorder_path=str(self.recorder.script),
             private_files=self.private, base_env=self.env, user_vars=self.user_vars,
             sources=self.sources, makefile_list=mlist, make_command=self.make.command,
             failing=failing, remade_makefiles=remade, warnings=self.warnings,
-            cmdgoals_b=goals if b else [], recipe_info=info,
+            recipe_info=info,
             read_messages=printed_while_reading(a.before_db))
         return WorkflowAssembler(facts).build()
 
@@ -157,7 +153,7 @@ class _Reader:
                        ["-f", self.name, "-f", str(self.noop), "-p", "-q", *self.user_vars, "--", _NOOP],
                        self.env)
         _, text = extract_database(run.stdout)
-        db = parse_database(text)
+        db = parse_database(text, light=True)
         self.recipe_prefix = (db.value(".RECIPEPREFIX") or "\t")[:1] or "\t"
         if run.returncode == 2:
             diags = parse_stderr(run.stderr, self.make.command)
@@ -185,21 +181,6 @@ class _Reader:
             if f not in self.sources:
                 p = Path(f) if f.startswith("/") else self.folder / f
                 self.sources[f] = scan_file(p, f, self.recipe_prefix)
-
-    def _other_targets(self, db: Database, done: set[str], makefiles: set[str]) -> list[str]:
-        suffixes = set(db.special_prereqs(".SUFFIXES") or [])
-        out = []
-        for n in db.order:
-            e = db.files[n]
-            if not e.is_target or n in done or n in makefiles or n in self.private:
-                continue
-            if n in SPECIAL_TARGETS or "%" in n:
-                continue
-            if n.startswith(".") and (n in suffixes or any(
-                    n.startswith(s) and n[len(s):] in suffixes for s in suffixes)):
-                continue
-            out.append(n)
-        return out
 
     def _record_others(self, goals: list[str]) -> tuple[Recording, dict[str, str]]:
         assume_old: list[str] = []

@@ -321,6 +321,7 @@ class _RunLoop:
         self.made_dirs: set[str] = set()    # output folders known to exist (made or seen)
         self.made_intermediate: list[str] = []   # a Makefile's, made by this run
         self.base_env = dict(os.environ)
+        self.makefile = self.wf.kind == "make"
         self.base_env["GRISTMILL_RUN_ID"] = run_id
         self.process_of: Callable[[int], tuple[int, str] | None] | None = None
         self.capacity = capacity
@@ -579,7 +580,9 @@ class _RunLoop:
             except OSError:
                 before[out] = None
                 parent = os.path.dirname(p)
-                if parent and parent not in self.made_dirs:
+                # make creates no folder for a recipe (its own `mkdir build` must not find
+                # one there): for a Makefile, the recipe makes what it needs.
+                if parent and parent not in self.made_dirs and not self.makefile:
                     os.makedirs(parent, exist_ok=True)
                     self.made_dirs.add(parent)
         env = self.base_env.copy()

@@ -287,7 +287,7 @@ class Watch:
             self._failed(exc, file, log)
             return
         try:
-            wf = load_workflow(file, self.variables, probe=log)
+            wf = load_workflow(file, self.variables, probe=log, goals=self.targets)
             if self.targets:
                 wf.resolve_targets(self.targets)
         except GristmillError as exc:

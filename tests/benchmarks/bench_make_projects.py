@@ -1,0 +1,101 @@
+"""Real projects' Makefiles: a no-op and a load under Gristmill beside GNU make's own.
+
+    python tests/benchmarks/bench_make_projects.py [--reps N] [PROJECT|NAME=DIR ...]
+
+Each project is fetched in the setup (``git clone --depth 1`` of its repository on
+GitHub into a scratch folder) unless ``NAME=DIR`` names a copy already here (a
+``git archive`` of it: the script works on a copy and never writes into DIR). The
+project is built once by make (after ``./configure`` where it has one, as zlib's
+Makefile needs), then, best of N:
+
+- ``make`` no-op against ``gristmill run`` no-op (issue 24: within make's time + 0.1 s);
+- ``make -pn`` against Gristmill's read of the Makefile (``load_makefile``, in
+  process: issue 25, within 2x of ``make -pn``).
+
+The table says where a no-op's time goes besides the read: the interpreter and
+imports (``python -c 'import gristmill.cli'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PROJECTS = {                     # name: repository (hand-written Makefiles, small first)
+    "lua": "https://github.com/lua/lua",
+    "zlib": "https://github.com/madler/zlib",
+    "hiredis": "https://github.com/redis/hiredis",
+    "cJSON": "https://github.com/DaveGamble/cJSON",
+    "git": "https://github.com/git/git",
+}
+
+
+_LOAD = ("import sys, time; from gristmill.core.makefile import load_makefile; "
+         "t = time.perf_counter(); load_makefile(sys.argv[1]); print(time.perf_counter() - t)")
+
+
+def best(argv: list[str], cwd: Path, reps: int, env: dict[str, str]) -> float:
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True)
+        out.append(time.perf_counter() - t)
+        if p.returncode:
+            raise SystemExit(f"{' '.join(argv)} in {cwd} failed:\n{p.stderr.decode()[-2000:]}")
+    return min(out)
+
+
+def setup(name: str, source: str | None, work: Path) -> Path:
+    dest = work / name
+    if source:
+        shutil.copytree(source, dest, symlinks=True)
+    else:
+        subprocess.run(["git", "clone", "-q", "--depth", "1", PROJECTS[name], str(dest)], check=True)
+    if (dest / "configure").exists() and not (dest / "Makefile").exists():
+        subprocess.run(["./configure"], cwd=dest, check=True, capture_output=True)
+    subprocess.run(["make", "-j4"], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("projects", nargs="*", default=["lua", "zlib", "hiredis", "cJSON"])
+    args = ap.parse_args(argv)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    py = [sys.executable]
+    # The bytecode an installed Gristmill has (see run.py's byte_compile_gristmill):
+    # with PYTHONDONTWRITEBYTECODE set, each process would compile every module again.
+    subprocess.run([*py, "-m", "compileall", "-q", str(SRC / "gristmill")], check=True)
+    with tempfile.TemporaryDirectory(prefix="gm-make-projects-") as tmp:
+        work = Path(tmp)
+        env["GRISTMILL_HOME"] = str(work / "home")
+        imports = best([*py, "-c", "import gristmill.cli"], work, args.reps, env)
+        print(f"interpreter + imports: {imports:.3f} s")
+        print(f"{'project':<10} {'make no-op':>11} {'gm no-op':>9} {'+s':>6}   "
+              f"{'make -pn':>9} {'gm load':>8} {'x':>5}")
+        for spec in args.projects:
+            name, _, source = spec.partition("=")
+            folder = setup(name, source or None, work)
+            gm = [*py, "-m", "gristmill", "run"]
+            subprocess.run(gm, cwd=folder, env=env, capture_output=True)   # history, first run
+            make_noop = best(["make"], folder, args.reps, env)
+            gm_noop = best(gm, folder, args.reps, env)
+            make_pn = best(["make", "-pn"], folder, args.reps, env)
+            load = min(float(subprocess.run(
+                [*py, "-c", _LOAD, str(folder)], cwd=folder, env=env, capture_output=True,
+                text=True, check=True).stdout) for _ in range(args.reps))
+            print(f"{name:<10} {make_noop:>10.3f}s {gm_noop:>8.3f}s {gm_noop - make_noop:>+6.2f}   "
+                  f"{make_pn:>8.3f}s {load:>7.3f}s {load / max(make_pn, 1e-3):>5.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
