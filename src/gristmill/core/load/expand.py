@@ -321,7 +321,13 @@ class Expander:
             p = folder + "/" + text if folder else text
             if "/." in p or "//" in p or p[:1] in "./" or p[-1:] == "/":
                 p = join_root(folder, text, self.root)
-            if p in owner or exists(p):
+            o = owner.get(p)
+            if o is not None:
+                # The producer's own string, not an equal copy: at a million tasks every
+                # copy of an output path kept in an input is 30 MB (issue 18).
+                outs = o.outputs
+                out.append(outs[0] if len(outs) == 1 and outs[0] == p else p)
+            elif exists(p):
                 out.append(p)
             else:
                 out.extend(self._input(spec, inst, p, path, joined=True))
