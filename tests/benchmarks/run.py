@@ -17,7 +17,8 @@ Workloads (``--only`` takes these names):
   spawn   2,000 independent trivial tasks, 2 slots: tasks per second
   noop    20,000 copy tasks, all up to date: time to decide there is nothing to do
   change  the same 20,000 with one source touched: time to rebuild just that one
-  scale   load and plan 100,000 tasks (fan-out, fan-in): time and peak memory
+  scale   load and plan 100,000 tasks (fan-out, fan-in): time and peak memory;
+          with --big, 1,000,501 tasks (500 groups of 1,000: ~2 GB of small source files)
   pack    40 tasks of mixed lengths, a quarter needing 40% of memory: makespan
           against max(critical path, work / capacity), and memory oversubscription
   app     the desktop app (offscreen): first paint with 20,000 tasks, and the
@@ -67,6 +68,7 @@ class Sizes:
 
 
 FULL = Sizes()
+BIG_SCALE = W.ScaleShape(500, 1000)     # --big: 1,000,501 tasks (issue 18)
 QUICK = Sizes(spawn=300, copy=2000, scale=W.ScaleShape(10, 1000), pack_scale=0.5,
               app_tasks=2000, app_run=300, reps=3, timeout=30.0, budget=10.0)
 
@@ -731,10 +733,16 @@ def targets(results: dict[str, Workload]) -> list[tuple[str, str, str]]:
         ok = gm is not None and peers and all(gm >= p for p in peers)
         out.append(("Spawn: at least make -j2's and ninja's tasks/s", "met" if ok else "NOT met",
                     f"gristmill {_fmt(gm, 'tasks/s')}, make {_fmt(mk, 'tasks/s')}, ninja {_fmt(nj, 'tasks/s')} tasks/s"))
+        fl = v("spawn", FLOOR)
+        ok = gm is not None and fl is not None and fl <= 1.2 * gm and (nj is None or gm >= nj)
+        out.append(("Spawn: within 1.2× of the Python floor's time, at least ninja's tasks/s (issue 18)",
+                    "met" if ok else "NOT met",
+                    f"gristmill {_fmt(gm, 'tasks/s')}, python-loop {_fmt(fl, 'tasks/s')}"
+                    + (f": {fl / gm:.2f}× the floor's time" if gm and fl else "")))
     if "noop" in results:
         gm, mk, nj = v("noop", "gristmill"), v("noop", "make"), v("noop", "ninja")
-        ok = gm is not None and mk is not None and nj is not None and gm < mk and gm <= 3 * nj
-        out.append(("No-op: faster than make, within 3× of ninja", "met" if ok else "NOT met",
+        ok = gm is not None and mk is not None and nj is not None and gm < mk and gm <= 2 * nj
+        out.append(("No-op: faster than make, within 2× of ninja (issue 18)", "met" if ok else "NOT met",
                     f"gristmill {_fmt(gm, 's')} s, make {_fmt(mk, 's')} s, ninja {_fmt(nj, 's')} s"
                     + (f" ({gm / nj:.1f}× ninja)" if gm and nj else "")))
     if "scale" in results:
@@ -742,8 +750,13 @@ def targets(results: dict[str, Workload]) -> list[tuple[str, str, str]]:
         proc = results["scale"].cells.get("gristmill")
         if ip and proc is not None and proc.value is not None:
             # Judged as a process and from cold (no workflow cache), as a user's first run.
-            ok = proc.value < 2.0 and proc.extra.get("peak_rss_mb", 1e9) < 500
-            out.append(("Scale: load + plan under 2 s and 500 MB", "met" if ok else "NOT met",
+            big = ip["tasks"] > 500_000          # --big: issue 18's million
+            secs, mb, warm = (10.0, 1000, 3.0) if big else (2.0, 500, None)
+            ok = proc.value <= secs and proc.extra.get("peak_rss_mb", 1e9) <= mb and \
+                (warm is None or proc.extra.get("warm_s", 1e9) <= warm)
+            what = (f"Scale: {ip['tasks']:,} tasks, load + plan ≤ 10 s and 1 GB, from the cache ≤ 3 s"
+                    if big else "Scale: load + plan under 2 s and 500 MB")
+            out.append((what, "met" if ok else "NOT met",
                         f"as a process (`gristmill plan`, no cache) {_fmt(proc.value, 's')} s, "
                         f"{proc.extra.get('peak_rss_mb', 0):.0f} MB; from its cache "
                         f"{_fmt(proc.extra.get('warm_s'), 's')} s; in-process "
@@ -817,8 +830,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=HERE / ".work", help="work folder (default: %(default)s)")
     p.add_argument("--json", type=Path, default=None, help="save results here (default <work>/results.json)")
     p.add_argument("--no-install", action="store_true", help="report missing peers as absent")
+    p.add_argument("--big", action="store_true",
+                   help="scale at 1,000,501 tasks (issue 18; ~2 GB of disk for its 500,000 "
+                        "sources, 120 s per invocation)")
     args = p.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.big:
+        from dataclasses import replace
+        sizes = replace(sizes, scale=BIG_SCALE, timeout=max(sizes.timeout, 120.0))
     if args.reps or args.timeout:
         from dataclasses import replace
         sizes = replace(sizes, reps=args.reps or sizes.reps, timeout=args.timeout or sizes.timeout)

@@ -194,41 +194,44 @@ def _read(entry: Path, fingerprint: tuple,
         fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    try:
-        with os.fdopen(fd, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 return None          # a fresh load's store replaces it (a folder stays)
             os.set_blocking(fd, True)
             identity = (st.st_ino, st.st_size)
-            blob = f.read()
-    except OSError:
-        return None
-    try:
-        if blob[:8] != MAGIC:
+            head = f.read(16)
+        except OSError:
             return None
-        size = int.from_bytes(blob[8:16], "little")
-        header = marshal.loads(blob[16:16 + size])
-        if header["code"] != fingerprint:
+        try:
+            if head[:8] != MAGIC:
+                return None
+            size = int.from_bytes(head[8:16], "little")
+            header = marshal.loads(f.read(size))
+            if header["code"] != fingerprint:
+                return None
+            valid, settled = _still_valid(header)
+            if not valid:
+                return None
+            if prefetch is not None and header.get("stamps") and not getattr(sys, "frozen", False) \
+                    and os.stat in os.supports_dir_fd:
+                prefetch.append(StampPrefetch(entry, identity, header["stamps"]))
+            # Read from the file as it is unpickled, not read whole first: the bytes of a
+            # million tasks (230 MB) were alive beside the objects made from them (issue
+            # 18). Kept whole only when the entry is to be stored again.
+            payload = f.read() if settled else None
+            wf = _unpack(memoryview(payload) if payload is not None else f)
+        except Exception:        # truncated, another format, a class that moved: load again
+            for started in prefetch or ():
+                started.cancel()
+            if prefetch:
+                del prefetch[:]
             return None
-        valid, settled = _still_valid(header)
-        if not valid:
-            return None
-        payload = memoryview(blob)[16 + size:]
-        if prefetch is not None and header.get("stamps") and not getattr(sys, "frozen", False) \
-                and os.stat in os.supports_dir_fd:
-            prefetch.append(StampPrefetch(entry, identity, header["stamps"]))
-        wf = _unpack(payload)
-    except Exception:        # truncated, another format, a class that moved: load again
-        for started in prefetch or ():
-            started.cancel()
-        if prefetch:
-            del prefetch[:]
-        return None
     if settled:
         # Folders that were racy when listed are settled now: say so, so that the next
         # run checks their mtime only.
-        _store(entry, header, bytes(payload))
+        _store(entry, header, payload)
     return wf
 
 
@@ -262,11 +265,13 @@ def _still_valid(header: dict) -> tuple[bool, bool]:
     return True, settled
 
 
-def _unpack(payload: memoryview) -> Workflow:
+def _unpack(payload) -> Workflow:
+    """The workflow from ``payload``: a memoryview, or the entry's file at the payload."""
     enabled = gc.isenabled()
     gc.disable()            # as in the loader: nothing here is garbage yet
     try:
-        wf, graph_state = pickle.loads(payload)
+        wf, graph_state = pickle.loads(payload) if isinstance(payload, memoryview) \
+            else pickle.load(payload)
     finally:
         if enabled:
             gc.enable()

@@ -190,6 +190,16 @@ class Expander:
                     _SHELL, description, audit, isolation, check, retry_mem, where, ""))
         return tasks
 
+    def drop_instances(self) -> None:
+        """Forget the instances and which one owns each output, once the tasks are made
+        (``groups`` is kept): at a million tasks they were a tenth of the load's peak,
+        alive while the graph was built (issue 18)."""
+        self.groups()
+        self.owner = {}
+        self._index = None
+        for plan in self.plans.values():
+            plan.instances = []
+
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Declared name -> instance names (after ``run``)."""
         if self._groups is None:
@@ -323,7 +333,13 @@ class Expander:
             p = folder + "/" + text if folder else text
             if "/." in p or "//" in p or p[:1] in "./" or p[-1:] == "/":
                 p = join_root(folder, text, self.root)
-            if p in owner or exists(p):
+            o = owner.get(p)
+            if o is not None:
+                # The producer's own string, not an equal copy: at a million tasks every
+                # copy of an output path kept in an input is 30 MB (issue 18).
+                outs = o.outputs
+                out.append(outs[0] if len(outs) == 1 and outs[0] == p else p)
+            elif exists(p):
                 out.append(p)
             else:
                 out.extend(self._input(spec, inst, p, path, joined=True))

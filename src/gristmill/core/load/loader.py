@@ -204,6 +204,7 @@ class _Loader:
             # Every task that is not phony; a workflow of phony tasks alone: every task.
             default = tuple(t.name for t in tasks if not t.phony) or tuple(t.name for t in tasks)
         self.errors.raise_any()         # the tasks' inputs and afters, and the default
+        expander.drop_instances()       # the graph needs only producer and deps
         workflow = Workflow(
             name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
             path=Path(self.abspath), root=Path(self.root),

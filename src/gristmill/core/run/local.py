@@ -694,8 +694,9 @@ class LocalExecutor:
             peak = r.cg.peak()
             if peak:
                 r.peak = peak
-            r.cg.release()      # background processes of a success live on, outside it
-            r.cg.remove()
+            if not r.cg.remove_if_empty():
+                r.cg.release()      # background processes of a success live on, outside it
+                r.cg.remove()
             r.cg = None
         self._events.append(JobExited(r.job.id, code, sig, r.peak or None, r.killed, message,
                                       r.over_memory, out.trouble))  # type: ignore[union-attr]
