@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable
 
-from PySide6.QtCore import QPointF, QRectF, QStringListModel, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPainterPath, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import (QCompleter, QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
                                QGraphicsView, QHBoxLayout, QLabel, QLineEdit, QMenu, QStyle, QStyleOptionGraphicsItem,
@@ -28,6 +28,7 @@ ORIGIN = "graph"
 SEARCH = "graph-search"          # the search box selects as another view would: the graph reveals it
 COLLAPSE_ABOVE = 12
 MIN_ZOOM, MAX_ZOOM = 0.02, 4.0   # the zoom's range, widened to whatever Fit needs
+GROUP_EVERY_MS = 150             # mid-run, a fan-out's node is recoloured at most this often
 READABLE = 0.6                   # a task revealed (search, the table) is shown at least this big
 # Which state a group node shows: the most pressing one among its members (in the run first).
 GROUP_PRIORITY: tuple[ShownState, ...] = (
@@ -247,6 +248,12 @@ class GraphPane(QWidget):
         self._expanded: set[str] = set()
         self.layout_: Layout | None = None
         self.items: dict[str, NodeItem] = {}
+        self._group_ids: set[str] = set()
+        self._dirty_groups: set[str] = set()
+        self._group_timer = QTimer(self)
+        self._group_timer.setSingleShot(True)
+        self._group_timer.setInterval(GROUP_EVERY_MS)
+        self._group_timer.timeout.connect(self._flush_groups)
         self._info_base = ""
         self._init_widgets()
         self._connect_signals()
@@ -395,6 +402,8 @@ class GraphPane(QWidget):
                 self.scene.addItem(item)
                 self.items[nid] = item
             self.scene.setSceneRect(QRectF(-24, -24, layout.width + 48, layout.height + 48))
+            self._group_ids = {nid for nid, n in layout.nodes.items() if n.is_group}
+            self._dirty_groups.clear()
             groups = sum(1 for n in layout.nodes.values() if n.is_group)
             text = f"{len(wf.tasks)} tasks, {len(layout.edges)} edges"
             if groups:
@@ -420,16 +429,37 @@ class GraphPane(QWidget):
 
     # -- live updates -----------------------------------------------------------------
 
-    def update_states(self, names: Iterable[str] | None, legend: bool = False) -> None:
+    def update_states(self, names: Iterable[str] | None, legend: bool = False,
+                      defer_groups: bool = False) -> None:
         """Recolour the nodes of these tasks (all when None); ``legend``: the tasks
-        outside the run changed too (a run started), so count them again."""
+        outside the run changed too (a run started), so count them again.
+        ``defer_groups``: a group node (a walk over all its members) is recoloured at
+        most every ``GROUP_EVERY_MS``, with whatever changed meanwhile, not per batch."""
         layout = self.layout_
         if layout is None:
             return
         if names is None:
             node_ids = set(layout.nodes)
+            self._dirty_groups.clear()
         else:
-            node_ids = {layout.node_of[n] for n in names if n in layout.node_of}
+            node_of = layout.node_of
+            node_ids = {node_of[n] for n in names if n in node_of}
+        if defer_groups:
+            groups = {nid for nid in node_ids if nid in self._group_ids}
+            if groups:
+                node_ids -= groups
+                self._dirty_groups |= groups
+                if not self._group_timer.isActive():
+                    self._group_timer.start()
+        self._recolour(node_ids)
+        if names is None or legend:
+            self._update_info()
+
+    def _flush_groups(self) -> None:
+        dirty, self._dirty_groups = self._dirty_groups, set()
+        self._recolour(dirty)
+
+    def _recolour(self, node_ids: Iterable[str]) -> None:
         for nid in node_ids:
             item = self.items.get(nid)
             if item is None:
@@ -443,8 +473,6 @@ class GraphPane(QWidget):
             else:
                 name = node.members[0]
                 item.set_state(self._state_of(name), reason=self._reason_of(name))
-        if names is None or legend:
-            self._update_info()
 
     def _count_idle(self) -> IdleCounts:
         wf = self._workflow
