@@ -1,13 +1,18 @@
 """Issue 19, large graphs: zoom works from wherever Fit puts it, a search box and the table
 reveal a task, edges go around boxes, order-only edges are dashed, resize re-fits."""
 
+import shutil
+
+import pytest
 from PySide6.QtCore import QPointF, QRectF, Qt
+
+from gristmill.app import resources
 
 from gristmill.app.graph_layout import NODE_H, NODE_W, build_layout, group_node_id
 from gristmill.app.models.task_table import TaskTableModel
 from gristmill.app.runstate import RunState
 from gristmill.app.selection import Selection
-from gristmill.app.views.graph import GraphPane
+from gristmill.app.views.graph import GraphPane, edge_path
 from gristmill.core.decide.graph import TaskGraph
 from gristmill.core.workflow import Task, Workflow
 
@@ -135,13 +140,37 @@ def _diamond(root, order_only=True) -> Workflow:
                     default=tuple(t))
 
 
+def _crossings(layout):
+    boxes = {n: QRectF(x, y, NODE_W, NODE_H) for n, (x, y) in layout.pos.items()}
+    found = []
+    for a, b in layout.edges:
+        path = edge_path(layout, [(a, b)])
+        points = [path.pointAtPercent(i / 400) for i in range(401)]
+        found += [(a, b, n) for n, box in boxes.items()
+                  if n not in (a, b) and any(box.contains(p) for p in points)]
+    return found
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_in_make_c_bin_to_bin_shapes_goes_around_the_objects_and_is_dashed(qtbot, window, tmp_path):
+    folder = tmp_path / "make-c"
+    shutil.copytree(resources.example("make-c"), folder)
+    window.open_path(str(folder))
+    qtbot.waitUntil(lambda: window.graph.layout_ is not None, timeout=15000)
+    layout = window.graph.layout_
+    assert ("bin", "bin/shapes") in layout.edges
+    assert _crossings(layout) == []
+    assert ("bin", "bin/shapes") in layout.order_only          # `bin/shapes: ... | bin`
+    assert ("build/libshapes.a", "bin/shapes") not in layout.order_only
+
+
 def test_an_edge_passes_no_other_box(qtbot, tmp_path):
     wf = _diamond(tmp_path, order_only=False)
     g = TaskGraph(wf)
     layout = build_layout(g.order, g.deps, wf.groups())
-    from gristmill.app.views.graph import edge_path
     boxes = {n: QRectF(x, y, NODE_W, NODE_H) for n, (x, y) in layout.pos.items()}
     assert ("a", "c") in layout.edges
+    assert _crossings(layout) == []
     for a, b in layout.edges:
         path = edge_path(layout, [(a, b)])
         points = [path.pointAtPercent(i / 400) for i in range(401)]

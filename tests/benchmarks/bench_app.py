@@ -2,6 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_app.py FOLDER TASKS RUN [SPAWNED_AT]
     python tests/benchmarks/bench_app.py FOLDER TASKS RUN --prepare     (only write the files)
+    ... --open-only      (only open and paint: the app at 100,000 tasks)
+    ... --cli            (then time ``gristmill run`` of the same targets, in the same run)
 
 Writes (once) a workflow of TASKS tasks in FOLDER: ``copy`` fans out over
 TASKS - RUN sources, ``tick`` over RUN more, and the default target is
@@ -60,7 +62,8 @@ def main(argv: list[str]) -> int:
     folder = Path(argv[0]).resolve()
     tasks, run = int(argv[1]), int(argv[2])
     cli = "--cli" in argv
-    argv = [a for a in argv if a != "--cli"]
+    open_only = "--open-only" in argv
+    argv = [a for a in argv if a not in ("--cli", "--open-only")]
     if "--prepare" in argv:
         write_workflow(folder, tasks, run)
         return 0
@@ -128,6 +131,9 @@ def main(argv: list[str]) -> int:
         if state["painted_at"] is None:
             QTimer.singleShot(10, after_paint)
             return
+        if open_only:
+            QTimer.singleShot(0, app.quit)
+            return
         QTimer.singleShot(200, start_run)     # let the first frames settle
 
     QTimer.singleShot(0, after_paint)
@@ -137,6 +143,10 @@ def main(argv: list[str]) -> int:
     if history is not None:
         history.close()
 
+    if open_only and state["painted_at"] is not None:
+        result["first_paint_s"] = state["painted_at"] - spawned
+        print(json.dumps(result))
+        return 0
     if state["painted_at"] is None or "end" not in run_at:
         print(json.dumps({"error": "the window never painted or the run never ended", **result}))
         return 1
