@@ -29,6 +29,7 @@ SEARCH = "graph-search"          # the search box selects as another view would:
 COLLAPSE_ABOVE = 12
 MIN_ZOOM, MAX_ZOOM = 0.02, 4.0   # the zoom's range, widened to whatever Fit needs
 GROUP_EVERY_MS = 150             # mid-run, a fan-out's node is recoloured at most this often
+SMOOTH_ABOVE = 0.3               # antialiasing only from this scale up
 READABLE = 0.6                   # a task revealed (search, the table) is shown at least this big
 # Which state a group node shows: the most pressing one among its members (in the run first).
 GROUP_PRIORITY: tuple[ShownState, ...] = (
@@ -209,6 +210,12 @@ class GraphView(QGraphicsView):
         wanted = min(max(scale * factor, low), high)
         if scale > 0 and wanted != scale:
             self.scale(wanted / scale, wanted / scale)
+            self._level_of_detail()
+
+    def _level_of_detail(self) -> None:
+        """Zoomed out, thousands of edges and boxes are drawn without antialiasing (the
+        boxes without text already, in ``NodeItem.paint``)."""
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, self.transform().m11() >= SMOOTH_ABOVE)
 
     def zoom_to(self, scale: float) -> None:
         current = self.transform().m11()
@@ -224,6 +231,7 @@ class GraphView(QGraphicsView):
                 self.resetTransform()
                 self.centerOn(rect.center())
             self.fit_scale = self.transform().m11()
+            self._level_of_detail()
 
 
 class GraphPane(QWidget):
