@@ -81,17 +81,26 @@ def build_layout(order: Sequence[str], deps: Callable[[str], Iterable[str]],
     # Longest-path layers on the collapsed graph, walking tasks in topological order.
     layer: dict[str, int] = {}
     edge_set: dict[tuple[str, str], bool] = {}      # edge -> it carries a file (not only after)
+    get_node, get_layer = node_of.get, layer.get
     for n in order:
         me = node_of[n]
-        best = layer.get(me, 0)
+        ds = deps(n)
+        if not ds:
+            if me not in layer:
+                layer[me] = 0
+            continue
+        best = get_layer(me, 0)
         only = order_only(n) if order_only is not None else ()
-        for d in deps(n):
-            src = node_of.get(d)
+        for d in ds:
+            src = get_node(d)
             if src is None or src == me:
                 continue
-            data = d not in only
-            edge_set[(src, me)] = edge_set.get((src, me), False) or data
-            best = max(best, layer.get(src, 0) + 1)
+            key = (src, me)
+            if not edge_set.get(key, False):
+                edge_set[key] = d not in only
+            up = get_layer(src, 0) + 1
+            if up > best:
+                best = up
         layer[me] = best
     edges = tuple(edge_set)
     dashed = frozenset(e for e, data in edge_set.items() if not data)
