@@ -54,6 +54,11 @@ def _absolute_under(root: str):
     return absolute
 
 
+def _parent(p: str) -> str:
+    """``os.path.dirname`` of a normalised absolute path, as one slice."""
+    return p[:p.rindex("/")] or "/"
+
+
 def _existing_dirs(paths: Iterable[str]) -> set[str]:
     """Those of ``paths`` that are folders (following links, as ``os.path.isdir``), one
     listing of each parent instead of a ``stat`` of each path."""
@@ -115,10 +120,11 @@ class WatchScope:
                 t = tasks[name]
                 for i in t.inputs:
                     inputs.setdefault(absolute(i), []).append(name)
-            wanted.update(os.path.dirname(p) for p in inputs if p not in outputs)
+            wanted.update(_parent(p) for p in inputs if p not in outputs)
         wanted.update(os.path.dirname(f) for f in reload_files)
         wanted.update(listed_set)
-        wanted.update(os.path.dirname(os.path.abspath(a)) for a in asked)
+        abspath = os.path.abspath
+        wanted.update(_parent(abspath(a)) for a in dict.fromkeys(asked))
         folders: set[str] = set()
         missing: set[str] = set()
         for f in wanted:
@@ -138,10 +144,10 @@ class WatchScope:
             outputs & folders)
         parents: set[str] = set()
         for o in outputs:
-            up = os.path.dirname(o)
+            up = _parent(o)
             while up not in parents and len(up) > len(root):
                 parents.add(up)
-                up = os.path.dirname(up)
+                up = _parent(up)
         return cls(root, frozenset(folders), frozenset(reload_files), frozenset(listed_set),
                    {p: tuple(v) for p, v in inputs.items()}, frozenset(outputs),
                    frozenset(missing), workflow is not None and workflow.kind == "make",
