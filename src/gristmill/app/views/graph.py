@@ -30,6 +30,7 @@ COLLAPSE_ABOVE = 12
 MIN_ZOOM, MAX_ZOOM = 0.02, 4.0   # the zoom's range, widened to whatever Fit needs
 GROUP_EVERY_MS = 150             # mid-run, a fan-out's node is recoloured at most this often
 SMOOTH_ABOVE = 0.3               # antialiasing only from this scale up
+TEXT_FROM = 0.45                 # names are drawn from this scale up (level of detail)
 READABLE = 0.6                   # a task revealed (search, the table) is shown at least this big
 # Which state a group node shows: the most pressing one among its members (in the run first).
 GROUP_PRIORITY: tuple[ShownState, ...] = (
@@ -112,7 +113,7 @@ class NodeItem(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(fill)
         painter.drawRoundedRect(rect, 6, 6)
-        if lod < 0.45:
+        if lod < TEXT_FROM:
             return
         painter.setPen(theme.idle_text_color() if idle else theme.text_on(fill))
         fm = painter.fontMetrics()
@@ -359,7 +360,7 @@ class GraphPane(QWidget):
         item = self.items.get(layout.node_of.get(name, "")) if layout is not None else None
         if item is None:
             return
-        if self.view.transform().m11() < READABLE:
+        if self.view.transform().m11() < TEXT_FROM:      # names not drawn: zoom in to read it
             self.view.zoom_to(READABLE)
         self.view.centerOn(item)
 
