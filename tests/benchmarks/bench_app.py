@@ -2,6 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_app.py FOLDER TASKS RUN [SPAWNED_AT]
     python tests/benchmarks/bench_app.py FOLDER TASKS RUN --prepare     (only write the files)
+    ... --open-only      (only open and paint: the app at 100,000 tasks)
+    ... --cli            (then time ``gristmill run`` of the same targets, in the same run)
 
 Writes (once) a workflow of TASKS tasks in FOLDER: ``copy`` fans out over
 TASKS - RUN sources, ``tick`` over RUN more, and the default target is
@@ -13,7 +15,13 @@ main window, opens the workflow, and measures:
   window after the task table holds every task;
 - ``max_stall_ms``: while the app runs RUN trivial tasks (Run > Run Default,
   through its action), the longest time the event loop did not serve a 5 ms
-  precise timer, less those 5 ms.
+  precise timer, less those 5 ms;
+- ``run_s`` and, with ``--cli``, ``cli_run_s``: the app's run, and ``gristmill
+  run`` of the same targets on the same folder (its outputs removed first, the
+  same history home) measured in the same invocation, after the app's run;
+  ``app_vs_cli`` is their ratio (the target: at most 1.2); ``run_cpu_s``,
+  ``cli_cpu_s`` and ``app_vs_cli_cpu`` the same in CPU seconds (the process's
+  threads and the tasks' processes), steadier on a shared machine.
 
 Prints one JSON line; ``{"unavailable": why}`` when the app cannot be imported.
 """
@@ -55,6 +63,9 @@ def write_workflow(folder: Path, tasks: int, run: int) -> None:
 def main(argv: list[str]) -> int:
     folder = Path(argv[0]).resolve()
     tasks, run = int(argv[1]), int(argv[2])
+    cli = "--cli" in argv
+    open_only = "--open-only" in argv
+    argv = [a for a in argv if a not in ("--cli", "--open-only")]
     if "--prepare" in argv:
         write_workflow(folder, tasks, run)
         return 0
@@ -106,11 +117,13 @@ def main(argv: list[str]) -> int:
         app.removeEventFilter(watch)
         ticks.clear()
         timer.start()
+        run_at["cpu"] = cpu_now()
         run_at["start"] = time.perf_counter()
         window.actions["run_default"].trigger()
 
     def ended(_ended) -> None:
         run_at["end"] = time.perf_counter()
+        run_at["cpu_end"] = cpu_now()
         timer.stop()
         status = getattr(window.bench.run, "status", None)
         result["status"] = getattr(status, "value", str(status))
@@ -122,6 +135,9 @@ def main(argv: list[str]) -> int:
         if state["painted_at"] is None:
             QTimer.singleShot(10, after_paint)
             return
+        if open_only:
+            QTimer.singleShot(0, app.quit)
+            return
         QTimer.singleShot(200, start_run)     # let the first frames settle
 
     QTimer.singleShot(0, after_paint)
@@ -131,6 +147,10 @@ def main(argv: list[str]) -> int:
     if history is not None:
         history.close()
 
+    if open_only and state["painted_at"] is not None:
+        result["first_paint_s"] = state["painted_at"] - spawned
+        print(json.dumps(result))
+        return 0
     if state["painted_at"] is None or "end" not in run_at:
         print(json.dumps({"error": "the window never painted or the run never ended", **result}))
         return 1
@@ -143,9 +163,36 @@ def main(argv: list[str]) -> int:
                                "ms": round(gaps[i] * 1000 - TICK_MS, 1)} for i in sorted(worst)]
     result["ticks"] = len(ticks)
     result["run_s"] = run_at["end"] - run_at["start"]
+    result["run_cpu_s"] = run_at["cpu_end"] - run_at["cpu"]
     result["ran"] = len(os.listdir(folder / "ticked")) if (folder / "ticked").exists() else 0
+    if cli:
+        result["cli_run_s"], result["cli_cpu_s"] = cli_run(folder)
+        result["app_vs_cli"] = round(result["run_s"] / result["cli_run_s"], 3)
+        result["app_vs_cli_cpu"] = round(result["run_cpu_s"] / result["cli_cpu_s"], 3)
     print(json.dumps(result))
     return 0
+
+
+def cpu_now() -> float:
+    """CPU seconds of this process (every thread) and of the children it has reaped (the
+    tasks' processes): on a busy machine a steadier measure of the work than wall time."""
+    import resource
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def cli_run(folder: Path) -> tuple[float, float]:
+    """``gristmill run`` of the default targets on the same folder, its outputs removed
+    first: (wall seconds, CPU seconds of it and its tasks)."""
+    import subprocess
+    shutil.rmtree(folder / "ticked", ignore_errors=True)
+    env = dict(os.environ)
+    env.pop("QT_QPA_PLATFORM", None)
+    cpu = cpu_now()
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gristmill", "run", "-C", str(folder)], env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t, cpu_now() - cpu
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ from gristmill.core.events import Event, EventBus
 from .runstate import RunState
 
 DRAIN_INTERVAL_MS = 50
-MAX_BATCH = 20_000          # events applied per tick; the rest wait for the next one
+# Events applied per drain: a burst beyond it (a run's start over 10,000 tasks) is
+# applied in slices, each as soon as the event loop has painted, so no drain stalls it.
+MAX_BATCH = 5_000
 
 
 class RunnableEngine(Protocol):
@@ -107,15 +109,21 @@ class EngineBridge(QObject):
     def drain(self) -> None:
         batch: list[Event] = []
         ended: RunEnded | None = None
+        get = self._queue.get_nowait
+        full = True
         for _ in range(MAX_BATCH):
             try:
-                item = self._queue.get_nowait()
+                item = get()
             except queue.Empty:
+                full = False
                 break
             if isinstance(item, RunEnded):
                 ended = item
+                full = False
                 break
             batch.append(item)
+        if full:                       # more are waiting: the next slice after this frame
+            QTimer.singleShot(0, self, self.drain)
         if batch:
             changes = self.state.apply(batch)
             if changes:

@@ -3,6 +3,13 @@
 Layers come from longest-path levels; within a layer nodes are ordered by a few
 barycentre sweeps to reduce crossings. A fan-out (a declared task with more
 instances than ``collapse_above``) becomes one group node unless expanded.
+
+An edge that spans several layers gets a waypoint in each layer it passes (a
+free slot, ordered with the layer's nodes), so it runs between the boxes, never
+across one. A layer of more than ``WRAP_ABOVE`` nodes (an expanded fan-out of
+thousands) is wrapped into a block of columns, so the whole graph keeps a shape
+that fits a window. Edges that are only ``after`` (order, no file) are kept
+apart in ``order_only`` so the view can draw them dashed.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ NODE_H = 34.0
 GAP_X = 70.0
 GAP_Y = 14.0
 SWEEPS = 4
+WRAP_ABOVE = 60          # a layer taller than this becomes a block of columns
+MAX_WAYPOINTS = 4_000    # beyond this many, long edges are drawn straight (no routing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,9 @@ class Layout:
     node_of: Mapping[str, str]                 # task name -> node id
     width: float
     height: float
+    # (from, to) -> the centre-left points of the free slots the edge passes through
+    routes: Mapping[tuple[str, str], tuple[tuple[float, float], ...]] = None  # type: ignore[assignment]
+    order_only: frozenset = frozenset()       # edges that only order (every task pair is ``after``)
 
 
 def group_node_id(group: str) -> str:
@@ -48,8 +60,10 @@ def group_node_id(group: str) -> str:
 
 def build_layout(order: Sequence[str], deps: Callable[[str], Iterable[str]],
                  groups: Mapping[str, Sequence[str]], expanded: Iterable[str] = (),
-                 collapse_above: int = 12) -> Layout:
-    """``order``: every task, dependencies first. ``groups``: declared name -> instances."""
+                 collapse_above: int = 12,
+                 order_only: Callable[[str], Iterable[str]] | None = None) -> Layout:
+    """``order``: every task, dependencies first. ``groups``: declared name -> instances.
+    ``order_only(task)``: those of its dependencies it only runs after (no file between)."""
     expanded = set(expanded)
     node_of: dict[str, str] = {}
     members: dict[str, list[str]] = {}
@@ -66,32 +80,84 @@ def build_layout(order: Sequence[str], deps: Callable[[str], Iterable[str]],
 
     # Longest-path layers on the collapsed graph, walking tasks in topological order.
     layer: dict[str, int] = {}
-    edge_set: dict[tuple[str, str], None] = {}
+    edge_set: dict[tuple[str, str], bool] = {}      # edge -> it carries a file (not only after)
+    get_node, get_layer = node_of.get, layer.get
     for n in order:
         me = node_of[n]
-        best = layer.get(me, 0)
-        for d in deps(n):
-            src = node_of.get(d)
+        ds = deps(n)
+        if not ds:
+            if me not in layer:
+                layer[me] = 0
+            continue
+        best = get_layer(me, 0)
+        only = order_only(n) if order_only is not None else ()
+        for d in ds:
+            src = get_node(d)
             if src is None or src == me:
                 continue
-            edge_set[(src, me)] = None
-            best = max(best, layer.get(src, 0) + 1)
+            key = (src, me)
+            if not edge_set.get(key, False):
+                edge_set[key] = d not in only
+            up = get_layer(src, 0) + 1
+            if up > best:
+                best = up
         layer[me] = best
     edges = tuple(edge_set)
+    dashed = frozenset(e for e, data in edge_set.items() if not data)
 
     node_ids = list(members)          # first-appearance (topological) order
     layers: dict[int, list[str]] = {}
     for nid in node_ids:
         layers.setdefault(layer[nid], []).append(nid)
-    _order_layers(layers, edges)
+    wrapped = {li for li, ids in layers.items() if len(ids) > WRAP_ABOVE}
+
+    # Waypoints: one free slot per layer a long edge passes (none through a wrapped layer).
+    chains: dict[tuple[str, str], list[str]] = {}
+    sorting_edges: list[tuple[str, str]] = []
+    spans = sum(layer[b] - layer[a] - 1 for a, b in edges)
+    for a, b in edges:
+        la, lb = layer[a], layer[b]
+        if lb - la > 1 and spans <= MAX_WAYPOINTS and not any(
+                li in wrapped for li in range(la + 1, lb)):
+            prev = a
+            chain = []
+            for li in range(la + 1, lb):
+                w = f"\0{a}\0{b}\0{li}"
+                layers[li].append(w)
+                chain.append(w)
+                sorting_edges.append((prev, w))
+                prev = w
+            sorting_edges.append((prev, b))
+            chains[(a, b)] = chain
+        else:
+            sorting_edges.append((a, b))
+    _order_layers(layers, sorting_edges)
 
     pos: dict[str, tuple[float, float]] = {}
-    tallest = max((len(v) for v in layers.values()), default=0)
     pitch = NODE_H + GAP_Y
+    shape: dict[int, tuple[int, int]] = {}          # layer -> (columns, rows)
     for li, ids in layers.items():
-        offset = (tallest - len(ids)) * pitch / 2
+        if li in wrapped:
+            cols = max(1, round((len(ids) * pitch / (NODE_W + GAP_X)) ** 0.5))
+            shape[li] = (cols, -(-len(ids) // cols))
+        else:
+            shape[li] = (1, len(ids))
+    tallest = max((rows for _, rows in shape.values()), default=0)
+    x = 0.0
+    n_layers = (max(layers) + 1) if layers else 0
+    for li in range(n_layers):
+        ids = layers.get(li, [])
+        cols, rows = shape.get(li, (1, 0))
+        offset = (tallest - rows) * pitch / 2
         for i, nid in enumerate(ids):
-            pos[nid] = (li * (NODE_W + GAP_X), offset + i * pitch)
+            c, r = divmod(i, rows) if rows else (0, 0)
+            pos[nid] = (x + c * (NODE_W + GAP_X / 2), offset + r * pitch)
+        x += cols * (NODE_W + GAP_X / 2) + GAP_X / 2 if cols > 1 else NODE_W + GAP_X
+    routes = {e: tuple((pos[w][0], pos[w][1] + NODE_H / 2) for w in chain)
+              for e, chain in chains.items()}
+    for chain in chains.values():
+        for w in chain:
+            del pos[w]
 
     nodes = {}
     for nid in node_ids:
@@ -99,10 +165,10 @@ def build_layout(order: Sequence[str], deps: Callable[[str], Iterable[str]],
         g = group_name.get(nid, "")
         label = f"{g}  ×{len(ms)}" if g else short_name(nid)
         nodes[nid] = Node(nid, label, ms, layer[nid], g)
-    n_layers = (max(layers) + 1) if layers else 0
     return Layout(nodes, pos, edges, node_of,
-                  width=max(n_layers * (NODE_W + GAP_X) - GAP_X, 0.0),
-                  height=max(tallest * pitch - GAP_Y, 0.0))
+                  width=max(x - GAP_X, 0.0),
+                  height=max(tallest * pitch - GAP_Y, 0.0),
+                  routes=routes, order_only=dashed)
 
 
 def _order_layers(layers: dict[int, list[str]], edges: Sequence[tuple[str, str]]) -> None:

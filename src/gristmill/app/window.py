@@ -192,6 +192,8 @@ class MainWindow(QMainWindow):
         self.example_copy.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.statusBar().addPermanentWidget(self.example_copy)
         self.example_copy.hide()
+        self._timeline_stale = False
+        self._status_at = self._status_cost = 0.0     # the ticker's last status refresh, its cost
         self.ticker = QTimer(self)
         self.ticker.setInterval(TICK_MS)
 
@@ -219,6 +221,7 @@ class MainWindow(QMainWindow):
         self.banner.reloadRequested.connect(self.reload)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.ticker.timeout.connect(self._tick)
+        self.tabs.currentChanged.connect(self._tab_changed)
 
     def _restore_layout(self) -> None:
         """The layout saved at the last close, unless it no longer fits this screen (a
@@ -395,7 +398,8 @@ class MainWindow(QMainWindow):
 
     def _run_changed(self, changes: Changes) -> None:
         # A run's start names the old and the new run's tasks: only their nodes change.
-        self.graph.update_states(changes.tasks, legend=changes.started is not None)
+        self.graph.update_states(changes.tasks, legend=changes.started is not None,
+                                 defer_groups=changes.started is None)
         if self.past_run_id is None:
             if changes.started is not None:
                 # The reload shows what the run holds, this batch's lines too: they
@@ -405,13 +409,19 @@ class MainWindow(QMainWindow):
                 self.log.append(changes.lines)
             self.log.tasks_changed(changes.tasks)
             if changes.bars:
-                self._refresh_timeline()
+                self._timeline_stale = True
+                if changes.started is not None:
+                    self._refresh_timeline()
         self._follow_explain(changes.tasks)
         for text in changes.notices:        # e.g. what this machine does not enforce
             self.notice.setText("⚠ " + (text if len(text) <= 60 else text[:59] + "…"))
             self.notice.setToolTip(text)
             self.notice.show()
-        self._refresh_status()
+        # Mid-run, the status bar and the timeline cost a walk over the run's tasks: the
+        # ticker redraws them four times a second (and the timeline only while it is shown),
+        # not at every batch of events, so the GUI thread leaves the engine its GIL.
+        if changes.started is not None or not self.ticker.isActive():
+            self._refresh_status()
 
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()
@@ -432,8 +442,19 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     def _tick(self) -> None:
-        self._refresh_status()
-        if self.past_run_id is None and self.bench.run.running:
+        # Progress and ETA walk every task of the run: with thousands, each costs tens of
+        # ms, so the ticker spends at most a twentieth of the GUI thread's time on them.
+        now = time.perf_counter()
+        if now - self._status_at >= 20 * self._status_cost:
+            self._refresh_status()
+            self._status_at = time.perf_counter()
+            self._status_cost = self._status_at - now
+        if self.past_run_id is None and self.bench.run.running and (
+                self._timeline_stale or self.tabs.currentWidget() is self.timeline):
+            self._refresh_timeline()
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.timeline and self._timeline_stale:
             self._refresh_timeline()
 
     def _refresh_status(self) -> None:
@@ -443,6 +464,10 @@ class MainWindow(QMainWindow):
     def _refresh_timeline(self) -> None:
         if self.past_run_id is not None:
             return
+        if self.bench.run.running and self.tabs.currentWidget() is not self.timeline:
+            self._timeline_stale = True      # drawn when its tab is shown (or the run ends)
+            return
+        self._timeline_stale = False
         run = self.bench.run
         if run.status is None:
             title = "No run yet in this session — press F5 to run the default targets"

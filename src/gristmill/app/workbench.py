@@ -538,6 +538,14 @@ class Workbench(QObject):
                 return False
             self._run_lock = lock
             self._stop_leftovers(wf)
+        # Tasks start with posix_spawn only from the executor's own working folder (Python
+        # 3.11 has no chdir action), else through a fork of this whole Qt process: run from
+        # the workflow's folder, as `gristmill run` does (every path the app keeps is absolute).
+        try:
+            if os.getcwd() != str(wf.root):
+                os.chdir(wf.root)
+        except OSError:
+            pass
         bus = EventBus()
         self.configure_compute()
         self.remote_run = self.compute.remote and not dry_run

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPainterPath, QPalette, QPen, QWheelEvent
-from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QMenu, QSizePolicy, QStyle, QStyleOptionGraphicsItem,
+from PySide6.QtWidgets import (QCompleter, QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
+                               QGraphicsView, QHBoxLayout, QLabel, QLineEdit, QMenu, QSizePolicy,
+                               QStyle, QStyleOptionGraphicsItem,
                                QToolButton, QVBoxLayout, QWidget)
 
 from gristmill.core.events import TaskState
@@ -25,7 +26,13 @@ from ..selection import Selection
 from ..states import IdleCounts, IdleState, ShownState
 
 ORIGIN = "graph"
+SEARCH = "graph-search"          # the search box selects as another view would: the graph reveals it
 COLLAPSE_ABOVE = 12
+MIN_ZOOM, MAX_ZOOM = 0.02, 4.0   # the zoom's range, widened to whatever Fit needs
+GROUP_EVERY_MS = 150             # mid-run, a fan-out's node is recoloured at most this often
+SMOOTH_ABOVE = 0.3               # antialiasing only from this scale up
+TEXT_FROM = 0.45                 # names are drawn from this scale up (level of detail)
+READABLE = 0.6                   # a task revealed (search, the table) is shown at least this big
 # Which state a group node shows: the most pressing one among its members (in the run first).
 GROUP_PRIORITY: tuple[ShownState, ...] = (
     TaskState.FAILED, TaskState.RUNNING, TaskState.READY, TaskState.WAITING,
@@ -107,7 +114,7 @@ class NodeItem(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(fill)
         painter.drawRoundedRect(rect, 6, 6)
-        if lod < 0.45:
+        if lod < TEXT_FROM:
             return
         painter.setPen(theme.idle_text_color() if idle else theme.text_on(fill))
         fm = painter.fontMetrics()
@@ -124,17 +131,40 @@ class NodeItem(QGraphicsItem):
                              fm.elidedText(self.node.label, Qt.TextElideMode.ElideMiddle, int(inner.width())))
 
 
+def _order_only(wf: Workflow, graph: TaskGraph) -> Callable[[str], Iterable[str]]:
+    """A task's dependencies through ``after`` alone: no input of it is their output."""
+    tasks, producer = wf.tasks, graph.producer
+
+    def only(name: str) -> Iterable[str]:
+        task = tasks.get(name)
+        if task is None or not task.after:
+            return ()
+        data = {producer.get(i) for i in task.inputs}
+        return {a for a in task.after if a not in data}
+    return only
+
+
 def edge_path(layout: Layout, edges: Iterable[tuple[str, str]]) -> QPainterPath:
+    """Each edge from the right of its source to the left of its target, through the free
+    slots the layout kept for it in the layers between (so it passes no box)."""
     path = QPainterPath()
+    routes = layout.routes or {}
     for a, b in edges:
         ax, ay = layout.pos[a]
         bx, by = layout.pos[b]
         start = QPointF(ax + NODE_W, ay + NODE_H / 2)
-        end = QPointF(bx, by + NODE_H / 2)
-        dx = max((end.x() - start.x()) / 2, 30.0)
         path.moveTo(start)
-        path.cubicTo(QPointF(start.x() + dx, start.y()), QPointF(end.x() - dx, end.y()), end)
+        for wx, wy in routes.get((a, b), ()):
+            _curve(path, start, QPointF(wx, wy))
+            start = QPointF(wx + NODE_W, wy)
+            path.lineTo(start)
+        _curve(path, start, QPointF(bx, by + NODE_H / 2))
     return path
+
+
+def _curve(path: QPainterPath, start: QPointF, end: QPointF) -> None:
+    dx = max((end.x() - start.x()) / 2, 30.0)
+    path.cubicTo(QPointF(start.x() + dx, start.y()), QPointF(end.x() - dx, end.y()), end)
 
 
 class GraphView(QGraphicsView):
@@ -152,6 +182,7 @@ class GraphView(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
         self.auto_fit = True        # keep the whole graph in view until the user zooms
+        self.fit_scale = 1.0        # the scale Fit last set: zoom always reaches it and beyond
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -170,11 +201,28 @@ class GraphView(QGraphicsView):
         factor = 1.0015 ** event.angleDelta().y()
         self.zoom(factor)
 
+    def zoom_range(self) -> tuple[float, float]:
+        """From half of what Fit shows (however small a big graph makes it) to 4×."""
+        return min(MIN_ZOOM, self.fit_scale / 2), MAX_ZOOM
+
     def zoom(self, factor: float) -> None:
         self.auto_fit = False
-        scale = self.transform().m11() * factor
-        if 0.02 <= scale <= 4.0:
-            self.scale(factor, factor)
+        scale = self.transform().m11()
+        low, high = self.zoom_range()
+        wanted = min(max(scale * factor, low), high)
+        if scale > 0 and wanted != scale:
+            self.scale(wanted / scale, wanted / scale)
+            self._level_of_detail()
+
+    def _level_of_detail(self) -> None:
+        """Zoomed out, thousands of edges and boxes are drawn without antialiasing (the
+        boxes without text already, in ``NodeItem.paint``)."""
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, self.transform().m11() >= SMOOTH_ABOVE)
+
+    def zoom_to(self, scale: float) -> None:
+        current = self.transform().m11()
+        if current > 0 and scale != current:
+            self.zoom(scale / current)
 
     def fit(self) -> None:
         self.auto_fit = True
@@ -184,6 +232,8 @@ class GraphView(QGraphicsView):
             if self.transform().m11() > 1.5:
                 self.resetTransform()
                 self.centerOn(rect.center())
+            self.fit_scale = self.transform().m11()
+            self._level_of_detail()
 
 
 class GraphPane(QWidget):
@@ -208,6 +258,12 @@ class GraphPane(QWidget):
         self._expanded: set[str] = set()
         self.layout_: Layout | None = None
         self.items: dict[str, NodeItem] = {}
+        self._group_ids: set[str] = set()
+        self._dirty_groups: set[str] = set()
+        self._group_timer = QTimer(self)
+        self._group_timer.setSingleShot(True)
+        self._group_timer.setInterval(GROUP_EVERY_MS)
+        self._group_timer.timeout.connect(self._flush_groups)
         self._info_base = ""
         self._init_widgets()
         self._connect_signals()
@@ -217,6 +273,7 @@ class GraphPane(QWidget):
         self.view = GraphView(self.scene, self)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self._edges = QGraphicsPathItem()
+        self._order_edges = QGraphicsPathItem()
         self._highlight = QGraphicsPathItem()
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
@@ -225,6 +282,17 @@ class GraphPane(QWidget):
         # A long legend never widens the window nor squeezes the Tasks panel (issue 19).
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar.addWidget(self.info, 1)
+        self.search = QLineEdit(self)
+        self.search.setObjectName("graph-search")
+        self.search.setPlaceholderText("Find a task…")
+        self.search.setToolTip("Type part of a task's name and press Enter to select it and show it")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMaximumWidth(220)
+        self._completer = QCompleter(QStringListModel(self), self)
+        self._completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self._completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.search.setCompleter(self._completer)
+        bar.addWidget(self.search)
         self.fit_button = self._tool_button("fit", "Fit to view", "Show the whole graph (Ctrl+0)")
         self.zoom_in_button = self._tool_button("", "+", "Zoom in (or use the mouse wheel)")
         self.zoom_out_button = self._tool_button("", "−", "Zoom out (or use the mouse wheel)")
@@ -257,6 +325,8 @@ class GraphPane(QWidget):
         self.collapse_button.clicked.connect(self.collapse_all)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.nodeDoubleClicked.connect(self.activate)
+        self.search.returnPressed.connect(lambda: self.find_task(self.search.text()))
+        self._completer.activated.connect(self.find_task)
 
     # -- building -------------------------------------------------------------------
 
@@ -266,7 +336,36 @@ class GraphPane(QWidget):
         if not same:
             self._expanded = set()
         self._workflow, self._graph = workflow, graph
+        model = self._completer.model()
+        if not same or (workflow is not None and model.rowCount() != len(workflow.tasks)):
+            model.setStringList(list(workflow.tasks) if workflow is not None else [])
         self._rebuild(fit=not same)
+
+    def find_task(self, text: str) -> str | None:
+        """Select the task named ``text`` (or the first whose name contains it) and show it."""
+        wf = self._workflow
+        text = text.strip()
+        if wf is None or not text:
+            return None
+        name = text if text in wf.tasks else None
+        if name is None:
+            low = text.lower()
+            name = next((n for n in wf.tasks if low in n.lower()), None)
+        if name is None:
+            self.info.setText(f"No task matches “{text}”")
+            return None
+        self._selection.set([name], SEARCH)
+        return name
+
+    def reveal(self, name: str) -> None:
+        """Centre the view on a task's node (its group's while collapsed), big enough to read."""
+        layout = self.layout_
+        item = self.items.get(layout.node_of.get(name, "")) if layout is not None else None
+        if item is None:
+            return
+        if self.view.transform().m11() < TEXT_FROM:      # names not drawn: zoom in to read it
+            self.view.zoom_to(READABLE)
+        self.view.centerOn(item)
 
     def expand(self, group: str) -> None:
         self._expanded.add(group)
@@ -288,6 +387,7 @@ class GraphPane(QWidget):
             self.items = {}
             self.layout_ = None
             self._edges = QGraphicsPathItem()
+            self._order_edges = QGraphicsPathItem()
             self._highlight = QGraphicsPathItem()
             wf, graph = self._workflow, self._graph
             if wf is None or graph is None:
@@ -295,11 +395,15 @@ class GraphPane(QWidget):
                 self.info.setText("")
                 return
             layout = build_layout(graph.order, graph.deps, wf.groups(), self._expanded,
-                                  COLLAPSE_ABOVE)
+                                  COLLAPSE_ABOVE, order_only=_order_only(wf, graph))
             self.layout_ = layout
-            self._edges.setPath(edge_path(layout, layout.edges))
+            dashed = layout.order_only
+            self._edges.setPath(edge_path(layout, [e for e in layout.edges if e not in dashed]))
             self._edges.setZValue(-2)
             self.scene.addItem(self._edges)
+            self._order_edges.setPath(edge_path(layout, [e for e in layout.edges if e in dashed]))
+            self._order_edges.setZValue(-2)
+            self.scene.addItem(self._order_edges)
             self._highlight.setZValue(-1)
             self.apply_palette()
             self.scene.addItem(self._highlight)
@@ -310,6 +414,8 @@ class GraphPane(QWidget):
                 self.scene.addItem(item)
                 self.items[nid] = item
             self.scene.setSceneRect(QRectF(-24, -24, layout.width + 48, layout.height + 48))
+            self._group_ids = {nid for nid, n in layout.nodes.items() if n.is_group}
+            self._dirty_groups.clear()
             groups = sum(1 for n in layout.nodes.values() if n.is_group)
             text = f"{len(wf.tasks)} tasks, {len(layout.edges)} edges"
             if groups:
@@ -327,21 +433,45 @@ class GraphPane(QWidget):
         mid = self.palette().color(QPalette.ColorRole.WindowText)
         mid.setAlphaF(0.4)
         self._edges.setPen(QPen(mid, 1.2))
+        order = QPen(mid, 1.2)
+        order.setStyle(Qt.PenStyle.DashLine)
+        self._order_edges.setPen(order)
         self._highlight.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), 2.2))
         self.view.setBackgroundBrush(self.palette().color(QPalette.ColorRole.Base))
 
     # -- live updates -----------------------------------------------------------------
 
-    def update_states(self, names: Iterable[str] | None, legend: bool = False) -> None:
+    def update_states(self, names: Iterable[str] | None, legend: bool = False,
+                      defer_groups: bool = False) -> None:
         """Recolour the nodes of these tasks (all when None); ``legend``: the tasks
-        outside the run changed too (a run started), so count them again."""
+        outside the run changed too (a run started), so count them again.
+        ``defer_groups``: a group node (a walk over all its members) is recoloured at
+        most every ``GROUP_EVERY_MS``, with whatever changed meanwhile, not per batch."""
         layout = self.layout_
         if layout is None:
             return
         if names is None:
             node_ids = set(layout.nodes)
+            self._dirty_groups.clear()
         else:
-            node_ids = {layout.node_of[n] for n in names if n in layout.node_of}
+            node_of = layout.node_of
+            node_ids = {node_of[n] for n in names if n in node_of}
+        if defer_groups:
+            groups = {nid for nid in node_ids if nid in self._group_ids}
+            if groups:
+                node_ids -= groups
+                self._dirty_groups |= groups
+                if not self._group_timer.isActive():
+                    self._group_timer.start()
+        self._recolour(node_ids)
+        if names is None or legend:
+            self._update_info()
+
+    def _flush_groups(self) -> None:
+        dirty, self._dirty_groups = self._dirty_groups, set()
+        self._recolour(dirty)
+
+    def _recolour(self, node_ids: Iterable[str]) -> None:
         for nid in node_ids:
             item = self.items.get(nid)
             if item is None:
@@ -355,8 +485,6 @@ class GraphPane(QWidget):
             else:
                 name = node.members[0]
                 item.set_state(self._state_of(name), reason=self._reason_of(name))
-        if names is None or legend:
-            self._update_info()
 
     def _count_idle(self) -> IdleCounts:
         wf = self._workflow
@@ -393,10 +521,8 @@ class GraphPane(QWidget):
             wanted = {self.layout_.node_of[n] for n in names if n in self.layout_.node_of}
             for nid, item in self.items.items():
                 item.setSelected(nid in wanted)
-            if names and names[0] in self.layout_.node_of:
-                item = self.items.get(self.layout_.node_of[names[0]])
-                if item is not None:
-                    self.view.ensureVisible(item, 60, 60)
+            if names and origin:
+                self.reveal(names[0])
         finally:
             self._syncing = False
         self._update_highlight()
