@@ -194,11 +194,16 @@ def _read(entry: Path, fingerprint: tuple,
         fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None          # a fresh load's store replaces it (a folder stays)
     with os.fdopen(fd, "rb") as f:
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return None          # a fresh load's store replaces it (a folder stays)
             os.set_blocking(fd, True)
             identity = (st.st_ino, st.st_size)
             head = f.read(16)

@@ -190,7 +190,9 @@ class WorkflowAssembler:
                                   resources.pools + ((NOTPARALLEL_POOL, 1),), resources.gpu_mem)
         self._add(task_cautions(f, rep, main, recs, location, set(members)))
         ignore = (False,) if unread else self._ignore_errors(rep, main, len(commands), location)
-        silent = unread or (bool(recs) and all(not rec.echoed for rec in recs))
+        # The stand-ins say their one line as make would (make's error, or "not read"):
+        # their own printf is not a command of the Makefile, and is not echoed.
+        silent = unread or rep in f.failing or (bool(recs) and all(not rec.echoed for rec in recs))
         said = f.recipe_info.get(rep)
         if said and rep not in f.failing and os.path.basename(shell_path) in _POSIX_SHELLS:
             # make prints a recipe's $(info ...) as it expands it, before the first command
