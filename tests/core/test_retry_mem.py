@@ -133,3 +133,28 @@ def test_retry_mem_is_read_from_gristmill_toml_and_a_bad_one_is_told_at_its_plac
         load_workflow(f)
     assert str(err.value).endswith("gristmill.toml:3:21: tasks.a.retry_mem[1]: each size must "
                                    "be larger than the one before")
+
+
+def test_on_a_cluster_a_retry_is_capped_at_the_largest_worker_not_the_sum(tmp_path):
+    # Two workers of 300 MB: 600 MB in all, but no attempt can have more than one holds.
+    wf = workflow(tmp_path, task("hog", ALLOC, outputs=["out"], mem=100 * MB,
+                                 retry_mem=(4.0,)))
+    rec = Recorder()
+    bus = EventBus()
+    bus.subscribe(rec)
+    cap = Capacity(cpu=4, mem=600 * MB, gpu=0, largest_mem=300 * MB)
+    result = Engine(wf, bus=bus, options=RunOptions(capacity=cap, structured_log=False)).run([])
+    assert result.status is RunStatus.SUCCEEDED
+    assert _mems(rec, "hog") == [100 * MB, 300 * MB]        # not 400 MB: no worker has it
+
+
+def test_a_clusters_capacity_says_its_largest_worker():
+    distributed = pytest.importorskip("distributed")
+    from gristmill.core.run.dask_cluster import cluster_capacity, local_cluster
+    cluster = local_cluster(2, cpu=2, mem=600 * MB)
+    try:
+        with distributed.Client(cluster) as c:
+            cap = cluster_capacity(c)
+    finally:
+        cluster.close()
+    assert cap.mem == 600 * MB and cap.largest_mem == 300 * MB

@@ -26,6 +26,7 @@ class Capacity:
     pools: Mapping[str, int] = field(default_factory=dict)
     jobs: int | None = None            # -j N: at most N tasks at once
     devices: tuple[GpuDevice, ...] = ()
+    largest_mem: int | None = None     # a cluster: the most memory one worker has
 
     def __post_init__(self) -> None:
         if self.devices:

@@ -188,11 +188,13 @@ def cluster_capacity(client, pools: Mapping[str, int] | None = None,
     workers = _workers(client)
     declared = _declared(workers)
     cpu = mem = 0.0
+    largest = 0.0
     devices: list[GpuDevice] = []
     for w in workers:
         a = _worker_amounts(w, declared)
         cpu += a["CPU"]
         mem += a["MEM"]
+        largest = max(largest, a["MEM"])
         count = int(a["GPU"])
         # Its devices, as the engine books them: numbered across the cluster, each with
         # its part of the worker's GPU_MEM. Which of its own each task gets, and under
@@ -202,4 +204,5 @@ def cluster_capacity(client, pools: Mapping[str, int] | None = None,
             devices.append(GpuDevice(len(devices), mem=per, handle=str(i),
                                      name=str(w.get("id") or w.get("name") or "")))
     return Capacity(cpu=float(cpu), mem=int(min(mem, UNBOUNDED_MEM)), gpu=len(devices),
-                    pools=dict(pools or {}), jobs=jobs, devices=tuple(devices))
+                    pools=dict(pools or {}), jobs=jobs, devices=tuple(devices),
+                    largest_mem=int(min(largest, UNBOUNDED_MEM)) if workers else None)

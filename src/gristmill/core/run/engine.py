@@ -813,7 +813,9 @@ class _RunLoop:
             return
         going = (not self.stopping and not self._cancelled()
                  and task.name not in self.cancelling)
-        bigger = retry_size(task, task.resources.mem, self.capacity.mem) \
+        # At most what one machine has: on a cluster, its largest worker.
+        most = self.capacity.largest_mem or self.capacity.mem
+        bigger = retry_size(task, task.resources.mem, most) \
             if ev.over_memory and going else None
         retry = (outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and going
                  and a.attempt - self.restarts[task.name] - self.oom_retries[task.name]
