@@ -1082,6 +1082,23 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def _flush_stdout() -> int:
+    """What is left of stdout, written now: a full disk or a closed file is one line and
+    exit status 2 (as make's "write error: stdout"), not a traceback at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        _say(f"gristmill: write error: stdout: {exc.strerror or exc}")
+        try:
+            sys.stdout = open(os.devnull, "w")      # nothing more to lose at exit
+        except OSError:
+            pass
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _names_out()
@@ -1098,7 +1115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"run": cmd_run, "plan": cmd_plan, "graph": cmd_graph, "history": cmd_history,
                "doctor": cmd_doctor, "watch": cmd_watch}
     try:
-        return handler[args.command](args)
+        code = handler[args.command](args)
+        return _flush_stdout() or code
     except GristmillError as exc:
         print(f"gristmill: {exc}" if isinstance(exc, UsageError) else str(exc), file=sys.stderr)
         return 2
