@@ -9,6 +9,7 @@ the signal (130 for Ctrl-C). Errors are one line each, ``path:line:col: message`
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import os
@@ -1091,12 +1092,16 @@ def _flush_stdout() -> int:
         return 0
     except OSError as exc:
         _say(f"gristmill: write error: stdout: {exc.strerror or exc}")
-        try:
-            sys.stdout = open(os.devnull, "w")      # nothing more to lose at exit
-        except OSError:
-            pass
+        _quiet_stdout()
         return 2
     return 0
+
+
+def _quiet_stdout() -> None:
+    try:
+        sys.stdout = open(os.devnull, "w")      # nothing more to lose at exit
+    except OSError:
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1122,6 +1127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # Output that could not be written (stdout on a full device: history and logs
+        # handle their own faults): one line, as make's "write error", not a traceback.
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+            _say(f"gristmill: write error: {exc.strerror or exc}")
+            _quiet_stdout()
+            return 2
+        raise
     except KeyboardInterrupt:      # Ctrl-C before a run's own handling (a load, --wait)
         _say("")
         return 130
