@@ -223,6 +223,17 @@ def _open_op(flags: str) -> str:
     return READ
 
 
+# The calls that name one path: call -> (what it does to it, the path is *at-style
+# (a folder fd and a name), the argument it is in).
+_ONE_PATH: dict[str, tuple[str, bool, int]] = {
+    "unlink": (REMOVE, False, 0), "rmdir": (REMOVE, False, 0), "unlinkat": (REMOVE, True, 0),
+    "mkdir": (MKDIR, False, 0), "mkdirat": (MKDIR, True, 0),
+    "link": (WRITE, False, 1), "symlink": (WRITE, False, 1), "linkat": (WRITE, True, 2),
+    "symlinkat": (WRITE, True, 1),
+    "truncate": (WRITE, False, 0), "utime": (WRITE, False, 0), "utimes": (WRITE, False, 0),
+}
+
+
 def _one(name: str, args: list[str], ok: bool, errno_name: str, ret_fd: str | None,
          p: _Proc, add) -> None:
     if name in ("openat", "open", "creat", "openat2"):
@@ -268,38 +279,11 @@ def _one(name: str, args: list[str], ok: bool, errno_name: str, ret_fd: str | No
         if old and new:
             add(Access(MOVE_AWAY, old))
             add(Access(WRITE, new))
-    elif name in ("unlink", "rmdir"):
-        path = _plain(args, 0, p)
+    elif name in _ONE_PATH:
+        kind, at, i = _ONE_PATH[name]
+        path = (_at if at else _plain)(args, i, p)
         if path:
-            add(Access(REMOVE, path))
-    elif name == "unlinkat":
-        path = _at(args, 0, p)
-        if path:
-            add(Access(REMOVE, path))
-    elif name == "mkdir":
-        path = _plain(args, 0, p)
-        if path:
-            add(Access(MKDIR, path))
-    elif name == "mkdirat":
-        path = _at(args, 0, p)
-        if path:
-            add(Access(MKDIR, path))
-    elif name in ("link", "symlink"):
-        path = _plain(args, 1, p)
-        if path:
-            add(Access(WRITE, path))
-    elif name == "linkat":
-        path = _at(args, 2, p)
-        if path:
-            add(Access(WRITE, path))
-    elif name == "symlinkat":
-        path = _at(args, 1, p)
-        if path:
-            add(Access(WRITE, path))
-    elif name in ("truncate", "utime", "utimes"):
-        path = _plain(args, 0, p)
-        if path:
-            add(Access(WRITE, path))
+            add(Access(kind, path))
     elif name == "utimensat":
         if args[1] == "NULL":                # futimens(fd): the fd's own file
             path = _fd_path(args[0])
