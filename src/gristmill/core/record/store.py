@@ -447,6 +447,12 @@ def _process_start(pid: int) -> str | None:
 process_start = _process_start
 
 
+def start_token(ticks: int) -> str | None:
+    """The token ``process_start`` reads for a process that started ``ticks`` clock
+    ticks after boot (the executor knows that tick from the clock around its spawn)."""
+    return f"{_BOOT_ID}:{ticks}" if _BOOT_ID else None
+
+
 def proc_stats():
     """(pid, the fields of /proc/<pid>/stat after the command's name) of every process."""
     try:

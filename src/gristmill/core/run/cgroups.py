@@ -140,19 +140,6 @@ def _pids(path: str) -> list[int]:
         return []
 
 
-def _keyed(path: str) -> dict[str, int]:
-    """A flat-keyed file (``memory.events``, ``memory.oom_control``) as a dict."""
-    found = {}
-    try:
-        for line in _read(path).splitlines():
-            k, _, v = line.partition(" ")
-            if v.strip().isdigit():
-                found[k] = int(v)
-    except OSError:
-        pass
-    return found
-
-
 def _pid_namespace() -> str:
     """This process's pid namespace (its inode), so that a folder's owner pid is read
     in the namespace it was written in."""
@@ -382,6 +369,8 @@ class Cgroups:
         name = f"gristmill-{os.getpid()}-{_pid_namespace()}-{next(_counter)}"
         self._bases: dict[str, str] = {}      # v1: controller -> our folder; v2: "" -> it
         self._back: dict[str, int] = {}       # v1: controller -> fd of our own "tasks"
+        self._idle: list[TaskCgroup] = []     # emptied and reset by ``done``: taken again
+        self._made = itertools.count(1)
         if self.version == 2:
             base = os.path.join(offer.home, name)
             os.mkdir(base)
@@ -439,47 +428,40 @@ class Cgroups:
                 f"Gristmill that died (pid {owners}) had left running")
 
     def create(self, job_id: int, mem: int | None, cpu: float | None) -> "TaskCgroup":
-        """A cgroup for one job, with its limits set; OSError if the kernel refuses."""
-        name = f"job-{job_id}"
-        if self.version == 2:
-            d = os.path.join(self._bases[""], name)
-            os.mkdir(d)
-            cg = TaskCgroup(self, {"": d}, mem)
+        """A cgroup for one job, with its limits set; OSError if the kernel refuses.
+
+        One that an earlier job of this executor left empty is taken again (``done``
+        reset it), its limits rewritten where they differ: a new cgroup costs a mkdir,
+        its limits and an rmdir (~0.2 ms of the engine thread's time a task, and the
+        kernel's work to free it after); a reused one a few writes to files held open."""
+        while self._idle:
+            cg = self._idle.pop()
             try:
-                if mem and self.offer.memory:
-                    _write(os.path.join(d, "memory.max"), str(mem))
-                    for f, v in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
-                        try:
-                            _write(os.path.join(d, f), v)
-                        except OSError:
-                            pass
-                if cpu and self.cpu_quota:
-                    _write(os.path.join(d, "cpu.max"), f"{max(1000, int(cpu * CPU_PERIOD))} "
-                                                       f"{CPU_PERIOD}")
+                cg.limit(mem, cpu)
+                return cg
             except OSError:
-                cg.remove()
-                raise
-            return cg
-        dirs = {}
+                cg.remove()         # the kernel would not take the new limits: a new one
+        d = {}
+        name = f"job-{next(self._made)}"
         try:
             for ctl, base in self._bases.items():
-                d = os.path.join(base, name)
-                os.mkdir(d)
-                dirs[ctl] = d
-            mdir = dirs["memory"]
-            if mem:
-                _write(os.path.join(mdir, "memory.limit_in_bytes"), str(mem))
-                try:     # swap must not hide the limit: memory and swap together
-                    _write(os.path.join(mdir, "memory.memsw.limit_in_bytes"), str(mem))
+                path = os.path.join(base, name)
+                os.mkdir(path)
+                d[ctl] = path
+            cg = TaskCgroup(self, d)
+        except OSError:
+            for path in reversed(d.values()):
+                try:
+                    os.rmdir(path)
                 except OSError:
                     pass
-            if "cpu" in dirs and cpu:
-                _write(os.path.join(dirs["cpu"], "cpu.cfs_quota_us"),
-                       str(max(1000, int(cpu * CPU_PERIOD))))
-        except OSError:
-            TaskCgroup(self, dirs, mem).remove()
             raise
-        return TaskCgroup(self, dirs, mem)
+        try:
+            cg.limit(mem, cpu)
+        except OSError:
+            cg.remove()
+            raise
+        return cg
 
     def move_home(self, pids: list[int]) -> None:
         """Move processes out of a job's cgroup into Gristmill's own."""
@@ -497,6 +479,9 @@ class Cgroups:
                     pass
 
     def close(self) -> None:
+        for cg in self._idle:
+            cg.remove()
+        self._idle = []
         for fd in self._back.values():
             try:
                 os.close(fd)
@@ -555,17 +540,131 @@ def _remove_tree(base: str, kill: bool, v2: bool) -> int:
     return len(killed)
 
 
+IDLE_MAX = 64               # emptied cgroups an executor keeps for its next jobs
+# Bytes still charged to an emptied cgroup above which it is not reused: the inodes and
+# dentries of files its jobs made stay charged to it, and so does what the kernel holds
+# back per CPU for the next charges (64 pages a CPU).
+REUSE_MAX_CHARGE = (1 << 20) + 64 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf")
+                                     else 4096) * (os.cpu_count() or 1)
+
+
+def _open(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_CLOEXEC)
+
+
 class TaskCgroup:
-    """One job's cgroup (one folder per v1 hierarchy, or one v2 folder)."""
+    """One job's cgroup (one folder per v1 hierarchy, or one v2 folder).
 
-    __slots__ = ("owner", "dirs", "mem", "procs_path", "_main")
+    The files read or written at every job's start and end are opened once, when the
+    cgroup is made, and kept open while the executor reuses it for job after job
+    (``done``, ``Cgroups.create``)."""
 
-    def __init__(self, owner: Cgroups, dirs: dict[str, str], mem: int | None):
+    __slots__ = ("owner", "dirs", "mem", "cpu", "procs_path", "_main", "_enter", "_procs",
+                 "_leave", "_dirfds", "_peak", "_base", "_oom", "_oom_base", "_mem_set",
+                 "_cpu_set", "_reusable")
+
+    def __init__(self, owner: Cgroups, dirs: dict[str, str], mem: int | None = None):
         self.owner = owner
         self.dirs = dirs
         self.mem = mem
+        self.cpu: float | None = None
         self._main = dirs.get("memory") or dirs.get("")
         self.procs_path = os.path.join(self._main, "cgroup.procs") if self._main else ""
+        self._enter: list[int] = []       # v1: each hierarchy's "tasks", to write a tid in
+        self._leave = [owner._back[ctl] for ctl in dirs] if owner.version == 1 else []
+        self._procs = self._peak = self._oom = -1
+        self._dirfds: list[int] = []
+        self._base = 0                    # bytes charged when the peak was last reset
+        self._oom_base = 0                # OOM kills counted before this job
+        self._mem_set: int | None = None  # the limits the files hold now
+        self._cpu_set: float | None = None
+        self._reusable = True
+        try:
+            if owner.version == 1:
+                self._enter = [_open(os.path.join(d, "tasks"), os.O_WRONLY)
+                               for d in dirs.values()]
+            self._procs = _open(self.procs_path, os.O_RDONLY)
+            self._dirfds = [_open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs.values()]
+            peak = self._peak_name()
+            if peak:
+                try:
+                    # Read and write: a write resets it (v1; v2 since Linux 6.12, for
+                    # reads through this same descriptor).
+                    self._peak = _open(os.path.join(self._main, peak), os.O_RDWR)
+                except OSError:
+                    self._peak = _open(os.path.join(self._main, peak), os.O_RDONLY)
+                    self._reusable = False
+                self._oom = _open(os.path.join(self._main, "memory.events"
+                                               if owner.version == 2 else
+                                               "memory.oom_control"), os.O_RDONLY)
+        except OSError:
+            self._close_fds()
+            raise
+
+    def _peak_name(self) -> str:
+        if self.owner.version == 2:
+            return "memory.peak" if self.owner.offer.memory else ""
+        return "memory.max_usage_in_bytes"
+
+    def _close_fds(self) -> None:
+        for fd in [*self._enter, self._procs, self._peak, self._oom, *self._dirfds]:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._enter, self._dirfds = [], []
+        self._procs = self._peak = self._oom = -1
+
+    # -- limits ----------------------------------------------------------------------------
+    def limit(self, mem: int | None, cpu: float | None) -> None:
+        """Set the job's limits (only the files whose value changes); OSError if refused."""
+        mem = mem or None
+        cpu = cpu if cpu and self.owner.cpu_quota else None
+        self.mem, self.cpu = mem, cpu
+        if mem != self._mem_set:
+            if self.owner.version == 2:
+                if self.owner.offer.memory:
+                    self._limit_v2(mem)
+            else:
+                self._limit_v1(mem)
+            self._mem_set = mem
+        if cpu != self._cpu_set:
+            quota = max(1000, int(cpu * CPU_PERIOD)) if cpu else None
+            if self.owner.version == 2:
+                _write(os.path.join(self._main, "cpu.max"),
+                       f"{quota if quota else 'max'} {CPU_PERIOD}")
+            elif "cpu" in self.dirs:
+                _write(os.path.join(self.dirs["cpu"], "cpu.cfs_quota_us"),
+                       str(quota if quota else -1))
+            self._cpu_set = cpu
+        if mem and self._oom >= 0:
+            # The kernel's OOM count only grows: this job's kills are those beyond it.
+            self._oom_base = self._oom_count()
+
+    def _limit_v1(self, mem: int | None) -> None:
+        d = self.dirs["memory"]
+        value = str(mem) if mem else "-1"
+        old = self._mem_set
+        # Memory with swap may never be below memory alone: a limit that grows writes
+        # that one first, a limit that shrinks writes it second.
+        grows = mem is None or (old is not None and mem > old)
+        files = ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+        for f in files if grows else reversed(files):
+            try:
+                _write(os.path.join(d, f), value)
+            except OSError:
+                if f == "memory.limit_in_bytes":
+                    raise
+                # swap must not hide the limit: without the file there is no swap count
+
+    def _limit_v2(self, mem: int | None) -> None:
+        _write(os.path.join(self._main, "memory.max"), str(mem) if mem else "max")
+        for f, on, off in (("memory.swap.max", "0", "max"), ("memory.oom.group", "1", "0")):
+            try:
+                _write(os.path.join(self._main, f), on if mem else off)
+            except OSError:
+                pass
 
     # -- placing a new process ---------------------------------------------------------
     def argv(self, argv: list[str]) -> list[str]:
@@ -586,20 +685,16 @@ class TaskCgroup:
             yield
             return
         tid = str(threading.get_native_id()).encode()
-        moved = []
+        moved = 0
         try:
-            for ctl, d in self.dirs.items():
-                fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY)
-                try:
-                    os.write(fd, tid)
-                finally:
-                    os.close(fd)
-                moved.append(ctl)
+            for fd in self._enter:
+                os.write(fd, tid)
+                moved += 1
             yield
         finally:
-            for ctl in moved:
+            for fd in self._leave[:moved]:
                 try:
-                    os.write(self.owner._back[ctl], tid)
+                    os.write(fd, tid)
                 except OSError:
                     pass        # the thread stays in the job's cgroup: harmless for v1
 
@@ -611,29 +706,43 @@ class TaskCgroup:
             return []
         return [p for d in _tree(self._main) for p in _pids(os.path.join(d, "cgroup.procs"))]
 
-    def peak(self) -> int | None:
-        """The largest memory the task's cgroup ever held, in bytes (None: unknown)."""
-        if self.owner.version == 2:
-            if not self.owner.offer.memory:
-                return None
-            name = "memory.peak"
-        else:
-            name = "memory.max_usage_in_bytes"
+    def _own_pids(self) -> bytes:
+        """cgroup.procs of the job's own folder, as the kernel writes it (b"": empty)."""
         try:
-            return int(_read(os.path.join(self._main, name)).split()[0]) or None
+            return os.pread(self._procs, 65536, 0)
+        except OSError:
+            return b"?"
+
+    def peak(self) -> int | None:
+        """The largest memory the task's cgroup held during this job, in bytes (None:
+        unknown)."""
+        if self._peak < 0:
+            return None
+        try:
+            value = int(os.pread(self._peak, 64, 0).split()[0]) - self._base
         except (OSError, ValueError, IndexError):
             return None
+        return value if value > 0 else None
+
+    def _oom_count(self) -> int:
+        try:
+            text = os.pread(self._oom, 4096, 0)
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            k, _, v = line.partition(b" ")
+            if k == b"oom_kill":
+                try:
+                    return int(v)
+                except ValueError:
+                    return 0
+        return 0
 
     def oom_kills(self) -> int:
-        """How many of the task's processes the kernel's OOM killer ended."""
-        if self.owner.version == 2:
-            if not self.owner.offer.memory:
-                return 0
-            return _keyed(os.path.join(self._main, "memory.events")).get("oom_kill", 0)
-        control = _keyed(os.path.join(self._main, "memory.oom_control"))
-        if "oom_kill" in control:
-            return control["oom_kill"]
-        return 0
+        """How many of the task's processes the kernel's OOM killer ended in this job."""
+        if self._oom < 0:
+            return 0
+        return max(0, self._oom_count() - self._oom_base)
 
     def hit_limit(self) -> bool:
         """v1 kernels without an ``oom_kill`` count: the limit was reached at all."""
@@ -673,25 +782,44 @@ class TaskCgroup:
                 return
             self.owner.move_home(pids)
 
-    def remove_if_empty(self) -> bool:
-        """The cgroup's folders removed without listing them first (a task's end, the
-        common case: nothing left in it): True when all are gone. False when one holds a
-        process or a cgroup of its own; then ``release`` and ``remove`` (issue 18: the
-        listing cost as much as the rest of a task's end)."""
-        main = self._main
-        for d in [main] + [d for d in self.dirs.values() if d != main]:
+    def done(self) -> bool:
+        """The job is over: the cgroup goes back to its executor for the next job when
+        nothing is left in it (no process, no cgroup below it, little memory still
+        charged), its peak and failure counts reset; else it is removed. False when it
+        holds a process or a cgroup of its own: then ``release`` and ``remove``."""
+        if self._own_pids():
+            return False
+        try:
+            if any(os.fstat(fd).st_nlink > 2 for fd in self._dirfds):
+                return False        # a cgroup below it (a folder's links: 2 + its folders)
+        except OSError:
+            return False
+        owner = self.owner
+        if not self._reusable or len(owner._idle) >= IDLE_MAX or not self._reset():
+            return self.remove()
+        owner._idle.append(self)
+        return True
+
+    def _reset(self) -> bool:
+        """Make the cgroup as a new one would read: no peak, no limit hits."""
+        if self._peak >= 0:
             try:
-                os.rmdir(d)
-            except FileNotFoundError:
-                pass
+                os.write(self._peak, b"0")
+                charged = int(os.pread(self._peak, 64, 0).split()[0])
+            except (OSError, ValueError, IndexError):
+                return False
+            if charged > REUSE_MAX_CHARGE:
+                return False
+            self._base = charged
+        if self._mem_set and self.owner.version == 1:
+            try:
+                _write(os.path.join(self._main, "memory.failcnt"), "0")
             except OSError:
-                if d != main:           # what is left is listed from this one
-                    self._main = d
-                    self.procs_path = os.path.join(d, "cgroup.procs")
                 return False
         return True
 
     def remove(self) -> bool:
+        self._close_fds()
         ok = True
         for d in [sub for top in self.dirs.values() for sub in _tree(top)]:
             for _ in range(3):

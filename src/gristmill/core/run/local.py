@@ -20,13 +20,14 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol
 
-from ..record.store import process_start
+from ..record.store import process_start, start_token
 from . import cgroups as cg_mod
 from . import proctree
 from ..sizes import format_size
@@ -34,6 +35,7 @@ from ..workflow import PROCESS, Task
 from . import isolate
 from .trace import trace_argv
 
+_clock_ns = getattr(time, "clock_gettime_ns", None)
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 KILL_GRACE = 1.0     # seconds between SIGTERM and SIGKILL
 SAMPLE_EVERY = 0.25  # seconds between memory samples of running process trees
@@ -42,6 +44,15 @@ DRAIN_EVERY = 0.005  # seconds before the first look again at what is left of a 
 DRAIN_MAX = 0.2      # ... the wait doubles up to this while some of it will not die
 DRAIN_GIVE_UP = 30.0 # seconds after which a job whose processes will not die is reported anyway
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# A process's start in /proc/PID/stat is the boot-time clock at its fork, in clock ticks
+# (nanoseconds // (10**9 // ticks a second)). Read before and after the spawn, that clock
+# names the tick when both fall in the same one; else /proc is read (issue 18: the read
+# was 9% of the engine thread at 2,000 short tasks).
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0
+_TICK_NS = 10**9 // _TICKS if _TICKS > 0 and 10**9 % _TICKS == 0 else 0
+if _BOOTTIME is None or _clock_ns is None or not os.path.exists("/proc/self/stat"):
+    _TICK_NS = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +329,7 @@ class LocalExecutor:
         self._next_sample = 0.0
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._cwd = os.getcwd()
+        self._leader = os.getpid()      # the native id of the process's first thread
         self._programs: dict[tuple[str, str], str] = {}   # (name, PATH) -> program
         self._draining: dict[int, _Running] = {}          # killed or failed, tree not gone
         offer = cg_mod.offer()
@@ -396,18 +408,14 @@ class LocalExecutor:
             if cg is not None and cg.owner.version == 2:
                 argv = cg.argv([exe, *argv[1:]] if argv[0] != exe else argv)
                 exe = argv[0]
-            with cg.entered() if cg is not None else nullcontext():
-                if task.cwd == self._cwd and _POSIX_SPAWN:
-                    pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, env)
-                else:
-                    proc = subprocess.Popen(
-                        argv, executable=exe, cwd=task.cwd, env=dict(env),
-                        stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        start_new_session=True, close_fds=True, pass_fds=r.job.keep_fds)
-                    pid = proc.pid
-                    out_fd = os.dup(proc.stdout.fileno())  # type: ignore[union-attr]
-                    proc.stdout.close()                     # type: ignore[union-attr]
-                    proc.returncode = 0     # reaped by us with wait4; Popen must not try
+            if cg is not None and cg.owner.version == 1 and threading.get_native_id() == self._leader:
+                # The process's first thread never sits in a job's cgroup, even for the
+                # moment of a spawn: the kernel's OOM killer of that cgroup would count
+                # the whole of Gristmill as one of the job's processes (it looks at each
+                # process's first thread) and could kill it. From a thread of its own.
+                pid, out_fd, before, after = _on_thread(self._launch, r, exe, argv, env, cg)
+            else:
+                pid, out_fd, before, after = self._launch(r, exe, argv, env, cg)
         except OSError as exc:
             self._line(r, f"gristmill: cannot start {argv[0]}: {exc.strerror or exc}")
             self._finish(r, 127, message=str(exc))
@@ -415,7 +423,11 @@ class LocalExecutor:
         r.pgid = pid
         # Recorded in history: after a kill -9 of Gristmill the next start finds the
         # group again (the same group: its leader started at this time).
-        r.pgid_start = process_start(pid) or ""
+        tick = before // _TICK_NS if _TICK_NS else -1
+        if tick >= 0 and tick == after // _TICK_NS:
+            r.pgid_start = start_token(tick) or ""
+        else:
+            r.pgid_start = process_start(pid) or ""
         if r.index:
             self._events.append(JobSpawned(r.job.id, pid, r.pgid_start))
         if r.token:
@@ -425,6 +437,27 @@ class LocalExecutor:
         self._watch(out_fd, "out", r.job.id)
         r.pidfd = os.pidfd_open(pid)
         self._watch(r.pidfd, "exit", r.job.id)
+
+    def _launch(self, r: _Running, exe: str, argv: list[str], env: Mapping[str, str],
+                cg: cg_mod.TaskCgroup | None) -> tuple[int, int, int, int]:
+        """Start the process (in ``cg``): (pid, its output's read end, the boot-time
+        clock before and after the spawn, or 0s)."""
+        task = r.job.task
+        with cg.entered() if cg is not None else nullcontext():
+            before = _clock_ns(_BOOTTIME) if _TICK_NS else 0   # type: ignore[misc]
+            if task.cwd == self._cwd and _POSIX_SPAWN:
+                pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, env)
+            else:
+                proc = subprocess.Popen(
+                    argv, executable=exe, cwd=task.cwd, env=dict(env),
+                    stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True, pass_fds=r.job.keep_fds)
+                pid = proc.pid
+                out_fd = os.dup(proc.stdout.fileno())  # type: ignore[union-attr]
+                proc.stdout.close()                     # type: ignore[union-attr]
+                proc.returncode = 0     # reaped by us with wait4; Popen must not try
+            after = _clock_ns(_BOOTTIME) if _TICK_NS else 0    # type: ignore[misc]
+        return pid, out_fd, before, after
 
     def _watch(self, fd: int, kind: str, job_id: int) -> None:
         self._epoll.register(fd, select.EPOLLIN)
@@ -694,7 +727,7 @@ class LocalExecutor:
             peak = r.cg.peak()
             if peak:
                 r.peak = peak
-            if not r.cg.remove_if_empty():
+            if not r.cg.done():     # reset for the next job, or removed
                 r.cg.release()      # background processes of a success live on, outside it
                 r.cg.remove()
             r.cg = None
@@ -798,6 +831,24 @@ class LocalExecutor:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _on_thread(fn, *args):
+    """``fn(*args)`` called on a new thread; its result, or its exception raised here."""
+    result: list = []
+
+    def work() -> None:
+        try:
+            result.append((True, fn(*args)))
+        except BaseException as exc:       # noqa: BLE001 - raised again in the caller
+            result.append((False, exc))
+    t = threading.Thread(target=work, name="gristmill-spawn", daemon=True)
+    t.start()
+    t.join()
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _rss_of(pids: list[int]) -> int:
