@@ -29,7 +29,7 @@ from gristmill.core.run.engine import Engine, RunOptions  # noqa: E402
 from gristmill.console import ConsoleReporter  # noqa: E402
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunNotice,  # noqa: E402
                                    RunStatus, TaskFinished, TaskStarted, TaskState,
-                                   TaskStateChanged, TasksUpToDate)
+                                   TaskStateChanged, TasksUpToDate, told_state)
 from gristmill.core.run.local import Job, JobExited, LocalExecutor  # noqa: E402
 
 from wf import task, workflow  # noqa: E402
@@ -82,8 +82,8 @@ class Recorder:
         for e in self.events:
             if isinstance(e, TasksUpToDate):
                 out.update(dict.fromkeys(e.tasks, TaskState.UP_TO_DATE))
-            elif isinstance(e, TaskStateChanged):
-                out[e.task] = e.state
+            elif told_state(e) is not None:
+                out[e.task] = told_state(e)
         return out
 
     def per_task(self):

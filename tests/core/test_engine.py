@@ -14,7 +14,7 @@ from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.errors import WorkflowError
 from gristmill.core.events import (EventBus, Outcome, OutputLine, RunFinished, RunStarted,
                                    RunStatus, TaskFinished, TaskStarted, TaskState,
-                                   TaskStateChanged, TasksUpToDate)
+                                   TaskStateChanged, TasksUpToDate, told_state)
 from gristmill.core.reasons import ReasonKind
 
 from wf import Recorder as _Recorder, task, workflow
@@ -24,15 +24,17 @@ GB = 1000**3
 
 class Recorder(_Recorder):
     def states(self, name):
-        return [e.state for e in self.of(TaskStateChanged) if e.task == name]
+        """Each state the events put ``name`` in (``told_state``)."""
+        return [s for e in self.events if getattr(e, "task", None) == name
+                for s in (told_state(e),) if s is not None]
 
     def final(self):
         out = {}
         for e in self.events:
             if isinstance(e, TasksUpToDate):
                 out.update(dict.fromkeys(e.tasks, TaskState.UP_TO_DATE))
-            elif isinstance(e, TaskStateChanged):
-                out[e.task] = e.state
+            elif told_state(e) is not None:
+                out[e.task] = told_state(e)
         return out
 
 
@@ -79,6 +81,13 @@ def test_events_of_a_task_come_in_order(tmp_path):
                                    TaskState.DONE]
     lines = [e.text for e in rec.of(OutputLine)]
     assert lines == ["one", "two", "three"]
+    # Told once each (issue 18): the start by TaskStarted, the success by TaskFinished,
+    # with no TaskStateChanged to running or done carrying the same facts.
+    told = [type(e).__name__ + (f" {e.state.value}" if isinstance(e, TaskStateChanged) else "")
+            for e in rec.events if getattr(e, "task", None) == "hello"
+            and not isinstance(e, OutputLine)]
+    assert told == ["TaskStateChanged waiting", "TaskStateChanged ready", "TaskStarted",
+                    "TaskFinished"]
     fin = rec.of(TaskFinished)[0]
     assert fin.outcome is Outcome.SUCCEEDED and fin.exit_code == 0 and fin.duration >= 0
     assert fin.peak_mem and fin.peak_mem > 100_000

@@ -93,6 +93,9 @@ class RunStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class TaskStateChanged(Event):
+    """A task's new state. RUNNING and DONE are told by ``TaskStarted`` and a succeeded
+    ``TaskFinished`` instead (``told_state``); a DONE comes as well only with reasons (how
+    a success came after out-of-memory kills)."""
     task: str
     state: TaskState
     reasons: tuple[Reason, ...] = ()
@@ -200,6 +203,20 @@ class TaskAudited(Event):
     attempt: int
     findings: tuple[AuditFinding, ...] = ()
     traced: bool = True               # False: it could not be traced (nothing ran under strace)
+
+
+def told_state(event: Event) -> TaskState | None:
+    """The state ``event`` puts its task in, or None: a ``TaskStateChanged``'s, RUNNING
+    for a ``TaskStarted`` and DONE for a succeeded ``TaskFinished`` (the engine publishes
+    no ``TaskStateChanged`` for those two: issue 18)."""
+    kind = type(event)
+    if kind is TaskStateChanged:
+        return event.state                                  # type: ignore[attr-defined]
+    if kind is TaskStarted:
+        return TaskState.RUNNING
+    if kind is TaskFinished and event.outcome is Outcome.SUCCEEDED:   # type: ignore[attr-defined]
+        return TaskState.DONE
+    return None
 
 
 Subscriber = Callable[[Event], None]

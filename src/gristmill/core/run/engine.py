@@ -542,10 +542,16 @@ class _RunLoop:
         running = [a.task for a in self.active.values()]
         told = self.waiting_told
         now, self.started_now = self.started_now, []
+        # The words depend on the task only through what it asks for (and the tasks
+        # that started ahead of it): the head of a queue of like tasks is told once.
+        words: dict[tuple, str] = {}
         for i, task in enumerate(self.ready[:EXPLAIN_WAITING]):
             key = self.ready_keys[i]
             first = [t for t in now if -self.priority.get(t.name, 0.0) < key] if now else ()
-            why = why_waiting(task, self.free, running, first)
+            asked = (task.resources, tuple(t.name for t in first))
+            why = words.get(asked)
+            if why is None:
+                why = words[asked] = why_waiting(task, self.free, running, first)
             if not why and self.starved:
                 why = ("waiting for a jobserver token: the sub-makes of running tasks "
                        "hold the slots")
@@ -617,7 +623,9 @@ class _RunLoop:
                      (self.e._strace, trace) if trace else None, self.root_text))
         process = self.process_of(job_id) if self.process_of is not None else None
         pgid, pstart = process if process is not None else (0, "")
-        self.set_state(task.name, TaskState.RUNNING, (), attempt)
+        # Running from here: its TaskStarted says so (issue 18: no TaskStateChanged as
+        # well, which carried the same facts, for every task of the run).
+        self.states[task.name] = TaskState.RUNNING
         if devices and not getattr(ex, "samples_gpus", False):
             if self.sampler is None:
                 self.sampler = GpuSampler(self.run_id)
@@ -690,8 +698,15 @@ class _RunLoop:
             # may be one these successes make ready: it waits for the books.
             if not self.stopping and not self.e._cancel and not self.e.options.make_order:
                 self._start_ready(ex)
+            done = TaskState.DONE
             for a in succeeded:
-                self.set_state(a.task.name, TaskState.DONE, self._memory_story(a), a.attempt)
+                # Done: its TaskFinished (succeeded) said so; a TaskStateChanged only
+                # when it has more to say (how it got there after out-of-memory kills).
+                story = self._memory_story(a) if self.oom_kills else ()
+                if story:
+                    self.set_state(a.task.name, done, story, a.attempt)
+                else:
+                    self.states[a.task.name] = done
                 self.plan.finished(a.task.name, True)
         if self.jobserver is not None:
             self.jobserver.settle(len(self.active))
