@@ -50,6 +50,8 @@ import workloads as W  # noqa: E402
 WORKLOADS = ("spawn", "noop", "change", "scale", "pack", "app")
 PEERS = ("make", "ninja", "snakemake", "doit")
 FLOOR = "python-loop"     # spawn only: spawn_floor.py, a bare Python loop that starts the commands
+NATIVE = "c-loop"         # spawn only: native_spawn_proto.c, the same loop in C (PROPOSALS 19),
+                          # where a C compiler is found
 
 
 # -- sizes ---------------------------------------------------------------------------------
@@ -296,6 +298,19 @@ class Bench:
     def progress(self, text: str) -> None:
         print(text, flush=True)
 
+    def native_loop(self) -> Path | None:
+        """native_spawn_proto.c built into the work folder, or None without a compiler."""
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            return None
+        exe = self.work / "native_spawn_proto"
+        try:
+            subprocess.run([cc, "-O2", "-o", str(exe), str(HERE / "native_spawn_proto.c")],
+                           check=True, capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return exe
+
     # -- 1. spawn -----------------------------------------------------------------------
     def spawn(self) -> Workload:
         n = self.sizes.spawn
@@ -315,14 +330,23 @@ class Bench:
         folders[FLOOR] = self.work / "spawn" / FLOOR
         (folders[FLOOR] / "out").mkdir(parents=True, exist_ok=True)
         wl.cells[FLOOR] = Cell()
+        native = self.native_loop()
+        if native:
+            folders[NATIVE] = self.work / "spawn" / NATIVE
+            (folders[NATIVE] / "out").mkdir(parents=True, exist_ok=True)
+            wl.cells[NATIVE] = Cell()
 
         def one(tool: str, rep: int) -> None:
             out = folders[tool] / "out"
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
             cell = wl.cells[tool]
-            cmd = ([sys.executable, str(HERE / "spawn_floor.py"), str(folders[tool]), str(n), "2"]
-                   if tool == FLOOR else self.command(tool, folders[tool], 2))
+            if tool == FLOOR:
+                cmd = [sys.executable, str(HERE / "spawn_floor.py"), str(folders[tool]), str(n), "2"]
+            elif tool == NATIVE:
+                cmd = [str(native), str(folders[tool]), str(n), "2"]
+            else:
+                cmd = self.command(tool, folders[tool], 2)
             s = run_timed(cmd, folders[tool], self.env(tool, "spawn"), self.sizes.timeout,
                           self.log("spawn", tool))
             if self.record(cell, s, tool):
@@ -705,7 +729,7 @@ def table(results: list[Workload], tools: list[str]) -> str:
 def spawn_cpu_table(wl: Workload, tools: list[str], cores: int) -> str:
     """Rate, CPU per task and CPUs kept busy for each tool on the spawn workload, and for
     the bare Python loop (``spawn_floor.py``)."""
-    cols = [t for t in (*tools, FLOOR) if t in wl.cells]
+    cols = [t for t in (*tools, FLOOR, NATIVE) if t in wl.cells]
     rows = [("tasks/s", lambda c: f"{c.value:,.0f}"),
             ("CPU per task: the tool and its commands, ms",
              lambda c: f"{c.extra['cpu_ms_per_task']:.2f}"),

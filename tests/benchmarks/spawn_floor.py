@@ -8,9 +8,10 @@ way Gristmill's local executor starts a command, minus everything else it does:
 stderr into a pipe, exits watched through a pidfd in one epoll, reaped with wait4.
 No graph, no scheduler, no history, no run log, no console, no output kept.
 
-``--cgroup``: each command in a cgroup of its own, as the executor makes one
-(``gristmill.core.run.cgroups``: made with a 50 MB limit, entered before the spawn,
-its peak read and the cgroup removed after the exit): the bare cost of a cgroup.
+``--cgroup``: each command in a cgroup of its own, as the executor gives one
+(``gristmill.core.run.cgroups``: with a 50 MB limit, entered before the spawn, its
+peak read after the exit and the cgroup emptied for the next command, or removed):
+the bare cost of a cgroup.
 
 The runner times it beside the tools: what it costs per task, in the parent and in
 all, is what a Python process pays to start a command on this machine before it
@@ -72,7 +73,8 @@ def main(argv: list[str]) -> int:
             failed += status != 0
             if cg is not None:
                 cg.peak()
-                cg.remove()
+                if not cg.done():
+                    cg.remove()
             ep.unregister(fd)
             for x in (fd, r, w):
                 os.close(x)
