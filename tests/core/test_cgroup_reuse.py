@@ -66,6 +66,7 @@ def test_the_next_job_in_a_cgroup_has_no_limit_and_no_peak_of_the_one_before(
     result, rec = _run(wf)
     assert result.status is RunStatus.SUCCEEDED
     cg = (tmp_path / "a.cg").read_text()
+    assert f"/gristmill-{os.getpid()}-" in cg and "/job-" in cg, cg   # born in a job's cgroup
     assert (tmp_path / "b.cg").read_text() == cg       # the same cgroup, taken again
     limit = (tmp_path / "b.limit").read_text().strip()
     if offer.memory:

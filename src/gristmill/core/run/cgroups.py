@@ -684,17 +684,20 @@ class TaskCgroup:
         if self.owner.version != 1:
             yield
             return
-        tid = str(threading.get_native_id()).encode()
+        # "0", not the thread's id: the kernel moves the writing thread then without
+        # taking its global threadgroup lock, whose write side waits for an RCU grace
+        # period (issue 18: 22 µs for both moves instead of 90–180 µs under load; the
+        # CPU is the same ~8 µs).
         moved = 0
         try:
             for fd in self._enter:
-                os.write(fd, tid)
+                os.write(fd, b"0")
                 moved += 1
             yield
         finally:
             for fd in self._leave[:moved]:
                 try:
-                    os.write(fd, tid)
+                    os.write(fd, b"0")
                 except OSError:
                     pass        # the thread stays in the job's cgroup: harmless for v1
 
