@@ -330,6 +330,7 @@ class LocalExecutor:
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._cwd = os.getcwd()
         self._leader = os.getpid()      # the native id of the process's first thread
+        self._spawner: _Spawner | None = None   # spawns for the first thread (v1 cgroups)
         self._programs: dict[tuple[str, str], str] = {}   # (name, PATH) -> program
         self._draining: dict[int, _Running] = {}          # killed or failed, tree not gone
         offer = cg_mod.offer()
@@ -412,8 +413,12 @@ class LocalExecutor:
                 # The process's first thread never sits in a job's cgroup, even for the
                 # moment of a spawn: the kernel's OOM killer of that cgroup would count
                 # the whole of Gristmill as one of the job's processes (it looks at each
-                # process's first thread) and could kill it. From a thread of its own.
-                pid, out_fd, before, after = _on_thread(self._launch, r, exe, argv, env, cg)
+                # process's first thread) and could kill it. From a thread of its own,
+                # kept for the executor's life (``_Spawner``).
+                if self._spawner is None:
+                    self._spawner = _Spawner()
+                pid, out_fd, before, after = self._spawner.call(self._launch, r, exe, argv,
+                                                                env, cg)
             else:
                 pid, out_fd, before, after = self._launch(r, exe, argv, env, cg)
         except OSError as exc:
@@ -820,6 +825,9 @@ class LocalExecutor:
                 r.cg = None
         if self._cgroups is not None:
             self._cgroups.close()
+        if self._spawner is not None:       # after every job is gone: see _Spawner
+            self._spawner.close()
+            self._spawner = None
         if self._sessions or self._orphans:
             proctree.reap_orphans(proctree.snapshot(), self._sessions, self._orphans)
         if self._subreaper:
@@ -833,22 +841,46 @@ class LocalExecutor:
                 pass
 
 
-def _on_thread(fn, *args):
-    """``fn(*args)`` called on a new thread; its result, or its exception raised here."""
-    result: list = []
+class _Spawner:
+    """One thread that makes calls for another and hands back their results.
 
-    def work() -> None:
-        try:
-            result.append((True, fn(*args)))
-        except BaseException as exc:       # noqa: BLE001 - raised again in the caller
-            result.append((False, exc))
-    t = threading.Thread(target=work, name="gristmill-spawn", daemon=True)
-    t.start()
-    t.join()
-    ok, value = result[0]
-    if not ok:
-        raise value
-    return value
+    It lives as long as its executor: a process started from it with a parent-death
+    signal (bubblewrap's ``--die-with-parent``: the *thread* that forked it) is killed
+    when that thread ends, so a thread per spawn would kill every sandbox at once."""
+
+    def __init__(self) -> None:
+        import queue
+        self._calls: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="gristmill-spawn",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            fn, args, box, done = call
+            try:
+                box.append((True, fn(*args)))
+            except BaseException as exc:       # noqa: BLE001 - raised again in the caller
+                box.append((False, exc))
+            done.set()
+
+    def call(self, fn, *args):
+        """``fn(*args)`` on the spawner's thread; its result, or its exception raised here."""
+        box: list = []
+        done = threading.Event()
+        self._calls.put((fn, args, box, done))
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        self._calls.put(None)
+        self._thread.join(5.0)
 
 
 def _rss_of(pids: list[int]) -> int:
