@@ -392,6 +392,7 @@ class MainWindow(QMainWindow):
 
     def _busy_changed(self, busy: bool) -> None:
         if busy:
+            self.banner.hide_run_fault()      # the last run's fault, not this one's
             self.show_current_run()
             self.ticker.start()
         self._update_actions()
@@ -425,6 +426,10 @@ class MainWindow(QMainWindow):
 
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()
+        run = self.bench.run
+        if run.faults and run.status is not None:
+            # Why the run stopped (a cluster that could not be had, a lost scheduler).
+            self.banner.show_run_fault(f"The run {run.status.value}", "; ".join(run.faults))
         self.graph.update_states(None)
         if self.past_run_id is None:
             if self.bench.run.dry_run:

@@ -14,8 +14,9 @@ turns on Dask's adaptive scaling, so workers go as the remaining plan narrows.
 ``SessionExecutor`` is the engine's executor for such a run: the cluster starts
 when the run does and is closed when it ends, fails or is cancelled.
 
-The app calls the same: ``start_cluster`` → ``.client``, ``.workers()``,
-``.close()``.
+``session_engine`` is the one code path from a workflow and its targets to an
+``Engine`` of such a run (decide, size, place, books, executor): ``run --cluster``
+and the app's "a cluster for the run" both call it.
 """
 
 from __future__ import annotations
@@ -379,6 +380,8 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
         raise UsageError(f"--cluster {kind}: expected one of {', '.join(KINDS)}")
     from .dask_cluster import _distributed, local_cluster
     distributed = _distributed()
+    if cancelled is not None and cancelled():      # before any job is submitted
+        raise ClusterError("the run was cancelled before its cluster started")
     timeout = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT
     if kind == "local":
         s = plan.shape
@@ -431,7 +434,10 @@ class SessionExecutor:
     so history has the whole run."""
 
     def __init__(self, start: Callable[[], "SessionCluster"], local_names: Iterable[str],
-                 on_started: Callable[[SessionCluster], None] | None = None):
+                 on_started: Callable[["SessionExecutor"], None] | None = None,
+                 health=None):
+        """``on_started(self)``: told once the cluster has its first worker (the app's
+        Workers view); ``health``: the ``WorkerHealth`` its ``DaskExecutor`` keeps."""
         self.session: SessionCluster | None = None
         self.problem = ""
         self.local_names = frozenset(local_names)
@@ -449,9 +455,9 @@ class SessionExecutor:
             self._pending.append(ExecNotice(self.problem, "cluster", fatal=True))
             return
         from .dask import DaskExecutor
-        self.remote = DaskExecutor(self.session.client)
+        self.remote = DaskExecutor(self.session.client, health=health)
         if on_started is not None:
-            on_started(self.session)
+            on_started(self)
 
     @property
     def notice(self) -> str:
@@ -524,3 +530,50 @@ class SessionExecutor:
         finally:
             if self.session is not None:
                 self.session.close()
+
+
+# -- the one path from a workflow to a run with a cluster -----------------------------
+
+def session_engine(workflow: Workflow, kind: str, targets: Sequence[str],
+                   settings: ClusterSettings, *, bus=None, history=None, options=None,
+                   graph: TaskGraph | None = None, stamps=None, health=None,
+                   on_started: Callable[[SessionExecutor], None] | None = None):
+    """An ``Engine`` for a run of ``targets`` on a ``kind`` cluster started for it.
+
+    The run's stale tasks are decided now, the cluster sized to them by the planner
+    (``plan_cluster``: a task no worker can hold is a ``WorkflowError`` here, before
+    anything runs), the engine's books are the planned workers (and this machine for
+    the tasks that stay here), and its executor is a ``SessionExecutor`` that starts
+    the cluster as the run starts and closes it as the run ends, fails or is
+    cancelled (a cancel while it starts stops the wait for its first worker).
+    Call ``import_backend(kind)`` on the main thread first."""
+    from dataclasses import replace
+    from ..decide.simulate import estimate_durations
+    from .engine import Engine, RunOptions
+    options = options if options is not None else RunOptions()
+    here = Engine(workflow, options=options, graph=graph).capacity()
+    # The machine's own fit is not asked (the tasks go to the cluster's workers; what no
+    # worker can hold is told by plan_cluster, at the task).
+    boundless = Capacity(cpu=1e12, mem=1 << 62, gpu=1024, pools=dict(workflow.pools), jobs=None,
+                         devices=tuple(GpuDevice(i) for i in range(1024)))
+    probe = Engine(workflow, history=history, options=replace(options, capacity=boundless),
+                   stamps=stamps, executor_factory=SessionExecutor, graph=graph)
+    _, decisions, _ = probe.decide(list(targets))
+    stale = [n for n, d in decisions.items() if d.stale]
+    known = history.recent_durations(str(workflow.path)) if history is not None else {}
+    durations = estimate_durations(workflow, stale, known)
+    plan = plan_cluster(workflow, probe.graph, stale, durations.seconds, settings, known)
+    capacity = plan.capacity(workflow.pools, options.jobs, here)
+    engine: list = []
+
+    def cancelled() -> bool:
+        return bool(engine and engine[0]._cancel)
+
+    def executor() -> SessionExecutor:
+        return SessionExecutor(lambda: start_cluster(kind, settings, plan, cancelled=cancelled),
+                               plan.local, on_started=on_started, health=health)
+
+    e = Engine(workflow, bus=bus, history=history, options=replace(options, capacity=capacity),
+               executor_factory=executor, graph=probe.graph)
+    engine.append(e)
+    return e
