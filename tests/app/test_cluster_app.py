@@ -38,11 +38,21 @@ def _two_workers():
     return local_cluster(2, cpu=2, mem=2 * GB, threads=2)
 
 
+# The single-node Slurm's daemons, when tests/conftest.py started them in this session.
+DAEMONS = {"slurmctld", "slurmd", "slurmstepd", "slurmscriptd", "munged"}
+
+
+def _daemon(p) -> bool:
+    """slurmctld forks slurmscriptd, which names itself ": slurmscriptd"."""
+    return bool(DAEMONS & {p.name(), *" ".join(p.cmdline()).replace(":", " ").split()[:1]})
+
+
 def _ours() -> list[str]:
     left = []
     for p in psutil.Process().children(recursive=True):
         try:
-            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
+            if p.status() != psutil.STATUS_ZOMBIE and not _daemon(p) and \
+                    "resource_tracker" not in " ".join(p.cmdline()):
                 left.append(" ".join(p.cmdline()))
         except psutil.NoSuchProcess:
             pass

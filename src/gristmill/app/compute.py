@@ -207,6 +207,9 @@ class Compute:
             return []
         from gristmill.core.run.dask_cluster import _declared, _worker_amounts
         client = conn.client
+        note_jobs = getattr(conn, "note_jobs", None)     # a session cluster's batch jobs
+        if note_jobs is not None:
+            note_jobs()
         info = client.scheduler_info(n_workers=-1)["workers"]
         processing = client.processing()
         declared = _declared(list(info.values()))

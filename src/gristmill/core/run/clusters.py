@@ -225,13 +225,14 @@ class SessionCluster:
         self.job_ids: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
-        self._note_jobs()
+        self.note_jobs()
 
     @property
     def address(self) -> str:
         return self.client.scheduler.address
 
-    def _note_jobs(self) -> None:
+    def note_jobs(self) -> None:
+        """Remember the batch job of each worker the cluster has now (any thread)."""
         for w in list(getattr(self.cluster, "workers", {}).values()):
             job_id = getattr(w, "job_id", None)
             if job_id:
@@ -239,7 +240,7 @@ class SessionCluster:
 
     def workers(self) -> list[dict]:
         """Each worker now: its address, name and declared resources."""
-        self._note_jobs()
+        self.note_jobs()
         info = self.client.scheduler_info(n_workers=-1)["workers"]
         return [{"address": a, "name": w.get("name"), "resources": dict(w.get("resources") or {}),
                  "nthreads": w.get("nthreads")} for a, w in info.items()]
@@ -252,7 +253,7 @@ class SessionCluster:
                 return
             self._closed = True
         try:
-            self._note_jobs()
+            self.note_jobs()
         except Exception:
             pass
         import logging
@@ -408,7 +409,7 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
     try:
         deadline = time.monotonic() + timeout
         while not client.scheduler_info(n_workers=-1)["workers"]:
-            session._note_jobs()
+            session.note_jobs()
             if cancelled is not None and cancelled():
                 raise ClusterError("the run was cancelled while the cluster started")
             if time.monotonic() >= deadline:
@@ -418,7 +419,13 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
                     " cancelled); raise [cluster] timeout, or look at the queue")
             time.sleep(0.2)
         if adaptive:
-            cluster.adapt(minimum=1, maximum=plan.workers, wait_count=2, interval="500ms")
+            # Dask's target is the work in hand over target_duration, with each unknown
+            # task taken as 0.5 s: two tasks of an hour would share one worker and the
+            # other planned worker be retired (another batch job later). Gristmill
+            # submits a task only when its books have room for it, so every task in the
+            # scheduler is asked a slot of its own: the cluster narrows with the plan.
+            cluster.adapt(minimum=1, maximum=plan.workers, wait_count=2, interval="500ms",
+                          target_duration="1ms")
     except BaseException:
         session.close()
         raise
