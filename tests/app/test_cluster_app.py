@@ -38,8 +38,9 @@ def _two_workers():
     return local_cluster(2, cpu=2, mem=2 * GB, threads=2)
 
 
-# The single-node Slurm's daemons, when tests/conftest.py started them in this session.
-DAEMONS = {"slurmctld", "slurmd", "slurmstepd", "slurmscriptd", "munged"}
+# The single-node Slurm's and Grid Engine's daemons, when tests/conftest.py started them.
+DAEMONS = {"slurmctld", "slurmd", "slurmstepd", "slurmscriptd", "munged", "sge_qmaster",
+           "sge_execd", "sge_shepherd"}
 
 
 def _daemon(p) -> bool:

@@ -44,6 +44,11 @@ KINDS = ("local", "slurm", "pbs", "sge", "lsf", "kubernetes")
 BATCH = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
          "lsf": "LSFCluster"}
 CANCEL = {"slurm": "scancel", "pbs": "qdel", "sge": "qdel", "lsf": "bkill"}
+# The jobs a batch system still holds (pending, running, being cancelled), as argv.
+LISTED = {"slurm": ["squeue", "-h", "-o", "%i", "-t",
+                    "PENDING,RUNNING,COMPLETING,CONFIGURING,SUSPENDED"],
+          "sge": ["qstat", "-u", "*"]}
+LET_GO_SECONDS = 30.0         # at most this long for cancelled jobs to leave the queue
 DEFAULT_TIMEOUT = 300.0       # seconds for the first worker to join
 DEFAULT_JOB_MEMORY = 1 << 30  # a batch job's memory when no task says how much
 TINY_SECONDS = 0.5            # a task this quick (from history) may stay here
@@ -274,6 +279,29 @@ class SessionCluster:
                                stderr=subprocess.DEVNULL, timeout=30)
             except (OSError, subprocess.SubprocessError):
                 pass
+            self._let_go()
+
+    def _held(self) -> set[str] | None:
+        """This cluster's jobs the batch system still lists (None: it cannot be asked)."""
+        argv = LISTED.get(self.kind)
+        if argv is None:
+            return None
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if p.returncode:
+            return None
+        listed = {line.split()[0] for line in p.stdout.splitlines() if line.strip()}
+        return listed & self.job_ids
+
+    def _let_go(self) -> None:
+        """Wait (at most ``LET_GO_SECONDS``) until the batch system no longer lists a job
+        of this cluster: a cancel is asynchronous (Grid Engine's "dr", Slurm's
+        completing), and nothing of the run is to be queued when it has ended."""
+        deadline = time.monotonic() + LET_GO_SECONDS
+        while self._held() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def import_backend(kind: str):
@@ -355,17 +383,33 @@ def _batch_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, log_
 
 
 def _kube_cluster(settings: ClusterSettings, plan: ClusterPlan):
+    """A ``KubeCluster`` (dask-kubernetes' operator) of the planned workers. No cluster
+    to talk to (no kubeconfig, not inside a pod) is a ``ClusterError`` in words, and a
+    half-made cluster is forgotten (dask-kubernetes would try to close it at exit, and
+    print a traceback)."""
     try:
+        import kr8s
         from dask_kubernetes.operator import KubeCluster
     except ImportError:
         raise UsageError("--cluster kubernetes needs dask-kubernetes, which is not installed "
                          "here: pip install dask-kubernetes") from None
-    s = plan.shape
     try:
-        return KubeCluster(name=f"gristmill-{os.getpid()}", n_workers=plan.workers,
+        kr8s.api()
+    except Exception as exc:
+        raise ClusterError(
+            f"no Kubernetes cluster can be reached from here ({' '.join(str(exc).split())}): "
+            "--cluster kubernetes needs a kubeconfig (KUBECONFIG, or ~/.kube/config) or "
+            "to run inside a pod, and the Dask operator installed in that cluster") from None
+    s = plan.shape
+    name = f"gristmill-{os.getpid()}"
+    try:
+        return KubeCluster(name=name, n_workers=plan.workers,
                            resources={"limits": {"cpu": str(s.cpu), "memory": str(s.mem)}},
                            worker_command=["dask-worker", "--resources", _resources_arg(s)])
     except Exception as exc:
+        for cluster in list(getattr(KubeCluster, "_instances", ())):
+            if getattr(cluster, "name", None) == name:
+                KubeCluster._instances.discard(cluster)
         raise ClusterError(f"Kubernetes refused the cluster: {' '.join(str(exc).split())}") from None
 
 

@@ -1,5 +1,5 @@
 """Issue 16: the app's runs on a cluster started for the run in the REAL single-node Slurm
-(the ``slurm_cluster`` fixture of tests/conftest.py), through the app's actions: the
+and Grid Engine (the ``batch`` fixture of tests/conftest.py), through the app's actions: the
 Run on selector, Run, the Workers view, Cancel. Jobs appear in the batch system during
 the run and none is left after it; history has the whole run; a refused job script and
 a cluster that never gets a worker are told in the window's banner."""
@@ -21,6 +21,7 @@ from gristmill.app.compute import lane_word  # noqa: E402
 from gristmill.app.views.run_on import index_of  # noqa: E402
 from gristmill.core.events import RunStatus, TaskState  # noqa: E402
 
+from batch import LATER, REFUSED  # noqa: E402
 from conftest import wait_run_over  # noqa: E402
 
 # The jobs dask-jobqueue submits for this process are named after it.
@@ -37,35 +38,35 @@ outputs = ["{n}.out"]
 
 
 @pytest.fixture
-def slurm(slurm_cluster, monkeypatch):
-    """The session's Slurm, its client settings in this process (the app runs here)."""
-    for key, value in slurm_cluster.env.items():
+def system(batch, monkeypatch):
+    """(kind, the session's batch system), its client settings in this process (the app
+    runs here)."""
+    kind, s = batch
+    for key, value in s.env.items():
         monkeypatch.setenv(key, value)
-    yield slurm_cluster
+    yield kind, s
     # Each test asserts that its jobs are gone; after a failed one, the next starts clean.
-    subprocess.run(["scancel", "-n", JOB], env={**os.environ, **slurm_cluster.env},
-                   capture_output=True, timeout=30)
+    for job in s.queue(JOB):
+        subprocess.run(["scancel" if kind == "slurm" else "qdel", job],
+                       env={**os.environ, **s.env}, capture_output=True, timeout=30)
 
 
-def _on_slurm(window) -> None:
-    """The toolbar's Run on: a slurm cluster for the run."""
-    slurm = index_of(window.run_on, compute.CLUSTER, "slurm")
-    assert window.run_on.model().item(slurm).isEnabled()
-    window.run_on.activated.emit(slurm)
+def _on(window, kind: str) -> None:
+    """The toolbar's Run on: a cluster of ``kind`` for the run."""
+    index = index_of(window.run_on, compute.CLUSTER, kind)
+    assert window.run_on.model().item(index).isEnabled()
+    window.run_on.activated.emit(index)
     assert window.settings.preferences.run_on == compute.CLUSTER
-    assert window.settings.preferences.cluster_kind == "slurm"
+    assert window.settings.preferences.cluster_kind == kind
 
 
-def _queue_empties(qtbot, s, timeout=30_000) -> None:
-    qtbot.waitUntil(lambda: s.queue(JOB) == [], timeout=timeout)
-
-
-def test_a_run_on_slurm_from_the_app_runs_in_its_jobs_and_leaves_none(
-        qtbot, make_window, tmp_path, slurm, history):
+def test_a_run_on_a_batch_system_from_the_app_runs_in_its_jobs_and_leaves_none(
+        qtbot, make_window, tmp_path, system, history):
+    kind, s = system
     (tmp_path / "gristmill.toml").write_text(GATED)
     window = make_window(tmp_path)
-    _on_slurm(window)
-    before = set(slurm.accounted(JOB))
+    _on(window, kind)
+    before = set(s.accounted(JOB))
     window.actions["workers"].trigger()
     dialog = window.dialogs["workers"]
     window.actions["run_default"].trigger()
@@ -73,18 +74,18 @@ def test_a_run_on_slurm_from_the_app_runs_in_its_jobs_and_leaves_none(
     # or running in Slurm
     qtbot.waitUntil(lambda: all((tmp_path / f"{n}.begun").exists() for n in "ab"),
                     timeout=120_000)
-    jobs = slurm.queue(JOB)
+    jobs = s.queue(JOB)
     assert len(jobs) == 2, jobs
-    assert set(jobs) <= set(slurm.accounted(JOB)) - before
+    assert set(jobs) <= set(s.accounted(JOB)) - before
     qtbot.waitUntil(lambda: len(dialog.rows) == 2 and
                     sorted(t for r in dialog.rows for t in r.running) == ["a", "b"],
                     timeout=30_000)
     qtbot.waitUntil(lambda: "Started" in dialog.lifetime.text(), timeout=10_000)
     life = dialog.lifetime.text()
-    assert "A slurm cluster of 2 workers of cpu = 1" in life, life
+    assert f"A {kind} cluster of 2 workers of cpu = 1" in life, life
     listed = re.search(r"\(batch jobs? ([\d, ]+)\)", life).group(1).split(", ")
     assert set(jobs) <= set(listed), life              # its batch jobs, by id
-    assert "slurm cluster started for the run" in dialog.where.text()
+    assert f"{kind} cluster started for the run" in dialog.where.text()
     assert window.bench.run.state_of("a") is TaskState.RUNNING
     (tmp_path / "gate").write_text("")
     wait_run_over(qtbot, window, 120_000)
@@ -104,7 +105,7 @@ def test_a_run_on_slurm_from_the_app_runs_in_its_jobs_and_leaves_none(
     assert sorted(a.task for a in attempts) == ["a", "b"]
     assert all(a.exit_code == 0 for a in attempts)
     # the cluster went with the run: no job queued or running, the view says so
-    _queue_empties(qtbot, slurm)
+    assert s.queue(JOB) == []
     assert window.bench.compute.connection is None
     qtbot.waitUntil(lambda: "it was closed when the run ended" in dialog.lifetime.text(),
                     timeout=10_000)
@@ -112,17 +113,18 @@ def test_a_run_on_slurm_from_the_app_runs_in_its_jobs_and_leaves_none(
 
 
 def test_a_cancel_from_the_app_mid_run_leaves_nothing_queued(
-        qtbot, make_window, tmp_path, slurm, history):
+        qtbot, make_window, tmp_path, system, history):
+    kind, s = system
     (tmp_path / "gristmill.toml").write_text("""\
 [tasks.long]
 cmd = "echo partial > out.txt; touch begun; sleep 120; echo whole >> out.txt"
 outputs = ["out.txt"]
 """)
     window = make_window(tmp_path)
-    _on_slurm(window)
+    _on(window, kind)
     window.actions["run_default"].trigger()
     qtbot.waitUntil(lambda: (tmp_path / "begun").exists(), timeout=120_000)
-    assert slurm.queue(JOB)                          # its worker's job runs in Slurm
+    assert s.queue(JOB)                          # its worker's job runs in Slurm
     assert window.actions["cancel"].isEnabled()
     window.actions["cancel"].trigger()
     wait_run_over(qtbot, window, 60_000)
@@ -130,7 +132,7 @@ outputs = ["out.txt"]
     assert run.status is RunStatus.CANCELLED
     assert run.state_of("long") is TaskState.CANCELLED
     assert not (tmp_path / "out.txt").exists()        # the partial output removed
-    _queue_empties(qtbot, slurm)                      # nothing queued or running
+    assert s.queue(JOB) == []                         # nothing queued or running
     runs = history.runs(str(tmp_path / "gristmill.toml"))
     assert runs[0].status is RunStatus.CANCELLED
 
@@ -140,33 +142,35 @@ def _banner(qtbot, window) -> str:
     return html.unescape(window.banner_text.text())
 
 
-def test_a_refused_job_script_is_told_in_the_banner(qtbot, make_window, tmp_path, slurm, history):
+def test_a_refused_job_script_is_told_in_the_banner(qtbot, make_window, tmp_path, system,
+                                                    history):
+    kind, s = system
     (tmp_path / "gristmill.toml").write_text('[cluster]\nqueue = "nosuchpartition"\n' + GATED)
     window = make_window(tmp_path)
-    _on_slurm(window)
+    _on(window, kind)
     window.actions["run_default"].trigger()
     text = _banner(qtbot, window)
     assert "The run failed" in text
-    assert "the batch system (slurm) refused the job script: sbatch: error: invalid " \
-           "partition specified: nosuchpartition" in text, text
+    assert f"the batch system ({kind}) refused the job script: {REFUSED[kind]}" in text, text
     assert window.bench.run.status is RunStatus.FAILED
     assert not (tmp_path / "a.begun").exists()
     assert history.runs(str(tmp_path / "gristmill.toml"))[0].status is RunStatus.FAILED
 
 
 def test_a_cluster_that_never_gets_a_worker_times_out_in_the_banner_and_cancels_its_jobs(
-        qtbot, make_window, tmp_path, slurm, history):
+        qtbot, make_window, tmp_path, system, history):
+    kind, s = system
     (tmp_path / "gristmill.toml").write_text(
-        '[cluster]\ndirectives = ["--begin=now+1hour"]\ntimeout = "2s"\n' + GATED)
+        f'[cluster]\ndirectives = ["{LATER[kind]}"]\ntimeout = "2s"\n' + GATED)
     window = make_window(tmp_path)
-    _on_slurm(window)
-    before = set(slurm.accounted(JOB))
+    _on(window, kind)
+    before = set(s.accounted(JOB))
     window.actions["run_default"].trigger()
     text = _banner(qtbot, window)
     assert "The run failed" in text
-    assert "the slurm cluster got no worker in 2.0 s (its 2 queued jobs were cancelled)" \
+    assert f"the {kind} cluster got no worker in 2.0 s (its 2 queued jobs were cancelled)" \
         in text, text
-    assert len(set(slurm.accounted(JOB)) - before) == 2    # they were queued...
-    assert slurm.queue(JOB) == []                          # ...and are cancelled
+    assert len(set(s.accounted(JOB)) - before) == 2    # they were queued...
+    assert s.queue(JOB) == []                          # ...and are cancelled
     assert window.bench.run.status is RunStatus.FAILED
     assert history.runs(str(tmp_path / "gristmill.toml"))[0].status is RunStatus.FAILED
