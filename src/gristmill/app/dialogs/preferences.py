@@ -90,12 +90,13 @@ class PreferencesDialog(QDialog):
         wform.addRow("Scheduler:", self.dask_address)
         config = user_cluster_file()
         self.cluster_config = QLabel(
-            "A cluster for the run is sized to each run's plan and closed when it ends; "
-            "its queue, account, walltime and the rest come from the workflow's [cluster] "
-            f"table over {config}" + ("" if config.exists() else " (not there now)") + ".",
-            self)
+            "A cluster for the run is sized to each run's plan.\nIts settings: the "
+            "workflow's [cluster], then your cluster.toml", self)
         self.cluster_config.setObjectName("pref-cluster-config")
-        self.cluster_config.setWordWrap(True)
+        self.cluster_config.setToolTip(
+            "Queue, account, walltime, memory, prologue, max_workers…: the workflow's "
+            f"[cluster] table wins key by key over {config}"
+            + ("" if config.exists() else " (not there now)"))
         self.cluster_config.setEnabled(False)
         wform.addRow("", self.cluster_config)
 
