@@ -104,6 +104,8 @@ def test_a_run_on_a_batch_system_from_the_app_runs_in_its_jobs_and_leaves_none(
     attempts = history.attempts(runs[0].id)
     assert sorted(a.task for a in attempts) == ["a", "b"]
     assert all(a.exit_code == 0 for a in attempts)
+    # two jobs for a plan two wide: none retired at the start and submitted again
+    assert len(set(s.accounted(JOB)) - before) == 2
     # the cluster went with the run: no job queued or running, the view says so
     assert s.queue(JOB) == []
     assert window.bench.compute.connection is None
@@ -135,6 +137,30 @@ outputs = ["out.txt"]
     assert s.queue(JOB) == []                         # nothing queued or running
     runs = history.runs(str(tmp_path / "gristmill.toml"))
     assert runs[0].status is RunStatus.CANCELLED
+
+
+def test_a_cancel_while_the_cluster_waits_for_its_workers_cancels_its_jobs(
+        qtbot, make_window, tmp_path, system, history):
+    kind, s = system
+    (tmp_path / "gristmill.toml").write_text(
+        f'[cluster]\ndirectives = ["{LATER[kind]}"]\ntimeout = "10m"\n' + GATED)
+    window = make_window(tmp_path)
+    _on(window, kind)
+    before = set(s.accounted(JOB))
+    window.actions["workers"].trigger()
+    dialog = window.dialogs["workers"]
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: len(s.queue(JOB)) == 2, timeout=60_000)   # held for an hour
+    qtbot.waitUntil(lambda: "waiting for its first worker" in dialog.lifetime.text(),
+                    timeout=10_000)
+    window.actions["cancel"].trigger()
+    wait_run_over(qtbot, window, 60_000)                # not the ten minutes
+    assert window.bench.run.status is RunStatus.CANCELLED
+    assert s.queue(JOB) == []                           # its queued jobs cancelled
+    assert len(set(s.accounted(JOB)) - before) == 2
+    assert history.runs(str(tmp_path / "gristmill.toml"))[0].status is RunStatus.CANCELLED
+    assert not window.banner.isVisible()                # a cancel is no fault
+    assert "No cluster now" in window.bench.compute.lifetime()
 
 
 def _banner(qtbot, window) -> str:

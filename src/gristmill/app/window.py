@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
                                QTabWidget, QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
+from gristmill.core.events import RunStatus
 from gristmill.core.record.history import History
 from gristmill.core.workflow import Workflow
 
@@ -427,7 +428,7 @@ class MainWindow(QMainWindow):
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()
         run = self.bench.run
-        if run.faults and run.status is not None:
+        if run.faults and run.status is RunStatus.FAILED:
             # Why the run stopped (a cluster that could not be had, a lost scheduler).
             self.banner.show_run_fault(f"The run {run.status.value}", "; ".join(run.faults))
         self.graph.update_states(None)
