@@ -139,14 +139,21 @@ outputs = ["out.txt"]
     assert runs[0].status is RunStatus.CANCELLED
 
 
-def test_a_cancel_while_the_cluster_waits_for_its_workers_cancels_its_jobs(
-        qtbot, make_window, tmp_path, system, history):
+def _held(make_window, tmp_path, system, timeout: str):
+    """A window on a workflow whose jobs the batch system holds for an hour, waiting at
+    most ``timeout`` for a worker; and the jobs known before its run."""
     kind, s = system
     (tmp_path / "gristmill.toml").write_text(
-        f'[cluster]\ndirectives = ["{LATER[kind]}"]\ntimeout = "10m"\n' + GATED)
+        f'[cluster]\ndirectives = ["{LATER[kind]}"]\ntimeout = "{timeout}"\n' + GATED)
     window = make_window(tmp_path)
     _on(window, kind)
-    before = set(s.accounted(JOB))
+    return window, set(s.accounted(JOB))
+
+
+def test_a_cancel_while_the_cluster_waits_for_its_workers_cancels_its_jobs(
+        qtbot, make_window, tmp_path, system, history):
+    s = system[1]
+    window, before = _held(make_window, tmp_path, system, "10m")
     window.actions["workers"].trigger()
     dialog = window.dialogs["workers"]
     window.actions["run_default"].trigger()
@@ -186,11 +193,7 @@ def test_a_refused_job_script_is_told_in_the_banner(qtbot, make_window, tmp_path
 def test_a_cluster_that_never_gets_a_worker_times_out_in_the_banner_and_cancels_its_jobs(
         qtbot, make_window, tmp_path, system, history):
     kind, s = system
-    (tmp_path / "gristmill.toml").write_text(
-        f'[cluster]\ndirectives = ["{LATER[kind]}"]\ntimeout = "2s"\n' + GATED)
-    window = make_window(tmp_path)
-    _on(window, kind)
-    before = set(s.accounted(JOB))
+    window, before = _held(make_window, tmp_path, system, "2s")
     window.actions["run_default"].trigger()
     text = _banner(qtbot, window)
     assert "The run failed" in text
