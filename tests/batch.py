@@ -13,6 +13,11 @@ from typing import Callable
 
 KINDS = ("slurm", "sge")
 
+# Their daemons: children of the test process while a session fixture holds them (slurmctld
+# forks slurmscriptd, which names itself ": slurmscriptd").
+DAEMONS = frozenset({"slurmctld", "slurmd", "slurmstepd", "slurmscriptd", "munged",
+                     "sge_qmaster", "sge_execd", "sge_shepherd"})
+
 # A [cluster] directive that holds a job for an hour (its workers never come in time).
 LATER = {"slurm": "--begin=now+1hour", "sge": "-a 203012312359"}
 
@@ -61,3 +66,22 @@ def stopped_if_it_fails(system: BatchSystem, unavailable: type[Exception], what:
     except (OSError, subprocess.SubprocessError) as exc:
         system.stop()
         raise unavailable(f"{what} could not start: {exc}") from None
+
+
+def ours_left() -> list[str]:
+    """The command lines of this process's descendants still running: what a test left
+    behind (multiprocessing's resource tracker, and the batch systems' daemons that the
+    session's fixtures started, aside)."""
+    import psutil
+    left = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(p.cmdline())
+            if p.status() == psutil.STATUS_ZOMBIE or "resource_tracker" in line:
+                continue
+            if DAEMONS & {p.name(), *line.replace(":", " ").split()[:1]}:
+                continue
+            left.append(line)
+        except psutil.Error:
+            pass
+    return left

@@ -20,6 +20,7 @@ from gristmill.app.views.run_on import index_of  # noqa: E402
 from gristmill.core.events import RunStatus, TaskState  # noqa: E402
 from gristmill.core.run.dask_cluster import local_cluster  # noqa: E402
 
+from batch import ours_left  # noqa: E402
 from conftest import wait_run_over  # noqa: E402
 
 GB = 1000**3
@@ -36,28 +37,6 @@ outputs = ["{n}.out"]
 
 def _two_workers():
     return local_cluster(2, cpu=2, mem=2 * GB, threads=2)
-
-
-# The single-node Slurm's and Grid Engine's daemons, when tests/conftest.py started them.
-DAEMONS = {"slurmctld", "slurmd", "slurmstepd", "slurmscriptd", "munged", "sge_qmaster",
-           "sge_execd", "sge_shepherd"}
-
-
-def _daemon(p) -> bool:
-    """slurmctld forks slurmscriptd, which names itself ": slurmscriptd"."""
-    return bool(DAEMONS & {p.name(), *" ".join(p.cmdline()).replace(":", " ").split()[:1]})
-
-
-def _ours() -> list[str]:
-    left = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE and not _daemon(p) and \
-                    "resource_tracker" not in " ".join(p.cmdline()):
-                left.append(" ".join(p.cmdline()))
-        except psutil.NoSuchProcess:
-            pass
-    return left
 
 
 @pytest.fixture
@@ -234,9 +213,9 @@ def test_a_cluster_started_for_the_run_lives_as_long_as_the_run(
                     timeout=10_000)
     qtbot.waitUntil(lambda: dialog.rows == [], timeout=10_000)
     deadline = time.monotonic() + 10
-    while _ours() and time.monotonic() < deadline:
+    while ours_left() and time.monotonic() < deadline:
         qtbot.wait(50)
-    assert _ours() == []
+    assert ours_left() == []
 
 
 def test_a_task_no_worker_can_hold_is_told_in_the_banner_and_nothing_starts(
@@ -253,7 +232,7 @@ def test_a_task_no_worker_can_hold_is_told_in_the_banner_and_nothing_starts(
     assert "gristmill.toml:18:1: task 'd' asks for cpu = 3, but no single worker of the " \
            "cluster can hold it" in text, text
     assert not (tmp_path / "a.out").exists()
-    assert _ours() == []
+    assert ours_left() == []
 
 
 def test_an_unreachable_scheduler_ends_the_run_with_the_reason_in_words(

@@ -63,7 +63,13 @@ def _on(window, kind: str) -> None:
 def test_a_run_on_a_batch_system_from_the_app_runs_in_its_jobs_and_leaves_none(
         qtbot, make_window, tmp_path, system, history):
     kind, s = system
-    (tmp_path / "gristmill.toml").write_text(GATED)
+    (tmp_path / "gristmill.toml").write_text(GATED.replace('["a", "b"]', '["both"]') + """
+[tasks.both]
+cmd = "cat a.out b.out > both.out"
+inputs = ["a.out", "b.out"]
+outputs = ["both.out"]
+where = "local"
+""")
     window = make_window(tmp_path)
     _on(window, kind)
     before = set(s.accounted(JOB))
@@ -95,14 +101,15 @@ def test_a_run_on_a_batch_system_from_the_app_runs_in_its_jobs_and_leaves_none(
     assert len(set(on.values())) == 2                  # one task on each worker
     # the timeline: a lane per worker slot, named after the worker that ran its bar
     canvas = window.timeline.canvas
-    assert sorted(b.task for b in canvas.bars) == ["a", "b"]
-    assert all(canvas.lane_names[b.slot].rsplit(" · ", 1)[0] == lane_word(on[b.task])
-               for b in canvas.bars)
+    assert sorted(b.task for b in canvas.bars) == ["a", "b", "both"]
+    lane = {b.task: canvas.lane_names[b.slot] for b in canvas.bars}
+    assert all(lane[n].rsplit(" · ", 1)[0] == lane_word(on[n]) for n in "ab")
+    assert lane["both"] == "this machine · 1"          # where = "local" ran here
     # history has the whole run
     runs = history.runs(str(tmp_path / "gristmill.toml"))
     assert runs[0].status is RunStatus.SUCCEEDED
     attempts = history.attempts(runs[0].id)
-    assert sorted(a.task for a in attempts) == ["a", "b"]
+    assert sorted(a.task for a in attempts) == ["a", "b", "both"]
     assert all(a.exit_code == 0 for a in attempts)
     # two jobs for a plan two wide: none retired at the start and submitted again
     assert len(set(s.accounted(JOB)) - before) == 2

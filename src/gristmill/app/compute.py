@@ -83,6 +83,7 @@ class Compute:
         self.session = None               # the latest run's SessionCluster (kept for words)
         self.health = WorkerHealth()
         self.executors: list = []         # the DaskExecutors of the latest remote run
+        self.here: frozenset[str] = frozenset()   # ... and the tasks it kept on this machine
         self._lock = threading.Lock()
 
     def configure(self, kind: str, address: str = "", cluster_kind: str = "local") -> None:
@@ -142,7 +143,7 @@ class Compute:
                 self.connection = connect(self.address)
             # The books of one run; a worker a person took out of a scheduler's
             # rotation stays out in the next run on it.
-            self.executors = []
+            self.executors, self.here = [], frozenset()
             old, self.health = self.health, WorkerHealth()
             for worker in sorted(old.out & old.by_hand):
                 self.health.take_out(worker, old.why.get(worker, "taken out by hand"))
@@ -155,6 +156,7 @@ class Compute:
         with self._lock:
             self.close()
             self.executors = []
+            self.here = frozenset()
             self.health = WorkerHealth()
             self.session = None
             self.started_at = self.ended_at = None
@@ -169,6 +171,7 @@ class Compute:
             self.started_at, self.ended_at = executor.session.started, None
             self.starting = False
             self.executors = [executor.remote]
+            self.here = frozenset(executor.local_names)
 
     def run_ended(self) -> None:
         """A session cluster goes with its run (the core has closed it already; closing
@@ -232,16 +235,21 @@ def lane_word(worker: str) -> str:
     return f":{port}" if host in ("127.0.0.1", "localhost", "::1", "[::1]") else text
 
 
-def worker_lanes(bars, placed: dict[tuple[str, int], str]):
+HERE_LANE = "this machine"      # a run with a cluster: the tasks that stay here
+
+
+def worker_lanes(bars, placed: dict[tuple[str, int], str], here: frozenset[str] = frozenset()):
     """The timeline's bars with a lane per worker slot: each worker's attempts in lanes
-    of their own (as many as ran there at once), workers in address order; attempts not
+    of their own (as many as ran there at once), workers in address order; then the
+    tasks of ``here`` (they stay on this machine in a run with a cluster); attempts not
     placed on a worker yet after them. Returns (bars, lane names)."""
     from dataclasses import replace as _replace
     by_worker: dict[str, list] = {}
     for b in bars:
-        by_worker.setdefault(placed.get((b.task, b.attempt), ""), []).append(b)
+        worker = placed.get((b.task, b.attempt)) or (HERE_LANE if b.task in here else "")
+        by_worker.setdefault(worker, []).append(b)
     out, names = [], []
-    for worker in sorted(by_worker, key=lambda w: (w == "", w)):
+    for worker in sorted(by_worker, key=lambda w: (w == "", w == HERE_LANE, w)):
         ends: list[float] = []            # per lane of this worker: when it is free again
         base = len(names)
         for b in sorted(by_worker[worker], key=lambda b: (b.start, b.task)):
@@ -250,7 +258,8 @@ def worker_lanes(bars, placed: dict[tuple[str, int], str]):
             if lane is None:
                 lane = len(ends)
                 ends.append(end)
-                names.append(f"{lane_word(worker)} · {lane + 1}" if worker else "not placed")
+                word = worker if worker == HERE_LANE else lane_word(worker)
+                names.append(f"{word} · {lane + 1}" if worker else "not placed")
             else:
                 ends[lane] = end
             out.append(_replace(b, slot=base + lane))

@@ -486,7 +486,8 @@ class MainWindow(QMainWindow):
         bars, lanes = run.bars, ()
         if self.bench.remote_run and not run.dry_run:    # a lane per worker slot
             from .compute import worker_lanes
-            bars, lanes = worker_lanes(run.bars, self.bench.compute.placed())
+            compute = self.bench.compute
+            bars, lanes = worker_lanes(run.bars, compute.placed(), compute.here)
         self.timeline.show_run(bars, run.started_at, run.finished_at,
                                time.time() if run.running else None, title, lanes=lanes)
 
