@@ -235,6 +235,36 @@ def test_a_task_no_worker_can_hold_is_told_in_the_banner_and_nothing_starts(
     assert ours_left() == []
 
 
+def test_bad_cluster_settings_and_a_missing_package_are_told_before_anything_runs(
+        qtbot, make_window, tmp_path, gristmill_home):
+    from dataclasses import replace
+    (tmp_path / "gristmill.toml").write_text(FOUR)
+    (gristmill_home / "config").mkdir(parents=True, exist_ok=True)
+    (gristmill_home / "config" / "cluster.toml").write_text('[cluster]\nmax_workers = "many"\n')
+    window = make_window(tmp_path)
+    _choose(qtbot, window, compute.CLUSTER, kind="local")
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
+    assert not window.bench.busy                      # refused on the spot
+    text = html.unescape(window.banner_text.text())
+    assert "The run did not start" in text
+    assert "cluster.toml:2:15: cluster.max_workers" in text, text
+    (gristmill_home / "config" / "cluster.toml").unlink()
+    if compute.cluster_missing("kubernetes"):
+        # a kind chosen where its package is missing (the selector greys it; a
+        # preference written elsewhere may still name it)
+        prefs = window.settings.preferences
+        window.settings.set_preferences(replace(prefs, run_on=compute.CLUSTER,
+                                                cluster_kind="kubernetes"))
+        window.banner.hide()
+        window.actions["run_default"].trigger()
+        qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
+        assert not window.bench.busy
+        assert "--cluster kubernetes needs dask-kubernetes, which is not installed here" in \
+            html.unescape(window.banner_text.text())
+    assert not (tmp_path / "a.out").exists()
+
+
 def test_an_unreachable_scheduler_ends_the_run_with_the_reason_in_words(
         qtbot, make_window, tmp_path):
     import dask
