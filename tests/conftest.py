@@ -53,3 +53,23 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip(f"no single-node Slurm here: {exc}")
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def sge_cluster():
+    """A real single-node Grid Engine (sge_qmaster, sge_execd: tests/sge.py) for the
+    session, stopped at its end; skipped, with the reason, where it cannot be had."""
+    from sge import SgeUnavailable, start_sge
+    try:
+        s = start_sge()
+    except SgeUnavailable as exc:
+        pytest.skip(f"no single-node Grid Engine here: {exc}")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(params=__import__("batch").KINDS)
+def batch(request):
+    """(kind, the running batch system: .env, .queue(name), .accounted(name)), once per
+    batch system of tests/batch.py's ``KINDS``."""
+    return request.param, request.getfixturevalue(f"{request.param}_cluster")

@@ -15,25 +15,16 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+
+from batch import BatchSystem, free_port, stopped_if_it_fails
 
 
 class SlurmUnavailable(Exception):
     pass
 
 
-@dataclass
-class Slurm:
-    env: dict[str, str]
-    folder: Path
-    stops: list[Callable[[], None]] = field(default_factory=list)
-
-    def run(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **self.env})
-
+class Slurm(BatchSystem):
     def queue(self, name: str) -> list[str]:
         """Job ids of ``name`` still pending or running."""
         p = self.run("squeue", "-h", "-n", name, "-o", "%i")
@@ -44,19 +35,6 @@ class Slurm:
         p = self.run("scontrol", "-o", "show", "job")
         return [line.split()[0].split("=")[1] for line in p.stdout.splitlines()
                 if f"JobName={name} " in line]
-
-    def stop(self) -> None:
-        for fn in reversed(self.stops):
-            try:
-                fn()
-            except Exception:
-                pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _munge_answers() -> bool:
@@ -96,7 +74,7 @@ def start_slurm(folder: Path, cpus: int = 2, mem_mb: int = 4096) -> Slurm:
     folder.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname().split(".")[0]
     slurm = Slurm(env={}, folder=folder)
-    try:
+    with stopped_if_it_fails(slurm, SlurmUnavailable, "Slurm"):
         if not _munge_answers():
             key = Path("/etc/munge/munge.key")
             if not key.exists():
@@ -120,7 +98,7 @@ def start_slurm(folder: Path, cpus: int = 2, mem_mb: int = 4096) -> Slurm:
                 time.sleep(0.2)
         for d in ("state", "spool", "log"):
             (folder / d).mkdir(exist_ok=True)
-        ctld_port, d_port = _free_port(), _free_port()
+        ctld_port, d_port = free_port(), free_port()
         conf = folder / "slurm.conf"
         conf.write_text(f"""\
 ClusterName=gristmilltest
@@ -175,12 +153,6 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
                 raise SlurmUnavailable(f"srun hostname does not answer: {last}; " + _tail(folder))
             time.sleep(0.5)
         return slurm
-    except SlurmUnavailable:
-        slurm.stop()
-        raise
-    except (OSError, subprocess.SubprocessError) as exc:
-        slurm.stop()
-        raise SlurmUnavailable(f"Slurm could not start: {exc}") from None
 
 
 def _tail(folder: Path) -> str:

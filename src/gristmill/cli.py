@@ -503,41 +503,13 @@ def _makeflags_jobs(makeflags: str) -> tuple[bool, int | None]:
 
 def _cluster_engine(args, wf: Workflow, targets: list[str], history, options, bus, stamps):
     """`run --cluster KIND`: the run's plan sizes a cluster; the engine's executor starts
-    it as the run starts and closes it as the run ends. A task no worker can hold is an
-    error here, before anything runs."""
-    from dataclasses import replace
-    from .core.decide.simulate import estimate_durations
-    from .core.load.userconfig import load_cluster_config
-    from .core.run.clusters import SessionExecutor, import_backend, plan_cluster, start_cluster
-    from .core.run.engine import Engine
-    kind = args.cluster
-    import_backend(kind)        # here, on the main thread: a missing package is exit 2
-    settings = wf.cluster.merged_over(load_cluster_config())
-    from .core.decide.capacity import Capacity
-    from .core.gpu import GpuDevice
-    here = Engine(wf, options=options).capacity()
-    # The machine's own fit is not asked (the tasks go to the cluster's workers; what no
-    # worker can hold is told below, at the task).
-    boundless = Capacity(cpu=1e12, mem=1 << 62, gpu=1024, pools=dict(wf.pools), jobs=None,
-                         devices=tuple(GpuDevice(i) for i in range(1024)))
-    probe = Engine(wf, history=history, options=replace(options, capacity=boundless),
-                   stamps=stamps, executor_factory=SessionExecutor)
-    names, decisions, _ = probe.decide(targets)
-    stale = [n for n, d in decisions.items() if d.stale]
-    known = history.recent_durations(str(wf.path)) if history is not None else {}
-    durations = estimate_durations(wf, stale, known)
-    plan = plan_cluster(wf, probe.graph, stale, durations.seconds, settings, known)
-    capacity = plan.capacity(wf.pools, args.jobs, here)
-    engine: list = []
-
-    def executor():
-        cancelled = (lambda: bool(engine and engine[0]._cancel))
-        return SessionExecutor(lambda: start_cluster(kind, settings, plan, cancelled=cancelled),
-                               plan.local)
-    e = Engine(wf, bus=bus, history=history, options=replace(options, capacity=capacity),
-               executor_factory=executor, graph=probe.graph)
-    engine.append(e)
-    return e
+    it as the run starts and closes it as the run ends (``clusters.session_engine``, as
+    the app's). A task no worker can hold is an error here, before anything runs."""
+    from .core.load.userconfig import cluster_settings
+    from .core.run.clusters import import_backend, session_engine
+    import_backend(args.cluster)    # here, on the main thread: a missing package is exit 2
+    return session_engine(wf, args.cluster, targets, cluster_settings(wf), bus=bus,
+                          history=history, options=options, stamps=stamps)
 
 
 def _run(args, wf: Workflow, targets: list[str], history, options: RunOptions,

@@ -5,6 +5,7 @@ started for the run and closed after it, an unreachable scheduler said in words.
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from gristmill.app import compute, prompts  # noqa: E402
 from gristmill.app.compute import lane_word  # noqa: E402
 from gristmill.app.views.run_on import index_of  # noqa: E402
 from gristmill.core.events import RunStatus, TaskState  # noqa: E402
-from gristmill.core.run.dask_cluster import DaskConnection, local_cluster  # noqa: E402
+from gristmill.core.run.dask_cluster import local_cluster  # noqa: E402
 
+from batch import ours_left  # noqa: E402
 from conftest import wait_run_over  # noqa: E402
 
 GB = 1000**3
@@ -35,17 +37,6 @@ outputs = ["{n}.out"]
 
 def _two_workers():
     return local_cluster(2, cpu=2, mem=2 * GB, threads=2)
-
-
-def _ours() -> list[str]:
-    left = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
-                left.append(" ".join(p.cmdline()))
-        except psutil.NoSuchProcess:
-            pass
-    return left
 
 
 @pytest.fixture
@@ -171,47 +162,107 @@ def test_the_workers_view_shows_what_runs_and_a_worker_taken_out_gets_no_more_ta
 
 
 def test_a_cluster_started_for_the_run_lives_as_long_as_the_run(
-        qtbot, make_window, tmp_path, monkeypatch):
-    started = []
-
-    def two():
-        cluster = _two_workers()
-        started.append(cluster)
-        return DaskConnection(distributed.Client(cluster), cluster)
-
-    monkeypatch.setitem(compute.CLUSTER_STARTERS, "local", two)
-    (tmp_path / "gristmill.toml").write_text(FOUR)
+        qtbot, make_window, tmp_path, history):
+    # The core's own session cluster (clusters.session_engine, as `run --cluster local`):
+    # sized from the run's plan (four parallel tasks) and capped by [cluster] max_workers.
+    (tmp_path / "gristmill.toml").write_text("[cluster]\nmax_workers = 2\n" + FOUR)
     (tmp_path / "gate2").write_text("")
     window = make_window(tmp_path)
-    # the batch kinds are greyed until Gristmill can start them
+    # every kind the core can start is offered where its package is installed
     model = window.run_on.model()
-    slurm = index_of(window.run_on, compute.CLUSTER, "slurm")
-    assert not model.item(slurm).isEnabled()
+    for kind in ("local", "slurm", "pbs", "sge", "lsf"):
+        assert model.item(index_of(window.run_on, compute.CLUSTER, kind)).isEnabled(), kind
+    kube = model.item(index_of(window.run_on, compute.CLUSTER, "kubernetes"))
+    assert kube.isEnabled() == (compute.cluster_missing("kubernetes") == "")
+    if not kube.isEnabled():
+        assert "needs dask-kubernetes, which is not installed here" in kube.toolTip()
     local = index_of(window.run_on, compute.CLUSTER, "local")
-    assert model.item(local).isEnabled()
     window.run_on.activated.emit(local)            # the toolbar's selector
     assert window.settings.preferences.run_on == compute.CLUSTER
     window.actions["workers"].trigger()
     dialog = window.dialogs["workers"]
-    qtbot.waitUntil(lambda: "closed when it ends" in dialog.lifetime.text()
-                    or "No cluster now" in dialog.lifetime.text(), timeout=10_000)
-    assert "No cluster now" in dialog.lifetime.text() and dialog.rows == []
+    qtbot.waitUntil(lambda: "No cluster now" in dialog.lifetime.text(), timeout=10_000)
+    assert dialog.rows == []
     window.actions["run_default"].trigger()
-    qtbot.waitUntil(lambda: len(dialog.rows) == 2, timeout=30_000)
+    qtbot.waitUntil(lambda: len(dialog.rows) == 2, timeout=60_000)
     qtbot.waitUntil(lambda: "Started" in dialog.lifetime.text(), timeout=10_000)
-    assert "closed when the run ends" in dialog.lifetime.text()
+    life = dialog.lifetime.text()
+    assert "A local cluster of 2 workers of cpu = 1" in life, life
+    assert "the plan could use 4; max_workers caps it" in life
+    assert "closed when the run ends" in life
+    addresses = {r.address for r in dialog.rows}
     (tmp_path / "gate1").write_text("")
     wait_run_over(qtbot, window, 60_000)
-    assert window.bench.run.status is RunStatus.SUCCEEDED
-    assert len(started) == 1 and started[0].status.name == "closed"
+    run = window.bench.run
+    assert run.status is RunStatus.SUCCEEDED
+    on = {n: (tmp_path / f"{n}.out").read_text().strip() for n in "abcd"}
+    assert set(on.values()) == addresses          # the tasks ran on its workers
+    assert any("a local cluster was started for this run: 2 workers" in n for n in run.notices)
+    # the timeline: a lane per worker slot, named after its worker
+    canvas = window.timeline.canvas
+    assert sorted(b.task for b in canvas.bars) == list("abcd")
+    assert {n.rsplit(" · ", 1)[0] for n in canvas.lane_names} == {lane_word(w) for w in addresses}
+    assert all(canvas.lane_names[b.slot].rsplit(" · ", 1)[0] == lane_word(on[b.task])
+               for b in canvas.bars)
+    runs = history.runs(str(tmp_path / "gristmill.toml"))
+    assert runs[0].status is RunStatus.SUCCEEDED
+    assert {a.task for a in history.attempts(runs[0].id)} == set("abcd")
+    # gone with the run
     assert window.bench.compute.connection is None
     qtbot.waitUntil(lambda: "it was closed when the run ended" in dialog.lifetime.text(),
                     timeout=10_000)
     qtbot.waitUntil(lambda: dialog.rows == [], timeout=10_000)
     deadline = time.monotonic() + 10
-    while _ours() and time.monotonic() < deadline:
+    while ours_left() and time.monotonic() < deadline:
         qtbot.wait(50)
-    assert _ours() == []
+    assert ours_left() == []
+
+
+def test_a_task_no_worker_can_hold_is_told_in_the_banner_and_nothing_starts(
+        qtbot, make_window, tmp_path):
+    (tmp_path / "gristmill.toml").write_text(
+        "[cluster]\ncores = 1\n" + FOUR + "resources = { cpu = 3 }\n")
+    window = make_window(tmp_path)
+    _choose(qtbot, window, compute.CLUSTER, kind="local")
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: not window.bench.busy and window.banner.isVisible(), timeout=60_000)
+    text = html.unescape(window.banner_text.text())
+    assert "The run did not start" in text
+    # at the task, path:line:col, before anything runs
+    assert "gristmill.toml:18:1: task 'd' asks for cpu = 3, but no single worker of the " \
+           "cluster can hold it" in text, text
+    assert not (tmp_path / "a.out").exists()
+    assert ours_left() == []
+
+
+def test_bad_cluster_settings_and_a_missing_package_are_told_before_anything_runs(
+        qtbot, make_window, tmp_path, gristmill_home):
+    from dataclasses import replace
+    (tmp_path / "gristmill.toml").write_text(FOUR)
+    (gristmill_home / "config").mkdir(parents=True, exist_ok=True)
+    (gristmill_home / "config" / "cluster.toml").write_text('[cluster]\nmax_workers = "many"\n')
+    window = make_window(tmp_path)
+    _choose(qtbot, window, compute.CLUSTER, kind="local")
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
+    assert not window.bench.busy                      # refused on the spot
+    text = html.unescape(window.banner_text.text())
+    assert "The run did not start" in text
+    assert "cluster.toml:2:15: cluster.max_workers" in text, text
+    (gristmill_home / "config" / "cluster.toml").unlink()
+    if compute.cluster_missing("kubernetes"):
+        # a kind chosen where its package is missing (the selector greys it; a
+        # preference written elsewhere may still name it)
+        prefs = window.settings.preferences
+        window.settings.set_preferences(replace(prefs, run_on=compute.CLUSTER,
+                                                cluster_kind="kubernetes"))
+        window.banner.hide()
+        window.actions["run_default"].trigger()
+        qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
+        assert not window.bench.busy
+        assert "--cluster kubernetes needs dask-kubernetes, which is not installed here" in \
+            html.unescape(window.banner_text.text())
+    assert not (tmp_path / "a.out").exists()
 
 
 def test_an_unreachable_scheduler_ends_the_run_with_the_reason_in_words(
@@ -227,6 +278,8 @@ def test_an_unreachable_scheduler_ends_the_run_with_the_reason_in_words(
     assert not window.bench.busy
     text = " ".join(t for pid, _title, t in prompts.LOG if pid == prompts.RUN_ERROR)
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in text
+    assert window.banner.isVisible()                 # and in the window's banner
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in window.banner_text.text()
     assert not (tmp_path / "a.out").exists()
 
 

@@ -32,6 +32,7 @@ from gristmill.core.events import (EventBus, Outcome, OutputLine, RunNotice,  # 
                                    TaskStateChanged, TasksUpToDate, told_state)
 from gristmill.core.run.local import Job, JobExited, LocalExecutor  # noqa: E402
 
+from batch import ours_left  # noqa: E402
 from wf import task, workflow  # noqa: E402
 
 GB = 1000**3
@@ -39,15 +40,9 @@ MB = 1000**2
 
 
 def _leftovers() -> list[str]:
-    """Processes of ours still running (multiprocessing's one resource tracker aside)."""
-    left = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
-                left.append(" ".join(p.cmdline()))
-        except psutil.NoSuchProcess:
-            pass
-    return left
+    """Processes of ours still running (multiprocessing's one resource tracker, and the
+    daemons of a batch system the session started, aside)."""
+    return ours_left()
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ import pytest
 pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
+from batch import LATER, REFUSED  # noqa: E402
+
 
 def gristmill(*args, env=None, timeout=240):
     return subprocess.run([sys.executable, "-m", "gristmill", *map(str, args)],
@@ -166,13 +168,34 @@ def test_kubernetes_without_dask_kubernetes_says_so(tmp_path):
     assert "Traceback" not in p.stderr
 
 
+def test_kubernetes_without_a_cluster_to_talk_to_says_so(tmp_path):
+    pytest.importorskip("dask_kubernetes", reason="dask-kubernetes is not installed here "
+                        "(pip install dask-kubernetes): its no-cluster message is not checked")
+    wf = workflow(tmp_path / "wf", FAN)
+    # no kubeconfig anywhere, and not inside a pod
+    p = gristmill("run", "--cluster", "kubernetes", "-C", wf,
+                  env={"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "HOME": str(tmp_path)})
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "no Kubernetes cluster can be reached from here (Unable to find valid " \
+           "credentials): --cluster kubernetes needs a kubeconfig" in p.stdout + p.stderr
+    assert "Traceback" not in p.stderr             # nor dask-kubernetes' own, at exit
+    assert not (wf / "a.txt").exists()
+    assert last_run_status(wf) == "failed"         # history has the run
+
+
 def test_an_unknown_kind_is_a_usage_error(tmp_path):
     p = gristmill("run", "--cluster", "moon", "-C", workflow(tmp_path / "wf", FAN))
     assert p.returncode == 2
     assert "--cluster moon: expected one of local, slurm, pbs, sge, lsf, kubernetes" in p.stderr
 
 
-# -- Slurm ---------------------------------------------------------------------------
+# -- the batch systems: Slurm and Grid Engine, real and single-node -------------------
+
+# How a task counts the jobs still queued or running in the test's own batch system
+# (Grid Engine's jobs see its client settings with -V: the submitter's environment).
+COUNT_JOBS = {"slurm": "squeue -h | wc -l",
+              "sge": "qstat -u \\* -s pr | tail -n +3 | wc -l"}
+EXPORT = {"slurm": "", "sge": '[cluster]\ndirectives = ["-V"]\n'}
 
 SCALES_DOWN = """\
     [tasks.w1]
@@ -183,52 +206,53 @@ SCALES_DOWN = """\
     outputs = ["w2.txt"]
     [tasks.tail]
     # Runs alone: it waits (at most a minute) until its own job is the only one left
-    # in the test's own Slurm, as the narrowed plan lets the cluster give the other back.
-    cmd = '''for i in $(seq 600); do n=$(squeue -h | wc -l); [ "$n" = 1 ] && break; sleep 0.1; done; echo "$n" > tail.txt; [ "$n" = 1 ]'''
+    # in the test's own batch system, as the narrowed plan lets the cluster give the
+    # other back.
+    cmd = '''for i in $(seq 600); do n=$(COUNT); [ "$n" = 1 ] && break; sleep 0.1; done; echo "$n" > tail.txt; [ "$n" = 1 ]'''
     inputs = ["w1.txt", "w2.txt"]
     outputs = ["tail.txt"]
     where = "cluster"
 """
 
 
-def test_slurm_jobs_run_the_tasks_scale_down_and_are_gone_after(tmp_path, slurm_cluster):
-    s = slurm_cluster
-    wf = workflow(tmp_path / "wf", SCALES_DOWN)
-    proc = started("run", "--cluster", "slurm", "-C", wf, env=s.env)
+def test_batch_jobs_run_the_tasks_scale_down_and_are_gone_after(tmp_path, batch):
+    kind, s = batch
+    wf = workflow(tmp_path / "wf", SCALES_DOWN.replace("COUNT", COUNT_JOBS[kind]))
+    (wf / "gristmill.toml").write_text(EXPORT[kind] + (wf / "gristmill.toml").read_text())
+    proc = started("run", "--cluster", kind, "-C", wf, env=s.env)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, out + err
     name = f"gristmill-{proc.pid}"
     assert sorted(ran(out)) == ["tail", "w1", "w2"]
-    assert "a slurm cluster was started for this run: 2 workers" in out + err
+    assert f"a {kind} cluster was started for this run: 2 workers" in out + err
     assert (wf / "tail.txt").read_text().split() == ["1"]     # scaled down to one
     assert len(s.accounted(name)) >= 2          # the batch system ran the workers' jobs...
     assert s.queue(name) == []                  # ...and none is left queued or running
     assert "Traceback" not in err
 
 
-def test_a_refused_job_script_fails_the_run_in_words(tmp_path, slurm_cluster):
-    s = slurm_cluster
+def test_a_refused_job_script_fails_the_run_in_words(tmp_path, batch):
+    kind, s = batch
     wf = workflow(tmp_path / "wf", '[cluster]\nqueue = "nosuchpartition"\n' + textwrap.dedent(FAN))
-    proc = started("run", "--cluster", "slurm", "-C", wf, env=s.env)
+    proc = started("run", "--cluster", kind, "-C", wf, env=s.env)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, out + err
-    assert "the batch system (slurm) refused the job script: sbatch: error: invalid partition " \
-           "specified: nosuchpartition" in out + err
+    assert f"the batch system ({kind}) refused the job script: {REFUSED[kind]}" in out + err
     assert "Traceback" not in err
     assert not (wf / "a.txt").exists()
     assert s.queue(f"gristmill-{proc.pid}") == []
     assert last_run_status(wf) == "failed"       # history has the whole run
 
 
-def test_a_cluster_that_never_gets_a_worker_times_out_and_cancels_its_jobs(tmp_path, slurm_cluster):
-    s = slurm_cluster
-    wf = workflow(tmp_path / "wf", '[cluster]\ndirectives = ["--begin=now+1hour"]\n'
+def test_a_cluster_that_never_gets_a_worker_times_out_and_cancels_its_jobs(tmp_path, batch):
+    kind, s = batch
+    wf = workflow(tmp_path / "wf", f'[cluster]\ndirectives = ["{LATER[kind]}"]\n'
                                    'timeout = "2s"\n' + textwrap.dedent(FAN))
-    proc = started("run", "--cluster", "slurm", "-C", wf, env=s.env)
+    proc = started("run", "--cluster", kind, "-C", wf, env=s.env)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, out + err
     name = f"gristmill-{proc.pid}"
-    assert "the slurm cluster got no worker in 2.0 s (its 2 queued jobs were cancelled)" \
+    assert f"the {kind} cluster got no worker in 2.0 s (its 2 queued jobs were cancelled)" \
         in out + err
     assert "Traceback" not in err
     assert len(s.accounted(name)) == 2          # they were queued...
@@ -237,14 +261,14 @@ def test_a_cluster_that_never_gets_a_worker_times_out_and_cancels_its_jobs(tmp_p
     assert last_run_status(wf) == "failed"       # history has the whole run
 
 
-def test_a_cancelled_run_leaves_nothing_in_the_batch_system(tmp_path, slurm_cluster):
-    s = slurm_cluster
+def test_a_cancelled_run_leaves_nothing_in_the_batch_system(tmp_path, batch):
+    kind, s = batch
     wf = workflow(tmp_path / "wf", """\
         [tasks.long]
         cmd = "echo partial > out.txt; touch begun; sleep 120; echo whole >> out.txt"
         outputs = ["out.txt"]
     """)
-    proc = started("run", "--cluster", "slurm", "-C", wf, env=s.env)
+    proc = started("run", "--cluster", kind, "-C", wf, env=s.env)
     name = f"gristmill-{proc.pid}"
     while not (wf / "begun").exists():     # until the task runs in its worker's job
         assert proc.poll() is None, proc.communicate()

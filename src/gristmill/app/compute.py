@@ -1,19 +1,23 @@
 """Where the app's runs go: this machine, a Dask scheduler, or a cluster started for the run.
 
-The app's one seam to ``core.run.dask*``. ``Compute`` holds the chosen kind, the live
-connection (kept for a scheduler's address; started and closed with each run for a
-session cluster) and the ``WorkerHealth`` its executors share, so that the Workers
-view shows and changes the same books the run reads. ``ClusterEngine`` connects (or
-starts the cluster) on the engine thread, sizes the run from the workers, runs the
-engine with a ``DaskExecutor``, and closes a session cluster however the run ends.
+The app's one seam to ``core.run.dask*`` and ``core.run.clusters``. ``Compute`` holds
+the chosen kind, the live connection (kept for a scheduler's address; for a session
+cluster, the core's ``SessionCluster`` while its run lasts) and the ``WorkerHealth``
+its executors share, so that the Workers view shows and changes the same books the
+run reads. ``ClusterEngine`` is what the bridge runs: on the engine thread it connects
+to a scheduler and runs the engine with a ``DaskExecutor``, or, for a cluster for the
+run, builds the engine through ``clusters.session_engine`` (the code path of
+``gristmill run --cluster KIND``: sized from the run's plan, started as the run starts,
+closed as it ends, fails or is cancelled).
 
-Cluster kinds are ``CLUSTER_STARTERS`` (kind -> a callable returning a
-``DaskConnection``): ``local`` now; the batch kinds are listed in ``CLUSTER_KINDS``
-and greyed in the app until a starter is registered for them. Pure Python.
+Every kind of ``clusters.KINDS`` can be chosen where its package is installed
+(``cluster_missing`` says what is not); settings come from the workflow's
+``[cluster]`` over the user's ``cluster.toml``. Pure Python.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -24,18 +28,24 @@ from gristmill.core.errors import UsageError
 HERE, DASK, CLUSTER = "here", "dask", "cluster"
 RUN_ON_TITLES = {HERE: "This machine", DASK: "A Dask scheduler", CLUSTER: "A cluster for the run"}
 CLUSTER_KINDS = ("local", "slurm", "pbs", "sge", "lsf", "kubernetes")
+# What each kind needs besides distributed: (module, the package to install).
+_BACKENDS = {"local": ("distributed", "pip install 'gristmill[dask]'"),
+             "kubernetes": ("dask_kubernetes", "pip install dask-kubernetes")}
 
 
-def _local():
-    from gristmill.core.run.dask_cluster import connect
-    return connect("local")
-
-
-CLUSTER_STARTERS: dict[str, Callable[[], object]] = {"local": _local}
+def cluster_missing(kind: str) -> str:
+    """Why a ``kind`` cluster cannot be started here ("" when it can): the package that
+    is not installed, and how to install it. Nothing is imported to find out."""
+    module, how = _BACKENDS.get(kind, ("dask_jobqueue", "pip install 'gristmill[cluster]'"))
+    for name in dict.fromkeys(("distributed", module)):
+        if importlib.util.find_spec(name) is None:
+            package = name.replace("_", "-")
+            return f"a {kind} cluster needs {package}, which is not installed here: {how}"
+    return ""
 
 
 def cluster_available(kind: str) -> bool:
-    return kind in CLUSTER_STARTERS
+    return kind in CLUSTER_KINDS and not cluster_missing(kind)
 
 
 @dataclass(frozen=True)
@@ -66,11 +76,14 @@ class Compute:
         self.kind = HERE
         self.address = ""
         self.cluster_kind = "local"
-        self.connection = None            # a DaskConnection while one is held
+        self.connection = None            # a DaskConnection or SessionCluster while held
+        self.starting = False             # a session cluster waits for its first worker
         self.started_at: float | None = None    # the session cluster's start
         self.ended_at: float | None = None      # ... and its end
+        self.session = None               # the latest run's SessionCluster (kept for words)
         self.health = WorkerHealth()
         self.executors: list = []         # the DaskExecutors of the latest remote run
+        self.here: frozenset[str] = frozenset()   # ... and the tasks it kept on this machine
         self._lock = threading.Lock()
 
     def configure(self, kind: str, address: str = "", cluster_kind: str = "local") -> None:
@@ -97,50 +110,77 @@ class Compute:
         from gristmill.core.sizes import format_duration
         if self.kind != CLUSTER:
             return ""
-        if self.started_at is None:
+        session = self.session
+        if self.starting:
+            return (f"Starting a {self.cluster_kind} cluster for this run: waiting for its "
+                    "first worker…")
+        if self.started_at is None or session is None:
             return "No cluster now: one is started when a run starts, and closed when it ends."
+        what = f"A {session.kind} cluster of {session.plan.words()}"
+        jobs = sorted(session.job_ids, key=lambda j: (len(j), j))
+        if jobs:
+            what += f" (batch job{'s' if len(jobs) != 1 else ''} {', '.join(jobs)})"
         if self.ended_at is not None:
-            return (f"The last run's cluster lived {format_duration(self.ended_at - self.started_at)};"
-                    " it was closed when the run ended.")
-        return (f"Started {format_duration((now or time.time()) - self.started_at)} ago for "
-                "this run; closed when the run ends, fails or is cancelled.")
+            return (f"{what}: the last run's cluster lived "
+                    f"{format_duration(self.ended_at - self.started_at)}; it was closed when "
+                    "the run ended.")
+        return (f"{what}. Started {format_duration((now or time.time()) - self.started_at)} "
+                "ago for this run; closed when the run ends, fails or is cancelled.")
 
     # -- the connection ------------------------------------------------------------
     def open(self):
-        """The connection for a run (called on the engine thread)."""
+        """The connection to a Dask scheduler for a run (called on the engine thread)."""
         from gristmill.core.run.dask_health import WorkerHealth
         with self._lock:
-            if self.kind == DASK:
-                if not self.address:
-                    raise UsageError("Run on a Dask scheduler: no address is set "
-                                     "(Edit > Preferences, e.g. tcp://host:8786)")
-                if self.connection is None or getattr(self.connection.client, "status",
-                                                      "") != "running":
-                    from gristmill.core.run.dask_cluster import connect
-                    self.connection = connect(self.address)
-            elif self.kind == CLUSTER:
-                starter = CLUSTER_STARTERS.get(self.cluster_kind)
-                if starter is None:
-                    raise UsageError(f"a {self.cluster_kind} cluster is not available here")
-                self.close()
-                self.connection = starter()
-                self.started_at, self.ended_at = time.time(), None
-            else:
-                raise UsageError("runs go to this machine: no cluster to open")
+            if self.kind != DASK:
+                raise UsageError(f"runs go to {self.describe()}: no scheduler to connect to")
+            if not self.address:
+                raise UsageError("Run on a Dask scheduler: no address is set "
+                                 "(Edit > Preferences, e.g. tcp://host:8786)")
+            if self.connection is None or getattr(self.connection.client, "status",
+                                                  "") != "running":
+                from gristmill.core.run.dask_cluster import connect
+                self.connection = connect(self.address)
             # The books of one run; a worker a person took out of a scheduler's
             # rotation stays out in the next run on it.
-            self.executors = []
+            self.executors, self.here = [], frozenset()
             old, self.health = self.health, WorkerHealth()
-            if self.kind == DASK:
-                for worker in sorted(old.out & old.by_hand):
-                    self.health.take_out(worker, old.why.get(worker, "taken out by hand"))
+            for worker in sorted(old.out & old.by_hand):
+                self.health.take_out(worker, old.why.get(worker, "taken out by hand"))
             return self.connection
 
+    def begin_session(self) -> None:
+        """A run on a cluster started for it begins (engine thread): new books, no
+        connection until the cluster has its first worker."""
+        from gristmill.core.run.dask_health import WorkerHealth
+        with self._lock:
+            self.close()
+            self.executors = []
+            self.here = frozenset()
+            self.health = WorkerHealth()
+            self.session = None
+            self.started_at = self.ended_at = None
+            self.starting = True
+
+    def session_started(self, executor) -> None:
+        """The core's ``SessionExecutor`` has its cluster (engine thread): the Workers
+        view and the timeline read it from now on."""
+        with self._lock:
+            self.session = executor.session
+            self.connection = executor.session
+            self.started_at, self.ended_at = executor.session.started, None
+            self.starting = False
+            self.executors = [executor.remote]
+            self.here = frozenset(executor.local_names)
+
     def run_ended(self) -> None:
-        """A session cluster goes with its run; a scheduler's connection is kept."""
+        """A session cluster goes with its run (the core has closed it already; closing
+        again is a no-op); a scheduler's connection is kept."""
         if self.kind == CLUSTER:
             self.close()
-            self.ended_at = time.time()
+            self.starting = False
+            if self.started_at is not None:
+                self.ended_at = time.time()
 
     def close(self) -> None:
         conn, self.connection = self.connection, None
@@ -170,6 +210,9 @@ class Compute:
             return []
         from gristmill.core.run.dask_cluster import _declared, _worker_amounts
         client = conn.client
+        note_jobs = getattr(conn, "note_jobs", None)     # a session cluster's batch jobs
+        if note_jobs is not None:
+            note_jobs()
         info = client.scheduler_info(n_workers=-1)["workers"]
         processing = client.processing()
         declared = _declared(list(info.values()))
@@ -192,16 +235,21 @@ def lane_word(worker: str) -> str:
     return f":{port}" if host in ("127.0.0.1", "localhost", "::1", "[::1]") else text
 
 
-def worker_lanes(bars, placed: dict[tuple[str, int], str]):
+HERE_LANE = "this machine"      # a run with a cluster: the tasks that stay here
+
+
+def worker_lanes(bars, placed: dict[tuple[str, int], str], here: frozenset[str] = frozenset()):
     """The timeline's bars with a lane per worker slot: each worker's attempts in lanes
-    of their own (as many as ran there at once), workers in address order; attempts not
+    of their own (as many as ran there at once), workers in address order; then the
+    tasks of ``here`` (they stay on this machine in a run with a cluster); attempts not
     placed on a worker yet after them. Returns (bars, lane names)."""
     from dataclasses import replace as _replace
     by_worker: dict[str, list] = {}
     for b in bars:
-        by_worker.setdefault(placed.get((b.task, b.attempt), ""), []).append(b)
+        worker = placed.get((b.task, b.attempt)) or (HERE_LANE if b.task in here else "")
+        by_worker.setdefault(worker, []).append(b)
     out, names = [], []
-    for worker in sorted(by_worker, key=lambda w: (w == "", w)):
+    for worker in sorted(by_worker, key=lambda w: (w == "", w == HERE_LANE, w)):
         ends: list[float] = []            # per lane of this worker: when it is free again
         base = len(names)
         for b in sorted(by_worker[worker], key=lambda b: (b.start, b.task)):
@@ -210,7 +258,8 @@ def worker_lanes(bars, placed: dict[tuple[str, int], str]):
             if lane is None:
                 lane = len(ends)
                 ends.append(end)
-                names.append(f"{lane_word(worker)} · {lane + 1}" if worker else "not placed")
+                word = worker if worker == HERE_LANE else lane_word(worker)
+                names.append(f"{word} · {lane + 1}" if worker else "not placed")
             else:
                 ends[lane] = end
             out.append(_replace(b, slot=base + lane))
@@ -220,40 +269,60 @@ def worker_lanes(bars, placed: dict[tuple[str, int], str]):
 class ClusterEngine:
     """An engine run on ``compute``'s cluster: what the bridge runs (``RunnableEngine``).
 
-    Connecting (or starting the cluster) happens in ``run``, on the engine thread, so
-    the window never waits on the network; an unreachable scheduler ends the run with
-    its reason in words (a ``UsageError``)."""
+    Connecting (or deciding, sizing and starting the cluster for the run) happens in
+    ``run``, on the engine thread, so the window never waits on the network. An
+    unreachable scheduler ends the run with its reason in words (a ``UsageError``); a
+    cluster that cannot be had fails the run with its reason (history has it).
 
-    def __init__(self, compute: Compute, make_engine: Callable[..., object], options):
+    ``make_engine(options, executor_factory)``: an Engine on a scheduler's workers;
+    ``make_session(targets, health, on_started)``: the Engine of a run with a cluster
+    started for it (``clusters.session_engine``)."""
+
+    def __init__(self, compute: Compute, make_engine: Callable[..., object], options,
+                 make_session: Callable[..., object] | None = None):
         self.compute = compute
         self._make = make_engine       # (options, executor_factory) -> Engine
+        self._make_session = make_session
         self._options = options
         self._engine = None
         self._cancelled = False
         self._lock = threading.Lock()
 
     def run(self, targets: list[str]):
-        from gristmill.core.run.dask import DaskExecutor
-        from gristmill.core.run.dask_cluster import cluster_capacity
         compute = self.compute
         try:
-            conn = compute.open()
-            health = compute.health
-            capacity = cluster_capacity(conn.client, self._options.capacity.pools,
-                                        self._options.jobs)
-            def executor():
-                ex = DaskExecutor(conn.client, health=health)
-                compute.executors.append(ex)
-                return ex
-
-            engine = self._make(replace(self._options, capacity=capacity), executor)
+            if compute.kind == CLUSTER:
+                if self._make_session is None:
+                    raise UsageError("no cluster can be started for this run")
+                compute.begin_session()
+                engine = self._make_session(targets, compute.health, compute.session_started)
+            else:
+                engine = self._scheduler_engine(compute)
             with self._lock:
                 self._engine = engine
-                if self._cancelled:
+                cancelled = self._cancelled
+            if cancelled:
+                if compute.kind != CLUSTER:
                     raise UsageError("the run was cancelled before the cluster was ready")
+                engine.cancel()       # the run is recorded, cancelled, before any job
             return engine.run(targets)
         finally:
             compute.run_ended()
+
+    def _scheduler_engine(self, compute: Compute):
+        from gristmill.core.run.dask import DaskExecutor
+        from gristmill.core.run.dask_cluster import cluster_capacity
+        conn = compute.open()
+        health = compute.health
+        capacity = cluster_capacity(conn.client, self._options.capacity.pools,
+                                    self._options.jobs)
+
+        def executor():
+            ex = DaskExecutor(conn.client, health=health)
+            compute.executors.append(ex)
+            return ex
+
+        return self._make(replace(self._options, capacity=capacity), executor)
 
     def cancel(self) -> None:
         with self._lock:

@@ -96,6 +96,10 @@ class Changes:
                     or self.notices)
 
 
+# RunNotice kinds that stop the run: the window's banner says them.
+FAULTS = frozenset({"cluster", "scheduler-lost"})
+
+
 class LogBook:
     """Output lines per task attempt, and the interleaved output of the whole run."""
 
@@ -153,6 +157,7 @@ class RunState:
         self.log = LogBook()
         self.audits: dict[str, TaskAudited] = {}      # the dependency audit, per task
         self.notices: list[str] = []     # what the run told about itself (RunNotice)
+        self.faults: list[str] = []      # ... of them, why the run stopped (cluster, scheduler)
         self._fallback_of: Mapping[str, float] | None = None
         self._fallback_len = 0
         self._fallback_value = 1.0
@@ -194,6 +199,8 @@ class RunState:
                 changes.tasks.add(ev.task)
             elif isinstance(ev, RunNotice):
                 self.notices.append(ev.message)
+                if ev.kind in FAULTS:
+                    self.faults.append(ev.message)
                 changes.notices.append(ev.message)
             elif isinstance(ev, RunFinished):
                 self.status = ev.status

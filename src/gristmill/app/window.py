@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
                                QTabWidget, QVBoxLayout, QWidget)
 
 from gristmill.core.errors import GristmillError
+from gristmill.core.events import RunStatus
 from gristmill.core.record.history import History
 from gristmill.core.workflow import Workflow
 
@@ -392,6 +393,7 @@ class MainWindow(QMainWindow):
 
     def _busy_changed(self, busy: bool) -> None:
         if busy:
+            self.banner.hide_run_fault()      # the last run's fault, not this one's
             self.show_current_run()
             self.ticker.start()
         self._update_actions()
@@ -425,6 +427,10 @@ class MainWindow(QMainWindow):
 
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()
+        run = self.bench.run
+        if run.faults and run.status is RunStatus.FAILED:
+            # Why the run stopped (a cluster that could not be had, a lost scheduler).
+            self.banner.show_run_fault(f"The run {run.status.value}", "; ".join(run.faults))
         self.graph.update_states(None)
         if self.past_run_id is None:
             if self.bench.run.dry_run:
@@ -480,7 +486,8 @@ class MainWindow(QMainWindow):
         bars, lanes = run.bars, ()
         if self.bench.remote_run and not run.dry_run:    # a lane per worker slot
             from .compute import worker_lanes
-            bars, lanes = worker_lanes(run.bars, self.bench.compute.placed())
+            compute = self.bench.compute
+            bars, lanes = worker_lanes(run.bars, compute.placed(), compute.here)
         self.timeline.show_run(bars, run.started_at, run.finished_at,
                                time.time() if run.running else None, title, lanes=lanes)
 

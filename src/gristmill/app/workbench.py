@@ -42,7 +42,7 @@ from gristmill.core.watch.watcher import Change
 
 from . import prompts
 from .bridge import EngineBridge, RunEnded
-from .compute import ClusterEngine, Compute
+from .compute import CLUSTER, ClusterEngine, Compute
 from .diskwatch import DiskWatch
 from .models.task_table import TaskTableModel, output_times
 from .past_logs import LatestAttempts, TaskAttempts
@@ -522,6 +522,17 @@ class Workbench(QObject):
                 self.runRefused.emit(str(exc))
                 return False
         prefs = self.settings.preferences
+        self.configure_compute()
+        settings = None
+        if self.compute.kind == CLUSTER and not dry_run:
+            # Before anything is taken: the cluster's settings (their errors at
+            # path:line:col) and its package, imported here on the main thread.
+            try:
+                settings = self._cluster_settings(wf)
+            except GristmillError as exc:
+                self.message.emit(f"The run did not start: {exc}")
+                self.runRefused.emit(str(exc))
+                return False
         started_by, changed, rerun = watch
         options = RunOptions(jobs=prefs.jobs or None, force=tuple(force), dry_run=dry_run,
                              capacity=self.capacity(), audit=self.audit,
@@ -547,12 +558,18 @@ class Workbench(QObject):
         except OSError:
             pass
         bus = EventBus()
-        self.configure_compute()
         self.remote_run = self.compute.remote and not dry_run
         if self.remote_run:                          # connected on the engine thread
-            history = self.history
+            history, kind = self.history, self.compute.cluster_kind
+
+            def session(targets, health, on_started):
+                from gristmill.core.run.clusters import session_engine
+                return session_engine(wf, kind, targets, settings, bus=bus, history=history,
+                                      options=options, graph=graph, health=health,
+                                      on_started=on_started)
             engine = ClusterEngine(self.compute, lambda opts, factory: Engine(
-                wf, bus, history, opts, executor_factory=factory, graph=graph), options)
+                wf, bus, history, opts, executor_factory=factory, graph=graph), options,
+                session if settings is not None else None)
         else:
             engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
         self.session.hold(True)
@@ -579,6 +596,17 @@ class Workbench(QObject):
             return plan_curves(wf, graph, stale, known, base, ask)
         except GristmillError as exc:
             return PlannerResult((), None, error=str(exc))
+
+    def _cluster_settings(self, wf: Workflow):
+        """The settings of a cluster for a run of ``wf`` (its ``[cluster]`` over the
+        user's ``cluster.toml``), its package imported now (on the main thread:
+        dask-jobqueue sets a signal handler as it is imported). A ``GristmillError``
+        says what is wrong, in words."""
+        from gristmill.core.load.userconfig import cluster_settings
+        from gristmill.core.run.clusters import import_backend
+        settings = cluster_settings(wf)
+        import_backend(self.compute.cluster_kind)
+        return settings
 
     def configure_compute(self) -> None:
         """Where runs go, from the preferences (a held connection that no longer fits
@@ -662,6 +690,7 @@ class Workbench(QObject):
             prompts.notify(self._window, prompts.RUN_ERROR, "The run could not start",
                            str(ended.error))
             self.message.emit(f"The run could not start: {ended.error}")
+            self.runRefused.emit(str(ended.error))
         elif self.run.dry_run and self.run.status is not None:
             words = self.run.plan_words()
             self.message.emit(f"{words[0].upper()}{words[1:]}: see the Log's Whole run for the order.")

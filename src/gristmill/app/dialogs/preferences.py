@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
+from gristmill.core.load.userconfig import user_cluster_file
 from gristmill.core.sizes import parse_size
 
 from ..settings import Preferences, Settings
@@ -87,6 +88,17 @@ class PreferencesDialog(QDialog):
         wform = QFormLayout(where)
         wform.addRow("Run on:", self.run_on)
         wform.addRow("Scheduler:", self.dask_address)
+        config = user_cluster_file()
+        self.cluster_config = QLabel(
+            "A cluster for the run is sized to each run's plan.\nIts settings: the "
+            "workflow's [cluster], then your cluster.toml", self)
+        self.cluster_config.setObjectName("pref-cluster-config")
+        self.cluster_config.setToolTip(
+            "Queue, account, walltime, memory, prologue, max_workers…: the workflow's "
+            f"[cluster] table wins key by key over {config}"
+            + ("" if config.exists() else " (not there now)"))
+        self.cluster_config.setEnabled(False)
+        wform.addRow("", self.cluster_config)
 
         run = QGroupBox("Running", self)
         form = QFormLayout(run)

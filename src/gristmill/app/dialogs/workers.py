@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderV
 
 from gristmill.core.sizes import format_size
 
-from ..compute import Compute, WorkerRow
+from ..compute import CLUSTER, Compute, WorkerRow
 
 COLUMNS = ("Worker", "CPU", "Memory", "GPU", "Running now", "Health")
 POLL_MS = 1000
@@ -40,6 +40,7 @@ class WorkersDialog(QDialog):
         self.where.setWordWrap(True)
         self.lifetime = QLabel(self)
         self.lifetime.setObjectName("workers-lifetime")
+        self.lifetime.setWordWrap(True)
         self.breaker = QLabel(self)
         self.breaker.setObjectName("workers-breaker")
         self.breaker.setWordWrap(True)
@@ -110,8 +111,10 @@ class WorkersDialog(QDialog):
         c = self.compute
         held = c.connection is not None
         if c.remote:
+            # (a cluster for the run: its lifetime, below, says whether one is up)
             self.where.setText(f"Runs go to {c.describe()}." + (
-                "" if held else " Not connected now: it connects when a run starts.")
+                "" if held or c.kind == CLUSTER else
+                " Not connected now: it connects when a run starts.")
                 + (f" ({error})" if error else ""))
         else:
             self.where.setText("Runs go to this machine: no workers. Choose a Dask scheduler "

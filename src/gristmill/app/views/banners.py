@@ -39,6 +39,7 @@ class ErrorBanner(QFrame):
         row = QHBoxLayout(self)
         row.addWidget(self.text, 1)
         row.addWidget(reload)
+        self.about_run = False       # it tells of a run (a refusal, a fault), not the file
         self.hide()
 
     def show_error(self, message: str, count: int = 1, kept: bool = True) -> None:
@@ -47,15 +48,26 @@ class ErrorBanner(QFrame):
         what = "an error" if count == 1 else f"{count} errors"
         state = ("the last good state is shown" if kept else
                  "nothing of it can be shown until it loads")
+        self.about_run = False
         lines = "<br>".join(f"<code>{html.escape(line)}</code>" for line in message.splitlines())
         self.text.setText(f"<b>The workflow has {what}</b> — {state}; it reloads when the "
                           f"file is fixed.<br>{lines}")
         self.show()
 
     def show_refusal(self, message: str) -> None:
-        """A run that could not start (another run of the workflow holds its lock)."""
-        self.text.setText(f"<b>The run did not start</b><br>{html.escape(message)}")
+        """A run that could not start (another run of the workflow holds its lock, an
+        unreachable scheduler, a cluster's settings or package)."""
+        self.show_run_fault("The run did not start", message)
+
+    def show_run_fault(self, title: str, message: str) -> None:
+        """About a run, not the workflow: hidden when the next run starts."""
+        self.about_run = True
+        self.text.setText(f"<b>{html.escape(title)}</b><br>{html.escape(message)}")
         self.show()
+
+    def hide_run_fault(self) -> None:
+        if self.about_run:
+            self.hide()
 
 
 def describe_warning(warning: WorkflowWarning, root: Path | None) -> str:

@@ -10,30 +10,36 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QWidget
 
-from ..compute import CLUSTER, CLUSTER_KINDS, DASK, HERE, cluster_available
+from ..compute import CLUSTER, CLUSTER_KINDS, DASK, HERE, cluster_missing
 from ..settings import Settings
 
 
-def choices() -> list[tuple[str, str, str, bool]]:
-    """(title, run_on, cluster kind, available) for each entry of the selector."""
-    out = [("This machine", HERE, "", True), ("Dask scheduler", DASK, "", True)]
-    out += [(f"Cluster for the run: {kind}", CLUSTER, kind, cluster_available(kind))
+def choices() -> list[tuple[str, str, str, str]]:
+    """(title, run_on, cluster kind, why it is not available: "" when it is) for each
+    entry of the selector."""
+    out = [("This machine", HERE, "", ""), ("Dask scheduler", DASK, "", "")]
+    out += [(f"Cluster for the run: {kind}", CLUSTER, kind, cluster_missing(kind))
             for kind in CLUSTER_KINDS]
     return out
 
 
 def fill(combo: QComboBox) -> None:
-    """The choices into ``combo``, the unavailable ones greyed (not selectable)."""
+    """The choices into ``combo``, the unavailable ones greyed (not selectable), their
+    tooltip saying what to install."""
     combo.clear()
-    for title, run_on, kind, available in choices():
+    for title, run_on, kind, missing in choices():
         combo.addItem(title, (run_on, kind))
-        if not available:
-            model = combo.model()
-            if isinstance(model, QStandardItemModel):
-                item = model.item(combo.count() - 1)
-                item.setEnabled(False)
-                item.setToolTip(f"Not available here: Gristmill cannot start a {kind} "
-                                "cluster yet (dask-jobqueue, and its support in core)")
+        model = combo.model()
+        if not isinstance(model, QStandardItemModel):
+            continue
+        item = model.item(combo.count() - 1)
+        if missing:
+            item.setEnabled(False)
+            item.setToolTip(f"Not available here: {missing}")
+        elif run_on == CLUSTER:
+            item.setToolTip(f"A {kind} cluster started for each run, sized to its plan, with "
+                            "the workflow's [cluster] settings over your cluster.toml; "
+                            "closed when the run ends")
 
 
 def index_of(combo: QComboBox, run_on: str, kind: str) -> int:

@@ -24,7 +24,8 @@ from ..selection import Selection
 
 LANE_H = 24
 AXIS_H = 24
-GUTTER = 64
+GUTTER = 64           # the lane names' column, at least
+MAX_GUTTER = 200      # ... and at most (workers' names: host:port · slot)
 ORIGIN = "timeline"
 MIN_SPAN = 0.01          # seconds: the shortest axis a run with bars gets
 OUTCOME_WORDS = {None: "running"}
@@ -71,6 +72,7 @@ class TimelineCanvas(QWidget):
         self.zoom = 1.0
         self.selected: set[str] = set()
         self.lane_names: list[str] = []
+        self.gutter = GUTTER
         self._affixes: dict[str, tuple[int, int]] = {}
 
     def set_bars(self, bars: Sequence[Bar], t0: float | None, t1: float | None, now: float | None,
@@ -78,6 +80,10 @@ class TimelineCanvas(QWidget):
         """``lanes``: the slot lanes' names (a run on a cluster: a lane per worker slot)."""
         self.bars = list(bars)
         self.lane_names = list(lanes)
+        # Wide enough for the lanes' names (a worker's host and port), within bounds.
+        fm = self.fontMetrics()
+        self.gutter = min(MAX_GUTTER, max([GUTTER] + [fm.horizontalAdvance(n) + 16
+                                                       for n in self.lane_names]))
         rows: dict[str, None] = {}
         for b in self.bars:
             rows.update(dict.fromkeys(b.devices))
@@ -126,7 +132,7 @@ class TimelineCanvas(QWidget):
 
     def _x(self, t: float) -> float:
         span = max(self.t1 - self.t0, 1e-6)
-        return GUTTER + (t - self.t0) / span * (self.width() - GUTTER - 12)
+        return self.gutter + (t - self.t0) / span * (self.width() - self.gutter - 12)
 
     def _bar_rect(self, b: Bar) -> QRectF:
         end = b.end if b.end is not None else (self.now or b.start)
@@ -153,15 +159,15 @@ class TimelineCanvas(QWidget):
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
             name = (self.device_rows[i - self._slots] if i >= self._slots else
                     self.lane_names[i] if i < len(self.lane_names) else f"slot {i + 1}")
-            painter.drawText(QRect(6, AXIS_H + i * LANE_H, GUTTER - 10, LANE_H),
+            painter.drawText(QRect(6, AXIS_H + i * LANE_H, self.gutter - 10, LANE_H),
                              Qt.AlignmentFlag.AlignVCenter,
                              painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight,
-                                                              GUTTER - 10))
+                                                              self.gutter - 10))
         # the time axis
         span = max(self.t1 - self.t0, 1e-6)
-        step = nice_step(span, self.width() - GUTTER)
+        step = nice_step(span, self.width() - self.gutter)
         painter.setPen(QPen(faint, 1))
-        painter.drawLine(GUTTER, AXIS_H - 1, self.width(), AXIS_H - 1)
+        painter.drawLine(self.gutter, AXIS_H - 1, self.width(), AXIS_H - 1)
         t = 0.0
         while t <= span + 1e-9:
             x = int(self._x(self.t0 + t))
@@ -175,7 +181,7 @@ class TimelineCanvas(QWidget):
             t += step
         if not self.bars:
             painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
-            painter.drawText(self.rect().adjusted(GUTTER, AXIS_H, 0, 0), Qt.AlignmentFlag.AlignCenter,
+            painter.drawText(self.rect().adjusted(self.gutter, AXIS_H, 0, 0), Qt.AlignmentFlag.AlignCenter,
                              "No task has run yet. Run the workflow (F5) to see its timeline.")
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -39,3 +39,9 @@ def load_cluster_config(path: Path | None = None) -> ClusterSettings:
             settings = read_cluster(src, data["cluster"], ("cluster",), errors.going_on)
     errors.raise_any()
     return settings
+
+
+def cluster_settings(workflow) -> ClusterSettings:
+    """A cluster for a run of ``workflow``: its ``[cluster]`` over the user's
+    ``cluster.toml``, key by key (``run --cluster`` and the app's Run on ask this)."""
+    return workflow.cluster.merged_over(load_cluster_config())

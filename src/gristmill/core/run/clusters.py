@@ -14,8 +14,9 @@ turns on Dask's adaptive scaling, so workers go as the remaining plan narrows.
 ``SessionExecutor`` is the engine's executor for such a run: the cluster starts
 when the run does and is closed when it ends, fails or is cancelled.
 
-The app calls the same: ``start_cluster`` → ``.client``, ``.workers()``,
-``.close()``.
+``session_engine`` is the one code path from a workflow and its targets to an
+``Engine`` of such a run (decide, size, place, books, executor): ``run --cluster``
+and the app's "a cluster for the run" both call it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ KINDS = ("local", "slurm", "pbs", "sge", "lsf", "kubernetes")
 BATCH = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
          "lsf": "LSFCluster"}
 CANCEL = {"slurm": "scancel", "pbs": "qdel", "sge": "qdel", "lsf": "bkill"}
+# The jobs a batch system still holds (pending, running, being cancelled), as argv.
+LISTED = {"slurm": ["squeue", "-h", "-o", "%i", "-t",
+                    "PENDING,RUNNING,COMPLETING,CONFIGURING,SUSPENDED"],
+          "sge": ["qstat", "-u", "*"]}
+LET_GO_SECONDS = 30.0         # at most this long for cancelled jobs to leave the queue
 DEFAULT_TIMEOUT = 300.0       # seconds for the first worker to join
 DEFAULT_JOB_MEMORY = 1 << 30  # a batch job's memory when no task says how much
 TINY_SECONDS = 0.5            # a task this quick (from history) may stay here
@@ -224,13 +230,14 @@ class SessionCluster:
         self.job_ids: set[str] = set()
         self._closed = False
         self._lock = threading.Lock()
-        self._note_jobs()
+        self.note_jobs()
 
     @property
     def address(self) -> str:
         return self.client.scheduler.address
 
-    def _note_jobs(self) -> None:
+    def note_jobs(self) -> None:
+        """Remember the batch job of each worker the cluster has now (any thread)."""
         for w in list(getattr(self.cluster, "workers", {}).values()):
             job_id = getattr(w, "job_id", None)
             if job_id:
@@ -238,7 +245,7 @@ class SessionCluster:
 
     def workers(self) -> list[dict]:
         """Each worker now: its address, name and declared resources."""
-        self._note_jobs()
+        self.note_jobs()
         info = self.client.scheduler_info(n_workers=-1)["workers"]
         return [{"address": a, "name": w.get("name"), "resources": dict(w.get("resources") or {}),
                  "nthreads": w.get("nthreads")} for a, w in info.items()]
@@ -251,7 +258,7 @@ class SessionCluster:
                 return
             self._closed = True
         try:
-            self._note_jobs()
+            self.note_jobs()
         except Exception:
             pass
         import logging
@@ -272,6 +279,29 @@ class SessionCluster:
                                stderr=subprocess.DEVNULL, timeout=30)
             except (OSError, subprocess.SubprocessError):
                 pass
+            self._let_go()
+
+    def _held(self) -> set[str] | None:
+        """This cluster's jobs the batch system still lists (None: it cannot be asked)."""
+        argv = LISTED.get(self.kind)
+        if argv is None:
+            return None
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if p.returncode:
+            return None
+        listed = {line.split()[0] for line in p.stdout.splitlines() if line.strip()}
+        return listed & self.job_ids
+
+    def _let_go(self) -> None:
+        """Wait (at most ``LET_GO_SECONDS``) until the batch system no longer lists a job
+        of this cluster: a cancel is asynchronous (Grid Engine's "dr", Slurm's
+        completing), and nothing of the run is to be queued when it has ended."""
+        deadline = time.monotonic() + LET_GO_SECONDS
+        while self._held() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def import_backend(kind: str):
@@ -353,17 +383,33 @@ def _batch_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, log_
 
 
 def _kube_cluster(settings: ClusterSettings, plan: ClusterPlan):
+    """A ``KubeCluster`` (dask-kubernetes' operator) of the planned workers. No cluster
+    to talk to (no kubeconfig, not inside a pod) is a ``ClusterError`` in words, and a
+    half-made cluster is forgotten (dask-kubernetes would try to close it at exit, and
+    print a traceback)."""
     try:
+        import kr8s
         from dask_kubernetes.operator import KubeCluster
     except ImportError:
         raise UsageError("--cluster kubernetes needs dask-kubernetes, which is not installed "
                          "here: pip install dask-kubernetes") from None
-    s = plan.shape
     try:
-        return KubeCluster(name=f"gristmill-{os.getpid()}", n_workers=plan.workers,
+        kr8s.api()
+    except Exception as exc:
+        raise ClusterError(
+            f"no Kubernetes cluster can be reached from here ({' '.join(str(exc).split())}): "
+            "--cluster kubernetes needs a kubeconfig (KUBECONFIG, or ~/.kube/config) or "
+            "to run inside a pod, and the Dask operator installed in that cluster") from None
+    s = plan.shape
+    name = f"gristmill-{os.getpid()}"
+    try:
+        return KubeCluster(name=name, n_workers=plan.workers,
                            resources={"limits": {"cpu": str(s.cpu), "memory": str(s.mem)}},
                            worker_command=["dask-worker", "--resources", _resources_arg(s)])
     except Exception as exc:
+        for cluster in list(getattr(KubeCluster, "_instances", ())):
+            if getattr(cluster, "name", None) == name:
+                KubeCluster._instances.discard(cluster)
         raise ClusterError(f"Kubernetes refused the cluster: {' '.join(str(exc).split())}") from None
 
 
@@ -379,6 +425,8 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
         raise UsageError(f"--cluster {kind}: expected one of {', '.join(KINDS)}")
     from .dask_cluster import _distributed, local_cluster
     distributed = _distributed()
+    if cancelled is not None and cancelled():      # before any job is submitted
+        raise ClusterError("the run was cancelled before its cluster started")
     timeout = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT
     if kind == "local":
         s = plan.shape
@@ -405,7 +453,7 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
     try:
         deadline = time.monotonic() + timeout
         while not client.scheduler_info(n_workers=-1)["workers"]:
-            session._note_jobs()
+            session.note_jobs()
             if cancelled is not None and cancelled():
                 raise ClusterError("the run was cancelled while the cluster started")
             if time.monotonic() >= deadline:
@@ -415,7 +463,13 @@ def start_cluster(kind: str, settings: ClusterSettings, plan: ClusterPlan, *,
                     " cancelled); raise [cluster] timeout, or look at the queue")
             time.sleep(0.2)
         if adaptive:
-            cluster.adapt(minimum=1, maximum=plan.workers, wait_count=2, interval="500ms")
+            # Dask's target is the work in hand over target_duration, with each unknown
+            # task taken as 0.5 s: two tasks of an hour would share one worker and the
+            # other planned worker be retired (another batch job later). Gristmill
+            # submits a task only when its books have room for it, so every task in the
+            # scheduler is asked a slot of its own: the cluster narrows with the plan.
+            cluster.adapt(minimum=1, maximum=plan.workers, wait_count=2, interval="500ms",
+                          target_duration="1ms")
     except BaseException:
         session.close()
         raise
@@ -431,7 +485,10 @@ class SessionExecutor:
     so history has the whole run."""
 
     def __init__(self, start: Callable[[], "SessionCluster"], local_names: Iterable[str],
-                 on_started: Callable[[SessionCluster], None] | None = None):
+                 on_started: Callable[["SessionExecutor"], None] | None = None,
+                 health=None):
+        """``on_started(self)``: told once the cluster has its first worker (the app's
+        Workers view); ``health``: the ``WorkerHealth`` its ``DaskExecutor`` keeps."""
         self.session: SessionCluster | None = None
         self.problem = ""
         self.local_names = frozenset(local_names)
@@ -449,9 +506,9 @@ class SessionExecutor:
             self._pending.append(ExecNotice(self.problem, "cluster", fatal=True))
             return
         from .dask import DaskExecutor
-        self.remote = DaskExecutor(self.session.client)
+        self.remote = DaskExecutor(self.session.client, health=health)
         if on_started is not None:
-            on_started(self.session)
+            on_started(self)
 
     @property
     def notice(self) -> str:
@@ -524,3 +581,50 @@ class SessionExecutor:
         finally:
             if self.session is not None:
                 self.session.close()
+
+
+# -- the one path from a workflow to a run with a cluster -----------------------------
+
+def session_engine(workflow: Workflow, kind: str, targets: Sequence[str],
+                   settings: ClusterSettings, *, bus=None, history=None, options=None,
+                   graph: TaskGraph | None = None, stamps=None, health=None,
+                   on_started: Callable[[SessionExecutor], None] | None = None):
+    """An ``Engine`` for a run of ``targets`` on a ``kind`` cluster started for it.
+
+    The run's stale tasks are decided now, the cluster sized to them by the planner
+    (``plan_cluster``: a task no worker can hold is a ``WorkflowError`` here, before
+    anything runs), the engine's books are the planned workers (and this machine for
+    the tasks that stay here), and its executor is a ``SessionExecutor`` that starts
+    the cluster as the run starts and closes it as the run ends, fails or is
+    cancelled (a cancel while it starts stops the wait for its first worker).
+    Call ``import_backend(kind)`` on the main thread first."""
+    from dataclasses import replace
+    from ..decide.simulate import estimate_durations
+    from .engine import Engine, RunOptions
+    options = options if options is not None else RunOptions()
+    here = Engine(workflow, options=options, graph=graph).capacity()
+    # The machine's own fit is not asked (the tasks go to the cluster's workers; what no
+    # worker can hold is told by plan_cluster, at the task).
+    boundless = Capacity(cpu=1e12, mem=1 << 62, gpu=1024, pools=dict(workflow.pools), jobs=None,
+                         devices=tuple(GpuDevice(i) for i in range(1024)))
+    probe = Engine(workflow, history=history, options=replace(options, capacity=boundless),
+                   stamps=stamps, executor_factory=SessionExecutor, graph=graph)
+    _, decisions, _ = probe.decide(list(targets))
+    stale = [n for n, d in decisions.items() if d.stale]
+    known = history.recent_durations(str(workflow.path)) if history is not None else {}
+    durations = estimate_durations(workflow, stale, known)
+    plan = plan_cluster(workflow, probe.graph, stale, durations.seconds, settings, known)
+    capacity = plan.capacity(workflow.pools, options.jobs, here)
+    engine: list = []
+
+    def cancelled() -> bool:
+        return bool(engine and engine[0]._cancel)
+
+    def executor() -> SessionExecutor:
+        return SessionExecutor(lambda: start_cluster(kind, settings, plan, cancelled=cancelled),
+                               plan.local, on_started=on_started, health=health)
+
+    e = Engine(workflow, bus=bus, history=history, options=replace(options, capacity=capacity),
+               executor_factory=executor, graph=probe.graph)
+    engine.append(e)
+    return e
