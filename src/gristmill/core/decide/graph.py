@@ -79,6 +79,7 @@ class TaskGraph:
         dependants: dict[str, tuple[str, ...]] = dict.fromkeys(deps, ())
         dependants.update(zip(below, map(tuple, below.values())))
         self._dependants = dependants
+        self._sinks: tuple[str, ...] | None = None
         self._order = self._toposort()
 
     def deps(self, name: str) -> tuple[str, ...]:
@@ -123,6 +124,19 @@ class TaskGraph:
             out.add(n)
             stack.extend(self._deps[n])
         return out
+
+    def sinks(self) -> tuple[str, ...]:
+        """The tasks nothing depends on, in declaration order."""
+        sinks = self._sinks
+        if sinks is None:
+            sinks = self._sinks = tuple([n for n, ds in self._dependants.items() if not ds])
+        return sinks
+
+    def reaches_all(self, targets: Iterable[str]) -> bool:
+        """Whether ``closure(targets)`` is every task: every task nothing depends on is
+        a target (each task leads to one of those). Asks no set of every task."""
+        wanted = targets if isinstance(targets, (set, frozenset, dict)) else set(targets)
+        return all(s in wanted for s in self.sinks())
 
     def downstream(self, names: Iterable[str]) -> set[str]:
         """Everything that depends on any of ``names``, transitively (not the names)."""

@@ -283,6 +283,7 @@ def _unpack(payload) -> Workflow:
     graph = TaskGraph.__new__(TaskGraph)
     graph.workflow = wf
     graph.producer, graph._deps, graph._dependants, graph._order = graph_state
+    graph._sinks = None
     object.__setattr__(wf, "_task_graph", graph)
     return wf
 
