@@ -242,7 +242,10 @@ class Workflow:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)   # [cluster]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
+        # A read-only view is kept as it is: the loader hands over a dict of its own (a
+        # copy of a million tasks' dict is 30 MB and a tenth of a second).
+        if type(self.tasks) is not MappingProxyType:
+            object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
         object.__setattr__(self, "pools", MappingProxyType(dict(self.pools)))
         object.__setattr__(self, "vars", MappingProxyType(dict(self.vars)))
 

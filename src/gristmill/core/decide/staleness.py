@@ -145,7 +145,8 @@ class FileStamps:
                                       _UNLISTED)
             if names is None or (names is not _UNLISTED and rel[cut + 1:] not in names
                                  and rel not in self._fresh):
-                self._cache[rel] = None
+                # Not kept: the listing says it again as quickly, and a first plan of a
+                # million tasks asks for a million outputs that are not there (60 MB).
                 return None
         try:
             if self._fd is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Sequence
 
 from ..errors import ErrorCollector, Location, WorkflowError
@@ -208,7 +209,7 @@ class _Loader:
         workflow = Workflow(
             name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
             path=Path(self.abspath), root=Path(self.root),
-            tasks={t.name: t for t in tasks}, default=default, pools=pools,
+            tasks=MappingProxyType({t.name: t for t in tasks}), default=default, pools=pools,
             capacity=capacity or CapacityOverride(), vars=values, kind=self.kind,
             warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files),
             cluster=main_sec.cluster or ClusterSettings())
