@@ -165,18 +165,31 @@ class TaskGraph:
         return level
 
     def _toposort(self) -> tuple[str, ...]:
+        """Kahn's sort, a FIFO queue started with the tasks that wait on none in
+        declaration order. Only tasks with two or more dependencies are counted down:
+        one with a single dependency is ready when that one is (a million tasks are
+        mostly such; their counts were a dict of a million entries)."""
         deps = self._deps
         dependants = self._dependants
-        indeg = {n: len(ds) for n, ds in deps.items()}
-        order = [n for n, k in indeg.items() if k == 0]
+        order: list[str] = []
+        indeg: dict[str, int] = {}
+        root = order.append
+        for n, ds in deps.items():
+            if not ds:
+                root(n)
+            elif len(ds) > 1:
+                indeg[n] = len(ds)
+        append = order.append
+        count = indeg.get
         for n in order:                  # a FIFO queue: the list grows as it is walked
             for m in dependants[n]:
-                k = indeg[m] - 1
-                indeg[m] = k
-                if k == 0:
-                    order.append(m)
+                k = count(m)
+                if k is None or k == 1:
+                    append(m)
+                else:
+                    indeg[m] = k - 1
         if len(order) != len(deps):
-            self._raise_cycle({n for n, k in indeg.items() if k > 0})
+            self._raise_cycle(set(deps).difference(order))
         return tuple(order)
 
     def _raise_cycle(self, remaining: set[str]) -> None:

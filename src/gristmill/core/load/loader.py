@@ -302,13 +302,16 @@ class _Loader:
         return {name: size for name, (size, _) in pools.items()}
 
     def _default(self, doc: FileDoc, sec: Sections, groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-        names = {n for g in groups.values() for n in g}
-        out: dict[str, None] = {}
+        names: set[str] | None = None      # every instance's name, made only if asked:
+        out: dict[str, None] = {}          # at a million tasks it was the load's peak
         errors = ErrorCollector()
         for word, key in sec.default or ():
             if word in groups:
                 out.update(dict.fromkeys(groups[word]))
-            elif word in names:
+                continue
+            if names is None:
+                names = {n for g in groups.values() for n in g}
+            if word in names:
                 out[word] = None
             else:
                 errors.add(doc.source.error(f"default: unknown task {word!r}"
