@@ -266,6 +266,26 @@ def test_a_valid_entry_starts_a_helper_that_reads_every_default_files_mtime(proj
     assert prefetch.result() is None          # given once
 
 
+def test_a_workflow_with_more_paths_than_a_helper_reads_is_stated_by_the_scan(
+        project, tmp_path, monkeypatch):
+    """Past PREFETCH_MAX paths (a million tasks: 1.5 million) no helper is started: its
+    copy of every path cost more memory than its stats saved; the plan is the same."""
+    from gristmill.core.decide.staleness import StalenessScan
+    (project / "thumbs").mkdir()
+    (project / "thumbs/a.png").write_text("a")
+    monkeypatch.setattr(wfcache, "PREFETCH_MAX", 5)          # this workflow has 6 paths
+    cached(project, tmp_path / "c")
+    started = []
+    wf = cached(project, tmp_path / "c", prefetch=started)
+    assert started == []
+    cold = loader.load_workflow(project)
+    words = [(n, [r.message for r in d.reasons]) for n, d in StalenessScan(wf).scan().items()]
+    assert words == [(n, [r.message for r in d.reasons])
+                     for n, d in StalenessScan(cold).scan().items()]
+    assert words[0] == ("thumb[images/a.png]", [words[0][1][0]]) and \
+        words[0][1][0].startswith("every input is older than output thumbs/a.png")
+
+
 def test_a_fresh_load_starts_no_helper(project, tmp_path):
     started = []
     cached(project, tmp_path / "c", prefetch=started)

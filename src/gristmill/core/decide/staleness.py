@@ -112,10 +112,13 @@ class FileStamps:
     """
 
     def __init__(self, root: os.PathLike | str, known: Mapping[str, int | None] | None = None):
-        """``known``: mtimes already read (``wfcache.StampPrefetch``), taken as if stat'ed."""
+        """``known``: mtimes already read (``wfcache.StampPrefetch``), taken as if stat'ed.
+        A ``dict`` is taken over, not copied (its callers make one for it: a copy of a
+        million tasks' paths was 80 MB)."""
         self.root = os.fspath(root)
         self._prefix = self.root if self.root.endswith("/") else self.root + os.sep
-        self._cache: dict[str, int | None] = dict(known) if known else {}
+        self._cache: dict[str, int | None] = known if type(known) is dict else \
+            dict(known) if known else {}
         self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
         self._misses: dict[str, int] = {}         # folder -> paths found missing so far
         self._fresh: set[str] = set()             # forgotten paths: always stat'ed

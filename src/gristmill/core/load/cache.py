@@ -48,6 +48,10 @@ FORMAT = 5
 MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])
 RACY_NS = 2_000_000_000          # FAT's 2 s timestamps are the coarsest in use
 KEEP = 64                        # entries kept; the least recently written go first
+# Paths a StampPrefetch stats at most: beyond, the scan stats them itself. The helper's
+# list and the mtimes it sends back are a second copy of every path (at a million tasks,
+# 1.5 million paths: 180 MB beside the workflow's own, and a dict to build; issue 18).
+PREFETCH_MAX = 200_000
 # The modules whose code decides what a load returns.
 _LOADER_MODULES = ("load/loader", "load/expand", "load/globs", "load/source", "load/spec",
                    "load/placeholders", "load/tomlpos", "load/jsonpos", "workflow",
@@ -431,10 +435,17 @@ def _serialise(entry: Path, header: dict, wf: Workflow) -> None:
         task.definition_hash             # kept in the task: a no-op run compares them all
     graph = TaskGraph.of(wf)
     tasks = wf.tasks
-    wanted = graph.closure(wf.default)
     header["root"] = str(wf.root)
-    header["stamps"] = tuple({p: None for name in graph.order if name in wanted
-                              for t in (tasks[name],) for p in t.outputs + t.inputs})
+    if len(tasks) <= PREFETCH_MAX:       # more tasks: more paths too, nearly always
+        if graph.reaches_all(wf.default):
+            order: Sequence[str] = graph.order
+        else:
+            wanted = graph.closure(wf.default)
+            order = [n for n in graph.order if n in wanted]
+        stamps = tuple({p: None for name in order for t in (tasks[name],)
+                        for p in t.outputs + t.inputs})
+        if len(stamps) <= PREFETCH_MAX:
+            header["stamps"] = stamps
     try:
         payload = pickle.dumps((wf, (graph.producer, graph._deps, graph._dependants,
                                      graph._order)), protocol=pickle.HIGHEST_PROTOCOL)
