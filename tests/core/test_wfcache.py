@@ -238,6 +238,35 @@ def test_the_cli_writes_the_entry_after_it_is_done_and_uses_it_next_time(tmp_pat
     assert (root / "a.txt").read_text() == "two\n"
 
 
+def test_an_entry_another_process_is_writing_is_left_to_it(project, tmp_path):
+    """The CLI's deferred writer skips an entry whose writer lock is held (the previous
+    command's child, still writing at nice 19): no second child is forked for it."""
+    import fcntl
+    cache = tmp_path / "c"
+    entry = wfcache.cache_file(project / "gristmill.toml", str(project / "gristmill.toml"),
+                               None, cache)
+    cache.mkdir(mode=0o700)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | "
+         "os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(entry) + ".lock"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        cached(project, cache, defer=True)
+        wfcache.write_deferred()          # would fork a writer; the lock is held: none
+        assert wfcache._deferred == [] and not entry.exists()
+        cached(project, cache)            # a store in this process: also left to the holder
+        assert not entry.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    fd = os.open(str(entry) + ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)      # free again once its holder is gone
+    os.close(fd)
+    cached(project, cache)
+    assert entry.exists()
+
+
 def test_replace_forgets_the_definition_hash(project, tmp_path):
     from dataclasses import replace
     task = cached(project, tmp_path / "c").tasks["report"]
