@@ -267,6 +267,19 @@ def test_an_entry_another_process_is_writing_is_left_to_it(project, tmp_path):
     assert entry.exists()
 
 
+def test_a_cached_workflow_keeps_its_cluster_settings(tmp_path, loads):
+    """[cluster] came back empty from the cache: a second `run --cluster` of an unchanged
+    workflow asked the batch system for the defaults, not the workflow's queue."""
+    root = tmp_path / "p"
+    write(root, "gristmill.toml", '[cluster]\nqueue = "gpu"\nmax_workers = 3\n\n'
+          '[tasks.a]\ncmd = "true"\noutputs = ["a.txt"]\n')
+    first = cached(root, tmp_path / "c")
+    second = cached(root, tmp_path / "c")
+    assert len(loads) == 1                    # the second came from the cache
+    assert (second.cluster.queue, second.cluster.max_workers) == ("gpu", 3)
+    assert second.cluster == first.cluster
+
+
 def test_replace_forgets_the_definition_hash(project, tmp_path):
     from dataclasses import replace
     task = cached(project, tmp_path / "c").tasks["report"]
