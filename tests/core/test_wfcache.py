@@ -238,6 +238,48 @@ def test_the_cli_writes_the_entry_after_it_is_done_and_uses_it_next_time(tmp_pat
     assert (root / "a.txt").read_text() == "two\n"
 
 
+def test_an_entry_another_process_is_writing_is_left_to_it(project, tmp_path):
+    """The CLI's deferred writer skips an entry whose writer lock is held (the previous
+    command's child, still writing at nice 19): no second child is forked for it."""
+    import fcntl
+    cache = tmp_path / "c"
+    entry = wfcache.cache_file(project / "gristmill.toml", str(project / "gristmill.toml"),
+                               None, cache)
+    cache.mkdir(mode=0o700)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | "
+         "os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(entry) + ".lock"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        cached(project, cache, defer=True)
+        wfcache.write_deferred()          # would fork a writer; the lock is held: none
+        assert wfcache._deferred == [] and not entry.exists()
+        cached(project, cache)            # a store in this process: also left to the holder
+        assert not entry.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    fd = os.open(str(entry) + ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)      # free again once its holder is gone
+    os.close(fd)
+    cached(project, cache)
+    assert entry.exists()
+
+
+def test_a_cached_workflow_keeps_its_cluster_settings(tmp_path, loads):
+    """[cluster] came back empty from the cache: a second `run --cluster` of an unchanged
+    workflow asked the batch system for the defaults, not the workflow's queue."""
+    root = tmp_path / "p"
+    write(root, "gristmill.toml", '[cluster]\nqueue = "gpu"\nmax_workers = 3\n\n'
+          '[tasks.a]\ncmd = "true"\noutputs = ["a.txt"]\n')
+    first = cached(root, tmp_path / "c")
+    second = cached(root, tmp_path / "c")
+    assert len(loads) == 1                    # the second came from the cache
+    assert (second.cluster.queue, second.cluster.max_workers) == ("gpu", 3)
+    assert second.cluster == first.cluster
+
+
 def test_replace_forgets_the_definition_hash(project, tmp_path):
     from dataclasses import replace
     task = cached(project, tmp_path / "c").tasks["report"]
@@ -264,6 +306,26 @@ def test_a_valid_entry_starts_a_helper_that_reads_every_default_files_mtime(proj
         "notes.txt": (project / "notes.txt").stat().st_mtime_ns,
     }
     assert prefetch.result() is None          # given once
+
+
+def test_a_workflow_with_more_paths_than_a_helper_reads_is_stated_by_the_scan(
+        project, tmp_path, monkeypatch):
+    """Past PREFETCH_MAX paths (a million tasks: 1.5 million) no helper is started: its
+    copy of every path cost more memory than its stats saved; the plan is the same."""
+    from gristmill.core.decide.staleness import StalenessScan
+    (project / "thumbs").mkdir()
+    (project / "thumbs/a.png").write_text("a")
+    monkeypatch.setattr(wfcache, "PREFETCH_MAX", 5)          # this workflow has 6 paths
+    cached(project, tmp_path / "c")
+    started = []
+    wf = cached(project, tmp_path / "c", prefetch=started)
+    assert started == []
+    cold = loader.load_workflow(project)
+    words = [(n, [r.message for r in d.reasons]) for n, d in StalenessScan(wf).scan().items()]
+    assert words == [(n, [r.message for r in d.reasons])
+                     for n, d in StalenessScan(cold).scan().items()]
+    assert words[0] == ("thumb[images/a.png]", [words[0][1][0]]) and \
+        words[0][1][0].startswith("every input is older than output thumbs/a.png")
 
 
 def test_a_fresh_load_starts_no_helper(project, tmp_path):

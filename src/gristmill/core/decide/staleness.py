@@ -15,7 +15,7 @@ import gc
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Iterable, Mapping, Protocol
 
 from ..frozen import quick_new
@@ -112,10 +112,13 @@ class FileStamps:
     """
 
     def __init__(self, root: os.PathLike | str, known: Mapping[str, int | None] | None = None):
-        """``known``: mtimes already read (``wfcache.StampPrefetch``), taken as if stat'ed."""
+        """``known``: mtimes already read (``wfcache.StampPrefetch``), taken as if stat'ed.
+        A ``dict`` is taken over, not copied (its callers make one for it: a copy of a
+        million tasks' paths was 80 MB)."""
         self.root = os.fspath(root)
         self._prefix = self.root if self.root.endswith("/") else self.root + os.sep
-        self._cache: dict[str, int | None] = dict(known) if known else {}
+        self._cache: dict[str, int | None] = known if type(known) is dict else \
+            dict(known) if known else {}
         self._listing: dict[str, object] = {}     # folder -> frozenset of names, or None
         self._misses: dict[str, int] = {}         # folder -> paths found missing so far
         self._fresh: set[str] = set()             # forgotten paths: always stat'ed
@@ -145,7 +148,8 @@ class FileStamps:
                                       _UNLISTED)
             if names is None or (names is not _UNLISTED and rel[cut + 1:] not in names
                                  and rel not in self._fresh):
-                self._cache[rel] = None
+                # Not kept: the listing says it again as quickly, and a first plan of a
+                # million tasks asks for a million outputs that are not there (60 MB).
                 return None
         try:
             if self._fd is not None:
@@ -208,6 +212,83 @@ _DEPENDENCY = ReasonKind.DEPENDENCY_RUNS
 # them (a third of what Decision(...) and Reason(...) cost).
 _decision = quick_new(Decision)
 _reason = quick_new(Reason)
+
+
+class _Missing(Decision):
+    """``Decision(True, (Reason(MISSING_OUTPUT, "output OUT is missing"),))``, with the
+    words made when asked for: a first plan of a million tasks decides this for nearly
+    every task, and the decision, its tuple, its reason and their words were ~300 bytes
+    a task (issue 18). Equal to, hashed, pickled and printed as the plain decision."""
+
+    __slots__ = ("_out",)
+    stale = True          # a class attribute: read before the (unset) slot of the base
+
+    def __init__(self, out: str):
+        object.__setattr__(self, "_out", out)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:          # type: ignore[override]
+        return (_reason(_MISSING, f"output {self._out} is missing"),)
+
+    def plain(self) -> Decision:
+        return _decision(True, self.reasons)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Decision):
+            return self.stale == other.stale and self.reasons == other.reasons
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.stale, self.reasons))
+
+    def __repr__(self) -> str:
+        return repr(self.plain())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self):
+        return (Decision, (True, self.reasons))
+
+
+class _MissingAfter(_Missing):
+    """``_Missing`` and a second reason: ``it reads the output of DEP, which will run``."""
+
+    __slots__ = ("_dep",)
+
+    def __init__(self, out: str, dep: str):
+        object.__setattr__(self, "_out", out)
+        object.__setattr__(self, "_dep", dep)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:          # type: ignore[override]
+        return (_reason(_MISSING, f"output {self._out} is missing"),
+                _reason(_DEPENDENCY, f"it reads the output of {self._dep}, which will run"))
+
+
+_new = object.__new__
+_set_out = _Missing._out.__set__        # type: ignore[attr-defined]
+_set_dep = _MissingAfter._dep.__set__   # type: ignore[attr-defined]
+
+
+def _missing(out: str) -> Decision:
+    """``_Missing(out)``, made as quick_new makes a frozen object (the scan makes one
+    for nearly every task of a first plan)."""
+    d = _new(_Missing)
+    _set_out(d, out)
+    return d
+
+
+def _missing_after(out: str, dep: str) -> Decision:
+    d = _new(_MissingAfter)
+    _set_out(d, out)
+    _set_dep(d, dep)
+    return d
+
+
 _CHANGED = Decision(True, (Reason(ReasonKind.DEFINITION_CHANGED,
                                   "its command or definition changed since it last succeeded"),))
 
@@ -284,6 +365,8 @@ class StalenessScan:
         if len(wanted) == len(tasks) and len(set(wanted)) == len(tasks) and \
                 all(n in tasks for n in wanted):
             order: Iterable[str] = graph.order        # every task: no closure to walk
+        elif graph.reaches_all(wanted):
+            order = graph.order      # the targets need every task: no closure to walk
         else:
             names = graph.closure(wanted)
             order = graph.order if len(names) == len(graph.order) else \
@@ -332,19 +415,16 @@ class StalenessScan:
                     not (untrusted and name in untrusted):
                 path = outputs[0]
                 if get(path) is None and not (self._intermediate and path in self._intermediate):
-                    reason = _reason(_MISSING, f"output {path} is missing")
                     ds = deps[name]
                     if not ds:
-                        out[name] = _decision(True, (reason,))
+                        out[name] = _missing(path)
                     elif len(ds) == 1:
                         p = ds[0]
-                        out[name] = _decision(True, (reason, _reason(
-                            _DEPENDENCY, f"it reads the output of {p}, which will run"))
-                            if p in will_run else (reason,))
+                        out[name] = _missing_after(path, p) if p in will_run else _missing(path)
                     else:
                         running = self._running(task, will_run) if will_run else None
-                        out[name] = _decision(True, (reason,) if running is None
-                                              else (reason, running))
+                        out[name] = _missing(path) if running is None else _decision(
+                            True, (_reason(_MISSING, f"output {path} is missing"), running))
                     add(name)
                     continue
             d = out[name] = decide(task, will_run)

@@ -48,6 +48,10 @@ FORMAT = 5
 MAGIC = b"GMWFC\x00\x00" + bytes([FORMAT])
 RACY_NS = 2_000_000_000          # FAT's 2 s timestamps are the coarsest in use
 KEEP = 64                        # entries kept; the least recently written go first
+# Paths a StampPrefetch stats at most: beyond, the scan stats them itself. The helper's
+# list and the mtimes it sends back are a second copy of every path (at a million tasks,
+# 1.5 million paths: 180 MB beside the workflow's own, and a dict to build; issue 18).
+PREFETCH_MAX = 200_000
 # The modules whose code decides what a load returns.
 _LOADER_MODULES = ("load/loader", "load/expand", "load/globs", "load/source", "load/spec",
                    "load/placeholders", "load/tomlpos", "load/jsonpos", "workflow",
@@ -283,6 +287,7 @@ def _unpack(payload) -> Workflow:
     graph = TaskGraph.__new__(TaskGraph)
     graph.workflow = wf
     graph.producer, graph._deps, graph._dependants, graph._order = graph_state
+    graph._sinks = None
     object.__setattr__(wf, "_task_graph", graph)
     return wf
 
@@ -390,6 +395,10 @@ def write_deferred() -> None:
     """
     pending = _deferred[:]
     del _deferred[:]
+    # An entry another process is writing now (the previous command's child, still at
+    # it at nice 19 on a busy machine) is left to it: a million tasks' writer holds
+    # 1.4 GB, and every command of a row started one more (issue 18).
+    pending = [item for item in pending if not _being_written(item[0])]
     if not pending:
         return
     if not hasattr(os, "fork") or threading.active_count() > 1:
@@ -424,16 +433,61 @@ def write_deferred() -> None:
         os._exit(0)
 
 
+def _lock_file(entry: Path) -> int | None:
+    """The entry's writer lock (``ENTRY.lock``, flock'ed while it is written), held by
+    this process when the descriptor is returned; None when another process holds it."""
+    import fcntl
+    try:
+        fd = os.open(entry.with_name(entry.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+    except OSError:
+        return -1                # no lock to be had (a read-only folder): write anyway
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _being_written(entry: Path) -> bool:
+    fd = _lock_file(entry)
+    if fd is None:
+        return True
+    if fd >= 0:
+        os.close(fd)             # closing it releases the lock
+    return False
+
+
 def _serialise(entry: Path, header: dict, wf: Workflow) -> None:
-    """Write the entry: the header, then the workflow and its graph."""
+    """Write the entry: the header, then the workflow and its graph; nothing when
+    another process is writing it."""
+    fd = _lock_file(entry)
+    if fd is None:
+        return
+    try:
+        _write_entry(entry, header, wf)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _write_entry(entry: Path, header: dict, wf: Workflow) -> None:
     for task in wf.tasks.values():
         task.definition_hash             # kept in the task: a no-op run compares them all
     graph = TaskGraph.of(wf)
     tasks = wf.tasks
-    wanted = graph.closure(wf.default)
     header["root"] = str(wf.root)
-    header["stamps"] = tuple({p: None for name in graph.order if name in wanted
-                              for t in (tasks[name],) for p in t.outputs + t.inputs})
+    if len(tasks) <= PREFETCH_MAX:       # more tasks: more paths too, nearly always
+        if graph.reaches_all(wf.default):
+            order: Sequence[str] = graph.order
+        else:
+            wanted = graph.closure(wf.default)
+            order = [n for n in graph.order if n in wanted]
+        stamps = tuple({p: None for name in order for t in (tasks[name],)
+                        for p in t.outputs + t.inputs})
+        if len(stamps) <= PREFETCH_MAX:
+            header["stamps"] = stamps
     try:
         payload = pickle.dumps((wf, (graph.producer, graph._deps, graph._dependants,
                                      graph._order)), protocol=pickle.HIGHEST_PROTOCOL)
@@ -471,6 +525,10 @@ def _prune(folder: Path) -> None:
         entries.sort()
         for _, path in entries[:max(len(entries) - KEEP, 0)]:
             os.unlink(path)
+            try:
+                os.unlink(path + ".lock")
+            except FileNotFoundError:
+                pass
     except OSError:
         pass
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Sequence
 
 from ..errors import ErrorCollector, Location, WorkflowError
@@ -208,7 +209,7 @@ class _Loader:
         workflow = Workflow(
             name=main_sec.name if main_sec.name is not None else os.path.basename(self.root),
             path=Path(self.abspath), root=Path(self.root),
-            tasks={t.name: t for t in tasks}, default=default, pools=pools,
+            tasks=MappingProxyType({t.name: t for t in tasks}), default=default, pools=pools,
             capacity=capacity or CapacityOverride(), vars=values, kind=self.kind,
             warnings=tuple(self.warnings), files=tuple(Path(f) for f in self.files),
             cluster=main_sec.cluster or ClusterSettings())
@@ -301,13 +302,16 @@ class _Loader:
         return {name: size for name, (size, _) in pools.items()}
 
     def _default(self, doc: FileDoc, sec: Sections, groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-        names = {n for g in groups.values() for n in g}
-        out: dict[str, None] = {}
+        names: set[str] | None = None      # every instance's name, made only if asked:
+        out: dict[str, None] = {}          # at a million tasks it was the load's peak
         errors = ErrorCollector()
         for word, key in sec.default or ():
             if word in groups:
                 out.update(dict.fromkeys(groups[word]))
-            elif word in names:
+                continue
+            if names is None:
+                names = {n for g in groups.values() for n in g}
+            if word in names:
                 out[word] = None
             else:
                 errors.add(doc.source.error(f"default: unknown task {word!r}"

@@ -200,11 +200,10 @@ class Engine:
                 decisions[name] = Decision(True, (Reason(ReasonKind.INPUT_NEWER, why),) + tuple(
                     r for r in d.reasons if r.kind is not ReasonKind.FORCED))
         tasks = self.workflow.tasks
-        check_fits((tasks[n] for n, d in decisions.items() if d.stale), self.capacity(),
-                   str(self.workflow.path))
-        check_isolation([tasks[n] for n, d in decisions.items() if d.stale],
-                        str(self.workflow.path), str(self.workflow.root), not self.options.dry_run,
-                        local=self._executor_factory is LocalExecutor)
+        stale = [tasks[n] for n, d in decisions.items() if d.stale]     # once: 1M tasks
+        check_fits(stale, self.capacity(), str(self.workflow.path))
+        check_isolation(stale, str(self.workflow.path), str(self.workflow.root),
+                        not self.options.dry_run, local=self._executor_factory is LocalExecutor)
         return names, decisions, scan
 
     # -- running -----------------------------------------------------------

@@ -51,7 +51,8 @@ def check_isolation(tasks: Iterable[Task], workflow_path: str, root: str,
     ``clean``: also remove what crashed runs left (containers, sandbox stages).
     ``local``: the tasks run as local processes (not on a Dask cluster, which gives no
     isolation: a task that asks for one is an error rather than run without it)."""
-    boxed = [t for t in tasks if t.isolation != PROCESS]
+    # ``is`` first: most tasks hold PROCESS itself, and a dataclass == is a call each
+    boxed = [t for t in tasks if t.isolation is not PROCESS and t.isolation != PROCESS]
     if not boxed:
         return
     if not local:
