@@ -279,6 +279,20 @@ def start_probe(ticks: list[float], run_at: dict[str, float]) -> None:
                     f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)))
             print("\n".join(lines), file=sys.stderr, flush=True)
 
+    began: dict[int, float] = {}
+
+    def collected(phase: str, info: dict) -> None:     # the cyclic collector holds the GIL
+        if phase == "start":
+            began[info["generation"]] = time.perf_counter()
+            return
+        took = time.perf_counter() - began.pop(info["generation"], time.perf_counter())
+        if took > 0.01:
+            print(f"--- stall probe: a generation-{info['generation']} collection took "
+                  f"{took * 1000:.0f} ms, {time.perf_counter() - run_at['start']:.3f} s into the run",
+                  file=sys.stderr, flush=True)
+
+    import gc
+    gc.callbacks.append(collected)
     threading.Thread(target=look, name="stall-probe", daemon=True).start()
 
 

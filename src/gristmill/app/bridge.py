@@ -21,9 +21,10 @@ from gristmill.core.events import Event, EventBus
 from .runstate import RunState
 
 DRAIN_INTERVAL_MS = 50
-# Events applied per drain: a burst beyond it (a run's start over 10,000 tasks) is
-# applied in slices, each as soon as the event loop has painted, so no drain stalls it.
-MAX_BATCH = 5_000
+# Events applied per drain: a burst beyond it (a run's start names every task of it) is
+# applied in slices, each as soon as the event loop has painted, so no drain stalls it
+# (a slice and what the views do with it: ~20 ms here).
+MAX_BATCH = 2_000
 
 
 class RunnableEngine(Protocol):

@@ -420,8 +420,12 @@ class MainWindow(QMainWindow):
         # Mid-run, the status bar and the timeline cost a walk over the run's tasks: the
         # ticker redraws them four times a second (and the timeline only while it is shown),
         # not at every batch of events, so the GUI thread leaves the engine its GIL.
-        if changes.started is not None or not self.ticker.isActive():
+        # At a run's start it is redrawn in a turn of the event loop of its own: the batch
+        # that starts a run is the largest (every task of it changes state).
+        if not self.ticker.isActive():
             self._refresh_status()
+        elif changes.started is not None:
+            QTimer.singleShot(0, self, self._refresh_status)
 
     def _run_ended(self, _ended) -> None:
         self.ticker.stop()

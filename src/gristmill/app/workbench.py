@@ -313,6 +313,9 @@ class Workbench(QObject):
 
     def _take_scan(self, scan: _Scan) -> None:
         self.decisions = scan.decisions or {}
+        # A decision per task, kept until the next scan: out of the cyclic collector's
+        # walks (they hold no cycles; the previous ones are freed as they are dropped).
+        gc.freeze()
         self.decided_at = scan.taken
         if scan.error:
             self.message.emit(scan.error)
