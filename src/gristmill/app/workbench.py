@@ -646,7 +646,7 @@ class Workbench(QObject):
             self.bridge.cancel_task(name)
 
     def _applied(self, changes: Changes) -> None:
-        done = [n for n in changes.tasks if (tr := self.run.tasks.get(n)) and tr.finished]
+        done = changes.ended
         if done:       # their rows change anyway: read the outputs first, announce once
             self.tasks.refresh_outputs(done, notify=False)
         self.tasks.apply_changes(changes)

@@ -137,6 +137,7 @@ class TaskTableModel(QAbstractTableModel):
         self._last: Mapping[str, float] = {}
         self._estimates: Mapping[str, float] = {}
         self._outputs: dict[str, float | None] = {}
+        self._idle_counted: tuple[object, IdleCounts | None] = (None, None)  # (key, counts)
         self._pending: deque[tuple[int, int]] = deque()   # row ranges still to announce
         self._flush_queued = False
 
@@ -319,7 +320,17 @@ class TaskTableModel(QAbstractTableModel):
         and needed by a default target), up to date, and stale but run only when asked
         for. Counts the run's tasks, not the workflow's: the board asks at each run start.
         A task the run finished well but that a change on disk made stale since counts
-        as stale (its decision was made after the run)."""
+        as stale (its decision was made after the run). While a run goes on, its tasks are
+        all in it: counted once per run and scan (the graph and the board ask at its start)."""
+        key = (self._run.run_id, len(self._run.tasks)) if self._run.running else None
+        seen, counts = self._idle_counted
+        if key is not None and seen is not None and seen[0] is self._decisions and seen[1] == key:
+            return counts
+        counts = self._count_idle()
+        self._idle_counted = ((self._decisions, key), counts)
+        return counts
+
+    def _count_idle(self) -> IdleCounts:
         outside = self._stale_outside
         stale = self._stale_count - outside
         fresh = len(self._decisions) - self._stale_count
