@@ -397,9 +397,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _run_changed(self, changes: Changes) -> None:
-        # A run's start names the old and the new run's tasks: only their nodes change.
+        # A run's start names the old and the new run's tasks: only their nodes change. A
+        # fan-out's node (a walk over its members: 10,000 at a run's start) follows within
+        # 150 ms, in a turn of the event loop of its own.
         self.graph.update_states(changes.tasks, legend=changes.started is not None,
-                                 defer_groups=changes.started is None)
+                                 defer_groups=True)
         if self.past_run_id is None:
             if changes.started is not None:
                 # The reload shows what the run holds, this batch's lines too: they
