@@ -78,3 +78,30 @@ def test_a_change_made_as_a_workflow_opens_is_seen_once_its_folders_are_watched(
     assert window.bench.disk.wait_watching()
     qtbot.waitUntil(lambda: tasks.state("copy[src/a.txt]") is IdleState.STALE, timeout=10_000)
     assert str(folder / "src") in window.bench.disk.folders
+
+
+def test_a_tasks_outputs_cell_says_just_now_as_soon_as_its_attempt_ends(
+        qtbot, make_window, tmp_path):
+    """Output times of finished tasks are read when a row shows them, not per batch on
+    the GUI thread: the cell is still right mid-run, before the scan after the run."""
+    from gristmill.app.models.task_table import Column
+    from gristmill.app.settings import Settings
+    from gristmill.core.events import TaskState
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "gristmill.toml").write_text(
+        '[tasks.quick]\ncmd = "echo hi > quick.txt"\noutputs = ["quick.txt"]\n\n'
+        '[tasks.slow]\ncmd = "sleep 3; echo hi > slow.txt"\noutputs = ["slow.txt"]\n')
+    Settings().trust(folder)
+    window = make_window()
+    window.open_path(str(folder))
+    tasks = window.bench.tasks
+    cell = lambda name: tasks.data(tasks.index(tasks.row_of(name), Column.OUTPUTS))  # noqa: E731
+    assert cell("quick") == "missing"
+    window.actions["run_default"].trigger()
+    qtbot.waitUntil(lambda: tasks.state("quick") is TaskState.DONE, timeout=10_000)
+    assert window.bench.busy                       # slow still runs: no scan after the run yet
+    assert cell("quick") == "just now"
+    assert cell("slow") == "missing"
+    window.bench.cancel()
+    qtbot.waitUntil(lambda: not window.bench.busy, timeout=10_000)

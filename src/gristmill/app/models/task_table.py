@@ -137,6 +137,7 @@ class TaskTableModel(QAbstractTableModel):
         self._last: Mapping[str, float] = {}
         self._estimates: Mapping[str, float] = {}
         self._outputs: dict[str, float | None] = {}
+        self._outputs_dirty: set[str] = set()     # tasks whose output times are to be read again
         self._idle_counted: tuple[object, IdleCounts | None] = (None, None)  # (key, counts)
         self._pending: deque[tuple[int, int]] = deque()   # row ranges still to announce
         self._flush_queued = False
@@ -161,6 +162,7 @@ class TaskTableModel(QAbstractTableModel):
         self._set_decisions(decisions or {})
         if durations is not None:
             self._last, self._estimates = dict(durations), dict(durations)
+        self._outputs_dirty = set()
         if outputs is not None:
             self._outputs = dict(outputs)
         else:
@@ -195,6 +197,7 @@ class TaskTableModel(QAbstractTableModel):
         self._set_decisions(decisions)
         self._last, self._estimates = dict(durations), dict(durations)
         self._outputs.update(outputs)
+        self._outputs_dirty.difference_update(outputs)       # read by the scan just now
         if changed is None:
             self._all_changed()
         else:
@@ -206,7 +209,13 @@ class TaskTableModel(QAbstractTableModel):
         if self._workflow is None:
             return
         names = list(names) if names is not None else None
-        self._outputs.update(output_times(self._workflow, names))
+        if names is None:
+            self._outputs_dirty.clear()
+            self._outputs.update(output_times(self._workflow, names))
+        else:
+            # Read when a row shows them (or is sorted by them), not here: mid-run, the
+            # GUI thread stats no output of a task no one looks at.
+            self._outputs_dirty.update(names)
         if not notify:
             return
         if names is None:
@@ -480,11 +489,18 @@ class TaskTableModel(QAbstractTableModel):
         if col == Column.RESOURCES:
             return describe_resources(task)
         if col == Column.OUTPUTS:
+            self._read_outputs(name)
             if name not in self._outputs:
                 return "—"
             m = self._outputs[name]
             return "missing" if m is None else describe_age(max(time.time() - m, 0))
         return ""
+
+    def _read_outputs(self, name: str) -> None:
+        """The output times of a task whose attempt ended, read now that they are asked for."""
+        if name in self._outputs_dirty and self._workflow is not None:
+            self._outputs_dirty.discard(name)
+            self._outputs.update(output_times(self._workflow, (name,)))
 
     def _sort_key(self, name: str, col: Column) -> Any:
         if col == Column.STATE:
@@ -495,6 +511,7 @@ class TaskTableModel(QAbstractTableModel):
         if col == Column.ESTIMATE:
             return self._estimates.get(name, 0.0)
         if col == Column.OUTPUTS:
+            self._read_outputs(name)
             m = self._outputs.get(name, -1.0)
             return 0.0 if m is None else m
         if col == Column.RESOURCES:
