@@ -44,7 +44,7 @@ from . import prompts
 from .bridge import EngineBridge, RunEnded
 from .compute import ClusterEngine, Compute
 from .diskwatch import DiskWatch
-from .models.task_table import TaskTableModel, output_times
+from .models.task_table import ScanSummary, TaskTableModel, output_times, summarise
 from .past_logs import LatestAttempts, TaskAttempts
 from .runstate import Changes, RunState
 from .session import WorkflowSession, resolve_workflow_path
@@ -78,6 +78,7 @@ class _Scan:
     generation: int = 0
     ended: object = None                 # the RunEnded it completes, after a run
     taken: float = 0.0                   # time.time() as the scan began
+    summary: ScanSummary | None = None   # what the table keeps of it besides the decisions
 
 
 class Workbench(QObject):
@@ -251,7 +252,8 @@ class Workbench(QObject):
         # change would have each filter look at every row twice.
         scan = self._scan(workflow, self.session.graph, full=True)
         self._take_scan(scan)
-        self.tasks.set_workflow(workflow, self.decisions, self._durations, scan.outputs)
+        self.tasks.set_workflow(workflow, self.decisions, self._durations, scan.outputs,
+                                scan.summary)
         self.scanned.emit()
         # What it reads is watched from a worker thread once the window has been painted;
         # when the watches are in, a scan there shows what changed since this one.
@@ -308,8 +310,9 @@ class Workbench(QObject):
                 if before.get(n) != d or durations_before.get(n) != durations.get(n)]
         else:
             changed = None
+        summary = summarise(decisions, graph.closure(wf.default)) if decisions else None
         return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed, stamp),
-                     generation, ended, taken)
+                     generation, ended, taken, summary)
 
     def _take_scan(self, scan: _Scan) -> None:
         self.decisions = scan.decisions or {}
@@ -323,7 +326,8 @@ class Workbench(QObject):
 
     def _apply_scan(self, scan: _Scan) -> None:
         self._take_scan(scan)
-        self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed)
+        self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed,
+                              scan.summary)
         self.scanned.emit()
 
     # -- changes on disk, and Watch ------------------------------------------------

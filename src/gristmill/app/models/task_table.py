@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+from dataclasses import dataclass
 import time
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping
@@ -114,6 +115,24 @@ def output_times(workflow: Workflow, names: Iterable[str] | None = None,
     return out
 
 
+@dataclass(frozen=True)
+class ScanSummary:
+    """What the table keeps of a scan besides its decisions: how many say stale, how many
+    of those no default target needs, and which are stale by a change on disk (not by
+    being phony). A walk over every decision: made on the scan's thread."""
+
+    stale: int
+    stale_outside: int
+    outdated: frozenset[str]
+
+
+def summarise(decisions: Mapping[str, Decision], in_default: set[str]) -> ScanSummary:
+    stale = [n for n, d in decisions.items() if d.stale]
+    return ScanSummary(len(stale), sum(1 for n in stale if n not in in_default),
+                       frozenset(n for n in stale if not any(
+                           r.kind in _ALWAYS for r in decisions[n].reasons)))
+
+
 class TaskTableModel(QAbstractTableModel):
     """Rows are the workflow's tasks in declaration order; the Python side owns the data."""
 
@@ -147,7 +166,8 @@ class TaskTableModel(QAbstractTableModel):
     def set_workflow(self, workflow: Workflow | None,
                      decisions: Mapping[str, Decision] | None = None,
                      durations: Mapping[str, float] | None = None,
-                     outputs: Mapping[str, float | None] | None = None) -> None:
+                     outputs: Mapping[str, float | None] | None = None,
+                     summary: ScanSummary | None = None) -> None:
         """A new workflow, in one reset. With the scan's ``decisions``, ``durations`` and
         ``outputs`` (output times of every task) the rows are complete at once: every
         later every-row change re-checks 20,000 rows in each filter."""
@@ -159,7 +179,7 @@ class TaskTableModel(QAbstractTableModel):
         self._affixes = {}
         self._in_default = (TaskGraph.of(workflow).closure(workflow.default)
                             if workflow is not None else set())
-        self._set_decisions(decisions or {})
+        self._set_decisions(decisions or {}, summary)
         if durations is not None:
             self._last, self._estimates = dict(durations), dict(durations)
         self._outputs_dirty = set()
@@ -169,15 +189,14 @@ class TaskTableModel(QAbstractTableModel):
             self._outputs = output_times(workflow) if workflow else {}
         self.endResetModel()
 
-    def _set_decisions(self, decisions: Mapping[str, Decision]) -> None:
+    def _set_decisions(self, decisions: Mapping[str, Decision],
+                       summary: ScanSummary | None = None) -> None:
         self._decisions = dict(decisions)
-        stale = [n for n, d in self._decisions.items() if d.stale]
-        self._stale_count = len(stale)
-        in_default = self._in_default
-        self._stale_outside = sum(1 for n in stale if n not in in_default)
+        if summary is None:
+            summary = summarise(self._decisions, self._in_default)
+        self._stale_count, self._stale_outside = summary.stale, summary.stale_outside
+        self._outdated = summary.outdated
         self._after_run = not self._run.running
-        self._outdated = frozenset(n for n, d in self._decisions.items() if d.stale and not any(
-            r.kind in _ALWAYS for r in d.reasons))
 
     def set_decisions(self, decisions: Mapping[str, Decision], notify: bool = True) -> None:
         self._set_decisions(decisions)
@@ -191,10 +210,12 @@ class TaskTableModel(QAbstractTableModel):
             self._all_changed()
 
     def apply_scan(self, decisions: Mapping[str, Decision], durations: Mapping[str, float],
-                   outputs: Mapping[str, float | None], changed: list[str] | None) -> None:
+                   outputs: Mapping[str, float | None], changed: list[str] | None,
+                   summary: ScanSummary | None = None) -> None:
         """A scan made ready off the GUI thread: ``changed`` rows (None: every row) are
-        redrawn, with ``outputs`` their output times (read on that thread too)."""
-        self._set_decisions(decisions)
+        redrawn, with ``outputs`` their output times (read on that thread too), and its
+        ``summary`` (``summarise``: made there too)."""
+        self._set_decisions(decisions, summary)
         self._last, self._estimates = dict(durations), dict(durations)
         self._outputs.update(outputs)
         self._outputs_dirty.difference_update(outputs)       # read by the scan just now
