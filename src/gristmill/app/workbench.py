@@ -112,6 +112,7 @@ class Workbench(QObject):
         self.decisions: dict[str, Decision] = {}
         self.decided_at = 0.0                # time.time() as the scan of ``decisions`` began
         self._durations: dict[str, float] = {}
+        self.scan_changed: list[str] | None = None   # the tasks the last scan shown changed; None: all
         self._scan_generation = 0
         self._scanning = False
         self._latest = LatestAttempts(history, None)
@@ -252,6 +253,7 @@ class Workbench(QObject):
         # change would have each filter look at every row twice.
         scan = self._scan(workflow, self.session.graph, full=True)
         self._take_scan(scan)
+        self.scan_changed = None
         self.tasks.set_workflow(workflow, self.decisions, self._durations, scan.outputs,
                                 scan.summary)
         self.scanned.emit()
@@ -325,6 +327,7 @@ class Workbench(QObject):
         self._durations = dict(scan.durations)
 
     def _apply_scan(self, scan: _Scan) -> None:
+        self.scan_changed = scan.changed
         self._take_scan(scan)
         self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed,
                               scan.summary)
