@@ -183,8 +183,8 @@ def main(argv: list[str]) -> int:
         if state["painted_at"] is None:
             QTimer.singleShot(10, after_paint)
             return
-        if open_only:
-            QTimer.singleShot(0, app.quit)
+        if open_only:       # after the fresh load is stored in the cache, as it is once shown
+            QTimer.singleShot(1500, app.quit)
             return
         # The files it reads are watched from a worker thread after the first paint (a
         # scope of 100,000 tasks: a second of work): the run starts once that is done, as
