@@ -67,9 +67,18 @@ def group_affixes(groups: Mapping[str, Sequence[str]], short: bool) -> dict[str,
     """
     out: dict[str, tuple[int, int]] = {}
     for group, names in groups.items():
-        items = [parts[1] for parts in map(split_name, names) if parts]
+        # Sliced, not parsed one by one: a fan-out of 90,000 instances is drawn at once.
+        head, opening = len(group) + 1, group + "["
+        items = []
+        for n in names:
+            if n.startswith(opening) and n.endswith("]"):
+                items.append(n[head:-1])
+            elif (parts := split_name(n)) is not None:
+                items.append(parts[1])
+        if short:
+            items = [i.rstrip("/").rpartition("/")[2] or i for i in items]
         if len(items) > 1:
-            out[group] = common_affixes(short_item(i) if short else i for i in items)
+            out[group] = common_affixes(items)
     return out
 
 

@@ -90,6 +90,7 @@ class Changes:
     started: RunStarted | None = None
     finished: RunFinished | None = None
     notices: list[str] = field(default_factory=list)    # RunNotice texts
+    ended: set[str] = field(default_factory=set)        # of ``tasks``, those with an attempt over
 
     def __bool__(self) -> bool:
         return bool(self.tasks or self.lines or self.bars or self.started or self.finished
@@ -179,6 +180,8 @@ class RunState:
                 if ev.attempt:
                     tr.attempt = ev.attempt
                 changes.tasks.add(ev.task)
+                if tr.finished is not None:
+                    changes.ended.add(ev.task)
             elif isinstance(ev, TasksUpToDate):
                 up_to_date, task = TaskState.UP_TO_DATE, self._task
                 for name, reasons in zip(ev.tasks, ev.reasons):
@@ -197,6 +200,8 @@ class RunState:
             elif isinstance(ev, TaskAudited):
                 self.audits[ev.task] = ev
                 changes.tasks.add(ev.task)
+                if self.tasks.get(ev.task) is not None and self.tasks[ev.task].finished is not None:
+                    changes.ended.add(ev.task)
             elif isinstance(ev, RunNotice):
                 self.notices.append(ev.message)
                 if ev.kind in FAULTS:
@@ -275,6 +280,7 @@ class RunState:
                                    ev.exit_code, b.log_path, b.devices)
             changes.bars = True
         changes.tasks.add(ev.task)
+        changes.ended.add(ev.task)
 
     def _close_open_bars(self, when: float) -> None:
         for index in self._open_bars.values():

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from gristmill.core import paths
@@ -44,13 +44,14 @@ from . import prompts
 from .bridge import EngineBridge, RunEnded
 from .compute import CLUSTER, ClusterEngine, Compute
 from .diskwatch import DiskWatch
-from .models.task_table import TaskTableModel, output_times
+from .models.task_table import ScanSummary, TaskTableModel, output_times, summarise
 from .past_logs import LatestAttempts, TaskAttempts
 from .runstate import Changes, RunState
 from .session import WorkflowSession, resolve_workflow_path
 from .settings import Settings
 
 CLEAN_TASK = "clean"
+CACHE_STORE_DELAY_MS = 1000     # a fresh load is stored in the workflow cache this long after
 
 
 @lru_cache(maxsize=1)
@@ -77,6 +78,7 @@ class _Scan:
     generation: int = 0
     ended: object = None                 # the RunEnded it completes, after a run
     taken: float = 0.0                   # time.time() as the scan began
+    summary: ScanSummary | None = None   # what the table keeps of it besides the decisions
 
 
 class Workbench(QObject):
@@ -93,6 +95,7 @@ class Workbench(QObject):
     diskChanged = Signal(object)         # list[Change]: files the workflow reads changed
     _scanFinished = Signal(object)       # _Scan from the worker thread (queued to this one)
     _idleScanFinished = Signal(object)   # _Scan of a rescan after a change on disk
+    _scopeWatched = Signal(object)       # (workflow) the watches of its scope are in
 
     def __init__(self, settings: Settings, history: History | None = None,
                  window: QWidget | None = None, parent: QObject | None = None):
@@ -109,6 +112,7 @@ class Workbench(QObject):
         self.decisions: dict[str, Decision] = {}
         self.decided_at = 0.0                # time.time() as the scan of ``decisions`` began
         self._durations: dict[str, float] = {}
+        self.scan_changed: list[str] | None = None   # the tasks the last scan shown changed; None: all
         self._scan_generation = 0
         self._scanning = False
         self._latest = LatestAttempts(history, None)
@@ -126,6 +130,7 @@ class Workbench(QObject):
         self._rescan_after = False           # a change came while a run's scan was made
         self.disk.changed.connect(self._disk_changed)
         self._idleScanFinished.connect(self._idle_scanned)
+        self._scopeWatched.connect(self._scope_watched)
         self.session.loaded.connect(self._loaded)
         self.session.failed.connect(self._failed)
         self.session.openFailed.connect(self.openFailed)
@@ -244,15 +249,19 @@ class Workbench(QObject):
                 self.history.mark_interrupted(workflow.path)
             except Exception:                 # history is a convenience, never a blocker
                 pass
-        # What it reads is watched before the scan: a change after the scan's look at a
-        # file is an event, one before it is in the scan.
-        self._watch_files(workflow)
         # The rows arrive with their scan, in one reset: a reset and then an every-row
         # change would have each filter look at every row twice.
         scan = self._scan(workflow, self.session.graph, full=True)
         self._take_scan(scan)
-        self.tasks.set_workflow(workflow, self.decisions, self._durations, scan.outputs)
+        self.scan_changed = None
+        self.tasks.set_workflow(workflow, self.decisions, self._durations, scan.outputs,
+                                scan.summary)
         self.scanned.emit()
+        # What it reads is watched from a worker thread once the window has been painted;
+        # when the watches are in, a scan there shows what changed since this one.
+        self._watch_files(workflow)
+        # A fresh load goes into the workflow cache once the window has shown it.
+        QTimer.singleShot(CACHE_STORE_DELAY_MS, self.session.store_cache)
         # Tens of thousands of long-lived objects now: keep the cyclic collector from
         # walking them at every full collection (a pause of ~50 ms that stalls the
         # window mid-run). The previous workflow's objects are released to it first.
@@ -303,29 +312,60 @@ class Workbench(QObject):
                 if before.get(n) != d or durations_before.get(n) != durations.get(n)]
         else:
             changed = None
+        summary = summarise(decisions, graph.closure(wf.default)) if decisions else None
         return _Scan(wf, decisions, error, durations, changed, output_times(wf, changed, stamp),
-                     generation, ended, taken)
+                     generation, ended, taken, summary)
 
     def _take_scan(self, scan: _Scan) -> None:
         self.decisions = scan.decisions or {}
+        # A decision per task, kept until the next scan: out of the cyclic collector's
+        # walks (they hold no cycles; the previous ones are freed as they are dropped).
+        gc.freeze()
         self.decided_at = scan.taken
         if scan.error:
             self.message.emit(scan.error)
         self._durations = dict(scan.durations)
 
     def _apply_scan(self, scan: _Scan) -> None:
+        self.scan_changed = scan.changed
         self._take_scan(scan)
-        self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed)
+        self.tasks.apply_scan(self.decisions, self._durations, scan.outputs, scan.changed,
+                              scan.summary)
         self.scanned.emit()
 
     # -- changes on disk, and Watch ------------------------------------------------
 
     def _watch_files(self, workflow: Workflow) -> None:
         """Watch what the workflow reads: the folders of every task's inputs, of its globs,
-        of its own files."""
+        of its own files. The scope is made on a worker thread (a walk over every input
+        and output: a second at 100,000 tasks); a change made before its watches are in
+        is found by the scan that follows them (``_scope_watched``)."""
         log = self.session.disk_log
-        self.disk.watch(WatchScope.of(workflow, workflow.path, log.files, log.listings,
-                                      [p for _how, p in log.answers], list(workflow.tasks)))
+        self.disk.watch_later(
+            lambda: WatchScope.of(workflow, workflow.path, log.files, log.listings,
+                                  [p for _how, p in log.answers], list(workflow.tasks)),
+            lambda: self._tell(self._scopeWatched, workflow))
+
+    def _tell(self, signal, value: object) -> None:
+        """Emit from a worker thread (queued to the GUI thread's slot)."""
+        try:
+            signal.emit(value)
+        except RuntimeError:        # the window was closed meanwhile
+            pass
+
+    def _scope_watched(self, workflow: Workflow) -> None:
+        """The watches are in: what changed before them is found by a scan now."""
+        if workflow is self.workflow:
+            self._scan_when_idle()
+
+    def _scan_when_idle(self) -> None:
+        """A scan on a worker thread now (during a run: the scan after it sees it)."""
+        if self.bridge.busy:
+            return
+        if self._scanning:                         # that scan may have been made already
+            self._rescan_after = True
+            return
+        self._rescan_idle()
 
     def _disk_changed(self, batch: list[Change]) -> None:
         """A debounced batch of changes to files the workflow reads (GUI thread)."""
@@ -346,10 +386,7 @@ class Workbench(QObject):
             if self.watching:
                 self._restart_readers(batch)
             return                                 # the scan after the run sees the rest
-        if self._scanning:                         # that scan may have been made already
-            self._rescan_after = True
-            return
-        self._rescan_idle()
+        self._scan_when_idle()
 
     def _restart_readers(self, batch: list[Change]) -> None:
         """Watch: a change to the inputs of a running task restarts that task alone."""
@@ -374,11 +411,7 @@ class Workbench(QObject):
         generation = self._idle_generation
 
         def work() -> None:
-            scan = self._scan(wf, graph, generation)
-            try:
-                self._idleScanFinished.emit(scan)
-            except RuntimeError:        # the window was closed meanwhile
-                pass
+            self._tell(self._idleScanFinished, self._scan(wf, graph, generation))
 
         threading.Thread(target=work, name="gristmill-rescan", daemon=True).start()
 
@@ -388,9 +421,14 @@ class Workbench(QObject):
         if self.bridge.busy or self._scanning:
             self._rescan_after = True    # a run is on: scan again once it has ended
             return
+        # Tasks this scan finds stale that the shown one did not: a change the watcher
+        # had no watch for yet (one made as the workflow was opened) is found so.
+        before = self.decisions
+        became_stale = any(not before[n].stale for n in (scan.changed or ())
+                           if n in before and scan.decisions and scan.decisions[n].stale)
         self._apply_scan(scan)
         if self.watching:
-            self._run_if_stale()
+            self._run_if_stale(became_stale)
 
     def set_watching(self, on: bool, targets: list[str] | tuple[str, ...] = ()) -> bool:
         """Watch: keep ``targets`` (the default when empty) up to date: run them now, then
@@ -427,11 +465,12 @@ class Workbench(QObject):
             self._start_watched(first=True)
         return True
 
-    def _run_if_stale(self) -> None:
-        """Watch, after a scan: run the watched targets if a change made any stale."""
+    def _run_if_stale(self, became_stale: bool = False) -> None:
+        """Watch, after a scan: run the watched targets if a change made any stale
+        (``became_stale``: the scan found one that the watcher did not see)."""
         changes, self._changes = self._changes, []
         wf = self.workflow
-        if not changes or self.graph is None or wf is None:
+        if (not changes and not became_stale) or self.graph is None or wf is None:
             return
         try:        # after an edit: the watched tasks as the workflow names them now
             names = wf.resolve_targets(list(self.watch_targets))
@@ -642,7 +681,7 @@ class Workbench(QObject):
             self.bridge.cancel_task(name)
 
     def _applied(self, changes: Changes) -> None:
-        done = [n for n in changes.tasks if (tr := self.run.tasks.get(n)) and tr.finished]
+        done = changes.ended
         if done:       # their rows change anyway: read the outputs first, announce once
             self.tasks.refresh_outputs(done, notify=False)
         self.tasks.apply_changes(changes)
@@ -667,11 +706,7 @@ class Workbench(QObject):
         generation = self._scan_generation
 
         def work() -> None:
-            scan = self._scan(wf, graph, generation, ended)
-            try:
-                self._scanFinished.emit(scan)
-            except RuntimeError:        # the window was closed meanwhile
-                pass
+            self._tell(self._scanFinished, self._scan(wf, graph, generation, ended))
 
         threading.Thread(target=work, name="gristmill-rescan", daemon=True).start()
 

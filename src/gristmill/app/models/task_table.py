@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+from dataclasses import dataclass
 import time
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping
@@ -114,6 +115,24 @@ def output_times(workflow: Workflow, names: Iterable[str] | None = None,
     return out
 
 
+@dataclass(frozen=True)
+class ScanSummary:
+    """What the table keeps of a scan besides its decisions: how many say stale, how many
+    of those no default target needs, and which are stale by a change on disk (not by
+    being phony). A walk over every decision: made on the scan's thread."""
+
+    stale: int
+    stale_outside: int
+    outdated: frozenset[str]
+
+
+def summarise(decisions: Mapping[str, Decision], in_default: set[str]) -> ScanSummary:
+    stale = [n for n, d in decisions.items() if d.stale]
+    return ScanSummary(len(stale), sum(1 for n in stale if n not in in_default),
+                       frozenset(n for n in stale if not any(
+                           r.kind in _ALWAYS for r in decisions[n].reasons)))
+
+
 class TaskTableModel(QAbstractTableModel):
     """Rows are the workflow's tasks in declaration order; the Python side owns the data."""
 
@@ -137,6 +156,8 @@ class TaskTableModel(QAbstractTableModel):
         self._last: Mapping[str, float] = {}
         self._estimates: Mapping[str, float] = {}
         self._outputs: dict[str, float | None] = {}
+        self._outputs_dirty: set[str] = set()     # tasks whose output times are to be read again
+        self._idle_counted: tuple[object, IdleCounts | None] = (None, None)  # (key, counts)
         self._pending: deque[tuple[int, int]] = deque()   # row ranges still to announce
         self._flush_queued = False
 
@@ -145,7 +166,8 @@ class TaskTableModel(QAbstractTableModel):
     def set_workflow(self, workflow: Workflow | None,
                      decisions: Mapping[str, Decision] | None = None,
                      durations: Mapping[str, float] | None = None,
-                     outputs: Mapping[str, float | None] | None = None) -> None:
+                     outputs: Mapping[str, float | None] | None = None,
+                     summary: ScanSummary | None = None) -> None:
         """A new workflow, in one reset. With the scan's ``decisions``, ``durations`` and
         ``outputs`` (output times of every task) the rows are complete at once: every
         later every-row change re-checks 20,000 rows in each filter."""
@@ -157,24 +179,24 @@ class TaskTableModel(QAbstractTableModel):
         self._affixes = {}
         self._in_default = (TaskGraph.of(workflow).closure(workflow.default)
                             if workflow is not None else set())
-        self._set_decisions(decisions or {})
+        self._set_decisions(decisions or {}, summary)
         if durations is not None:
             self._last, self._estimates = dict(durations), dict(durations)
+        self._outputs_dirty = set()
         if outputs is not None:
             self._outputs = dict(outputs)
         else:
             self._outputs = output_times(workflow) if workflow else {}
         self.endResetModel()
 
-    def _set_decisions(self, decisions: Mapping[str, Decision]) -> None:
+    def _set_decisions(self, decisions: Mapping[str, Decision],
+                       summary: ScanSummary | None = None) -> None:
         self._decisions = dict(decisions)
-        stale = [n for n, d in self._decisions.items() if d.stale]
-        self._stale_count = len(stale)
-        in_default = self._in_default
-        self._stale_outside = sum(1 for n in stale if n not in in_default)
+        if summary is None:
+            summary = summarise(self._decisions, self._in_default)
+        self._stale_count, self._stale_outside = summary.stale, summary.stale_outside
+        self._outdated = summary.outdated
         self._after_run = not self._run.running
-        self._outdated = frozenset(n for n, d in self._decisions.items() if d.stale and not any(
-            r.kind in _ALWAYS for r in d.reasons))
 
     def set_decisions(self, decisions: Mapping[str, Decision], notify: bool = True) -> None:
         self._set_decisions(decisions)
@@ -188,12 +210,15 @@ class TaskTableModel(QAbstractTableModel):
             self._all_changed()
 
     def apply_scan(self, decisions: Mapping[str, Decision], durations: Mapping[str, float],
-                   outputs: Mapping[str, float | None], changed: list[str] | None) -> None:
+                   outputs: Mapping[str, float | None], changed: list[str] | None,
+                   summary: ScanSummary | None = None) -> None:
         """A scan made ready off the GUI thread: ``changed`` rows (None: every row) are
-        redrawn, with ``outputs`` their output times (read on that thread too)."""
-        self._set_decisions(decisions)
+        redrawn, with ``outputs`` their output times (read on that thread too), and its
+        ``summary`` (``summarise``: made there too)."""
+        self._set_decisions(decisions, summary)
         self._last, self._estimates = dict(durations), dict(durations)
         self._outputs.update(outputs)
+        self._outputs_dirty.difference_update(outputs)       # read by the scan just now
         if changed is None:
             self._all_changed()
         else:
@@ -205,7 +230,13 @@ class TaskTableModel(QAbstractTableModel):
         if self._workflow is None:
             return
         names = list(names) if names is not None else None
-        self._outputs.update(output_times(self._workflow, names))
+        if names is None:
+            self._outputs_dirty.clear()
+            self._outputs.update(output_times(self._workflow, names))
+        else:
+            # Read when a row shows them (or is sorted by them), not here: mid-run, the
+            # GUI thread stats no output of a task no one looks at.
+            self._outputs_dirty.update(names)
         if not notify:
             return
         if names is None:
@@ -319,7 +350,17 @@ class TaskTableModel(QAbstractTableModel):
         and needed by a default target), up to date, and stale but run only when asked
         for. Counts the run's tasks, not the workflow's: the board asks at each run start.
         A task the run finished well but that a change on disk made stale since counts
-        as stale (its decision was made after the run)."""
+        as stale (its decision was made after the run). While a run goes on, its tasks are
+        all in it: counted once per run and scan (the graph and the board ask at its start)."""
+        key = (self._run.run_id, len(self._run.tasks)) if self._run.running else None
+        seen, counts = self._idle_counted
+        if key is not None and seen is not None and seen[0] is self._decisions and seen[1] == key:
+            return counts
+        counts = self._count_idle()
+        self._idle_counted = ((self._decisions, key), counts)
+        return counts
+
+    def _count_idle(self) -> IdleCounts:
         outside = self._stale_outside
         stale = self._stale_count - outside
         fresh = len(self._decisions) - self._stale_count
@@ -469,11 +510,18 @@ class TaskTableModel(QAbstractTableModel):
         if col == Column.RESOURCES:
             return describe_resources(task)
         if col == Column.OUTPUTS:
+            self._read_outputs(name)
             if name not in self._outputs:
                 return "—"
             m = self._outputs[name]
             return "missing" if m is None else describe_age(max(time.time() - m, 0))
         return ""
+
+    def _read_outputs(self, name: str) -> None:
+        """The output times of a task whose attempt ended, read now that they are asked for."""
+        if name in self._outputs_dirty and self._workflow is not None:
+            self._outputs_dirty.discard(name)
+            self._outputs.update(output_times(self._workflow, (name,)))
 
     def _sort_key(self, name: str, col: Column) -> Any:
         if col == Column.STATE:
@@ -484,6 +532,7 @@ class TaskTableModel(QAbstractTableModel):
         if col == Column.ESTIMATE:
             return self._estimates.get(name, 0.0)
         if col == Column.OUTPUTS:
+            self._read_outputs(name)
             m = self._outputs.get(name, -1.0)
             return 0.0 if m is None else m
         if col == Column.RESOURCES:

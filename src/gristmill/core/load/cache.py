@@ -145,17 +145,21 @@ def code_fingerprint() -> tuple:
 def load_cached(path: str | Path, variables: dict[str, str] | None = None,
                 folder: Path | None = None, defer: bool = False,
                 prefetch: list[StampPrefetch] | None = None,
-                goals: Sequence[str] = ()) -> Workflow:
+                goals: Sequence[str] = (), log: DiskLog | None = None) -> Workflow:
     """``loader.load_workflow(path, variables)``, from the cache when nothing changed.
 
     A fresh load is stored before this returns, or with ``defer`` when the process
     calls ``write_deferred`` (the CLI, as it exits: see there). With a ``prefetch``
     list, an entry found valid starts a ``StampPrefetch`` of the default target's
-    files and appends it there, before the workflow itself is read back.
+    files and appends it there, before the workflow itself is read back. A fresh
+    ``log`` is told what the load looked at, read back from the entry when one is used
+    (the app watches those files and folders).
     """
     p = workflow_file(path)
     if is_makefile(p) or os.environ.get("GRISTMILL_NO_CACHE"):
         from .loader import load_workflow
+        if log is not None:
+            return load_workflow(p, variables, probe=log, goals=goals)
         return load_workflow(p, variables, goals=goals)
     if folder is None:
         from ..paths import cache_dir
@@ -164,11 +168,11 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     entry = cache_file(p, str(p), variables, folder)
     fingerprint = code_fingerprint()
-    found = _read(entry, fingerprint, prefetch)
+    found = _read(entry, fingerprint, prefetch, log)
     if found is not None:
         return found
     from .loader import load_workflow
-    log = DiskLog()
+    log = log if log is not None else DiskLog()
     written_at = time.time_ns()
     # The collector stays off until the header is made too: back on in between, its
     # first collection would walk every object the load just made (0.1 s at 100,000
@@ -190,8 +194,8 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
 
 # -- reading ------------------------------------------------------------------------
 
-def _read(entry: Path, fingerprint: tuple,
-          prefetch: list[StampPrefetch] | None = None) -> Workflow | None:
+def _read(entry: Path, fingerprint: tuple, prefetch: list[StampPrefetch] | None = None,
+          log: DiskLog | None = None) -> Workflow | None:
     try:
         # Not blocking: an entry that is a FIFO is passed over, not waited on; one that is
         # a device or a folder is passed over too (and replaced by the next store).
@@ -237,6 +241,10 @@ def _read(entry: Path, fingerprint: tuple,
             if prefetch:
                 del prefetch[:]
             return None
+    if log is not None:
+        log.files = dict(header["files"])
+        log.answers = {(how, path): answer for how, path, answer in header["answers"]}
+        log.listings = {path: (mtime, names) for path, mtime, names, _racy in header["listings"]}
     if settled:
         # Folders that were racy when listed are settled now: say so, so that the next
         # run checks their mtime only.
@@ -381,6 +389,20 @@ def _header(fingerprint: tuple, log: DiskLog, written_at: int) -> dict:
         "listings": [(path, mtime, names, mtime >= written_at - RACY_NS)
                      for path, (mtime, names) in log.listings.items()],
     }
+
+
+def write_deferred_in_thread() -> threading.Thread | None:
+    """Store the loads ``load_cached(defer=True)`` made from a thread of their own (a
+    process that has other threads and must not wait: the app, after its window shows).
+    The thread is not a daemon: a process that exits meanwhile waits for the entry."""
+    pending = _deferred[:]
+    del _deferred[:]
+    if not pending:
+        return None
+    thread = threading.Thread(target=lambda: [_serialise(*item) for item in pending],
+                              name="gristmill-cache-write")
+    thread.start()
+    return thread
 
 
 def write_deferred() -> None:
