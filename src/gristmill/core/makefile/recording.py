@@ -20,8 +20,8 @@ echoed when make's output just before the marker ends with it.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +102,7 @@ class Recorder:
         self.post = tmp / "post.mk"
         self.real = tmp / "real-shell"
         self.records = tmp / "records"
-        self.nonce = "gristmill-" + secrets.token_hex(8)
+        self.nonce = "gristmill-" + os.urandom(8).hex()
         q = shlex.quote
         self.env_each = tmp / "env-each"
         self.env_once = tmp / "env-once"
