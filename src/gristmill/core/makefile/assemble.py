@@ -14,7 +14,7 @@ import shlex
 import shutil
 
 from ..errors import Location
-from ..workflow import PROCESS, Resources, Task, Workflow, WorkflowWarning
+from ..workflow import PROCESS, Resources, Task, Workflow, WorkflowWarning, new_task
 from .cautions import general_cautions, intermediate_files, task_cautions
 from .database import FileEntry
 from .facts import MakeFacts, matches
@@ -36,6 +36,8 @@ class WorkflowAssembler:
         self.hints = HintBook(facts)
         self.warnings: list[WorkflowWarning] = list(facts.warnings)
         self._shellflags = tuple(shlex.split(facts.db_read.value(".SHELLFLAGS") or "-c"))
+        self._cwd = str(facts.folder)
+        self._no_resources = Resources()
 
     def warn(self, message: str, location: Location | None = None) -> None:
         self._add([WorkflowWarning(message, location)])
@@ -184,7 +186,7 @@ class WorkflowAssembler:
                          *shell)
         inputs, after = self._edges(rep, members, member_of, phony)
         hint = self.hints.for_target(rep, main)
-        resources = hint.resources if hint else Resources()
+        resources = hint.resources if hint else self._no_resources
         if notparallel and commands:
             resources = Resources(resources.cpu, resources.mem, resources.gpu,
                                   resources.pools + ((NOTPARALLEL_POOL, 1),), resources.gpu_mem)
@@ -200,30 +202,23 @@ class WorkflowAssembler:
             commands = ("printf '%s\\n' " + " ".join(shlex.quote(x) for x in said),) + commands
             ignore = (False,) + tuple(ignore) if ignore else ()
             silent = silent or len(commands) == 1
-        return Task(
-            name=rep,
-            commands=commands,
-            inputs=inputs,
-            outputs=() if is_phony else tuple(f.rel(m) for m in members),
-            after=after,
-            phony=is_phony,
-            resources=resources,
-            retries=hint.retries if hint else 0,
-            timeout=hint.timeout if hint else None,
-            env=env,
-            cwd=str(f.folder),
-            group=rep,
-            location=location,
-            ignore_errors=ignore,
-            silent=silent,
-            shell=shell,
-            description=(UNREAD_RECIPE + "".join("\n" + raw for raw in f.raw_recipe(main))
-                         if unread else self._description(main)),
-            audit=hint.audit if hint else False,
-            isolation=hint.isolation if hint else PROCESS,
-            check=hint.check if hint else "mtime",
-            retry_mem=hint.retry_mem if hint else (),
-        )
+        # new_task: every field in Task's order (a frozen Task(...) costs three times as much).
+        return new_task(
+            rep, commands, inputs,
+            () if is_phony else tuple(f.rel(m) for m in members),    # outputs
+            after, is_phony, resources,
+            hint.retries if hint else 0,                              # retries
+            hint.timeout if hint else None,                           # timeout
+            env, self._cwd,
+            rep, None,                                                # group, item
+            location, ignore, silent, shell,
+            (UNREAD_RECIPE + "".join("\n" + raw for raw in f.raw_recipe(main))
+             if unread else self._description(main)),                # description
+            hint.audit if hint else False,
+            hint.isolation if hint else PROCESS,
+            hint.check if hint else "mtime",
+            hint.retry_mem if hint else (),
+            "", "")                                                   # where, definition hash
 
     def _clean_command(self, text: str, shell_path: str) -> str:
         """The command as a normal run has it: our shell's path and our makefile taken out."""

@@ -29,6 +29,22 @@ _RECIPE_RE = re.compile(r"^#  recipe to execute \((?:from '(?P<file>.*)', line (
 _STEM_RE = re.compile(r"^#  Implicit/static pattern stem: '(?P<stem>.*)'$")
 _ALSO_RE = re.compile(r"^#  Also makes: (?P<names>.*)$")
 
+# The sentences make prints under most files, looked up whole: (attribute, value) to
+# set, or () for one that says nothing the reader keeps.
+_INFO_FLAGS: dict[str, tuple] = {
+    "#  Implicit rule search has not been done.": (),
+    "#  File has not been updated.": (),
+    "#  Modification time never checked.": (),
+    "#  Phony target (prerequisite of .PHONY).": ("phony", True),
+    "#  Precious file (prerequisite of .PRECIOUS or .SECONDARY).": ("precious", True),
+    "#  File does not exist.": ("exists", False),
+    "#  Implicit rule search has been done.": ("implicit_done", True),
+    "#  File has been updated.": ("updated", True),
+    "#  Needs to be updated (-q is set).": ("updated", True),
+    "#  Command line target.": ("command_line", True),
+    "#  Builtin rule": (),
+}
+
 SPECIAL_TARGETS = frozenset({
     ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
     ".SECONDARY", ".SECONDEXPANSION", ".DELETE_ON_ERROR", ".IGNORE", ".LOW_RESOLUTION_TIME",
@@ -88,7 +104,7 @@ class FileEntry:
         rules = self.rules
         if len(rules) == 1:            # nearly every file: its one rule's list, as printed
             names = rules[0].prereqs
-            if len(set(names)) == len(names):
+            if len(names) < 2 or len(set(names)) == len(names):
                 return names
         return _merge(r.prereqs for r in rules)
 
@@ -97,7 +113,7 @@ class FileEntry:
         rules = self.rules
         if len(rules) == 1:
             names = rules[0].order_only
-            if len(set(names)) == len(names):
+            if len(names) < 2 or len(set(names)) == len(names):
                 return names
         return _merge(r.order_only for r in rules)
 
@@ -148,7 +164,7 @@ class Database:
 def split_names(text: str) -> list[str]:
     """Names as make prints them: separated by blanks, ``\\ `` is a literal blank."""
     if "\\" not in text:
-        return [w for w in text.replace("\t", " ").split(" ") if w]
+        return list(filter(None, text.replace("\t", " ").split(" ")))
     out: list[str] = []
     cur: list[str] = []
     i = 0
@@ -334,7 +350,11 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
             break
         if line.startswith("#  "):
             info = line
-            if info.startswith("#  Phony target"):
+            flag = _INFO_FLAGS.get(info)
+            if flag is not None:        # nearly every line: one of make's fixed sentences
+                if flag:
+                    setattr(entry, *flag)
+            elif info.startswith("#  Phony target"):
                 entry.phony = True
             elif info.startswith("#  Precious file"):
                 entry.precious = True

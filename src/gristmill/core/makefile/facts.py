@@ -38,6 +38,7 @@ class MakeFacts:
     recipe_info: dict[str, list[str]] = field(default_factory=dict)  # target -> $(info) of its recipe
     read_messages: list[str] = field(default_factory=list)  # what reading the Makefile printed
     _rel: dict[str, str] = field(default_factory=dict, repr=False)   # rel(), once per name
+    _mentions: dict[str, list[tuple[str, int]]] | None = field(default=None, repr=False)
 
     # -- places -----------------------------------------------------------------------
     def display(self, file: str) -> str:
@@ -72,12 +73,17 @@ class MakeFacts:
 
     def mentions(self, name: str) -> list[tuple[str, int]]:
         """Rule lines that name ``name`` literally as a target."""
-        out = []
-        for f in self.makefile_list:
-            src = self.sources.get(f)
-            if src is not None:
-                out.extend((f, line) for line in src.literal_targets.get(name, ()))
-        return out
+        index = self._mentions
+        if index is None:
+            # One index over every makefile, made on the first question: the assembler
+            # asks it two or three times per target (16,000 targets in git's).
+            index = self._mentions = {}
+            for f in self.makefile_list:
+                src = self.sources.get(f)
+                if src is not None:
+                    for target, lines in src.literal_targets.items():
+                        index.setdefault(target, []).extend((f, line) for line in lines)
+        return index.get(name, [])
 
     def location(self, name: str, e: FileEntry | None) -> Location | None:
         recipe = self.recipe_place(e)

@@ -36,11 +36,17 @@ _NOOP = "__gristmill_noop__"
 
 
 def load_makefile(path: str | Path, variables: dict[str, str] | None = None,
-                  goals: list[str] | tuple[str, ...] = ()) -> Workflow:
+                  goals: list[str] | tuple[str, ...] = (), recipes: bool = True) -> Workflow:
     """Read a GNU Makefile (or a folder holding one) as a Workflow of kind "make".
 
     ``goals`` are targets the user named: one that no rule names but a built-in or
     pattern rule can make (``make hello`` with ``hello.c`` beside it) is read too.
+
+    ``recipes=False`` reads the graph only, in one make run (the first read): every
+    target, its prerequisites, hints and recipe as written, no recipe expanded and no
+    recording pass. Each task with a recipe gets the "not read" stand-in, as the
+    targets off the goals' paths have: for a run in which make runs the recipes
+    itself, and for the graph, plan and the app.
     """
     makefile_path = _locate(Path(path))
     parent = str(makefile_path.parent)
@@ -53,7 +59,7 @@ def load_makefile(path: str | Path, variables: dict[str, str] | None = None,
     with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
         reader = _Reader(make, folder, name, display_base, user_vars, env, Path(tmp))
         reader.asked = [os.path.normpath(g) for g in goals if g and not os.path.isabs(g)]
-        return reader.read()
+        return reader.read() if recipes else reader.read_graph()
 
 
 def _locate(path: Path) -> Path:
@@ -79,11 +85,12 @@ class _Reader:
         self.recorder = Recorder(tmp)
         self.noop = tmp / "noop.mk"
         self.noop.write_text(f"{_NOOP}: ;\n{self.noop}: ;\n")
-        self.private = {str(self.recorder.post), str(self.noop)}
+        self.private = {str(self.recorder.post), str(self.noop), _NOOP}
         self.warnings: list[WorkflowWarning] = []
         self.sources: dict[str, SourceFile] = {}
         self.recipe_prefix = "\t"
         self.asked: list[str] = []
+        self.first_before = ""
 
     def display(self, file: str | None) -> str:
         file = file or self.name
@@ -125,6 +132,22 @@ class _Reader:
             read_messages=printed_while_reading(a.before_db))
         return WorkflowAssembler(facts).build()
 
+    def read_graph(self) -> Workflow:
+        """The first read alone, its data base parsed in full: no recording pass."""
+        first = self._first_read(light=False)
+        mlist = makefile_list(first, self.private)
+        self._scan_sources(mlist)
+        shell = (first.value("SHELL") or "").strip()
+        facts = MakeFacts(
+            folder=self.folder, makefile=self.name, display_base=self.display_base,
+            db_read=first, db_a=first, db_b=None, records={}, from_a=set(),
+            real_shell=shell if shell and "$" not in shell else "/bin/sh",
+            recorder_path=str(self.recorder.script), private_files=self.private,
+            base_env=self.env, user_vars=self.user_vars, sources=self.sources,
+            makefile_list=mlist, make_command=self.make.command, warnings=self.warnings,
+            read_messages=printed_while_reading(self.first_before))
+        return WorkflowAssembler(facts).build()
+
     def _record(self, goals: list[str], extra: list[str] = ()) -> Recording:
         rec = self.recorder.record(self.make, self.folder, self.name, self.user_vars, goals,
                                    self.env, list(extra))
@@ -142,18 +165,20 @@ class _Reader:
             seen.setdefault(r.target, None)
         return list(seen)
 
-    def _first_read(self) -> Database:
+    def _first_read(self, light: bool = True) -> Database:
         """Make reads the Makefile with the real shell and builds nothing (``-q``, a no-op goal).
 
         As before every make run, makefiles that have rules are remade first, for
         real. Its data base says where the Makefile sets SHELL per target or per
         pattern, so the recording passes can take those over too.
         """
+        # Without the recording pass, this read says what reading printed ($(info ...)).
+        debug = [] if light else ["--debug=m"]
         run = run_make(self.make, self.folder,
-                       ["-f", self.name, "-f", str(self.noop), "-p", "-q", *self.user_vars, "--", _NOOP],
-                       self.env)
-        _, text = extract_database(run.stdout)
-        db = parse_database(text, light=True)
+                       ["-f", self.name, "-f", str(self.noop), "-p", "-q", *debug, *self.user_vars,
+                        "--", _NOOP], self.env)
+        self.first_before, text = extract_database(run.stdout)
+        db = parse_database(text, light=light)
         self.recipe_prefix = (db.value(".RECIPEPREFIX") or "\t")[:1] or "\t"
         if run.returncode == 2:
             diags = parse_stderr(run.stderr, self.make.command)

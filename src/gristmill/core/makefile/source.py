@@ -44,6 +44,8 @@ class SourceFile:
         return self.recipe_owner.get(recipe_line, recipe_line)
 
     def hint_for(self, line: int) -> Hint | None:
+        if not self.hints:
+            return None
         for h in self.hints:
             if h.anchor == line:
                 return h
