@@ -37,6 +37,8 @@ class MakeFacts:
     warnings: list[WorkflowWarning] = field(default_factory=list)
     recipe_info: dict[str, list[str]] = field(default_factory=dict)  # target -> $(info) of its recipe
     read_messages: list[str] = field(default_factory=list)  # what reading the Makefile printed
+    # target -> its commands per "::" rule, in rule order (targets with several "::" rules)
+    rule_records: dict[str, list[list[Record]]] = field(default_factory=dict)
     _rel: dict[str, str] = field(default_factory=dict, repr=False)   # rel(), once per name
     _mentions: dict[str, list[tuple[str, int]]] | None = field(default=None, repr=False)
 

@@ -179,13 +179,16 @@ class HintBook:
         self.used: set[tuple[str, int]] = set()
         self.conflicts: list[tuple[str, Location, Location]] = []   # (target, used, ignored)
 
-    def for_target(self, name: str, e: FileEntry | None) -> TaskHint | None:
-        """The hint above the rule that gives ``name`` its recipe, or above a rule naming it."""
-        places = []
-        recipe = self.f.recipe_place(e)
-        if recipe:
-            places.append(recipe)
-        places.extend(self.f.mentions(name))
+    def for_target(self, name: str, e: FileEntry | None,
+                   places: list[tuple[str, int]] | None = None) -> TaskHint | None:
+        """The hint above the rule that gives ``name`` its recipe, or above a rule naming it
+        (``places``: above these rule lines only, as for one of several ``::`` rules)."""
+        if places is None:
+            places = []
+            recipe = self.f.recipe_place(e)
+            if recipe:
+                places.append(recipe)
+            places.extend(self.f.mentions(name))
         found: list[TaskHint] = []
         for file, line in places:
             src = self.f.sources.get(file)

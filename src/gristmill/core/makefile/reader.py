@@ -28,7 +28,7 @@ from .facts import MakeFacts, makefile_list
 from .database import SPECIAL_TARGETS, Database, FileEntry, extract_database, parse_database
 from .diagnostics import Diagnostic, parse_stderr
 from .gnumake import GnuMake, base_env, find_gnu_make, find_makefile, run_make, variable_args
-from .recording import Recorder, Recording, printed_by_recipes, printed_while_reading
+from .recording import Recorder, Recording, printed_by_recipes, printed_while_reading, split_by_rule
 from .source import SourceFile, scan_file
 
 _MAX_RETRIES = 25
@@ -121,6 +121,8 @@ class _Reader:
         from_a = {n for n, e in a.db.files.items() if e.updated} | {r.target for r in a.records}
         records = a.by_target()
         info = printed_by_recipes(a.before_db, self.recorder.marker, a.records)
+        by_rule = split_by_rule(a.before_db, self.recorder.marker, a.records, {
+            n: len(e.rules) for n, e in a.db.files.items() if e.double_colon and len(e.rules) > 1})
         facts = MakeFacts(
             folder=self.folder, makefile=self.name, display_base=self.display_base,
             db_read=first, db_a=a.db, db_b=None, records=records, from_a=from_a,
@@ -128,7 +130,7 @@ class _Reader:
             private_files=self.private, base_env=self.env, user_vars=self.user_vars,
             sources=self.sources, makefile_list=mlist, make_command=self.make.command,
             failing=failing, remade_makefiles=remade, warnings=self.warnings,
-            recipe_info=info,
+            recipe_info=info, rule_records=by_rule,
             read_messages=printed_while_reading(a.before_db))
         return WorkflowAssembler(facts).build()
 
