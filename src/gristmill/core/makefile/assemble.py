@@ -105,6 +105,9 @@ class WorkflowAssembler:
             clusters.setdefault(find(n), []).append(n)
         out: dict[str, list[str]] = {}
         for members in clusters.values():
+            if len(members) == 1:           # nearly every target: a task of its own
+                out[members[0]] = members
+                continue
             recorded = [m for m in members if m in self.f.records]
             rep = recorded[0] if recorded else members[0]
             out[rep] = [rep] + [m for m in members if m != rep]

@@ -23,7 +23,6 @@ _ORIGIN_RE = re.compile(
     r"'override' directive|override|automatic)(?P<private> private)?"
     r"(?: \(from '(?P<file>.*)', line (?P<line>\d+)\))?$")
 _ASSIGN_RE = re.compile(r"^(?P<name>[^\s=]+?) (?P<op>:=|::=|\+=|\?=|=) ?(?P<value>.*)$")
-_RULE_RE = re.compile(r"^(?P<name>.+?)(?P<colon>::?)(?:\s(?P<deps>.*))?$")
 _TARGET_VAR_RE = re.compile(r"^(?P<target>.+?): (?P<name>[^\s=]+?) (?P<op>:=|::=|\+=|\?=|=) ?(?P<value>.*)$")
 _RECIPE_RE = re.compile(r"^#  recipe to execute \((?:from '(?P<file>.*)', line (?P<line>\d+)|(?P<builtin>built-in))\):$")
 _STEM_RE = re.compile(r"^#  Implicit/static pattern stem: '(?P<stem>.*)'$")
@@ -55,6 +54,8 @@ SPECIAL_TARGETS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Variable:
+    """A variable as make printed it (global, target- or pattern-specific)."""
+
     name: str
     value: str                  # as printed: expanded for ":=", unexpanded for "="
     origin: str                 # "default", "environment", "makefile", "command line", "override", ...
@@ -84,6 +85,8 @@ class Rule:
 
 @dataclass(slots=True)
 class FileEntry:
+    """A file of make's data base: its rules and what make says of it."""
+
     name: str
     is_target: bool = True
     double_colon: bool = False
@@ -132,12 +135,16 @@ def _merge(lists) -> list[str]:
 
 @dataclass(slots=True)
 class PatternVariable:
+    """A pattern-specific value: ``%.o: CFLAGS += -g``."""
+
     pattern: str
     variable: Variable
 
 
 @dataclass(slots=True)
 class Database:
+    """What ``make -p`` printed: variables, pattern values, files, VPATH."""
+
     variables: dict[str, Variable] = field(default_factory=dict)
     pattern_vars: list[PatternVariable] = field(default_factory=list)
     files: dict[str, FileEntry] = field(default_factory=dict)
@@ -321,12 +328,11 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
         i += 2
     if i >= n:
         return i
-    rm = _RULE_RE.match(lines[i])
-    if not rm or lines[i].startswith("#"):
+    rule_line = lines[i]
+    rm = None if rule_line.startswith("#") else _split_rule(rule_line)
+    if rm is None:
         return i + 1
-    name = rm.group("name")
-    double = rm.group("colon") == "::"
-    deps_text = rm.group("deps") or ""
+    name, double, deps_text = rm
     tokens = split_names(deps_text)
     if "|" in tokens:
         k = tokens.index("|")
@@ -386,6 +392,28 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
                 continue
         i += 1
     return i
+
+
+def _split_rule(line: str) -> tuple[str, bool, str] | None:
+    """A rule line ``NAME: DEPS`` or ``NAME:: DEPS`` -> (name, double colon?, DEPS): at the
+    first colon (from the second character) whose ``:`` or ``::`` the line's end or a blank
+    follows; None if there is none. (The regex ``^(.+?)(::?)(?:\\s(.*))?$`` by hand: its
+    lazy name costs a step per character of git's long lines.)"""
+    n = len(line)
+    j = line.find(":", 1)
+    while j >= 0:
+        k = j + 1
+        if k < n and line[k] == ":":
+            if k + 1 == n:
+                return line[:j], True, ""
+            if line[k + 1].isspace():
+                return line[:j], True, line[k + 2:]
+        if k == n:
+            return line[:j], False, ""
+        if line[k].isspace():
+            return line[:j], False, line[k + 1:]
+        j = line.find(":", k)
+    return None
 
 
 def _parse_recipe(lines: list[str], i: int, rule: Rule) -> int:

@@ -16,6 +16,8 @@ from .source import SourceFile
 
 @dataclass
 class MakeFacts:
+    """What the reading passes learned."""
+
     folder: Path
     makefile: str                           # as make names it (relative to folder)
     display_base: str                       # prefix for user-facing paths ("" or "dir/")

@@ -32,6 +32,8 @@ _BOOLS = {"true": True, "yes": True, "on": True, "1": True,
 
 @dataclass(frozen=True, slots=True)
 class TaskHint:
+    """What a ``# gristmill:`` hint says a rule's tasks need."""
+
     resources: Resources
     retries: int = 0
     timeout: float | None = None

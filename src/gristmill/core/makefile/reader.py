@@ -193,7 +193,8 @@ class _Reader:
             first = failed[0].message if failed else (diags[0].message if diags else "make failed")
             raise WorkflowError(f"remaking an included makefile failed: {first}", self.loc(self.name, 1))
         self.recorder.env_per_target(_env_may_differ(db))
-        targets = [n for n, e in db.files.items() if any(v.name == "SHELL" for v in e.target_vars)]
+        targets = [n for n, e in db.files.items()
+                   if e.target_vars and any(v.name == "SHELL" for v in e.target_vars)]
         patterns = sorted({pv.pattern for pv in db.pattern_vars if pv.variable.name == "SHELL"})
         try:
             self.recorder.shell_scopes(targets, patterns)

@@ -80,6 +80,8 @@ class Record:
 
 @dataclass(slots=True)
 class Recording:
+    """One recording pass: make's run, its data base and the commands."""
+
     run: MakeRun
     db: Database
     records: list[Record]
