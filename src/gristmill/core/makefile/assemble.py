@@ -45,6 +45,7 @@ class WorkflowAssembler:
         self._cwd = str(facts.folder)
         self._no_resources = Resources()
         self._tasks_of: dict[str, list[str]] = {}
+        self._always: set[str] = set()
 
     def warn(self, message: str, location: Location | None = None) -> None:
         self._add([WorkflowWarning(message, location)])
@@ -87,6 +88,10 @@ class WorkflowAssembler:
 
     def _groups(self, names: list[str]) -> dict[str, list[str]]:
         """Targets one recipe run makes together, keyed by the one make ran it for."""
+        together = [(n, e.also_makes) for n in names
+                    if (e := self.f.entry(n)) is not None and e.also_makes]
+        if not together:        # no grouped targets: a task each
+            return {n: [n] for n in names}
         parent = {n: n for n in names}
 
         def find(x: str) -> str:
@@ -95,9 +100,8 @@ class WorkflowAssembler:
                 x = parent[x]
             return x
 
-        for n in names:
-            e = self.f.entry(n)
-            for other in (e.also_makes if e is not None else ()):
+        for n, also in together:
+            for other in also:
                 if other in parent and find(n) != find(other):
                     parent[find(other)] = find(n)
         clusters: dict[str, list[str]] = {}
@@ -137,6 +141,8 @@ class WorkflowAssembler:
         tasks: dict[str, Task] = {}
         record_order = {t: i for i, t in enumerate(f.records)}
         split = self._by_rule(groups)
+        self._always = {n for n in names if (e := f.entry(n)) is not None and e.double_colon
+                        and any(not r.prereqs for r in e.rules)}
         self._tasks_of = {rep: [rule_task(rep, k) for k in range(n)] for rep, n in split.items()}
         for rep, members in groups.items():
             if rep in split:
@@ -186,8 +192,7 @@ class WorkflowAssembler:
 
     def _always_runs(self, name: str) -> bool:
         """A target with a ``::`` rule of no prerequisites: that rule runs every time."""
-        e = self.f.entry(name)
-        return e is not None and e.double_colon and any(not r.prereqs for r in e.rules)
+        return name in self._always
 
     def _targets_after_rules(self, ordered: dict[str, Task]) -> dict[str, Task]:
         """Each target of several ``::`` rules right after its last rule's task: the
@@ -316,17 +321,19 @@ class WorkflowAssembler:
         inputs: dict[str, None] = {}
         after: dict[str, None] = {}
         split = self._tasks_of
+        rel, known, always = self.f.rel, self.f._rel, self._always
         for e in (main if m == rep else self.f.entry(m) for m in members):
             if e is None:
                 continue
-            for p in e.prereqs:
-                if p in members:
-                    continue
-                if p in member_of and (p in phony or self._always_runs(p)):
+            prereqs = e.prereqs
+            for p in prereqs:
+                if (p in phony or p in always) and p in member_of and p not in members:
                     # A phony prerequisite has no file: "after" orders its task first, and as an
                     # input that never exists it makes this target run every time, as in make.
                     after[member_of[p]] = None
-                inputs[self.f.rel(p)] = None
+            own = prereqs if rep not in prereqs and len(members) == 1 else \
+                [p for p in prereqs if p not in members]
+            inputs.update(dict.fromkeys([known.get(p) or rel(p) for p in own]))
             for p in e.order_only:
                 if p in member_of and member_of[p] != rep:
                     after[member_of[p]] = None

@@ -43,6 +43,7 @@ class MakeFacts:
     rule_records: dict[str, list[list[Record]]] = field(default_factory=dict)
     _rel: dict[str, str] = field(default_factory=dict, repr=False)   # rel(), once per name
     _mentions: dict[str, list[tuple[str, int]]] | None = field(default=None, repr=False)
+    _file_index: dict[str, int] | None = field(default=None, repr=False)
 
     # -- places -----------------------------------------------------------------------
     def display(self, file: str) -> str:
@@ -103,8 +104,11 @@ class MakeFacts:
             return (1, 0, 0)
         path = location.path[len(self.display_base):] if self.display_base and \
             location.path.startswith(self.display_base) else location.path
-        index = self.makefile_list.index(path) if path in self.makefile_list else 0
-        return (0, index, location.line)
+        if self._file_index is None:
+            self._file_index = {}
+            for k, name in enumerate(self.makefile_list):
+                self._file_index.setdefault(name, k)
+        return (0, self._file_index.get(path, 0), location.line)
 
     # -- files and targets ------------------------------------------------------------
     def entry(self, name: str) -> FileEntry | None:

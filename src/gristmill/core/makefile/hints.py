@@ -180,11 +180,14 @@ class HintBook:
         self.pool_where: dict[str, Location] = {}
         self.used: set[tuple[str, int]] = set()
         self.conflicts: list[tuple[str, Location, Location]] = []   # (target, used, ignored)
+        self._none = not any(src.hints for src in facts.sources.values())
 
     def for_target(self, name: str, e: FileEntry | None,
                    places: list[tuple[str, int]] | None = None) -> TaskHint | None:
         """The hint above the rule that gives ``name`` its recipe, or above a rule naming it
         (``places``: above these rule lines only, as for one of several ``::`` rules)."""
+        if self._none:
+            return None         # a Makefile without hints (most): nothing to look for
         if places is None:
             places = []
             recipe = self.f.recipe_place(e)
