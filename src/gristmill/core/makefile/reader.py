@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import tempfile
@@ -56,10 +57,19 @@ def load_makefile(path: str | Path, variables: dict[str, str] | None = None,
     make = find_gnu_make(display_base + name)
     user_vars = variable_args(variables)
     env = base_env()
-    with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
-        reader = _Reader(make, folder, name, display_base, user_vars, env, Path(tmp))
-        reader.asked = [os.path.normpath(g) for g in goals if g and not os.path.isabs(g)]
-        return reader.read() if recipes else reader.read_graph()
+    # The read makes a few objects per file of make's data base and frees none until it
+    # ends: the cyclic collector would only walk them again and again (a quarter of the
+    # read's own time on git's 18,000 files), as in the TOML loader.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
+            reader = _Reader(make, folder, name, display_base, user_vars, env, Path(tmp))
+            reader.asked = [os.path.normpath(g) for g in goals if g and not os.path.isabs(g)]
+            return reader.read() if recipes else reader.read_graph()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _locate(path: Path) -> Path:
