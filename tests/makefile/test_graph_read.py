@@ -80,3 +80,7 @@ def test_plan_and_graph_show_each_double_colon_rule(tmp_path, home):
     assert ["log.txt", "all"] in g["edges"]
     assert gm(tmp_path, "run").returncode == 0
     assert (tmp_path / "log.txt").read_text() == "rule one\nrule two\nrule two\n"
+    # One rule by its task's name: only its recipe runs.
+    r = gm(tmp_path, "run", "--force", "log.txt::1")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "log.txt").read_text() == "rule one\nrule two\nrule two\nrule one\n"

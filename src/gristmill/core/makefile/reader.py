@@ -65,7 +65,7 @@ def load_makefile(path: str | Path, variables: dict[str, str] | None = None,
     try:
         with tempfile.TemporaryDirectory(prefix="gristmill-make-") as tmp:
             reader = _Reader(make, folder, name, display_base, user_vars, env, Path(tmp))
-            reader.asked = [os.path.normpath(g) for g in goals if g and not os.path.isabs(g)]
+            reader.asked = [_make_goal(os.path.normpath(g)) for g in goals if g and not os.path.isabs(g)]
             return reader.read() if recipes else reader.read_graph()
     finally:
         if enabled:
@@ -326,6 +326,16 @@ class _Reader:
         fresh = [e for e in matches if not e.updated]
         chosen = fresh or matches
         return chosen[0].name if chosen else None
+
+
+_RULE_TASK = re.compile(r"(.+)::[1-9][0-9]*")
+
+
+def _make_goal(goal: str) -> str:
+    """The goal make is given for a goal the user typed: ``all::2`` (the task of the second
+    of ``all``'s double-colon rules) is read as ``all``, whose rules make runs each."""
+    m = _RULE_TASK.fullmatch(goal)
+    return m.group(1) if m else goal
 
 
 _AUTOMATIC_REF = re.compile(r"\$(?:[@%<?^+|*]|[({][@%<?^+|*][DF]?[)}])")
