@@ -84,3 +84,23 @@ def test_plan_and_graph_show_each_double_colon_rule(tmp_path, home):
     r = gm(tmp_path, "run", "--force", "log.txt::1")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "log.txt").read_text() == "rule one\nrule two\nrule two\nrule one\n"
+
+
+def test_a_failing_double_colon_rule_skips_no_other_with_k(tmp_path, home):
+    # make runs a target's "::" rules one at a time, each on its own: with -k the rule
+    # after a failing one still runs (git's git-gui, gitk and templates); without -k,
+    # make stops at the failure.
+    from test_everyday import make
+    text = """
+        all:: ; @false
+        all:: ; @touch ran-after.txt
+        """
+    for keep_going in (True, False):
+        folder = tmp_path / f"k{keep_going}"
+        mk = tmp_path / f"make-k{keep_going}"
+        write_makefile(folder, text)
+        write_makefile(mk, text)
+        words = ["-k"] if keep_going else []
+        m, g = make(mk, *words), gm(folder, "run", *words)
+        assert m.returncode == g.returncode == 2, g.stderr
+        assert (mk / "ran-after.txt").exists() == (folder / "ran-after.txt").exists() == keep_going

@@ -26,6 +26,7 @@ from .recording import clean_env
 _POSIX_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh", "busybox", "ash"}
 
 NOTPARALLEL_POOL = "make.notparallel"
+RULES_POOL = "make.rules:"       # + a target of several "::" rules: one of them at a time
 UNREAD_RECIPE = "its recipe, read from the Makefile when it runs:"
 NOT_READ = ("gristmill: the recipe of '{}' was not read (it is not on the path of the goals "
             "Gristmill read the Makefile for); run it by name")
@@ -279,6 +280,14 @@ class WorkflowAssembler:
         if notparallel and commands:
             resources = Resources(resources.cpu, resources.mem, resources.gpu,
                                   resources.pools + ((NOTPARALLEL_POOL, 1),), resources.gpu_mem)
+        if rule is not None and commands:
+            # make runs one "::" rule of a target at a time ("don't run other :: rules for
+            # this target until this rule is finished"), yet each on its own: a pool of one
+            # per target, not an order between them (a failed rule skips no other, as -k).
+            pool = RULES_POOL + rep
+            self.hints.pool_sizes[pool] = 1
+            resources = Resources(resources.cpu, resources.mem, resources.gpu,
+                                  resources.pools + ((pool, 1),), resources.gpu_mem)
         self._add(task_cautions(f, rep, main, recs, location, set(members)))
         ignore = (False,) if unread else self._ignore_errors(rep, main, len(commands), location)
         # The stand-ins say their one line as make would (make's error, or "not read"):
