@@ -94,7 +94,9 @@ def _packing(p: argparse.ArgumentParser) -> None:
                    help="after a failure, go on with everything that does not depend on it")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; ``only``: with just that subcommand's parser (the one
+    typed), as building all six is a few per cent of a no-op's time."""
     p = _Parser(prog="gristmill", description="Run multi-step workflows incrementally and in "
                 "parallel. With no subcommand, opens the desktop app (on PATH: a folder or a "
                 "workflow file).",
@@ -102,7 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                       "{run,watch,plan,graph,history,doctor} ...")
     p.add_argument("--version", action="version", version=f"gristmill {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    adders = {"run": _add_run, "watch": _add_watch, "plan": _add_plan, "graph": _add_graph,
+              "history": _add_history, "doctor": _add_doctor}
+    for name, add in adders.items():
+        if only is None or only == name:
+            add(sub)
+    return p
 
+
+def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run targets (default: the workflow's default)",
                        epilog=MAKE_LETTERS, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(r)
@@ -151,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "kubernetes (dask-kubernetes); settings from [cluster] and "
                         "cluster.toml (needs gristmill[cluster])")
 
+
+def _add_watch(sub) -> None:
     w = sub.add_parser("watch", help="run targets, then again whenever a change on disk makes "
                        "something stale (Ctrl-C stops)")
     _common(w)
@@ -163,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait for this many milliseconds without a change before running "
                         "(default: 150)")
 
+
+def _add_plan(sub) -> None:
     pl = sub.add_parser("plan", help="what would run, in order, and why")
     _common(pl)
     pl.add_argument("targets", nargs="*", metavar="TARGET")
@@ -179,19 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
                          "gpu=1 (keys left out are this machine's), a sweep such as cpu=1..32, "
                          "or dask:ADDRESS for a live cluster's shape; may be repeated")
 
+
+def _add_graph(sub) -> None:
     g = sub.add_parser("graph", help="export the task graph")
     _common(g)
     g.add_argument("targets", nargs="*", metavar="TARGET")
     g.add_argument("--format", choices=("dot", "json"), default="dot")
 
+
+def _add_history(sub) -> None:
     h = sub.add_parser("history", help="recent runs")
     _common(h)
     h.add_argument("-n", "--limit", type=int, default=20)
     h.add_argument("--all", action="store_true", help="runs of every workflow")
 
+
+def _add_doctor(sub) -> None:
     sub.add_parser("doctor", help="what this machine offers: cgroups, bubblewrap, "
                    "podman/docker, strace, GPUs, Dask, and how to install what is missing")
-    return p
 
 
 def _count(text: str) -> int:
@@ -1085,7 +1104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         return open_app(argv[0] if argv else None)
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv[0] in SUBCOMMANDS else None).parse_args(argv)
     if args.command is None:
         build_parser().print_help()
         return 2

@@ -140,7 +140,9 @@ def run_gristmill(folder: Path, goals: list[str], variables: dict[str, str], env
 
         bus.subscribe(on_event)
         result = Engine(wf, bus=bus, options=RunOptions(jobs=jobs, structured_log=False)).run(goals)
-    ran = {n for n in started if wf.tasks[n].commands}
+    # Named by target, as make's trace names them: each of a target's "::" rules is a task
+    # of its own (log.txt::1), whose group is the target.
+    ran = {wf.tasks[n].group or n for n in started if wf.tasks[n].commands}
     return Outcome(result.exit_code == 0, ran, "\n".join(lines))
 
 

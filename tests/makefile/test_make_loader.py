@@ -140,13 +140,27 @@ def test_phony_order_only_and_force(tmp_path):
     assert wf.tasks["stamp-phony"].silent
 
 
-def test_double_colon_rules(tmp_path):
+def test_double_colon_rules_are_a_task_each(tmp_path):
+    # Each "::" rule is a task with its own prerequisites and commands, as make runs each
+    # rule on its own; the target is a task after all of them that runs nothing itself.
     wf = load(corpus("double_colon", tmp_path))
-    assert wf.tasks["log.txt"].commands == ('echo "from a" >> log.txt', 'echo "from b" >> log.txt')
-    assert wf.tasks["log.txt"].inputs == ("a.in", "b.in")
-    assert any("double-colon" in m and "log.txt" in m for m in messages(wf))
-    assert load(tmp_path / "double_colon", goals=["clean"]).tasks["clean"].commands == (
-        "rm -f log.txt", "echo cleaned")
+    a, b, log = wf.tasks["log.txt::1"], wf.tasks["log.txt::2"], wf.tasks["log.txt"]
+    assert (a.inputs, a.commands) == (("a.in",), ('echo "from a" >> log.txt',))
+    assert (b.inputs, b.commands) == (("b.in",), ('echo "from b" >> log.txt',))
+    assert a.outputs == b.outputs == log.outputs == ("log.txt",)
+    assert log.commands == () and log.after == ("log.txt::1", "log.txt::2")
+    assert [t.location.line for t in (a, b)] == [4, 6]
+    assert TaskGraph.of(wf).producer["log.txt"] == "log.txt"     # "all: log.txt" waits for both
+    assert wf.resolve_targets(["log.txt"]) == ("log.txt",)
+    assert not any("double-colon" in m for m in messages(wf))
+    clean = load(tmp_path / "double_colon", goals=["clean"])
+    assert [clean.tasks[f"clean::{k}"].commands for k in (1, 2)] == [("rm -f log.txt",), ("echo cleaned",)]
+    assert clean.tasks["clean"].phony and clean.tasks["clean::1"].phony
+    # The graph read (no recipe expanded) has the same tasks and edges.
+    graph = load_makefile(tmp_path / "double_colon", recipes=False)
+    assert graph.tasks["log.txt::2"].inputs == ("b.in",)
+    assert graph.tasks["log.txt"].after == ("log.txt::1", "log.txt::2")
+    assert 'echo "from b" >> $@' in graph.tasks["log.txt::2"].description
 
 
 def test_includes_conditionals_and_default_goal(tmp_path):
@@ -277,6 +291,19 @@ def test_precious_warns(tmp_path):
         """)
     wf = load(tmp_path)
     assert any("'big.dat' is .PRECIOUS" in m for m in messages(wf))
+
+
+def test_many_precious_targets_are_one_warning(tmp_path):
+    # git's Makefile makes 80 objects .PRECIOUS: one warning says so, not 80 lines.
+    names = [f"o{k}.o" for k in range(8)]
+    write_makefile(tmp_path, f"""
+        all: {' '.join(names)}
+        .PRECIOUS: {' '.join(names)}
+        %.o:
+        > touch $@
+        """)
+    said = [m for m in messages(load(tmp_path)) if ".PRECIOUS" in m]
+    assert len(said) == 1 and "8 targets are .PRECIOUS ('o0.o', 'o1.o', 'o2.o', ...)" in said[0]
 
 
 def test_make_warnings_come_through_with_their_line(tmp_path):

@@ -156,7 +156,12 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
     (the app watches those files and folders).
     """
     p = workflow_file(path)
-    if is_makefile(p) or os.environ.get("GRISTMILL_NO_CACHE"):
+    if is_makefile(p):
+        # Straight to the Makefile reader: the TOML/JSON loader (its schema, templates,
+        # tomllib) is no part of reading a Makefile, and a no-op should not import it.
+        from ..makefile import load_makefile
+        return load_makefile(p, variables, goals)
+    if os.environ.get("GRISTMILL_NO_CACHE"):
         from .loader import load_workflow
         if log is not None:
             return load_workflow(p, variables, probe=log, goals=goals)

@@ -84,10 +84,17 @@ def intermediate_files(f: MakeFacts) -> frozenset[str]:
 
 def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[WorkflowWarning]:
     out: list[WorkflowWarning] = []
-    for p in f.db_a.special_prereqs(".PRECIOUS") or []:
-        if "%" not in p:
-            out.append(WorkflowWarning(f"'{p}' is .PRECIOUS: Gristmill still removes a failed task's "
-                                       "partial outputs", f.location(p, f.entry(p))))
+    precious = [p for p in f.db_a.special_prereqs(".PRECIOUS") or [] if "%" not in p]
+    if len(precious) > 3:
+        # One warning for them all (git's Makefile has 80), not a line each.
+        out.append(WorkflowWarning(
+            f"{len(precious)} targets are .PRECIOUS ('{precious[0]}', '{precious[1]}', "
+            f"'{precious[2]}', ...): Gristmill still removes a failed task's partial outputs",
+            f.location(precious[0], f.entry(precious[0]))))
+        precious = []
+    for p in precious:
+        out.append(WorkflowWarning(f"'{p}' is .PRECIOUS: Gristmill still removes a failed task's "
+                                   "partial outputs", f.location(p, f.entry(p))))
     for file, src in f.sources.items():
         for h in src.hints:
             if (file, h.line) not in used_hints:

@@ -23,11 +23,29 @@ _ORIGIN_RE = re.compile(
     r"'override' directive|override|automatic)(?P<private> private)?"
     r"(?: \(from '(?P<file>.*)', line (?P<line>\d+)\))?$")
 _ASSIGN_RE = re.compile(r"^(?P<name>[^\s=]+?) (?P<op>:=|::=|\+=|\?=|=) ?(?P<value>.*)$")
-_RULE_RE = re.compile(r"^(?P<name>.+?)(?P<colon>::?)(?:\s(?P<deps>.*))?$")
 _TARGET_VAR_RE = re.compile(r"^(?P<target>.+?): (?P<name>[^\s=]+?) (?P<op>:=|::=|\+=|\?=|=) ?(?P<value>.*)$")
-_RECIPE_RE = re.compile(r"^#  recipe to execute \((?:from '(?P<file>.*)', line (?P<line>\d+)|(?P<builtin>built-in))\):$")
-_STEM_RE = re.compile(r"^#  Implicit/static pattern stem: '(?P<stem>.*)'$")
+# "#  recipe to execute (from 'Makefile', line 12):" or "... (built-in):"; and
+# "#  Implicit/static pattern stem: 'foo'": read with str methods (16,000 of each in git's).
+_RECIPE = "#  recipe to execute ("
+_BUILTIN_RECIPE = "#  recipe to execute (built-in):"
+_STEM = "#  Implicit/static pattern stem: '"
 _ALSO_RE = re.compile(r"^#  Also makes: (?P<names>.*)$")
+
+# The sentences make prints under most files, looked up whole: (attribute, value) to
+# set, or () for one that says nothing the reader keeps.
+_INFO_FLAGS: dict[str, tuple] = {
+    "#  Implicit rule search has not been done.": (),
+    "#  File has not been updated.": (),
+    "#  Modification time never checked.": (),
+    "#  Phony target (prerequisite of .PHONY).": ("phony", True),
+    "#  Precious file (prerequisite of .PRECIOUS or .SECONDARY).": ("precious", True),
+    "#  File does not exist.": ("exists", False),
+    "#  Implicit rule search has been done.": ("implicit_done", True),
+    "#  File has been updated.": ("updated", True),
+    "#  Needs to be updated (-q is set).": ("updated", True),
+    "#  Command line target.": ("command_line", True),
+    "#  Builtin rule": (),
+}
 
 SPECIAL_TARGETS = frozenset({
     ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
@@ -39,6 +57,8 @@ SPECIAL_TARGETS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class Variable:
+    """A variable as make printed it (global, target- or pattern-specific)."""
+
     name: str
     value: str                  # as printed: expanded for ":=", unexpanded for "="
     origin: str                 # "default", "environment", "makefile", "command line", "override", ...
@@ -68,6 +88,8 @@ class Rule:
 
 @dataclass(slots=True)
 class FileEntry:
+    """A file of make's data base: its rules and what make says of it."""
+
     name: str
     is_target: bool = True
     double_colon: bool = False
@@ -88,7 +110,7 @@ class FileEntry:
         rules = self.rules
         if len(rules) == 1:            # nearly every file: its one rule's list, as printed
             names = rules[0].prereqs
-            if len(set(names)) == len(names):
+            if len(names) < 2 or len(set(names)) == len(names):
                 return names
         return _merge(r.prereqs for r in rules)
 
@@ -97,7 +119,7 @@ class FileEntry:
         rules = self.rules
         if len(rules) == 1:
             names = rules[0].order_only
-            if len(set(names)) == len(names):
+            if len(names) < 2 or len(set(names)) == len(names):
                 return names
         return _merge(r.order_only for r in rules)
 
@@ -116,12 +138,16 @@ def _merge(lists) -> list[str]:
 
 @dataclass(slots=True)
 class PatternVariable:
+    """A pattern-specific value: ``%.o: CFLAGS += -g``."""
+
     pattern: str
     variable: Variable
 
 
 @dataclass(slots=True)
 class Database:
+    """What ``make -p`` printed: variables, pattern values, files, VPATH."""
+
     variables: dict[str, Variable] = field(default_factory=dict)
     pattern_vars: list[PatternVariable] = field(default_factory=list)
     files: dict[str, FileEntry] = field(default_factory=dict)
@@ -148,7 +174,7 @@ class Database:
 def split_names(text: str) -> list[str]:
     """Names as make prints them: separated by blanks, ``\\ `` is a literal blank."""
     if "\\" not in text:
-        return [w for w in text.replace("\t", " ").split(" ") if w]
+        return list(filter(None, text.replace("\t", " ").split(" ")))
     out: list[str] = []
     cur: list[str] = []
     i = 0
@@ -292,7 +318,8 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
         is_target = False
         i += 1
     # Target-specific variables: an origin comment, then "target: NAME op value".
-    while i + 1 < n and _origin(lines[i]) and not lines[i + 1].startswith("#"):
+    while i + 1 < n and lines[i].startswith("# ") and _origin(lines[i]) \
+            and not lines[i + 1].startswith("#"):
         m = _origin(lines[i])
         tv = _TARGET_VAR_RE.match(lines[i + 1])
         if not tv:
@@ -305,12 +332,11 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
         i += 2
     if i >= n:
         return i
-    rm = _RULE_RE.match(lines[i])
-    if not rm or lines[i].startswith("#"):
+    rule_line = lines[i]
+    rm = None if rule_line.startswith("#") else _split_rule(rule_line)
+    if rm is None:
         return i + 1
-    name = rm.group("name")
-    double = rm.group("colon") == "::"
-    deps_text = rm.group("deps") or ""
+    name, double, deps_text = rm
     tokens = split_names(deps_text)
     if "|" in tokens:
         k = tokens.index("|")
@@ -334,7 +360,25 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
             break
         if line.startswith("#  "):
             info = line
-            if info.startswith("#  Phony target"):
+            flag = _INFO_FLAGS.get(info)
+            if flag is not None:        # nearly every line: one of make's fixed sentences
+                if flag:
+                    setattr(entry, *flag)
+            elif info.startswith(_STEM) and info.endswith("'"):
+                entry.stem = info[len(_STEM):-1]
+            elif info.startswith(_RECIPE) and info.endswith("):"):
+                if info == _BUILTIN_RECIPE:
+                    rule.builtin = True
+                else:
+                    file, sep, line_no = info[len(_RECIPE):-2].rpartition("', line ")
+                    if not (sep and file.startswith("from '") and line_no.isdigit()):
+                        i += 1
+                        continue
+                    rule.recipe_file = file[len("from '"):]
+                    rule.recipe_line = int(line_no)
+                i = _parse_recipe(lines, i + 1, rule)
+                continue
+            elif info.startswith("#  Phony target"):
                 entry.phony = True
             elif info.startswith("#  Precious file"):
                 entry.precious = True
@@ -350,40 +394,54 @@ def _parse_file_entry(lines: list[str], i: int, db: Database) -> int:
                 entry.exists = True
             elif info.startswith("#  File has been updated") or info.startswith("#  Needs to be updated"):
                 entry.updated = True
-            elif (sm := _STEM_RE.match(info)):
-                entry.stem = sm.group("stem")
             elif (am := _ALSO_RE.match(info)):
                 for a in split_names(am.group("names")):
                     if a != name and a not in entry.also_makes:
                         entry.also_makes.append(a)
-            elif (rcm := _RECIPE_RE.match(info)):
-                if rcm.group("builtin"):
-                    rule.builtin = True
-                else:
-                    rule.recipe_file = rcm.group("file")
-                    rule.recipe_line = int(rcm.group("line"))
-                i = _parse_recipe(lines, i + 1, rule)
-                continue
         i += 1
     return i
+
+
+def _split_rule(line: str) -> tuple[str, bool, str] | None:
+    """A rule line ``NAME: DEPS`` or ``NAME:: DEPS`` -> (name, double colon?, DEPS): at the
+    first colon (from the second character) whose ``:`` or ``::`` the line's end or a blank
+    follows; None if there is none. (The regex ``^(.+?)(::?)(?:\\s(.*))?$`` by hand: its
+    lazy name costs a step per character of git's long lines.)"""
+    n = len(line)
+    j = line.find(":", 1)
+    while j >= 0:
+        k = j + 1
+        if k < n and line[k] == ":":
+            if k + 1 == n:
+                return line[:j], True, ""
+            if line[k + 1].isspace():
+                return line[:j], True, line[k + 2:]
+        if k == n:
+            return line[:j], False, ""
+        if line[k].isspace():
+            return line[:j], False, line[k + 1:]
+        j = line.find(":", k)
+    return None
 
 
 def _parse_recipe(lines: list[str], i: int, rule: Rule) -> int:
     """Recipe lines, each printed after the recipe prefix (a tab, or ``.RECIPEPREFIX``)."""
     logical: list[str] = []
-    physical = 0
+    start, n = i, len(lines)
     cont = False
-    while i < len(lines) and lines[i] != "":
-        text = lines[i][1:]
-        physical += 1
+    while i < n:
+        line = lines[i]
+        if line == "":
+            break
+        text = line[1:]
         if cont:
             logical[-1] += "\n" + text
         else:
             logical.append(text)
-        cont = _ends_in_backslash(text)
+        cont = text.endswith("\\") and _ends_in_backslash(text)
         i += 1
     rule.recipe = logical
-    rule.recipe_physical = physical
+    rule.recipe_physical = i - start
     return i
 
 

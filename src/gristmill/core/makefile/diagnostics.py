@@ -15,6 +15,8 @@ _NO_RULE = re.compile(r"^No rule to make target '(?P<target>.*?)'(?:, needed by 
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
+    """One message make wrote to stderr, classified."""
+
     kind: str                   # "error", "warning", "no-rule", "not-remade", "info"
     message: str
     file: str | None = None

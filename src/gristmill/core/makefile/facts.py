@@ -16,6 +16,8 @@ from .source import SourceFile
 
 @dataclass
 class MakeFacts:
+    """What the reading passes learned."""
+
     folder: Path
     makefile: str                           # as make names it (relative to folder)
     display_base: str                       # prefix for user-facing paths ("" or "dir/")
@@ -37,7 +39,11 @@ class MakeFacts:
     warnings: list[WorkflowWarning] = field(default_factory=list)
     recipe_info: dict[str, list[str]] = field(default_factory=dict)  # target -> $(info) of its recipe
     read_messages: list[str] = field(default_factory=list)  # what reading the Makefile printed
+    # target -> its commands per "::" rule, in rule order (targets with several "::" rules)
+    rule_records: dict[str, list[list[Record]]] = field(default_factory=dict)
     _rel: dict[str, str] = field(default_factory=dict, repr=False)   # rel(), once per name
+    _mentions: dict[str, list[tuple[str, int]]] | None = field(default=None, repr=False)
+    _file_index: dict[str, int] | None = field(default=None, repr=False)
 
     # -- places -----------------------------------------------------------------------
     def display(self, file: str) -> str:
@@ -72,12 +78,17 @@ class MakeFacts:
 
     def mentions(self, name: str) -> list[tuple[str, int]]:
         """Rule lines that name ``name`` literally as a target."""
-        out = []
-        for f in self.makefile_list:
-            src = self.sources.get(f)
-            if src is not None:
-                out.extend((f, line) for line in src.literal_targets.get(name, ()))
-        return out
+        index = self._mentions
+        if index is None:
+            # One index over every makefile, made on the first question: the assembler
+            # asks it two or three times per target (16,000 targets in git's).
+            index = self._mentions = {}
+            for f in self.makefile_list:
+                src = self.sources.get(f)
+                if src is not None:
+                    for target, lines in src.literal_targets.items():
+                        index.setdefault(target, []).extend((f, line) for line in lines)
+        return index.get(name, [])
 
     def location(self, name: str, e: FileEntry | None) -> Location | None:
         recipe = self.recipe_place(e)
@@ -93,8 +104,11 @@ class MakeFacts:
             return (1, 0, 0)
         path = location.path[len(self.display_base):] if self.display_base and \
             location.path.startswith(self.display_base) else location.path
-        index = self.makefile_list.index(path) if path in self.makefile_list else 0
-        return (0, index, location.line)
+        if self._file_index is None:
+            self._file_index = {}
+            for k, name in enumerate(self.makefile_list):
+                self._file_index.setdefault(name, k)
+        return (0, self._file_index.get(path, 0), location.line)
 
     # -- files and targets ------------------------------------------------------------
     def entry(self, name: str) -> FileEntry | None:

@@ -21,12 +21,16 @@ _PARENT_MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOV
 
 @dataclass(frozen=True, slots=True)
 class GnuMake:
+    """The GNU make Gristmill runs."""
+
     command: str              # what $(MAKE) expands to: the name we ran it by
     version: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class MakeRun:
+    """One make run's exit status and output."""
+
     returncode: int
     stdout: str
     stderr: str

@@ -32,6 +32,8 @@ _BOOLS = {"true": True, "yes": True, "on": True, "1": True,
 
 @dataclass(frozen=True, slots=True)
 class TaskHint:
+    """What a ``# gristmill:`` hint says a rule's tasks need."""
+
     resources: Resources
     retries: int = 0
     timeout: float | None = None
@@ -178,14 +180,20 @@ class HintBook:
         self.pool_where: dict[str, Location] = {}
         self.used: set[tuple[str, int]] = set()
         self.conflicts: list[tuple[str, Location, Location]] = []   # (target, used, ignored)
+        self._none = not any(src.hints for src in facts.sources.values())
 
-    def for_target(self, name: str, e: FileEntry | None) -> TaskHint | None:
-        """The hint above the rule that gives ``name`` its recipe, or above a rule naming it."""
-        places = []
-        recipe = self.f.recipe_place(e)
-        if recipe:
-            places.append(recipe)
-        places.extend(self.f.mentions(name))
+    def for_target(self, name: str, e: FileEntry | None,
+                   places: list[tuple[str, int]] | None = None) -> TaskHint | None:
+        """The hint above the rule that gives ``name`` its recipe, or above a rule naming it
+        (``places``: above these rule lines only, as for one of several ``::`` rules)."""
+        if self._none:
+            return None         # a Makefile without hints (most): nothing to look for
+        if places is None:
+            places = []
+            recipe = self.f.recipe_place(e)
+            if recipe:
+                places.append(recipe)
+            places.extend(self.f.mentions(name))
         found: list[TaskHint] = []
         for file, line in places:
             src = self.f.sources.get(file)

@@ -25,6 +25,8 @@ Lookup = Callable[[str], "tuple[str, str] | None"]
 
 @dataclass(frozen=True, slots=True)
 class LineFlags:
+    """What a recipe line's prefixes say: ``-`` (ignore errors), ``+`` or $(MAKE)."""
+
     noerror: bool | None        # None: cannot tell
     recursive: bool             # "+" or $(MAKE): make runs it even under -n
     count: int | None           # commands this line expands to, when plain (None: cannot tell)

@@ -20,8 +20,8 @@ echoed when make's output just before the marker ends with it.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +80,8 @@ class Record:
 
 @dataclass(slots=True)
 class Recording:
+    """One recording pass: make's run, its data base and the commands."""
+
     run: MakeRun
     db: Database
     records: list[Record]
@@ -102,7 +104,7 @@ class Recorder:
         self.post = tmp / "post.mk"
         self.real = tmp / "real-shell"
         self.records = tmp / "records"
-        self.nonce = "gristmill-" + secrets.token_hex(8)
+        self.nonce = "gristmill-" + os.urandom(8).hex()
         q = shlex.quote
         self.env_each = tmp / "env-each"
         self.env_once = tmp / "env-once"
@@ -246,6 +248,43 @@ def printed_by_recipes(before: str, marker: str, records: list[Record]) -> dict[
         if target is not None:
             lines.append(line)
     close(None)
+    return out
+
+
+def split_by_rule(before: str, marker: str, records: list[Record],
+                  rules: dict[str, int]) -> dict[str, list[list[Record]]]:
+    """The commands of each double-colon rule of the targets in ``rules`` (target ->
+    how many ``::`` rules it has), in rule order.
+
+    Make treats each ``::`` rule as a target of its own: with ``--debug=m`` it says
+    "Must remake target 'T'." once per rule, in order, before that rule's commands.
+    A target whose count does not match (a rule make did not consider) is left out:
+    its commands stay together.
+    """
+    if not rules:
+        return {}
+    goals_at = max(before.find("Updating goal targets....\n"), 0)
+    k = k0 = before[:goals_at].count(marker)
+    seen: dict[str, int] = {}
+    rule_of: list[int] = []
+    bare = marker.rstrip("\n")
+    for line in re.findall(r"[^\n]*\n|[^\n]+$", before[goals_at:]):
+        if line.rstrip("\n") == bare or line.endswith(marker):
+            if k < len(records):
+                rule_of.append(seen.get(records[k].target, 0) - 1)
+            k += 1
+            continue
+        m = _MUST_RE.match(line.rstrip("\n"))
+        if m and m.group(1) in rules:
+            seen[m.group(1)] = seen.get(m.group(1), 0) + 1
+    out: dict[str, list[list[Record]]] = {}
+    skip = {t for t, n in rules.items() if seen.get(t, 0) != n}
+    for rec, rule in zip(records[k0:], rule_of):
+        if rec.target in rules and rec.target not in skip and rule >= 0:
+            out.setdefault(rec.target, [[] for _ in range(rules[rec.target])])[rule].append(rec)
+    for t in rules:
+        if t not in skip and t not in out and seen.get(t):
+            out[t] = [[] for _ in range(rules[t])]
     return out
 
 

@@ -22,6 +22,8 @@ _DIRECTIVES = ("ifeq", "ifneq", "ifdef", "ifndef", "else", "endif", "define", "e
 
 @dataclass(frozen=True, slots=True)
 class Hint:
+    """A ``# gristmill:`` comment and the line it annotates."""
+
     line: int                   # the comment's line
     col: int                    # where the hint text starts
     text: str                   # after "gristmill:"
@@ -30,6 +32,8 @@ class Hint:
 
 @dataclass(slots=True)
 class SourceFile:
+    """What the scan found in one makefile."""
+
     path: str                                           # as make names it
     rule_lines: set[int] = field(default_factory=set)
     recipe_owner: dict[int, int] = field(default_factory=dict)   # recipe line -> its rule's line
@@ -44,6 +48,8 @@ class SourceFile:
         return self.recipe_owner.get(recipe_line, recipe_line)
 
     def hint_for(self, line: int) -> Hint | None:
+        if not self.hints:
+            return None
         for h in self.hints:
             if h.anchor == line:
                 return h
