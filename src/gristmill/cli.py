@@ -43,40 +43,54 @@ class _Parser(argparse.ArgumentParser):
 
 # What a make user should know about the letters `run` shares with make.
 MAKE_LETTERS = """\
-options that mean what they mean to make: -C, -f, -j, -k, -B, -q, -s, -t, -W FILE,
-NAME=VALUE. For a Makefile, -n prints the commands that would run, as make -n
-does (sub-makes are run with -n, as make runs them); `gristmill plan` says why.
+For a Makefile, GNU make itself decides and runs every recipe; Gristmill packs
+each recipe by its target's declared resources, records it and guards it. Every
+make option is passed to make as typed: -C, -f, -j, -k, -B, -n, -q, -t, -s, -i,
+-e, -r, -R, -W, -o, -O, -I, -L, -l, -w, -p, --trace, --eval, --debug, NAME=VALUE.
+-n, -q, -t and -p run make alone (nothing of Gristmill's runs).
 short options that differ from make's:
   -n  for gristmill.toml and .json: prints the plan, in run order, with the
       reason each task would run
-  -v  prints each command as it starts (make -v prints make's version;
+  -v  prints each recipe as it starts (make -v prints make's version;
       here that is gristmill --version)
-make options that are refused, with what to do instead: -i, -o, -e, -r, -R, -I,
--L, -O, -w, -p, --trace, --eval.
+make options refused for a gristmill.toml or .json workflow: -i, -o, -e, -r, -R,
+-I, -L, -O, -w, -p, -l, --trace, --eval, --debug.
 """
 
-# make's options that `run` does not honour: each is refused with what to do instead,
-# never ignored (option, its long form, takes an argument?, what to do instead).
-_REFUSED = (
-    ("-i", "--ignore-errors", False, "put '-' before the commands whose failures may be "
+# make's options that `run` passes to make for a Makefile; a gristmill.toml or .json
+# workflow refuses each with what to do instead (option, its long form, its argument:
+# None, "yes" or "optional", what to do instead).
+_MAKE_ONLY = (
+    ("-i", "--ignore-errors", None, "put '-' before the commands whose failures may be "
      "ignored, or use -k to go on with the rest after a failure"),
-    ("-o", "--old-file", True, "Gristmill cannot hold a file back as old; touch what "
+    ("-o", "--old-file", "yes", "Gristmill cannot hold a file back as old; touch what "
      "depends on it with -t, or run the targets that do not need it"),
-    ("-e", "--environment-overrides", False, "set the variable on the command line "
-     "(NAME=VALUE), which overrides the Makefile"),
-    ("-r", "--no-builtin-rules", False, "add MAKEFLAGS += -r to the Makefile"),
-    ("-R", "--no-builtin-variables", False, "add MAKEFLAGS += -R to the Makefile"),
-    ("-I", "--include-dir", True, "name the include with its path in the Makefile"),
-    ("-L", "--check-symlink-times", False, "Gristmill compares the times of the files "
+    ("-e", "--environment-overrides", None, "set the variable on the command line "
+     "(NAME=VALUE), which overrides the workflow"),
+    ("-r", "--no-builtin-rules", None, "a make option, for Makefiles only"),
+    ("-R", "--no-builtin-variables", None, "a make option, for Makefiles only"),
+    ("-I", "--include-dir", "yes", "a make option, for Makefiles only"),
+    ("-L", "--check-symlink-times", None, "Gristmill compares the times of the files "
      "links point to, as make does without -L"),
-    ("-O", "--output-sync", False, "Gristmill keeps each task's output together already"),
-    ("-w", "--print-directory", False, "each task's output is shown under its name already"),
-    ("-p", "--print-data-base", False, "run make -p yourself; `gristmill graph` exports "
-     "the task graph"),
-    (None, "--trace", False, "`gristmill plan` says why each task runs; -v prints each "
+    ("-O", "--output-sync", "optional", "Gristmill keeps each task's output together already"),
+    ("-w", "--print-directory", None, "each task's output is shown under its name already"),
+    (None, "--no-print-directory", None, "a make option, for Makefiles only"),
+    ("-p", "--print-data-base", None, "`gristmill graph` exports the task graph"),
+    ("-l", "--load-average", "optional", "a make option, for Makefiles only"),
+    ("-S", "--no-keep-going", None, "leave out -k"),
+    ("-b", None, None, "a make option, for Makefiles only"),
+    ("-m", None, None, "a make option, for Makefiles only"),
+    ("-d", None, None, "`gristmill plan` says why each task runs"),
+    (None, "--debug", "optional", "`gristmill plan` says why each task runs"),
+    (None, "--trace", None, "`gristmill plan` says why each task runs; -v prints each "
      "command as it starts"),
-    (None, "--eval", True, "write the line into the Makefile, or pass NAME=VALUE"),
+    (None, "--eval", "yes", "write the line into the workflow, or pass NAME=VALUE"),
+    (None, "--warn-undefined-variables", None, "a make option, for Makefiles only"),
 )
+
+
+def _make_dest(short: str | None, long: str | None) -> str:
+    return "make_" + (long or short or "").strip("-").replace("-", "_")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -125,11 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-W", "--what-if", "--new-file", "--assume-new", action="append",
                    default=[], metavar="FILE",
                    help="as make -W: run as if FILE had just changed")
-    for short, long, takes, _ in _REFUSED:
+    for short, long, takes, _ in _MAKE_ONLY:
         flags = [f for f in (short, long) if f]
-        r.add_argument(*flags, dest="refused_" + long.strip("-").replace("-", "_"),
-                       action="append_const" if not takes else "append",
-                       **({"const": True} if not takes else {}), help=argparse.SUPPRESS)
+        extra: dict = ({"action": "append_const", "const": True} if takes is None else
+                       {"action": "append"} if takes == "yes" else
+                       {"action": "append", "nargs": "?", "const": True})
+        r.add_argument(*flags, dest=_make_dest(short, long), help=argparse.SUPPRESS, **extra)
     r.add_argument("--audit", action="store_true",
                    help="trace each task's file accesses (strace) and report what it reads "
                         "or writes undeclared, and declared inputs it never reads")
@@ -327,11 +342,14 @@ def _stamps(prefetch: list[StampPrefetch]):
 
 
 def cmd_run(args) -> int:
-    _refuse_make_options(args)
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
     wf = _load(args, variables, prefetch if not targets else None, targets)
+    if wf.kind != "make":
+        _refuse_make_options(args)
+    elif args.dry_run or args.question or args.touch or getattr(args, "make_print_data_base"):
+        return _make_alone(args, wf, targets, variables)
     from .core.run.engine import RunOptions
     lock = None
     if not args.dry_run and not args.question:
@@ -346,10 +364,7 @@ def cmd_run(args) -> int:
             prefetch = []
     history = _settle_in(wf.root, wf.path, lock is not None)
     if wf.kind == "make":
-        # make exports the command line's variables to every recipe's environment
-        # (`make install DESTDIR=/tmp/stage`: a helper script sees DESTDIR). They go in
-        # the environment the tasks inherit, not in each task's definition.
-        os.environ.update(variables)
+        return _run_make(args, wf, targets, variables, history, lock)
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     if args.what_if:
         forced += _what_if(wf, args.what_if)
@@ -378,6 +393,67 @@ def cmd_run(args) -> int:
             dask.close()
         if lock is not None:
             lock.release()
+
+
+def _make_alone(args, wf: Workflow, targets: list[str], variables: dict[str, str]) -> int:
+    """make -n, -q, -t, -p: make runs alone, with the user's arguments; its output and
+    its exit status are the answer (nothing of Gristmill's runs)."""
+    import subprocess
+    from .core.run.makerun import make_argv, own_makefile, _make_program
+    argv = make_argv(_make_program(), _make_args(args), variables, targets, own_makefile(wf))
+    sys.stdout.flush()
+    try:
+        return subprocess.run(argv, cwd=wf.root).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_make(args, wf: Workflow, targets: list[str], variables: dict[str, str], history,
+              lock) -> int:
+    """A Makefile's run: GNU make decides and runs the recipes, through Gristmill's
+    recipe shell (core/run/makerun.py); the exit status is make's."""
+    from .console import MakeReporter
+    from .core.events import EventBus
+    from .core.run.engine import RunOptions
+    from .core.run.makerun import MakeEngine
+    make_args = _make_args(args)
+    jobs = args.jobs
+    if jobs is None:
+        parallel, jobs = _makeflags_jobs(os.environ.get("MAKEFLAGS", ""))
+        if parallel or "--jobserver-auth" in os.environ.get("MAKEFLAGS", ""):
+            make_args.append("--jobs" if jobs is None else f"-j{jobs}")
+            if jobs is None and "--jobserver-auth" in os.environ.get("MAKEFLAGS", ""):
+                make_args.pop()          # inside make -jN: its jobserver gives the slots
+        else:
+            jobs = None
+    options = RunOptions(jobs=jobs, keep_going=args.keep_going, silent=args.silent)
+    bus = EventBus()
+    engine = MakeEngine(wf, bus=bus, history=history, options=options, make_args=make_args,
+                        variables=variables, force=targets if args.force else ())
+    bus.subscribe(MakeReporter(verbose=args.verbose, quiet=args.quiet))
+    interrupted: list[int] = []
+
+    def on_signal(signum, frame):
+        interrupted.append(signum)
+        if len(interrupted) == 1:
+            engine.cancel()
+        else:
+            engine.abort()
+    handlers = {sig: signal.signal(sig, on_signal)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = _run_on_thread(engine, targets)
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+        if history is not None:
+            _prune(args, history)
+            history.close()
+        if lock is not None:
+            lock.release()
+    if interrupted:
+        return 128 + interrupted[0]       # 130 Ctrl-C, 129 a closed terminal, 143 SIGTERM
+    return result.exit_code
 
 
 def _say(line: str) -> None:
@@ -422,11 +498,35 @@ def _stop_leftovers(history, workflow_path: Path) -> None:
 
 
 def _refuse_make_options(args) -> None:
-    """A make option `run` does not honour is an error that says what to do instead."""
-    for short, long, _, instead in _REFUSED:
-        if getattr(args, "refused_" + long.strip("-").replace("-", "_"), None):
-            name = f"{short} ({long})" if short else long
-            raise UsageError(f"make's {name} is not supported by gristmill run: {instead}")
+    """A make option given for a gristmill.toml or .json workflow is an error that says
+    what to do instead."""
+    for short, long, _, instead in _MAKE_ONLY:
+        if getattr(args, _make_dest(short, long), None):
+            name = f"{short} ({long})" if short and long else short or long
+            raise UsageError(f"make's {name} is not supported by gristmill run for a "
+                             f"gristmill.toml or .json workflow: {instead}")
+
+
+def _make_args(args) -> list[str]:
+    """The make options of ``gristmill run``, for make (core/run/makerun.py)."""
+    out = []
+    for flag, on in (("-k", args.keep_going), ("-s", args.silent), ("-B", args.force_all),
+                     ("-n", args.dry_run), ("-q", args.question), ("-t", args.touch)):
+        if on:
+            out.append(flag)
+    for f in args.what_if:
+        out += ["-W", f]
+    if args.jobs is not None:
+        out.append(f"-j{args.jobs}")
+    for short, long, takes, _ in _MAKE_ONLY:
+        for value in getattr(args, _make_dest(short, long), None) or ():
+            if value is True:
+                out.append(short or long)
+            elif long:
+                out.append(f"{long}={value}")
+            else:
+                out += [short, value]
+    return out
 
 
 def _what_if(wf: Workflow, files: list[str]) -> tuple[str, ...]:

@@ -399,6 +399,48 @@ class ConsoleReporter:
             self.out.flush()
 
 
+class MakeReporter:
+    """The console of a Makefile's run: make's own lines (its echoes, the recipes'
+    output, its ``*** Error`` lines) are the output, on the streams make wrote them to.
+    Gristmill adds only its own words, on stderr, each line ``gristmill: ``: notices,
+    what it removed or killed, and with ``-v`` each recipe as it starts."""
+
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False,
+                 quiet: bool = False):
+        self.out = stream or sys.stderr
+        self.verbose = verbose
+        self.quiet = quiet
+        self._lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        line = self._words(ev)
+        if line is None:
+            return
+        with self._lock:
+            try:
+                self.out.write(f"gristmill: {line}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _words(self, ev: Event) -> str | None:
+        if isinstance(ev, RunNotice):
+            return ev.message
+        if isinstance(ev, TaskStarted):
+            return f"▸ {ev.task}" if self.verbose else None
+        if isinstance(ev, TaskFinished):
+            if ev.outcome is Outcome.SUCCEEDED:
+                return None
+            words = f"✗ {ev.task}: {ev.message or ev.outcome.value}"
+            if ev.removed_outputs:
+                words += (f"; removed {', '.join(ev.removed_outputs)}, which the failed "
+                          "recipe changed (Gristmill's clean-up)")
+            return words
+        if isinstance(ev, RunFinished) and ev.status is RunStatus.CANCELLED:
+            return "the run was cancelled"
+        return None
+
+
 def fix_label(f: AuditFinding) -> str:
     """What to do with a finding's fix, in words: "add the line" to a Makefile, else
     the edit of the workflow file."""

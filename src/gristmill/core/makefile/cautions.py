@@ -82,12 +82,19 @@ def intermediate_files(f: MakeFacts) -> frozenset[str]:
     return frozenset(out)
 
 
+def kept_on_failure(f: MakeFacts) -> frozenset[str]:
+    """The targets of ``.PRECIOUS`` and ``.SECONDARY`` (``%`` patterns kept as they are;
+    ``%`` alone is the reader's own and left out): a failed recipe's target among them
+    is not removed."""
+    db = f.db_a
+    names = set(db.special_prereqs(".SECONDARY") or ())
+    names |= {p for p in db.special_prereqs(".PRECIOUS") or () if p != "%"}
+    names |= {n for n, e in db.files.items() if e.precious and not f.skip_name(n)}
+    return frozenset(names)
+
+
 def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[WorkflowWarning]:
     out: list[WorkflowWarning] = []
-    for p in f.db_a.special_prereqs(".PRECIOUS") or []:
-        if "%" not in p:
-            out.append(WorkflowWarning(f"'{p}' is .PRECIOUS: Gristmill still removes a failed task's "
-                                       "partial outputs", f.location(p, f.entry(p))))
     for file, src in f.sources.items():
         for h in src.hints:
             if (file, h.line) not in used_hints:

@@ -71,9 +71,12 @@ class RunResult:
     failed: tuple[str, ...] = ()
     decisions: Mapping[str, Decision] = field(default_factory=dict)
     cancelled: tuple[str, ...] = ()      # tasks cancelled one by one (``cancel_task``)
+    code: int | None = None              # a Makefile's run: make's own exit status
 
     @property
     def exit_code(self) -> int:
+        if self.code is not None:
+            return self.code
         return 0 if self.status is RunStatus.SUCCEEDED else 1
 
 
