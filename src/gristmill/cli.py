@@ -416,20 +416,25 @@ def _run_make(args, wf: Workflow, targets: list[str], variables: dict[str, str],
     from .core.events import EventBus
     from .core.run.engine import RunOptions
     from .core.run.makerun import MakeEngine
+    # An unknown goal is an error before anything runs, with a suggestion (Gristmill's
+    # addition: make would run the goals before it); a goal written as an absolute path
+    # goes to make as the target it names.
+    wf.resolve_targets(targets)
+    targets = [wf.resolve_targets([t])[0] if os.path.isabs(t) else t for t in targets]
     make_args = _make_args(args)
-    jobs = args.jobs
-    if jobs is None:
-        parallel, jobs = _makeflags_jobs(os.environ.get("MAKEFLAGS", ""))
-        if parallel or "--jobserver-auth" in os.environ.get("MAKEFLAGS", ""):
-            make_args.append("--jobs" if jobs is None else f"-j{jobs}")
-            if jobs is None and "--jobserver-auth" in os.environ.get("MAKEFLAGS", ""):
-                make_args.pop()          # inside make -jN: its jobserver gives the slots
-        else:
-            jobs = None
+    # No -j: make's own serial run (a Makefile that is not parallel-safe, `clean all`,
+    # stays right). -jN: N at once. A bare -j in MAKEFLAGS: as many as Gristmill packs.
+    # Inside make -jN (its jobserver in MAKEFLAGS), make joins that jobserver itself.
+    jobs, parallel = args.jobs, args.jobs is not None
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if jobs is None and "--jobserver-auth" not in makeflags:
+        parallel, jobs = _makeflags_jobs(makeflags)
+        jobs = jobs if parallel else None
     options = RunOptions(jobs=jobs, keep_going=args.keep_going, silent=args.silent)
     bus = EventBus()
     engine = MakeEngine(wf, bus=bus, history=history, options=options, make_args=make_args,
-                        variables=variables, force=targets if args.force else ())
+                        variables=variables, force=targets if args.force else (),
+                        parallel=parallel and "--jobserver-auth" not in makeflags)
     bus.subscribe(MakeReporter(verbose=args.verbose, quiet=args.quiet))
     interrupted: list[int] = []
 

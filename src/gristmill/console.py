@@ -411,6 +411,7 @@ class MakeReporter:
         self.verbose = verbose
         self.quiet = quiet
         self._lock = threading.Lock()
+        self._logs: dict[str, str] = {}
 
     def __call__(self, ev: Event) -> None:
         line = self._words(ev)
@@ -427,14 +428,18 @@ class MakeReporter:
         if isinstance(ev, RunNotice):
             return ev.message
         if isinstance(ev, TaskStarted):
+            self._logs[ev.task] = ev.log_path
             return f"▸ {ev.task}" if self.verbose else None
         if isinstance(ev, TaskFinished):
+            log = self._logs.pop(ev.task, "")
             if ev.outcome is Outcome.SUCCEEDED:
                 return None
             words = f"✗ {ev.task}: {ev.message or ev.outcome.value}"
             if ev.removed_outputs:
                 words += (f"; removed {', '.join(ev.removed_outputs)}, which the failed "
                           "recipe changed (Gristmill's clean-up)")
+            if log and os.path.exists(log):
+                words += f"; full log: {log}"
             return words
         if isinstance(ev, RunFinished) and ev.status is RunStatus.CANCELLED:
             return "the run was cancelled"

@@ -88,7 +88,7 @@ class MakeEngine:
                  history: object | None = None, options: RunOptions = RunOptions(),
                  make_args: Sequence[str] = (), variables: Mapping[str, str] | None = None,
                  make: str | None = None, graph: TaskGraph | None = None,
-                 force: Sequence[str] = ()):
+                 force: Sequence[str] = (), parallel: bool = False):
         self.workflow = workflow
         self.bus = bus or EventBus()
         self.history = history
@@ -98,6 +98,7 @@ class MakeEngine:
         self.make = make or _make_program()
         self.graph = graph or TaskGraph.of(workflow)
         self.force = tuple(force)
+        self.parallel = parallel or bool(options.jobs)
         self._lock = threading.Lock()
         self._cancel = False
         self._abort = False
@@ -140,8 +141,9 @@ class MakeEngine:
                       graph=self.graph).decide(targets)
 
     def make_jobs(self) -> int:
-        """make's -j: the user's, else twice Gristmill's slots and two, so that make
-        offers more ready recipes than fit and Gristmill picks among them."""
+        """make's -j for a parallel run: the user's -jN, else (a bare -j) twice
+        Gristmill's slots and two, so that make offers more ready recipes than fit and
+        Gristmill picks among them."""
         if self.options.jobs:
             return self.options.jobs
         cap = self.capacity()
@@ -172,9 +174,9 @@ class MakeEngine:
 
 
 def _make_program() -> str:
-    import shutil
-    name = os.environ.get("GRISTMILL_MAKE") or "make"
-    return shutil.which(name) or name
+    """make as the user would type it (``$(MAKE)`` expands to it, and the echo of a
+    recursive line shows it): GRISTMILL_MAKE, else ``make`` found on PATH."""
+    return os.environ.get("GRISTMILL_MAKE") or "make"
 
 
 def make_argv(make: str, make_args: Sequence[str], variables: Mapping[str, str],
@@ -306,7 +308,7 @@ class _MakeRun:
         server = makeshell.Server(ex.wakeup)
         helper, _ = makeshell.helper()
         make_args = list(e.make_args)
-        if not any(a.startswith("-j") or a.startswith("--jobs") for a in make_args):
+        if e.parallel and not any(a.startswith(("-j", "--jobs")) for a in make_args):
             make_args.insert(0, f"-j{e.make_jobs()}")
         argv = make_argv(e.make, make_args, {**e.variables, "SHELL": f"{helper} @$@"}, goals,
                          own_makefile(self.wf))

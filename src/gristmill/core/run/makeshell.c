@@ -77,8 +77,18 @@ static int recursive_line(int nargs, char **args) {
         if (sscanf(auth + 17, "%d,%d", &r, &w) == 2 && r >= 0 && fcntl(r, F_GETFD) != -1)
             return 1;
     }
+    /* A line that names make (as $(MAKE) expands, or by its name alone), as a word. */
     const char *make = getenv("GRISTMILL_MAKE_PATH");
-    if (make && *make && nargs > 0 && strstr(args[nargs - 1], make)) return 1;
+    if (!make || !*make || nargs < 1) return 0;
+    const char *slash = strrchr(make, '/');
+    const char *base = slash ? slash + 1 : make;
+    size_t n = strlen(base);
+    const char *line = args[nargs - 1];
+    for (const char *p = strstr(line, base); p; p = strstr(p + 1, base)) {
+        char before = p == line ? ' ' : p[-1], after = p[n];
+        if (strchr(" \t\n;&|(`'\"/", before) && (after == 0 || strchr(" \t\n;&|)`'\"", after)))
+            return 1;
+    }
     return 0;
 }
 

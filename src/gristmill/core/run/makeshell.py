@@ -81,8 +81,10 @@ try:
     recursive = True
 except (ValueError, OSError):
     pass
-make = os.environ.get("GRISTMILL_MAKE_PATH")
-if make and args and make in args[-1]:
+import re
+make = os.path.basename(os.environ.get("GRISTMILL_MAKE_PATH") or "")
+if make and args and re.search(r"(?:^|[\s;&|(`'\"/])" + re.escape(make) + r"(?:$|[\s;&|)`'\"])",
+                               args[-1]):
     recursive = True
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 try:
