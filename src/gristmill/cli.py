@@ -430,7 +430,8 @@ def _run_make(args, wf: Workflow, targets: list[str], variables: dict[str, str],
     if jobs is None and "--jobserver-auth" not in makeflags:
         parallel, jobs = _makeflags_jobs(makeflags)
         jobs = jobs if parallel else None
-    options = RunOptions(jobs=jobs, keep_going=args.keep_going, silent=args.silent)
+    options = RunOptions(jobs=jobs, keep_going=args.keep_going, silent=args.silent,
+                         audit=args.audit)
     bus = EventBus()
     engine = MakeEngine(wf, bus=bus, history=history, options=options, make_args=make_args,
                         variables=variables, force=targets if args.force else (),

@@ -412,8 +412,19 @@ class MakeReporter:
         self.quiet = quiet
         self._lock = threading.Lock()
         self._logs: dict[str, str] = {}
+        self._audits: dict[str, TaskAudited] = {}
 
     def __call__(self, ev: Event) -> None:
+        if isinstance(ev, TaskAudited):
+            self._audits[ev.task] = ev
+        elif isinstance(ev, RunFinished) and self._audits:
+            # the audit's block after the run, on stdout as for any workflow
+            try:
+                for line in audit_summary(list(self._audits.values())):
+                    sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
         line = self._words(ev)
         if line is None:
             return

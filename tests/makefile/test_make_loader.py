@@ -269,14 +269,18 @@ def test_recipe_functions_expanded_at_read_time_warn(tmp_path):
     assert w and w[0].location.line == 1
 
 
-def test_precious_warns(tmp_path):
+def test_precious_targets_are_kept_on_failure_without_a_warning(tmp_path):
+    """Gristmill's clean-up keeps .PRECIOUS and .SECONDARY targets (make runs the
+    recipes now: nothing to warn about)."""
     write_makefile(tmp_path, """
-        .PRECIOUS: big.dat
+        .PRECIOUS: big.dat %.keep
+        .SECONDARY: mid.o
         big.dat:
         > echo x > $@
         """)
     wf = load(tmp_path)
-    assert any("'big.dat' is .PRECIOUS" in m for m in messages(wf))
+    assert not any(".PRECIOUS" in m for m in messages(wf))
+    assert {"big.dat", "%.keep", "mid.o"} <= wf.keep_on_failure
 
 
 def test_make_warnings_come_through_with_their_line(tmp_path):

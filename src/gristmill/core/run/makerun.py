@@ -32,7 +32,7 @@ from .. import paths
 from ..decide.capacity import Capacity, FreeCapacity, detect_capacity
 from ..decide.graph import TaskGraph
 from ..decide.scheduler import critical_path
-from ..events import (EventBus, Outcome, OutputLine, RunFinished, RunNotice, RunStarted,
+from ..events import (EventBus, FilesHashed, Outcome, OutputLine, RunFinished, RunNotice, RunStarted,
                       RunStatus, TaskFinished, TaskProcess, TaskStarted, TaskState,
                       TaskStateChanged)
 from ..reasons import Reason, ReasonKind
@@ -67,6 +67,8 @@ class _Attempt:
     message: str = ""
     sub_make: bool = False
     recursive: bool = False        # its line ran a sub-make in the helper
+    trace: str = ""                # its strace files' prefix, when audited
+    accesses: list | None = None   # what its traced lines read and wrote
 
 
 @dataclass(slots=True)
@@ -219,6 +221,15 @@ class _MakeRun:
         self.next_job = 0
         self.priority: dict[str, float] = {}
         self.ignore_all = any(a in ("-i", "--ignore-errors") for a in engine.make_args)
+        self.auditor = None
+        self.strace = None
+        self.scan = None
+        tasks = self.wf.tasks.values()
+        if engine.options.audit or any(t.audit for t in tasks):
+            from .audit import RunAudit
+            from .trace import need_strace
+            self.strace = need_strace(os.environ.get("PATH"))      # exit 2 if missing
+            self.auditor = RunAudit(engine, run_id)
         default = self.wf.tasks.get(self.wf.default[0]) if self.wf.default else None
         self.default_shell = default.shell[0] if default is not None else "/bin/sh"
 
@@ -256,6 +267,55 @@ class _MakeRun:
                                        f"removed {name}: its last attempt {why} "
                                        f"(make would trust its time)"))
 
+    def _content(self) -> None:
+        """``check=content`` (a hint): a target whose inputs were only touched, their
+        content as at its last success, is given its newest input's time before make
+        starts, so that make agrees it is up to date (Gristmill's addition); its inputs
+        are hashed when its recipe succeeds, for the next run."""
+        tasks = [t for t in self.wf.tasks.values() if t.check == "content" and t.outputs]
+        if not tasks:
+            return
+        from ..decide.staleness import StalenessScan
+        scan = StalenessScan(self.wf, self.e.graph, history=self.e.history)
+        self.scan = scan
+        try:
+            decisions = scan.scan([t.name for t in tasks])
+        except Exception:
+            return
+        for t in tasks:
+            d = decisions.get(t.name)
+            if d is None or d.stale:
+                continue
+            newest = 0
+            for i in t.inputs:
+                try:
+                    newest = max(newest, os.stat(os.path.join(self.root, i)).st_mtime_ns)
+                except OSError:
+                    pass
+            for o in t.outputs:
+                p = os.path.join(self.root, o)
+                try:
+                    if os.stat(p).st_mtime_ns < newest:
+                        os.utime(p, ns=(newest, newest))
+                except OSError:
+                    pass
+
+    def _hash_inputs(self, a: _Attempt) -> None:
+        scan = self.scan
+        task = a.task
+        if scan is None or task is None or task.check != "content":
+            return
+        paths = scan.content_inputs(task)
+        scan.hasher.forget(paths)
+        files = []
+        for p in paths:
+            entry = scan.hasher.entry(p)
+            if entry is not None:
+                files.append((p, *entry))
+        if files:
+            self.publish(FilesHashed(self.run_id, time.time(), tuple(files), task.name,
+                                     a.attempt))
+
     def _forced(self) -> list[str]:
         """``--force NAMES``: each named target is made out of date for make — one with
         prerequisites gets the epoch as its time, one without is removed (make remakes
@@ -267,7 +327,7 @@ class _MakeRun:
             if task is not None and task.phony or not os.path.lexists(p):
                 continue
             try:
-                if task is not None and (task.inputs or self.e.graph.deps.get(name)):
+                if task is not None and (task.inputs or self.e.graph.deps(name)):
                     os.utime(p, (0, 0))
                 else:
                     os.unlink(p)
@@ -290,6 +350,7 @@ class _MakeRun:
                                 tuple(e.options.changed)))
         self._untrusted()
         self._forced()
+        self._content()
         if e.history is not None and plan:
             try:
                 durations = e.history.durations(str(self.wf.path))  # type: ignore[attr-defined]
@@ -409,6 +470,8 @@ class _MakeRun:
         a = _Attempt(key, name, task, n, time.time(),
                      f"{self.log_dir}/{log_file_name(name, n)}", path, before,
                      sub_make=req.level > 1)
+        if self.auditor is not None and task is not None:
+            a.trace = self.auditor.prefix(task, a.log_path)
         self.attempts[key] = a
         return a
 
@@ -498,9 +561,10 @@ class _MakeRun:
         req.job = job_id
         stdin = req.fds[0] if req.fds else -1
         tee = req.fds[1] if len(req.fds) > 1 else -1
+        trace = (self.strace, f"{a.trace}-{a.lines}") if a.trace else None
         ex.start(Job(job_id, line_task, a.attempt, env, a.log_path, w.resources.mem or None,
-                     echo=False, root=self.root, argv=(shell, *req.args), stdin=stdin,
-                     tee=tee))
+                     echo=False, trace=trace, root=self.root, argv=(shell, *req.args),
+                     stdin=stdin, tee=tee))
         process = ex.process(job_id)
         pgid, pstart = process if process is not None else (0, "")
         if a.lines == 1 and self.states.get(a.name) is not TaskState.RUNNING:
@@ -561,6 +625,11 @@ class _MakeRun:
                     a.message = ev.message
                 status = (ev.exit_code if ev.exit_code is not None else
                           -(ev.signal or signal.SIGKILL))
+                if a.trace:
+                    from .trace import collect
+                    found = collect(f"{a.trace}-{a.lines}", w.request.cwd)
+                    if found is not None:
+                        a.accesses = (a.accesses or []) + found
                 w.request.answer(status)
                 self._line_done(a, w.request, status)
 
@@ -645,6 +714,11 @@ class _MakeRun:
         self.publish(TaskFinished(self.run_id, now, a.name, a.attempt, outcome,
                                   a.status if a.status >= 0 else None, now - a.started,
                                   a.peak or None, False, removed, message))
+        if outcome is Outcome.SUCCEEDED:
+            self._hash_inputs(a)
+        if a.trace and not a.killed and a.task is not None:
+            self.auditor.judge(a.task, a.attempt, a.trace, a.accesses,   # type: ignore[union-attr]
+                               outcome is Outcome.SUCCEEDED)
         state = {Outcome.SUCCEEDED: TaskState.DONE, Outcome.CANCELLED: TaskState.CANCELLED
                  }.get(outcome, TaskState.FAILED)
         reasons = ()
