@@ -59,15 +59,17 @@ def test_s_echoes_no_command_but_keeps_the_output(tmp_path, home):
     assert_same_files(mk, gm, "-s")
 
 
+W_MAKEFILE = """
+    all: out.txt other.txt
+    out.txt: in.txt
+    > cp in.txt out.txt
+    other.txt:
+    > echo other > other.txt
+    """
+
+
 def test_W_runs_what_reads_the_file_as_if_it_had_changed(tmp_path, home):
-    text = """
-        all: out.txt other.txt
-        out.txt: in.txt
-        > cp in.txt out.txt
-        other.txt:
-        > echo other > other.txt
-        """
-    mk, gm = _twins(tmp_path, text, **{"in.txt": "x\n"})
+    mk, gm = _twins(tmp_path, W_MAKEFILE, **{"in.txt": "x\n"})
     assert make(mk).returncode == 0 and gristmill(gm).returncode == 0
     m, g = make(mk, "-W", "in.txt"), gristmill(gm, "-W", "in.txt")
     assert "cp in.txt out.txt" in m.stdout and "echo other" not in m.stdout

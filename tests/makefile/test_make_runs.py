@@ -289,14 +289,8 @@ def test_a_target_whose_last_attempt_failed_is_made_again(tmp_path, home):
 
 
 def test_force_names_a_target_make_then_remakes(tmp_path, home):
-    text = """
-        all: out.txt other.txt
-        out.txt: in.txt
-        > cp in.txt out.txt
-        other.txt:
-        > echo other > other.txt
-        """
-    _, gm = _twins(tmp_path, text, **{"in.txt": "x"})
+    from test_make_options import W_MAKEFILE
+    _, gm = _twins(tmp_path, W_MAKEFILE, **{"in.txt": "x"})
     assert gristmill(gm).returncode == 0
     g = gristmill(gm, "--force", "out.txt")
     assert g.returncode == 0, g.stderr

@@ -269,6 +269,21 @@ class Engine:
         return loop.run(t0)
 
 
+def hash_inputs(scan: StalenessScan, task: Task) -> tuple:
+    """(path, size, mtime_ns, hash) of the inputs ``task`` compares by content, hashed
+    as they are now."""
+    paths = scan.content_inputs(task)
+    if not paths:
+        return ()
+    scan.hasher.forget(paths)
+    out = []
+    for p in paths:
+        entry = scan.hasher.entry(p)
+        if entry is not None:
+            out.append((p, *entry))
+    return tuple(out)
+
+
 def _waits_for(words: str) -> str:
     """What a waiting reason waits for, without its figures and holders."""
     return words.split(" (", 1)[0].split(", held by", 1)[0]
@@ -637,16 +652,7 @@ class _RunLoop:
         scan = self.scan
         if task.check != "content" and not (task.inputs and self._content_anywhere):
             return ()
-        paths = scan.content_inputs(task)
-        if not paths:
-            return ()
-        scan.hasher.forget(paths)
-        out = []
-        for p in paths:
-            entry = scan.hasher.entry(p)
-            if entry is not None:
-                out.append((p, *entry))
-        return tuple(out)
+        return hash_inputs(scan, task)
 
     def _timeout(self) -> float | None:
         now = time.monotonic()

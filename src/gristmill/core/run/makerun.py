@@ -34,12 +34,12 @@ from ..decide.graph import TaskGraph
 from ..decide.scheduler import critical_path
 from ..events import (EventBus, FilesHashed, Outcome, OutputLine, RunFinished, RunNotice, RunStarted,
                       RunStatus, TaskFinished, TaskProcess, TaskStarted, TaskState,
-                      TaskStateChanged)
+                      TaskStateChanged, TasksUpToDate)
 from ..reasons import Reason, ReasonKind
 from ..record.runlog import RunLog, run_log_path
 from ..workflow import Resources, Task, Workflow
 from . import makeshell
-from .engine import Engine, RunOptions, RunResult, log_file_name, new_run_id
+from .engine import Engine, RunOptions, RunResult, hash_inputs, log_file_name, new_run_id
 from .local import Job, JobExited, JobOutput, JobSpawned, LocalExecutor
 
 POLL = 0.005          # seconds between looks at make processes with attempts to end
@@ -175,6 +175,18 @@ class MakeEngine:
                 self.history.flush()  # type: ignore[attr-defined]
 
 
+def engine_for(workflow: Workflow, bus: EventBus | None = None, history=None,
+               options: RunOptions = RunOptions(), graph: TaskGraph | None = None,
+               **make) -> "Engine | MakeEngine":
+    """The engine that runs ``workflow``: a Makefile's is GNU make through a
+    ``MakeEngine`` (a dry run, which only decides, stays the Engine's); a gristmill.toml
+    or .json workflow's is the ``Engine``. ``make``: MakeEngine's own arguments."""
+    if workflow.kind == "make" and not options.dry_run:
+        return MakeEngine(workflow, bus, history, options, graph=graph,
+                          force=make.pop("force", options.force), **make)
+    return Engine(workflow, bus, history, options, graph=graph)
+
+
 def _make_program() -> str:
     """make as the user would type it (``$(MAKE)`` expands to it, and the echo of a
     recursive line shows it): GRISTMILL_MAKE, else ``make`` found on PATH."""
@@ -305,16 +317,9 @@ class _MakeRun:
         task = a.task
         if scan is None or task is None or task.check != "content":
             return
-        paths = scan.content_inputs(task)
-        scan.hasher.forget(paths)
-        files = []
-        for p in paths:
-            entry = scan.hasher.entry(p)
-            if entry is not None:
-                files.append((p, *entry))
+        files = hash_inputs(scan, task)
         if files:
-            self.publish(FilesHashed(self.run_id, time.time(), tuple(files), task.name,
-                                     a.attempt))
+            self.publish(FilesHashed(self.run_id, time.time(), files, task.name, a.attempt))
 
     def _forced(self) -> list[str]:
         """``--force NAMES``: each named target is made out of date for make — one with
@@ -342,7 +347,8 @@ class _MakeRun:
         t0 = time.time()
         try:
             names = self.wf.resolve_targets(goals)
-            plan = tuple(e.graph.closure(names)) if hasattr(e.graph, "closure") else names
+            closure = e.graph.closure(names)
+            plan = tuple(n for n in e.graph.order if n in closure)
         except Exception:
             names, plan = goals, ()
         self.publish(RunStarted(self.run_id, t0, self.wf.name, str(self.wf.path), tuple(goals),
@@ -432,6 +438,7 @@ class _MakeRun:
             server.close()
         with e._lock:
             cancelled = e._cancel
+        self._rest(plan, code == 0 and not cancelled)
         counts = dict.fromkeys((s.value for s in TaskState), 0)
         for s in self.states.values():
             counts[s.value] += 1
@@ -442,6 +449,35 @@ class _MakeRun:
         self.publish(RunFinished(self.run_id, now, status, now - t0, counts))
         failed = tuple(n for n, s in self.states.items() if s is TaskState.FAILED)
         return RunResult(self.run_id, status, counts, failed, code=code)
+
+    def _rest(self, plan: tuple[str, ...], ok: bool) -> None:
+        """The tasks of the plan make ran no recipe for: up to date (make found them so),
+        or, a target without a recipe whose prerequisites were made, done; after a
+        failure or a cancel, skipped."""
+        rest = [n for n in plan if self.states.get(n) in (None, TaskState.WAITING)]
+        if not rest:
+            return
+        if not ok:
+            why = Reason(ReasonKind.UPSTREAM_FAILED, "make did not get to it")
+            for n in rest:
+                self.set_state(n, TaskState.SKIPPED, (why,))
+            return
+        tasks, graph, done = self.wf.tasks, self.e.graph, TaskState.DONE
+        fresh = []
+        for n in rest:
+            t = tasks.get(n)
+            if t is not None and not t.commands and any(
+                    self.states.get(d) is done for d in graph.deps(n)):
+                self.set_state(n, done, (Reason(ReasonKind.DEPENDENCY_RUNS,
+                                                "its prerequisites were made"),))
+            else:
+                fresh.append(n)
+        if fresh:
+            why = (Reason(ReasonKind.UP_TO_DATE, "make found it up to date"),)
+            self.publish(TasksUpToDate(self.run_id, time.time(), tuple(fresh),
+                                       tuple(why for _ in fresh)))
+            for n in fresh:
+                self.states[n] = TaskState.UP_TO_DATE
 
     # -- requests ------------------------------------------------------------
     def _name(self, cwd: str, target: str) -> str:
