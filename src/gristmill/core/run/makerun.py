@@ -359,6 +359,13 @@ class _MakeRun:
         self._untrusted()
         self._forced()
         self._content()
+        from ..workflow import PROCESS
+        isolated = sorted(n for n, t in self.wf.tasks.items() if t.isolation is not PROCESS)
+        if isolated:
+            self.publish(RunNotice(self.run_id, time.time(),
+                                   f"isolation hints are not applied when make runs the "
+                                   f"recipes (not yet): {', '.join(isolated[:5])} run as "
+                                   f"plain processes"))
         if e.history is not None and plan:
             try:
                 durations = e.history.durations(str(self.wf.path))  # type: ignore[attr-defined]
