@@ -144,10 +144,10 @@ class MakeEngine:
 
     def make_jobs(self) -> int:
         """make's -j for a parallel run: the user's -jN as given (MAKEFLAGS, which
-        recipes and sub-makes read, say -jN as under make; measured: 2N+2 instead hid
-        the hand-over to the socket better, 4.5 against 5.5 ms a recipe at -j2, but
-        changed what recipes see). A bare -j: twice Gristmill's slots and two, so that
-        make offers more ready recipes than fit and Gristmill picks among them."""
+        recipes and sub-makes read, say -jN as under make; 2N+2 with Gristmill capping
+        at N hid the hand-over to the socket a little better, but changed what recipes
+        see). A bare -j: twice Gristmill's slots and two, so that make offers more
+        ready recipes than fit and Gristmill picks among them."""
         if self.options.jobs:
             return self.options.jobs
         cap = self.capacity()
