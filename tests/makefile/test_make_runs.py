@@ -335,3 +335,20 @@ def test_ctrl_c_stops_every_recipe_and_records_the_run_cancelled(tmp_path, home)
             pass
     h = _history(tmp_path)
     assert h.runs()[0].status.value == "cancelled"
+
+
+def test_a_changed_command_rebuilds_only_when_asked_for(tmp_path, home):
+    """"command changed" is Gristmill's addition: opt-in for a Makefile."""
+    text = """
+        MSG ?= one
+        out.txt: in.txt
+        > echo $(MSG) > out.txt
+        """
+    _, gm = _twins(tmp_path, text, **{"in.txt": "x"})
+    assert gristmill(gm).returncode == 0
+    g = gristmill(gm, "MSG=two")
+    assert g.returncode == 0 and (gm / "out.txt").read_text() == "one\n"    # make's rule
+    g = gristmill(gm, "MSG=two", env={"GRISTMILL_MAKE_COMMAND_CHANGES": "1"})
+    assert g.returncode == 0, g.stderr
+    assert "out.txt: its command changed since its last success" in g.stderr
+    assert (gm / "out.txt").read_text() == "two\n"

@@ -323,12 +323,12 @@ class _MakeRun:
         if files:
             self.publish(FilesHashed(self.run_id, time.time(), files, task.name, a.attempt))
 
-    def _forced(self) -> list[str]:
+    def _forced(self, names: Sequence[str]) -> list[str]:
         """``--force NAMES``: each named target is made out of date for make — one with
         prerequisites gets the epoch as its time, one without is removed (make remakes
         a missing file; a time alone would not do)."""
         words = []
-        for name in self.e.force:
+        for name in names:
             task = self.wf.tasks.get(name)
             p = os.path.join(self.root, name)
             if task is not None and task.phony or not os.path.lexists(p):
@@ -342,6 +342,22 @@ class _MakeRun:
                 continue
             words.append(name)
         return words
+
+    def _command_changes(self, plan: Sequence[str]) -> None:
+        """GRISTMILL_MAKE_COMMAND_CHANGES=1 (opt-in, Gristmill's addition): a target
+        whose recipe, as read, differs from the one of its last success is made out of
+        date for make, as ``--force`` does, with a line saying so."""
+        history = self.e.history
+        if history is None or os.environ.get("GRISTMILL_MAKE_COMMAND_CHANGES") != "1":
+            return
+        known = history.definition_hashes(str(self.wf.path))  # type: ignore[attr-defined]
+        tasks = self.wf.tasks
+        changed = [n for n in plan if n in known and tasks[n].commands
+                   and known[n] != tasks[n].definition_hash]
+        for name in self._forced(changed):
+            self.publish(RunNotice(self.run_id, time.time(),
+                                   f"{name}: its command changed since its last success; "
+                                   "made out of date for make"))
 
     # -- the run -------------------------------------------------------------
     def run(self, goals: tuple[str, ...]) -> RunResult:
@@ -357,7 +373,8 @@ class _MakeRun:
                                 tuple(plan), False, self.jsonl, e.options.started_by,
                                 tuple(e.options.changed)))
         self._untrusted()
-        self._forced()
+        self._forced(e.force)
+        self._command_changes(plan)
         self._content()
         from ..workflow import PROCESS
         isolated = sorted(n for n, t in self.wf.tasks.items() if t.isolation is not PROCESS)
