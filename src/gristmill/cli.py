@@ -84,7 +84,8 @@ _MAKE_ONLY = (
     (None, "--debug", "optional", "`gristmill plan` says why each task runs"),
     (None, "--trace", None, "`gristmill plan` says why each task runs; -v prints each "
      "command as it starts"),
-    (None, "--eval", "yes", "write the line into the workflow, or pass NAME=VALUE"),
+    ("-E", "--eval", "yes", "write the line into the workflow, or pass NAME=VALUE"),
+    (None, "--no-silent", None, "a make option, for Makefiles only"),
     (None, "--warn-undefined-variables", None, "a make option, for Makefiles only"),
 )
 
@@ -274,8 +275,10 @@ def _load(args, variables: dict[str, str] | None = None,
     gc.freeze()
     # What make prints while it reads a Makefile ($(info ...)), make's way: on stdout,
     # first (on stderr when stdout carries JSON).
-    for line in wf.messages:
-        print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    # (Not for a Makefile's run: make reads it again and prints them itself.)
+    if not (wf.kind == "make" and getattr(args, "command", "") == "run"):
+        for line in wf.messages:
+            print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for w in _to_say(wf, getattr(args, "warnings", False)):
         print(f"gristmill: {w}", file=sys.stderr)
     return wf
@@ -416,11 +419,18 @@ def _run_make(args, wf: Workflow, targets: list[str], variables: dict[str, str],
     from .core.events import EventBus
     from .core.run.engine import RunOptions
     from .core.run.makerun import MakeEngine
-    # An unknown goal is an error before anything runs, with a suggestion (Gristmill's
-    # addition: make would run the goals before it); a goal written as an absolute path
-    # goes to make as the target it names.
-    wf.resolve_targets(targets)
-    targets = [wf.resolve_targets([t])[0] if os.path.isabs(t) else t for t in targets]
+    # make is the judge of its goals (a suffix rule or .DEFAULT may make one the data
+    # base does not name); for one Gristmill cannot find, its suggestion comes first.
+    # A goal written as an absolute path goes to make as the target it names.
+    goals = []
+    for t in targets:
+        try:
+            name = wf.resolve_targets([t])[0]
+        except GristmillError as exc:
+            _say(f"gristmill: {exc}; make decides")
+            name = t
+        goals.append(name if os.path.isabs(t) else t)
+    targets = goals
     make_args = _make_args(args)
     # No -j: make's own serial run (a Makefile that is not parallel-safe, `clean all`,
     # stays right). -jN: N at once. A bare -j in MAKEFLAGS: as many as Gristmill packs.

@@ -63,12 +63,14 @@ def test_clean_all_cleans_then_builds_what_clean_removed(tmp_path, home):
     assert_same_files(mk, gm, "clean out.txt")
 
 
-def test_an_unknown_goal_among_several_stops_before_anything_runs(tmp_path, home):
-    _, gm = _twins(tmp_path, CLEAN_ALL, **{"in.txt": "hello\n"})
-    assert gristmill(gm).returncode == 0
-    p = gristmill(gm, "clean", "nope")
-    assert p.returncode == 2 and "no task or output named 'nope'" in p.stderr
-    assert (gm / "out.txt").exists()          # clean did not run
+def test_an_unknown_goal_among_several_is_make_s_error_with_a_word_first(tmp_path, home):
+    mk, gm = _twins(tmp_path, CLEAN_ALL, **{"in.txt": "hello\n"})
+    assert make(mk).returncode == 0 and gristmill(gm).returncode == 0
+    m, p = make(mk, "clean", "nope"), gristmill(gm, "clean", "nope")
+    assert p.returncode == m.returncode == 2
+    assert "gristmill: no task or output named 'nope'" in p.stderr
+    assert "No rule to make target 'nope'" in p.stderr
+    assert_same_files(mk, gm, "clean nope")       # make ran clean first, as make does
 
 
 ORDER = """

@@ -2,8 +2,9 @@
 observes and guards (docs/ARCHITECTURE.md, "Makefiles: make runs, Gristmill
 schedules").
 
-``MakeEngine.run`` starts ``make -jJ SHELL='HELPER @$@' GOALS`` with
-``GRISTMILL_MAKE_SOCKET`` naming a socket this engine serves (``makeshell``). Each
+``MakeEngine.run`` starts ``make [-jJ] GOALS`` with ``GRISTMILL_MAKE_SOCKET`` naming a
+socket this engine serves (``makeshell``) and ``MAKEFILES`` naming a makefile that sets
+SHELL to Gristmill's helper. Each
 recipe line make starts comes to the socket; an ordinary line waits here until the
 target's declared resources fit (the same ``FreeCapacity`` books as the Engine), then
 runs as a job of the ``LocalExecutor`` (cgroup, memory limit, output to the attempt's
@@ -402,16 +403,26 @@ class _MakeRun:
         helper, _ = makeshell.helper()
         make_args = [a for a in e.make_args if not a.startswith(("-j", "--jobs"))] \
             if e.parallel else list(e.make_args)
-        if e.parallel:
-            make_args.insert(0, f"-j{e.make_jobs()}")
-        argv = make_argv(e.make, make_args, {**e.variables, "SHELL": f"{helper} @$@"}, goals,
-                         own_makefile(self.wf))
+        jobs = e.make_jobs() if e.parallel else 1
+        if jobs > 1:          # -j1 is make's default: not said (MAKEFLAGS stays make's)
+            make_args.insert(0, f"-j{jobs}")
+        # The recipe shell reaches make, and every sub-make, through MAKEFILES (a
+        # makefile each make reads first, never the default goal's): MAKEFLAGS and
+        # MAKEOVERRIDES stay exactly make's, where SHELL= on the command line would
+        # show in both. SHELL is the helper alone (a .ONESHELL recipe takes SHELL as
+        # one program); the target comes in the environment, expanded per recipe.
+        shell_mk = os.path.join(server.folder, "shell.mk")
+        with open(shell_mk, "w") as f:
+            f.write(f"override SHELL = {helper}\nexport GRISTMILL_TARGET = $@\n")
+        argv = make_argv(e.make, make_args, e.variables, goals, own_makefile(self.wf))
         env = dict(os.environ)
+        # ours last: a Gristmill run inside a recipe of another one sets its own shell
+        env["MAKEFILES"] = " ".join(filter(None, (env.get("MAKEFILES"), shell_mk)))
         env["GRISTMILL_MAKE_SOCKET"] = server.path
         env["GRISTMILL_MAKE_SHELL"] = self.default_shell
         env["GRISTMILL_MAKE_PATH"] = e.make
         env["GRISTMILL_RUN_ID"] = self.run_id
-        for k in ("MAKELEVEL", "GRISTMILL_RECIPE"):
+        for k in ("MAKELEVEL", "GRISTMILL_RECIPE", "GRISTMILL_TARGET"):
             env.pop(k, None)
         make_done = threading.Event()
         code = 2

@@ -1,6 +1,8 @@
 /* gristmill make-shell: the recipe shell Gristmill gives GNU make (SHELL=helper $@).
  *
- * make runs it as `helper @TARGET <.SHELLFLAGS words> LINE` (SHELL=helper @$@) once per recipe line. It
+ * make runs it as `helper <.SHELLFLAGS words> LINE` once per recipe line, with
+ * GRISTMILL_TARGET=$@ in the environment (a makefile in MAKEFLAGS' stead, MAKEFILES,
+ * says `override SHELL = helper` and `export GRISTMILL_TARGET = $@`). It
  * connects to GRISTMILL_MAKE_SOCKET and sends one request (protocol in makeshell.py):
  *   u32 length (little endian), then NUL-terminated words:
  *   kind, pid, ppid, cwd, target, makelevel, nargs, args..., nenv, env...
@@ -168,11 +170,12 @@ static volatile sig_atomic_t got_signal;
 static void on_signal(int sig) { got_signal = sig; }
 
 int main(int argc, char **argv) {
-    /* argv[1] is "@" and the target ("@" alone: none, as for a $(shell) at read time) */
-    if (argc < 2 || argv[1][0] != '@') exec_shell(argc - 1, argv + 1);
-    const char *target = argv[1] + 1;
-    int nargs = argc - 2;
-    char **args = argv + 2;
+    /* The target comes in the environment: make exports GRISTMILL_TARGET = $@ (a
+     * recursive variable, expanded per recipe); a $(shell) has none, or one inherited. */
+    const char *target = getenv("GRISTMILL_TARGET");
+    int nargs = argc - 1;
+    char **args = argv + 1;
+    if (!target) exec_shell(nargs, args);
     const char *path = getenv("GRISTMILL_MAKE_SOCKET");
     if (!path || !*path) exec_shell(nargs, args);
     const char *ml = getenv("MAKELEVEL");

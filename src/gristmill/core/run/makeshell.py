@@ -1,7 +1,8 @@
 """The recipe shell Gristmill gives GNU make, and the socket it talks to.
 
-``make SHELL='HELPER @$@' ...`` runs ``HELPER @TARGET <.SHELLFLAGS> LINE`` once per
-recipe line (make 4.3 expands SHELL per target). The helper is ``makeshell.c``,
+make reads a makefile of Gristmill's first (``MAKEFILES``): ``override SHELL = HELPER``
+and ``export GRISTMILL_TARGET = $@``, so it runs ``HELPER <.SHELLFLAGS> LINE`` once per
+recipe line with the target in the environment (the variable is expanded per recipe). The helper is ``makeshell.c``,
 compiled on first use with ``cc -O2`` into the user cache folder (keyed by the
 source's hash, put in place by an atomic rename); where no compiler exists, the
 pure-Python script below does the same (``python3 -SE``).
@@ -62,10 +63,10 @@ def level_of(pid):
     except (OSError, ValueError):
         return -1
     return 0
-argv = sys.argv
-if len(argv) < 2 or not argv[1].startswith("@"):
-    shell(argv[1:])
-target, args = argv[1][1:], argv[2:]
+args = sys.argv[1:]
+target = os.environ.get("GRISTMILL_TARGET")
+if target is None:
+    shell(args)
 path = os.environ.get("GRISTMILL_MAKE_SOCKET")
 if not path:
     shell(args)
