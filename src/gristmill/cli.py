@@ -526,13 +526,15 @@ def _refuse_make_options(args) -> None:
 def _make_args(args) -> list[str]:
     """The make options of ``gristmill run``, for make (core/run/makerun.py)."""
     out = []
-    for flag, on in (("-k", args.keep_going), ("-s", args.silent), ("-B", args.force_all),
+    # --quiet is make's -s too (make's -s, --silent, --quiet)
+    for flag, on in (("-k", args.keep_going), ("-s", args.silent or args.quiet),
+                     ("-B", args.force_all),
                      ("-n", args.dry_run), ("-q", args.question), ("-t", args.touch)):
         if on:
             out.append(flag)
     for f in args.what_if:
         out += ["-W", f]
-    if args.jobs is not None:
+    if args.jobs is not None and args.jobs != 1:     # -j1 is make's default: unsaid
         out.append(f"-j{args.jobs}")
     for short, long, takes, _ in _MAKE_ONLY:
         for value in getattr(args, _make_dest(short, long), None) or ():

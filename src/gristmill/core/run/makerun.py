@@ -246,7 +246,7 @@ class _MakeRun:
             self.strace = need_strace(os.environ.get("PATH"))      # exit 2 if missing
             self.auditor = RunAudit(engine, run_id)
         default = self.wf.tasks.get(self.wf.default[0]) if self.wf.default else None
-        self.default_shell = default.shell[0] if default is not None else "/bin/sh"
+        self.default_shell = _shell_of(default) if default is not None else "/bin/sh"
 
     def publish(self, ev) -> None:
         self.e.bus.publish(ev)
@@ -619,7 +619,7 @@ class _MakeRun:
         job_id = self.next_job
         self.next_job += 1
         task = a.task
-        shell = task.shell[0] if task is not None and task.shell else self.default_shell
+        shell = _shell_of(task) if task is not None and task.shell else self.default_shell
         env = dict(req.env)
         env["GRISTMILL_RECIPE"] = str(job_id)
         env["GRISTMILL_TASK"] = a.name
@@ -823,6 +823,19 @@ class _MakeRun:
         except OSError:
             return ()
         return (a.name,)
+
+
+def _shell_of(task: Task) -> str:
+    """The Makefile's SHELL for ``task``'s recipe (its ``shell`` without the env(1)
+    that takes ``unexport``ed variables out for the Engine: make does that itself)."""
+    words = task.shell
+    if os.path.basename(words[0]) == "env":
+        i = 1
+        while i + 1 < len(words) and words[i] == "-u":
+            i += 2
+        if i < len(words):
+            return words[i]
+    return words[0]
 
 
 def _kept(name: str, keep: frozenset[str]) -> bool:
