@@ -41,7 +41,7 @@ from ..record.runlog import RunLog, run_log_path
 from ..workflow import Resources, Task, Workflow
 from . import makeshell
 from .engine import Engine, RunOptions, RunResult, hash_inputs, log_file_name, new_run_id
-from .local import Job, JobExited, JobOutput, JobSpawned, LocalExecutor
+from .local import Job, JobExited, JobOutput, JobSpawned, LocalExecutor, direct_argv
 
 POLL = 0.005          # seconds between looks at make processes with attempts to end
 _LINE_FAILED = "the recipe failed"
@@ -635,9 +635,22 @@ class _MakeRun:
         req.job = job_id
         stdin = req.fds[0] if req.fds else -1
         tee = req.fds[1] if len(req.fds) > 1 else -1
+        argv = (shell, *req.args)
+        problem = _cannot_exec(shell, req.args, req.cwd, env)
+        if problem:
+            # make's own words for a simple command it cannot start (make execs one
+            # itself), on the stderr make gave the line and in the attempt's log
+            for fd in req.fds[2:3]:
+                _say_to(fd, problem)
+            try:
+                with open(a.log_path, "a") as f:
+                    f.write(problem)
+            except OSError:
+                pass
+            argv = ("/bin/sh", "-c", "exit 127")
         trace = (self.strace, f"{a.trace}-{a.lines}") if a.trace else None
         ex.start(Job(job_id, line_task, a.attempt, env, a.log_path, w.resources.mem or None,
-                     echo=False, trace=trace, root=self.root, argv=(shell, *req.args),
+                     echo=False, trace=trace, root=self.root, argv=argv,
                      stdin=stdin, tee=tee))
         process = ex.process(job_id)
         pgid, pstart = process if process is not None else (0, "")
@@ -823,6 +836,39 @@ class _MakeRun:
         except OSError:
             return ()
         return (a.name,)
+
+
+def _cannot_exec(shell: str, args: tuple[str, ...], cwd: str,
+                 env: Mapping[str, str]) -> str:
+    """make's message when a simple command (one make would exec itself, without the
+    shell) cannot start: "make: prog: No such file or directory"; "" otherwise."""
+    if shell != "/bin/sh" or len(args) != 2 or args[0] != "-c":
+        return ""
+    words = direct_argv(("/bin/sh", "-c"), args[1])
+    if not words:
+        return ""
+    prog = words[0]
+    if "/" in prog:
+        candidates = [os.path.join(cwd, prog)]
+    else:
+        candidates = [os.path.join(d or ".", prog) if os.path.isabs(d or ".") else
+                      os.path.join(cwd, d or ".", prog)
+                      for d in env.get("PATH", os.defpath).split(":")]
+    denied = False
+    for c in candidates:
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return ""
+        if os.path.exists(c):
+            denied = True
+    why = "Permission denied" if denied else "No such file or directory"
+    return f"make: {prog}: {why}\n"
+
+
+def _say_to(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
 
 
 def _shell_of(task: Task) -> str:
