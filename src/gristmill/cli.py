@@ -90,6 +90,9 @@ _MAKE_ONLY = (
 )
 
 
+_TYPED: list[str] = []      # the words of the command line, for the order of make's options
+
+
 def _make_dest(short: str | None, long: str | None) -> str:
     return "make_" + (long or short or "").strip("-").replace("-", "_")
 
@@ -524,27 +527,42 @@ def _refuse_make_options(args) -> None:
 
 
 def _make_args(args) -> list[str]:
-    """The make options of ``gristmill run``, for make (core/run/makerun.py)."""
-    out = []
+    """The make options of ``gristmill run``, for make (core/run/makerun.py), in the
+    order they were typed (`--no-silent -s` is silent, `-s --no-silent` is not)."""
+    groups: list[tuple[tuple[str, ...], list[str]]] = []    # (how it may be typed, words)
     # --quiet is make's -s too (make's -s, --silent, --quiet)
-    for flag, on in (("-k", args.keep_going), ("-s", args.silent or args.quiet),
-                     ("-B", args.force_all),
-                     ("-n", args.dry_run), ("-q", args.question), ("-t", args.touch)):
+    for flags, on in ((("-k", "--keep-going"), args.keep_going),
+                      (("-s", "--silent", "--quiet"), args.silent or args.quiet),
+                      (("-B", "--force-all"), args.force_all), (("-n", "--dry-run"), args.dry_run),
+                      (("-q", "--question"), args.question), (("-t", "--touch"), args.touch)):
         if on:
-            out.append(flag)
+            groups.append((flags, [flags[0]]))
     for f in args.what_if:
-        out += ["-W", f]
+        groups.append((("-W", "--what-if", "--new-file", "--assume-new"), ["-W", f]))
     if args.jobs is not None and args.jobs != 1:     # -j1 is make's default: unsaid
-        out.append(f"-j{args.jobs}")
+        groups.append((("-j", "--jobs"), [f"-j{args.jobs}"]))
     for short, long, takes, _ in _MAKE_ONLY:
         for value in getattr(args, _make_dest(short, long), None) or ():
+            flags = tuple(f for f in (short, long) if f)
             if value is True:
-                out.append(short or long)
+                groups.append((flags, [short or long]))
             elif long:
-                out.append(f"{long}={value}")
+                groups.append((flags, [f"{long}={value}"]))
             else:
-                out += [short, value]
-    return out
+                groups.append((flags, [short, value]))
+    typed = list(_TYPED)
+    used: set[int] = set()
+
+    def position(flags: tuple[str, ...]) -> int:
+        for i, word in enumerate(typed):
+            if i not in used and any(word == f or word.startswith(f + "=") or
+                                     (len(f) == 2 and word.startswith(f) and
+                                      not word.startswith("--")) for f in flags):
+                used.add(i)
+                return i
+        return len(typed)
+    placed = sorted(((position(flags), n, words) for n, (flags, words) in enumerate(groups)))
+    return [w for _, _, words in placed for w in words]
 
 
 def _what_if(wf: Workflow, files: list[str]) -> tuple[str, ...]:
@@ -1232,6 +1250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return open_app(argv[0] if argv else None)
     args = build_parser().parse_args(argv)
+    _TYPED[:] = argv
     if args.command is None:
         build_parser().print_help()
         return 2
