@@ -352,3 +352,29 @@ def test_a_changed_command_rebuilds_only_when_asked_for(tmp_path, home):
     assert g.returncode == 0, g.stderr
     assert "out.txt: its command changed since its last success" in g.stderr
     assert (gm / "out.txt").read_text() == "two\n"
+
+
+def test_without_a_compiler_the_python_recipe_shell_runs_the_same_build(tmp_path, home):
+    """No C compiler: the recipe shell is the Python fallback, with the same protocol."""
+    from test_make_loader import write_makefile
+    write_makefile(tmp_path / "w", """
+        all: top.txt sub
+        top.txt:
+        > @echo made top; echo top > $@
+        sub:
+        > $(MAKE) -C sub
+        .PHONY: all sub
+        """)
+    write_makefile(tmp_path / "w" / "sub", """
+        x.txt:
+        > echo x > $@
+        """)
+    env = {"CC": "/nonexistent/cc"}
+    g = gristmill(tmp_path / "w", env=env)
+    assert g.returncode == 0, g.stderr
+    assert "made top" in g.stdout and (tmp_path / "w" / "sub" / "x.txt").exists()
+    doctor = subprocess.run([sys.executable, "-m", "gristmill", "doctor"], capture_output=True,
+                            text=True, env={**os.environ, **env}, timeout=60).stdout
+    assert "make recipe shell: the Python fallback" in doctor
+    h = _history(tmp_path)
+    assert {"top.txt", "sub/x.txt"} <= {a.task for a in h.attempts(h.runs()[0].id)}
