@@ -235,11 +235,11 @@ class Bench:
 
     def command(self, tool: str, folder: Path, jobs: int, action: str = "build",
                 extra: list[str] | None = None) -> list[str]:
-        argv = list(self.tools[tool].argv or [])
         d = str(folder)
         if tool == MAKEFILE_FORM:      # gristmill run on make's own Makefile: make runs it
             argv = list(self.tools["gristmill"].argv or [])
             return argv + ["run", "-C", d] + (["-j", str(jobs)] if jobs else []) + (extra or [])
+        argv = list(self.tools[tool].argv or [])
         if tool == "gristmill":
             if action == "plan":
                 return argv + ["plan", "-C", d]
