@@ -43,40 +43,58 @@ class _Parser(argparse.ArgumentParser):
 
 # What a make user should know about the letters `run` shares with make.
 MAKE_LETTERS = """\
-options that mean what they mean to make: -C, -f, -j, -k, -B, -q, -s, -t, -W FILE,
-NAME=VALUE. For a Makefile, -n prints the commands that would run, as make -n
-does (sub-makes are run with -n, as make runs them); `gristmill plan` says why.
+For a Makefile, GNU make itself decides and runs every recipe; Gristmill packs
+each recipe by its target's declared resources, records it and guards it. Every
+make option is passed to make as typed: -C, -f, -j, -k, -B, -n, -q, -t, -s, -i,
+-e, -r, -R, -W, -o, -O, -I, -L, -l, -w, -p, --trace, --eval, --debug, NAME=VALUE.
+-n, -q, -t and -p run make alone (nothing of Gristmill's runs).
 short options that differ from make's:
   -n  for gristmill.toml and .json: prints the plan, in run order, with the
       reason each task would run
-  -v  prints each command as it starts (make -v prints make's version;
+  -v  prints each recipe as it starts (make -v prints make's version;
       here that is gristmill --version)
-make options that are refused, with what to do instead: -i, -o, -e, -r, -R, -I,
--L, -O, -w, -p, --trace, --eval.
+make options refused for a gristmill.toml or .json workflow: -i, -o, -e, -r, -R,
+-I, -L, -O, -w, -p, -l, --trace, --eval, --debug.
 """
 
-# make's options that `run` does not honour: each is refused with what to do instead,
-# never ignored (option, its long form, takes an argument?, what to do instead).
-_REFUSED = (
-    ("-i", "--ignore-errors", False, "put '-' before the commands whose failures may be "
+# make's options that `run` passes to make for a Makefile; a gristmill.toml or .json
+# workflow refuses each with what to do instead (option, its long form, its argument:
+# None, "yes" or "optional", what to do instead).
+_MAKE_ONLY = (
+    ("-i", "--ignore-errors", None, "put '-' before the commands whose failures may be "
      "ignored, or use -k to go on with the rest after a failure"),
-    ("-o", "--old-file", True, "Gristmill cannot hold a file back as old; touch what "
+    ("-o", "--old-file", "yes", "Gristmill cannot hold a file back as old; touch what "
      "depends on it with -t, or run the targets that do not need it"),
-    ("-e", "--environment-overrides", False, "set the variable on the command line "
-     "(NAME=VALUE), which overrides the Makefile"),
-    ("-r", "--no-builtin-rules", False, "add MAKEFLAGS += -r to the Makefile"),
-    ("-R", "--no-builtin-variables", False, "add MAKEFLAGS += -R to the Makefile"),
-    ("-I", "--include-dir", True, "name the include with its path in the Makefile"),
-    ("-L", "--check-symlink-times", False, "Gristmill compares the times of the files "
+    ("-e", "--environment-overrides", None, "set the variable on the command line "
+     "(NAME=VALUE), which overrides the workflow"),
+    ("-r", "--no-builtin-rules", None, "a make option, for Makefiles only"),
+    ("-R", "--no-builtin-variables", None, "a make option, for Makefiles only"),
+    ("-I", "--include-dir", "yes", "a make option, for Makefiles only"),
+    ("-L", "--check-symlink-times", None, "Gristmill compares the times of the files "
      "links point to, as make does without -L"),
-    ("-O", "--output-sync", False, "Gristmill keeps each task's output together already"),
-    ("-w", "--print-directory", False, "each task's output is shown under its name already"),
-    ("-p", "--print-data-base", False, "run make -p yourself; `gristmill graph` exports "
-     "the task graph"),
-    (None, "--trace", False, "`gristmill plan` says why each task runs; -v prints each "
+    ("-O", "--output-sync", "optional", "Gristmill keeps each task's output together already"),
+    ("-w", "--print-directory", None, "each task's output is shown under its name already"),
+    (None, "--no-print-directory", None, "a make option, for Makefiles only"),
+    ("-p", "--print-data-base", None, "`gristmill graph` exports the task graph"),
+    ("-l", "--load-average", "optional", "a make option, for Makefiles only"),
+    ("-S", "--no-keep-going", None, "leave out -k"),
+    ("-b", None, None, "a make option, for Makefiles only"),
+    ("-m", None, None, "a make option, for Makefiles only"),
+    ("-d", None, None, "`gristmill plan` says why each task runs"),
+    (None, "--debug", "optional", "`gristmill plan` says why each task runs"),
+    (None, "--trace", None, "`gristmill plan` says why each task runs; -v prints each "
      "command as it starts"),
-    (None, "--eval", True, "write the line into the Makefile, or pass NAME=VALUE"),
+    ("-E", "--eval", "yes", "write the line into the workflow, or pass NAME=VALUE"),
+    (None, "--no-silent", None, "a make option, for Makefiles only"),
+    (None, "--warn-undefined-variables", None, "a make option, for Makefiles only"),
 )
+
+
+_TYPED: list[str] = []      # the words of the command line, for the order of make's options
+
+
+def _make_dest(short: str | None, long: str | None) -> str:
+    return "make_" + (long or short or "").strip("-").replace("-", "_")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -135,11 +153,12 @@ def _add_run(sub) -> None:
     r.add_argument("-W", "--what-if", "--new-file", "--assume-new", action="append",
                    default=[], metavar="FILE",
                    help="as make -W: run as if FILE had just changed")
-    for short, long, takes, _ in _REFUSED:
+    for short, long, takes, _ in _MAKE_ONLY:
         flags = [f for f in (short, long) if f]
-        r.add_argument(*flags, dest="refused_" + long.strip("-").replace("-", "_"),
-                       action="append_const" if not takes else "append",
-                       **({"const": True} if not takes else {}), help=argparse.SUPPRESS)
+        extra: dict = ({"action": "append_const", "const": True} if takes is None else
+                       {"action": "append"} if takes == "yes" else
+                       {"action": "append", "nargs": "?", "const": True})
+        r.add_argument(*flags, dest=_make_dest(short, long), help=argparse.SUPPRESS, **extra)
     r.add_argument("--audit", action="store_true",
                    help="trace each task's file accesses (strace) and report what it reads "
                         "or writes undeclared, and declared inputs it never reads")
@@ -278,8 +297,10 @@ def _load(args, variables: dict[str, str] | None = None,
     gc.freeze()
     # What make prints while it reads a Makefile ($(info ...)), make's way: on stdout,
     # first (on stderr when stdout carries JSON).
-    for line in wf.messages:
-        print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    # (Not for a Makefile's run: make reads it again and prints them itself.)
+    if not (wf.kind == "make" and getattr(args, "command", "") == "run"):
+        for line in wf.messages:
+            print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     for w in _to_say(wf, getattr(args, "warnings", False)):
         print(f"gristmill: {w}", file=sys.stderr)
     return wf
@@ -346,11 +367,14 @@ def _stamps(prefetch: list[StampPrefetch]):
 
 
 def cmd_run(args) -> int:
-    _refuse_make_options(args)
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
     wf = _load(args, variables, prefetch if not targets else None, targets)
+    if wf.kind != "make":
+        _refuse_make_options(args)
+    elif args.dry_run or args.question or args.touch or getattr(args, "make_print_data_base"):
+        return _make_alone(args, wf, targets, variables)
     from .core.run.engine import RunOptions
     lock = None
     if not args.dry_run and not args.question:
@@ -365,10 +389,7 @@ def cmd_run(args) -> int:
             prefetch = []
     history = _settle_in(wf.root, wf.path, lock is not None)
     if wf.kind == "make":
-        # make exports the command line's variables to every recipe's environment
-        # (`make install DESTDIR=/tmp/stage`: a helper script sees DESTDIR). They go in
-        # the environment the tasks inherit, not in each task's definition.
-        os.environ.update(variables)
+        return _run_make(args, wf, targets, variables, history, lock)
     forced = tuple(wf.resolve_targets(targets)) if args.force else ()
     if args.what_if:
         forced += _what_if(wf, args.what_if)
@@ -397,6 +418,80 @@ def cmd_run(args) -> int:
             dask.close()
         if lock is not None:
             lock.release()
+
+
+def _make_alone(args, wf: Workflow, targets: list[str], variables: dict[str, str]) -> int:
+    """make -n, -q, -t, -p: make runs alone, with the user's arguments; its output and
+    its exit status are the answer (nothing of Gristmill's runs)."""
+    import subprocess
+    from .core.run.makerun import make_argv, own_makefile, _make_program
+    argv = make_argv(_make_program(), _make_args(args), variables, targets, own_makefile(wf))
+    sys.stdout.flush()
+    try:
+        return subprocess.run(argv, cwd=wf.root).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_make(args, wf: Workflow, targets: list[str], variables: dict[str, str], history,
+              lock) -> int:
+    """A Makefile's run: GNU make decides and runs the recipes, through Gristmill's
+    recipe shell (core/run/makerun.py); the exit status is make's."""
+    from .console import MakeReporter
+    from .core.events import EventBus
+    from .core.run.engine import RunOptions
+    from .core.run.makerun import MakeEngine
+    # make is the judge of its goals (a suffix rule or .DEFAULT may make one the data
+    # base does not name); for one Gristmill cannot find, its suggestion comes first.
+    # A goal written as an absolute path goes to make as the target it names.
+    goals = []
+    for t in targets:
+        try:
+            name = wf.resolve_targets([t])[0]
+        except GristmillError as exc:
+            _say(f"gristmill: {exc}; make decides")
+            name = t
+        goals.append(name if os.path.isabs(t) else t)
+    targets = goals
+    make_args = _make_args(args)
+    # No -j: make's own serial run (a Makefile that is not parallel-safe, `clean all`,
+    # stays right). -jN: N at once. A bare -j in MAKEFLAGS: as many as Gristmill packs.
+    # Inside make -jN (its jobserver in MAKEFLAGS), make joins that jobserver itself.
+    jobs, parallel = args.jobs, args.jobs is not None
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if jobs is None and "--jobserver-auth" not in makeflags:
+        parallel, jobs = _makeflags_jobs(makeflags)
+        jobs = jobs if parallel else None
+    options = RunOptions(jobs=jobs, keep_going=args.keep_going, silent=args.silent,
+                         audit=args.audit)
+    bus = EventBus()
+    engine = MakeEngine(wf, bus=bus, history=history, options=options, make_args=make_args,
+                        variables=variables, force=targets if args.force else (),
+                        parallel=parallel and "--jobserver-auth" not in makeflags)
+    bus.subscribe(MakeReporter(verbose=args.verbose, quiet=args.quiet))
+    interrupted: list[int] = []
+
+    def on_signal(signum, frame):
+        interrupted.append(signum)
+        if len(interrupted) == 1:
+            engine.cancel()
+        else:
+            engine.abort()
+    handlers = {sig: signal.signal(sig, on_signal)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = _run_on_thread(engine, targets)
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+        if history is not None:
+            _prune(args, history)
+            history.close()
+        if lock is not None:
+            lock.release()
+    if interrupted:
+        return 128 + interrupted[0]       # 130 Ctrl-C, 129 a closed terminal, 143 SIGTERM
+    return result.exit_code
 
 
 def _say(line: str) -> None:
@@ -441,11 +536,52 @@ def _stop_leftovers(history, workflow_path: Path) -> None:
 
 
 def _refuse_make_options(args) -> None:
-    """A make option `run` does not honour is an error that says what to do instead."""
-    for short, long, _, instead in _REFUSED:
-        if getattr(args, "refused_" + long.strip("-").replace("-", "_"), None):
-            name = f"{short} ({long})" if short else long
-            raise UsageError(f"make's {name} is not supported by gristmill run: {instead}")
+    """A make option given for a gristmill.toml or .json workflow is an error that says
+    what to do instead."""
+    for short, long, _, instead in _MAKE_ONLY:
+        if getattr(args, _make_dest(short, long), None):
+            name = f"{short} ({long})" if short and long else short or long
+            raise UsageError(f"make's {name} is not supported by gristmill run for a "
+                             f"gristmill.toml or .json workflow: {instead}")
+
+
+def _make_args(args) -> list[str]:
+    """The make options of ``gristmill run``, for make (core/run/makerun.py), in the
+    order they were typed (`--no-silent -s` is silent, `-s --no-silent` is not)."""
+    groups: list[tuple[tuple[str, ...], list[str]]] = []    # (how it may be typed, words)
+    # --quiet is make's -s too (make's -s, --silent, --quiet)
+    for flags, on in ((("-k", "--keep-going"), args.keep_going),
+                      (("-s", "--silent", "--quiet"), args.silent or args.quiet),
+                      (("-B", "--force-all"), args.force_all), (("-n", "--dry-run"), args.dry_run),
+                      (("-q", "--question"), args.question), (("-t", "--touch"), args.touch)):
+        if on:
+            groups.append((flags, [flags[0]]))
+    for f in args.what_if:
+        groups.append((("-W", "--what-if", "--new-file", "--assume-new"), ["-W", f]))
+    if args.jobs is not None and args.jobs != 1:     # -j1 is make's default: unsaid
+        groups.append((("-j", "--jobs"), [f"-j{args.jobs}"]))
+    for short, long, takes, _ in _MAKE_ONLY:
+        for value in getattr(args, _make_dest(short, long), None) or ():
+            flags = tuple(f for f in (short, long) if f)
+            if value is True:
+                groups.append((flags, [short or long]))
+            elif long:
+                groups.append((flags, [f"{long}={value}"]))
+            else:
+                groups.append((flags, [short, value]))
+    typed = list(_TYPED)
+    used: set[int] = set()
+
+    def position(flags: tuple[str, ...]) -> int:
+        for i, word in enumerate(typed):
+            if i not in used and any(word == f or word.startswith(f + "=") or
+                                     (len(f) == 2 and word.startswith(f) and
+                                      not word.startswith("--")) for f in flags):
+                used.add(i)
+                return i
+        return len(typed)
+    placed = sorted(((position(flags), n, words) for n, (flags, words) in enumerate(groups)))
+    return [w for _, _, words in placed for w in words]
 
 
 def _what_if(wf: Workflow, files: list[str]) -> tuple[str, ...]:
@@ -1105,6 +1241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return open_app(argv[0] if argv else None)
     args = build_parser(argv[0] if argv[0] in SUBCOMMANDS else None).parse_args(argv)
+    _TYPED[:] = argv
     if args.command is None:
         build_parser().print_help()
         return 2

@@ -399,6 +399,64 @@ class ConsoleReporter:
             self.out.flush()
 
 
+class MakeReporter:
+    """The console of a Makefile's run: make's own lines (its echoes, the recipes'
+    output, its ``*** Error`` lines) are the output, on the streams make wrote them to.
+    Gristmill adds only its own words, on stderr, each line ``gristmill: ``: notices,
+    what it removed or killed, and with ``-v`` each recipe as it starts."""
+
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False,
+                 quiet: bool = False):
+        self.out = stream or sys.stderr
+        self.verbose = verbose
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._logs: dict[str, str] = {}
+        self._audits: dict[str, TaskAudited] = {}
+
+    def __call__(self, ev: Event) -> None:
+        if isinstance(ev, TaskAudited):
+            self._audits[ev.task] = ev
+        elif isinstance(ev, RunFinished) and self._audits:
+            # the audit's block after the run, on stdout as for any workflow
+            try:
+                for line in audit_summary(list(self._audits.values())):
+                    sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+        line = self._words(ev)
+        if line is None:
+            return
+        with self._lock:
+            try:
+                self.out.write(f"gristmill: {line}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _words(self, ev: Event) -> str | None:
+        if isinstance(ev, RunNotice):
+            return ev.message
+        if isinstance(ev, TaskStarted):
+            self._logs[ev.task] = ev.log_path
+            return f"▸ {ev.task}" if self.verbose else None
+        if isinstance(ev, TaskFinished):
+            log = self._logs.pop(ev.task, "")
+            if ev.outcome is Outcome.SUCCEEDED:
+                return None
+            words = f"✗ {ev.task}: {ev.message or ev.outcome.value}"
+            if ev.removed_outputs:
+                words += (f"; removed {', '.join(ev.removed_outputs)}, which the failed "
+                          "recipe changed (Gristmill's clean-up)")
+            if log and os.path.exists(log):
+                words += f"; full log: {log}"
+            return words
+        if isinstance(ev, RunFinished) and ev.status is RunStatus.CANCELLED:
+            return "the run was cancelled"
+        return None
+
+
 def fix_label(f: AuditFinding) -> str:
     """What to do with a finding's fix, in words: "add the line" to a Makefile, else
     the edit of the workflow file."""

@@ -222,3 +222,23 @@ def test_output_times_from_a_scans_stamps_match_the_disk(tmp_path):
     from_scan, from_disk = output_times(wf, stamp=scan.stamps.get), output_times(wf)
     assert from_scan.keys() == from_disk.keys()
     assert from_scan["t1"] is None and abs(from_scan["t0"] - from_disk["t0"]) < 1e-6
+
+
+def test_a_sub_make_s_target_the_workflow_does_not_know_gets_a_row(qtmodeltester, tmp_path):
+    """A Makefile's sub-makes run targets the top data base does not know ("sub/x"):
+    the run tells of them, and the table shows them as rows of their own."""
+    from gristmill.core.events import TaskStarted
+    from gristmill.core.workflow import Resources
+    run, model, wf = make_model(tmp_path)
+    before = model.rowCount()
+    changes = run.apply([
+        RunStarted("r1", 1.0, wf.name, str(wf.path), (), tuple(wf.tasks)),
+        TaskStateChanged("r1", 1.1, "sub/x", TaskState.RUNNING, (), 1),
+        TaskStarted("r1", 1.1, "sub/x", 1, 0, Resources(), log_path=str(tmp_path / "x.log")),
+    ])
+    model.apply_changes(changes)
+    assert model.rowCount() == before + 1
+    row = model.row_of("sub/x")
+    assert model.data(model.index(row, Column.NAME)) == "sub/x"
+    assert model.state("sub/x") is TaskState.RUNNING
+    qtmodeltester.check(model)

@@ -52,6 +52,7 @@ import workloads as W  # noqa: E402
 
 WORKLOADS = ("spawn", "noop", "change", "scale", "pack", "app", "app100k")
 PEERS = ("make", "ninja", "snakemake", "doit")
+MAKEFILE_FORM = "gristmill-make"   # spawn only: `gristmill run` on the make Makefile
 FLOOR = "python-loop"     # spawn only: spawn_floor.py, a bare Python loop that starts the commands
 NATIVE = "c-loop"         # spawn only: native_spawn_proto.c, the same loop in C (PROPOSALS 19),
                           # where a C compiler is found
@@ -238,12 +239,15 @@ class Bench:
         return self.work / "home" / workload
 
     def env(self, tool: str, workload: str) -> dict[str, str] | None:
-        return _env_gristmill(self.home(workload)) if tool == "gristmill" else None
+        return _env_gristmill(self.home(workload)) if tool.startswith("gristmill") else None
 
     def command(self, tool: str, folder: Path, jobs: int, action: str = "build",
                 extra: list[str] | None = None) -> list[str]:
-        argv = list(self.tools[tool].argv or [])
         d = str(folder)
+        if tool == MAKEFILE_FORM:      # gristmill run on make's own Makefile: make runs it
+            argv = list(self.tools["gristmill"].argv or [])
+            return argv + ["run", "-C", d] + (["-j", str(jobs)] if jobs else []) + (extra or [])
+        argv = list(self.tools[tool].argv or [])
         if tool == "gristmill":
             if action == "plan":
                 return argv + ["plan", "-C", d]
@@ -330,6 +334,14 @@ class Bench:
             folders[tool] = self.work / "spawn" / tool
             shutil.rmtree(folders[tool], ignore_errors=True)
             W.write_spawn(folders[tool], tool, n)
+
+        # The Makefile form: GNU make runs make's own Makefile, each recipe through
+        # Gristmill's recipe shell (per-recipe overhead against plain make -j2).
+        if "gristmill" in folders and "make" in self.tools and self.tools["make"].argv:
+            folders[MAKEFILE_FORM] = self.work / "spawn" / MAKEFILE_FORM
+            shutil.rmtree(folders[MAKEFILE_FORM], ignore_errors=True)
+            W.write_spawn(folders[MAKEFILE_FORM], "make", n)
+            wl.cells[MAKEFILE_FORM] = Cell()
 
         # The floor: a bare Python loop that only starts and reaps the commands, as
         # Gristmill's executor does, timed beside the tools (not a column of the table).
@@ -750,7 +762,7 @@ def table(results: list[Workload], tools: list[str]) -> str:
 def spawn_cpu_table(wl: Workload, tools: list[str], cores: int) -> str:
     """Rate, CPU per task and CPUs kept busy for each tool on the spawn workload, and for
     the bare Python loop (``spawn_floor.py``)."""
-    cols = [t for t in (*tools, FLOOR, NATIVE) if t in wl.cells]
+    cols = [t for t in (*tools, MAKEFILE_FORM, FLOOR, NATIVE) if t in wl.cells]
     rows = [("tasks/s", lambda c: f"{c.value:,.0f}"),
             ("CPU per task: the tool and its commands, ms",
              lambda c: f"{c.extra['cpu_ms_per_task']:.2f}"),
@@ -780,6 +792,12 @@ def targets(results: dict[str, Workload]) -> list[tuple[str, str, str]]:
         ok = gm is not None and peers and all(gm >= p for p in peers)
         out.append(("Spawn: at least make -j2's and ninja's tasks/s", "met" if ok else "NOT met",
                     f"gristmill {_fmt(gm, 'tasks/s')}, make {_fmt(mk, 'tasks/s')}, ninja {_fmt(nj, 'tasks/s')} tasks/s"))
+        gmk = v("spawn", MAKEFILE_FORM)
+        if gmk is not None and mk is not None:
+            out.append(("Spawn, a Makefile: per-recipe overhead of gristmill run against plain "
+                        "make -j2 (issue 23)", "measured",
+                        f"gristmill-make {_fmt(gmk, 'tasks/s')}, make {_fmt(mk, 'tasks/s')} "
+                        f"tasks/s: {1e3 / gmk - 1e3 / mk:+.2f} ms per recipe"))
         fl = v("spawn", FLOOR)
         ok = gm is not None and fl is not None and fl <= 1.2 * gm and (nj is None or gm >= nj)
         out.append(("Spawn: within 1.2× of the Python floor's time, at least ninja's tasks/s (issue 18)",

@@ -21,9 +21,11 @@ def gristmill(*args, cwd=None, env=None, timeout=120):
 def test_doctor_says_what_the_machine_offers_and_exits_0():
     p = gristmill("doctor")
     assert p.returncode == 0, p.stderr
-    for name in ("cgroups", "bubblewrap", "containers", "strace", "GPUs", "Dask"):
+    for name in ("make recipe shell", "cgroups", "bubblewrap", "containers", "strace", "GPUs",
+                 "Dask"):
         assert f" {name}: " in p.stdout, name
-    assert p.stdout.count("enables:") == 6
+    assert p.stdout.count("enables:") == 7
+    assert "✓ make recipe shell: compiled helper " in p.stdout      # cc is on this machine
     assert "Traceback" not in p.stderr
 
 
@@ -39,6 +41,9 @@ def test_doctor_names_the_package_for_what_is_missing(tmp_path):
     assert "install: apt install strace / dnf install strace" in out
     assert "apt install podman / dnf install podman" in out
     assert "✗ cgroups: no cgroup for tasks: GRISTMILL_CGROUPS=off" in out
+    # no cc on that PATH: Makefile recipes go through the Python fallback (or a helper
+    # this home compiled before)
+    assert "✓ make recipe shell: " in out
     assert "systemd-run --user --scope -p Delegate=yes" in out
 
 

@@ -60,7 +60,7 @@ def test_audit_names_the_missing_header_the_rule_and_the_line_to_add(tmp_path):
     # The finding is true: touch the header and make (and so Gristmill) rebuild only util.o.
     (root / "defs.h").write_text("#define ANSWER 43\n")
     again = gristmill("run", cwd=root)
-    assert "✓ util.o" in again.stdout and "✓ main.o" not in again.stdout
+    assert "-c -o util.o util.c" in again.stdout and "main.c" not in again.stdout
 
 
 def test_the_hint_audits_one_rule_without_the_flag(tmp_path):

@@ -68,7 +68,7 @@ def test_the_command_line_builds_installs_with_destdir_and_cleans(tmp_path):
     assert (folder / "bin" / "shapes").is_file() and (folder / "build" / "libshapes.a").is_file()
     second = gristmill("run", "-C", str(folder), cwd=tmp_path)
     assert second.returncode == 0
-    assert "10 up to date" in second.stdout + second.stderr
+    assert "Nothing to be done for 'all'" in second.stdout      # make decides, and says so
     stage = tmp_path / "stage"
     inst = gristmill("run", "-C", str(folder), "install", f"DESTDIR={stage}", "PREFIX=/usr", cwd=tmp_path)
     assert inst.returncode == 0, inst.stderr + inst.stdout

@@ -24,6 +24,7 @@ from gristmill.core.decide.gpus import detect_devices
 from gristmill.core.workflow import CapacityOverride
 from gristmill.core.run.engine import Engine, RunOptions
 from gristmill.core.run.leftovers import leftover_words, stop_leftovers
+from gristmill.core.run.makerun import engine_for
 from gristmill.core.errors import GristmillError
 from gristmill.core.events import EventBus, TaskState
 from gristmill.core.decide.graph import TaskGraph
@@ -610,7 +611,10 @@ class Workbench(QObject):
                 wf, bus, history, opts, executor_factory=factory, graph=graph), options,
                 session if settings is not None else None)
         else:
-            engine = Engine(wf, bus, None if dry_run else self.history, options, graph=graph)
+            # A Makefile: GNU make runs the recipes (packed by Gristmill, -j as the
+            # machine allows); anything else, or a plan: the Engine.
+            engine = engine_for(wf, bus, None if dry_run else self.history, options,
+                                graph=graph, parallel=True)
         self.session.hold(True)
         self.bridge.start(engine, bus, targets)
         self.busyChanged.emit(True)

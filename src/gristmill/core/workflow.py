@@ -240,6 +240,9 @@ class Workflow:
     # remade while missing unless what is made from them must be (make's rules).
     intermediate: frozenset[str] = frozenset()
     cluster: ClusterSettings = field(default_factory=ClusterSettings)   # [cluster]
+    # A Makefile's .PRECIOUS and .SECONDARY targets (``%`` patterns as patterns): a
+    # failed recipe's target among them is kept (core/run/makerun.py).
+    keep_on_failure: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # A read-only view is kept as it is: the loader hands over a dict of its own (a

@@ -160,6 +160,7 @@ class TaskTableModel(QAbstractTableModel):
         self._idle_counted: tuple[object, IdleCounts | None] = (None, None)  # (key, counts)
         self._pending: deque[tuple[int, int]] = deque()   # row ranges still to announce
         self._flush_queued = False
+        self._made_up: dict[str, Task] = {}
 
     # -- feeding --------------------------------------------------------------
 
@@ -259,6 +260,7 @@ class TaskTableModel(QAbstractTableModel):
         in one turn of the event loop: every filter proxy (the table, each board
         column) re-checks each changed row, and the 2,000 rows of a run's start at once
         would stall the window. The rest follow in the next turns."""
+        self._add_unknown(names)
         rows = sorted(self._row[n] for n in names if n in self._row)
         if not rows:
             return
@@ -273,6 +275,31 @@ class TaskTableModel(QAbstractTableModel):
                 start = prev = r
         if not self._flush_queued:
             self._flush_pending()
+
+    def _add_unknown(self, names: Iterable[str]) -> None:
+        """Rows for tasks a run told of that the workflow does not know: the targets of
+        a Makefile's sub-makes ("sub/target"), which make runs and Gristmill records."""
+        if self._workflow is None:
+            return
+        new = sorted(n for n in names if n not in self._row and n in self._run.tasks)
+        if not new:
+            return
+        first = len(self._names)
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        for n in new:
+            self._row[n] = len(self._names)
+            self._names.append(n)
+        self.endInsertRows()
+
+    def _task(self, name: str) -> Task:
+        """The workflow's task, or one made up for a sub-make's target (default
+        resources, its recipe make's)."""
+        task = self._workflow.tasks.get(name) if self._workflow is not None else None
+        if task is None:
+            task = self._made_up.get(name)
+            if task is None:
+                task = self._made_up[name] = Task(name=name, description="run by a sub-make")
+        return task
 
     def _flush_pending(self) -> None:
         self._flush_queued = False
@@ -489,7 +516,7 @@ class TaskTableModel(QAbstractTableModel):
         return None
 
     def _display(self, name: str, col: Column) -> str:
-        task = self._workflow.tasks[name]
+        task = self._task(name)
         if col == Column.NAME:
             return name
         if col == Column.STATE:
@@ -536,14 +563,14 @@ class TaskTableModel(QAbstractTableModel):
             m = self._outputs.get(name, -1.0)
             return 0.0 if m is None else m
         if col == Column.RESOURCES:
-            r = self._workflow.tasks[name].resources
+            r = self._task(name).resources
             return r.cpu * 1e15 + r.mem
         if col == Column.NAME:
             return self._row[name]
         return self._display(name, col).lower()
 
     def _tooltip(self, name: str, col: Column) -> str:
-        task = self._workflow.tasks[name]
+        task = self._task(name)
         if col == Column.NAME:
             lines = [name]
             if task.description:

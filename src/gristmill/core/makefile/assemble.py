@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from ..errors import Location
 from ..workflow import PROCESS, Resources, Task, Workflow, WorkflowWarning, new_task
-from .cautions import general_cautions, intermediate_files, task_cautions
+from .cautions import general_cautions, intermediate_files, kept_on_failure, task_cautions
 from .database import FileEntry
 from .facts import MakeFacts, matches
 from .hints import HintBook
@@ -175,6 +175,7 @@ class WorkflowAssembler:
             files=tuple(f.files()),
             messages=tuple(f.read_messages),
             intermediate=intermediate_files(f) & {o for t in ordered.values() for o in t.outputs},
+            keep_on_failure=kept_on_failure(f),
         )
 
     # -- double-colon rules: a task each ----------------------------------------------

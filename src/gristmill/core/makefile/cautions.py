@@ -10,48 +10,13 @@ from .database import FileEntry
 from .facts import MakeFacts
 from .recording import Record
 
-_RUN_TIME_FUNCS = ("shell", "wildcard", "eval", "file")
-
 
 def task_cautions(f: MakeFacts, name: str, e: FileEntry | None, recs: list[Record],
                   location: Location | None, members: set[str]) -> list[WorkflowWarning]:
-    if e is None or name not in f.from_a:
-        return []      # not on the path of the goals read: nothing to say on this run
-    out: list[WorkflowWarning] = []
-
-    def warn(message: str, where: Location | None = location) -> None:
-        out.append(WorkflowWarning(message, where))
-
-    raws = f.raw_recipe(e)
-    if f.runs_sub_make(e, recs):
-        warn(f"'{name}' runs a sub-make ($(MAKE)): Gristmill runs it as one task (with -j it "
-             "shares Gristmill's slots through the jobserver) and cannot show or explain the "
-             "targets inside it")
-    if any(_uses_auto(raw, "?") for raw in raws):
-        warn(f"the recipe of '{name}' uses $? (prerequisites newer than the target): "
-             "Gristmill expands it when it reads the Makefile, to all of them")
-    for raw in raws:
-        used = [fn for fn in _RUN_TIME_FUNCS if f"$({fn} " in raw or f"${{{fn} " in raw]
-        if used:
-            warn(f"the recipe of '{name}' calls $({used[0]} ...), which Gristmill expands "
-                 "when it reads the Makefile; make expands it just before the recipe runs, "
-                 "after the prerequisites are built")
-            break
-    if e.double_colon and len(e.rules) > 1 and any(rule.prereqs for rule in e.rules):
-        warn(f"'{name}' has {len(e.rules)} double-colon rules: Gristmill runs them together "
-             "as one task when any is out of date (make runs each rule on its own)")
-    if "(" in name and name.endswith(")"):
-        warn(f"'{name}' is an archive member: Gristmill cannot read member times and treats it "
-             "as a file of that name")
-    own = f.db_read.files.get(name)
-    inherited = [v for v in (own.target_vars if own else e.target_vars) if not v.private]
-    if inherited and any(p not in members and p in f.records for p in e.prereqs + e.order_only):
-        v = inherited[0]
-        warn(f"target-specific variable {v.name} of '{name}' also applies to its "
-             f"prerequisites when make builds '{name}'; Gristmill gives each target the "
-             "commands make runs for it on the path of the goals asked for",
-             f.loc(v.file, v.line) if v.file and v.line else location)
-    return out
+    """Nothing, now: GNU make runs the recipes (core/run/makerun.py), so $?,
+    $(shell)/$(wildcard) in recipes, double-colon rules, archive members, sub-makes and
+    target-specific values are make's at run time, and none differs from make."""
+    return []
 
 
 def intermediate_files(f: MakeFacts) -> frozenset[str]:
@@ -82,19 +47,19 @@ def intermediate_files(f: MakeFacts) -> frozenset[str]:
     return frozenset(out)
 
 
+def kept_on_failure(f: MakeFacts) -> frozenset[str]:
+    """The targets of ``.PRECIOUS`` and ``.SECONDARY`` (``%`` patterns kept as they are;
+    ``%`` alone is the reader's own and left out): a failed recipe's target among them
+    is not removed."""
+    db = f.db_a
+    names = set(db.special_prereqs(".SECONDARY") or ())
+    names |= {p for p in db.special_prereqs(".PRECIOUS") or () if p != "%"}
+    names |= {n for n, e in db.files.items() if e.precious and not f.skip_name(n)}
+    return frozenset(names)
+
+
 def general_cautions(f: MakeFacts, used_hints: set[tuple[str, int]]) -> list[WorkflowWarning]:
     out: list[WorkflowWarning] = []
-    precious = [p for p in f.db_a.special_prereqs(".PRECIOUS") or [] if "%" not in p]
-    if len(precious) > 3:
-        # One warning for them all (git's Makefile has 80), not a line each.
-        out.append(WorkflowWarning(
-            f"{len(precious)} targets are .PRECIOUS ('{precious[0]}', '{precious[1]}', "
-            f"'{precious[2]}', ...): Gristmill still removes a failed task's partial outputs",
-            f.location(precious[0], f.entry(precious[0]))))
-        precious = []
-    for p in precious:
-        out.append(WorkflowWarning(f"'{p}' is .PRECIOUS: Gristmill still removes a failed task's "
-                                   "partial outputs", f.location(p, f.entry(p))))
     for file, src in f.sources.items():
         for h in src.hints:
             if (file, h.line) not in used_hints:

@@ -62,11 +62,14 @@ class RunAudit:
         accesses = collect(prefix, task.cwd)
         if ev.killed:
             return               # cancelled or timed out: what it did is not the whole story
+        self.judge(task, attempt, prefix, accesses, ev.exit_code == 0)
+
+    def judge(self, task: Task, attempt: int, prefix: str, accesses, ok: bool) -> None:
+        """The findings of an attempt's accesses (None: not traced), published."""
         log_path = prefix[:-len(SUFFIX)]     # (its log, when the trace is beside it)
         if accesses is None:
             findings, traced = (), False
         else:
-            ok = ev.exit_code == 0
             findings, traced = self.auditor.audit(task, accesses, complete=ok,
                                                   ignore=(log_path,)), True
         self.engine.bus.publish(TaskAudited(self.run_id, time.time(), task.name, attempt,

@@ -135,8 +135,26 @@ def check_dask() -> Check:
     return Check("Dask", True, f"distributed {version}", enables)
 
 
+def check_make_shell() -> Check:
+    """The recipe shell make runs Makefiles' recipes through: the compiled helper, or
+    the Python fallback where no C compiler is found."""
+    from .makeshell import helper
+    enables = ("gristmill run on a Makefile: GNU make runs each recipe through it, and "
+               "Gristmill packs, records and guards it")
+    try:
+        path, kind = helper()
+    except OSError as exc:
+        return Check("make recipe shell", False, f"cannot be made: {exc}", enables)
+    if kind == "compiled":
+        return Check("make recipe shell", True, f"compiled helper {path}", enables)
+    return Check("make recipe shell", True, f"the Python fallback {path} (no C compiler "
+                 "found; the compiled helper costs less per recipe)", enables,
+                 "apt install gcc / dnf install gcc")
+
+
 def checks() -> list[Check]:
     return [
+        check_make_shell(),
         check_cgroups(),
         _program("bubblewrap", ["bwrap"], 'isolation = "sandbox": a task sees only what it '
                  "declares", "apt install bubblewrap / dnf install bubblewrap"),

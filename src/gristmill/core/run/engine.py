@@ -71,9 +71,12 @@ class RunResult:
     failed: tuple[str, ...] = ()
     decisions: Mapping[str, Decision] = field(default_factory=dict)
     cancelled: tuple[str, ...] = ()      # tasks cancelled one by one (``cancel_task``)
+    code: int | None = None              # a Makefile's run: make's own exit status
 
     @property
     def exit_code(self) -> int:
+        if self.code is not None:
+            return self.code
         return 0 if self.status is RunStatus.SUCCEEDED else 1
 
 
@@ -263,6 +266,21 @@ class Engine:
             return RunResult(run_id, RunStatus.SUCCEEDED, counts, (), decisions)
         loop = _RunLoop(self, run_id, log_dir, decisions, scan, capacity, states, names)
         return loop.run(t0)
+
+
+def hash_inputs(scan: StalenessScan, task: Task) -> tuple:
+    """(path, size, mtime_ns, hash) of the inputs ``task`` compares by content, hashed
+    as they are now."""
+    paths = scan.content_inputs(task)
+    if not paths:
+        return ()
+    scan.hasher.forget(paths)
+    out = []
+    for p in paths:
+        entry = scan.hasher.entry(p)
+        if entry is not None:
+            out.append((p, *entry))
+    return tuple(out)
 
 
 def _waits_for(words: str) -> str:
@@ -641,16 +659,7 @@ class _RunLoop:
         scan = self.scan
         if task.check != "content" and not (task.inputs and self._content_anywhere):
             return ()
-        paths = scan.content_inputs(task)
-        if not paths:
-            return ()
-        scan.hasher.forget(paths)
-        out = []
-        for p in paths:
-            entry = scan.hasher.entry(p)
-            if entry is not None:
-                out.append((p, *entry))
-        return tuple(out)
+        return hash_inputs(scan, task)
 
     def _timeout(self) -> float | None:
         now = time.monotonic()

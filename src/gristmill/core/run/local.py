@@ -67,6 +67,12 @@ class Job:
     echo: bool = True               # False: no command is echoed (make -s)
     trace: tuple[str, str] | None = None   # (strace, file prefix): each command traced (audit)
     root: str = ""                  # the workflow's folder (sandboxes and containers)
+    # A recipe line GNU make asked for (core/run/makerun.py): exactly this argv, nothing
+    # echoed, its stdin from this fd (-1: /dev/null), its output also copied, byte for
+    # byte, to ``tee`` (the stdout make gave the line: a terminal, or -O's temp file).
+    argv: tuple[str, ...] = ()
+    stdin: int = -1
+    tee: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,12 +394,15 @@ class LocalExecutor:
     def _spawn(self, r: _Running) -> None:
         task = r.job.task
         cmd = task.commands[r.index]
-        if not task.silent and r.job.echo:
-            # As make does: the command goes into the output before it runs.
-            out, events = r.out, self._events
-            for line in cmd.splitlines() or [""]:
-                out.line(line, events, held=True)   # type: ignore[union-attr]
-        argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
+        if r.job.argv:
+            argv = list(r.job.argv)
+        else:
+            if not task.silent and r.job.echo:
+                # As make does: the command goes into the output before it runs.
+                out, events = r.out, self._events
+                for line in cmd.splitlines() or [""]:
+                    out.line(line, events, held=True)   # type: ignore[union-attr]
+            argv = direct_argv(task.shell, cmd) or [*task.shell, cmd]
         env = r.job.env
         cg = r.cg
         if r.token:
@@ -448,14 +457,15 @@ class LocalExecutor:
         """Start the process (in ``cg``): (pid, its output's read end, the boot-time
         clock before and after the spawn, or 0s)."""
         task = r.job.task
+        stdin = r.job.stdin if r.job.stdin >= 0 else self._devnull
         with cg.entered() if cg is not None else nullcontext():
             before = _clock_ns(_BOOTTIME) if _TICK_NS else 0   # type: ignore[misc]
             if task.cwd == self._cwd and _POSIX_SPAWN:
-                pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, env)
+                pid, out_fd, r.hold_fd = self._posix_spawn(exe, argv, env, stdin)
             else:
                 proc = subprocess.Popen(
                     argv, executable=exe, cwd=task.cwd, env=dict(env),
-                    stdin=self._devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True, pass_fds=r.job.keep_fds)
                 pid = proc.pid
                 out_fd = os.dup(proc.stdout.fileno())  # type: ignore[union-attr]
@@ -489,8 +499,8 @@ class LocalExecutor:
             self._programs[key] = found
         return found
 
-    def _posix_spawn(self, exe: str, argv: list[str],
-                     env: Mapping[str, str]) -> tuple[int, int, int]:
+    def _posix_spawn(self, exe: str, argv: list[str], env: Mapping[str, str],
+                     stdin: int) -> tuple[int, int, int]:
         """Start ``argv`` in its own session, stdout and stderr into a new pipe:
         (pid, the pipe's read end, the pipe's write end).
 
@@ -503,7 +513,7 @@ class LocalExecutor:
         out_r, out_w = os.pipe()
         try:
             pid = os.posix_spawn(exe, argv, env, setsid=True, file_actions=[
-                (os.POSIX_SPAWN_DUP2, self._devnull, 0),
+                (os.POSIX_SPAWN_DUP2, stdin, 0),
                 (os.POSIX_SPAWN_DUP2, out_w, 1),
                 (os.POSIX_SPAWN_DUP2, out_w, 2)])
         except BaseException:
@@ -609,6 +619,8 @@ class LocalExecutor:
 
     def _data(self, r: _Running, data: bytes) -> None:
         r.out.data(data, self._events)  # type: ignore[union-attr]
+        if r.job.tee >= 0:
+            _write_all(r.job.tee, data)
 
     def _line(self, r: _Running, text: str) -> None:
         r.out.line(text, self._events)  # type: ignore[union-attr]
@@ -881,6 +893,20 @@ class _Spawner:
     def close(self) -> None:
         self._calls.put(None)
         self._thread.join(5.0)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``data`` to ``fd`` (a closed or full reader loses it: the log keeps it)."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+            continue
+        except OSError:
+            return
+        view = view[n:]
 
 
 def _rss_of(pids: list[int]) -> int:
