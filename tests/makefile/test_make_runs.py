@@ -288,6 +288,32 @@ def test_a_target_whose_last_attempt_failed_is_made_again(tmp_path, home):
     assert "echo made > out.txt" in g.stdout
 
 
+def test_a_failed_attempt_that_never_wrote_its_target_keeps_it(tmp_path, home):
+    """The trust rule is about what a failed attempt may have touched: cJSON's `ln -s`
+    fails ("File exists") and leaves the link of the last build as it was; the next
+    run keeps it, and a goal off its path (`install`) never loses it either."""
+    text = """
+        all: link
+        real: src
+        > cp src real
+        link: real
+        > ln -s real link
+        install: real
+        > cp link installed
+        """
+    _, gm = _twins(tmp_path, text, **{"src": "v1"})
+    assert gristmill(gm).returncode == 0
+    time.sleep(1.1)
+    (gm / "src").write_text("v2")
+    g = gristmill(gm)
+    assert g.returncode == 2 and "File exists" in g.stdout + g.stderr
+    assert os.path.islink(gm / "link")
+    g = gristmill(gm, "install")
+    assert g.returncode == 0, g.stderr
+    assert "removed link" not in g.stderr and os.path.islink(gm / "link")
+    assert (gm / "installed").read_text() == "v2"
+
+
 def test_force_names_a_target_make_then_remakes(tmp_path, home):
     from test_make_options import W_MAKEFILE
     _, gm = _twins(tmp_path, W_MAKEFILE, **{"in.txt": "x"})

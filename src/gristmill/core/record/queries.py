@@ -213,7 +213,7 @@ class HistoryReader:
         (nothing is written: a plan only reads)."""
         rows = self._conn().execute(
             "SELECT l.task, l.run_id, l.attempt, l.outcome, r.status, a.message, r.pid, "
-            "r.hostname, r.process_start FROM last_attempt l INDEXED BY last_attempt_untrusted "
+            "r.hostname, r.process_start, a.started FROM last_attempt l INDEXED BY last_attempt_untrusted "
             "LEFT JOIN runs r ON r.id = l.run_id "
             "LEFT JOIN attempts a ON a.run_id = l.run_id AND a.task = l.task "
             "AND a.attempt = l.attempt "
@@ -224,7 +224,7 @@ class HistoryReader:
         active = self._active_runs()
         out: dict[str, LastAttempt] = {}
         gone: dict[str, bool] = {}
-        for task, run_id, attempt, outcome, status, message, pid, host, start in rows:
+        for task, run_id, attempt, outcome, status, message, pid, host, start, began in rows:
             if status == RunStatus.RUNNING.value and run_id not in active:
                 dead = gone.get(run_id)
                 if dead is None:
@@ -232,7 +232,8 @@ class HistoryReader:
                         pid is None or pid == os.getpid() or not _process_alive(pid, start))
                 if dead:
                     status = RunStatus.INTERRUPTED.value
-            out[task] = LastAttempt(task, run_id, attempt, outcome, status or "", message or "")
+            out[task] = LastAttempt(task, run_id, attempt, outcome, status or "", message or "",
+                                    began)
         return out
 
     def leftovers(self, workflow_path: str | os.PathLike[str]) -> list[Leftover]:

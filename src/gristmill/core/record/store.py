@@ -378,6 +378,7 @@ class LastAttempt(NamedTuple):
     outcome: str | None                # an Outcome value; None: it never finished
     run_status: str                    # a RunStatus value ('interrupted': the run died)
     message: str                       # what its end said ("exit status 1")
+    started: float | None = None       # when the attempt began (epoch seconds)
 
 
 class Leftover(NamedTuple):

@@ -225,6 +225,7 @@ class _MakeRun:
         self.log_dir = log_dir
         self.jsonl = jsonl
         self.root = str(self.wf.root)
+        self.plan_names: set[str] | None = None    # the goals' closure, where known
         self.free = FreeCapacity(engine.capacity())
         self.attempts: dict[tuple[int, str, str], _Attempt] = {}
         self.counts: dict[str, int] = {}          # name -> attempts so far
@@ -267,11 +268,21 @@ class _MakeRun:
             found = history.untrusted(str(self.wf.path))   # type: ignore[attr-defined]
         except Exception:
             return
+        wanted = self.plan_names
         for name, last in found.items():
             task = self.wf.tasks.get(name)
             if task is not None and task.phony:
                 continue
+            if wanted is not None and name not in wanted:
+                continue         # off the goals' path: make will not look at it in this run
             p = os.path.join(self.root, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            began = getattr(last, "started", None)
+            if began is not None and st.st_mtime < began - 1.0:
+                continue         # the failed attempt never wrote it: the file is as before
             if os.path.isfile(p) or os.path.islink(p):
                 try:
                     os.unlink(p)
@@ -368,6 +379,7 @@ class _MakeRun:
             names = self.wf.resolve_targets(goals)
             closure = e.graph.closure(names)
             plan = tuple(n for n in e.graph.order if n in closure)
+            self.plan_names = set(closure)
         except Exception:
             names, plan = goals, ()
         self.publish(RunStarted(self.run_id, t0, self.wf.name, str(self.wf.path), tuple(goals),
