@@ -287,11 +287,13 @@ def _target(args) -> Path:
 
 
 def _load(args, variables: dict[str, str] | None = None,
-          prefetch: list[StampPrefetch] | None = None, goals: Sequence[str] = ()) -> Workflow:
+          prefetch: list[StampPrefetch] | None = None, goals: Sequence[str] = (),
+          recipes: bool = True) -> Workflow:
     target = _target(args)
     # The goals go to a Makefile's reader: one that only a built-in rule can make
     # (`make hello` beside hello.c) is read as make would build it.
-    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch, goals=goals)
+    wf = load_cached(target, variables or None, defer=True, prefetch=prefetch, goals=goals,
+                     recipes=recipes)
     # The workflow lives until the process ends: keep the cyclic collector from walking
     # its objects again at every collection of the run that follows.
     gc.freeze()
@@ -370,7 +372,11 @@ def cmd_run(args) -> int:
     targets, variables = _split(args.targets)
     prefetch: list[StampPrefetch] = []
     # The default target's files are stat'ed by a child while the workflow is read back.
-    wf = _load(args, variables, prefetch if not targets else None, targets)
+    # A Makefile's run reads its graph alone: make expands each recipe when it runs it
+    # (a $(shell ...) in a recipe runs once, at its time); the recipes as make would
+    # expand them at reading time are read only for the opt-in "command changed".
+    wf = _load(args, variables, prefetch if not targets else None, targets,
+               recipes=not os.environ.get("GRISTMILL_MAKE_COMMAND_CHANGES"))
     if wf.kind != "make":
         _refuse_make_options(args)
     elif args.dry_run or args.question or args.touch or getattr(args, "make_print_data_base"):

@@ -145,7 +145,8 @@ def code_fingerprint() -> tuple:
 def load_cached(path: str | Path, variables: dict[str, str] | None = None,
                 folder: Path | None = None, defer: bool = False,
                 prefetch: list[StampPrefetch] | None = None,
-                goals: Sequence[str] = (), log: DiskLog | None = None) -> Workflow:
+                goals: Sequence[str] = (), log: DiskLog | None = None,
+                recipes: bool = True) -> Workflow:
     """``loader.load_workflow(path, variables)``, from the cache when nothing changed.
 
     A fresh load is stored before this returns, or with ``defer`` when the process
@@ -153,14 +154,15 @@ def load_cached(path: str | Path, variables: dict[str, str] | None = None,
     list, an entry found valid starts a ``StampPrefetch`` of the default target's
     files and appends it there, before the workflow itself is read back. A fresh
     ``log`` is told what the load looked at, read back from the entry when one is used
-    (the app watches those files and folders).
+    (the app watches those files and folders). ``recipes=False``: a Makefile's graph
+    read (no recipe expanded: a run in which make runs the recipes).
     """
     p = workflow_file(path)
     if is_makefile(p):
         # Straight to the Makefile reader: the TOML/JSON loader (its schema, templates,
         # tomllib) is no part of reading a Makefile, and a no-op should not import it.
         from ..makefile import load_makefile
-        return load_makefile(p, variables, goals)
+        return load_makefile(p, variables, goals, recipes=recipes)
     if os.environ.get("GRISTMILL_NO_CACHE"):
         from .loader import load_workflow
         if log is not None:

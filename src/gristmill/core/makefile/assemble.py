@@ -265,7 +265,8 @@ class WorkflowAssembler:
             # recipe's $(shell ...)). Running it reads the Makefile again with it as a
             # goal; this stand-in only says so, should anything run it as it is.
             commands = (f"printf '%s\\n' {shlex.quote(NOT_READ.format(rep))} >&2; exit 2",)
-            shell = ("/bin/sh", "-c")
+            # The Makefile's own SHELL stays the task's (make runs its recipe with it).
+            shell = (shell_path or "/bin/sh", "-c")
         env: tuple[tuple[str, str], ...] = ()
         if recs:
             env, unset = clean_env(recs[0].env, f.base_env, f.user_vars, commands,

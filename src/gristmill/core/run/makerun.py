@@ -763,7 +763,8 @@ class _MakeRun:
         for a in self.ending:
             if a.running is not None:
                 continue
-            if a.task is not None and a.lines == len(a.task.commands) and not a.failed:
+            if a.task is not None and _read(a.task) and a.lines == len(a.task.commands) \
+                    and not a.failed:
                 over.append(a)       # the data base's line count: the recipe is over
                 continue
             make_pid = a.key[0]
@@ -881,6 +882,13 @@ def _say_to(fd: int, text: str) -> None:
         os.write(fd, text.encode("utf-8", "surrogateescape"))
     except OSError:
         pass
+
+
+def _read(task: Task) -> bool:
+    """Were ``task``'s recipe lines read (the full read), so that their count is the
+    number of lines make runs? The graph read gives a one-line stand-in instead."""
+    cmds = task.commands
+    return not (len(cmds) == 1 and "gristmill: the recipe of" in cmds[0])
 
 
 def _shell_of(task: Task) -> str:
