@@ -295,19 +295,6 @@ def test_precious_targets_are_kept_on_failure_without_a_warning(tmp_path):
     assert {"big.dat", "%.keep", "mid.o"} <= wf.keep_on_failure
 
 
-def test_many_precious_targets_are_one_warning(tmp_path):
-    # git's Makefile makes 80 objects .PRECIOUS: one warning says so, not 80 lines.
-    names = [f"o{k}.o" for k in range(8)]
-    write_makefile(tmp_path, f"""
-        all: {' '.join(names)}
-        .PRECIOUS: {' '.join(names)}
-        %.o:
-        > touch $@
-        """)
-    said = [m for m in messages(load(tmp_path)) if ".PRECIOUS" in m]
-    assert len(said) == 1 and "8 targets are .PRECIOUS ('o0.o', 'o1.o', 'o2.o', ...)" in said[0]
-
-
 def test_make_warnings_come_through_with_their_line(tmp_path):
     write_makefile(tmp_path, """
         $(warning look here)

@@ -340,7 +340,7 @@ class _MakeRun:
         prerequisites gets the epoch as its time, one without is removed (make remakes
         a missing file; a time alone would not do)."""
         words = []
-        for name in names:
+        for name in dict.fromkeys(self._make_name(n) for n in names):
             task = self.wf.tasks.get(name)
             p = os.path.join(self.root, name)
             if task is not None and task.phony or not os.path.lexists(p):
@@ -370,6 +370,12 @@ class _MakeRun:
             self.publish(RunNotice(self.run_id, time.time(),
                                    f"{name}: its command changed since its last success; "
                                    "made out of date for make"))
+
+    def _make_name(self, name: str) -> str:
+        """The target make knows for a task: a double-colon rule's task ``T::2`` is
+        ``T`` (make runs a target's out-of-date ``::`` rules together, each on its own)."""
+        base, sep, k = name.rpartition("::")
+        return base if sep and k.isdigit() and base in self.wf.tasks else name
 
     # -- the run -------------------------------------------------------------
     def run(self, goals: tuple[str, ...]) -> RunResult:
@@ -426,7 +432,9 @@ class _MakeRun:
         shell_mk = os.path.join(server.folder, "shell.mk")
         with open(shell_mk, "w") as f:
             f.write(f"override SHELL = {helper}\nexport GRISTMILL_TARGET = $@\n")
-        argv = make_argv(e.make, make_args, e.variables, goals, own_makefile(self.wf))
+        argv = make_argv(e.make, make_args, e.variables,
+                         list(dict.fromkeys(self._make_name(g) for g in goals)),
+                         own_makefile(self.wf))
         env = dict(os.environ)
         # ours last: a Gristmill run inside a recipe of another one sets its own shell
         env["MAKEFILES"] = " ".join(filter(None, (env.get("MAKEFILES"), shell_mk)))
