@@ -376,7 +376,7 @@ def cmd_run(args) -> int:
     # (a $(shell ...) in a recipe runs once, at its time); the recipes as make would
     # expand them at reading time are read only for the opt-in "command changed".
     wf = _load(args, variables, prefetch if not targets else None, targets,
-               recipes=not os.environ.get("GRISTMILL_MAKE_COMMAND_CHANGES"))
+               recipes=bool(os.environ.get("GRISTMILL_MAKE_COMMAND_CHANGES")))
     if wf.kind != "make":
         _refuse_make_options(args)
     elif args.dry_run or args.question or args.touch or getattr(args, "make_print_data_base"):

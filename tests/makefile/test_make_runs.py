@@ -288,6 +288,18 @@ def test_a_target_whose_last_attempt_failed_is_made_again(tmp_path, home):
     assert "echo made > out.txt" in g.stdout
 
 
+def test_a_shell_call_in_a_recipe_runs_once_as_under_make(tmp_path, home):
+    """make expands a recipe when it runs it; reading the Makefile for the run expands
+    none (git's `-n` lost its MKDIR lines, a `$(shell ...)` ran twice: sweep D8)."""
+    text = """
+        out.txt:
+        > @echo $(shell echo x >> calls.txt)made > $@
+        """
+    mk, gm, m, g = _same(tmp_path, text)
+    assert m.returncode == g.returncode == 0, g.stderr
+    assert (mk / "calls.txt").read_text() == (gm / "calls.txt").read_text() == "x\n"
+
+
 def test_a_failed_attempt_that_never_wrote_its_target_keeps_it(tmp_path, home):
     """The trust rule is about what a failed attempt may have touched: cJSON's `ln -s`
     fails ("File exists") and leaves the link of the last build as it was; the next
