@@ -75,6 +75,8 @@ class Project:
     clean: str | None = "clean"
     big: bool = False                    # only with --big
     serial: bool = False                 # its Makefile is not -j safe: every build is -j1
+    variables: tuple[str, ...] = ()      # NAME=VALUE given to every command, both sides
+    fail_steps: bool = True              # False: no failing builds (git: two more full builds each)
     timeout: float = 900.0               # one command
 
 
@@ -89,12 +91,14 @@ PROJECTS = {p.name: p for p in (
     Project("chibicc", "rui314+chibicc", "tokenize.c", "hashmap.c"),
     # mujs: HEAD only says it moved to Codeberg. utfdata.h is committed, but made from Unicode
     # tables its Makefile downloads: with no network they stand in as empty, old files.
-    Project("mujs", "ccxvii+mujs", "jsvalue.h", "jsmath.c", ref="HEAD~1", install=(),
+    Project("mujs", "ccxvii+mujs", "jsi.h", "jsmath.c", ref="HEAD~1", install=(),
             prepare=("touch -d @0 UnicodeData.txt SpecialCasing.txt",)),
     Project("hiredis", "redis+hiredis", "sds.h", "async.c", install=("PREFIX=/usr",)),
     Project("zlib", "madler+zlib", "zutil.h", "crc32.c", prepare=("./configure",), install=()),
     Project("lz4", "lz4+lz4", "lib/lz4.h", "lib/lz4hc.c", install=()),
-    Project("git", "git+git", "strbuf.h", "wrapper.c", install=(), big=True, timeout=3600.0),
+    # git: the touch is one builtin (strbuf.h would rebuild everything once more)
+    Project("git", "git+git", "builtin/version.c", "wrapper.c", install=(), big=True, timeout=3600.0,
+            variables=("NO_CURL=1",), fail_steps=False),     # no libcurl headers here
 )}
 SMALL = [n for n, p in PROJECTS.items() if not p.big]
 
@@ -241,8 +245,9 @@ class Ran:
 class Sides:
     """The commands of the two sides, with the environment each runs in."""
 
-    def __init__(self, work: Path, gm_src: Path, jobs: int, timeout: float):
-        self.jobs, self.timeout = jobs, timeout
+    def __init__(self, work: Path, gm_src: Path, jobs: int, timeout: float,
+                 variables: tuple[str, ...] = ()):
+        self.jobs, self.timeout, self.variables = jobs, timeout, list(variables)
         base = {k: v for k, v in os.environ.items()
                 if k not in ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
         base.update(LC_ALL="C", TZ="UTC")
@@ -252,6 +257,7 @@ class Sides:
         self.gm = [sys.executable, "-m", "gristmill"]
 
     def run(self, side: str, args: list[str], cwd: Path, verb: str = "run") -> Ran:
+        args = [*args, *self.variables]
         if side == "make":
             argv, env = ["make", *args], self.make_env
         else:
@@ -413,7 +419,7 @@ def sweep_project(project: Project, work: Path, gm_src: Path, jobs: int, label: 
                   log=print, vendored: bool = False) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     jobs = 1 if project.serial else jobs
-    sides = Sides(work, gm_src, jobs, project.timeout)
+    sides = Sides(work, gm_src, jobs, project.timeout, project.variables)
     src, source = pristine(project, work, vendored)
     res = Result(project.name, label, source)
     j = [f"-j{jobs}"]
@@ -490,6 +496,10 @@ def sweep_project(project: Project, work: Path, gm_src: Path, jobs: int, label: 
     else:
         res.checks["clean"] = Check(True, "(no clean)")
 
+    if project.fail_steps is False:
+        for col in ("fail", "fail -k"):
+            res.checks[col] = Check(True, "(not run: two more full builds)")
+        return res
     log(f"{project.name}: failing build")
     fm, fg = two_copies(src, work / "fail")
     for k in (fm, fg):
@@ -538,6 +548,54 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CONFORMANCE = HERE / "CONFORMANCE.md"
+SECTION = """## Real projects
+
+Measured by `tests/makefile/sweep_projects.py` (see its docstring; `test_sweep_small.py` runs it in
+CI on the vendored cJSON and sds): each project built by GNU make and by `gristmill run` in two
+fresh copies, with `--jobs {jobs}` (cJSON's Makefile is not `-j` safe: it is built serially), and
+compared as a user sees them:
+
+- **full build**: exit status and the trees after — paths, kinds, modes, symlink targets; text
+  files by content (the copy's own path replaced); ELF files (objects, libraries, programs) by
+  their section names and sizes; `ar` archives by their members' names and sizes; other binary
+  files by size. The times are one build each (Gristmill's first, make's), on a shared machine.
+- **no-op**: a second build: the files it changed (make's and Gristmill's sets), its time (best of
+  3) beside make's.
+- **touch**: one source's mtime set to now, then a rebuild: the sets of files each rebuild changed,
+  and the trees after.
+- **-n**: the lines `make -n` and `gristmill run -n` print (on the fresh tree, and after the touch),
+  in order; make's `Entering directory` lines left out.
+- **install**: `install DESTDIR=<copy>/dest` (hiredis also `PREFIX=/usr`): the installed trees, and
+  the build trees after.
+- **clean**: the trees after `clean`.
+- **fail / fail -k**: a syntax error appended to one `.c` of two fresh copies; a build with `-j1`,
+  then one with `-k`: exit status and the files made (for `-k`, by both builds together).
+- **load**: `gristmill plan` against `make -pn` (whole processes, best of 3), and whether `-n`,
+  `-pn` or `plan` changed the tree.
+
+A cell starts with `=` when make and Gristmill agree on everything it compares, `≠` when not; the
+differences are listed under each table, and each is reduced to a minimal Makefile in
+"Real projects: the differences" below.
+
+{tables}<!-- /real-projects -->
+
+"""
+
+
+def write_conformance(tables: str, jobs: int) -> None:
+    """Put the "Real projects" section into CONFORMANCE.md (before the root causes)."""
+    old = CONFORMANCE.read_text()
+    section = SECTION.format(jobs=jobs, tables=tables)
+    m = re.search(r"## Real projects\n.*?<!-- /real-projects -->\n\n", old, re.S)
+    if m:
+        text = old[:m.start()] + section + old[m.end():]
+    else:
+        at = old.index("## Differences by root cause")
+        text = old[:at] + section + old[at:]
+    CONFORMANCE.write_text(text)
+
+
 def load_results(path: Path) -> list[Result]:
     out = []
     for r in json.loads(path.read_text()):
@@ -557,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="scratch folder (default: a new temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--merge", type=Path, nargs="+", help="print one table of these JSON results")
+    ap.add_argument("--conformance", type=Path, help="with --merge: this markdown (the tables and "
+                    "the differences' reductions) becomes CONFORMANCE.md's Real projects section")
     args = ap.parse_args(argv)
     if args.merge:
         results = [r for p in args.merge for r in load_results(p)]
@@ -564,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
         text = table(results)
         if args.out:
             args.out.write_text(text)
+        if args.conformance:
+            write_conformance(args.conformance.read_text(), args.jobs)
         print(text)
         return 0
     names = args.projects or SMALL + (["git"] if args.big else [])
