@@ -1,6 +1,6 @@
 """Real projects' Makefiles: a no-op and a load under Gristmill beside GNU make's own.
 
-    python tests/benchmarks/bench_make_projects.py [--reps N] [PROJECT|NAME=DIR ...]
+    python tests/benchmarks/bench_make_projects.py [--reps N] [--gristmill-src DIR] [PROJECT|NAME=DIR ...]
 
 Each project comes, in this order, from ``NAME=DIR`` (a copy already here: the script
 works on a copy and never writes into DIR), from its mirror under ``/work/.mirror``
@@ -78,14 +78,16 @@ def build(dest: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--gristmill-src", type=Path, default=SRC, help="which src/ to measure (default: this one)")
     ap.add_argument("projects", nargs="*", default=["sds", "cJSON"],
                     help=f"of {' '.join(sweep.PROJECTS)}, or NAME=DIR (default: the vendored sds, cJSON)")
     args = ap.parse_args(argv)
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    src = args.gristmill_src.resolve()
+    env = {**os.environ, "PYTHONPATH": str(src)}
     py = [sys.executable]
     # The bytecode an installed Gristmill has (see run.py's byte_compile_gristmill):
     # with PYTHONDONTWRITEBYTECODE set, each process would compile every module again.
-    subprocess.run([*py, "-m", "compileall", "-q", str(SRC / "gristmill")], check=True)
+    subprocess.run([*py, "-m", "compileall", "-q", str(src / "gristmill")], check=True)
     with tempfile.TemporaryDirectory(prefix="gm-make-projects-") as tmp:
         work = Path(tmp)
         env["GRISTMILL_HOME"] = str(work / "home")
