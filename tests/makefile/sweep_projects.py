@@ -98,7 +98,7 @@ PROJECTS = {p.name: p for p in (
     Project("zlib", "madler+zlib", "zutil.h", "crc32.c", prepare=("./configure",), install=()),
     Project("lz4", "lz4+lz4", "lib/lz4.h", "lib/lz4hc.c", install=()),
     # git: the touch is one builtin (strbuf.h would rebuild everything once more)
-    Project("git", "git+git", "builtin/version.c", "wrapper.c", install=(), big=True, timeout=3600.0,
+    Project("git", "git+git", "builtin/annotate.c", "wrapper.c", install=(), big=True, timeout=3600.0,
             variables=("NO_CURL=1",), fail_steps=False,      # no libcurl headers here
             make_builds_both=True),      # on 2 cores each full build of git takes 10-30 min
 )}
@@ -419,11 +419,22 @@ def also(check: Check, what: str, km: Path, kg: Path) -> Check:
 
 def sweep_project(project: Project, work: Path, gm_src: Path, jobs: int, label: str = "",
                   log=print, vendored: bool = False) -> Result:
+    """Every step for one project; a step that cannot run (a missing file, a tool that fails to
+    start) ends the sweep of the project with ``error`` set, keeping the steps done."""
+    res = Result(project.name, label, "")
+    try:
+        _sweep(project, work, gm_src, jobs, res, log, vendored)
+    except (OSError, subprocess.SubprocessError) as exc:
+        res.error = f"sweep stopped: {type(exc).__name__}: {exc}"
+    return res
+
+
+def _sweep(project: Project, work: Path, gm_src: Path, jobs: int, res: Result, log,
+           vendored: bool) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     jobs = 1 if project.serial else jobs
     sides = Sides(work, gm_src, jobs, project.timeout, project.variables)
-    src, source = pristine(project, work, vendored)
-    res = Result(project.name, label, source)
+    src, res.source = pristine(project, work, vendored)
     j = [f"-j{jobs}"]
     goals = list(project.goals)
     km, kg = two_copies(src, work / "build")
@@ -647,11 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for name in names:
-            try:
-                r = sweep_project(PROJECTS[name], work / name, args.gristmill_src, args.jobs, args.label,
-                                  log=lambda m: print(m, file=sys.stderr, flush=True))
-            except (OSError, subprocess.SubprocessError) as exc:
-                r = Result(name, args.label, "", error=f"sweep failed: {exc}")
+            r = sweep_project(PROJECTS[name], work / name, args.gristmill_src, args.jobs, args.label,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
             results.append(r)
             if args.out:
                 args.out.write_text(table(results))
