@@ -81,3 +81,25 @@ def test_a_failing_build_exits_as_make_does(swept):
         assert c.parts["exit"], explain(swept, column)
         assert c.cell.split(";")[0].endswith("exit 2 vs 2"), c.cell
     assert swept.checks["fail -k"].parts["set"], explain(swept, "fail -k")
+
+
+def test_the_comparison_names_what_differs(tmp_path):
+    """The sweep's own yardstick: two trees that differ in a file's text, a mode and a link are
+    reported path by path; the copy's own folder in a text file is not a difference."""
+    from sweep_projects import snapshot, tree_diff, two_copies
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("same.txt", "text.txt", "mode.sh"):
+        (src / name).write_text("one\n")
+    mk, gm = two_copies(src, tmp_path / "w")
+    (mk / "where.txt").write_text(f"built in {mk}\n")
+    (gm / "where.txt").write_text(f"built in {gm}\n")
+    (gm / "text.txt").write_text("two\n")
+    (gm / "mode.sh").chmod(0o755)
+    (mk / "link").symlink_to("same.txt")
+    (gm / "link").symlink_to("text.txt")
+    (gm / "extra.o").write_bytes(b"\x7fELF")
+    found = tree_diff(snapshot(mk), snapshot(gm))
+    assert [line.split(":")[0] for line in found] == ["extra.o", "link", "mode.sh", "text.txt"], found
+    assert "-one" in found[3] and "+two" in found[3], found[3]
