@@ -23,6 +23,10 @@ Workloads (``--only`` takes these names):
           against max(critical path, work / capacity), and memory oversubscription
   app     the desktop app (offscreen): first paint with 20,000 tasks, and the
           longest event-loop stall while it runs 2,000 trivial tasks
+
+Real projects' Makefiles (a no-op and a load beside make's, issue 24) are measured by
+bench_make_projects.py, on the mirrored projects or the ones vendored under
+tests/makefile/projects/.
 """
 
 from __future__ import annotations
