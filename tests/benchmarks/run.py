@@ -26,6 +26,10 @@ Workloads (``--only`` takes these names):
           is followed by `gristmill run` of the same targets (app / CLI)
   app100k the app at 100,000 tasks (issue 18): first paint, and the longest stall
           while 10,000 short tasks finish (2 runs; ~2 min each on a loaded machine)
+
+Real projects' Makefiles (a no-op and a load beside make's, issue 24) are measured by
+bench_make_projects.py, on the mirrored projects or the ones vendored under
+tests/makefile/projects/.
 """
 
 from __future__ import annotations

@@ -483,6 +483,8 @@ def write_conformance(results: list[Result], took: float, causes: str = "") -> N
     old = CONFORMANCE.read_text() if CONFORMANCE.is_file() else ""
     m = re.search(r"<!-- causes -->\n(.*?)<!-- /causes -->", old, re.S)
     kept_causes = causes or (m.group(1) if m else "_(not written yet)_\n")
+    # the real-project sweep's section (sweep_projects.py) is kept as it is
+    real = re.search(r"## Real projects\n.*?<!-- /real-projects -->\n\n", old, re.S)
     rows = table(results)
     diffs = "\n".join(f"- `{r.id}` — {r.detail.splitlines()[0] if r.detail else ''}"
                       for r in results if r.status == "differ")
@@ -523,7 +525,7 @@ For reference, the figure issue 23 cites from an earlier measurement: 481 of 586
 (82%), with 94 more using options Gristmill lacks. The harness here is a new one (its own extractor,
 its own rules for what is comparable), so the two are not strictly the same yardstick.
 
-## Differences by root cause
+{real.group(0) if real else ""}## Differences by root cause
 
 <!-- causes -->
 {kept_causes}<!-- /causes -->
