@@ -24,9 +24,6 @@ from ..decide.capacity import (Capacity, FreeCapacity, check_fits, detect_capaci
 from ..events import (EventBus, FilesHashed, IntermediatesRemoved, Outcome, OutputLine, RunFinished,
                      RunNotice, RunStarted, RunStatus, TaskFinished, TaskProcess, TaskStarted,
                      TaskState, TaskStateChanged, TasksUpToDate)
-from .audit import RunAudit, audit_strace
-from .gpu_sampler import GpuSampler
-from .isolate import check_isolation
 from .jobserver import Jobserver, with_make_letter
 from .local import ExecNotice, Executor, Job, JobExited, JobOutput, JobSpawned, LocalExecutor
 from ..decide.graph import TaskGraph
@@ -205,6 +202,7 @@ class Engine:
         tasks = self.workflow.tasks
         stale = [tasks[n] for n, d in decisions.items() if d.stale]     # once: 1M tasks
         check_fits(stale, self.capacity(), str(self.workflow.path))
+        from .isolate import check_isolation
         check_isolation(stale, str(self.workflow.path), str(self.workflow.root),
                         not self.options.dry_run, local=self._executor_factory is LocalExecutor)
         return names, decisions, scan
@@ -214,6 +212,7 @@ class Engine:
         """``decided``: what ``decide(targets)`` returned just now (watch decides first, to
         start no run when nothing is stale); otherwise the run decides."""
         names, decisions, scan = decided if decided is not None else self.decide(targets)
+        from .audit import audit_strace
         self._strace = audit_strace(self.workflow, decisions, self.options)   # exit 2 if missing
         capacity = self.capacity()
         run_id = new_run_id()
@@ -345,7 +344,9 @@ class _RunLoop:
         self.jobserver: Jobserver | None = None
         self.starved = False          # ready tasks wait for a jobserver token
         self._makeflags: dict[str, str] = {}
-        self.sampler: GpuSampler | None = None    # made at the first GPU task's start
+        self.sampler: "GpuSampler | None" = None    # made at the first GPU task's start
+        if engine._strace:
+            from .audit import RunAudit
         self.auditor = RunAudit(engine, run_id) if engine._strace else None
         self._content_anywhere = any(t.check == "content" for t in self.wf.tasks.values())
         # retry_mem: tasks that ask another mem than they declare (name -> that Task),
@@ -645,6 +646,7 @@ class _RunLoop:
         self.states[task.name] = TaskState.RUNNING
         if devices and not getattr(ex, "samples_gpus", False):
             if self.sampler is None:
+                from .gpu_sampler import GpuSampler
                 self.sampler = GpuSampler(self.run_id)
             self.sampler.begin(task.name, attempt, tuple(d.uuid for d in devices),
                                tuple(d.parent for d in devices if d.mig))

@@ -32,8 +32,6 @@ from . import cgroups as cg_mod
 from . import proctree
 from ..sizes import format_size
 from ..workflow import PROCESS, Task
-from . import isolate
-from .trace import trace_argv
 
 _clock_ns = getattr(time, "clock_gettime_ns", None)
 _POSIX_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
@@ -376,6 +374,7 @@ class LocalExecutor:
                      started=time.monotonic())
         self._jobs[job.id] = r
         if job.task.isolation is not PROCESS:
+            from . import isolate      # only for a sandbox or a container: a no-op imports none
             r.iso = isolate.wrapper(job.task, job.root, job.id, job.attempt, job.env)
         if not job.task.commands:
             self._finish(r, 0)
@@ -413,6 +412,7 @@ class LocalExecutor:
                 argv = r.iso.argv(argv, r.index)  # type: ignore[attr-defined]
             exe = self._which(argv[0], env)
             if r.job.trace:     # the dependency audit: the command runs under strace
+                from .trace import trace_argv
                 argv = trace_argv(r.job.trace[0], argv, f"{r.job.trace[1]}.{r.index}")
                 exe = argv[0]
             if cg is not None and cg.owner.version == 2:
